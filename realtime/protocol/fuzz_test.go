@@ -1,0 +1,153 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// checkRoundTrip re-encodes a decoded message and decodes it again: the
+// result must equal the first decode, and text output must be valid JSON.
+func checkRoundTrip(t *testing.T, v Version, m Message, fromClient bool) {
+	t.Helper()
+	var out []byte
+	var bin bool
+	var err error
+	if fromClient {
+		out, bin, err = v.AppendClient(nil, &m)
+	} else {
+		out, bin, err = v.AppendServer(nil, &m)
+	}
+	if err != nil {
+		return // e.g. a raw binary broadcast under V1
+	}
+	if !bin && !json.Valid(out) {
+		t.Fatalf("encoded invalid JSON: %q", out)
+	}
+	var back Message
+	if fromClient {
+		back, err = v.DecodeClient(out, bin)
+	} else {
+		back, err = v.DecodeServer(out, bin)
+	}
+	if err != nil {
+		t.Fatalf("re-decode of %q: %v", out, err)
+	}
+	if back.Topic != m.Topic || back.Event != m.Event || back.Ref != m.Ref {
+		t.Fatalf("round trip changed the envelope: %+v -> %+v", m, back)
+	}
+	if m.Broadcast == nil && !bytes.Equal(back.Payload, m.Payload) && len(m.Payload) > 0 {
+		t.Fatalf("round trip changed the payload: %q -> %q", m.Payload, back.Payload)
+	}
+}
+
+func addTextSeeds(f *testing.F) {
+	for _, s := range []string{
+		observedJoin, observedV1,
+		`[null,"7","phoenix","heartbeat",{}]`,
+		`[null,null,"realtime:room1","broadcast",{"payload":{"y":2},"event":"x","type":"broadcast"}]`,
+		`["1","2","realtime:r","presence",{"type":"presence","event":"track","payload":{"s":"\u00e9"}}]`,
+		`{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"1"}`,
+		`[`, `{}`, `[null,null,"t","e",{"a":[1,2,{"b":null}]}, 5]`,
+	} {
+		f.Add([]byte(s))
+	}
+}
+
+func FuzzDecodeV2Text(f *testing.F) {
+	addTextSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := V2.DecodeClient(data, false)
+		if err != nil {
+			return
+		}
+		if !json.Valid(m.Payload) {
+			t.Fatalf("accepted invalid payload %q", m.Payload)
+		}
+		checkRoundTrip(t, V2, m, true)
+		checkRoundTrip(t, V2, m, false)
+	})
+}
+
+func FuzzDecodeV1Text(f *testing.F) {
+	addTextSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := V1.DecodeClient(data, false)
+		if err != nil {
+			return
+		}
+		if !json.Valid(m.Payload) {
+			t.Fatalf("accepted invalid payload %q", m.Payload)
+		}
+		checkRoundTrip(t, V1, m, true)
+	})
+}
+
+func FuzzDecodeV2Binary(f *testing.F) {
+	f.Add(append([]byte{0x03, 0x01, 0x01, 0x0e, 0x06, 0x00, 0x01}, `67realtime:room1cursor{"x":1,"s":"é"}`...))
+	f.Add(append([]byte{0x04, 0x0e, 0x06, 0x00, 0x01}, `realtime:room1cursor{"x":1}`...))
+	f.Add(append([]byte{0x04, 0x01, 0x01, 0x0a, 0x00}, `te{"id":"1"}`...))
+	f.Add([]byte{3, 255, 255, 255, 255, 255, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if m, err := V2.DecodeClient(data, true); err == nil {
+			if m.Broadcast == nil || m.Event != EventBroadcast {
+				t.Fatalf("binary push decoded without broadcast: %+v", m)
+			}
+			checkRoundTrip(t, V2, m, true)
+			checkRoundTrip(t, V1, m, false) // V1 conversion must stay valid JSON
+		}
+		if m, err := V2.DecodeServer(data, true); err == nil {
+			if m.Broadcast == nil {
+				t.Fatalf("binary broadcast decoded without broadcast: %+v", m)
+			}
+			checkRoundTrip(t, V2, m, false)
+		}
+	})
+}
+
+func FuzzParseBroadcast(f *testing.F) {
+	f.Add([]byte(`{"type":"broadcast","event":"x","payload":{"y":2},"meta":{"id":"1"}}`))
+	f.Add([]byte(`{"event":"x"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := ParseBroadcast(data)
+		if err != nil {
+			return
+		}
+		out, err := b.AppendJSON(nil)
+		if err != nil || !json.Valid(out) {
+			t.Fatalf("AppendJSON of %q gave %q, %v", data, out, err)
+		}
+	})
+}
+
+func FuzzPresenceMeta(f *testing.F) {
+	f.Add([]byte(`{"status":"online","phx_ref":"x"}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := NewPresenceMeta(data, "R", "P")
+		if err != nil {
+			return
+		}
+		if !json.Valid(m.Raw) {
+			t.Fatalf("invalid meta %q from %q", m.Raw, data)
+		}
+		var back PresenceMeta
+		if err := json.Unmarshal(m.Raw, &back); err != nil || back.Ref != "R" || back.PrevRef != "P" {
+			t.Fatalf("meta %q: %+v %v", m.Raw, back, err)
+		}
+		if !json.Valid(back.UserFields()) {
+			t.Fatalf("user fields invalid %q", back.UserFields())
+		}
+	})
+}
+
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{`{}`, `[1,"a",null]`, `-1.5e3`, `"\ud800"`, `{"a":}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if Valid(data) && !json.Valid(data) {
+			t.Fatalf("Valid accepted %q that encoding/json rejects", data)
+		}
+	})
+}
