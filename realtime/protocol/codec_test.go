@@ -232,11 +232,11 @@ func TestMalformedFrames(t *testing.T) {
 	}
 	bin := [][]byte{
 		{}, {3}, {3, 1, 1, 1, 1, 0, 1}, {4, 1, 1, 0, 1, 'a'}, {9, 0, 0, 0, 0, 0, 0},
-		append([]byte{3, 0, 0, 1, 1, 0, 2}, "te{}"...),        // bad encoding
-		append([]byte{3, 0, 0, 1, 1, 0, 1}, "te{"...),         // invalid JSON payload
-		append([]byte{3, 0, 0, 1, 1, 2, 1}, "te[]{}"...),      // metadata not an object
-		append([]byte{3, 0, 0, 0, 1, 0, 1}, "e{}"...),         // no topic
-		append([]byte{4, 1, 1, 0, 1}, "te"...),                // kind 4 to the server
+		append([]byte{3, 0, 0, 1, 1, 0, 2}, "te{}"...),       // bad encoding
+		append([]byte{3, 0, 0, 1, 1, 0, 1}, "te{"...),        // invalid JSON payload
+		append([]byte{3, 0, 0, 1, 1, 2, 1}, "te[]{}"...),     // metadata not an object
+		append([]byte{3, 0, 0, 0, 1, 0, 1}, "e{}"...),        // no topic
+		append([]byte{4, 1, 1, 0, 1}, "te"...),               // kind 4 to the server
 		append([]byte{3, 0, 0, 1, 1, 0, 1, 0, 0}, "te{}"...), // header too long
 	}
 	for i, f := range bin {

@@ -10,7 +10,6 @@ import (
 // hostile frame of a million '[' cannot exhaust the stack.
 const maxDepth = 512
 
-
 // scanner is a small validating JSON reader over a byte slice. It decodes
 // exactly what the envelope needs (strings, null, the raw extent of any
 // value) without reflection or allocation beyond the strings it returns.
