@@ -1,0 +1,163 @@
+package jsharness
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"rtm/realtime/protocol"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestDriverRunsPinnedVersions(t *testing.T) {
+	d := Start(t)
+	if d.RealtimeJSVersion != RealtimeJSVersion {
+		t.Errorf("realtime-js %s, want %s", d.RealtimeJSVersion, RealtimeJSVersion)
+	}
+	if !strings.HasPrefix(d.NodeVersion, "v22.") && !strings.HasPrefix(d.NodeVersion, "v2") {
+		t.Errorf("node %s, want >= 22", d.NodeVersion)
+	}
+	res, err := d.Do(context.Background(), "ping", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(res), d.NodeVersion) {
+		t.Errorf("ping = %s, want node %s", res, d.NodeVersion)
+	}
+}
+
+func TestConstructorExceptions(t *testing.T) {
+	d := Start(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		opts ClientOptions
+		want string
+	}{
+		{"no apikey", ClientOptions{}, "API key is required to connect to Realtime"},
+		{"bad vsn", ClientOptions{APIKey: "k", Vsn: "3.0.0"}, "Unsupported serializer version: 3.0.0"},
+	}
+	for _, tt := range tests {
+		_, err := d.TryNewClient(ctx, tt.name, "ws://127.0.0.1:1/realtime/v1", tt.opts)
+		var ce *CommandError
+		if !errors.As(err, &ce) || ce.Message != tt.want {
+			t.Errorf("%s: error %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	if _, err := d.Do(ctx, "no.such.op", nil); err == nil {
+		t.Error("unknown op: no error")
+	}
+}
+
+func TestEndpointURLs(t *testing.T) {
+	d := Start(t)
+	c := d.NewClient(t, "a", Endpoint("http://127.0.0.1:1"), ClientOptions{APIKey: "k y", LogLevel: "info", Vsn: "1.0.0"})
+	if want := "ws://127.0.0.1:1/realtime/v1/websocket?apikey=k%20y&log_level=info&vsn=1.0.0"; c.EndpointURL != want {
+		t.Errorf("endpoint URL %s, want %s", c.EndpointURL, want)
+	}
+	if want := "http://127.0.0.1:1/realtime/v1/api/broadcast"; c.HTTPEndpoint != want {
+		t.Errorf("http endpoint %s, want %s", c.HTTPEndpoint, want)
+	}
+	st := c.State(t)
+	if st.IsConnected || st.ConnectionState != "closed" || len(st.Channels) != 0 {
+		t.Errorf("fresh client state %+v", st)
+	}
+}
+
+// A refused connection reaches the channel as a transport failure.
+func TestRefusedConnection(t *testing.T) {
+	d := Start(t)
+	c := d.NewClient(t, "a", Endpoint("http://"+freeAddr(t)), ClientOptions{APIKey: "k"})
+	ch := c.Channel(t, "room", "room1", nil)
+	if ch.Topic != "realtime:room1" {
+		t.Errorf("topic %s", ch.Topic)
+	}
+	mark := d.Mark()
+	ch.Subscribe(t, 0)
+	d.Await(t, 10*time.Second, Match{Kind: KindSocket, Client: "a", State: "error", After: mark})
+	st := ch.AwaitStatus(t, 10*time.Second, mark, "CHANNEL_ERROR")
+	if st.Error != "channel error: transport failure" {
+		t.Errorf("error %q", st.Error)
+	}
+	if got := len(d.Events(Match{Kind: KindFrame})); got != 0 {
+		t.Errorf("%d frames without a connection", got)
+	}
+}
+
+func TestParseEvent(t *testing.T) {
+	frame := append([]byte{4, 14, 6, 0, 1}, `realtime:room1cursor{"x":1}`...)
+	line := []byte(`{"ev":"frame","t":1700000000123.5,"client":"a","conn":2,"dir":"in","vsn":"2.0.0","binary":true,"hex":"` + hex.EncodeToString(frame) + `"}`)
+	e, err := parseEvent(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Time.UnixMilli() != 1700000000123 || e.Conn != 2 || e.Client != "a" {
+		t.Errorf("parsed %+v", e)
+	}
+	msg, err := e.Message()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Topic != "realtime:room1" || msg.Event != protocol.EventBroadcast || msg.Broadcast == nil ||
+		msg.Broadcast.Event != "cursor" || string(msg.Broadcast.Payload) != `{"x":1}` {
+		t.Errorf("message %+v", msg)
+	}
+	e.Seq = 5
+	m := Match{Kind: KindFrame, Dir: "in", Event: "broadcast", Topic: "realtime:room1"}
+	if !m.Matches(e) {
+		t.Errorf("%v does not match %v", m, e)
+	}
+	for _, no := range []Match{{After: 5}, {Dir: "out"}, {Event: "phx_reply"}, {Client: "b"}} {
+		if no.Matches(e) {
+			t.Errorf("%v matches %v", no, e)
+		}
+	}
+	text, err := parseEvent([]byte(`{"ev":"frame","t":1,"client":"a","dir":"out","vsn":"1.0.0","binary":false,"text":"{\"topic\":\"phoenix\",\"event\":\"heartbeat\",\"payload\":{},\"ref\":\"3\"}"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err = text.Message()
+	if err != nil || msg.Event != "heartbeat" || msg.Ref != "3" || msg.JoinRef != "" {
+		t.Errorf("v1 heartbeat %+v, %v", msg, err)
+	}
+	b64 := Base64([]byte{0, 1, 255})
+	if b64["$base64"] != "AAH/" {
+		t.Errorf("base64 %v", b64)
+	}
+	if b, err := DecodeBase64([]byte(`{"$base64":"AAH/"}`)); err != nil || string(b) != "\x00\x01\xff" {
+		t.Errorf("DecodeBase64 = %v, %v", b, err)
+	}
+}
+
+func TestEndpoint(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:4000":  "ws://127.0.0.1:4000/realtime/v1",
+		"https://x.supabase.co/": "wss://x.supabase.co/realtime/v1",
+		"ws://127.0.0.1:9/":      "ws://127.0.0.1:9/realtime/v1",
+	} {
+		if got := Endpoint(in); got != want {
+			t.Errorf("Endpoint(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

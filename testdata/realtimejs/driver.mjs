@@ -1,0 +1,441 @@
+// driver.mjs runs the official @supabase/realtime-js client under the
+// control of a Go test (package rtm/realtime/internal/jsharness).
+//
+// Protocol: one JSON object per line on stdin (a command) and on stdout (a
+// reply or an event). Nothing else is ever written to stdout; diagnostics go
+// to stderr.
+//
+//   command: {"id":N,"op":"channel.send","channel":"a1",...,"async":false}
+//   reply:   {"id":N,"ok":true,"result":<json>} | {"id":N,"error":"message"}
+//   event:   {"ev":"frame"|"socket"|"status"|...,"t":<unix ms, fractional>,...}
+//
+// With "async":true the reply is {"id":N,"ok":true,"result":{"pending":N}}
+// at once and the outcome follows as an event {"ev":"result","op":N,...}.
+//
+// Binary values cross the pipe as {"$base64":"..."}: in commands they become
+// ArrayBuffers, in events ArrayBuffers become that object (and the event
+// carries "binary":true).
+//
+// Every WebSocket frame a client sends or receives is reported verbatim as a
+// "frame" event (text as is, binary as hex), before realtime-js sees a
+// received frame, by wrapping the WebSocket constructor realtime-js uses
+// (its `transport` option; by default it takes the global WebSocket).
+
+import { createInterface } from 'node:readline'
+import { createRequire } from 'node:module'
+import { RealtimeClient } from '@supabase/realtime-js'
+
+const realtimeJsVersion = createRequire(import.meta.url)('@supabase/realtime-js/package.json').version
+
+const clients = new Map() // name -> {client, vsn, accessToken}
+const channels = new Map() // handle -> {channel, client: name}
+let connSeq = 0
+
+function now() {
+  return performance.timeOrigin + performance.now()
+}
+
+function write(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n')
+}
+
+function emit(ev, fields) {
+  write({ ev, t: now(), ...fields })
+}
+
+function hex(buf) {
+  return Buffer.from(buf).toString('hex')
+}
+
+// toWire converts a value for JSON output: ArrayBuffers and typed arrays
+// become {"$base64": ...}; flags.binary records that one was seen; Error
+// objects become {name, message}; cyclic or exotic objects degrade to strings.
+function toWire(value, flags = {}, depth = 0) {
+  if (value === undefined) return null
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'bigint') return value.toString()
+    if (typeof value === 'function') return '[function]'
+    return value
+  }
+  if (depth > 32) return '[too deep]'
+  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
+    flags.binary = true
+    const bytes =
+      value instanceof ArrayBuffer
+        ? Buffer.from(value)
+        : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+    return { $base64: bytes.toString('base64') }
+  }
+  if (value instanceof Error) {
+    return { name: value.name, message: value.message }
+  }
+  if (typeof Event !== 'undefined' && value instanceof Event) {
+    const out = { type: value.type }
+    for (const k of ['code', 'reason', 'wasClean', 'message']) {
+      if (k in value) out[k] = toWire(value[k], flags, depth + 1)
+    }
+    if (value.error) out.error = toWire(value.error, flags, depth + 1)
+    return out
+  }
+  if (Array.isArray(value)) return value.map((v) => toWire(v, flags, depth + 1))
+  const out = {}
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v === 'function') continue
+    out[k] = toWire(v, flags, depth + 1)
+  }
+  return out
+}
+
+// fromWire turns {"$base64": ...} objects into ArrayBuffers.
+function fromWire(value) {
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map(fromWire)
+  const keys = Object.keys(value)
+  if (keys.length === 1 && keys[0] === '$base64') {
+    const b = Buffer.from(value.$base64, 'base64')
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)
+  }
+  const out = {}
+  for (const [k, v] of Object.entries(value)) out[k] = fromWire(v)
+  return out
+}
+
+function errorMessage(e) {
+  if (e instanceof Error) return e.message
+  return String(e)
+}
+
+// loggingWebSocket returns a WebSocket class for one client that reports
+// every frame and socket event before realtime-js handles it.
+function loggingWebSocket(clientName) {
+  const entry = () => clients.get(clientName)
+  return class LoggedWebSocket extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols)
+      const conn = ++connSeq
+      this.rtmConn = conn
+      const vsn = entry()?.vsn
+      emit('socket', { client: clientName, conn, state: 'connecting', url: String(url) })
+      this.addEventListener('open', () => {
+        emit('socket', {
+          client: clientName,
+          conn,
+          state: 'open',
+          protocol: this.protocol,
+          extensions: this.extensions,
+        })
+      })
+      this.addEventListener('message', (e) => {
+        const fields = { client: clientName, conn, dir: 'in', vsn }
+        if (typeof e.data === 'string') {
+          emit('frame', { ...fields, binary: false, text: e.data })
+        } else {
+          emit('frame', { ...fields, binary: true, hex: hex(e.data) })
+        }
+      })
+      this.addEventListener('close', (e) => {
+        emit('socket', {
+          client: clientName,
+          conn,
+          state: 'close',
+          code: e.code,
+          reason: e.reason,
+          wasClean: e.wasClean,
+        })
+      })
+      this.addEventListener('error', (e) => {
+        emit('socket', {
+          client: clientName,
+          conn,
+          state: 'error',
+          error: e.message || (e.error && e.error.message) || '',
+        })
+      })
+    }
+
+    send(data) {
+      const fields = { client: clientName, conn: this.rtmConn, dir: 'out', vsn: entry()?.vsn }
+      if (typeof data === 'string') {
+        emit('frame', { ...fields, binary: false, text: data })
+      } else {
+        emit('frame', { ...fields, binary: true, hex: hex(data) })
+      }
+      super.send(data)
+    }
+
+    close(code, reason) {
+      emit('socket', {
+        client: clientName,
+        conn: this.rtmConn,
+        state: 'closing',
+        code: code ?? null,
+        reason: reason ?? null,
+      })
+      if (code === undefined) super.close()
+      else super.close(code, reason)
+    }
+  }
+}
+
+// loggingFetch reports every REST request realtime-js makes with its
+// outcome.
+function loggingFetch(clientName) {
+  return async (url, init = {}) => {
+    const headers = {}
+    for (const [k, v] of Object.entries(init.headers || {})) headers[k] = v
+    const body = init.body
+    const fields = {
+      client: clientName,
+      method: init.method || 'GET',
+      url: String(url),
+      headers,
+    }
+    if (typeof body === 'string') fields.body = body
+    else if (body !== undefined && body !== null) {
+      fields.bodyBinary = toWire(body)
+      fields.binary = true
+    }
+    try {
+      const res = await fetch(url, init)
+      const text = await res.clone().text()
+      emit('http', { ...fields, httpStatus: res.status, response: text })
+      return res
+    } catch (e) {
+      emit('http', { ...fields, httpStatus: 0, error: errorMessage(e) })
+      throw e
+    }
+  }
+}
+
+function getClient(name) {
+  const c = clients.get(name)
+  if (!c) throw new Error(`no client named ${JSON.stringify(name)}`)
+  return c
+}
+
+function getChannel(handle) {
+  const c = channels.get(handle)
+  if (!c) throw new Error(`no channel named ${JSON.stringify(handle)}`)
+  return c
+}
+
+function channelInfo(handle) {
+  const { channel } = getChannel(handle)
+  return {
+    topic: channel.topic,
+    state: channel.state,
+    joinedOnce: channel.joinedOnce,
+    joinRef: channel.joinPush?.ref ?? null,
+  }
+}
+
+const ops = {
+  // client.new {client, url, options}: options are RealtimeClientOptions
+  // that JSON can carry, plus:
+  //   accessToken: string   -> an accessToken() callback returning it
+  //                            (change it with client.setAccessToken)
+  //   reconnectAfterMs: [ms...] -> reconnect schedule (last repeats)
+  //   logger: true          -> realtime-js log lines become "log" events
+  'client.new'({ client: name, url, options = {} }) {
+    if (clients.has(name)) throw new Error(`client ${name} exists`)
+    const opts = { ...options }
+    const entry = { client: null, vsn: opts.vsn ?? '2.0.0', accessToken: null }
+    if ('accessToken' in opts) {
+      entry.accessToken = opts.accessToken
+      opts.accessToken = async () => entry.accessToken
+    }
+    if (Array.isArray(opts.reconnectAfterMs)) {
+      const steps = opts.reconnectAfterMs
+      opts.reconnectAfterMs = (tries) => steps[Math.min(tries, steps.length) - 1]
+    }
+    if (opts.logger === true) {
+      opts.logger = (kind, msg, data) => emit('log', { client: name, kind, msg, data: toWire(data) })
+    } else {
+      delete opts.logger
+    }
+    opts.transport = loggingWebSocket(name)
+    opts.fetch = loggingFetch(name)
+    opts.heartbeatCallback = (status, latency) =>
+      emit('heartbeat', { client: name, status, latency: latency ?? null, source: 'option' })
+    clients.set(name, entry)
+    try {
+      entry.client = new RealtimeClient(url, opts)
+    } catch (e) {
+      clients.delete(name)
+      throw e
+    }
+    return { endpointURL: entry.client.endpointURL(), httpEndpoint: entry.client.httpEndpoint }
+  },
+  'client.connect'({ client }) {
+    getClient(client).client.connect()
+    return null
+  },
+  async 'client.disconnect'({ client, code, reason }) {
+    return await getClient(client).client.disconnect(code ?? undefined, reason ?? undefined)
+  },
+  async 'client.setAuth'({ client, token }) {
+    await getClient(client).client.setAuth(token ?? null)
+    return null
+  },
+  'client.setAccessToken'({ client, token }) {
+    getClient(client).accessToken = token
+    return null
+  },
+  'client.onHeartbeat'({ client }) {
+    getClient(client).client.onHeartbeat((status, latency) =>
+      emit('heartbeat', { client, status, latency: latency ?? null, source: 'onHeartbeat' })
+    )
+    return null
+  },
+  async 'client.sendHeartbeat'({ client }) {
+    await getClient(client).client.sendHeartbeat()
+    return null
+  },
+  'client.state'({ client }) {
+    const c = getClient(client).client
+    return {
+      connectionState: c.connectionState(),
+      isConnected: c.isConnected(),
+      channels: c.getChannels().map((ch) => ch.topic),
+      accessToken: c.accessTokenValue,
+    }
+  },
+  async 'client.removeChannel'({ client, channel }) {
+    const { channel: ch } = getChannel(channel)
+    return await getClient(client).client.removeChannel(ch)
+  },
+  async 'client.removeAllChannels'({ client }) {
+    return await getClient(client).client.removeAllChannels()
+  },
+
+  // channel.new {client, channel, topic, params}: client.channel(topic, params)
+  'channel.new'({ client, channel: handle, topic, params }) {
+    if (channels.has(handle)) throw new Error(`channel ${handle} exists`)
+    const c = getClient(client).client
+    const ch = params === undefined ? c.channel(topic) : c.channel(topic, fromWire(params))
+    channels.set(handle, { channel: ch, client })
+    return channelInfo(handle)
+  },
+  // channel.on {channel, type, filter}: every callback becomes an event of
+  // kind <type> with the callback's payload.
+  'channel.on'({ channel: handle, type, filter = {} }) {
+    const { channel: ch, client } = getChannel(handle)
+    ch.on(type, fromWire(filter), (payload) => {
+      const flags = {}
+      const fields = {
+        client,
+        channel: handle,
+        topic: ch.topic,
+        filter,
+        payload: toWire(payload, flags),
+        binary: !!flags.binary,
+      }
+      if (type === 'presence') fields.presence_state = toWire(ch.presenceState())
+      emit(type, fields)
+    })
+    return null
+  },
+  'channel.subscribe'({ channel: handle, timeout }) {
+    const { channel: ch, client } = getChannel(handle)
+    const cb = (status, err) => {
+      emit('status', {
+        client,
+        channel: handle,
+        topic: ch.topic,
+        status,
+        error: err ? err.message : null,
+        cause: err && err.cause !== undefined ? toWire(err.cause) : null,
+        state: ch.state,
+      })
+    }
+    if (timeout === undefined || timeout === null) ch.subscribe(cb)
+    else ch.subscribe(cb, timeout)
+    return channelInfo(handle)
+  },
+  async 'channel.send'({ channel: handle, message, opts = {} }) {
+    return await getChannel(handle).channel.send(fromWire(message), opts)
+  },
+  async 'channel.httpSend'({ channel: handle, event, payload, opts = {} }) {
+    return await getChannel(handle).channel.httpSend(event, fromWire(payload), opts)
+  },
+  async 'channel.track'({ channel: handle, meta, opts = {} }) {
+    return await getChannel(handle).channel.track(fromWire(meta), opts)
+  },
+  async 'channel.untrack'({ channel: handle, opts = {} }) {
+    return await getChannel(handle).channel.untrack(opts)
+  },
+  'channel.presenceState'({ channel: handle }) {
+    return toWire(getChannel(handle).channel.presenceState())
+  },
+  'channel.state'({ channel: handle }) {
+    return channelInfo(handle)
+  },
+  async 'channel.unsubscribe'({ channel: handle, timeout }) {
+    const { channel: ch } = getChannel(handle)
+    return timeout === undefined || timeout === null ? await ch.unsubscribe() : await ch.unsubscribe(timeout)
+  },
+  'channel.teardown'({ channel: handle }) {
+    getChannel(handle).channel.teardown()
+    return null
+  },
+  'channel.updateJoinPayload'({ channel: handle, payload }) {
+    getChannel(handle).channel.updateJoinPayload(fromWire(payload))
+    return null
+  },
+
+  ping() {
+    return { node: process.version, pid: process.pid }
+  },
+}
+
+async function handle(cmd) {
+  const { id, op } = cmd
+  const fn = ops[op]
+  if (!fn) {
+    write({ id, error: `unknown op ${JSON.stringify(op)}` })
+    return
+  }
+  if (cmd.async) {
+    write({ id, ok: true, result: { pending: id } })
+    try {
+      const result = await fn(cmd)
+      const flags = {}
+      emit('result', { op: id, ok: true, result: toWire(result, flags), binary: !!flags.binary })
+    } catch (e) {
+      emit('result', { op: id, ok: false, error: errorMessage(e) })
+    }
+    return
+  }
+  try {
+    const result = await fn(cmd)
+    write({ id, ok: true, result: toWire(result) })
+  } catch (e) {
+    write({ id, error: errorMessage(e) })
+  }
+}
+
+process.on('uncaughtException', (e) => {
+  emit('uncaught', { error: errorMessage(e), stack: e && e.stack ? String(e.stack) : null })
+})
+process.on('unhandledRejection', (e) => {
+  emit('uncaught', { error: errorMessage(e), stack: e && e.stack ? String(e.stack) : null, rejection: true })
+})
+
+emit('ready', { node: process.version, realtimeJs: realtimeJsVersion, pid: process.pid })
+
+const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
+rl.on('line', (line) => {
+  if (line.trim() === '') return
+  let cmd
+  try {
+    cmd = JSON.parse(line)
+  } catch (e) {
+    emit('uncaught', { error: `bad command line: ${errorMessage(e)}` })
+    return
+  }
+  handle(cmd)
+})
+rl.on('close', () => {
+  // The Go side closed stdin: leave at once, sockets and timers included.
+  process.exit(0)
+})
