@@ -151,3 +151,25 @@ func FuzzValid(f *testing.F) {
 		}
 	})
 }
+
+func FuzzSetMember(f *testing.F) {
+	f.Add([]byte(`{"event":"INSERT","schema":"public","table":"todos"}`), []byte(`31`))
+	f.Add([]byte(`{"id":1}`), []byte(`"x"`))
+	f.Add([]byte(`[`), []byte(`{}`))
+	f.Fuzz(func(t *testing.T, obj, val []byte) {
+		out, err := SetMember(obj, "id", val)
+		if err != nil {
+			return
+		}
+		if !IsObject(out) {
+			t.Fatalf("SetMember(%q, %q) = %q, not an object", obj, val, out)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("SetMember output %q: %v", out, err)
+		}
+		if !json.Valid(m["id"]) {
+			t.Fatalf("SetMember output %q lost the member", out)
+		}
+	})
+}

@@ -348,3 +348,27 @@ type PostgresChangesPayload struct {
 	IDs  []int64    `json:"ids"`
 	Data ChangeData `json:"data"`
 }
+
+// SetMember returns a copy of the JSON object obj with member key set to
+// the raw JSON value: any existing members named key are dropped and the
+// new member is appended last; the other members keep their order and
+// bytes. It is how a server echoes a client's object with a field added
+// (the "id" of a postgres_changes binding in a join reply). obj must be a
+// JSON object and value valid JSON.
+func SetMember(obj []byte, key string, value []byte) ([]byte, error) {
+	if !Valid(value) {
+		return nil, fmt.Errorf("%w: member value is not valid JSON", ErrMalformed)
+	}
+	out := make([]byte, 0, len(obj)+len(key)+len(value)+4)
+	out, err := filterMembers(out, obj, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > 1 {
+		out = append(out, ',')
+	}
+	out = appendString(out, key)
+	out = append(out, ':')
+	out = append(out, bytes.TrimSpace(value)...)
+	return append(out, '}'), nil
+}

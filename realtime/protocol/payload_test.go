@@ -136,3 +136,25 @@ func TestValid(t *testing.T) {
 		t.Fatal("IsObject")
 	}
 }
+
+func TestSetMember(t *testing.T) {
+	for _, tc := range []struct{ obj, key, val, want string }{
+		{`{"event":"INSERT","schema":"public"}`, "id", "31", `{"event":"INSERT","schema":"public","id":31}`},
+		{`{}`, "id", "1", `{"id":1}`},
+		{` { "id" : 5 , "a" : [1] } `, "id", " 7 ", `{"a":[1],"id":7}`},
+		{`{"a":"\u00e9","id":1,"id":2}`, "id", `"x"`, `{"a":"\u00e9","id":"x"}`},
+	} {
+		got, err := SetMember([]byte(tc.obj), tc.key, []byte(tc.val))
+		if err != nil {
+			t.Fatalf("SetMember(%s): %v", tc.obj, err)
+		}
+		if string(got) != tc.want {
+			t.Errorf("SetMember(%s, %s, %s) = %s, want %s", tc.obj, tc.key, tc.val, got, tc.want)
+		}
+	}
+	for _, bad := range []struct{ obj, val string }{{`[1]`, "1"}, {`{"a":}`, "1"}, {`{}`, "nope"}, {`null`, "1"}, {`{} x`, "1"}} {
+		if _, err := SetMember([]byte(bad.obj), "id", []byte(bad.val)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("SetMember(%s, %s) err = %v, want ErrMalformed", bad.obj, bad.val, err)
+		}
+	}
+}
