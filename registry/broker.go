@@ -1,0 +1,423 @@
+package registry
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SubscribeOptions configures a [Subscription].
+type SubscribeOptions struct {
+	// Buffer is the number of stream events held for the subscriber
+	// (default 4096). State events do not count against it.
+	Buffer int
+	// Types, when not empty, restricts the subscription to these event
+	// types. DroppedEvent is always delivered.
+	Types []EventType
+	// Channels, when not empty, restricts channel events to these
+	// channels (socket, stats, token and log events still arrive unless
+	// Types excludes them).
+	Channels []Name
+	// Frames asks for FrameEvents (raw frames in and out), which are
+	// not sent otherwise.
+	Frames bool
+}
+
+// Subscription receives the manager's events. Events are delivered in
+// the order the manager published them, with two exceptions that happen
+// only when the subscriber falls behind: stream events that do not fit in
+// the buffer are dropped (and counted, and a DroppedEvent says so), and a
+// state event replaces the waiting state event of the same subject (it
+// moves to the end of the queue, so it still comes after everything
+// published before it). Publishing never blocks on the subscriber.
+//
+// Read with [Subscription.Events] (a channel, fed by a goroutine of the
+// subscription) or with [Subscription.Ready] and [Subscription.Drain]
+// (batches, no extra goroutine). Use one of the two styles, not both.
+type Subscription struct {
+	broker  *broker
+	buffer  int
+	types   map[EventType]bool
+	chans   map[Name]bool
+	frames  bool
+	ready   chan struct{} // capacity 1: "events are waiting"
+	done    chan struct{}
+	stopCtx func() bool
+
+	mu        sync.Mutex
+	q         []slot
+	live      int // live slots in q
+	stream    int // live stream events in q
+	pending   map[stateKey]int
+	dropped   uint64
+	unnoticed uint64
+	closed    bool
+
+	pumpOnce sync.Once
+	out      chan Event
+	pumpDone chan struct{}
+}
+
+type slot struct {
+	ev    Event
+	key   stateKey
+	state bool
+	dead  bool
+}
+
+type broker struct {
+	now     func() time.Time
+	subs    atomic.Pointer[[]*Subscription]
+	mu      sync.Mutex // serializes changes to subs
+	dropped atomic.Uint64
+	frames  atomic.Int32 // subscribers that want frames
+	hist    eventRing
+}
+
+func newBroker(now func() time.Time, history int) *broker {
+	b := &broker{now: now}
+	b.subs.Store(&[]*Subscription{})
+	b.hist.init(history)
+	return b
+}
+
+func (b *broker) subscribe(ctx context.Context, o SubscribeOptions) *Subscription {
+	if o.Buffer <= 0 {
+		o.Buffer = 4096
+	}
+	s := &Subscription{
+		broker:  b,
+		buffer:  o.Buffer,
+		frames:  o.Frames,
+		ready:   make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		pending: map[stateKey]int{},
+	}
+	if len(o.Types) > 0 {
+		s.types = map[EventType]bool{TypeDropped: true}
+		for _, t := range o.Types {
+			s.types[t] = true
+		}
+		if s.types[TypeFrame] {
+			s.frames = true
+		}
+	}
+	if len(o.Channels) > 0 {
+		s.chans = map[Name]bool{}
+		for _, n := range o.Channels {
+			s.chans[n] = true
+		}
+	}
+	b.mu.Lock()
+	old := *b.subs.Load()
+	subs := make([]*Subscription, len(old), len(old)+1)
+	copy(subs, old)
+	subs = append(subs, s)
+	b.subs.Store(&subs)
+	if s.frames {
+		b.frames.Add(1)
+	}
+	b.mu.Unlock()
+	s.stopCtx = context.AfterFunc(ctx, s.Close)
+	return s
+}
+
+func (b *broker) remove(s *Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := *b.subs.Load()
+	subs := make([]*Subscription, 0, len(old))
+	for _, x := range old {
+		if x != s {
+			subs = append(subs, x)
+		}
+	}
+	b.subs.Store(&subs)
+	if s.frames {
+		b.frames.Add(-1)
+	}
+}
+
+// wantFrames reports whether any subscriber asked for frames.
+func (b *broker) wantFrames() bool { return b.frames.Load() > 0 }
+
+// publish hands ev to every subscriber that wants it, and to the history.
+func (b *broker) publish(ev Event) {
+	if _, isFrame := ev.(FrameEvent); !isFrame {
+		b.hist.add(ev)
+	}
+	for _, s := range *b.subs.Load() {
+		if s.wants(ev) {
+			s.push(ev)
+		}
+	}
+}
+
+// closeAll ends every subscription.
+func (b *broker) closeAll() {
+	for _, s := range *b.subs.Load() {
+		s.Close()
+	}
+}
+
+func channelOf(ev Event) (Name, bool) {
+	switch e := ev.(type) {
+	case ChannelStateEvent:
+		return e.Channel, true
+	case PresenceEvent:
+		return e.Channel, true
+	case MessageEvent:
+		return e.Channel, true
+	case RetryEvent:
+		return e.Channel, e.Scope == ScopeChannel
+	case ErrorEvent:
+		return e.Channel, !e.Channel.IsZero()
+	case FrameEvent:
+		return e.Channel, !e.Channel.IsZero()
+	}
+	return Name{}, false
+}
+
+func (s *Subscription) wants(ev Event) bool {
+	t := ev.EventType()
+	if t == TypeFrame && !s.frames {
+		return false
+	}
+	if s.types != nil && !s.types[t] {
+		return false
+	}
+	if s.chans != nil {
+		if n, ok := channelOf(ev); ok && !s.chans[n] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Subscription) push(ev Event) {
+	key, state := keyOf(ev)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if state {
+		if i, ok := s.pending[key]; ok {
+			// Move the subject's waiting state to the end.
+			s.q[i].dead = true
+			s.q[i].ev = nil
+			s.live--
+		}
+	} else if s.stream >= s.buffer {
+		s.dropped++
+		s.unnoticed++
+		s.mu.Unlock()
+		s.broker.dropped.Add(1)
+		return
+	}
+	if s.unnoticed > 0 {
+		// Report the drops before this event; a notice still waiting
+		// absorbs the new count (so notices never pile up).
+		k := stateKey{t: TypeDropped}
+		n := s.unnoticed
+		if i, ok := s.pending[k]; ok {
+			n += s.q[i].ev.(DroppedEvent).Count
+			s.q[i].dead = true
+			s.q[i].ev = nil
+			s.live--
+		}
+		s.pending[k] = len(s.q)
+		s.q = append(s.q, slot{ev: DroppedEvent{Time: s.broker.now(), Count: n, Total: s.dropped}, key: k, state: true})
+		s.live++
+		s.unnoticed = 0
+	}
+	if state {
+		s.pending[key] = len(s.q)
+	} else {
+		s.stream++
+	}
+	s.q = append(s.q, slot{ev: ev, key: key, state: state})
+	s.live++
+	if dead := len(s.q) - s.live; dead > 64 && dead > s.live {
+		s.compact()
+	}
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// compact removes dead slots; s.mu is held.
+func (s *Subscription) compact() {
+	j := 0
+	for _, sl := range s.q {
+		if sl.dead {
+			continue
+		}
+		if sl.state {
+			s.pending[sl.key] = j
+		}
+		s.q[j] = sl
+		j++
+	}
+	clear(s.q[j:])
+	s.q = s.q[:j]
+}
+
+// Ready returns a channel that receives a value when events are waiting
+// (after a Drain that found nothing new, it blocks until the next
+// publish). It is never closed; select on [Subscription.Done] too.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Done returns a channel closed when the subscription ends (Close, the
+// context given to Subscribe, or the manager's Close).
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Drain appends every waiting event to dst, in order, and returns it.
+func (s *Subscription) Drain(dst []Event) []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range s.q {
+		if !sl.dead {
+			dst = append(dst, sl.ev)
+		}
+	}
+	if s.unnoticed > 0 {
+		// The drops came after everything that was waiting.
+		dst = append(dst, DroppedEvent{Time: s.broker.now(), Count: s.unnoticed, Total: s.dropped})
+		s.unnoticed = 0
+	}
+	clear(s.q)
+	if cap(s.q) > 4*s.buffer {
+		s.q = nil
+	} else {
+		s.q = s.q[:0]
+	}
+	clear(s.pending)
+	s.live, s.stream = 0, 0
+	return dst
+}
+
+// Len returns the number of events waiting.
+func (s *Subscription) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live
+}
+
+// Dropped returns the number of events dropped for this subscriber.
+func (s *Subscription) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// Close ends the subscription: Events' channel is closed after the
+// events already waiting have been delivered or abandoned. Close is
+// idempotent.
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if s.stopCtx != nil {
+		s.stopCtx()
+	}
+	s.broker.remove(s)
+	close(s.done)
+}
+
+// Events returns a channel of events, fed by a goroutine of the
+// subscription that ends (closing the channel) when the subscription
+// ends. Waiting events are abandoned at that point.
+func (s *Subscription) Events() <-chan Event {
+	s.pumpOnce.Do(func() {
+		s.out = make(chan Event)
+		s.pumpDone = make(chan struct{})
+		go s.pump()
+	})
+	return s.out
+}
+
+func (s *Subscription) pump() {
+	defer close(s.pumpDone)
+	defer close(s.out)
+	var batch []Event
+	for {
+		select {
+		case <-s.ready:
+		case <-s.done:
+			return
+		}
+		batch = s.Drain(batch[:0])
+		for i, ev := range batch {
+			select {
+			case s.out <- ev:
+			case <-s.done:
+				clear(batch)
+				return
+			}
+			batch[i] = nil
+		}
+	}
+}
+
+// Wait blocks until the Events goroutine (if started) has ended; call
+// after Close. It lets tests and orderly shutdowns prove nothing is left
+// running.
+func (s *Subscription) Wait() {
+	<-s.done
+	s.pumpOnce.Do(func() {
+		// Events was never called: nothing to wait for, and it must not
+		// start now.
+		s.out = make(chan Event)
+		close(s.out)
+		s.pumpDone = make(chan struct{})
+		close(s.pumpDone)
+	})
+	<-s.pumpDone
+}
+
+// eventRing keeps the last events for Export.
+type eventRing struct {
+	mu    sync.Mutex
+	buf   []Event
+	start int
+	n     int
+}
+
+func (r *eventRing) init(n int) {
+	if n > 0 {
+		r.buf = make([]Event, n)
+	}
+}
+
+func (r *eventRing) add(ev Event) {
+	if len(r.buf) == 0 {
+		return
+	}
+	r.mu.Lock()
+	i := (r.start + r.n) % len(r.buf)
+	if r.n == len(r.buf) {
+		r.start = (r.start + 1) % len(r.buf)
+	} else {
+		r.n++
+	}
+	r.buf[i] = ev
+	r.mu.Unlock()
+}
+
+func (r *eventRing) all() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Event, r.n)
+	for i := range r.n {
+		out[i] = r.buf[(r.start+i)%len(r.buf)]
+	}
+	return out
+}

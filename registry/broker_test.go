@@ -1,0 +1,212 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func testBroker() *broker {
+	t0 := time.Unix(0, 0)
+	return newBroker(func() time.Time { return t0 }, 100)
+}
+
+func msg(i int) MessageEvent {
+	return MessageEvent{Channel: MustName(KindBroadcast, "doc", "1", ""), Direction: In, Kind: MessageBroadcast, Size: i}
+}
+
+func TestBrokerOrderAndDrops(t *testing.T) {
+	b := testBroker()
+	s := b.subscribe(context.Background(), SubscribeOptions{Buffer: 10})
+	defer s.Close()
+	for i := range 25 {
+		b.publish(msg(i))
+	}
+	got := s.Drain(nil)
+	if len(got) != 11 {
+		t.Fatalf("drained %d events, want 10 + a DroppedEvent", len(got))
+	}
+	for i := range 10 {
+		if m := got[i].(MessageEvent); m.Size != i {
+			t.Fatalf("event %d is message %d", i, m.Size)
+		}
+	}
+	d, ok := got[10].(DroppedEvent)
+	if !ok || d.Count != 15 || d.Total != 15 {
+		t.Fatalf("last event %#v, want DroppedEvent{15,15}", got[10])
+	}
+	if s.Dropped() != 15 || b.dropped.Load() != 15 {
+		t.Fatalf("Dropped() = %d, broker %d", s.Dropped(), b.dropped.Load())
+	}
+	// After a drain there is room again; the next drops are reported
+	// before the first event accepted after them.
+	for i := range 12 {
+		b.publish(msg(100 + i))
+	}
+	got = s.Drain(got[:0])
+	if len(got) != 11 || got[10].(DroppedEvent).Count != 2 || got[10].(DroppedEvent).Total != 17 {
+		t.Fatalf("second batch: %d events, last %#v", len(got), got[len(got)-1])
+	}
+}
+
+func TestBrokerStateNeverDroppedAndCoalesced(t *testing.T) {
+	b := testBroker()
+	s := b.subscribe(context.Background(), SubscribeOptions{Buffer: 2})
+	defer s.Close()
+	a := MustName(KindPresence, "contact", "1", "")
+	c := MustName(KindPresence, "contact", "2", "")
+	b.publish(ChannelStateEvent{Channel: a, Status: StatusConnecting})
+	b.publish(msg(1))
+	b.publish(ChannelStateEvent{Channel: c, Status: StatusConnecting})
+	b.publish(msg(2))
+	b.publish(msg(3)) // dropped: buffer full of stream events
+	b.publish(ChannelStateEvent{Channel: a, Status: StatusConnected})
+	b.publish(ChannelStateEvent{Channel: a, Status: StatusDisconnected})
+	got := s.Drain(nil)
+	// a's first state was replaced by the latest, moved after msg 2; the
+	// drop is reported before the first event accepted after it.
+	want := []string{"msg 1", "state c connecting", "msg 2", "dropped 1", "state a disconnected"}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events %v, want %v", len(got), describe(got), want)
+	}
+	for i, w := range want {
+		if describe(got[i : i+1])[0] != w {
+			t.Fatalf("event %d = %q, want %q (all %v)", i, describe(got[i : i+1])[0], w, describe(got))
+		}
+	}
+}
+
+func describe(evs []Event) []string {
+	var out []string
+	letter := map[string]string{"1": "a", "2": "c"}
+	for _, ev := range evs {
+		switch e := ev.(type) {
+		case MessageEvent:
+			out = append(out, fmt.Sprintf("msg %d", e.Size))
+		case ChannelStateEvent:
+			out = append(out, fmt.Sprintf("state %s %s", letter[e.Channel.EntityID], e.Status))
+		case DroppedEvent:
+			out = append(out, fmt.Sprintf("dropped %d", e.Count))
+		default:
+			out = append(out, string(ev.EventType()))
+		}
+	}
+	return out
+}
+
+func TestBrokerBoundedWithoutReader(t *testing.T) {
+	b := testBroker()
+	s := b.subscribe(context.Background(), SubscribeOptions{Buffer: 100})
+	defer s.Close()
+	n := MustName(KindPresence, "contact", "1", "")
+	for i := range 200_000 {
+		b.publish(msg(i))
+		b.publish(ChannelStateEvent{Channel: n, Status: Status(1 + i%4)})
+	}
+	if l := s.Len(); l > 102 {
+		t.Fatalf("%d events waiting, want <= 100 stream + 1 state + 1 notice", l)
+	}
+	s.mu.Lock()
+	qcap := cap(s.q)
+	s.mu.Unlock()
+	if qcap > 1024 {
+		t.Fatalf("queue capacity grew to %d", qcap)
+	}
+	if s.Dropped() != 200_000-100 {
+		t.Fatalf("dropped %d", s.Dropped())
+	}
+}
+
+func TestBrokerFilters(t *testing.T) {
+	b := testBroker()
+	a := MustName(KindPresence, "contact", "1", "")
+	s := b.subscribe(context.Background(), SubscribeOptions{Channels: []Name{a}, Types: []EventType{TypeChannelState, TypeSocket}})
+	defer s.Close()
+	plain := b.subscribe(context.Background(), SubscribeOptions{})
+	defer plain.Close()
+	b.publish(ChannelStateEvent{Channel: a})
+	b.publish(ChannelStateEvent{Channel: MustName(KindPresence, "contact", "2", "")})
+	b.publish(SocketEvent{Status: SocketConnected})
+	b.publish(msg(1))
+	b.publish(FrameEvent{Text: "x"})
+	if got := s.Drain(nil); len(got) != 2 {
+		t.Fatalf("filtered subscriber got %v", describe(got))
+	}
+	if got := plain.Drain(nil); len(got) != 4 {
+		t.Fatalf("plain subscriber got %d events (frames must be opt-in)", len(got))
+	}
+	if b.wantFrames() {
+		t.Fatal("wantFrames without a frame subscriber")
+	}
+	f := b.subscribe(context.Background(), SubscribeOptions{Frames: true})
+	if !b.wantFrames() {
+		t.Fatal("wantFrames false with a frame subscriber")
+	}
+	f.Close()
+	if b.wantFrames() {
+		t.Fatal("wantFrames still true after Close")
+	}
+	if len(b.hist.all()) != 4 {
+		t.Fatalf("history holds %d events, want 4 (no frames)", len(b.hist.all()))
+	}
+}
+
+func TestSubscriptionEventsChannel(t *testing.T) {
+	b := testBroker()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := b.subscribe(ctx, SubscribeOptions{Buffer: 1000})
+	ch := s.Events()
+	for i := range 500 {
+		b.publish(msg(i))
+	}
+	for i := range 500 {
+		select {
+		case ev := <-ch:
+			if ev.(MessageEvent).Size != i {
+				t.Fatalf("event %d out of order: %d", i, ev.(MessageEvent).Size)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("event %d not delivered", i)
+		}
+	}
+	b.publish(msg(1000)) // left waiting: nobody reads
+	cancel()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				s.Wait()
+				if len(*b.subs.Load()) != 0 {
+					t.Fatal("subscription not removed")
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("Events channel not closed after the context ended")
+		}
+	}
+}
+
+func TestPublishNeverBlocks(t *testing.T) {
+	b := testBroker()
+	s := b.subscribe(context.Background(), SubscribeOptions{Buffer: 8})
+	_ = s.Events() // a reader that never reads
+	done := make(chan struct{})
+	go func() {
+		for i := range 100_000 {
+			b.publish(msg(i))
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("publish blocked on a subscriber that does not read")
+	}
+	s.Close()
+	s.Wait()
+	runtime.Gosched()
+}
