@@ -1,0 +1,367 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"rtm/registry/clock"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// wsServer is a real WebSocket server on loopback that records what it
+// receives and sends what the test asks.
+type wsServer struct {
+	*httptest.Server
+	mu    sync.Mutex
+	got   []string
+	errs  []error
+	conns []*websocket.Conn
+	seen  chan struct{}
+}
+
+func newWSServer(t *testing.T) *wsServer {
+	s := &wsServer{seen: make(chan struct{}, 100)}
+	up := websocket.Upgrader{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.conns = append(s.conns, c)
+		s.mu.Unlock()
+		for {
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				s.mu.Lock()
+				s.errs = append(s.errs, err)
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Lock()
+			s.got = append(s.got, string(data))
+			s.mu.Unlock()
+			s.seen <- struct{}{}
+		}
+	}))
+	t.Cleanup(func() {
+		s.mu.Lock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.Close()
+	})
+	return s
+}
+
+func (s *wsServer) last() *websocket.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[len(s.conns)-1]
+}
+
+func (s *wsServer) received() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+func dialWS(t *testing.T, tr *Transport, s *wsServer) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{NetDialContext: tr.DialContext, HandshakeTimeout: 5 * time.Second}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(s.URL, "http"), nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestPassThroughAndFailConnects(t *testing.T) {
+	s := newWSServer(t)
+	tr := New(Options{})
+	tr.FailConnects(2)
+	d := websocket.Dialer{NetDialContext: tr.DialContext}
+	url := "ws" + strings.TrimPrefix(s.URL, "http")
+	for i := range 2 {
+		_, _, err := d.Dial(url, nil)
+		if !errors.Is(err, ErrInjected) {
+			t.Fatalf("dial %d: err %v, want ErrInjected", i, err)
+		}
+	}
+	c := dialWS(t, tr, s)
+	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server to get hello", func() bool { return len(s.received()) == 1 })
+	if err := s.last().WriteMessage(websocket.TextMessage, []byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	_, m, err := c.ReadMessage()
+	if err != nil || string(m) != "back" {
+		t.Fatalf("read %q, %v", m, err)
+	}
+	st := tr.State()
+	if st.Dials != 3 || st.FailedDials != 2 || st.Conns != 1 || st.FailConnects != 0 {
+		t.Fatalf("state %+v", st)
+	}
+	c.Close()
+	waitFor(t, "the conn to be forgotten", func() bool { return tr.State().Conns == 0 })
+}
+
+func TestDrop(t *testing.T) {
+	s := newWSServer(t)
+	tr := New(Options{})
+	c := dialWS(t, tr, s)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.ReadMessage()
+		errc <- err
+	}()
+	if n := tr.Drop(); n != 1 {
+		t.Fatalf("Drop() = %d", n)
+	}
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("read succeeded after drop")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("read not interrupted by the drop")
+	}
+	// The server sees the connection end without a close frame: a reset,
+	// or what gorilla reports as 1006 (abnormal closure).
+	waitFor(t, "the server to see the end", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.errs) == 1
+	})
+	s.mu.Lock()
+	err := s.errs[0]
+	s.mu.Unlock()
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
+		t.Fatalf("server read after drop: %v (want an abrupt end, not a close frame)", err)
+	}
+	if tr.State().Drops != 1 {
+		t.Fatalf("drops = %d", tr.State().Drops)
+	}
+}
+
+func TestFreezeHoldsBothDirections(t *testing.T) {
+	s := newWSServer(t)
+	clk := clock.NewFake(time.Unix(1000, 0))
+	tr := New(Options{Clock: clk})
+	c := dialWS(t, tr, s)
+	if n := tr.Freeze(30 * time.Second); n != 1 {
+		t.Fatalf("Freeze() = %d", n)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("heartbeat")); err != nil {
+		t.Fatalf("write while frozen: %v (writes are buffered)", err)
+	}
+	if err := s.last().WriteMessage(websocket.TextMessage, []byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing passes while frozen: the client's read hits its deadline.
+	_ = c.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+	if _, _, err := c.ReadMessage(); err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("read while frozen: %v, want a deadline error", err)
+	}
+	if got := s.received(); len(got) != 0 {
+		t.Fatalf("server received %v while frozen", got)
+	}
+	if st := tr.State(); !st.FrozenUntil.Equal(time.Unix(1030, 0)) {
+		t.Fatalf("FrozenUntil = %v", st.FrozenUntil)
+	}
+	// A deadline error breaks a gorilla conn for reading; use a fresh
+	// conn to check the thaw on the read side, and this one's writes.
+	clk.Advance(30 * time.Second)
+	waitFor(t, "the frozen write to arrive after the thaw", func() bool { return len(s.received()) == 1 })
+	if s.received()[0] != "heartbeat" {
+		t.Fatalf("server got %v", s.received())
+	}
+
+	c2 := dialWS(t, tr, s)
+	tr.Freeze(10 * time.Second)
+	if err := s.last().WriteMessage(websocket.TextMessage, []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		_, m, err := c2.ReadMessage()
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- string(m)
+	}()
+	select {
+	case m := <-got:
+		t.Fatalf("read %q while frozen", m)
+	case <-time.After(100 * time.Millisecond):
+	}
+	clk.Advance(10 * time.Second)
+	select {
+	case m := <-got:
+		if m != "late" {
+			t.Fatalf("read %q after thaw", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing read after the thaw")
+	}
+}
+
+func TestLatency(t *testing.T) {
+	s := newWSServer(t)
+	clk := clock.NewFake(time.Unix(1000, 0))
+	tr := New(Options{Clock: clk})
+	c := dialWS(t, tr, s)
+	tr.SetLatency(200 * time.Millisecond)
+	if err := c.WriteMessage(websocket.TextMessage, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.seen:
+		t.Fatal("message arrived before the latency passed")
+	case <-time.After(100 * time.Millisecond):
+	}
+	clk.Advance(200 * time.Millisecond)
+	waitFor(t, "both messages after the latency", func() bool { return len(s.received()) == 2 })
+	if got := s.received(); got[0] != "one" || got[1] != "two" {
+		t.Fatalf("order: %v", got)
+	}
+	if tr.State().Latency != 200*time.Millisecond {
+		t.Fatal("latency not reported")
+	}
+	tr.SetLatency(0)
+}
+
+func TestInjectAtMessageBoundaries(t *testing.T) {
+	s := newWSServer(t)
+	tr := New(Options{})
+	c := dialWS(t, tr, s)
+	srv := s.last()
+	// A big fragmented message: the injection must not land inside it.
+	big := bytes.Repeat([]byte("x"), 200_000)
+	w, err := srv.NextWriter(websocket.TextMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(big); i += 10_000 {
+		if _, err := w.Write(big[i : i+10_000]); err != nil {
+			t.Fatal(err)
+		}
+		if i == 50_000 {
+			// Part of the message is on the wire; inject now.
+			if n := tr.Inject([]byte(`["1","1","realtime:x","phx_error",{}]`), false); n != 1 {
+				t.Fatalf("Inject = %d", n)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.WriteMessage(websocket.BinaryMessage, []byte{4, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for len(msgs) < 3 {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		typ, m, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("read %d: %v", len(msgs), err)
+		}
+		switch {
+		case typ == websocket.TextMessage && len(m) == len(big) && bytes.Equal(m, big):
+			msgs = append(msgs, "big")
+		case typ == websocket.TextMessage && string(m) == `["1","1","realtime:x","phx_error",{}]`:
+			msgs = append(msgs, "injected")
+		case typ == websocket.BinaryMessage && bytes.Equal(m, []byte{4, 1, 2}):
+			msgs = append(msgs, "binary")
+		default:
+			t.Fatalf("unexpected message type %d len %d", typ, len(m))
+		}
+	}
+	if msgs[0] != "big" && msgs[0] != "injected" {
+		t.Fatalf("order %v", msgs)
+	}
+	if msgs[2] != "binary" && msgs[1] != "binary" {
+		t.Fatalf("order %v", msgs)
+	}
+	if tr.State().Injected != 1 {
+		t.Fatal("injection not counted")
+	}
+}
+
+func TestTrackerLongFrames(t *testing.T) {
+	var w wsTracker
+	w.feed([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"))
+	if !w.atBoundary() {
+		t.Fatal("not at a boundary after the handshake")
+	}
+	// 64-bit length frame of 70000 bytes, fed in pieces.
+	f := serverFrame(bytes.Repeat([]byte("a"), 70000), false)
+	for i := 0; i < len(f); i += 777 {
+		end := min(i+777, len(f))
+		w.feed(f[i:end])
+		if end < len(f) && w.atBoundary() {
+			t.Fatalf("boundary inside a frame at %d", end)
+		}
+	}
+	if !w.atBoundary() {
+		t.Fatal("not at a boundary after the frame")
+	}
+	// A fragmented message: text without FIN, then a ping (control), then
+	// the final continuation.
+	w.feed([]byte{0x01, 2, 'a', 'b'})
+	if w.atBoundary() {
+		t.Fatal("boundary inside a fragmented message")
+	}
+	w.feed([]byte{0x89, 0})
+	if w.atBoundary() {
+		t.Fatal("boundary after a control frame inside a fragmented message")
+	}
+	w.feed([]byte{0x80, 1, 'c'})
+	if !w.atBoundary() {
+		t.Fatal("no boundary after the final fragment")
+	}
+	if n := w.untilBoundary([]byte{0x81, 3, 'a', 'b', 'c', 0x81, 0}); n != 5 {
+		t.Fatalf("untilBoundary = %d, want 5", n)
+	}
+}
+
+func TestDialErrorPassesThrough(t *testing.T) {
+	tr := New(Options{Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nil, errors.New("refused")
+	}})
+	if _, err := tr.DialContext(context.Background(), "tcp", "127.0.0.1:1"); err == nil || errors.Is(err, ErrInjected) {
+		t.Fatalf("err = %v", err)
+	}
+}
