@@ -80,7 +80,7 @@ func ParseDotenv(file, text string) ([]Var, error) {
 			return vars, &DotenvError{File: file, Line: start, Reason: fmt.Sprintf("%q is not KEY=value", clip(trimmed))}
 		}
 		key := strings.TrimRight(body[:eq], " \t")
-		if err := checkKey(key); err != "" {
+		if err := checkVarName(key); err != "" {
 			return vars, &DotenvError{File: file, Line: start, Reason: err}
 		}
 		val := strings.TrimLeft(body[eq+1:], " \t")
@@ -191,8 +191,8 @@ func unescape(s string) string {
 	return b.String()
 }
 
-// checkKey returns why key is not a valid variable name, or "".
-func checkKey(key string) string {
+// checkVarName returns why key is not a valid variable name, or "".
+func checkVarName(key string) string {
 	if key == "" {
 		return "empty variable name before '='"
 	}
