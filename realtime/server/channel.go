@@ -1,0 +1,419 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"rtm/realtime/protocol"
+)
+
+// channel is one joined topic on one connection. Its mutable fields are
+// guarded by c.mu; ack, self, private and the topic never change.
+type channel struct {
+	c        *conn
+	t        *topic
+	topic    string // wire topic
+	sub      string
+	joinRef  string
+	private  bool
+	ack      bool
+	self     bool
+	joined   time.Time
+	bindings []json.RawMessage
+	ids      []int64
+
+	// guarded by c.mu
+	presenceKey     string
+	presenceEnabled bool
+	token           string
+	claims          *Claims
+	stopExpiry      func() bool
+	presenceCalls   int
+	presenceReset   time.Time
+}
+
+// handleJoin answers phx_join. A join of a topic already joined on this
+// socket first closes the old channel (phx_close with the old join_ref).
+func (c *conn) handleJoin(m *protocol.Message) {
+	s := c.s
+	sub := protocol.SubTopic(m.Topic)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone {
+		return
+	}
+	if old := c.channels[m.Topic]; old != nil {
+		c.log.Debug("Duplicate join closes the old channel", logKeyTopic, m.Topic, "old_join_ref", old.joinRef)
+		c.closeChannelLocked(old, protocol.EventClose)
+	}
+	if sub == "" {
+		c.joinError(m, "TopicNameRequired: You must provide a topic name")
+		return
+	}
+	cfg, problems := parseJoin(m.Payload)
+	if len(problems) > 0 {
+		c.log.Warn("InvalidJoinPayload: using defaults for fields of the wrong shape", logKeyTopic, m.Topic,
+			"problems", strings.Join(problems, "; "))
+	}
+	now := s.now()
+	lim := s.cfg.Limits
+	if reason := s.rejections.take(now); reason != "" {
+		s.stats.rejectedJoins.Add(1)
+		c.joinError(m, reason)
+		return
+	}
+	if lim.MaxConcurrentUsers > 0 && s.connCount() > lim.MaxConcurrentUsers {
+		c.joinError(m, "ConnectionRateLimitReached: Too many connected users")
+		return
+	}
+	if !s.joinsRate.allow(now, lim.MaxJoinsPerSecond, 1) {
+		s.stats.rateLimited.Add(1)
+		c.joinError(m, "ClientJoinRateLimitReached: Too many joins per second")
+		// Supabase disconnects the socket too (a "disconnect" broadcast).
+		c.sendClose(websocket.CloseGoingAway, "Too many joins per second")
+		return
+	}
+	if lim.MaxChannelsPerClient > 0 && len(c.channels) >= lim.MaxChannelsPerClient {
+		s.stats.rateLimited.Add(1)
+		c.joinError(m, "ChannelRateLimitReached: Too many channels")
+		return
+	}
+	token := cfg.token
+	if token == "" || strings.HasPrefix(token, "sb_") {
+		token = c.apikey
+	}
+	claims, aerr := verifyToken(token, s.cfg.JWTSecret, now)
+	if aerr != nil {
+		c.joinError(m, aerr.Reason())
+		return
+	}
+	if cfg.private && !canUsePrivate(claims.Role) {
+		c.joinError(m, unauthorizedReason(sub, ""))
+		return
+	}
+	if why := tenantRefusal(sub, claims); why != "" {
+		c.joinError(m, unauthorizedReason(sub, why))
+		return
+	}
+
+	ch := &channel{
+		c: c, topic: m.Topic, sub: sub, joinRef: m.JoinRef, private: cfg.private,
+		ack: cfg.ack, self: cfg.self, joined: now, bindings: cfg.bindings,
+		presenceKey: cfg.presenceKey, presenceEnabled: cfg.presenceEnabled,
+		token: token, claims: claims,
+	}
+	if ch.joinRef == "" {
+		ch.joinRef = m.Ref // 1.0.0 clients may omit join_ref
+	}
+	if ch.presenceKey == "" {
+		ch.presenceKey = s.newUUID()
+	}
+	response, ids := joinResponse(cfg.bindings)
+	ch.ids = ids
+	if c.channels == nil {
+		c.channels = make(map[string]*channel)
+	}
+	c.channels[m.Topic] = ch
+	s.stats.joins.Add(1)
+
+	t := s.acquireTopic(fanKey{private: cfg.private, sub: sub})
+	ch.t = t
+	c.reply(m, protocol.StatusOK, response)
+	t.addLocked(ch)
+	presenceLimited := false
+	if ch.presenceEnabled {
+		if s.presenceRate.allow(now, lim.MaxPresenceEventsPerSecond, 1) {
+			c.sendMsg(&protocol.Message{JoinRef: ch.joinRef, Topic: ch.topic, Event: protocol.EventPresenceState,
+				Payload: t.presenceStateLocked()})
+		} else {
+			presenceLimited = true
+		}
+	}
+	t.mu.Unlock()
+	s.stats.channels.Add(1)
+	c.log.Debug("Joined", logKeyTopic, m.Topic, "private", cfg.private, "role", claims.Role,
+		"presence_key", ch.presenceKey, "token", MaskToken(token))
+
+	if presenceLimited {
+		s.stats.rateLimited.Add(1)
+		c.shutdownLocked(ch, "Too many presence messages per second")
+		return
+	}
+	if len(cfg.bindings) > 0 {
+		c.sendSystem(ch, "postgres_changes", protocol.StatusOK, "Subscribed to PostgreSQL")
+	}
+	c.scheduleExpiryLocked(ch)
+}
+
+// joinError answers a join with an error reply, after JoinErrorDelay.
+func (c *conn) joinError(m *protocol.Message, reason string) {
+	c.s.stats.joinErrors.Add(1)
+	c.log.Info("Join refused", logKeyTopic, m.Topic, logKeyReason, reason)
+	d := c.s.cfg.JoinErrorDelay
+	if d <= 0 {
+		c.replyError(m, reason)
+		return
+	}
+	msg := *m
+	msg.Payload = nil
+	c.s.afterFunc(d, func() { c.replyError(&msg, reason) })
+}
+
+// handleLeave answers phx_leave: ok, then phx_close for the channel. A
+// leave of a topic without a channel is answered ok too.
+func (c *conn) handleLeave(m *protocol.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reply(m, protocol.StatusOK, nil)
+	if ch := c.channels[m.Topic]; ch != nil {
+		c.closeChannelLocked(ch, protocol.EventClose)
+	}
+}
+
+// closeChannelLocked sends phx_close or phx_error for ch (join_ref = ref =
+// the channel's join_ref) and removes it (c.mu held).
+func (c *conn) closeChannelLocked(ch *channel, event string) {
+	c.sendMsg(&protocol.Message{JoinRef: ch.joinRef, Ref: ch.joinRef, Topic: ch.topic, Event: event})
+	c.removeChannelLocked(ch)
+}
+
+// shutdownLocked ends ch for a reason, as Supabase does: a system error
+// with the message, then phx_close (c.mu held).
+func (c *conn) shutdownLocked(ch *channel, message string) {
+	c.log.Info("Channel shutdown", logKeyTopic, ch.topic, logKeyReason, message)
+	c.s.stats.shutdowns.Add(1)
+	c.sendSystem(ch, "system", protocol.StatusError, message)
+	c.closeChannelLocked(ch, protocol.EventClose)
+}
+
+// shutdownIfCurrent is shutdownLocked for a channel that may have gone.
+func (c *conn) shutdownIfCurrent(ch *channel, message string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.channels[ch.topic] == ch {
+		c.shutdownLocked(ch, message)
+	}
+}
+
+// sendSystem pushes a system message on ch.
+func (c *conn) sendSystem(ch *channel, extension, status, message string) {
+	p, _ := json.Marshal(protocol.System{Extension: extension, Status: status, Message: message, Channel: ch.sub})
+	c.sendMsg(&protocol.Message{JoinRef: ch.joinRef, Topic: ch.topic, Event: protocol.EventSystem, Payload: p})
+}
+
+// removeChannelLocked forgets ch: no more deliveries, its presence leaves
+// (a diff to the others), its expiry timer stops (c.mu held).
+func (c *conn) removeChannelLocked(ch *channel) {
+	if c.channels[ch.topic] != ch {
+		return
+	}
+	delete(c.channels, ch.topic)
+	if ch.stopExpiry != nil {
+		ch.stopExpiry()
+		ch.stopExpiry = nil
+	}
+	t := ch.t
+	t.mu.Lock()
+	t.removeLocked(ch)
+	c.s.untrackLocked(t, ch)
+	t.mu.Unlock()
+	c.s.releaseTopic(t)
+	c.s.stats.channels.Add(^uint64(0))
+}
+
+// scheduleExpiryLocked arms the token check of ch: at the token's exp (or
+// in 5 minutes, whichever is first, as Supabase re-checks), an expired
+// token shuts the channel down (c.mu held).
+func (c *conn) scheduleExpiryLocked(ch *channel) {
+	if ch.stopExpiry != nil {
+		ch.stopExpiry()
+	}
+	d := ch.claims.Expires().Sub(c.s.now())
+	if d < 0 {
+		d = 0
+	}
+	d = min(d, 5*time.Minute)
+	ch.stopExpiry = c.s.afterFunc(d, func() { c.checkToken(ch) })
+}
+
+func (c *conn) checkToken(ch *channel) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.channels[ch.topic] != ch {
+		return
+	}
+	now := c.s.now().Unix()
+	if ch.claims.Exp <= now {
+		c.shutdownLocked(ch, fmt.Sprintf("Token has expired %d seconds ago", now-ch.claims.Exp))
+		return
+	}
+	c.scheduleExpiryLocked(ch)
+}
+
+// handleBroadcast fans a broadcast push out to the topic, honouring self
+// and ack. A binary (kind 3) push goes out as a kind-4 frame to 2.0.0
+// subscribers and as JSON to 1.0.0 ones; a JSON push goes out verbatim.
+func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
+	s := c.s
+	lim := s.cfg.Limits
+	size := len(m.Payload)
+	if m.Broadcast != nil {
+		size = len(m.Broadcast.Payload)
+	}
+	if lim.MaxPayloadSizeKB > 0 && size > lim.MaxPayloadSizeKB*1000 {
+		c.log.Info("Broadcast dropped: payload size exceeded", logKeyTopic, ch.topic, "bytes", size)
+		s.stats.rateLimited.Add(1)
+		if ch.ack {
+			c.sendMsg(&protocol.Message{JoinRef: m.JoinRef, Ref: m.Ref, Topic: m.Topic, Event: protocol.EventReply,
+				Payload: protocol.ReplyPayload(protocol.StatusError, []byte(`"payload_size_exceeded"`))})
+		}
+		return
+	}
+	if !s.eventsRate.allow(s.now(), lim.MaxEventsPerSecond, 1) {
+		s.stats.rateLimited.Add(1)
+		c.shutdownIfCurrent(ch, "Too many messages per second")
+		return
+	}
+	out := &protocol.Message{Topic: ch.topic, Event: protocol.EventBroadcast}
+	if m.Broadcast != nil {
+		b := *m.Broadcast
+		b.Meta = nil // Supabase does not forward push metadata
+		out.Broadcast = &b
+	} else {
+		out.Payload = m.Payload
+	}
+	skip := ch
+	if ch.self {
+		skip = nil
+	}
+	s.stats.broadcasts.Add(1)
+	s.fanout(ch.t, skip, out)
+	if ch.ack {
+		c.reply(m, protocol.StatusOK, nil)
+	}
+}
+
+// handlePresence answers a presence push: track or untrack.
+func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
+	s := c.s
+	var p struct {
+		Event   *string         `json:"event"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(m.Payload, &p); err != nil {
+		c.replyError(m, "Presence push must be {\"event\":\"track\"|\"untrack\",\"payload\":{...}}")
+		return
+	}
+	if p.Event == nil {
+		c.reply(m, protocol.StatusOK, nil)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.channels[ch.topic] != ch {
+		c.unmatched(m)
+		return
+	}
+	now := s.now()
+	lim := s.cfg.Limits
+	if lim.ClientPresenceMaxCalls > 0 {
+		switch {
+		case ch.presenceReset.IsZero() || now.After(ch.presenceReset):
+			ch.presenceCalls, ch.presenceReset = 1, now.Add(lim.ClientPresenceWindow)
+		case ch.presenceCalls >= lim.ClientPresenceMaxCalls:
+			s.stats.rateLimited.Add(1)
+			c.shutdownLocked(ch, "Client presence rate limit exceeded")
+			return
+		default:
+			ch.presenceCalls++
+		}
+	}
+	switch strings.ToLower(*p.Event) {
+	case "track":
+		meta := []byte(p.Payload)
+		if len(meta) == 0 || isNull(p.Payload) {
+			meta = []byte("{}")
+		}
+		if !protocol.IsObject(meta) {
+			c.replyError(m, "Presence track payload must be a map")
+			return
+		}
+		if lim.MaxPayloadSizeKB > 0 && len(meta) > lim.MaxPayloadSizeKB*1000 {
+			s.stats.rateLimited.Add(1)
+			c.shutdownLocked(ch, "Track message size exceeded")
+			return
+		}
+		t := ch.t
+		t.mu.Lock()
+		if t.metaOfLocked(ch) == nil || !sameMeta(t, ch, meta) {
+			if !s.presenceRate.allow(now, lim.MaxPresenceEventsPerSecond, 1) {
+				t.mu.Unlock()
+				s.stats.rateLimited.Add(1)
+				c.shutdownLocked(ch, "Too many presence messages per second")
+				return
+			}
+		}
+		_, err := s.trackLocked(t, ch, meta, func() { c.reply(m, protocol.StatusOK, nil) })
+		t.mu.Unlock()
+		if err != nil {
+			c.replyError(m, "Presence track payload must be a map")
+			return
+		}
+		ch.presenceEnabled = true
+	case "untrack":
+		t := ch.t
+		t.mu.Lock()
+		c.reply(m, protocol.StatusOK, nil)
+		s.untrackLocked(t, ch)
+		t.mu.Unlock()
+	default:
+		c.log.Info("UnknownPresenceEvent", logKeyTopic, ch.topic, logKeyEvent, *p.Event)
+		c.reply(m, protocol.StatusError, nil)
+	}
+}
+
+// sameMeta reports whether ch already tracks exactly meta (t.mu held).
+func sameMeta(t *topic, ch *channel, meta []byte) bool {
+	for _, e := range t.presence[ch.presenceKey] {
+		if e.ch == ch {
+			return string(e.user) == string(meta)
+		}
+	}
+	return false
+}
+
+// handleAccessToken applies an access_token push: a valid new token keeps
+// the channel (no reply); an invalid one shuts it down.
+func (c *conn) handleAccessToken(ch *channel, m *protocol.Message) {
+	var p struct {
+		AccessToken any `json:"access_token"`
+	}
+	if json.Unmarshal(m.Payload, &p) != nil {
+		return
+	}
+	token, ok := p.AccessToken.(string)
+	if !ok || strings.HasPrefix(token, "sb_") {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.channels[ch.topic] != ch || token == ch.token {
+		return
+	}
+	claims, aerr := verifyToken(token, c.s.cfg.JWTSecret, c.s.now())
+	if aerr != nil {
+		c.shutdownLocked(ch, aerr.Message)
+		return
+	}
+	if (ch.private && !canUsePrivate(claims.Role)) || tenantRefusal(ch.sub, claims) != "" {
+		c.shutdownLocked(ch, "You no longer have permission to read from this Channel topic: "+ch.sub)
+		return
+	}
+	ch.token, ch.claims = token, claims
+	c.log.Debug("Channel token refreshed", logKeyTopic, ch.topic, "token", MaskToken(token))
+	c.scheduleExpiryLocked(ch)
+}
