@@ -3,6 +3,7 @@ package jsharness
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"rtm/realtime/protocol"
+	"rtm/realtime/server/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -159,5 +161,60 @@ func TestEndpoint(t *testing.T) {
 		if got := Endpoint(in); got != want {
 			t.Errorf("Endpoint(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// The harness against the embedded server: a socket opens, heartbeats
+// round-trip, every frame is logged and decodes, a channel subscribes and
+// a self broadcast comes back through the callback.
+func TestAgainstServer(t *testing.T) {
+	srv := servertest.New(t)
+	d := Start(t)
+	c := d.NewClient(t, "a", Endpoint(srv.URL), ClientOptions{APIKey: srv.AnonKey(), HeartbeatIntervalMs: 500})
+	c.Connect(t)
+	d.Await(t, 10*time.Second, Match{Kind: KindSocket, Client: "a", State: "open"})
+	d.AwaitN(t, 10*time.Second, Match{Kind: KindHeartbeat, Client: "a", Status: "ok"}, 2)
+	if st := c.State(t); !st.IsConnected || st.ConnectionState != "open" {
+		t.Errorf("state %+v", st)
+	}
+	hb := d.Await(t, time.Second, Match{Kind: KindFrame, Client: "a", Dir: "out", Event: "heartbeat"})
+	m, err := hb.Message()
+	if err != nil || m.Topic != "phoenix" || m.Ref == "" {
+		t.Errorf("heartbeat frame %s: %+v %v", hb, m, err)
+	}
+	d.Await(t, time.Second, Match{Kind: KindFrame, Client: "a", Dir: "in", Event: "phx_reply", Topic: "phoenix"})
+
+	ch := c.Channel(t, "room", "room1", map[string]any{"broadcast": map[string]any{"self": true, "ack": true}}).
+		On(t, "broadcast", map[string]any{"event": "*"})
+	mark := d.Mark()
+	info := ch.Subscribe(t, 0)
+	if info.Topic != "realtime:room1" {
+		t.Errorf("subscribe info %+v", info)
+	}
+	ch.AwaitStatus(t, 10*time.Second, mark, "SUBSCRIBED")
+	if info := ch.Info(t); info.State != "joined" || info.JoinRef == nil {
+		t.Errorf("channel info %+v", info)
+	}
+	p := ch.SendAsync(t, map[string]any{"type": "broadcast", "event": "bin", "payload": Base64([]byte{1, 2, 3})}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := p.Wait(ctx)
+	if err != nil || string(res) != `"ok"` || !p.Done() {
+		t.Errorf("async send: %s, %v", res, err)
+	}
+	got := ch.Await(t, 10*time.Second, Match{Kind: KindBroadcast, Event: "bin", After: mark})
+	var pl struct {
+		Payload json.RawMessage `json:"payload"`
+	}
+	got.Decode(&pl)
+	if b, err := DecodeBase64(pl.Payload); err != nil || string(b) != "\x01\x02\x03" || !got.Binary {
+		t.Errorf("binary callback %s: %x %v", got.Payload, b, err)
+	}
+	out := d.Await(t, time.Second, Match{Kind: KindFrame, Client: "a", Dir: "out", Event: "broadcast", After: mark})
+	if !out.Binary || out.Bytes()[0] != 3 {
+		t.Errorf("broadcast push %s", out)
+	}
+	if n := len(d.Events(Match{Kind: KindUncaught})); n != 0 {
+		t.Errorf("%d uncaught exceptions", n)
 	}
 }
