@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -166,8 +167,14 @@ func (s *Server) adminRestart(w http.ResponseWriter, r *http.Request, _ *Claims)
 		writeJSON(w, http.StatusConflict, map[string]string{"message": ErrNotStarted.Error()})
 		return
 	}
+	// The whole answer goes out before the listener and this connection
+	// close: a fixed length, flushed.
+	body, _ := json.Marshal(map[string]string{"restarting": time.Duration(req.Downtime).String()})
 	w.Header().Set("Connection", "close")
-	writeJSON(w, http.StatusAccepted, map[string]string{"restarting": time.Duration(req.Downtime).String()})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(body)
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}

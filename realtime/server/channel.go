@@ -122,8 +122,11 @@ func (c *conn) handleJoin(m *protocol.Message) {
 
 	t := s.acquireTopic(fanKey{private: cfg.private, sub: sub})
 	ch.t = t
-	c.reply(m, protocol.StatusOK, response)
+	// Subscribe before replying, as Supabase does: once the client sees the
+	// reply, every later broadcast reaches it (one racing with the join may
+	// arrive just before the reply).
 	t.addLocked(ch)
+	c.reply(m, protocol.StatusOK, response)
 	presenceLimited := false
 	if ch.presenceEnabled {
 		if s.presenceRate.allow(now, lim.MaxPresenceEventsPerSecond, 1) {
