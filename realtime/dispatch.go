@@ -1,0 +1,171 @@
+package realtime
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"rtm/realtime/protocol"
+)
+
+// handleFrame decodes and dispatches one frame read from c. It runs on the
+// read loop, never blocks on a consumer, and never panics on bad input:
+// malformed frames, unknown topics or events, stale join refs and replies
+// to unknown refs are logged and dropped.
+func (s *Socket) handleFrame(c *conn, data []byte, binary bool, at time.Time) {
+	s.st.framesIn.Add(1)
+	s.st.bytesIn.Add(uint64(len(data)))
+	var f protocol.ServerFrame
+	err := s.vsn.ScanServer(data, binary, &f)
+	if s.tap != nil {
+		fr := Frame{Dir: In, Time: at, Conn: c.gen, Data: data, Binary: binary, Err: err}
+		if err == nil {
+			fr.Message, _ = s.vsn.DecodeServer(data, binary)
+		}
+		s.tap.push(fr, false)
+	}
+	if err != nil {
+		n := s.st.decodeErrors.Add(1)
+		if n <= 10 || n%1000 == 0 {
+			s.log.Warn("Dropping malformed frame", logErr, err, "size", len(data), "binary", binary, logCount, n)
+		}
+		return
+	}
+	if f.Event == protocol.EventReply && isPhoenix(f.Topic) {
+		s.heartbeatReply(c, &f, at)
+		return
+	}
+	s.mu.Lock()
+	s.dispatchLocked(&f, len(data), at)
+	s.mu.Unlock()
+}
+
+func (s *Socket) heartbeatReply(c *conn, f *protocol.ServerFrame, at time.Time) {
+	if f.Ref == nil {
+		return
+	}
+	r, err := protocol.ParseReply(f.Payload)
+	select {
+	case c.hbReply <- hbReply{ref: string(f.Ref), ok: err == nil && r.Status == protocol.StatusOK, at: at}:
+	default:
+	}
+}
+
+func (s *Socket) dispatchLocked(f *protocol.ServerFrame, size int, at time.Time) {
+	ch := s.channels[string(f.Topic)]
+	if ch == nil {
+		s.log.Debug("Dropping frame for a topic without channel", logTopic, string(f.Topic), logEvent, f.Event)
+		return
+	}
+	if f.JoinRef != nil && string(f.JoinRef) != ch.joinRef {
+		s.log.Debug("Dropping outdated message", logTopic, ch.topic, logEvent, f.Event, logJoinRef, string(f.JoinRef))
+		return
+	}
+	ch.msgsIn.Add(1)
+	ch.bytesIn.Add(uint64(size))
+	ch.lastMsg.Store(at.UnixNano())
+	switch f.Event {
+	case protocol.EventBroadcast:
+		if !f.HasBroadcast {
+			s.log.Debug("Dropping broadcast without a user event", logTopic, ch.topic)
+			return
+		}
+		ch.emit(Event{Type: EventBroadcast, Time: at, Channel: ch, Broadcast: Broadcast{
+			Event:   ch.internName(f.BroadcastEvent),
+			Payload: f.BroadcastPayload,
+			Binary:  f.BroadcastBinary,
+			Meta:    f.BroadcastMeta,
+		}})
+	case protocol.EventReply:
+		s.replyLocked(ch, f)
+	case protocol.EventPresenceState:
+		events, err := ch.presence.applyState(f.Payload, ch.joinRef)
+		if err != nil {
+			s.log.Warn("Bad presence_state", logTopic, ch.topic, logErr, err)
+		}
+		ch.emitPresence(events, at)
+	case protocol.EventPresenceDiff:
+		events, _, err := ch.presence.applyDiff(f.Payload, ch.joinRef)
+		if err != nil {
+			s.log.Warn("Bad presence_diff", logTopic, ch.topic, logErr, err)
+		}
+		ch.emitPresence(events, at)
+	case protocol.EventPostgresChanges:
+		s.postgresChangeLocked(ch, f, at)
+	case protocol.EventSystem:
+		var sys protocol.System
+		if err := json.Unmarshal(f.Payload, &sys); err != nil {
+			s.log.Warn("Bad system message", logTopic, ch.topic, logErr, err)
+			return
+		}
+		if sys.Status == protocol.StatusError {
+			ch.systemErr = &SystemError{System: sys}
+		}
+		s.log.Info("System message", logTopic, ch.topic, "extension", sys.Extension, "status", sys.Status, "message", sys.Message)
+		if ch.q != nil {
+			ch.q.push(Event{Type: EventSystem, Time: at, Channel: ch, System: &sys}, true)
+		}
+	case protocol.EventClose:
+		if f.Ref != nil && string(f.Ref) != ch.joinRef {
+			return
+		}
+		s.log.Info("Channel closed by the server", logTopic, ch.topic, logErr, ch.systemErr)
+		s.closeChannelLocked(ch, ch.systemErr, nil)
+	case protocol.EventError:
+		if f.Ref != nil && string(f.Ref) != ch.joinRef {
+			return
+		}
+		if ch.state != ChannelJoined && ch.state != ChannelJoining {
+			return
+		}
+		s.log.Warn("Channel error from the server", logTopic, ch.topic, "payload", string(f.Payload))
+		s.errorChannelLocked(ch, ErrChannelError)
+		s.scheduleRejoinLocked(ch)
+	default:
+		s.log.Debug("Dropping unknown event", logTopic, ch.topic, logEvent, f.Event)
+	}
+}
+
+func (s *Socket) replyLocked(ch *Channel, f *protocol.ServerFrame) {
+	p := s.pending[string(f.Ref)]
+	if p == nil || p.ch != ch {
+		s.log.Debug("Dropping reply for an unknown ref", logTopic, ch.topic, logRef, string(f.Ref))
+		return
+	}
+	r, err := protocol.ParseReply(f.Payload)
+	if err != nil {
+		s.log.Warn("Dropping malformed reply", logTopic, ch.topic, logRef, p.ref, logErr, err)
+		return
+	}
+	s.completeLocked(p, r.Status, r.Response, nil)
+}
+
+func (s *Socket) postgresChangeLocked(ch *Channel, f *protocol.ServerFrame, at time.Time) {
+	var pc protocol.PostgresChangesPayload
+	if err := json.Unmarshal(f.Payload, &pc); err != nil {
+		s.log.Warn("Bad postgres_changes message", logTopic, ch.topic, logErr, err)
+		return
+	}
+	var matched []int
+	for i, b := range ch.cfg.PostgresChanges {
+		if i >= len(ch.ids) || ch.ids[i] == 0 || !slices.Contains(pc.IDs, ch.ids[i]) {
+			continue
+		}
+		if b.Event != "*" && !strings.EqualFold(b.Event, pc.Data.Type) {
+			continue
+		}
+		matched = append(matched, i)
+	}
+	if len(matched) == 0 {
+		s.log.Debug("Dropping postgres change matching no binding", logTopic, ch.topic)
+		return
+	}
+	ch.emit(Event{Type: EventPostgresChange, Time: at, Channel: ch, Change: &PostgresChange{Bindings: matched, IDs: pc.IDs, ChangeData: pc.Data}})
+}
+
+func (ch *Channel) emitPresence(events []PresenceEvent, at time.Time) {
+	for i := range events {
+		ch.emit(Event{Type: EventPresence, Time: at, Channel: ch, Presence: &events[i]})
+	}
+}

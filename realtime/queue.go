@@ -1,0 +1,102 @@
+package realtime
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// queue delivers values to fn in order, off the producer's goroutine. It
+// holds at most limit values: push of a droppable value beyond that fails
+// and is counted, so a producer (the read loop) never waits for a slow
+// consumer. Forced values (channel statuses) are always queued.
+//
+// No goroutine runs while the queue is empty: push starts one worker when
+// needed, and the worker exits once it has drained the queue. wg counts
+// workers so that Close can wait for them.
+type queue[T any] struct {
+	fn    func(T)
+	limit int
+	wg    *sync.WaitGroup
+
+	mu      sync.Mutex
+	ring    []T
+	head, n int
+	running bool
+
+	dropped atomic.Uint64
+}
+
+func newQueue[T any](fn func(T), limit int, wg *sync.WaitGroup) *queue[T] {
+	return &queue[T]{fn: fn, limit: limit, wg: wg}
+}
+
+// push queues v and reports whether it did (false: dropped, queue full).
+func (q *queue[T]) push(v T, force bool) bool {
+	q.mu.Lock()
+	if q.n >= q.limit && !force {
+		q.mu.Unlock()
+		q.dropped.Add(1)
+		return false
+	}
+	if q.n == len(q.ring) {
+		q.grow()
+	}
+	q.ring[(q.head+q.n)%len(q.ring)] = v
+	q.n++
+	if !q.running {
+		q.running = true
+		q.wg.Add(1)
+		go q.run()
+	}
+	q.mu.Unlock()
+	return true
+}
+
+func (q *queue[T]) grow() {
+	size := 2 * len(q.ring)
+	if size < 16 {
+		size = 16
+	}
+	ring := make([]T, size)
+	for i := 0; i < q.n; i++ {
+		ring[i] = q.ring[(q.head+i)%len(q.ring)]
+	}
+	q.ring, q.head = ring, 0
+}
+
+// len returns the number of queued values.
+func (q *queue[T]) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
+// run delivers batches until the queue is empty.
+func (q *queue[T]) run() {
+	defer q.wg.Done()
+	var zero T
+	batch := make([]T, 0, 64)
+	for {
+		q.mu.Lock()
+		if q.n == 0 {
+			q.running = false
+			if cap(q.ring) > 4*q.limit && q.limit > 0 {
+				q.ring, q.head = nil, 0 // shrink after a burst of forced values
+			}
+			q.mu.Unlock()
+			return
+		}
+		for q.n > 0 && len(batch) < cap(batch) {
+			batch = append(batch, q.ring[q.head])
+			q.ring[q.head] = zero
+			q.head = (q.head + 1) % len(q.ring)
+			q.n--
+		}
+		q.mu.Unlock()
+		for i := range batch {
+			q.fn(batch[i])
+			batch[i] = zero
+		}
+		batch = batch[:0]
+	}
+}

@@ -1,0 +1,574 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"rtm/realtime/protocol"
+)
+
+// Log attribute keys.
+const (
+	logURL     = "url"
+	logTopic   = "topic"
+	logEvent   = "event"
+	logRef     = "ref"
+	logJoinRef = "join_ref"
+	logErr     = "err"
+	logAttempt = "attempt"
+	logDelay   = "delay"
+	logConn    = "conn"
+	logCount   = "count"
+)
+
+// closeGrace bounds the wait for the writer to send a close frame before
+// the connection is torn down regardless.
+const closeGrace = time.Second
+
+// Socket is a connection to a Supabase Realtime server that reconnects
+// forever until closed. It is safe for concurrent use.
+type Socket struct {
+	opts     Options
+	endpoint string
+	vsn      protocol.Version
+	log      *slog.Logger
+	now      func() time.Time
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // run loop and connection goroutines
+	dwg    sync.WaitGroup // delivery workers (events, notices, tap)
+
+	notices *queue[notice]
+	tap     *queue[Frame]
+
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	status    Status
+	conn      *conn // the open connection; nil when none
+	connGen   uint64
+	channels  map[string]*Channel
+	pending   map[string]*push
+	ref       uint64
+	token     string
+	lastErr   error
+	opened    chan struct{} // closed at the next open (or Close), then replaced
+	attempted chan struct{} // closed after the first connection attempt
+
+	st counters
+}
+
+// counters are the socket's statistics, updated atomically.
+type counters struct {
+	connects, reconnects, connectFailures, disconnects atomic.Uint64
+	framesIn, framesOut, bytesIn, bytesOut             atomic.Uint64
+	decodeErrors, hbSent, hbTimeouts                   atomic.Uint64
+	drops, sendRejects                                 atomic.Uint64
+	rtt, rttAvg                                        atomic.Int64
+	connectedAt                                        atomic.Int64 // unix nanos, 0 when not connected
+}
+
+// notice is a socket-level notification for OnStatus / OnHeartbeat.
+type notice struct {
+	status    *StatusChange
+	heartbeat *Heartbeat
+}
+
+// NewSocket returns a socket for the project or WebSocket URL rawURL (see
+// [EndpointURL]) without connecting; call [Socket.Connect]. Channels may
+// be created before that.
+func NewSocket(rawURL string, opts *Options) (*Socket, error) {
+	o, err := opts.normalize()
+	if err != nil {
+		return nil, err
+	}
+	endpoint, err := EndpointURL(rawURL, o.APIKey, o.Vsn, o.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	s := &Socket{
+		opts:      o,
+		endpoint:  endpoint,
+		vsn:       o.Vsn,
+		log:       o.Logger,
+		now:       o.Now,
+		status:    StatusConnecting,
+		channels:  make(map[string]*Channel),
+		pending:   make(map[string]*push),
+		token:     o.AccessToken,
+		opened:    make(chan struct{}),
+		attempted: make(chan struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if o.OnStatus != nil || o.OnHeartbeat != nil {
+		s.notices = newQueue(s.deliverNotice, 1<<16, &s.dwg)
+	}
+	if o.Tap != nil {
+		s.tap = newQueue(o.Tap, o.TapBuffer, &s.dwg)
+	}
+	return s, nil
+}
+
+// Dial connects to rawURL (see [EndpointURL]) and returns the open socket.
+// It keeps trying on the reconnect ladder until ctx is done, except when
+// the server refuses the upgrade with an HTTP status (a *HandshakeError,
+// e.g. 401 for a bad key), which is returned at once. On error the socket
+// is closed.
+func Dial(ctx context.Context, rawURL string, opts *Options) (*Socket, error) {
+	s, err := NewSocket(rawURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.start()
+	select {
+	case <-s.attempted:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	var he *HandshakeError
+	refused := s.status != StatusOpen && errors.As(s.lastErr, &he)
+	err = s.lastErr
+	s.mu.Unlock()
+	if refused {
+		s.Close()
+		return nil, fmt.Errorf("realtime: dial %s: %w", maskURL(s.endpoint), err)
+	}
+	if err := s.Connect(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect starts the connection loop if it is not running and waits until
+// the socket is open or ctx is done. The loop keeps reconnecting after
+// Connect returns, whatever the outcome, until [Socket.Close].
+func (s *Socket) Connect(ctx context.Context) error {
+	s.start()
+	for {
+		s.mu.Lock()
+		closed, open, opened, last := s.closed, s.status == StatusOpen, s.opened, s.lastErr
+		s.mu.Unlock()
+		switch {
+		case closed:
+			return ErrClosed
+		case open:
+			return nil
+		}
+		select {
+		case <-opened:
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("realtime: connect %s: %w (last attempt: %w)", maskURL(s.endpoint), ctx.Err(), last)
+			}
+			return fmt.Errorf("realtime: connect %s: %w", maskURL(s.endpoint), ctx.Err())
+		}
+	}
+}
+
+func (s *Socket) start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return
+	}
+	s.started = true
+	s.wg.Add(1)
+	go s.run()
+}
+
+// Close closes the connection (1000) and every channel, stops
+// reconnecting, and waits for the client's goroutines, including the
+// delivery of the events already queued. It must not be called from an
+// event, status or tap callback (it would wait for itself).
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		s.dwg.Wait()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+
+	s.mu.Lock()
+	for _, ch := range s.channels {
+		s.closeChannelLocked(ch, ErrClosed, ErrClosed)
+	}
+	for _, p := range s.pending {
+		s.completeLocked(p, "", nil, ErrClosed)
+	}
+	prev := s.status
+	s.status = StatusClosed
+	close(s.opened)
+	s.opened = make(chan struct{})
+	s.mu.Unlock()
+	s.notifyStatus(StatusChange{Status: StatusClosed, Prev: prev, At: s.now(), Err: ErrClosed})
+	s.dwg.Wait()
+	return nil
+}
+
+// Status returns the current connection status.
+func (s *Socket) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+// Endpoint returns the WebSocket URL with the API key masked.
+func (s *Socket) Endpoint() string { return maskURL(s.endpoint) }
+
+// Vsn returns the serializer version in use.
+func (s *Socket) Vsn() protocol.Version { return s.vsn }
+
+// Stats returns the socket's counters.
+func (s *Socket) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Status: s.status, Channels: len(s.channels)}
+	s.mu.Unlock()
+	c := &s.st
+	if at := c.connectedAt.Load(); at != 0 {
+		st.ConnectedAt = time.Unix(0, at)
+	}
+	st.Connects, st.Reconnects = c.connects.Load(), c.reconnects.Load()
+	st.ConnectFailures, st.Disconnects = c.connectFailures.Load(), c.disconnects.Load()
+	st.FramesIn, st.FramesOut = c.framesIn.Load(), c.framesOut.Load()
+	st.BytesIn, st.BytesOut = c.bytesIn.Load(), c.bytesOut.Load()
+	st.DecodeErrors = c.decodeErrors.Load()
+	st.HeartbeatsSent, st.HeartbeatTimeouts = c.hbSent.Load(), c.hbTimeouts.Load()
+	st.RTT, st.RTTAvg = time.Duration(c.rtt.Load()), time.Duration(c.rttAvg.Load())
+	st.Drops, st.SendRejects = c.drops.Load(), c.sendRejects.Load()
+	if s.tap != nil {
+		st.TapDrops = s.tap.dropped.Load()
+	}
+	return st
+}
+
+// Channels returns the socket's channels (one per topic).
+func (s *Socket) Channels() []*Channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Channel, 0, len(s.channels))
+	for _, ch := range s.channels {
+		out = append(out, ch)
+	}
+	return out
+}
+
+// makeRefLocked returns the next ref: one counter per socket, never reset.
+func (s *Socket) makeRefLocked() string {
+	s.ref++
+	return strconv.FormatUint(s.ref, 10)
+}
+
+func (s *Socket) notifyStatus(c StatusChange) {
+	if c.Err != nil {
+		s.log.Info("Socket "+c.Status.String(), logErr, c.Err, logAttempt, c.Attempt, logDelay, c.Delay)
+	} else {
+		s.log.Info("Socket "+c.Status.String(), logAttempt, c.Attempt)
+	}
+	if s.notices != nil && s.opts.OnStatus != nil {
+		s.notices.push(notice{status: &c}, true)
+	}
+}
+
+func (s *Socket) notifyHeartbeat(h Heartbeat) {
+	if s.notices != nil && s.opts.OnHeartbeat != nil {
+		s.notices.push(notice{heartbeat: &h}, true)
+	}
+}
+
+func (s *Socket) deliverNotice(n notice) {
+	switch {
+	case n.status != nil && s.opts.OnStatus != nil:
+		s.opts.OnStatus(*n.status)
+	case n.heartbeat != nil && s.opts.OnHeartbeat != nil:
+		s.opts.OnHeartbeat(*n.heartbeat)
+	}
+}
+
+// setStatusLocked changes the status and returns the change to report
+// once the lock is released.
+func (s *Socket) setStatusLocked(st Status, err error, attempt int, delay time.Duration) StatusChange {
+	c := StatusChange{Status: st, Prev: s.status, At: s.now(), Err: err, Attempt: attempt, Delay: delay}
+	s.status = st
+	return c
+}
+
+// run is the connection loop: connect, serve, reconnect on the ladder.
+func (s *Socket) run() {
+	defer s.wg.Done()
+	tries := 0 // failed attempts or losses since the last open
+	first := true
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		change := s.setStatusLocked(StatusConnecting, nil, tries+1, 0)
+		s.mu.Unlock()
+		s.notifyStatus(change)
+
+		c, err := s.dial()
+		if err != nil {
+			s.mu.Lock()
+			s.lastErr = err
+			s.mu.Unlock()
+		}
+		if first {
+			first = false
+			close(s.attempted)
+		}
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.st.connectFailures.Add(1)
+			tries++
+			if !s.wait(s.connectionLost(nil, err, tries)) {
+				return
+			}
+			continue
+		}
+		tries = 0
+		s.serve(c)
+		if s.ctx.Err() != nil {
+			return
+		}
+		tries = 1
+		if !s.wait(s.connectionLost(c, c.err, tries)) {
+			return
+		}
+	}
+}
+
+// wait sleeps for the reconnect delay; false when the socket was closed.
+func (s *Socket) wait(delay time.Duration) bool {
+	if delay <= 0 {
+		return s.ctx.Err() == nil
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+// dial makes one connection attempt.
+func (s *Socket) dial() (*conn, error) {
+	d := websocket.Dialer{
+		NetDialContext:   s.opts.Dial,
+		TLSClientConfig:  s.opts.TLSConfig,
+		HandshakeTimeout: s.opts.HandshakeTimeout,
+		ReadBufferSize:   s.opts.ReadBufferSize,
+		WriteBufferSize:  s.opts.WriteBufferSize,
+		Proxy:            http.ProxyFromEnvironment,
+	}
+	if d.NetDialContext == nil {
+		nd := &net.Dialer{}
+		d.NetDialContext = nd.DialContext
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.HandshakeTimeout)
+	defer cancel()
+	ws, resp, err := d.DialContext(ctx, s.endpoint, s.opts.Header)
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			err = handshakeError(resp)
+		}
+		s.log.Warn("Connection attempt failed", logURL, maskURL(s.endpoint), logErr, err)
+		return nil, err
+	}
+	ws.SetReadLimit(s.opts.ReadLimit)
+	s.mu.Lock()
+	s.connGen++
+	c := &conn{
+		s:       s,
+		ws:      ws,
+		gen:     s.connGen,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		hbReply: make(chan hbReply, 4),
+	}
+	s.mu.Unlock()
+	return c, nil
+}
+
+func handshakeError(resp *http.Response) error {
+	he := &HandshakeError{StatusCode: resp.StatusCode}
+	if resp.Body != nil {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		var m struct {
+			Error   string `json:"error"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(body, &m) == nil && (m.Error != "" || m.Message != "") {
+			he.Message = m.Error
+			if he.Message == "" {
+				he.Message = m.Message
+			}
+		} else {
+			he.Message = string(body)
+		}
+	}
+	return he
+}
+
+// serve runs an open connection until it ends.
+func (s *Socket) serve(c *conn) {
+	c.wg.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+
+	s.mu.Lock()
+	s.conn = c
+	s.lastErr = nil
+	s.st.connects.Add(1)
+	if c.gen > 1 {
+		s.st.reconnects.Add(1)
+	}
+	s.st.connectedAt.Store(s.now().UnixNano())
+	change := s.setStatusLocked(StatusOpen, nil, 0, 0)
+	close(s.opened)
+	s.opened = make(chan struct{})
+	// Like phoenix on socket open: reset every rejoin timer and rejoin the
+	// channels that are errored (or waiting to join).
+	for _, ch := range s.channels {
+		ch.stopRejoinTimerLocked()
+		ch.rejoinTries = 0
+		if ch.state == ChannelErrored || ch.state == ChannelJoining {
+			s.sendJoinLocked(ch)
+		}
+	}
+	s.mu.Unlock()
+	s.log.Info("Connected", logURL, maskURL(s.endpoint), logConn, c.gen)
+	s.notifyStatus(change)
+
+	select {
+	case <-c.done:
+	case <-s.ctx.Done():
+		c.fail(ErrClosed, websocket.CloseNormalClosure, "")
+	}
+	c.wg.Wait()
+}
+
+// connectionLost handles the end of connection c (nil: a failed
+// attempt) and returns the delay before the next attempt.
+func (s *Socket) connectionLost(c *conn, cause error, tries int) time.Duration {
+	delay := s.opts.ReconnectAfter(tries)
+	s.mu.Lock()
+	if c != nil {
+		s.conn = nil
+		s.st.disconnects.Add(1)
+		s.st.connectedAt.Store(0)
+	}
+	s.lastErr = cause
+	chanErr := channelErrorReason(cause)
+	// Like phoenix on transport close or error: every joined or joining
+	// channel is errored; rejoin timers stop (the socket is not
+	// connected); leaving channels close.
+	for _, ch := range s.channels {
+		ch.stopRejoinTimerLocked()
+		ch.rejoinTries = 0
+		switch ch.state {
+		case ChannelJoined, ChannelJoining:
+			if ch.joinPush != nil {
+				s.completeLocked(ch.joinPush, "", nil, chanErr)
+			}
+			s.errorChannelLocked(ch, chanErr)
+		case ChannelLeaving:
+			s.closeChannelLocked(ch, nil, nil)
+		}
+	}
+	for _, p := range s.pending {
+		s.completeLocked(p, "", nil, chanErr)
+	}
+	change := s.setStatusLocked(StatusReconnecting, cause, tries+1, delay)
+	s.mu.Unlock()
+	s.notifyStatus(change)
+	return delay
+}
+
+// channelErrorReason is the error channels report when the connection
+// ends: realtime-js's "socket closed: <code> (<reason>)" or the cause.
+func channelErrorReason(cause error) error {
+	var ce *websocket.CloseError
+	switch {
+	case errors.Is(cause, ErrHeartbeatTimeout), errors.Is(cause, ErrClosed):
+		return cause
+	case errors.As(cause, &ce):
+		if ce.Text != "" {
+			return fmt.Errorf("%w: socket closed: %d (%s)", ErrDisconnected, ce.Code, ce.Text)
+		}
+		return fmt.Errorf("%w: socket closed: %d", ErrDisconnected, ce.Code)
+	case cause == nil:
+		return ErrDisconnected
+	default:
+		return fmt.Errorf("%w: %w", ErrDisconnected, cause)
+	}
+}
+
+// SetAuth sets the access token used by joins and pushes it
+// (access_token) to every joined channel, as realtime-js's setAuth does:
+// only when it differs from the current one. An empty token makes later
+// joins use the API key.
+func (s *Socket) SetAuth(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if token == s.token {
+		return
+	}
+	s.token = token
+	if s.conn == nil {
+		return
+	}
+	payload := append(protocol.AppendString([]byte(`{"access_token":`), token), '}')
+	for _, ch := range s.channels {
+		if ch.state == ChannelJoined {
+			ref := s.makeRefLocked()
+			m := protocol.Message{JoinRef: ch.joinRef, Ref: ref, Topic: ch.topic, Event: protocol.EventAccessToken, Payload: payload}
+			if err := s.conn.enqueue(&m, false); err != nil {
+				s.log.Warn("Cannot push access_token", logTopic, ch.topic, logErr, err)
+			}
+		}
+	}
+}
+
+// AccessToken returns the token joins use (empty: the API key).
+func (s *Socket) AccessToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token
+}
+
+// TokenExpiry returns the exp of the access token in use (of the API key
+// when no token is set); ok is false when it has none or is not a JWT.
+func (s *Socket) TokenExpiry() (exp time.Time, ok bool) {
+	s.mu.Lock()
+	tok := s.token
+	s.mu.Unlock()
+	if tok == "" {
+		tok = s.opts.APIKey
+	}
+	exp, err := TokenExpiry(tok)
+	return exp, err == nil
+}
