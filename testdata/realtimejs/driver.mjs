@@ -28,7 +28,7 @@ import { RealtimeClient } from '@supabase/realtime-js'
 const realtimeJsVersion = createRequire(import.meta.url)('@supabase/realtime-js/package.json').version
 
 const clients = new Map() // name -> {client, vsn, accessToken}
-const channels = new Map() // handle -> {channel, client: name}
+const channels = new Map() // client + '/' + handle -> {channel, client: name}
 let connSeq = 0
 
 function now() {
@@ -213,14 +213,19 @@ function getClient(name) {
   return c
 }
 
-function getChannel(handle) {
-  const c = channels.get(handle)
-  if (!c) throw new Error(`no channel named ${JSON.stringify(handle)}`)
+// Channels are named per client: a command names both.
+function channelKey(client, handle) {
+  return `${client}/${handle}`
+}
+
+function getChannel(client, handle) {
+  const c = channels.get(channelKey(client, handle))
+  if (!c) throw new Error(`client ${JSON.stringify(client)} has no channel named ${JSON.stringify(handle)}`)
   return c
 }
 
-function channelInfo(handle) {
-  const { channel } = getChannel(handle)
+function channelInfo(client, handle) {
+  const { channel } = getChannel(client, handle)
   return {
     topic: channel.topic,
     state: channel.state,
@@ -301,7 +306,7 @@ const ops = {
     }
   },
   async 'client.removeChannel'({ client, channel }) {
-    const { channel: ch } = getChannel(channel)
+    const { channel: ch } = getChannel(client, channel)
     return await getClient(client).client.removeChannel(ch)
   },
   async 'client.removeAllChannels'({ client }) {
@@ -310,16 +315,17 @@ const ops = {
 
   // channel.new {client, channel, topic, params}: client.channel(topic, params)
   'channel.new'({ client, channel: handle, topic, params }) {
-    if (channels.has(handle)) throw new Error(`channel ${handle} exists`)
+    const key = channelKey(client, handle)
+    if (channels.has(key)) throw new Error(`client ${client} has a channel named ${handle}`)
     const c = getClient(client).client
     const ch = params === undefined ? c.channel(topic) : c.channel(topic, fromWire(params))
-    channels.set(handle, { channel: ch, client })
-    return channelInfo(handle)
+    channels.set(key, { channel: ch, client })
+    return channelInfo(client, handle)
   },
   // channel.on {channel, type, filter}: every callback becomes an event of
   // kind <type> with the callback's payload.
-  'channel.on'({ channel: handle, type, filter = {} }) {
-    const { channel: ch, client } = getChannel(handle)
+  'channel.on'({ client: cl, channel: handle, type, filter = {} }) {
+    const { channel: ch, client } = getChannel(cl, handle)
     ch.on(type, fromWire(filter), (payload) => {
       const flags = {}
       const fields = {
@@ -335,8 +341,8 @@ const ops = {
     })
     return null
   },
-  'channel.subscribe'({ channel: handle, timeout }) {
-    const { channel: ch, client } = getChannel(handle)
+  'channel.subscribe'({ client: cl, channel: handle, timeout }) {
+    const { channel: ch, client } = getChannel(cl, handle)
     const cb = (status, err) => {
       emit('status', {
         client,
@@ -350,36 +356,36 @@ const ops = {
     }
     if (timeout === undefined || timeout === null) ch.subscribe(cb)
     else ch.subscribe(cb, timeout)
-    return channelInfo(handle)
+    return channelInfo(client, handle)
   },
-  async 'channel.send'({ channel: handle, message, opts = {} }) {
-    return await getChannel(handle).channel.send(fromWire(message), opts)
+  async 'channel.send'({ client, channel: handle, message, opts = {} }) {
+    return await getChannel(client, handle).channel.send(fromWire(message), opts)
   },
-  async 'channel.httpSend'({ channel: handle, event, payload, opts = {} }) {
-    return await getChannel(handle).channel.httpSend(event, fromWire(payload), opts)
+  async 'channel.httpSend'({ client, channel: handle, event, payload, opts = {} }) {
+    return await getChannel(client, handle).channel.httpSend(event, fromWire(payload), opts)
   },
-  async 'channel.track'({ channel: handle, meta, opts = {} }) {
-    return await getChannel(handle).channel.track(fromWire(meta), opts)
+  async 'channel.track'({ client, channel: handle, meta, opts = {} }) {
+    return await getChannel(client, handle).channel.track(fromWire(meta), opts)
   },
-  async 'channel.untrack'({ channel: handle, opts = {} }) {
-    return await getChannel(handle).channel.untrack(opts)
+  async 'channel.untrack'({ client, channel: handle, opts = {} }) {
+    return await getChannel(client, handle).channel.untrack(opts)
   },
-  'channel.presenceState'({ channel: handle }) {
-    return toWire(getChannel(handle).channel.presenceState())
+  'channel.presenceState'({ client, channel: handle }) {
+    return toWire(getChannel(client, handle).channel.presenceState())
   },
-  'channel.state'({ channel: handle }) {
-    return channelInfo(handle)
+  'channel.state'({ client, channel: handle }) {
+    return channelInfo(client, handle)
   },
-  async 'channel.unsubscribe'({ channel: handle, timeout }) {
-    const { channel: ch } = getChannel(handle)
+  async 'channel.unsubscribe'({ client, channel: handle, timeout }) {
+    const { channel: ch } = getChannel(client, handle)
     return timeout === undefined || timeout === null ? await ch.unsubscribe() : await ch.unsubscribe(timeout)
   },
-  'channel.teardown'({ channel: handle }) {
-    getChannel(handle).channel.teardown()
+  'channel.teardown'({ client, channel: handle }) {
+    getChannel(client, handle).channel.teardown()
     return null
   },
-  'channel.updateJoinPayload'({ channel: handle, payload }) {
-    getChannel(handle).channel.updateJoinPayload(fromWire(payload))
+  'channel.updateJoinPayload'({ client, channel: handle, payload }) {
+    getChannel(client, handle).channel.updateJoinPayload(fromWire(payload))
     return null
   },
 

@@ -261,7 +261,7 @@ func (ch *Channel) On(tb testing.TB, typ string, filter map[string]any) *Channel
 	if filter == nil {
 		filter = map[string]any{}
 	}
-	ch.d.must(tb, "channel.on", map[string]any{"channel": ch.Name, "type": typ, "filter": filter})
+	ch.d.must(tb, "channel.on", map[string]any{"client": ch.Client.Name, "channel": ch.Name, "type": typ, "filter": filter})
 	return ch
 }
 
@@ -270,7 +270,7 @@ func (ch *Channel) TryOn(ctx context.Context, typ string, filter map[string]any)
 	if filter == nil {
 		filter = map[string]any{}
 	}
-	_, err := ch.d.Do(ctx, "channel.on", map[string]any{"channel": ch.Name, "type": typ, "filter": filter})
+	_, err := ch.d.Do(ctx, "channel.on", map[string]any{"client": ch.Client.Name, "channel": ch.Name, "type": typ, "filter": filter})
 	return err
 }
 
@@ -278,7 +278,7 @@ func (ch *Channel) TryOn(ctx context.Context, typ string, filter map[string]any)
 // client's); statuses arrive as KindStatus events.
 func (ch *Channel) Subscribe(tb testing.TB, timeoutMs int) ChannelInfo {
 	tb.Helper()
-	args := map[string]any{"channel": ch.Name}
+	args := map[string]any{"client": ch.Client.Name, "channel": ch.Name}
 	if timeoutMs > 0 {
 		args["timeout"] = timeoutMs
 	}
@@ -293,7 +293,7 @@ func (ch *Channel) Subscribe(tb testing.TB, timeoutMs int) ChannelInfo {
 func (ch *Channel) Info(tb testing.TB) ChannelInfo {
 	tb.Helper()
 	var info ChannelInfo
-	if err := json.Unmarshal(ch.d.must(tb, "channel.state", map[string]any{"channel": ch.Name}), &info); err != nil {
+	if err := json.Unmarshal(ch.d.must(tb, "channel.state", map[string]any{"client": ch.Client.Name, "channel": ch.Name}), &info); err != nil {
 		tb.Fatal(err)
 	}
 	return info
@@ -309,13 +309,13 @@ func (ch *Channel) State(tb testing.TB) string {
 // "error"). Binary values in msg are made with [Base64].
 func (ch *Channel) Send(tb testing.TB, msg map[string]any) string {
 	tb.Helper()
-	return mustString(tb, ch.d.must(tb, "channel.send", map[string]any{"channel": ch.Name, "message": msg}))
+	return mustString(tb, ch.d.must(tb, "channel.send", map[string]any{"client": ch.Client.Name, "channel": ch.Name, "message": msg}))
 }
 
 // SendAsync starts channel.send(msg, opts) without waiting for its result.
 func (ch *Channel) SendAsync(tb testing.TB, msg map[string]any, opts map[string]any) *Pending {
 	tb.Helper()
-	args := map[string]any{"channel": ch.Name, "message": msg}
+	args := map[string]any{"client": ch.Client.Name, "channel": ch.Name, "message": msg}
 	if opts != nil {
 		args["opts"] = opts
 	}
@@ -338,19 +338,19 @@ func (ch *Channel) Broadcast(tb testing.TB, event string, payload any) string {
 func (ch *Channel) HTTPSend(ctx context.Context, event string, payload any) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	defer cancel()
-	return ch.d.Do(ctx, "channel.httpSend", map[string]any{"channel": ch.Name, "event": event, "payload": payload})
+	return ch.d.Do(ctx, "channel.httpSend", map[string]any{"client": ch.Client.Name, "channel": ch.Name, "event": event, "payload": payload})
 }
 
 // Track calls channel.track(meta) and returns its result.
 func (ch *Channel) Track(tb testing.TB, meta map[string]any) string {
 	tb.Helper()
-	return mustString(tb, ch.d.must(tb, "channel.track", map[string]any{"channel": ch.Name, "meta": meta}))
+	return mustString(tb, ch.d.must(tb, "channel.track", map[string]any{"client": ch.Client.Name, "channel": ch.Name, "meta": meta}))
 }
 
 // Untrack calls channel.untrack() and returns its result.
 func (ch *Channel) Untrack(tb testing.TB) string {
 	tb.Helper()
-	return mustString(tb, ch.d.must(tb, "channel.untrack", map[string]any{"channel": ch.Name}))
+	return mustString(tb, ch.d.must(tb, "channel.untrack", map[string]any{"client": ch.Client.Name, "channel": ch.Name}))
 }
 
 // Presence is one entry of presenceState(): the tracked meta plus
@@ -367,7 +367,7 @@ func (p Presence) Ref() string {
 func (ch *Channel) PresenceState(tb testing.TB) map[string][]Presence {
 	tb.Helper()
 	var st map[string][]Presence
-	if err := json.Unmarshal(ch.d.must(tb, "channel.presenceState", map[string]any{"channel": ch.Name}), &st); err != nil {
+	if err := json.Unmarshal(ch.d.must(tb, "channel.presenceState", map[string]any{"client": ch.Client.Name, "channel": ch.Name}), &st); err != nil {
 		tb.Fatal(err)
 	}
 	return st
@@ -376,13 +376,13 @@ func (ch *Channel) PresenceState(tb testing.TB) map[string][]Presence {
 // Unsubscribe calls channel.unsubscribe() and returns its result.
 func (ch *Channel) Unsubscribe(tb testing.TB) string {
 	tb.Helper()
-	return mustString(tb, ch.d.must(tb, "channel.unsubscribe", map[string]any{"channel": ch.Name}))
+	return mustString(tb, ch.d.must(tb, "channel.unsubscribe", map[string]any{"client": ch.Client.Name, "channel": ch.Name}))
 }
 
 // UnsubscribeAsync starts channel.unsubscribe() without waiting.
 func (ch *Channel) UnsubscribeAsync(tb testing.TB) *Pending {
 	tb.Helper()
-	p, err := ch.d.DoAsync(context.Background(), "channel.unsubscribe", map[string]any{"channel": ch.Name})
+	p, err := ch.d.DoAsync(context.Background(), "channel.unsubscribe", map[string]any{"client": ch.Client.Name, "channel": ch.Name})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,63 @@
+// Package conformance holds the realtime-js conformance suite of rtm's
+// embedded server (package rtm/realtime/server): tests that drive the
+// official @supabase/realtime-js 2.119.0, running under Node 22, against
+// the server on loopback, and assert both what the client sees (subscribe
+// statuses and their error messages, callbacks, presenceState(), results
+// of send/track/unsubscribe/httpSend) and the exact frames on the wire.
+//
+// The package has no non-test code. Its tests run inside plain
+// `go test ./...`: package rtm/realtime/internal/jsharness installs the
+// npm packages pinned in testdata/realtimejs on first use and runs the
+// driver. Without npm or Node the tests skip with instructions; with the
+// environment variable CI set they fail instead.
+//
+// Each test starts its own server (servertest.New) and driver, and may
+// add bare Go websocket clients speaking rtm/realtime/protocol. Waits are
+// deadlines on the driver's event log, never sleeps; absence is asserted
+// with fences (a server broadcast that must arrive after anything the
+// server sent before it) or with the client's own heartbeats as a clock.
+//
+// Scenarios of shared/PROTOCOL.md §12:
+//
+//  1. TestS01ConnectAndHeartbeat, TestS01BadAPIKeyRefused: upgrade without
+//     subprotocol, heartbeat replies within the interval, sent/ok callbacks;
+//     HTTP 401 {"error": ...} for each bad-key cause.
+//  2. TestS02PlainJoin: the exact join and reply frames; string booleans
+//     and the "version" key.
+//  3. TestS03JoinRejected: expired access_token, exact reason, rejoins on
+//     realtime-js's schedule on the same socket, each answered.
+//  4. TestS04BroadcastFanOut: kind-3 bytes from the sender, kind-4 bytes to
+//     a 2.0.0 peer, the JSON form to a 1.0.0 peer, nothing back to the
+//     sender, ArrayBuffer payloads (encoding 0) not delivered to 1.0.0,
+//     1.0.0 senders reaching 2.0.0 peers as JSON.
+//  5. TestS05AckAndSelf: ack reply with the binary push's refs, self echo,
+//     'timed out' when no ack comes (the server stalls the connection).
+//  6. TestS06Presence: presence_state right after the join reply, track,
+//     update with phx_ref_prev, server-assigned keys, untrack, leave on
+//     socket close, callbacks and presenceState() at every step.
+//  7. TestS07PostgresChangesRouting: bindings echoed in order with integer
+//     ids, then the "Subscribed to PostgreSQL" system message. Delivery of
+//     changes waits for the change feed (a later issue).
+//  8. TestS08TokenRefreshAndExpiry, TestS08ChannelTokenExpires,
+//     TestTokenRefreshOnHeartbeat: access_token pushes without reply, the
+//     system error + phx_close on an expired token or at exp, no rejoin.
+//  9. TestS09Leave, TestS09ServerError, TestS09ServerClose: leave reply and
+//     phx_close; phx_error → rejoin with a new ref; phx_close → no rejoin.
+//  10. TestS10Reconnect, TestS10RESTBroadcast: reconnect after a drop with
+//     new join refs and the same config and a fresh presence_state; the
+//     REST fallback of send() and httpSend(), both 202.
+//
+// Beyond §12: private channels (TestPrivateChannels), tenant isolation
+// (TestTenantIsolation), each limit with its exact reason (TestLimit*),
+// heartbeat timeout and recovery (TestHeartbeatTimeoutAndRecovery),
+// restart on the same address (TestRestartSameAddress), and the interop of
+// realtime-js with a Go client of either serializer
+// (TestInteropGoAndRealtimeJS).
+//
+// A runtime quirk shapes two tests: Node 22.23.3's global WebSocket
+// (undici 6.28.1), which realtime-js uses, fires "error" but no "close"
+// when a connection attempt fails (refused, or an HTTP error instead of the
+// upgrade), so realtime-js never retries it. Tests therefore check refused
+// upgrades from Go, and keep a restart's downtime below realtime-js's first
+// reconnect delay.
+package conformance
