@@ -49,10 +49,17 @@
 //
 // Beyond §12: private channels (TestPrivateChannels), tenant isolation
 // (TestTenantIsolation), each limit with its exact reason (TestLimit*),
-// heartbeat timeout and recovery (TestHeartbeatTimeoutAndRecovery),
-// restart on the same address (TestRestartSameAddress), and the interop of
-// realtime-js with a Go client of either serializer
-// (TestInteropGoAndRealtimeJS).
+// joins refused by the fault control and then accepted
+// (TestRejectedJoinsThenRecovery), the topic "realtime:"
+// (TestTopicNameRequired), heartbeat timeout and recovery
+// (TestHeartbeatTimeoutAndRecovery), restart on the same address
+// (TestRestartSameAddress), and the interop of realtime-js with a Go
+// client of either serializer (TestInteropGoAndRealtimeJS).
+//
+// Not covered yet: delivery of postgres_changes events to realtime-js
+// callbacks (the server has no change feed until a later issue), and the
+// binding-mismatch path of §12.7, which needs a server that answers with
+// other bindings than it was sent.
 //
 // A runtime quirk shapes two tests: Node 22.23.3's global WebSocket
 // (undici 6.28.1), which realtime-js uses, fires "error" but no "close"

@@ -225,3 +225,50 @@ func TestS10RESTBroadcast(t *testing.T) {
 		t.Errorf("REST-only client opened a socket: %v", evs)
 	}
 }
+
+// Joins the server refuses for a while (fault control): realtime-js shows
+// each reason as CHANNEL_ERROR and keeps rejoining until one succeeds.
+func TestRejectedJoinsThenRecovery(t *testing.T) {
+	e := newEnv(t)
+	e.srv.RejectJoins(server.Rejection{Count: 2})
+	c := e.client("a", jsharness.ClientOptions{})
+	ch := c.Channel(t, "room", "room1", nil)
+	mark := e.d.Mark()
+	ch.Subscribe(t, 0)
+	errs := e.d.AwaitN(t, slow, match{Kind: kStatus, Client: "a", Channel: "room", After: mark}, 2)
+	for _, st := range errs {
+		if st.Status != "CHANNEL_ERROR" || st.Error != "RealtimeRestarting: Realtime is restarting, please standby" {
+			t.Errorf("refused join: %s %q", st.Status, st.Error)
+		}
+	}
+	ch.AwaitStatus(t, slow, errs[1].Seq, "SUBSCRIBED")
+	if n := len(e.d.Events(match{Kind: kFrame, Client: "a", Dir: "out", Event: protocol.EventJoin})); n != 3 {
+		t.Errorf("%d joins, want 3", n)
+	}
+
+	// A custom reason reaches the callback verbatim.
+	e.srv.RejectJoins(server.Rejection{Count: 1, Reason: "UnableToConnectToProject: Realtime was unable to connect to the project database"})
+	other := c.Channel(t, "other", "room2", nil)
+	mark = e.d.Mark()
+	other.Subscribe(t, 0)
+	st := other.AwaitStatus(t, quick, mark, "CHANNEL_ERROR")
+	if st.Error != "UnableToConnectToProject: Realtime was unable to connect to the project database" {
+		t.Errorf("custom reason %q", st.Error)
+	}
+	other.AwaitStatus(t, slow, st.Seq, "SUBSCRIBED")
+}
+
+// A channel named "" is the topic "realtime:", which the server refuses.
+func TestTopicNameRequired(t *testing.T) {
+	e := newEnv(t)
+	c := e.client("a", jsharness.ClientOptions{})
+	ch := c.Channel(t, "empty", "", nil)
+	mark := e.d.Mark()
+	ch.Subscribe(t, 0)
+	st := ch.AwaitStatus(t, quick, mark, "CHANNEL_ERROR")
+	if st.Error != "TopicNameRequired: You must provide a topic name" {
+		t.Errorf("join of realtime: %q", st.Error)
+	}
+	_, rm := e.frame(quick, match{Client: "a", Dir: "in", Event: protocol.EventReply, Topic: "realtime:"})
+	wantJSON(t, "reply", rm.Payload, `{"status":"error","response":{"reason":"TopicNameRequired: You must provide a topic name"}}`)
+}

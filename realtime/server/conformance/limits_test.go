@@ -135,3 +135,17 @@ func TestLimitPayloadSize(t *testing.T) {
 		t.Errorf("shutdown message %q", msg)
 	}
 }
+
+func TestLimitPresenceEventsPerSecond(t *testing.T) {
+	e := newEnv(t, servertest.WithLimits(server.Limits{MaxPresenceEventsPerSecond: 3, ClientPresenceMaxCalls: 100}))
+	c := e.client("a", jsharness.ClientOptions{})
+	ch := c.Channel(t, "room", "room1", map[string]any{"presence": map[string]any{"key": "a"}}).On(t, "system", nil)
+	j := e.subscribe(ch)
+	mark := e.d.Mark()
+	for i := range 6 {
+		ch.SendAsync(t, map[string]any{"type": "presence", "event": "track", "payload": map[string]any{"i": i}}, nil)
+	}
+	if msg, _ := e.awaitShutdown(ch, j, mark); msg != "Too many presence messages per second" {
+		t.Errorf("shutdown message %q", msg)
+	}
+}
