@@ -24,7 +24,7 @@ type channel struct {
 	self     bool
 	joined   time.Time
 	bindings []json.RawMessage
-	ids      []int64
+	pg       []binding
 
 	// guarded by c.mu
 	presenceKey     string
@@ -113,7 +113,15 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		ch.presenceKey = s.newUUID()
 	}
 	response, ids := joinResponse(cfg.bindings)
-	ch.ids = ids
+	var pgErr error
+	for i, raw := range cfg.bindings {
+		b, err := parseBinding(raw, ids[i])
+		if err != nil {
+			pgErr = err
+			continue
+		}
+		ch.pg = append(ch.pg, b)
+	}
 	if c.channels == nil {
 		c.channels = make(map[string]*channel)
 	}
@@ -146,7 +154,10 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		c.shutdownLocked(ch, "Too many presence messages per second")
 		return
 	}
-	if len(cfg.bindings) > 0 {
+	switch {
+	case pgErr != nil:
+		c.sendSystem(ch, "postgres_changes", protocol.StatusError, filterErrPrefix+pgErr.Error())
+	case len(cfg.bindings) > 0:
 		c.sendSystem(ch, "postgres_changes", protocol.StatusOK, "Subscribed to PostgreSQL")
 	}
 	c.scheduleExpiryLocked(ch)

@@ -629,3 +629,70 @@ func TestV1ClientJoinAndReplies(t *testing.T) {
 	c.await("ack", func(f inFrame) bool { return f.msg.Ref == "7" })
 	c.await("self", isBroadcast("realtime:room1", "e"))
 }
+
+func TestEmitChange(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	const topic = "realtime:room1"
+	a, b := dialV2(t, s), dialV2(t, s)
+	_, resp := a.join(topic, `{"config":{"postgres_changes":[{"event":"INSERT","schema":"public","table":"todos","filter":"id=eq.1"},{"event":"*","schema":"public","table":"other"}]}}`)
+	var r struct {
+		PG []struct {
+			ID int64 `json:"id"`
+		} `json:"postgres_changes"`
+	}
+	if err := json.Unmarshal(resp, &r); err != nil || len(r.PG) != 2 {
+		t.Fatalf("join response %s", resp)
+	}
+	idA, idB := r.PG[0].ID, r.PG[1].ID
+	_, resp = b.join(topic, `{"config":{"postgres_changes":[{"event":"*","schema":"public"},{"event":"DELETE","table":"todos","filter":"done=is.true,id=in.(1,2,3)"}]}}`)
+	if err := json.Unmarshal(resp, &r); err != nil {
+		t.Fatal(err)
+	}
+	idAll, idDel := r.PG[0].ID, r.PG[1].ID
+	insert := func(id int) protocol.ChangeData {
+		return protocol.ChangeData{Schema: "public", Table: "todos", CommitTimestamp: "2026-01-01T00:00:00.000Z", Type: "INSERT",
+			Columns: []protocol.Column{{Name: "id", Type: "int8"}, {Name: "done", Type: "bool"}},
+			Record:  json.RawMessage(fmt.Sprintf(`{"id":%d,"done":"t"}`, id))}
+	}
+	if n := s.EmitChange(topic, insert(1)); n != 2 {
+		t.Errorf("EmitChange(insert 1) = %d, want 2", n)
+	}
+	f := a.awaitEvent(topic, protocol.EventPostgresChanges)
+	want := fmt.Sprintf(`[null,null,"realtime:room1","postgres_changes",{"ids":[%d],"data":{"schema":"public","table":"todos","commit_timestamp":"2026-01-01T00:00:00.000Z","type":"INSERT","columns":[{"name":"id","type":"int8"},{"name":"done","type":"bool"}],"record":{"id":1,"done":"t"},"errors":null}}]`, idA)
+	if string(f.raw) != want {
+		t.Errorf("change frame\n %s\nwant\n %s", f.raw, want)
+	}
+	f = b.awaitEvent(topic, protocol.EventPostgresChanges)
+	if !strings.Contains(string(f.raw), fmt.Sprintf(`{"ids":[%d],`, idAll)) {
+		t.Errorf("b's change %s, want ids [%d]", f.raw, idAll)
+	}
+	// id=2 does not pass a's filter.
+	if n := s.EmitChange("room1", insert(2)); n != 1 {
+		t.Errorf("EmitChange(insert 2) = %d, want 1", n)
+	}
+	upd := protocol.ChangeData{Schema: "public", Table: "other", Type: "UPDATE", Record: json.RawMessage(`{"x":1}`), OldRecord: json.RawMessage(`{"x":0}`)}
+	if n := s.EmitChange("", upd); n != 2 {
+		t.Errorf("EmitChange(update other) = %d, want 2", n)
+	}
+	a.await("update", func(f inFrame) bool {
+		return f.msg.Event == protocol.EventPostgresChanges && strings.Contains(string(f.raw), fmt.Sprintf(`{"ids":[%d],`, idB))
+	})
+	del := protocol.ChangeData{Schema: "public", Table: "todos", Type: "DELETE", OldRecord: json.RawMessage(`{"id":2,"done":true}`)}
+	if n := s.EmitChange(topic, del); n != 1 {
+		t.Errorf("EmitChange(delete) = %d, want 1", n)
+	}
+	b.await("delete", func(f inFrame) bool {
+		return f.msg.Event == protocol.EventPostgresChanges && strings.Contains(string(f.raw), fmt.Sprintf(`{"ids":[%d,%d],`, idAll, idDel))
+	})
+	if n := s.EmitChange("realtime:nobody", del); n != 0 {
+		t.Errorf("EmitChange(no topic) = %d", n)
+	}
+	// A filter that does not parse: the join succeeds, the system message says why.
+	c := dialV2(t, s)
+	c.join(topic, `{"config":{"postgres_changes":[{"event":"*","schema":"public","table":"t","filter":"id=eq"}]}}`)
+	sys := c.awaitEvent(topic, protocol.EventSystem)
+	if !strings.Contains(string(sys.raw), `"extension":"postgres_changes","status":"error","message":"Error parsing `+"`filter`"+` params: `) {
+		t.Errorf("bad filter system message %s", sys.raw)
+	}
+}
