@@ -95,6 +95,10 @@ func (s *Socket) dispatchLocked(f *protocol.ServerFrame, size int, at time.Time)
 		s.postgresChangeLocked(ch, f, at)
 	case protocol.EventSystem:
 		var sys protocol.System
+		if !protocol.IsObject(f.Payload) {
+			s.log.Warn("Bad system message: payload is not an object", logTopic, ch.topic)
+			return
+		}
 		if err := json.Unmarshal(f.Payload, &sys); err != nil {
 			s.log.Warn("Bad system message", logTopic, ch.topic, logErr, err)
 			return

@@ -33,13 +33,19 @@ func fast(o *Options) {
 // changes; it is closed when the test ends.
 func dial(t testing.TB, srv *servertest.Server, mods ...func(*Options)) *Socket {
 	t.Helper()
-	o := &Options{APIKey: srv.AnonKey()}
+	return dialURL(t, srv.URL, srv.AnonKey(), mods...)
+}
+
+// dialURL opens a socket to url with key.
+func dialURL(t testing.TB, url, key string, mods ...func(*Options)) *Socket {
+	t.Helper()
+	o := &Options{APIKey: key}
 	for _, m := range mods {
 		m(o)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	s, err := Dial(ctx, srv.URL, o)
+	s, err := Dial(ctx, url, o)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
