@@ -7,15 +7,20 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
+
+	"rtm/realtime/server"
 )
 
 // cli is the command line: sub-commands and their flags.
@@ -130,12 +135,88 @@ func (monitorCmd) Run(env *runEnv) error {
 	return errors.New("the terminal UI is not built yet; run `rtm serve` for the embedded Realtime server")
 }
 
-// serveCmd runs the embedded server.
+// serveCmd runs the embedded Supabase-compatible Realtime server
+// (package realtime/server) until interrupted. Flags mirror server.Config.
 type serveCmd struct {
-	Addr string `default:"127.0.0.1:4000" help:"Address to listen on."`
+	Addr      string `default:"127.0.0.1:4000" env:"RTM_ADDR" help:"Address to listen on."`
+	JWTSecret string `name:"jwt-secret" env:"RTM_JWT_SECRET" help:"JWT secret (HS256/384/512) that verifies tokens and signs the printed keys; generated and printed when empty."`
+
+	Limits                     string        `default:"on" enum:"on,off" help:"Supabase's tenant limits: on, or off (benchmarks)."`
+	MaxChannelsPerClient       int           `default:"100" help:"Channels one socket may join."`
+	MaxJoinsPerSecond          int           `default:"100" help:"Joins per second, server-wide."`
+	MaxConcurrentUsers         int           `default:"200" help:"Open sockets."`
+	MaxEventsPerSecond         int           `default:"100" help:"Client events (broadcasts, REST messages) per second, server-wide."`
+	MaxPresenceEventsPerSecond int           `default:"1000" help:"Presence events per second, server-wide."`
+	ClientPresenceMaxCalls     int           `default:"5" help:"Presence pushes per channel per --client-presence-window."`
+	ClientPresenceWindow       time.Duration `default:"30s" help:"Window of --client-presence-max-calls."`
+	MaxPayloadSizeKB           int           `name:"max-payload-size-kb" default:"3000" help:"Largest broadcast or presence payload, in KB (1000 bytes)."`
+
+	IdleTimeout       time.Duration `default:"60s" help:"Close a socket that sent nothing for this long."`
+	JoinErrorDelay    time.Duration `default:"0s" help:"Delay join error replies (Supabase: 5s)."`
+	ConnectErrorDelay time.Duration `default:"0s" help:"Delay refused upgrades (Supabase: 2s)."`
+	OutboundQueue     int           `default:"1024" help:"Frames queued per socket before it is dropped as a slow consumer."`
+	LogLevel          string        `default:"info" enum:"debug,info,warn,error" help:"Log level (logs go to stderr; tokens are masked)."`
 }
 
-// Run serves until the context ends.
-func (s serveCmd) Run(env *runEnv) error {
-	return errors.New("serve: not built yet")
+// Run serves until the context ends, then shuts down gracefully.
+func (c serveCmd) Run(env *runEnv) error {
+	secret, generated := c.JWTSecret, false
+	if secret == "" {
+		secret, generated = rand.Text()+rand.Text(), true
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv, err := server.New(server.Config{
+		JWTSecret: []byte(secret),
+		Limits: server.Limits{
+			Off:                        c.Limits == "off",
+			MaxChannelsPerClient:       c.MaxChannelsPerClient,
+			MaxJoinsPerSecond:          c.MaxJoinsPerSecond,
+			MaxConcurrentUsers:         c.MaxConcurrentUsers,
+			MaxEventsPerSecond:         c.MaxEventsPerSecond,
+			MaxPresenceEventsPerSecond: c.MaxPresenceEventsPerSecond,
+			ClientPresenceMaxCalls:     c.ClientPresenceMaxCalls,
+			ClientPresenceWindow:       c.ClientPresenceWindow,
+			MaxPayloadSizeKB:           c.MaxPayloadSizeKB,
+		},
+		Logger:            slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level})),
+		IdleTimeout:       c.IdleTimeout,
+		JoinErrorDelay:    c.JoinErrorDelay,
+		ConnectErrorDelay: c.ConnectErrorDelay,
+		OutboundQueue:     c.OutboundQueue,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := srv.Start(c.Addr); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	secretLine := "(from --jwt-secret / RTM_JWT_SECRET)"
+	if generated {
+		secretLine = secret + "  (generated; pass --jwt-secret or RTM_JWT_SECRET to keep it)"
+	}
+	limits := "Supabase defaults"
+	if c.Limits == "off" {
+		limits = "off"
+	}
+	fmt.Fprintf(env.stdout, `rtm serve: Supabase-compatible Realtime server
+
+         API URL: %s
+    Realtime URL: ws://%s/realtime/v1/websocket
+  REST broadcast: %s/realtime/v1/api/broadcast
+       Admin API: %s/admin/ (service_role key)
+      JWT secret: %s
+        anon key: %s
+service_role key: %s
+          limits: %s
+
+Press Ctrl+C to stop.
+`, srv.URL(), srv.Addr(), srv.URL(), srv.URL(), secretLine, srv.AnonKey(), srv.ServiceRoleKey(), limits)
+	<-env.ctx.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
 }

@@ -290,6 +290,7 @@ func (s *Server) waitNoConns(ctx context.Context) error {
 // (1001, "server shutting down") and a moment to flush, bounded by ctx,
 // then Close.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.log.Info("Shutting down", "connections", s.connCount())
 	s.lifeMu.Lock()
 	if s.httpSrv != nil {
 		_ = s.httpSrv.Close()
