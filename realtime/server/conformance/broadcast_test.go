@@ -124,6 +124,24 @@ func TestS04BroadcastFanOut(t *testing.T) {
 	wantText(t, got, `[null,null,"realtime:room1","broadcast",{"type":"broadcast","event":"cursor","payload":{"from":"c"}}]`)
 	cb = b.Await(t, quick, match{Kind: kBroadcast, Event: "cursor", After: mark})
 	wantJSON(t, "B callback for v1 sender", cb.Payload, `{"type":"broadcast","event":"cursor","payload":{"from":"c"}}`)
+
+	// Serializer 1.0.0 frames from the server are objects of topic, event,
+	// payload and ref only.
+	for _, ev := range e.d.Events(match{Kind: kFrame, Client: "c", Dir: "in"}) {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(ev.Text), &obj); err != nil || ev.Binary {
+			t.Errorf("v1 frame %s is not a JSON object", ev)
+			continue
+		}
+		for k := range obj {
+			if k != "topic" && k != "event" && k != "payload" && k != "ref" {
+				t.Errorf("v1 frame %s has key %q", ev, k)
+			}
+		}
+		if len(obj) != 4 {
+			t.Errorf("v1 frame %s: want keys topic, event, payload, ref", ev)
+		}
+	}
 }
 
 // Scenario 5: ack and self.
