@@ -35,9 +35,11 @@
 //  6. TestS06Presence: presence_state right after the join reply, track,
 //     update with phx_ref_prev, server-assigned keys, untrack, leave on
 //     socket close, callbacks and presenceState() at every step.
-//  7. TestS07PostgresChangesRouting: bindings echoed in order with integer
-//     ids, then the "Subscribed to PostgreSQL" system message. Delivery of
-//     changes waits for the change feed (a later issue).
+//  7. TestS07PostgresChangesRouting, TestS07PostgresChangesDelivery:
+//     bindings echoed in order with integer ids, then the "Subscribed to
+//     PostgreSQL" system message; changes (injected with EmitChange) reach
+//     only the bindings whose ids the frame lists, converted by column
+//     type; filtered-out rows and other events are not delivered.
 //  8. TestS08TokenRefreshAndExpiry, TestS08ChannelTokenExpires,
 //     TestTokenRefreshOnHeartbeat: access_token pushes without reply, the
 //     system error + phx_close on an expired token or at exp, no rejoin.
@@ -56,10 +58,9 @@
 // (TestRestartSameAddress), and the interop of realtime-js with a Go
 // client of either serializer (TestInteropGoAndRealtimeJS).
 //
-// Not covered yet: delivery of postgres_changes events to realtime-js
-// callbacks (the server has no change feed until a later issue), and the
-// binding-mismatch path of §12.7, which needs a server that answers with
-// other bindings than it was sent.
+// Not covered: the binding-mismatch path of §12.7, which needs a server
+// that answers with other bindings than it was sent, and changes from a
+// real database (the change feed is a later issue).
 //
 // A runtime quirk shapes two tests: Node 22.23.3's global WebSocket
 // (undici 6.28.1), which realtime-js uses, fires "error" but no "close"
