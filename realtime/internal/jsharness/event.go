@@ -69,7 +69,8 @@ type Event struct {
 	Hex    string `json:"hex"`
 	Vsn    string `json:"vsn"`
 
-	// Socket events.
+	// Socket events: State is connecting, open, closing, close or error.
+	// Status events carry the channel's state (joined, errored, ...).
 	State    string `json:"state"`
 	Code     int    `json:"code"`
 	Reason   string `json:"reason"`

@@ -18,6 +18,14 @@
 // with instructions, except when the environment variable CI is set: then
 // it fails. The driver process is killed when the test ends; its stderr
 // and the event log are written to the test log if the test failed.
+//
+// realtime-js 2.119.0 has no WebSocket dependency: under Node it uses the
+// global WebSocket (undici), which the driver wraps to log frames. Under
+// Node 22.23.3 (undici 6.28.1) a connection attempt that fails (refused,
+// or answered with an HTTP error instead of the upgrade) fires "error" but
+// never "close", so realtime-js stays "connecting" and does not retry it;
+// only closes of open sockets lead to its reconnect schedule. Tests must
+// not expect a retry after a failed connect.
 package jsharness
 
 import (
