@@ -1,0 +1,419 @@
+// Package demo runs the simulated peers of rtm's embedded demo, so the
+// panes show life on a fresh machine: users who come and go on a presence
+// channel (each on a connection of its own, tracking their own presence),
+// cursor broadcasts on a document channel, and database changes on a
+// project (through the embedded server's change feed, when given).
+//
+// Peers are ordinary clients of package realtime talking to a server over
+// the network, exactly like the user's own client; nothing is injected
+// into the manager. Every delay is a multiple of [Options.Pace] and every
+// choice comes from [Options.Rand], so tests can run the demo fast and
+// deterministically.
+//
+// [Start] starts the peers in the background; [Demo.Close] stops them,
+// leaves their channels and waits for every goroutine. Peers never fail
+// the program: connection errors are logged and retried.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"rtm/realtime"
+	"rtm/realtime/protocol"
+)
+
+// Default topics (channel names as the channel manager names them; the
+// wire topic is "realtime:" + name).
+const (
+	DefaultPresenceTopic     = "presence:contact:123"
+	DefaultBroadcastTopic    = "broadcast:document:789"
+	DefaultSubscriptionTopic = "subscription:project:456"
+)
+
+// User is a simulated person.
+type User struct {
+	ID, Name, Color string
+}
+
+// DefaultUsers returns the demo's people.
+func DefaultUsers() []User {
+	return []User{
+		{"ana", "Ana Lima", "#e06c75"},
+		{"ben", "Ben Okafor", "#61afef"},
+		{"chen", "Chen Wei", "#98c379"},
+		{"dara", "Dara Novak", "#c678dd"},
+		{"eli", "Eli Cohen", "#e5c07b"},
+	}
+}
+
+// Options configures the demo. URL and APIKey are required.
+type Options struct {
+	// URL is the server's project URL; APIKey its anon key.
+	URL, APIKey string
+	// Token mints a user token for a user id (nil: peers use the API
+	// key).
+	Token func(user string) (string, error)
+	// EmitChange publishes a database change (the embedded server's
+	// EmitChange); nil: no changes.
+	EmitChange func(topic string, data protocol.ChangeData) int
+	// PresenceTopic, BroadcastTopic and SubscriptionTopic are the
+	// channel names used (defaults above). Empty SubscriptionTopic keeps
+	// the default; changes go to every channel bound to the table.
+	PresenceTopic, BroadcastTopic, SubscriptionTopic string
+	// Users are the people simulated (default DefaultUsers). The first
+	// two also move cursors.
+	Users []User
+	// Pace scales every delay (default 1 s: people stay 20-90 s, cursors
+	// move 4 times a second while active).
+	Pace time.Duration
+	// Rand returns numbers in [0, 1) (default math/rand/v2.Float64); it
+	// is called from several goroutines under a lock.
+	Rand func() float64
+	// Logger receives the demo's logs (default: discarded).
+	Logger *slog.Logger
+	// Now is the clock of payload timestamps (default time.Now).
+	Now func() time.Time
+	// Client tweaks the options of every peer's socket (heartbeat, dial).
+	Client func(*realtime.Options)
+}
+
+// Stats counts what the peers did.
+type Stats struct {
+	Joins, Leaves, Disconnects, Broadcasts, Changes uint64
+}
+
+// Demo is a running set of peers.
+type Demo struct {
+	opts   Options
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	rmu    sync.Mutex
+
+	joins, leaves, disconnects, broadcasts, changes atomic.Uint64
+}
+
+// Start starts the peers. They run until Close or until ctx is done.
+func Start(ctx context.Context, opts Options) (*Demo, error) {
+	if opts.URL == "" || opts.APIKey == "" {
+		return nil, errors.New("demo: URL and APIKey are required")
+	}
+	if opts.PresenceTopic == "" {
+		opts.PresenceTopic = DefaultPresenceTopic
+	}
+	if opts.BroadcastTopic == "" {
+		opts.BroadcastTopic = DefaultBroadcastTopic
+	}
+	if opts.SubscriptionTopic == "" {
+		opts.SubscriptionTopic = DefaultSubscriptionTopic
+	}
+	if len(opts.Users) == 0 {
+		opts.Users = DefaultUsers()
+	}
+	if opts.Pace <= 0 {
+		opts.Pace = time.Second
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	d := &Demo{opts: opts, log: opts.Logger}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	d.ctx, d.cancel = context.WithCancel(ctx)
+	for i, u := range opts.Users {
+		// The first three are there from the start; the others arrive.
+		first := time.Duration(float64(i) * 0.3 * float64(opts.Pace))
+		if i >= 3 {
+			first = d.between(10, 30)
+		}
+		d.goPeer(func() { d.presencePeer(u, first) })
+	}
+	d.goPeer(d.cursorPeer)
+	if opts.EmitChange != nil {
+		d.goPeer(d.changePeer)
+	}
+	return d, nil
+}
+
+// Close stops every peer and waits for them.
+func (d *Demo) Close() error {
+	d.cancel()
+	d.wg.Wait()
+	return nil
+}
+
+// Stats returns what the peers did so far.
+func (d *Demo) Stats() Stats {
+	return Stats{Joins: d.joins.Load(), Leaves: d.leaves.Load(), Disconnects: d.disconnects.Load(),
+		Broadcasts: d.broadcasts.Load(), Changes: d.changes.Load()}
+}
+
+func (d *Demo) goPeer(f func()) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				d.log.Error("Demo peer panicked", "panic", fmt.Sprint(r))
+			}
+		}()
+		f()
+	}()
+}
+
+// rnd returns a number in [0, 1).
+func (d *Demo) rnd() float64 {
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
+	return d.opts.Rand()
+}
+
+// between returns a random delay of lo..hi paces.
+func (d *Demo) between(lo, hi float64) time.Duration {
+	return time.Duration((lo + (hi-lo)*d.rnd()) * float64(d.opts.Pace))
+}
+
+// sleep waits for dur or the end of the demo; false when it ended.
+func (d *Demo) sleep(dur time.Duration) bool {
+	if dur <= 0 {
+		return d.ctx.Err() == nil
+	}
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-d.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// socket opens a connection for user ("" for the cursor peer).
+func (d *Demo) socket(user string) (*realtime.Socket, error) {
+	o := &realtime.Options{APIKey: d.opts.APIKey, Logger: d.log}
+	if d.opts.Token != nil && user != "" {
+		tok, err := d.opts.Token(user)
+		if err != nil {
+			return nil, fmt.Errorf("demo: token for %s: %w", user, err)
+		}
+		o.AccessToken = tok
+	}
+	if d.opts.Client != nil {
+		d.opts.Client(o)
+	}
+	s, err := realtime.NewSocket(d.opts.URL, o)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, 10*d.opts.Pace+5*time.Second)
+	defer cancel()
+	if err := s.Connect(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("demo: connect: %w", err)
+	}
+	return s, nil
+}
+
+// presencePeer makes u come and go on the presence channel.
+func (d *Demo) presencePeer(u User, first time.Duration) {
+	if !d.sleep(first) {
+		return
+	}
+	for d.ctx.Err() == nil {
+		if !d.visit(u) {
+			return
+		}
+		if !d.sleep(d.between(8, 40)) {
+			return
+		}
+	}
+}
+
+// visit connects, tracks u for a while and leaves (politely or by
+// dropping the connection). It returns false when the demo ended.
+func (d *Demo) visit(u User) bool {
+	s, err := d.socket(u.ID)
+	if err != nil {
+		d.log.Warn("Demo peer cannot connect", "user", u.ID, "err", err)
+		return d.sleep(d.between(3, 6))
+	}
+	defer s.Close()
+	ch, err := s.Channel(d.opts.PresenceTopic, realtime.ChannelConfig{
+		Presence: realtime.PresenceConfig{Key: u.ID, Enabled: true},
+	})
+	if err != nil {
+		d.log.Warn("Demo channel", "err", err)
+		return d.sleep(d.between(3, 6))
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, 15*time.Second)
+	err = ch.Subscribe(ctx)
+	cancel()
+	if err != nil {
+		d.log.Warn("Demo peer cannot join", "user", u.ID, "err", err)
+		return d.sleep(d.between(3, 6))
+	}
+	status := "viewing"
+	if err := d.track(ch, u, status); err != nil {
+		d.log.Warn("Demo peer cannot track", "user", u.ID, "err", err)
+		return d.sleep(d.between(3, 6))
+	}
+	d.joins.Add(1)
+	stay := d.opts.Now().Add(d.between(20, 90))
+	for d.opts.Now().Before(stay) {
+		if !d.sleep(d.between(8, 20)) {
+			return false
+		}
+		// People change what they do now and then.
+		if d.rnd() < 0.5 {
+			status = []string{"viewing", "editing", "idle"}[int(d.rnd()*3)%3]
+			if err := d.track(ch, u, status); err != nil {
+				d.log.Debug("Demo re-track", "user", u.ID, "err", err)
+			}
+		}
+	}
+	if d.rnd() < 0.3 {
+		// Vanish without a word: the server notices the closed socket.
+		d.disconnects.Add(1)
+		return d.ctx.Err() == nil
+	}
+	ctx, cancel = context.WithTimeout(d.ctx, 5*time.Second)
+	if err := ch.Untrack(ctx); err == nil {
+		d.leaves.Add(1)
+	}
+	ch.Leave(ctx)
+	cancel()
+	return d.ctx.Err() == nil
+}
+
+func (d *Demo) track(ch *realtime.Channel, u User, status string) error {
+	payload, err := json.Marshal(map[string]any{
+		"user_id":   u.ID,
+		"name":      u.Name,
+		"color":     u.Color,
+		"status":    status,
+		"online_at": d.opts.Now().UTC().Format(time.RFC3339),
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
+	defer cancel()
+	return ch.Track(ctx, payload)
+}
+
+// cursorPeer moves the first users' cursors over the document in bursts.
+func (d *Demo) cursorPeer() {
+	for d.ctx.Err() == nil {
+		s, err := d.socket("")
+		if err != nil {
+			d.log.Warn("Demo cursor peer cannot connect", "err", err)
+			if !d.sleep(d.between(3, 6)) {
+				return
+			}
+			continue
+		}
+		d.cursors(s)
+		s.Close()
+	}
+}
+
+func (d *Demo) cursors(s *realtime.Socket) {
+	ch, err := s.Channel(d.opts.BroadcastTopic, realtime.ChannelConfig{})
+	if err != nil {
+		d.log.Warn("Demo channel", "err", err)
+		d.sleep(d.between(3, 6))
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, 15*time.Second)
+	err = ch.Subscribe(ctx)
+	cancel()
+	if err != nil {
+		d.log.Warn("Demo cursor peer cannot join", "err", err)
+		d.sleep(d.between(3, 6))
+		return
+	}
+	movers := d.opts.Users
+	if len(movers) > 2 {
+		movers = movers[:2]
+	}
+	t := 0.0
+	for d.ctx.Err() == nil {
+		// A burst of movement by one person, then a pause.
+		u := movers[int(d.rnd()*float64(len(movers)))%len(movers)]
+		end := d.opts.Now().Add(d.between(4, 12))
+		phase := d.rnd() * 2 * math.Pi
+		for d.opts.Now().Before(end) {
+			t += 0.15
+			x := int(400 + 300*math.Sin(t+phase))
+			y := int(300 + 200*math.Sin(2*t))
+			p, _ := json.Marshal(map[string]any{"user_id": u.ID, "x": x, "y": y, "color": u.Color})
+			sctx, scancel := context.WithTimeout(d.ctx, 5*time.Second)
+			err := ch.Send(sctx, "cursor", p)
+			scancel()
+			if err != nil {
+				if errors.Is(err, realtime.ErrClosed) || d.ctx.Err() != nil {
+					return
+				}
+				d.log.Debug("Demo cursor send", "err", err)
+			} else {
+				d.broadcasts.Add(1)
+			}
+			if !d.sleep(d.opts.Pace / 4) {
+				return
+			}
+		}
+		if d.rnd() < 0.5 {
+			p, _ := json.Marshal(map[string]any{"user_id": u.ID, "from": int(d.rnd() * 500), "to": 500 + int(d.rnd()*200)})
+			sctx, scancel := context.WithTimeout(d.ctx, 5*time.Second)
+			if ch.Send(sctx, "selection", p) == nil {
+				d.broadcasts.Add(1)
+			}
+			scancel()
+		}
+		if !d.sleep(d.between(2, 8)) {
+			return
+		}
+	}
+}
+
+// changePeer publishes database changes to the project's rows.
+func (d *Demo) changePeer() {
+	titles := []string{"Write the spec", "Review the PR", "Fix the flaky test", "Ship it", "Update the docs"}
+	next := 1000
+	for {
+		if !d.sleep(d.between(5, 15)) {
+			return
+		}
+		now := d.opts.Now().UTC()
+		var data protocol.ChangeData
+		if d.rnd() < 0.5 {
+			rec, _ := json.Marshal(map[string]any{"id": 456, "name": "Realtime debugger", "updated_at": now.Format(time.RFC3339), "progress": int(d.rnd() * 100)})
+			old, _ := json.Marshal(map[string]any{"id": 456})
+			data = protocol.ChangeData{Schema: "public", Table: "projects", Type: "UPDATE", Record: rec, OldRecord: old,
+				Columns: []protocol.Column{{Name: "id", Type: "int8"}, {Name: "name", Type: "text"}, {Name: "updated_at", Type: "timestamptz"}, {Name: "progress", Type: "int4"}}}
+		} else {
+			next++
+			rec, _ := json.Marshal(map[string]any{"id": next, "project_id": 456, "title": titles[next%len(titles)], "done": false})
+			data = protocol.ChangeData{Schema: "public", Table: "tasks", Type: "INSERT", Record: rec,
+				Columns: []protocol.Column{{Name: "id", Type: "int8"}, {Name: "project_id", Type: "int8"}, {Name: "title", Type: "text"}, {Name: "done", Type: "bool"}}}
+		}
+		data.CommitTimestamp = now.Format("2006-01-02T15:04:05.000Z")
+		if d.opts.EmitChange("", data) > 0 {
+			d.changes.Add(1)
+		}
+	}
+}

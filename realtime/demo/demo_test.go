@@ -1,0 +1,196 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"rtm/realtime"
+	"rtm/realtime/protocol"
+	"rtm/realtime/server"
+	"rtm/realtime/server/servertest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// observer is a client watching the demo's channels like the UI would.
+type observer struct {
+	mu         sync.Mutex
+	joined     map[string]bool // presence keys seen joining
+	left       map[string]bool
+	cursors    int
+	changes    int
+	payloadsOK bool
+}
+
+func (o *observer) on(ev realtime.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch ev.Type {
+	case realtime.EventPresence:
+		switch ev.Presence.Kind {
+		case realtime.PresenceJoin:
+			o.joined[ev.Presence.Key] = true
+			for _, m := range ev.Presence.Changed {
+				var raw map[string]any
+				if json.Unmarshal(m.UserFields(), &raw) == nil && raw["user_id"] == ev.Presence.Key && raw["name"] != "" {
+					o.payloadsOK = true
+				}
+			}
+		case realtime.PresenceLeave:
+			o.left[ev.Presence.Key] = true
+		}
+	case realtime.EventBroadcast:
+		if ev.Broadcast.Event == "cursor" {
+			o.cursors++
+		}
+	case realtime.EventPostgresChange:
+		o.changes++
+	}
+}
+
+func (o *observer) snapshot() (joined, left, cursors, changes int, payloadsOK bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.joined), len(o.left), o.cursors, o.changes, o.payloadsOK
+}
+
+func TestDemoPeersComeAndGo(t *testing.T) {
+	srv := servertest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	obs := &observer{joined: map[string]bool{}, left: map[string]bool{}}
+	sock, err := realtime.NewSocket(srv.URL, &realtime.Options{APIKey: srv.AnonKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	if err := sock.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		topic string
+		cfg   realtime.ChannelConfig
+	}{
+		{DefaultPresenceTopic, realtime.ChannelConfig{Presence: realtime.PresenceConfig{Enabled: true}, OnEvent: obs.on}},
+		{DefaultBroadcastTopic, realtime.ChannelConfig{OnEvent: obs.on}},
+		{DefaultSubscriptionTopic, realtime.ChannelConfig{OnEvent: obs.on, PostgresChanges: []realtime.PostgresBinding{
+			{Event: "*", Schema: "public", Table: "projects", Filter: "id=eq.456"},
+			{Event: "INSERT", Schema: "public", Table: "tasks", Filter: "project_id=eq.456"},
+		}}},
+	} {
+		ch, err := sock.Channel(c.topic, c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Subscribe(ctx); err != nil {
+			t.Fatalf("subscribe %s: %v", c.topic, err)
+		}
+	}
+
+	secret := srv.Secret()
+	r := rand.New(rand.NewPCG(1, 2))
+	d, err := Start(ctx, Options{
+		URL: srv.URL, APIKey: srv.AnonKey(),
+		Token: func(user string) (string, error) {
+			return server.UserToken(secret, user, time.Hour, nil)
+		},
+		EmitChange: srv.EmitChange,
+		Pace:       15 * time.Millisecond,
+		Rand:       r.Float64,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		j, l, cur, ch, ok := obs.snapshot()
+		if j >= 4 && l >= 2 && cur >= 20 && ch >= 2 && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not show enough life: %d users joined, %d left, %d cursors, %d changes, payloads ok %v; stats %+v",
+				j, l, cur, ch, ok, d.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := d.Stats()
+	if st.Joins == 0 || st.Broadcasts == 0 || st.Changes == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Once closed, every peer's connection is gone: only the observer's
+	// remains.
+	deadline = time.Now().Add(10 * time.Second)
+	for len(srv.Conns()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections after Close, want 1 (the observer)", len(srv.Conns()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStartValidates(t *testing.T) {
+	if _, err := Start(context.Background(), Options{}); err == nil {
+		t.Fatal("Start without URL and key must fail")
+	}
+}
+
+// countHandler counts log records at warn level and above.
+type countHandler struct {
+	mu *sync.Mutex
+	n  *int
+}
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.mu.Lock()
+		*h.n++
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+// The demo keeps trying when the server is unreachable, logs it, and
+// stops cleanly.
+func TestDemoUnreachableServer(t *testing.T) {
+	var mu sync.Mutex
+	warnings := 0
+	d, err := Start(context.Background(), Options{URL: "http://127.0.0.1:1", APIKey: "k", Pace: 5 * time.Millisecond,
+		EmitChange: func(string, protocol.ChangeData) int { return 0 },
+		Logger:     slog.New(countHandler{&mu, &warnings})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := warnings
+		mu.Unlock()
+		if n >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d connection failures logged", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Stats(); st.Joins != 0 || st.Broadcasts != 0 {
+		t.Fatalf("stats against a dead server: %+v", st)
+	}
+}
