@@ -117,22 +117,6 @@ func (e *env) frame(timeout time.Duration, m match) (jsharness.Event, protocol.M
 	return ev, msg
 }
 
-// frames returns the decoded frames logged so far that m matches.
-func (e *env) frames(m match) []protocol.Message {
-	e.t.Helper()
-	m.Kind = kFrame
-	var out []protocol.Message
-	for _, ev := range e.d.Events(m) {
-		msg, err := ev.Message()
-		if err != nil {
-			e.t.Errorf("frame #%d does not decode: %v", ev.Seq, err)
-			continue
-		}
-		out = append(out, msg)
-	}
-	return out
-}
-
 // fence makes the server broadcast a unique event on topic and waits until
 // client has received it; frames on one connection arrive in order, so
 // anything the server sent the client before the fence has arrived by

@@ -123,19 +123,6 @@ func (c *rawClient) mark() int {
 	return len(c.frames)
 }
 
-// received returns the decoded frames after mark that match.
-func (c *rawClient) received(after int, match func(protocol.Message) bool) []rawFrame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []rawFrame
-	for _, f := range c.frames {
-		if f.Seq > after && f.Err == nil && match(f.Msg) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // await waits for a frame after mark that match accepts.
 func (c *rawClient) await(timeout time.Duration, after int, what string, match func(protocol.Message) bool) rawFrame {
 	c.t.Helper()
