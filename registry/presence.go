@@ -63,6 +63,25 @@ func (c *presenceCache) leave(key string, remaining []protocol.PresenceMeta) (Pr
 	return u, false
 }
 
+// reconcile makes the cache equal to state (the client's presence state
+// after a sync), keeping when keys were first seen. It makes the cache
+// converge even if join or leave events were lost.
+func (c *presenceCache) reconcile(state map[string][]protocol.PresenceMeta, now time.Time) {
+	for k := range c.users {
+		if _, ok := state[k]; !ok {
+			delete(c.users, k)
+		}
+	}
+	for k, metas := range state {
+		e := c.users[k]
+		if e == nil {
+			e = &presenceEntry{firstSeen: now}
+			c.users[k] = e
+		}
+		e.metas = append(e.metas[:0:0], metas...)
+	}
+}
+
 // reset forgets everything (the channel left).
 func (c *presenceCache) reset() { clear(c.users) }
 

@@ -67,10 +67,23 @@ func newWSServer(t *testing.T) *wsServer {
 	return s
 }
 
-func (s *wsServer) last() *websocket.Conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns[len(s.conns)-1]
+// conn waits for the server side of the i-th connection (from 0).
+func (s *wsServer) conn(i int) *websocket.Conn {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		if n > i {
+			c := s.conns[i]
+			s.mu.Unlock()
+			return c
+		}
+		s.mu.Unlock()
+		if time.Now().After(deadline) {
+			panic("no server connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (s *wsServer) received() []string {
@@ -118,7 +131,7 @@ func TestPassThroughAndFailConnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the server to get hello", func() bool { return len(s.received()) == 1 })
-	if err := s.last().WriteMessage(websocket.TextMessage, []byte("back")); err != nil {
+	if err := s.conn(0).WriteMessage(websocket.TextMessage, []byte("back")); err != nil {
 		t.Fatal(err)
 	}
 	_, m, err := c.ReadMessage()
@@ -183,7 +196,7 @@ func TestFreezeHoldsBothDirections(t *testing.T) {
 	if err := c.WriteMessage(websocket.TextMessage, []byte("heartbeat")); err != nil {
 		t.Fatalf("write while frozen: %v (writes are buffered)", err)
 	}
-	if err := s.last().WriteMessage(websocket.TextMessage, []byte("reply")); err != nil {
+	if err := s.conn(0).WriteMessage(websocket.TextMessage, []byte("reply")); err != nil {
 		t.Fatal(err)
 	}
 	// Nothing passes while frozen: the client's read hits its deadline.
@@ -207,7 +220,7 @@ func TestFreezeHoldsBothDirections(t *testing.T) {
 
 	c2 := dialWS(t, tr, s)
 	tr.Freeze(10 * time.Second)
-	if err := s.last().WriteMessage(websocket.TextMessage, []byte("late")); err != nil {
+	if err := s.conn(1).WriteMessage(websocket.TextMessage, []byte("late")); err != nil {
 		t.Fatal(err)
 	}
 	got := make(chan string, 1)
@@ -267,7 +280,7 @@ func TestInjectAtMessageBoundaries(t *testing.T) {
 	s := newWSServer(t)
 	tr := New(Options{})
 	c := dialWS(t, tr, s)
-	srv := s.last()
+	srv := s.conn(0)
 	// A big fragmented message: the injection must not land inside it.
 	big := bytes.Repeat([]byte("x"), 200_000)
 	w, err := srv.NextWriter(websocket.TextMessage)

@@ -1,0 +1,230 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"rtm/realtime/server"
+	"rtm/realtime/server/servertest"
+	"rtm/registry"
+	"rtm/registry/clock"
+	"rtm/registry/serverctl"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// env is a manager connected to a fresh embedded server.
+type env struct {
+	t   *testing.T
+	srv *servertest.Server
+	m   *registry.Manager
+	clk *clock.Fake // nil with the real clock
+}
+
+type envOpt func(*registry.Options, *[]servertest.Option)
+
+func withFakeClock(c *clock.Fake) envOpt {
+	return func(o *registry.Options, _ *[]servertest.Option) { o.Clock = c }
+}
+
+func withOpts(f func(*registry.Options)) envOpt {
+	return func(o *registry.Options, _ *[]servertest.Option) { f(o) }
+}
+
+func withServer(so ...servertest.Option) envOpt {
+	return func(_ *registry.Options, s *[]servertest.Option) { *s = append(*s, so...) }
+}
+
+func newEnv(t *testing.T, opts ...envOpt) *env {
+	t.Helper()
+	var o registry.Options
+	var so []servertest.Option
+	for _, f := range opts {
+		f(&o, &so)
+	}
+	srv := servertest.New(t, so...)
+	o.URL = srv.URL
+	o.APIKey = srv.AnonKey()
+	o.Server = serverctl.Embedded{S: srv.Server}
+	o.Embedded = true
+	if o.ReconnectAfter == nil {
+		o.ReconnectAfter = func(int) time.Duration { return 20 * time.Millisecond }
+	}
+	secret := srv.Secret()
+	o.MintToken = func(claims map[string]any) (string, error) { return server.SignToken(secret, claims) }
+	m, err := registry.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: srv, m: m}
+	if c, ok := o.Clock.(*clock.Fake); ok {
+		e.clk = c
+	}
+	return e
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+}
+
+func (e *env) info(n registry.Name) registry.ChannelInfo {
+	e.t.Helper()
+	i, err := e.m.Info(n)
+	if err != nil {
+		e.t.Fatalf("Info(%s): %v", n, err)
+	}
+	return i
+}
+
+func (e *env) waitStatus(n registry.Name, st registry.Status) registry.ChannelInfo {
+	e.t.Helper()
+	var last registry.ChannelInfo
+	eventually(e.t, fmt.Sprintf("%s to be %s", n, st), func() bool {
+		i, err := e.m.Info(n)
+		last = i
+		return err == nil && i.Status == st
+	})
+	return last
+}
+
+// serverChannels returns the topics the server holds for all its
+// connections.
+func (e *env) serverChannels() []string {
+	var out []string
+	for _, c := range e.srv.Conns() {
+		for _, ch := range c.Channels {
+			out = append(out, ch.Topic)
+		}
+	}
+	return out
+}
+
+func (e *env) joins() uint64 { return e.srv.Stats().Joins }
+
+func TestDuplicatePreventionUnderConcurrency(t *testing.T) {
+	e := newEnv(t)
+	name := registry.MustName(registry.KindPresence, "contact", "123", "")
+	var wg sync.WaitGroup
+	handles := make([]*registry.Handle, 10)
+	errs := make([]error, 10)
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handles[i], errs[i] = e.m.Join(ctx(t), name)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+	}
+	for _, h := range handles {
+		if err := h.Ready(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.info(name).RefCount; got != 10 {
+		t.Fatalf("ref count %d, want 10", got)
+	}
+	// Exactly one phx_join reached the server, and it holds one channel.
+	if j := e.joins(); j != 1 {
+		t.Fatalf("server saw %d joins, want 1", j)
+	}
+	if got := e.serverChannels(); len(got) != 1 || got[0] != name.Topic() {
+		t.Fatalf("server channels %v", got)
+	}
+	// Releasing all but one keeps the channel on the server.
+	for _, h := range handles[1:] {
+		if err := h.Release(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if i := e.info(name); i.RefCount != 1 || i.Status != registry.StatusConnected {
+		t.Fatalf("after 9 releases: %+v", i)
+	}
+	if len(e.serverChannels()) != 1 {
+		t.Fatal("channel left the server before the last release")
+	}
+	// Releasing twice is harmless; the last release leaves.
+	if err := handles[1].Release(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := handles[0].Release(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Info(name); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("Info after the last release: %v", err)
+	}
+	eventually(t, "the server to drop the channel", func() bool { return len(e.serverChannels()) == 0 })
+	if err := handles[0].Broadcast(ctx(t), "x", nil); !errors.Is(err, registry.ErrReleased) {
+		t.Fatalf("Broadcast on a released handle: %v", err)
+	}
+}
+
+func TestPresenceJoinTrackAndCleanup(t *testing.T) {
+	e := newEnv(t)
+	h, err := e.m.JoinPresence(ctx(t), "contact", "123", registry.PresenceUser{UserID: "alice", Name: "Alice", Payload: json.RawMessage(`{"status":"online"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	name := h.Name()
+	eventually(t, "alice in the presence cache", func() bool {
+		users, _ := e.m.Presence(name)
+		return len(users) == 1 && users[0].UserID == "alice" && users[0].Name == "Alice" && users[0].Self
+	})
+	logs := e.m.Logs(0)
+	var msgs []string
+	for _, r := range logs {
+		msgs = append(msgs, r.Message)
+	}
+	joined := strings.Join(msgs, "|")
+	for _, want := range []string{"Creating new presence channel", "Channel joined", "Presence synced", "User joined presence"} {
+		if !strings.Contains(joined, want) {
+			t.Fatalf("log lacks %q: %s", want, joined)
+		}
+	}
+	if err := e.m.CleanupAll(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the server to hold no channel", func() bool { return len(e.serverChannels()) == 0 })
+	if st := e.m.Snapshot(); len(st.Channels) != 0 || st.Stats.Total != 0 {
+		t.Fatalf("after cleanup: %+v", st.Channels)
+	}
+}
