@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(idleChildEnv); spec != "" {
+		runIdleChild(spec) // a child of BenchmarkIdleConnMemory
+	}
 	goleak.VerifyTestMain(m)
 }
 
