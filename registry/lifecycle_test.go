@@ -184,7 +184,10 @@ func TestListenersRestoredOnRejoinAndRecreation(t *testing.T) {
 	}
 	e.advanceToNextAttempt(h.Name(), 1, 3*time.Second)
 	e.waitStatus(h.Name(), registry.StatusConnected)
-	eventually(t, "the subscription's attempt", func() bool { i := e.info(sub.Name()); return !i.NextAttemptAt.IsZero() || i.Status == registry.StatusConnected })
+	eventually(t, "the subscription's attempt", func() bool {
+		i := e.info(sub.Name())
+		return !i.NextAttemptAt.IsZero() || i.Status == registry.StatusConnected
+	})
 	if i := e.info(sub.Name()); !i.NextAttemptAt.IsZero() {
 		clk.Set(i.NextAttemptAt)
 	}

@@ -143,32 +143,32 @@ type Manager struct {
 
 	msgsIn, msgsOut atomic.Uint64
 
-	mu          sync.Mutex
-	closed      bool
-	connected   bool
-	entries     map[Name]*entry
-	policy      Policy
-	socket      SocketInfo
-	rtts        []time.Duration
-	token       string
-	tokenInfo   TokenInfo
-	started     time.Time
-	connTotal   time.Duration
-	sockAttempt int
-	reconnects  int
+	mu            sync.Mutex
+	closed        bool
+	connected     bool
+	entries       map[Name]*entry
+	policy        Policy
+	socket        SocketInfo
+	rtts          []time.Duration
+	token         string
+	tokenInfo     TokenInfo
+	started       time.Time
+	connTotal     time.Duration
+	sockAttempt   int
+	reconnects    int
 	everConnected bool
-	socketTries uint64
-	chanTries   uint64
-	errors      uint64
-	errSamples  []uint64 // errors per stats interval, oldest first
-	lastErrors  uint64
-	inHist      []float64
-	outHist     []float64
-	lastIn      uint64
-	lastOut     uint64
-	lastTick    time.Time
-	queueDrops  uint64
-	drops       int
+	socketTries   uint64
+	chanTries     uint64
+	errors        uint64
+	errSamples    []uint64 // errors per stats interval, oldest first
+	lastErrors    uint64
+	inHist        []float64
+	outHist       []float64
+	lastIn        uint64
+	lastOut       uint64
+	lastTick      time.Time
+	queueDrops    uint64
+	drops         int
 }
 
 // New returns a manager for the target of opts. It does not connect; call

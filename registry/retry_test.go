@@ -127,7 +127,9 @@ func TestFixedPolicyLadderThenStop(t *testing.T) {
 	if _, err := e.m.Faults().Drop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a reconnect", func() bool { return e.m.Snapshot().Socket.Reconnects == 1 && e.m.Snapshot().Socket.Status == registry.SocketConnected })
+	eventually(t, "a reconnect", func() bool {
+		return e.m.Snapshot().Socket.Reconnects == 1 && e.m.Snapshot().Socket.Status == registry.SocketConnected
+	})
 	if i := e.info(name); i.Status != registry.StatusError {
 		t.Fatalf("after a reconnect: %s", i.Status)
 	}
