@@ -27,7 +27,6 @@ import (
 // benchTopic is the topic of the fan-out benchmarks.
 const benchTopic = "realtime:broadcast:document:789"
 
-
 // fanoutRig is the client side of a fan-out benchmark: subscribers that
 // record publish-to-receive latency, and a publisher with a window.
 type fanoutRig struct {
