@@ -363,7 +363,7 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 		}
 		t := ch.t
 		t.mu.Lock()
-		if t.metaOfLocked(ch) == nil || !sameMeta(t, ch, meta) {
+		if !sameMeta(t, ch, meta) { // a no-op re-track is not a presence event
 			if !s.presenceRate.allow(now, lim.MaxPresenceEventsPerSecond, 1) {
 				t.mu.Unlock()
 				s.stats.rateLimited.Add(1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -443,5 +444,41 @@ func TestShutdownSendsCloseFrames(t *testing.T) {
 	var ce *websocket.CloseError
 	if err := <-errc; !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Errorf("client saw %v, want close 1001", err)
+	}
+}
+
+func TestHandlerInAnotherServer(t *testing.T) {
+	t.Parallel()
+	srv, err := server.New(server.Config{JWTSecret: []byte("secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(ts.URL, "http", "ws", 1)+"/realtime/v1/websocket?vsn=2.0.0&apikey="+srv.AnonKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`["1","1","realtime:a","phx_join",{}]`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Restart(context.Background(), 0); !errors.Is(err, server.ErrNotStarted) {
+		t.Errorf("Restart without Start: %v", err)
+	}
+	if srv.URL() != "" {
+		t.Errorf("URL() = %q without Start", srv.URL())
+	}
+	// Close ends the hijacked connections it serves even so.
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			break
+		}
 	}
 }
