@@ -22,6 +22,10 @@ type SubscribeOptions struct {
 	// Frames asks for FrameEvents (raw frames in and out), which are
 	// not sent otherwise.
 	Frames bool
+	// NoInitialState skips the state events that start a subscription
+	// (the socket, the token, the stats, and every channel's state, as
+	// of the moment of subscribing).
+	NoInitialState bool
 }
 
 // Subscription receives the manager's events. Events are delivered in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -209,4 +210,72 @@ func TestPublishNeverBlocks(t *testing.T) {
 	s.Close()
 	s.Wait()
 	runtime.Gosched()
+}
+
+// TestBrokerStress publishes a random mix from several goroutines while a
+// reader drains at random moments: every subject's last state arrives,
+// stream events of one publisher stay in order, and counts add up.
+func TestBrokerStress(t *testing.T) {
+	b := testBroker()
+	s := b.subscribe(context.Background(), SubscribeOptions{Buffer: 64})
+	defer s.Close()
+	const pubs, per = 4, 20000
+	var wg sync.WaitGroup
+	for p := range pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := MustName(KindBroadcast, "doc", fmt.Sprint(p), "")
+			for i := range per {
+				if i%3 == 0 {
+					b.publish(ChannelStateEvent{Channel: n, Reason: fmt.Sprint(i)})
+				} else {
+					b.publish(MessageEvent{Channel: n, Size: i})
+				}
+				if i%7 == 0 {
+					b.publish(StatsEvent{Stats: Stats{Total: p*per + i}})
+				}
+			}
+		}()
+	}
+	lastMsg := map[string]int{}
+	lastState := map[string]string{}
+	var received, dropped uint64
+	stop := make(chan struct{})
+	go func() { wg.Wait(); close(stop) }()
+	check := func(evs []Event) {
+		for _, ev := range evs {
+			switch e := ev.(type) {
+			case MessageEvent:
+				received++
+				if prev, ok := lastMsg[e.Channel.EntityID]; ok && e.Size <= prev {
+					t.Fatalf("stream out of order on %s: %d after %d", e.Channel.EntityID, e.Size, prev)
+				}
+				lastMsg[e.Channel.EntityID] = e.Size
+			case ChannelStateEvent:
+				lastState[e.Channel.EntityID] = e.Reason
+			case DroppedEvent:
+				dropped += e.Count
+			}
+		}
+	}
+	for done := false; !done; {
+		select {
+		case <-stop:
+			done = true
+		case <-s.Ready():
+		}
+		check(s.Drain(nil))
+	}
+	check(s.Drain(nil))
+	wantLast := fmt.Sprint((per - 1) / 3 * 3)
+	for p := range pubs {
+		if got := lastState[fmt.Sprint(p)]; got != wantLast {
+			t.Fatalf("publisher %d: last state %q, want %q", p, got, wantLast)
+		}
+	}
+	streamTotal := uint64(pubs * (per - (per+2)/3))
+	if received+dropped != streamTotal || dropped != s.Dropped() {
+		t.Fatalf("received %d + dropped %d != %d (Dropped() %d)", received, dropped, streamTotal, s.Dropped())
+	}
 }

@@ -333,13 +333,41 @@ func (m *Manager) Close() error {
 
 // Subscribe returns a subscription to the manager's events; it ends when
 // ctx is done, when it is closed, or when the manager closes.
+//
+// Unless opts.NoInitialState, the subscription starts with the current
+// state as state events (socket, token, stats, then each channel), taken
+// atomically with the registration: every later change arrives after
+// them, so a consumer needs no separate Snapshot.
 func (m *Manager) Subscribe(ctx context.Context, opts SubscribeOptions) *Subscription {
-	s := m.broker.subscribe(ctx, opts)
 	m.mu.Lock()
-	closed := m.closed
-	m.mu.Unlock()
-	if closed {
+	defer m.mu.Unlock()
+	s := m.broker.subscribe(ctx, opts)
+	if m.closed {
 		s.Close()
+		return s
+	}
+	if !opts.NoInitialState {
+		now := m.clk.Now()
+		seed := []Event{
+			SocketEvent{Time: now, Status: m.socket.Status, Previous: m.socket.Status, Reason: m.socket.Reason,
+				RTT: m.socket.RTT, Attempt: m.socket.Attempt, NextAttemptAt: m.socket.NextAttemptAt},
+			TokenEvent{Time: now, Action: "set", Token: m.tokenInfo},
+			StatsEvent{Time: now, Stats: m.statsLocked(), Metrics: m.metricsLocked(now)},
+		}
+		names := make([]Name, 0, len(m.entries))
+		for n := range m.entries {
+			names = append(names, n)
+		}
+		slices.SortFunc(names, Name.Compare)
+		for _, n := range names {
+			e := m.entries[n]
+			seed = append(seed, ChannelStateEvent{Time: now, Channel: n, Status: e.status, Previous: e.status, Reason: e.reason, Info: m.infoLocked(e)})
+		}
+		for _, ev := range seed {
+			if s.wants(ev) {
+				s.push(ev)
+			}
+		}
 	}
 	return s
 }
