@@ -1,0 +1,21 @@
+// Package tui is rtm's terminal UI: a Bubble Tea v2 root model with a
+// header, the channels table, a tabbed main pane (messages, presence,
+// retries, info), the log stream, a status line and key hints, plus the
+// command line, forms, the confirm dialog and the fault menu.
+//
+// Data flow: a [Bridge] goroutine reads the channel manager's event
+// subscription and sends at most one [EventsBatchMsg] per frame (40 ms by
+// default), with a fresh registry.State snapshot when state changed.
+// [Model.Update] appends the batch to bounded ring buffers (the log,
+// messages per channel, raw frames, retry events, presence feeds), so its
+// cost follows the batch, not the history. Update does no I/O: every
+// action (join, leave, track, broadcast, retry, faults, export) is a
+// tea.Cmd that calls the [Manager] interface with a context and returns a
+// result message; errors show in the status line and in the log with a
+// hint. View renders only visible rows and keeps rendered areas and rows
+// cached until they change. Layout is computed on WindowSizeMsg.
+//
+// The package uses the manager only through [Manager] and [Source]
+// (declared here) and registry value types; it never touches the
+// network. [NewRegistryManager] adapts *registry.Manager.
+package tui

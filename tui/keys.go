@@ -1,0 +1,97 @@
+package tui
+
+import "charm.land/bubbles/v2/key"
+
+// KeyMap holds every key binding of the UI, grouped by where it applies.
+// Match keys with key.Matches; enable and relabel bindings through the
+// map so the help footer always shows what works right now.
+type KeyMap struct {
+	// Global keys.
+	Quit, Help, Command, Filter, NextFocus, PrevFocus, Open, Back key.Binding
+	// Tabs selects the main pane's tabs 1-4 (Messages, Presence,
+	// Retries, Info); TabKeys is the single help entry for them;
+	// NextTab and PrevTab cycle.
+	Tabs             [4]key.Binding
+	TabKeys          key.Binding
+	NextTab, PrevTab key.Binding
+	// Zoom shows the focused pane alone.
+	Zoom key.Binding
+
+	// Navigation in the focused pane.
+	Up, Down, Top, Bottom, PageUp, PageDown key.Binding
+
+	// Channel holds the actions on the selected channel.
+	Channel struct {
+		Track, Untrack, Broadcast, Retry, Leave, Faults key.Binding
+	}
+	// Log holds the log pane's keys.
+	Log struct {
+		Follow, Wrap, Clear key.Binding
+	}
+	// Presence holds the presence tab's keys.
+	Presence struct {
+		Raw key.Binding
+	}
+	// Dialog holds the keys of dialogs and the command line.
+	Dialog struct {
+		Submit, Cancel, NextField, PrevField, Complete, Yes, No key.Binding
+	}
+}
+
+// DefaultKeyMap returns the standard bindings (k9s and lazygit habits).
+func DefaultKeyMap() KeyMap {
+	var k KeyMap
+	k.Quit = key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit"))
+	k.Help = key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help"))
+	k.Command = key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "command"))
+	k.Filter = key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter"))
+	k.NextFocus = key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane"))
+	k.PrevFocus = key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "prev pane"))
+	k.Open = key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open"))
+	k.Back = key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back"))
+	names := [4]string{"messages", "presence", "retries", "info"}
+	for i := range k.Tabs {
+		d := string(rune('1' + i))
+		k.Tabs[i] = key.NewBinding(key.WithKeys(d), key.WithHelp(d, names[i]))
+	}
+	k.TabKeys = key.NewBinding(key.WithKeys("1", "2", "3", "4"), key.WithHelp("1-4", "tabs"))
+	k.NextTab = key.NewBinding(key.WithKeys("]"), key.WithHelp("]", "next tab"))
+	k.PrevTab = key.NewBinding(key.WithKeys("["), key.WithHelp("[", "prev tab"))
+	k.Zoom = key.NewBinding(key.WithKeys("z"), key.WithHelp("z", "zoom"))
+
+	k.Up = key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up"))
+	k.Down = key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down"))
+	k.Top = key.NewBinding(key.WithKeys("g", "home"), key.WithHelp("g", "top"))
+	k.Bottom = key.NewBinding(key.WithKeys("G", "end"), key.WithHelp("G", "bottom"))
+	k.PageUp = key.NewBinding(key.WithKeys("pgup", "ctrl+u"), key.WithHelp("pgup", "page up"))
+	k.PageDown = key.NewBinding(key.WithKeys("pgdown", "ctrl+f"), key.WithHelp("pgdn", "page down"))
+
+	k.Channel.Track = key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "track presence"))
+	k.Channel.Untrack = key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "untrack"))
+	k.Channel.Broadcast = key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "broadcast"))
+	k.Channel.Retry = key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "retry now"))
+	k.Channel.Leave = key.NewBinding(key.WithKeys("ctrl+d"), key.WithHelp("ctrl+d", "leave"))
+	k.Channel.Faults = key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "faults"))
+
+	k.Log.Follow = key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "follow"))
+	k.Log.Wrap = key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "wrap"))
+	k.Log.Clear = key.NewBinding(key.WithKeys("C"), key.WithHelp("C", "clear"))
+	k.Presence.Raw = key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "raw frames"))
+
+	k.Dialog.Submit = key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "submit"))
+	k.Dialog.Cancel = key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel"))
+	k.Dialog.NextField = key.NewBinding(key.WithKeys("tab", "down"), key.WithHelp("tab", "next field"))
+	k.Dialog.PrevField = key.NewBinding(key.WithKeys("shift+tab", "up"), key.WithHelp("shift+tab", "prev field"))
+	k.Dialog.Complete = key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "complete"))
+	k.Dialog.Yes = key.NewBinding(key.WithKeys("y", "Y"), key.WithHelp("y", "yes"))
+	k.Dialog.No = key.NewBinding(key.WithKeys("n", "N", "esc"), key.WithHelp("n", "no"))
+	return k
+}
+
+// setReadOnly disables every binding that acts on the manager.
+func (k *KeyMap) setReadOnly(ro bool) {
+	for _, b := range []*key.Binding{&k.Channel.Track, &k.Channel.Untrack, &k.Channel.Broadcast,
+		&k.Channel.Retry, &k.Channel.Leave, &k.Channel.Faults} {
+		b.SetEnabled(!ro)
+	}
+}

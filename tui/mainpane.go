@@ -1,0 +1,670 @@
+package tui
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"rtm/registry"
+)
+
+// msgKindShort names message kinds in one short word.
+func msgKindShort(k registry.MessageKind) string {
+	switch k {
+	case registry.MessageBroadcast:
+		return "broadcast"
+	case registry.MessagePostgresChanges:
+		return "db change"
+	case registry.MessageSystem:
+		return "system"
+	case registry.MessagePresenceState:
+		return "pres state"
+	case registry.MessagePresenceDiff:
+		return "pres diff"
+	case registry.MessagePresence:
+		return "presence"
+	}
+	return string(k)
+}
+
+func dirArrow(d registry.Direction) string {
+	if d == registry.Out {
+		return "→"
+	}
+	return "←"
+}
+
+// msgText returns a message's plain text for filtering (built once).
+func msgText(e *msgEntry) string {
+	if e.text == "" {
+		e.text = string(e.ev.Kind) + " " + e.ev.Event + " " + string(e.ev.Payload)
+	}
+	return e.text
+}
+
+// msgMatches reports whether a message passes the messages filter.
+func (m *Model) msgMatches(e *msgEntry) bool {
+	return !m.msgFilter.active() || m.msgFilter.match(msgText(e))
+}
+
+// msgIndex returns the ring index of a message seq, clamped.
+func msgIndex(d *chanData, seq uint64) int {
+	n := d.msgs.Len()
+	if n == 0 {
+		return -1
+	}
+	first := d.msgs.Seq() - uint64(n) + 1
+	if seq < first {
+		return 0
+	}
+	i := int(seq - first)
+	if i >= n {
+		return n - 1
+	}
+	return i
+}
+
+// msgListHeight returns the rows of the messages list and of the detail.
+func (m *Model) msgListHeight() (list, detail int) {
+	h := m.lay.main.h - 3 // borders and tabs
+	if h <= 4 {
+		return max(1, h), 0
+	}
+	list = h * 45 / 100
+	list = max(3, list)
+	return list, h - list
+}
+
+// msgMove moves the message selection by delta matching messages.
+func (m *Model) msgMove(delta int) {
+	d, ok := m.chData[m.sel]
+	if !ok || d.msgs.Len() == 0 {
+		return
+	}
+	n := d.msgs.Len()
+	i := msgIndex(d, d.selSeq)
+	if d.follow {
+		i = n - 1
+	}
+	step := 1
+	if delta < 0 {
+		step = -1
+	}
+	for k := 0; k < abs(delta); k++ {
+		j := i + step
+		for j >= 0 && j < n && !m.msgMatches(d.msgs.Ptr(j)) {
+			j += step
+		}
+		if j < 0 || j >= n {
+			break
+		}
+		i = j
+	}
+	d.selSeq = d.msgs.At(i).seq
+	d.follow = i == n-1 && delta > 0
+	m.cache.main.valid = false
+}
+
+// msgEdge selects the first (top) or the newest message.
+func (m *Model) msgEdge(top bool) {
+	d, ok := m.chData[m.sel]
+	if !ok || d.msgs.Len() == 0 {
+		return
+	}
+	if top {
+		d.follow = false
+		d.selSeq = d.msgs.At(0).seq
+		m.msgMove(1)
+		m.msgMove(-1)
+		return
+	}
+	d.follow = true
+	d.selSeq = d.msgs.Seq()
+	m.cache.main.valid = false
+}
+
+// msgRow renders a message as a row of width w (cached).
+func (m *Model) msgRow(e *msgEntry, w int, narrow bool) string {
+	if e.row != "" && e.rowW == w {
+		return e.row
+	}
+	l := newLine(w)
+	if narrow {
+		l.add(m.st.Subtle, e.ev.Time.Format("15:04:05")).plain(" ")
+	} else {
+		l.add(m.st.Subtle, e.ev.Time.Format("15:04:05.000")).plain(" ")
+	}
+	dp := m.st.Info
+	if e.ev.Direction == registry.Out {
+		dp = m.st.Highlight
+	}
+	l.add(dp, dirArrow(e.ev.Direction)).plain(" ")
+	l.add(m.st.Muted, fitText(msgKindShort(e.ev.Kind), 10)).plain(" ")
+	ev := e.ev.Event
+	if e.ev.Queued {
+		ev += " (queued)"
+	}
+	if ev != "" {
+		ew := 12
+		if narrow {
+			ew = 8
+		}
+		l.add(m.st.Primary, fitText(sanitize(ev), ew)).plain(" ")
+	}
+	if len(e.ev.Binary) > 0 {
+		l.add(m.st.Muted, fmt.Sprintf("<%d bytes binary>", len(e.ev.Binary)))
+	} else {
+		l.add(m.st.Text, compactJSON(e.ev.Payload))
+	}
+	e.row, e.rowW = l.done(), w
+	return e.row
+}
+
+// viewMain renders the main pane: tabs and the selected tab.
+func (m *Model) viewMain() string {
+	r := m.lay.main
+	inner, h := r.w-2, r.h-2
+	lines := make([]string, 0, h)
+	lines = append(lines, m.tabsLine(inner))
+	body := h - 1
+	c, ok := m.selected()
+	var content []string
+	switch {
+	case !ok:
+		content = []string{newLine(inner).add(m.st.Muted, "no channel selected — join one with :join presence contact:123").done()}
+	case m.tab == tabMessages:
+		content = m.viewMessages(c, inner, body)
+	case m.tab == tabPresence:
+		content = m.scrolled(m.viewPresence(c, inner, body), body)
+	case m.tab == tabRetries:
+		content = m.scrolled(m.viewRetries(c, inner, body), body)
+	case m.tab == tabInfo:
+		content = m.scrolled(m.viewInfo(c, inner, body), body)
+	}
+	lines = append(lines, content...)
+	title := "no channel"
+	if ok {
+		title = c.Name.String()
+	}
+	return box(m.st, r.w, r.h, title, "", m.focus == focusMain, lines)
+}
+
+// scrolled applies the main pane's scroll offset to lines.
+func (m *Model) scrolled(lines []string, h int) []string {
+	if m.mainScroll > 0 && len(lines) > h {
+		off := min(m.mainScroll, len(lines)-h)
+		lines = lines[off:]
+	}
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	return lines
+}
+
+// tabsLine renders "1 Messages  2 Presence  3 Retries  4 Info".
+func (m *Model) tabsLine(w int) string {
+	l := newLine(w)
+	for t := tab(0); t < numTabs; t++ {
+		label := fmt.Sprintf(" %d %s ", t+1, t)
+		if t == m.tab {
+			l.add(m.st.Pane.TabActive, label)
+		} else {
+			l.add(m.st.Pane.Tab, label)
+		}
+		if t < numTabs-1 {
+			l.add(m.st.Subtle, "│")
+		}
+	}
+	if m.tab == tabMessages && m.msgFilter.active() {
+		l.add(m.st.Muted, "  /"+m.msgFilter.text)
+	}
+	if m.tab == tabPresence && m.presenceRaw {
+		l.add(m.st.Muted, "  raw frames")
+	}
+	return l.done()
+}
+
+// viewMessages renders the message list and the selected message.
+func (m *Model) viewMessages(c registry.ChannelInfo, w, h int) []string {
+	d, ok := m.chData[c.Name]
+	if !ok || d.msgs.Len() == 0 {
+		hint := "no messages yet"
+		switch c.Name.Kind {
+		case registry.KindBroadcast:
+			hint += " — b sends a broadcast"
+		case registry.KindPresence:
+			hint += " — p tracks a presence"
+		}
+		return []string{newLine(w).add(m.st.Muted, hint).done()}
+	}
+	listH, detailH := m.msgListHeight()
+	if listH+detailH > h {
+		listH, detailH = h, 0
+	}
+	n := d.msgs.Len()
+	if n < listH && detailH > 0 {
+		// Few messages: give the room to the selected one.
+		detailH += listH - max(1, n)
+		listH = max(1, n)
+	}
+	sel := msgIndex(d, d.selSeq)
+	if d.follow {
+		sel = n - 1
+		for sel > 0 && !m.msgMatches(d.msgs.Ptr(sel)) {
+			sel--
+		}
+	}
+	// The window: the selected row and the rows before it, or after it
+	// when it is near the top.
+	var rows []int
+	for i := sel; i >= 0 && len(rows) < listH; i-- {
+		if m.msgMatches(d.msgs.Ptr(i)) {
+			rows = append(rows, i)
+		}
+	}
+	for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+		rows[i], rows[j] = rows[j], rows[i]
+	}
+	for i := sel + 1; i < n && len(rows) < listH; i++ {
+		if m.msgMatches(d.msgs.Ptr(i)) {
+			rows = append(rows, i)
+		}
+	}
+	out := make([]string, 0, h)
+	focused := m.focus == focusMain
+	for _, i := range rows {
+		e := d.msgs.Ptr(i)
+		if i == sel {
+			p := m.st.Table.SelectedBlur
+			if focused {
+				p = m.st.Table.Selected
+			}
+			plain := ansiStrip(m.msgRow(e, w, m.lay.narrow))
+			out = append(out, p.Render(fitText(plain, w)))
+			continue
+		}
+		out = append(out, m.msgRow(e, w, m.lay.narrow))
+	}
+	if len(rows) == 0 {
+		out = append(out, newLine(w).add(m.st.Muted, "no message matches the filter").done())
+	}
+	for len(out) < listH {
+		out = append(out, blank(w))
+	}
+	if detailH < 2 || len(rows) == 0 {
+		return out
+	}
+	e := d.msgs.Ptr(sel)
+	head := fmt.Sprintf("─ %s %s · %s · %d B · %s ", msgKindShort(e.ev.Kind), sanitize(e.ev.Event), e.ev.Direction,
+		e.ev.Size, e.ev.Time.Format("15:04:05.000"))
+	out = append(out, newLine(w).add(m.st.Subtle, head+strings.Repeat("─", max(0, w-textWidth(head)))).done())
+	var body []string
+	if len(e.ev.Binary) > 0 {
+		body = hexDump(m, e.ev.Binary, w)
+	} else {
+		body = prettyJSON(m.st, e.ev.Payload, w)
+	}
+	room := detailH - 1
+	if len(body) > room {
+		more := len(body) - room + 1
+		body = append(body[:room-1], newLine(w).add(m.st.Muted, fmt.Sprintf("… %d more lines (enter zooms)", more)).done())
+	}
+	out = append(out, body...)
+	return out
+}
+
+// hexDump shows the first bytes of a binary payload.
+func hexDump(m *Model, b []byte, w int) []string {
+	var out []string
+	per := max(4, min(16, (w-10)/4))
+	for off := 0; off < len(b) && len(out) < 16; off += per {
+		end := min(off+per, len(b))
+		var hx, as strings.Builder
+		for _, c := range b[off:end] {
+			fmt.Fprintf(&hx, "%02x ", c)
+			if c >= 0x20 && c < 0x7f {
+				as.WriteByte(c)
+			} else {
+				as.WriteByte('.')
+			}
+		}
+		out = append(out, newLine(w).add(m.st.Subtle, fmt.Sprintf("%06x ", off)).add(m.st.Text, fitText(hx.String(), per*3)).add(m.st.Muted, as.String()).done())
+	}
+	return out
+}
+
+// viewPresence renders the viewers, the join/leave feed, or the raw
+// presence frames.
+func (m *Model) viewPresence(c registry.ChannelInfo, w, h int) []string {
+	d := m.chData[c.Name]
+	if m.presenceRaw {
+		var out []string
+		out = append(out, newLine(w).add(m.st.Table.Header, "RAW PRESENCE FRAMES (presence_state / presence_diff) — v: viewers").done())
+		if d == nil || d.raw.Len() == 0 {
+			return append(out, newLine(w).add(m.st.Muted, "none received yet").done())
+		}
+		start := max(0, d.raw.Len()-(h-1)+m.mainScroll)
+		for i := start; i < d.raw.Len(); i++ {
+			e := d.raw.At(i)
+			out = append(out, newLine(w).add(m.st.Subtle, e.Time.Format("15:04:05.000")).plain(" ").
+				add(m.st.Primary, fitText(string(e.Kind), 14)).plain(" ").add(m.st.Text, compactJSON(e.Payload)).done())
+		}
+		return out
+	}
+	users := m.state.Presence[c.Name]
+	var out []string
+	if c.Name.Kind != registry.KindPresence && len(users) == 0 {
+		return []string{newLine(w).add(m.st.Muted, "not a presence channel — :join presence <type>:<id> to see viewers").done()}
+	}
+	title := fmt.Sprintf("VIEWERS %d", len(users))
+	if c.Tracked {
+		title += " · you are tracked as " + sanitize(c.TrackedAs)
+	}
+	out = append(out, newLine(w).add(m.st.Table.Header, title).done())
+	idW := max(8, min(24, w/3))
+	nameW := max(6, min(20, w/4))
+	out = append(out, newLine(w).add(m.st.Muted, fitText("USER ID", idW)+" "+fitText("NAME", nameW)+" "+fitText("ONLINE", 8)+" METAS").done())
+	maxUsers := max(1, h/2-2)
+	for i, u := range users {
+		if i == maxUsers && len(users) > maxUsers {
+			out = append(out, newLine(w).add(m.st.Muted, fmt.Sprintf("… %d more", len(users)-maxUsers)).done())
+			break
+		}
+		l := newLine(w)
+		p := m.st.Text
+		if u.Self {
+			p = m.st.Highlight
+		}
+		l.add(p, fitText(sanitize(u.UserID), idW)).plain(" ")
+		l.add(m.st.Text, fitText(sanitize(u.Name), nameW)).plain(" ")
+		since := "-"
+		if !u.OnlineSince.IsZero() {
+			since = fmtAge(m.now.Sub(u.OnlineSince))
+		}
+		l.add(m.st.Muted, fitText(since, 8)).plain(" ")
+		l.add(m.st.Text, fitRight(strconv.Itoa(u.Metas), 5))
+		if u.Self {
+			l.add(m.st.Highlight, "  (you)")
+		}
+		out = append(out, l.done())
+	}
+	if len(users) == 0 {
+		out = append(out, newLine(w).add(m.st.Muted, "nobody is present — p tracks you").done())
+	}
+	out = append(out, newLine(w).add(m.st.Table.Header, "JOIN / LEAVE").add(m.st.Muted, "  (v: raw frames)").done())
+	room := h - len(out)
+	if d == nil || d.feed.Len() == 0 {
+		return append(out, newLine(w).add(m.st.Muted, "no joins or leaves yet").done())
+	}
+	start := max(0, d.feed.Len()-room)
+	for i := start; i < d.feed.Len(); i++ {
+		e := d.feed.At(i)
+		l := newLine(w)
+		l.add(m.st.Subtle, e.Time.Format("15:04:05")).plain(" ")
+		if e.Action == registry.PresenceJoin {
+			l.add(m.st.OK, "+ ").add(m.st.Text, sanitize(e.User.UserID)).add(m.st.Muted, " joined")
+		} else {
+			l.add(m.st.Warn, "- ").add(m.st.Text, sanitize(e.User.UserID)).add(m.st.Muted, " left")
+		}
+		if e.User.Name != "" {
+			l.add(m.st.Muted, " ("+sanitize(e.User.Name)+")")
+		}
+		l.add(m.st.Subtle, fmt.Sprintf(" · %d present", e.Count))
+		out = append(out, l.done())
+	}
+	return out
+}
+
+// lastScheduled returns the delay of the newest scheduled retry of a
+// scope (and channel).
+func (m *Model) lastScheduled(scope registry.RetryScope, ch registry.Name) time.Duration {
+	for i := m.retries.Len() - 1; i >= 0; i-- {
+		e := m.retries.Ptr(i)
+		if e.Scope == scope && (scope == registry.ScopeSocket || e.Channel == ch) && e.Outcome == registry.RetryScheduled {
+			return e.Delay
+		}
+	}
+	return 0
+}
+
+// countdown renders "next in 2.1s [████░░░░]".
+func (m *Model) countdown(next time.Time, total time.Duration, w int) string {
+	left := next.Sub(m.now)
+	s := "next in " + fmtCountdown(left)
+	if total <= 0 || w < len(s)+6 {
+		return m.st.Warn.Render(s)
+	}
+	bw := min(20, w-len(s)-1)
+	return m.st.Warn.Render(s) + " " + bar(m.st, float64(left)/float64(total), bw)
+}
+
+// viewRetries renders the policy, the countdowns and the attempt timeline.
+func (m *Model) viewRetries(c registry.ChannelInfo, w, h int) []string {
+	var out []string
+	p := m.state.Policy
+	pl := newLine(w).add(m.st.Muted, "policy ").add(m.st.Primary, sanitize(p.Spec))
+	if p.Description != "" {
+		pl.add(m.st.Muted, " · "+sanitize(p.Description))
+	}
+	if p.Breaker != nil {
+		pl.add(m.st.Muted, " · breaker ").add(m.st.Warn, p.Breaker.State)
+	}
+	out = append(out, pl.done())
+
+	// Channel line.
+	cl := newLine(w).add(m.st.Muted, "channel ").add(m.st.StatusPaint(c.Status.String()), c.Status.String())
+	cl.add(m.st.Muted, " · attempt ").add(m.st.Text, attempts(c.Attempts, c.MaxAttempts))
+	if c.RetryReason != "" {
+		cl.add(m.st.Muted, " · "+sanitize(c.RetryReason))
+	}
+	out = append(out, cl.done())
+	switch {
+	case !c.NextAttemptAt.IsZero() && c.NextAttemptAt.After(m.now):
+		cd := m.countdown(c.NextAttemptAt, m.lastScheduled(registry.ScopeChannel, c.Name), w-2)
+		out = append(out, newLine(w).plain("  ").raw(cd, min(w-2, textWidth(ansiStrip(cd)))).done())
+	case c.Status == registry.StatusError:
+		out = append(out, newLine(w).add(m.st.Error, "  retries exhausted — r retries now").done())
+	}
+	// Socket line.
+	s := m.state.Socket
+	sl := newLine(w).add(m.st.Muted, "socket  ").add(m.st.StatusPaint(socketStatusName(s.Status)), socketStatusName(s.Status))
+	if s.Attempt > 0 {
+		sl.add(m.st.Muted, fmt.Sprintf(" · attempt %d", s.Attempt))
+	}
+	if s.Reason != "" && s.Status != registry.SocketConnected {
+		sl.add(m.st.Muted, " · "+sanitize(s.Reason))
+	}
+	out = append(out, sl.done())
+	if !s.NextAttemptAt.IsZero() && s.NextAttemptAt.After(m.now) {
+		cd := m.countdown(s.NextAttemptAt, m.lastScheduled(registry.ScopeSocket, registry.Name{}), w-2)
+		out = append(out, newLine(w).plain("  ").raw(cd, min(w-2, textWidth(ansiStrip(cd)))).done())
+	}
+	// Timeline.
+	hdr := fitRight("#", 3) + " " + fitText("TIME", 12) + " " + fitText("SCOPE", 7) + " " + fitRight("DELAY", 6) + " " + fitText("OUTCOME", 10) + " REASON / ERROR"
+	out = append(out, newLine(w).add(m.st.Table.Header, hdr).done())
+	room := h - len(out)
+	var rows []*registry.RetryEvent
+	for i := m.retries.Len() - 1; i >= 0 && len(rows) < room+m.mainScroll; i-- {
+		e := m.retries.Ptr(i)
+		if e.Scope == registry.ScopeSocket || e.Channel == c.Name {
+			rows = append(rows, e)
+		}
+	}
+	if len(rows) == 0 {
+		return append(out, newLine(w).add(m.st.Muted, "no attempts yet — x opens the fault menu to provoke some").done())
+	}
+	for i := len(rows) - 1; i >= 0; i-- {
+		e := rows[i]
+		l := newLine(w)
+		l.add(m.st.Text, fitRight(strconv.Itoa(e.Attempt), 3)).plain(" ")
+		l.add(m.st.Subtle, e.Time.Format("15:04:05.000")).plain(" ")
+		l.add(m.st.Muted, fitText(string(e.Scope), 7)).plain(" ")
+		delay := ""
+		if e.Delay > 0 {
+			delay = fmtDur(e.Delay)
+		}
+		l.add(m.st.Text, fitRight(delay, 6)).plain(" ")
+		l.add(outcomePaint(m, e.Outcome), fitText(string(e.Outcome), 10)).plain(" ")
+		text := e.Reason
+		if e.Err != "" {
+			text = e.Err
+		}
+		l.add(m.st.Muted, sanitize(text))
+		out = append(out, l.done())
+	}
+	return out
+}
+
+func outcomePaint(m *Model, o registry.RetryOutcome) themePaint {
+	switch o {
+	case registry.RetrySucceeded:
+		return m.st.OK
+	case registry.RetryFailed:
+		return m.st.Warn
+	case registry.RetryExhausted:
+		return m.st.Error
+	case registry.RetryScheduled, registry.RetryHeld:
+		return m.st.Info
+	}
+	return m.st.Muted
+}
+
+func socketStatusName(s registry.SocketStatus) string {
+	if s == 0 {
+		return "idle"
+	}
+	return s.String()
+}
+
+// viewInfo renders the channel's configuration and its raw frames.
+func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
+	var out []string
+	kv := func(k string, parts ...any) {
+		l := newLine(w).add(m.st.Muted, fitText(k, 10))
+		for i := 0; i+1 < len(parts); i += 2 {
+			l.add(parts[i].(themePaint), parts[i+1].(string))
+		}
+		out = append(out, l.done())
+	}
+	t := m.st.Text
+	mu := m.st.Muted
+	kv("Topic", t, c.Topic)
+	reason := ""
+	if c.Reason != "" {
+		reason = " (" + sanitize(c.Reason) + ")"
+	}
+	kv("Status", m.st.StatusPaint(c.Status.String()), c.Status.String(), mu, reason)
+	joined := "never"
+	if !c.JoinedAt.IsZero() {
+		joined = c.JoinedAt.Format("15:04:05") + " (" + fmtAge(m.now.Sub(c.JoinedAt)) + " ago)"
+	}
+	kv("Join ref", t, orDash(c.JoinRef), mu, fmt.Sprintf(" · joins %d · joined %s", c.Joins, joined))
+	kv("Created", t, c.CreatedAt.Format("15:04:05"), mu, fmt.Sprintf(" (%s ago) · refs %d · keep-alive %s", fmtAge(m.now.Sub(c.CreatedAt)), c.RefCount, yesNo(c.KeepAlive)))
+	cfg := fmt.Sprintf("ack %s · self %s · presence %s · private %s", yesNo(c.Config.Ack), yesNo(c.Config.Self), yesNo(c.Config.Presence), yesNo(c.Config.Private))
+	if c.Config.PresenceKey != "" {
+		cfg += " · key " + sanitize(c.Config.PresenceKey)
+	}
+	kv("Config", t, cfg)
+	var bs []string
+	for _, b := range c.Bindings {
+		s := b.Type
+		if b.Event != "" {
+			s += " " + b.Event
+		}
+		if b.Table != "" {
+			s += " " + b.Schema + "." + b.Table
+		}
+		if b.Filter != "" {
+			s += " [" + b.Filter + "]"
+		}
+		if b.ID != 0 {
+			s += fmt.Sprintf(" #%d", b.ID)
+		}
+		s += fmt.Sprintf(" ×%d", b.Listeners)
+		bs = append(bs, s)
+	}
+	kv("Bindings", t, orDash(sanitize(strings.Join(bs, " · "))))
+	if c.Name.Kind == registry.KindSubscription {
+		kv("Ready", t, yesNo(c.Ready), mu, " (system \"Subscribed to PostgreSQL\" since the last join)")
+	}
+	tok := m.state.Token
+	if tok.Present {
+		exp := "no expiry"
+		if !tok.Expiry.IsZero() {
+			exp = "expires in " + fmtCountdown(tok.Expiry.Sub(m.now))
+			if !tok.Expiry.After(m.now) {
+				exp = "EXPIRED"
+			}
+		}
+		kv("Token", t, tok.Masked, mu, fmt.Sprintf(" · sub %s · role %s · %s", orDash(tok.Subject), orDash(tok.Role), exp))
+	} else {
+		kv("Token", mu, "none (API key only)")
+	}
+	if !c.TokenExpiry.IsZero() {
+		kv("Join tok", t, "expires "+c.TokenExpiry.Format("15:04:05"), mu, " ("+fmtCountdown(c.TokenExpiry.Sub(m.now))+")")
+	}
+	if c.Tracked {
+		kv("Tracked", m.st.Highlight, "as "+sanitize(c.TrackedAs))
+	}
+	kv("Messages", t, fmt.Sprintf("%d in · %d out", c.MessagesIn, c.MessagesOut), mu, fmt.Sprintf(" · queued %d · queue drops %d", c.Queued, c.QueueDropped))
+	if c.LastError != "" {
+		code := c.LastErrorCode
+		if code != "" {
+			code += ": "
+		}
+		kv("Last err", m.st.Error, sanitize(code+c.LastError), mu, " at "+c.LastErrorAt.Format("15:04:05"))
+	}
+	tg := m.state.Target
+	where := tg.Serializer
+	if tg.Embedded {
+		where += " · embedded server"
+	}
+	kv("Target", t, sanitize(tg.URL), mu, " · "+where)
+
+	// Raw frames of this channel, oldest first.
+	out = append(out, newLine(w).add(m.st.Table.Header, "RAW FRAMES").add(m.st.Muted, "  (→ out, ← in)").done())
+	room := h - len(out) + m.mainScroll
+	var fr []*registry.FrameEvent
+	for i := m.frames.Len() - 1; i >= 0 && len(fr) < room; i-- {
+		f := m.frames.Ptr(i)
+		if f.Channel == c.Name || f.Topic == c.Topic {
+			fr = append(fr, f)
+		}
+	}
+	if len(fr) == 0 {
+		out = append(out, newLine(w).add(m.st.Muted, "no frames recorded for this channel").done())
+	}
+	for i := len(fr) - 1; i >= 0; i-- {
+		f := fr[i]
+		l := newLine(w)
+		dp := m.st.Info
+		if f.Direction == registry.Out {
+			dp = m.st.Highlight
+		}
+		l.add(dp, dirArrow(f.Direction)).plain(" ")
+		l.add(m.st.Subtle, f.Time.Format("15:04:05.000")).plain(" ")
+		l.add(m.st.Primary, fitText(sanitize(f.Event), 12)).plain(" ")
+		if f.Text != "" {
+			l.add(m.st.Text, sanitize(f.Text))
+		} else {
+			l.add(m.st.Muted, fmt.Sprintf("<binary %d bytes>", f.Size))
+		}
+		out = append(out, l.done())
+	}
+	return out
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

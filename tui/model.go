@@ -1,0 +1,680 @@
+package tui
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+
+	"rtm/registry"
+	"rtm/theme"
+)
+
+// Defaults of [Options].
+const (
+	DefaultLogRing       = 5000
+	DefaultMessageRing   = 500
+	DefaultFrameRing     = 2000
+	DefaultRetryRing     = 1000
+	DefaultFeedRing      = 300
+	DefaultActionTimeout = 15 * time.Second
+	DefaultTick          = time.Second
+	DefaultFastTick      = 200 * time.Millisecond
+	// maxChannelData bounds the per-channel buffers kept for channels
+	// that left the registry.
+	maxChannelData = 256
+)
+
+// Options configures the root model. Zero fields get the defaults.
+type Options struct {
+	// Manager runs the actions; nil makes every action report an error.
+	Manager Manager
+	// Context is the parent of every action's context; cancel it on
+	// shutdown. nil: context.Background().
+	Context context.Context
+	// ReadOnly turns every action off (keys hidden, commands refused).
+	ReadOnly bool
+	// Theme builds the styles for a dark or light background; nil uses
+	// theme.Default. The model starts dark and switches when the
+	// terminal reports its background.
+	Theme func(isDark bool) *theme.Styles
+	// Now is the clock (nil: time.Now). It is read in Update only.
+	Now func() time.Time
+	// Logger receives the UI's own log records (action errors), from
+	// Cmds, never from Update. nil: discarded.
+	Logger *slog.Logger
+	// ActionTimeout bounds every action.
+	ActionTimeout time.Duration
+	// Ring sizes: the log, messages per channel, raw frames, retry
+	// events, presence feed per channel.
+	LogRing, MessageRing, FrameRing, RetryRing, FeedRing int
+	// Tick is the clock period (ages, token expiry); FastTick the period
+	// while a countdown runs.
+	Tick, FastTick time.Duration
+	// Schedule returns a Cmd that delivers msg(t) after d: tea.Tick by
+	// default; tests inject an immediate one.
+	Schedule func(d time.Duration, msg func(time.Time) tea.Msg) tea.Cmd
+	// Status is a first status line message (e.g. "embedded server on
+	// 127.0.0.1:5555"), shown until replaced.
+	Status string
+}
+
+func (o Options) withDefaults() Options {
+	if o.Context == nil {
+		o.Context = context.Background()
+	}
+	if o.Theme == nil {
+		o.Theme = theme.Default
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ActionTimeout <= 0 {
+		o.ActionTimeout = DefaultActionTimeout
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.LogRing, DefaultLogRing)
+	def(&o.MessageRing, DefaultMessageRing)
+	def(&o.FrameRing, DefaultFrameRing)
+	def(&o.RetryRing, DefaultRetryRing)
+	def(&o.FeedRing, DefaultFeedRing)
+	if o.Schedule == nil {
+		o.Schedule = func(d time.Duration, f func(time.Time) tea.Msg) tea.Cmd { return tea.Tick(d, f) }
+	}
+	if o.Tick <= 0 {
+		o.Tick = DefaultTick
+	}
+	if o.FastTick <= 0 {
+		o.FastTick = DefaultFastTick
+	}
+	return o
+}
+
+// focus is the pane that receives keys.
+type focus uint8
+
+const (
+	focusChannels focus = iota
+	focusMain
+	focusLog
+	numFocus
+)
+
+// String returns the pane's name.
+func (f focus) String() string {
+	switch f {
+	case focusChannels:
+		return "channels"
+	case focusMain:
+		return "main"
+	case focusLog:
+		return "log"
+	}
+	return "?"
+}
+
+// tab is a tab of the main pane.
+type tab uint8
+
+const (
+	tabMessages tab = iota
+	tabPresence
+	tabRetries
+	tabInfo
+	numTabs
+)
+
+// String returns the tab's title.
+func (t tab) String() string {
+	switch t {
+	case tabMessages:
+		return "Messages"
+	case tabPresence:
+		return "Presence"
+	case tabRetries:
+		return "Retries"
+	case tabInfo:
+		return "Info"
+	}
+	return "?"
+}
+
+// overlayKind is the dialog on top of the panes, if any.
+type overlayKind uint8
+
+const (
+	overlayNone overlayKind = iota
+	overlayHelp
+	overlayCommand
+	overlayFilter
+	overlayForm
+	overlayConfirm
+	overlayFaults
+)
+
+// msgEntry is one message of a channel with its cached row.
+type msgEntry struct {
+	ev  registry.MessageEvent
+	seq uint64
+	// row caches the rendered row for width rowW.
+	row  string
+	rowW int
+	text string // plain text for filtering
+}
+
+// chanData holds the buffers of one channel.
+type chanData struct {
+	msgs *Ring[msgEntry]
+	feed *Ring[registry.PresenceEvent]
+	raw  *Ring[registry.MessageEvent]
+	// selSeq is the selected message's seq; follow keeps the newest
+	// selected.
+	selSeq uint64
+	follow bool
+	// lastSeen is when the channel was last in the registry.
+	lastSeen time.Time
+}
+
+// logEntry is one log record with its cached rendering.
+type logEntry struct {
+	rec   registry.LogRecord
+	local bool // logged by the UI itself
+	seq   uint64
+	text  string // plain one-line text (lazy)
+	row   string // painted row for width rowW (lazy)
+	rowW  int
+	// match caches the filter result for filter generation matchGen.
+	matchGen uint64
+	match    bool
+}
+
+// status is the status line.
+type status struct {
+	level slog.Level
+	text  string
+	id    int
+}
+
+// Model is the root model of rtm's terminal UI. Create it with [New];
+// it talks to the manager only through tea.Cmds and receives its events
+// from a [Bridge] as [EventsBatchMsg].
+type Model struct {
+	opts Options
+	keys KeyMap
+	st   *theme.Styles
+	help help.Model
+
+	width, height int
+	lay           layout
+
+	now       time.Time
+	state     registry.State
+	haveState bool
+
+	focus focus
+	tab   tab
+	zoom  bool
+
+	// Channels pane.
+	rows       []chanRow
+	sel        registry.Name
+	chanTop    int
+	chanFilter filter
+
+	chData  map[registry.Name]*chanData
+	retries *Ring[registry.RetryEvent]
+	frames  *Ring[registry.FrameEvent]
+	msgFilter filter
+
+	// Log pane.
+	logs      *Ring[logEntry]
+	logFollow bool
+	logAnchor uint64 // seq of the newest visible entry while paused
+	logNew    int
+	logWrap   bool
+	logFilter filter
+	filterGen uint64
+
+	// Main pane scrolling (presence, retries, info tabs).
+	mainScroll  int
+	presenceRaw bool
+
+	dropped    uint64
+	status     status
+	statusN    int
+	statusRows int
+
+	overlay  overlayKind
+	cmd      cmdLine
+	filterIn textinput.Model
+	form     *form
+	confirm  *confirm
+	faults   *faultMenu
+
+	fatal    error
+	quitting bool
+	ticking  bool
+	tickGen  int
+
+	cache viewCache
+}
+
+// New returns the root model.
+func New(opts Options) *Model {
+	opts = opts.withDefaults()
+	m := &Model{
+		opts:      opts,
+		keys:      DefaultKeyMap(),
+		st:        opts.Theme(true),
+		help:      help.New(),
+		chData:    map[registry.Name]*chanData{},
+		retries:   NewRing[registry.RetryEvent](opts.RetryRing),
+		frames:    NewRing[registry.FrameEvent](opts.FrameRing),
+		logs:      NewRing[logEntry](opts.LogRing),
+		logFollow: true,
+		now:       opts.Now(),
+	}
+	m.keys.setReadOnly(opts.ReadOnly)
+	m.help.Styles = m.st.Help
+	m.cmd = newCmdLine(m.st)
+	m.filterIn = newInput(m.st, "/", "regexp, ! inverts")
+	if opts.Status != "" {
+		m.status = status{level: slog.LevelInfo, text: opts.Status}
+	}
+	if opts.ReadOnly {
+		m.status = status{level: slog.LevelInfo, text: "read-only: actions are off"}
+	}
+	m.invalidate()
+	return m
+}
+
+// Init starts the clock and asks the terminal for its background colour.
+func (m *Model) Init() tea.Cmd {
+	m.ticking = true
+	return tea.Batch(tea.RequestBackgroundColor, m.tickCmd())
+}
+
+// tickMsg is the clock.
+type tickMsg struct {
+	t   time.Time
+	gen int
+}
+
+// tickCmd schedules the next clock tick: fast while a countdown runs.
+func (m *Model) tickCmd() tea.Cmd {
+	d := m.opts.Tick
+	if m.countdownActive() {
+		d = m.opts.FastTick
+	}
+	gen := m.tickGen
+	return m.opts.Schedule(d, func(t time.Time) tea.Msg { return tickMsg{t: t, gen: gen} })
+}
+
+// countdownActive reports whether something counts down on screen.
+func (m *Model) countdownActive() bool {
+	if !m.state.Socket.NextAttemptAt.IsZero() && m.state.Socket.NextAttemptAt.After(m.now) {
+		return true
+	}
+	if c, ok := m.selected(); ok && !c.NextAttemptAt.IsZero() && c.NextAttemptAt.After(m.now) {
+		return true
+	}
+	return false
+}
+
+// Update handles one message. It does no I/O: manager calls, file
+// writes and logging happen in the returned Cmds.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.relayout()
+		return m, nil
+	case tea.BackgroundColorMsg:
+		m.setTheme(m.opts.Theme(msg.IsDark()))
+		return m, nil
+	case EventsBatchMsg:
+		m.now = m.opts.Now()
+		return m, m.applyBatch(msg)
+	case BridgeDoneMsg:
+		if msg.Err != nil {
+			m.fatal = msg.Err
+			m.quitting = true
+			return m, tea.Quit
+		}
+		m.setStatus(slog.LevelWarn, "event stream ended (manager closed)")
+		return m, nil
+	case tickMsg:
+		if msg.gen != m.tickGen {
+			return m, nil
+		}
+		m.now = m.opts.Now()
+		m.cache.header.valid = false
+		m.cache.channels.valid = false
+		m.cache.main.valid = false
+		return m, m.tickCmd()
+	case statusClearMsg:
+		if msg.id == m.status.id {
+			m.status = status{}
+			m.fitStatus()
+		}
+		return m, nil
+	case actionDoneMsg:
+		m.now = m.opts.Now()
+		return m, m.actionDone(msg)
+	case tea.PasteMsg:
+		return m, m.handlePaste(msg)
+	case tea.KeyPressMsg:
+		m.now = m.opts.Now()
+		cmd := m.handleKey(msg)
+		m.invalidate()
+		return m, cmd
+	}
+	// Cursor blinks and other component messages go to the open dialog.
+	return m, m.updateOverlay(msg)
+}
+
+// setTheme switches the styles.
+func (m *Model) setTheme(st *theme.Styles) {
+	m.st = st
+	m.help.Styles = st.Help
+	m.cmd.setStyles(st)
+	setInputStyles(&m.filterIn, st)
+	if m.form != nil {
+		m.form.setStyles(st)
+	}
+	m.clearRowCaches()
+	m.invalidate()
+}
+
+// clearRowCaches forgets cached rows (after a theme or width change).
+func (m *Model) clearRowCaches() {
+	for i := 0; i < m.logs.Len(); i++ {
+		e := m.logs.Ptr(i)
+		e.row, e.rowW = "", 0
+	}
+	for _, d := range m.chData {
+		for i := 0; i < d.msgs.Len(); i++ {
+			e := d.msgs.Ptr(i)
+			e.row, e.rowW = "", 0
+		}
+	}
+}
+
+// relayout recomputes the layout after a size, footer or zoom change.
+func (m *Model) relayout() {
+	m.lay = computeLayout(m.width, m.height, 1, m.statusRows, m.zoom, m.focus)
+	m.help.SetWidth(m.width)
+	m.cmd.setWidth(m.width)
+	m.filterIn.SetWidth(max(10, m.width-44))
+	if m.form != nil {
+		m.form.setWidth(m.dialogWidth())
+	}
+	m.clampChannelScroll()
+	m.invalidate()
+}
+
+// applyBatch applies events and a snapshot from the bridge.
+func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
+	var cmd tea.Cmd
+	chansChanged := false
+	for _, ev := range b.Events {
+		switch e := ev.(type) {
+		case registry.MessageEvent:
+			m.addMessage(e)
+		case registry.LogEvent:
+			m.addLog(e.Record, false)
+		case registry.RetryEvent:
+			m.retries.Push(e)
+			if e.Scope == registry.ScopeSocket || e.Channel == m.sel {
+				m.cache.main.valid = false
+			}
+		case registry.PresenceEvent:
+			m.applyPresence(e)
+		case registry.FrameEvent:
+			m.frames.Push(e)
+			if m.tab == tabInfo {
+				m.cache.main.valid = false
+			}
+		case registry.ErrorEvent:
+			cmd = m.showError(e)
+		case registry.ChannelStateEvent:
+			m.applyChannel(e)
+			chansChanged = true
+		case registry.SocketEvent:
+			s := &m.state.Socket
+			s.Status, s.Reason = e.Status, e.Reason
+			if e.RTT > 0 {
+				s.RTT = e.RTT
+			}
+			s.Attempt, s.NextAttemptAt = e.Attempt, e.NextAttemptAt
+			m.cache.header.valid = false
+		case registry.StatsEvent:
+			m.state.Stats, m.state.Metrics = e.Stats, e.Metrics
+			m.cache.header.valid = false
+		case registry.TokenEvent:
+			m.state.Token = e.Token
+			m.cache.header.valid = false
+		}
+	}
+	if b.Dropped != m.dropped {
+		m.dropped = b.Dropped
+		m.cache.header.valid = false
+	}
+	if b.State != nil {
+		m.state = *b.State
+		m.haveState = true
+		chansChanged = true
+	}
+	if chansChanged {
+		m.rebuildRows()
+	}
+	m.cache.header.valid = false
+	return cmd
+}
+
+// addMessage stores a message in its channel's ring.
+func (m *Model) addMessage(e registry.MessageEvent) {
+	d := m.data(e.Channel)
+	d.msgs.Push(msgEntry{ev: e, seq: d.msgs.Seq() + 1})
+	if e.Kind == registry.MessagePresenceState || e.Kind == registry.MessagePresenceDiff {
+		d.raw.Push(e)
+	}
+	if d.follow {
+		d.selSeq = d.msgs.Seq()
+	}
+	if e.Channel == m.sel {
+		m.cache.main.valid = false
+	}
+}
+
+// applyPresence updates the presence cache and feed.
+func (m *Model) applyPresence(e registry.PresenceEvent) {
+	d := m.data(e.Channel)
+	if e.Action == registry.PresenceJoin || e.Action == registry.PresenceLeave {
+		d.feed.Push(e)
+		if m.state.Presence == nil {
+			m.state.Presence = map[registry.Name][]registry.PresenceUser{}
+		}
+		users := m.state.Presence[e.Channel]
+		i := slices.IndexFunc(users, func(u registry.PresenceUser) bool { return u.UserID == e.User.UserID })
+		switch {
+		case e.Action == registry.PresenceLeave && e.User.Metas <= 0:
+			if i >= 0 {
+				users = slices.Delete(slices.Clone(users), i, i+1)
+			}
+		case i >= 0:
+			users = slices.Clone(users)
+			users[i] = e.User
+		default:
+			users = append(slices.Clone(users), e.User)
+			slices.SortFunc(users, func(a, b registry.PresenceUser) int {
+				if a.UserID < b.UserID {
+					return -1
+				}
+				if a.UserID > b.UserID {
+					return 1
+				}
+				return 0
+			})
+		}
+		m.state.Presence[e.Channel] = users
+	}
+	for i := range m.state.Channels {
+		if m.state.Channels[i].Name == e.Channel {
+			m.state.Channels[i].PresenceCount = e.Count
+			m.cache.channels.valid = false
+		}
+	}
+	if e.Channel == m.sel {
+		m.cache.main.valid = false
+	}
+}
+
+// applyChannel merges a channel state event into the state.
+func (m *Model) applyChannel(e registry.ChannelStateEvent) {
+	chs := m.state.Channels
+	i := slices.IndexFunc(chs, func(c registry.ChannelInfo) bool { return c.Name == e.Channel })
+	switch {
+	case e.Removed:
+		if i >= 0 {
+			m.state.Channels = slices.Delete(slices.Clone(chs), i, i+1)
+		}
+	case i >= 0:
+		chs = slices.Clone(chs)
+		chs[i] = e.Info
+		m.state.Channels = chs
+	default:
+		chs = append(slices.Clone(chs), e.Info)
+		slices.SortFunc(chs, func(a, b registry.ChannelInfo) int { return a.Name.Compare(b.Name) })
+		m.state.Channels = chs
+	}
+}
+
+// data returns the buffers of a channel, creating them.
+func (m *Model) data(n registry.Name) *chanData {
+	d, ok := m.chData[n]
+	if !ok {
+		if len(m.chData) >= maxChannelData {
+			m.pruneChannelData()
+		}
+		d = &chanData{
+			msgs:   NewRing[msgEntry](m.opts.MessageRing),
+			feed:   NewRing[registry.PresenceEvent](m.opts.FeedRing),
+			raw:    NewRing[registry.MessageEvent](100),
+			follow: true,
+		}
+		m.chData[n] = d
+	}
+	d.lastSeen = m.now
+	return d
+}
+
+// pruneChannelData drops the buffers of a quarter of the channels, those
+// least recently seen (channels no longer in the registry first), so that
+// memory stays bounded and the cost of pruning is spread over many new
+// channels.
+func (m *Model) pruneChannelData() {
+	live := make(map[registry.Name]bool, len(m.state.Channels))
+	for _, c := range m.state.Channels {
+		live[c.Name] = true
+	}
+	names := make([]registry.Name, 0, len(m.chData))
+	for n := range m.chData {
+		if n != m.sel {
+			names = append(names, n)
+		}
+	}
+	slices.SortFunc(names, func(a, b registry.Name) int {
+		if live[a] != live[b] {
+			if live[a] {
+				return 1
+			}
+			return -1
+		}
+		return m.chData[a].lastSeen.Compare(m.chData[b].lastSeen)
+	})
+	for _, n := range names[:min(len(names), maxChannelData/4)] {
+		delete(m.chData, n)
+	}
+}
+
+// addLog appends a log record.
+func (m *Model) addLog(r registry.LogRecord, local bool) {
+	m.logs.Push(logEntry{rec: r, local: local, seq: m.logs.Seq() + 1})
+	if !m.logFollow && m.logFilter.match(m.logText(m.logs.Ptr(m.logs.Len()-1))) {
+		m.logNew++
+	}
+	m.cache.log.valid = false
+}
+
+// selected returns the selected channel's info.
+func (m *Model) selected() (registry.ChannelInfo, bool) {
+	if m.sel.IsZero() {
+		return registry.ChannelInfo{}, false
+	}
+	return m.state.Channel(m.sel)
+}
+
+// setStatus shows text in the status line; it clears after a while.
+func (m *Model) setStatus(level slog.Level, text string) tea.Cmd {
+	m.statusN++
+	m.status = status{level: level, text: sanitize(text), id: m.statusN}
+	m.fitStatus()
+	ttl := 6 * time.Second
+	if level >= slog.LevelError {
+		ttl = 15 * time.Second
+	}
+	id := m.statusN
+	return m.opts.Schedule(ttl, func(time.Time) tea.Msg { return statusClearMsg{id: id} })
+}
+
+// fitStatus gives the status line a second row when its text needs it.
+func (m *Model) fitStatus() {
+	m.cache.status.valid = false
+	rows := 1
+	if m.width > 0 && textWidth(m.status.text) > m.width {
+		rows = 2
+	}
+	if rows != m.statusRows {
+		m.statusRows = rows
+		m.relayout()
+	}
+}
+
+// statusClearMsg clears the status line if it still shows message id.
+type statusClearMsg struct{ id int }
+
+// showError reports a manager error event in the status line (the
+// manager logs it itself).
+func (m *Model) showError(e registry.ErrorEvent) tea.Cmd {
+	text := e.Op
+	if !e.Channel.IsZero() {
+		text += " " + e.Channel.String()
+	}
+	text += ": "
+	if e.Code != "" {
+		text += e.Code + ": "
+	}
+	text += e.Message
+	hint := e.Hint
+	if hint == "" {
+		hint = registry.Hint(e.Code, e.Message)
+	}
+	if hint != "" {
+		text += " — " + hint
+	}
+	return m.setStatus(slog.LevelError, text)
+}
+
+// invalidate marks every cached area for redraw.
+func (m *Model) invalidate() {
+	m.cache = viewCache{}
+}

@@ -1,0 +1,89 @@
+package tui
+
+// Ring is a bounded FIFO of the newest values: pushing onto a full ring
+// overwrites the oldest value and counts it in Overwritten. Index 0 is the
+// oldest value kept. Seq numbers every value ever pushed, so a view can
+// tell how many arrived since it last looked. Not safe for concurrent use:
+// the root model owns its rings.
+type Ring[T any] struct {
+	buf         []T // grows up to capacity, then wraps
+	capacity    int
+	start, n    int
+	seq         uint64
+	overwritten uint64
+}
+
+// NewRing returns a ring that keeps the newest capacity values (at least
+// 1). Its storage grows with use up to capacity.
+func NewRing[T any](capacity int) *Ring[T] {
+	if capacity < 1 {
+		capacity = 1
+	}
+	return &Ring[T]{capacity: capacity}
+}
+
+// Push appends v, overwriting the oldest value when full.
+func (r *Ring[T]) Push(v T) {
+	if r.n < r.capacity && r.n == len(r.buf) && r.start == 0 {
+		r.buf = append(r.buf, v) // still growing
+		if c := cap(r.buf); c > r.capacity {
+			r.buf = r.buf[:len(r.buf):r.capacity]
+		}
+		r.n++
+	} else if r.n < len(r.buf) {
+		r.buf[(r.start+r.n)%len(r.buf)] = v
+		r.n++
+	} else {
+		r.buf[r.start] = v
+		r.start = (r.start + 1) % len(r.buf)
+		r.overwritten++
+	}
+	r.seq++
+}
+
+// Len returns the number of values kept.
+func (r *Ring[T]) Len() int { return r.n }
+
+// Cap returns the capacity.
+func (r *Ring[T]) Cap() int { return r.capacity }
+
+// At returns the i-th value kept, 0 being the oldest. It panics when i is
+// out of range, like a slice.
+func (r *Ring[T]) At(i int) T {
+	if i < 0 || i >= r.n {
+		panic("tui: ring index out of range")
+	}
+	return r.buf[(r.start+i)%len(r.buf)]
+}
+
+// Ptr returns a pointer to the i-th value kept, for in-place caches.
+func (r *Ring[T]) Ptr(i int) *T {
+	if i < 0 || i >= r.n {
+		panic("tui: ring index out of range")
+	}
+	return &r.buf[(r.start+i)%len(r.buf)]
+}
+
+// Last returns the newest value and true, or false when empty.
+func (r *Ring[T]) Last() (T, bool) {
+	if r.n == 0 {
+		var zero T
+		return zero, false
+	}
+	return r.At(r.n - 1), true
+}
+
+// Seq returns the number of values ever pushed.
+func (r *Ring[T]) Seq() uint64 { return r.seq }
+
+// Overwritten returns the number of values pushed out by newer ones.
+func (r *Ring[T]) Overwritten() uint64 { return r.overwritten }
+
+// Clear empties the ring (Seq and Overwritten keep counting).
+func (r *Ring[T]) Clear() {
+	var zero T
+	for i := range r.buf {
+		r.buf[i] = zero
+	}
+	r.start, r.n = 0, 0
+}

@@ -1,0 +1,486 @@
+package tui
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"rtm/registry"
+)
+
+// cached is one rendered area and whether it is still valid.
+type cached struct {
+	s     string
+	valid bool
+}
+
+// viewCache holds the rendered areas; Update invalidates what changed.
+type viewCache struct {
+	header, channels, main, log, status, footer cached
+}
+
+// View renders the screen from the cached areas, re-rendering only the
+// invalid ones, and only their visible rows.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.Render())
+	v.AltScreen = true
+	v.WindowTitle = "rtm"
+	return v
+}
+
+// Render returns the screen as text (the content of View).
+func (m *Model) Render() string {
+	if m.quitting {
+		return ""
+	}
+	if m.width <= 0 || m.height <= 0 {
+		return "rtm: starting…"
+	}
+	if m.lay.tiny {
+		return m.renderTiny()
+	}
+	get := func(c *cached, f func() string) string {
+		if !c.valid {
+			c.s, c.valid = f(), true
+		}
+		return c.s
+	}
+	var b strings.Builder
+	b.Grow(m.width * m.height * 2)
+	b.WriteString(get(&m.cache.header, m.viewHeader))
+	b.WriteByte('\n')
+
+	// Body.
+	var body []string
+	switch {
+	case m.zoom && m.focus == focusChannels:
+		body = strings.Split(get(&m.cache.channels, m.viewChannels), "\n")
+	case m.zoom && m.focus == focusLog:
+		body = strings.Split(get(&m.cache.log, m.viewLog), "\n")
+	case m.zoom:
+		body = strings.Split(get(&m.cache.main, m.viewMain), "\n")
+	default:
+		left := strings.Split(get(&m.cache.channels, m.viewChannels), "\n")
+		right := strings.Split(get(&m.cache.main, m.viewMain), "\n")
+		body = make([]string, 0, m.lay.channels.h+m.lay.log.h)
+		for i := range left {
+			if i < len(right) {
+				body = append(body, left[i]+right[i])
+			} else {
+				body = append(body, left[i])
+			}
+		}
+		body = append(body, strings.Split(get(&m.cache.log, m.viewLog), "\n")...)
+	}
+	body = m.overlayBody(body)
+	for _, l := range body {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	b.WriteString(m.viewStatusLine())
+	b.WriteByte('\n')
+	b.WriteString(get(&m.cache.footer, m.viewFooter))
+	return b.String()
+}
+
+// renderTiny is the screen of a terminal too small for the panes.
+func (m *Model) renderTiny() string {
+	lines := []string{
+		"rtm needs at least " + fmt.Sprintf("%dx%d", minWidth, minHeight),
+		fmt.Sprintf("this terminal is %dx%d", m.width, m.height),
+		"q quits",
+	}
+	var b strings.Builder
+	for i := 0; i < m.height; i++ {
+		s := ""
+		if i < len(lines) {
+			s = lines[i]
+		}
+		b.WriteString(fitText(s, m.width))
+		if i < m.height-1 {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// viewHeader renders the two header lines.
+func (m *Model) viewHeader() string {
+	w := m.width
+	st := m.st
+	s := m.state
+	l1 := newLine(w)
+	l1.add(st.Header.App, "rtm").plain("  ")
+	if s.Target.Embedded {
+		l1.add(st.Header.Embedded, "embedded server").plain(" ")
+	}
+	l1.add(st.Header.Value, sanitize(targetHost(s.Target.URL)))
+	tok := s.Token
+	l1.add(st.Subtle, "  ·  ")
+	if tok.Present {
+		who := tok.Subject
+		if who == "" {
+			who = "(no sub)"
+		}
+		l1.add(st.Header.Label, "as ").add(st.Header.Value, sanitize(who))
+		if tok.Role != "" && !m.lay.narrow {
+			l1.add(st.Muted, " ("+sanitize(tok.Role)+")")
+		}
+		if !tok.Expiry.IsZero() {
+			left := tok.Expiry.Sub(m.now)
+			p := st.OK
+			txt := "token " + fmtCountdown(left)
+			switch {
+			case left <= 0:
+				p, txt = st.Error, "token EXPIRED"
+			case left < 5*60e9:
+				p = st.Warn
+			}
+			l1.add(st.Subtle, "  ·  ").add(p, txt)
+		}
+	} else {
+		l1.add(st.Header.Label, "anon (API key only)")
+	}
+	if s.Target.Tenant != "" {
+		l1.add(st.Subtle, "  ·  ").add(st.Header.Label, "tenant ").add(st.Header.Value, sanitize(s.Target.Tenant))
+	}
+	if m.opts.ReadOnly {
+		l1.add(st.Subtle, "  ·  ").add(st.Warn, "read-only")
+	}
+
+	l2 := newLine(w)
+	so := s.Socket
+	name := socketStatusName(so.Status)
+	l2.add(st.Header.Label, "socket ").add(st.StatusPaint(name), statusDot(so.Status)+" "+name)
+	if so.Status != registry.SocketConnected && so.Attempt > 0 {
+		l2.add(st.Muted, fmt.Sprintf(" attempt %d", so.Attempt))
+		if !so.NextAttemptAt.IsZero() && so.NextAttemptAt.After(m.now) {
+			l2.add(st.Warn, " next in "+fmtCountdown(so.NextAttemptAt.Sub(m.now)))
+		}
+	}
+	if so.RTT > 0 {
+		l2.add(st.Header.Label, "  rtt ").add(st.Header.Value, fmtDur(so.RTT))
+	}
+	if len(so.RTTHistory) > 1 && w >= 100 {
+		l2.plain(" ").add(st.Spark, sparkline(durations(so.RTTHistory), 10))
+	}
+	l2.add(st.Subtle, "  ·  ").add(st.Header.Label, "channels ")
+	total, limit := len(s.Channels), s.Stats.Limit
+	cp := st.Header.Value
+	if limit > 0 && total*10 >= limit*9 {
+		cp = st.Warn
+	}
+	if limit > 0 {
+		l2.add(cp, fmt.Sprintf("%d/%d", total, limit))
+	} else {
+		l2.add(cp, fmt.Sprintf("%d", total))
+	}
+	mt := s.Metrics
+	l2.add(st.Subtle, "  ·  ").add(st.Header.Label, "in ").add(st.Header.Value, fmtRate(mt.InRate))
+	if w >= 100 {
+		l2.plain(" ").add(st.Spark, sparkline(mt.InHistory, 10))
+	}
+	l2.add(st.Header.Label, "  out ").add(st.Header.Value, fmtRate(mt.OutRate))
+	if w >= 100 {
+		l2.plain(" ").add(st.Spark, sparkline(mt.OutHistory, 10))
+	}
+	if m.dropped > 0 {
+		l2.add(st.Subtle, "  ·  ").add(st.Warn, fmt.Sprintf("UI dropped %d", m.dropped))
+	}
+	return l1.done() + "\n" + l2.done()
+}
+
+func statusDot(s registry.SocketStatus) string {
+	switch s {
+	case registry.SocketConnected:
+		return "●"
+	case registry.SocketConnecting:
+		return "◌"
+	case registry.SocketDisconnected:
+		return "○"
+	}
+	return "·"
+}
+
+// viewStatusLine renders the status line, or the command line / filter
+// input when open.
+func (m *Model) viewStatusLine() string {
+	w := m.width
+	switch m.overlay {
+	case overlayCommand:
+		return m.padStatus(fitInput(m.cmd.input.View(), w))
+	case overlayFilter:
+		in := fitInput(m.filterIn.View(), max(10, w-40))
+		return m.padStatus(fitANSI(in+"  "+m.st.Muted.Render("in "+m.focusName()+" · enter apply · esc cancel"), w))
+	}
+	if m.cache.status.valid {
+		return m.cache.status.s
+	}
+	var out string
+	switch {
+	case m.status.text == "":
+		out = newLine(w).add(m.st.Subtle, "? help · : commands · tab next pane").done()
+	case m.lay.status.h >= 2 && textWidth(m.status.text) > w:
+		p := m.st.StatusLine[levelName(m.status.level)]
+		rows := wrapText(m.status.text, w)
+		second := strings.Join(rows[1:], " ")
+		out = newLine(w).add(p, rows[0]).done() + "\n" + newLine(w).add(p, second).done()
+	default:
+		out = newLine(w).add(m.st.StatusLine[levelName(m.status.level)], m.status.text).done()
+	}
+	for i := strings.Count(out, "\n") + 1; i < m.lay.status.h; i++ {
+		out += "\n" + blank(w)
+	}
+	m.cache.status = cached{s: out, valid: true}
+	return out
+}
+
+// padStatus adds blank rows below an input shown in a 2-row status area.
+func (m *Model) padStatus(s string) string {
+	for i := 1; i < m.lay.status.h; i++ {
+		s += "\n" + blank(m.width)
+	}
+	return s
+}
+
+// fitInput cuts or pads a text input's view (which pads itself) to w
+// cells, without an ellipsis.
+func fitInput(s string, w int) string {
+	if ansi.StringWidth(s) > w {
+		s = ansi.Truncate(s, w, "")
+	}
+	if n := ansi.StringWidth(s); n < w {
+		s += blank(w - n)
+	}
+	return s
+}
+
+// fitANSI cuts or pads painted text to w cells.
+func fitANSI(s string, w int) string {
+	if ansi.StringWidth(s) > w {
+		s = ansi.Truncate(s, w, "…")
+	}
+	if n := ansi.StringWidth(s); n < w {
+		s += blank(w - n)
+	}
+	return s
+}
+
+// focusName names the focused pane for the filter prompt.
+func (m *Model) focusName() string {
+	switch m.focus {
+	case focusChannels:
+		return "channels"
+	case focusLog:
+		return "log"
+	}
+	return "messages"
+}
+
+// viewFooter renders the short help of the focused pane.
+func (m *Model) viewFooter() string {
+	return fitANSI(m.help.ShortHelpView(m.ShortHelp()), m.width)
+}
+
+// ShortHelp implements help.KeyMap: the keys of the focused pane and the
+// open dialog.
+func (m *Model) ShortHelp() []key.Binding {
+	k := m.keys
+	switch m.overlay {
+	case overlayCommand:
+		return []key.Binding{k.Dialog.Complete, withHelp(k.Dialog.NextField, "↑/↓", "history"), withHelp(k.Dialog.Submit, "enter", "run"), k.Dialog.Cancel}
+	case overlayFilter:
+		return []key.Binding{withHelp(k.Dialog.Submit, "enter", "apply"), withHelp(k.Dialog.Cancel, "esc", "cancel")}
+	case overlayForm:
+		return []key.Binding{k.Dialog.NextField, k.Dialog.PrevField, k.Dialog.Submit, k.Dialog.Cancel}
+	case overlayConfirm:
+		return []key.Binding{k.Dialog.Yes, k.Dialog.No}
+	case overlayFaults:
+		return []key.Binding{withHelp(k.Down, "↑/↓", "select"), withHelp(k.Dialog.Submit, "enter", "inject"), withHelp(k.Dialog.Cancel, "esc", "close")}
+	case overlayHelp:
+		return []key.Binding{withHelp(k.Help, "?", "close help"), k.Dialog.Cancel}
+	}
+	var out []key.Binding
+	switch m.focus {
+	case focusChannels:
+		out = append(out, withHelp(k.Down, "↑/↓", "select"), withHelp(k.Open, "enter", "open"))
+		out = append(out, m.channelActions()...)
+	case focusMain:
+		out = append(out, k.TabKeys)
+		switch m.tab {
+		case tabMessages:
+			out = append(out, withHelp(k.Down, "↑/↓", "message"), withHelp(k.Open, "enter", "zoom"))
+		case tabPresence:
+			out = append(out, k.Presence.Raw)
+		}
+		out = append(out, m.channelActions()...)
+	case focusLog:
+		follow := k.Log.Follow
+		if m.logFollow {
+			follow.SetHelp("f", "pause")
+		} else {
+			follow.SetHelp("f", "follow")
+		}
+		out = append(out, follow, k.Log.Wrap, withHelp(k.Down, "↑/↓", "scroll"), k.Zoom)
+		out = append(out, m.channelActions()...)
+	}
+	out = append(out, k.Filter, k.Command, k.NextFocus, k.Help, k.Quit)
+	return out
+}
+
+// channelActions returns the enabled actions on the selected channel.
+func (m *Model) channelActions() []key.Binding {
+	k := m.keys.Channel
+	c, ok := m.selected()
+	if !ok {
+		return nil
+	}
+	var out []key.Binding
+	if c.Name.Kind == registry.KindPresence {
+		if c.Tracked {
+			out = append(out, k.Untrack)
+		} else {
+			out = append(out, k.Track)
+		}
+	}
+	out = append(out, k.Broadcast, k.Retry, k.Leave, k.Faults)
+	return enabled(out)
+}
+
+// FullHelp implements help.KeyMap: every key, by area.
+func (m *Model) FullHelp() [][]key.Binding {
+	k := m.keys
+	return [][]key.Binding{
+		{k.Help, k.Command, k.Filter, k.NextFocus, k.PrevFocus, k.Open, k.Back, k.Quit},
+		{k.TabKeys, k.NextTab, k.PrevTab, k.Zoom, k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
+		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults}),
+		{k.Log.Follow, k.Log.Wrap, k.Log.Clear, k.Presence.Raw},
+	}
+}
+
+// withHelp returns a copy of b with other help text.
+func withHelp(b key.Binding, keys, desc string) key.Binding {
+	b.SetHelp(keys, desc)
+	return b
+}
+
+// enabled keeps the enabled bindings.
+func enabled(bs []key.Binding) []key.Binding {
+	out := bs[:0:0]
+	for _, b := range bs {
+		if b.Enabled() {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// overlayBody draws the open dialog over the body lines.
+func (m *Model) overlayBody(body []string) []string {
+	var dlg []string
+	switch m.overlay {
+	case overlayHelp:
+		dlg = m.viewHelpDialog()
+	case overlayForm:
+		if m.form != nil {
+			dlg = m.form.view(m.st, m.dialogWidth())
+		}
+	case overlayConfirm:
+		if m.confirm != nil {
+			dlg = m.confirm.view(m.st, m.dialogWidth())
+		}
+	case overlayFaults:
+		if m.faults != nil {
+			dlg = m.faults.view(m.st, m.dialogWidth())
+		}
+	case overlayCommand:
+		dlg = m.cmd.suggestionsView(m.st, m.width)
+		if len(dlg) > 0 {
+			// Suggestions sit just above the command line, left aligned.
+			out := append([]string(nil), body...)
+			top := len(out) - len(dlg)
+			for i, d := range dlg {
+				if top+i >= 0 {
+					out[top+i] = splice(out[top+i], d, 0, m.width)
+				}
+			}
+			return out
+		}
+		return body
+	}
+	if len(dlg) == 0 {
+		return body
+	}
+	dw := ansi.StringWidth(dlg[0])
+	x := max(0, (m.width-dw)/2)
+	y := max(0, (len(body)-len(dlg))/2)
+	out := append([]string(nil), body...)
+	for i, d := range dlg {
+		if y+i < len(out) {
+			out[y+i] = splice(out[y+i], d, x, m.width)
+		}
+	}
+	return out
+}
+
+// splice puts painted text over line at column x.
+func splice(line, over string, x, w int) string {
+	ow := ansi.StringWidth(over)
+	left := ansi.Truncate(line, x, "")
+	if lw := ansi.StringWidth(left); lw < x {
+		left += blank(x - lw)
+	}
+	right := ""
+	if x+ow < w {
+		right = ansi.TruncateLeft(line, x+ow, "")
+	}
+	return left + "\x1b[m" + over + "\x1b[m" + right
+}
+
+// dialogWidth is the width of dialogs.
+func (m *Model) dialogWidth() int {
+	return max(40, min(m.width-4, 76))
+}
+
+// viewHelpDialog renders the full help.
+func (m *Model) viewHelpDialog() []string {
+	w := min(m.width-2, 110)
+	hm := m.help
+	hm.ShowAll = true
+	hm.SetWidth(w - 4)
+	body := strings.Split(hm.FullHelpView(m.FullHelp()), "\n")
+	body = append(body, "", m.st.Muted.Render("commands (:) — join leave track untrack broadcast drop freeze latency"),
+		m.st.Muted.Render("fail-connects expire-token kick reject-joins retry policy export cleanup help"))
+	return dialogBox(m.st, "Keys", body, w)
+}
+
+// dialogBox frames lines in a dialog of width w.
+func dialogBox(st themeStyles, title string, body []string, w int) []string {
+	inner := w - 4
+	out := make([]string, 0, len(body)+2)
+	top := "╭─ " + title + " " + strings.Repeat("─", max(0, w-5-textWidth(title))) + "╮"
+	out = append(out, st.Dialog.Border.Render(top))
+	side := st.Dialog.Border.Render("│")
+	for _, l := range body {
+		out = append(out, side+" "+fitANSI(l, inner)+" "+side)
+	}
+	out = append(out, st.Dialog.Border.Render("╰"+strings.Repeat("─", w-2)+"╯"))
+	return out
+}
+
+// targetHost shortens a target URL to its host for the header (the
+// Info tab shows it in full).
+func targetHost(raw string) string {
+	if raw == "" {
+		return "(no target yet)"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return raw
+	}
+	return u.Host
+}
