@@ -117,13 +117,13 @@ func (b *Bridge) Run(ctx context.Context, send func(tea.Msg)) {
 	defer tick.Stop()
 
 	var (
-		batch                     []registry.Event
-		lastSend, lastSnap        time.Time
-		stateDirty, streamDirty   bool
-		events                    = b.src.Events()
-		reading                   = events // nil while the batch is full
-		sentDropped, seenDropped  uint64
-		snapshotNow               = b.snapshot != nil
+		batch                    []registry.Event
+		lastSend, lastSnap       time.Time
+		stateDirty, streamDirty  bool
+		events                   = b.src.Events()
+		reading                  = events // nil while the batch is full
+		sentDropped, seenDropped uint64
+		snapshotNow              = b.snapshot != nil
 	)
 	take := func(now time.Time, force bool) *registry.State {
 		if b.snapshot == nil {

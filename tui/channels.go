@@ -33,7 +33,7 @@ func (m *Model) rebuildRows() {
 	rows := m.rows[:0]
 	lastTenant := "\x00"
 	for i, c := range m.state.Channels {
-		if !m.chanFilter.match(c.Name.String()+" "+c.Status.String()) {
+		if !m.chanFilter.match(c.Name.String() + " " + c.Status.String()) {
 			continue
 		}
 		if grouped && c.Name.Tenant != lastTenant {

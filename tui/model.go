@@ -229,9 +229,9 @@ type Model struct {
 	chanTop    int
 	chanFilter filter
 
-	chData  map[registry.Name]*chanData
-	retries *Ring[registry.RetryEvent]
-	frames  *Ring[registry.FrameEvent]
+	chData    map[registry.Name]*chanData
+	retries   *Ring[registry.RetryEvent]
+	frames    *Ring[registry.FrameEvent]
 	msgFilter filter
 
 	// Log pane.
