@@ -334,13 +334,15 @@ func runIdleChild(spec string) {
 // connections held by a child process (this test binary re-executed, so
 // the 20,000-descriptor limit covers both ends), minus the same figure
 // before they connected. "connected" sockets have no channel; "joined"
-// sockets each joined one channel.
+// sockets each joined one channel; "bare" is the baseline: a plain
+// gorilla server with its default buffers and one reader goroutine per
+// connection.
 func BenchmarkIdleConnMemory(b *testing.B) {
-	for _, mode := range []string{"connected", "joined"} {
+	for _, mode := range []string{"connected", "joined", "bare"} {
 		b.Run(mode, func(b *testing.B) {
 			const n = 10000
 			for b.Loop() {
-				perConn, goroutines := idleMemory(b, n, mode == "joined")
+				perConn, goroutines := idleMemory(b, n, mode)
 				b.ReportMetric(perConn, "bytes/conn")
 				b.ReportMetric(goroutines, "goroutines/conn")
 			}
@@ -349,15 +351,40 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	}
 }
 
-func idleMemory(b *testing.B, n int, join bool) (bytesPerConn, goroutinesPerConn float64) {
-	srv, err := server.New(server.Config{JWTSecret: []byte("bench"), Limits: server.Limits{Off: true}, IdleTimeout: time.Hour})
-	if err != nil {
-		b.Fatal(err)
+func idleMemory(b *testing.B, n int, mode string) (bytesPerConn, goroutinesPerConn float64) {
+	var url string
+	var connections func() int
+	if mode == "bare" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		bs := &bareServer{}
+		hs := &http.Server{Handler: bs}
+		go hs.Serve(ln)
+		defer func() {
+			hs.Close()
+			bs.mu.Lock()
+			for _, c := range bs.subs {
+				c.Close()
+			}
+			bs.mu.Unlock()
+			bs.wg.Wait()
+		}()
+		url = "ws://" + ln.Addr().String() + "/"
+		connections = func() int { bs.mu.Lock(); defer bs.mu.Unlock(); return len(bs.subs) }
+	} else {
+		srv, err := server.New(server.Config{JWTSecret: []byte("bench"), Limits: server.Limits{Off: true}, IdleTimeout: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := srv.Start("127.0.0.1:0"); err != nil {
+			b.Fatal(err)
+		}
+		defer srv.Close()
+		url = "ws://" + srv.Addr() + "/realtime/v1/websocket?vsn=2.0.0&apikey=" + srv.AnonKey()
+		connections = func() int { return srv.Stats().Connections }
 	}
-	if err := srv.Start("127.0.0.1:0"); err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
 	inuse := func() (uint64, int) {
 		runtime.GC()
 		runtime.GC()
@@ -366,13 +393,12 @@ func idleMemory(b *testing.B, n int, join bool) (bytesPerConn, goroutinesPerConn
 		return ms.HeapInuse + ms.StackInuse, runtime.NumGoroutine()
 	}
 	before, gBefore := inuse()
-	mode := "connect"
-	if join {
-		mode = "join"
+	child := "connect"
+	if mode == "joined" {
+		child = "join"
 	}
-	url := "ws://" + srv.Addr() + "/realtime/v1/websocket?vsn=2.0.0&apikey=" + srv.AnonKey()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idleChildEnv+"="+fmt.Sprintf("%d %s %s", n, mode, url))
+	cmd.Env = append(os.Environ(), idleChildEnv+"="+fmt.Sprintf("%d %s %s", n, child, url))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -394,9 +420,9 @@ func idleMemory(b *testing.B, n int, join bool) (bytesPerConn, goroutinesPerConn
 		b.Fatalf("child: %q %v", line, err)
 	}
 	deadline := time.Now().Add(time.Minute)
-	for srv.Stats().Connections != n {
+	for connections() != n {
 		if time.Now().After(deadline) {
-			b.Fatalf("connections %d, want %d", srv.Stats().Connections, n)
+			b.Fatalf("connections %d, want %d", connections(), n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
