@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,5 +260,56 @@ func TestKeys(t *testing.T) {
 	}
 	if m := server.MaskToken(s.AnonKey()); strings.Contains(m, s.AnonKey()[10:30]) || len(m) > 40 {
 		t.Errorf("MaskToken leaks: %q", m)
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func TestLogsMaskTokens(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	s := servertest.New(t, servertest.WithConfig(func(c *server.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}))
+	const topic = "realtime:room1"
+	tok1 := s.UserToken(t, "u1", time.Hour, nil)
+	tok2 := s.UserToken(t, "u1", 2*time.Hour, nil)
+	expired := s.Token(t, map[string]any{"role": "authenticated", "exp": time.Now().Unix() - 10})
+	c := dial(t, s, tok1, "2.0.0")
+	j, _ := c.join(topic, joinPayload(`{}`, `{}`, true, `"access_token":`+quote(tok1)))
+	c.send(j, topic, protocol.EventAccessToken, `{"access_token":`+quote(tok2)+`}`)
+	c.send(j, topic, protocol.EventAccessToken, `{"access_token":`+quote(expired)+`}`)
+	c.awaitEvent(topic, protocol.EventClose)
+	c.joinErr("realtime:x", `{"config":{},"access_token":`+quote(expired)+`}`)
+	dialRefused(t, s.SocketURL(expired, "2.0.0"), nil, 401, "Token has expired")
+	httpDo(t, "POST", s.URL+"/realtime/v1/api/broadcast", expired, "application/json", `{}`)
+	httpDo(t, "GET", s.URL+"/admin/stats", tok2, "", "")
+	out := logs.String()
+	if !strings.Contains(out, "Channel token refreshed") || !strings.Contains(out, "Connect refused") {
+		t.Fatalf("the logs miss the events this test expects:\n%s", out)
+	}
+	for _, tok := range []string{tok1, tok2, expired, s.AnonKey(), s.ServiceRoleKey()} {
+		parts := strings.Split(tok, ".")
+		for _, p := range parts[1:] { // claims and signature; the header is the same for all
+			if strings.Contains(out, p[:16]) {
+				t.Errorf("the logs hold part of a token (%s…)", p[:16])
+			}
+		}
 	}
 }
