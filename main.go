@@ -15,12 +15,19 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/alecthomas/kong"
 
+	"rtm/realtime/demo"
 	"rtm/realtime/server"
+	"rtm/registry"
+	"rtm/registry/serverctl"
+	"rtm/registry/target"
+	"rtm/tui"
 )
 
 // cli is the command line: sub-commands and their flags.
@@ -127,12 +134,214 @@ func (h helpCmd) Run(env *runEnv, parser *kong.Kong) error {
 	return kctx.PrintUsage(false)
 }
 
-// monitorCmd opens the terminal UI.
-type monitorCmd struct{}
+// monitorCmd opens the terminal UI: against the project the flags,
+// environment or .env files name, or else against the embedded server
+// started in-process with simulated peers.
+type monitorCmd struct {
+	URL        string   `help:"Project URL (https://<ref>.supabase.co, http://127.0.0.1:54321) or Realtime ws URL. Default: SUPABASE_URL or .env.local/.env (also NEXT_PUBLIC_, VITE_, EXPO_PUBLIC_ names); none: the embedded server."`
+	Key        string   `help:"Project anon (or publishable) key. Default: SUPABASE_ANON_KEY or .env.local/.env."`
+	JWT        string   `name:"jwt" help:"User access token sent with every join (default: the key)."`
+	Tenant     string   `help:"Default tenant of channel names (tenant:ID:TYPE:...)."`
+	As         string   `help:"Mint a user token for this user id (needs the JWT secret: embedded server, rtm serve's, or --jwt-secret); presence examples track this user."`
+	JWTSecret  string   `name:"jwt-secret" help:"Project JWT secret, for --as and the expire-token fault. Default: SUPABASE_JWT_SECRET."`
+	ServiceKey string   `name:"service-key" env:"RTM_SERVICE_KEY" help:"service_role key of an 'rtm serve' target: enables the server-side faults (kick, reject joins) through its admin API."`
+	Join       []string `help:"Channel to open at start (repeatable), e.g. presence:room:1. The embedded server opens the design's examples."`
+	NoDemo     bool     `help:"Embedded server: no simulated peers."`
+	NoExamples bool     `help:"Embedded server: do not open the example channels."`
+	ReadOnly   bool     `name:"readonly" help:"Turn every action off (join, leave, track, broadcast, retry, faults)."`
+	LogFile    string   `help:"Write the JSONL log to this file (nothing is ever written to the terminal the UI draws on)."`
+	LogLevel   string   `default:"info" enum:"debug,info,warn,error" help:"Level of the log pane and the log file."`
+	Policy     string   `default:"fixed:3s,max=5" help:"Channel retry policy: fixed:3s, exp, breaker (see :policy)."`
+}
 
-// Run opens the terminal UI. Until the UI lands it explains what to run.
-func (monitorCmd) Run(env *runEnv) error {
-	return errors.New("the terminal UI is not built yet; run `rtm serve` for the embedded Realtime server")
+// Run resolves the target, starts the embedded server and the demo peers
+// when there is no project, builds the channel manager, and runs the UI
+// until it quits; then it shuts everything down in order.
+func (c monitorCmd) Run(env *runEnv) (err error) {
+	ctx, cancel := context.WithCancel(env.ctx)
+	defer cancel()
+	tg, err := target.Resolve(target.Input{
+		URL: c.URL, Key: c.Key, JWT: c.JWT, Tenant: c.Tenant, As: c.As, JWTSecret: c.JWTSecret,
+	})
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	policy, err := registry.ParsePolicy(c.Policy)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	var joins []registry.Name
+	for _, j := range c.Join {
+		n, err := registry.ParseName(j)
+		if err != nil {
+			return fmt.Errorf("--join: %w", err)
+		}
+		joins = append(joins, n)
+	}
+
+	// Logs go to the file or nowhere, never to the terminal.
+	var logw io.Writer
+	if c.LogFile != "" {
+		f, err := os.OpenFile(c.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("--log-file: %w", err)
+		}
+		defer f.Close()
+		logw = &lockedWriter{w: f}
+	}
+	fileLog := slog.New(slog.DiscardHandler)
+	if logw != nil {
+		fileLog = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level}))
+	}
+
+	// The embedded server when no project is configured.
+	var (
+		srv     *server.Server
+		control registry.ServerControl
+		status  string
+	)
+	if tg.Embedded {
+		secret := []byte(rand.Text() + rand.Text())
+		srv, err = server.New(server.Config{JWTSecret: secret, Logger: fileLog.With("component", "server")})
+		if err != nil {
+			return fmt.Errorf("embedded server: %w", err)
+		}
+		if err := srv.Start("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("embedded server: %w", err)
+		}
+		defer srv.Close()
+		if err := tg.Embed(srv.URL(), srv.AnonKey(), secret); err != nil {
+			return err
+		}
+		control = serverctl.Embedded{S: srv}
+		status = "embedded server on " + srv.Addr() + " — no project configured (see --url, SUPABASE_URL, .env)"
+	} else if c.ServiceKey != "" {
+		control, err = serverctl.NewHTTP(tg.URL.Value, c.ServiceKey, nil)
+		if err != nil {
+			return fmt.Errorf("--service-key: %w", err)
+		}
+	}
+	var mint func(map[string]any) (string, error)
+	if len(tg.JWTSecret) > 0 {
+		secret := tg.JWTSecret
+		mint = func(claims map[string]any) (string, error) { return server.SignToken(secret, claims) }
+	}
+	mgr, err := registry.New(registry.Options{
+		URL: tg.URL.Value, APIKey: tg.Key.Value, Token: tg.Token.Value, Tenant: tg.Tenant,
+		Policy: policy, LogFile: logw, LogLevel: level,
+		Server: control, Embedded: tg.Embedded, MintToken: mint,
+	})
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	for _, w := range tg.Warnings {
+		mgr.LogHandler().Handle(ctx, slog.NewRecord(time.Now(), slog.LevelWarn, w, 0))
+	}
+	sub := mgr.Subscribe(ctx, registry.SubscribeOptions{Frames: true, Buffer: 8192})
+	defer sub.Close()
+
+	// Connect and open the channels in the background: the UI shows the
+	// progress and the errors.
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := mgr.Connect(ctx); err != nil && ctx.Err() == nil {
+			fileLog.Warn("Connect", "err", err)
+		}
+	}()
+	adapter := tui.NewRegistryManager(mgr)
+	if tg.Embedded && !c.NoExamples {
+		joins = append(exampleChannels(tg.Tenant), joins...)
+	}
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		for _, n := range joins {
+			req := tui.JoinRequest{Name: n}
+			if n.Kind == registry.KindPresence && tg.As != "" && n.Tenant == tg.Tenant {
+				req.As, req.UserName = tg.As, tg.As
+			}
+			if err := adapter.Join(ctx, req); err != nil && ctx.Err() == nil {
+				fileLog.Warn("Join", "channel", n.String(), "err", err)
+			}
+		}
+	}()
+	if tg.Embedded && !c.NoDemo {
+		secret, tenant := tg.JWTSecret, tg.Tenant
+		var extra map[string]any
+		topic := func(n registry.Name) string { return n.String() }
+		if tenant != "" {
+			extra = map[string]any{"tenant_id": tenant}
+		}
+		ex := exampleChannels(tenant)
+		d, err := demo.Start(ctx, demo.Options{
+			URL: srv.URL(), APIKey: srv.AnonKey(), EmitChange: srv.EmitChange,
+			PresenceTopic: topic(ex[0]), SubscriptionTopic: topic(ex[1]), BroadcastTopic: topic(ex[2]),
+			Token: func(user string) (string, error) {
+				return server.UserToken(secret, user, 24*time.Hour, extra)
+			},
+			Logger: fileLog.With("component", "demo"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		status += " · demo peers on (--no-demo turns them off)"
+	}
+
+	model := tui.New(tui.Options{
+		Manager: adapter, Context: ctx, ReadOnly: c.ReadOnly,
+		Logger: fileLog.With("component", "tui"), Status: status,
+	})
+	p := tea.NewProgram(model, tea.WithContext(ctx))
+	bctx, stopBridge := context.WithCancel(ctx)
+	bridgeDone := make(chan struct{})
+	go func() {
+		defer close(bridgeDone)
+		tui.NewBridge(sub, mgr.Snapshot, tui.BridgeOptions{}).Run(bctx, p.Send)
+	}()
+	_, runErr := p.Run()
+	stopBridge()
+	<-bridgeDone
+	cancel()
+	if runErr != nil && !errors.Is(runErr, tea.ErrProgramKilled) && !errors.Is(runErr, tea.ErrInterrupted) {
+		return fmt.Errorf("terminal UI: %w", runErr)
+	}
+	if err := model.Err(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// exampleChannels are the channels of the design, opened on the embedded
+// server: a presence channel, a postgres-changes subscription and a
+// broadcast channel, in the --tenant's namespace (the token minted for
+// --as then carries its tenant_id claim).
+func exampleChannels(tenant string) []registry.Name {
+	return []registry.Name{
+		registry.MustName(registry.KindPresence, "contact", "123", tenant),
+		registry.MustName(registry.KindSubscription, "project", "456", tenant),
+		registry.MustName(registry.KindBroadcast, "document", "789", tenant),
+	}
+}
+
+// lockedWriter serializes writes of several loggers to one file.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // serveCmd runs the embedded Supabase-compatible Realtime server
@@ -211,10 +420,13 @@ func (c serveCmd) Run(env *runEnv) error {
       JWT secret: %s
         anon key: %s
 service_role key: %s
+ publishable key: %s
+      secret key: %s
           limits: %s
 
 Press Ctrl+C to stop.
-`, srv.URL(), srv.Addr(), srv.URL(), srv.URL(), secretLine, srv.AnonKey(), srv.ServiceRoleKey(), limits)
+`, srv.URL(), srv.Addr(), srv.URL(), srv.URL(), secretLine, srv.AnonKey(), srv.ServiceRoleKey(),
+		srv.PublishableKey(), srv.SecretKey(), limits)
 	<-env.ctx.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

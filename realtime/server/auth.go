@@ -252,15 +252,30 @@ func userTokenAt(secret []byte, now time.Time, sub string, ttl time.Duration, ex
 	return SignToken(secret, claims)
 }
 
-// roleKey signs a long-lived project key for role, like `supabase status`
-// prints.
-func roleKey(secret []byte, now time.Time, role string) (string, error) {
+// Project keys carry fixed times, so that one secret always gives the
+// same keys (an app's .env stays valid across restarts).
+const (
+	keyIssuedAt  = 1767225600 // 2026-01-01
+	keyExpiresAt = 4102444800 // 2100-01-01
+)
+
+// roleKey signs the long-lived project key of role, like `supabase
+// status` prints.
+func roleKey(secret []byte, role string) (string, error) {
 	return SignToken(secret, map[string]any{
 		"iss":  "rtm",
 		"role": role,
-		"iat":  now.Unix(),
-		"exp":  now.AddDate(10, 0, 0).Unix(),
+		"iat":  keyIssuedAt,
+		"exp":  keyExpiresAt,
 	})
+}
+
+// opaqueKey derives an opaque API key ("sb_publishable_…") from the
+// secret, stable for one secret.
+func opaqueKey(secret []byte, prefix string) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(prefix))
+	return prefix + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
 }
 
 // MaskToken shortens a token for logs and screens: its first and last

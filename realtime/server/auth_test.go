@@ -313,3 +313,51 @@ func TestLogsMaskTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestOpaqueKeys(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	if !strings.HasPrefix(s.PublishableKey(), "sb_publishable_") || !strings.HasPrefix(s.SecretKey(), "sb_secret_") {
+		t.Fatalf("keys %q %q", s.PublishableKey(), s.SecretKey())
+	}
+	pub := dial(t, s, s.PublishableKey(), "2.0.0")
+	pub.join("realtime:room1", defaultJoin)
+	if r := pub.joinErr("realtime:priv", joinPayload(`{}`, `{}`, true, "")); !strings.HasPrefix(r, "Unauthorized:") {
+		t.Errorf("publishable key joined a private channel: %q", r)
+	}
+	sec := dial(t, s, s.SecretKey(), "2.0.0")
+	sec.join("realtime:priv", joinPayload(`{}`, `{}`, true, ""))
+	if st, _ := httpDo(t, "GET", s.URL+"/admin/stats", s.SecretKey(), "", ""); st != 200 {
+		t.Errorf("admin with the secret key: %d", st)
+	}
+	if st, _ := httpDo(t, "GET", s.URL+"/admin/stats", s.PublishableKey(), "", ""); st != 403 {
+		t.Errorf("admin with the publishable key: %d", st)
+	}
+	dialRefused(t, s.SocketURL("sb_publishable_wrong", "2.0.0"), nil, 401, "The token provided is not a valid JWT")
+	roles := map[string]bool{}
+	for _, c := range s.Conns() {
+		roles[c.Role] = true
+	}
+	if !roles["anon"] || !roles["service_role"] {
+		t.Errorf("roles %v", roles)
+	}
+}
+
+func TestKeysStableForOneSecret(t *testing.T) {
+	t.Parallel()
+	a, err := server.New(server.Config{JWTSecret: []byte("one")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, _ := server.New(server.Config{JWTSecret: []byte("one"), Now: func() time.Time { return time.Unix(0, 0) }})
+	defer b.Close()
+	c, _ := server.New(server.Config{JWTSecret: []byte("two")})
+	defer c.Close()
+	if a.AnonKey() != b.AnonKey() || a.ServiceRoleKey() != b.ServiceRoleKey() || a.PublishableKey() != b.PublishableKey() || a.SecretKey() != b.SecretKey() {
+		t.Errorf("keys differ for one secret")
+	}
+	if a.AnonKey() == c.AnonKey() || a.PublishableKey() == c.PublishableKey() || a.SecretKey() == c.SecretKey() {
+		t.Errorf("keys equal for two secrets")
+	}
+}

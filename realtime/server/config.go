@@ -12,6 +12,14 @@ type Config struct {
 	// anon and service_role keys. Required.
 	JWTSecret []byte
 
+	// PublishableKey and SecretKey are opaque API keys
+	// ("sb_publishable_…", "sb_secret_…") accepted wherever a JWT key is,
+	// standing for the anon and service_role keys as Supabase's gateway
+	// translates them. Empty: derived from JWTSecret (stable for one
+	// secret).
+	PublishableKey string
+	SecretKey      string
+
 	// Limits are Supabase's tenant limits; the zero value means
 	// [DefaultLimits]. Limits{Off: true} disables all of them.
 	Limits Limits

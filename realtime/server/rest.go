@@ -84,7 +84,7 @@ func requestToken(r *http.Request) string {
 
 // restAuth verifies the request's token; on failure it answers 401.
 func (s *Server) restAuth(w http.ResponseWriter, r *http.Request) (*Claims, bool) {
-	token := requestToken(r)
+	token := s.apiKeyJWT(requestToken(r))
 	claims, aerr := verifyToken(token, s.cfg.JWTSecret, s.now())
 	if token == "" || aerr != nil {
 		reason := "API key is missing"

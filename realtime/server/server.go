@@ -122,11 +122,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.bufPool.New = func() any { b := make([]byte, 0, 32<<10); return &b }
 	var err error
-	if s.anonKey, err = roleKey(cfg.JWTSecret, cfg.Now(), RoleAnon); err != nil {
+	if s.anonKey, err = roleKey(cfg.JWTSecret, RoleAnon); err != nil {
 		return nil, err
 	}
-	if s.serviceKey, err = roleKey(cfg.JWTSecret, cfg.Now(), RoleServiceRole); err != nil {
+	if s.serviceKey, err = roleKey(cfg.JWTSecret, RoleServiceRole); err != nil {
 		return nil, err
+	}
+	if s.cfg.PublishableKey == "" {
+		s.cfg.PublishableKey = opaqueKey(cfg.JWTSecret, "sb_publishable_")
+	}
+	if s.cfg.SecretKey == "" {
+		s.cfg.SecretKey = opaqueKey(cfg.JWTSecret, "sb_secret_")
 	}
 	s.refPrefix = s.randomHex(4)
 	s.upgrader = websocket.Upgrader{
@@ -196,12 +202,33 @@ func (s *Server) URL() string {
 }
 
 // AnonKey returns a JWT with role "anon", signed with the secret, valid
-// for ten years: the project's anon key.
+// until 2100: the project's anon key. One secret always gives the same
+// key.
 func (s *Server) AnonKey() string { return s.anonKey }
 
 // ServiceRoleKey returns a JWT with role "service_role": the project's
 // service key, which also opens the admin API.
 func (s *Server) ServiceRoleKey() string { return s.serviceKey }
+
+// PublishableKey returns the opaque key that stands for the anon key
+// ("sb_publishable_…"), as new Supabase projects hand out.
+func (s *Server) PublishableKey() string { return s.cfg.PublishableKey }
+
+// SecretKey returns the opaque key that stands for the service_role key
+// ("sb_secret_…").
+func (s *Server) SecretKey() string { return s.cfg.SecretKey }
+
+// apiKeyJWT maps an opaque API key to the JWT it stands for, as
+// Supabase's gateway does; any other token is returned unchanged.
+func (s *Server) apiKeyJWT(token string) string {
+	switch token {
+	case s.cfg.PublishableKey:
+		return s.anonKey
+	case s.cfg.SecretKey:
+		return s.serviceKey
+	}
+	return token
+}
 
 // Secret returns a copy of the JWT secret, to sign test tokens with
 // [SignToken].
@@ -428,6 +455,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.connectError(w, r, http.StatusUnauthorized, "API key is missing")
 		return
 	}
+	token = s.apiKeyJWT(token)
 	claims, aerr := verifyToken(token, s.cfg.JWTSecret, s.now())
 	if aerr != nil {
 		s.log.Info("Connect refused", logKeyReason, aerr.Reason(), "token", MaskToken(token))
