@@ -143,10 +143,12 @@ func sampleEvents(now time.Time) []registry.Event {
 			Kind: registry.MessageBroadcast, Event: "cursor", Payload: json.RawMessage(fmt.Sprintf(`{"user":"bob","x":%d,"y":%d}`, 10*i, 5*i)), Size: 30})
 	}
 	evs = append(evs,
-		registry.MessageEvent{Time: now.Add(-20 * time.Second), Channel: presenceCh, Direction: registry.In, Kind: registry.MessagePresenceState,
-			Payload: json.RawMessage(`{"bob":{"metas":[{"phx_ref":"F1","name":"Bob"}]}}`), Size: 48},
-		registry.MessageEvent{Time: now.Add(-10 * time.Second), Channel: presenceCh, Direction: registry.In, Kind: registry.MessagePresenceDiff,
-			Payload: json.RawMessage(`{"joins":{"carol":{"metas":[{"phx_ref":"F2","name":"Carol"}]}},"leaves":{}}`), Size: 70},
+		registry.FrameEvent{Time: now.Add(-20 * time.Second), Channel: presenceCh, Direction: registry.In, Topic: presenceCh.Topic(), Event: "presence_state",
+			Text: `[null,null,"realtime:presence:contact:123","presence_state",{"bob":{"metas":[{"phx_ref":"F1","name":"Bob"}]}}]`, Size: 90},
+		registry.FrameEvent{Time: now.Add(-10 * time.Second), Channel: presenceCh, Direction: registry.In, Topic: presenceCh.Topic(), Event: "presence_diff",
+			Text: `[null,null,"realtime:presence:contact:123","presence_diff",{"joins":{"carol":{"metas":[{"phx_ref":"F2","name":"Carol"}]}},"leaves":{}}]`, Size: 120},
+		registry.MessageEvent{Time: now.Add(-5 * time.Second), Channel: presenceCh, Direction: registry.Out, Kind: registry.MessagePresence,
+			Event: "track", Payload: json.RawMessage(`{"user_id":"alice","name":"Alice","online_at":"2026-03-01T11:50:00Z"}`), Size: 70},
 		registry.PresenceEvent{Time: now.Add(-30 * time.Second), Channel: presenceCh, Action: registry.PresenceJoin,
 			User: registry.PresenceUser{UserID: "carol", Name: "Carol", Metas: 1}, Count: 3},
 		registry.PresenceEvent{Time: now.Add(-25 * time.Second), Channel: presenceCh, Action: registry.PresenceLeave,

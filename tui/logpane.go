@@ -36,6 +36,9 @@ func (m *Model) logText(e *logEntry) string {
 	b.WriteByte(' ')
 	b.WriteString(sanitize(e.rec.Message))
 	for _, a := range e.rec.Attrs {
+		if hiddenAttr(a) {
+			continue
+		}
 		b.WriteByte(' ')
 		b.WriteString(sanitize(a.Key))
 		b.WriteByte('=')
@@ -165,6 +168,9 @@ func (m *Model) logRow(e *logEntry, w int) string {
 		if l.room() <= 0 {
 			break
 		}
+		if hiddenAttr(a) {
+			continue
+		}
 		v := sanitize(a.Value)
 		if strings.ContainsAny(v, " \"") {
 			v = fmt.Sprintf("%q", v)
@@ -260,4 +266,10 @@ func (m *Model) viewLog() string {
 // localLog builds a log record of the UI itself.
 func (m *Model) localLog(level slog.Level, msg string, attrs ...registry.LogAttr) registry.LogRecord {
 	return registry.LogRecord{Time: m.now, Level: level, Message: msg, Attrs: attrs}
+}
+
+// hiddenAttr reports attributes not worth a log row's room: the
+// manager's own component name.
+func hiddenAttr(a registry.LogAttr) bool {
+	return a.Key == "component" && a.Value == "registry"
 }

@@ -339,16 +339,28 @@ func hexDump(m *Model, b []byte, w int) []string {
 func (m *Model) viewPresence(c registry.ChannelInfo, w, h int) []string {
 	d := m.chData[c.Name]
 	if m.presenceRaw {
-		var out []string
-		out = append(out, newLine(w).add(m.st.Table.Header, "RAW PRESENCE FRAMES (presence_state / presence_diff) — v: viewers").done())
+		out := []string{newLine(w).add(m.st.Table.Header, "RAW PRESENCE FRAMES (presence_state / presence_diff) — v: viewers").done()}
 		if d == nil || d.raw.Len() == 0 {
 			return append(out, newLine(w).add(m.st.Muted, "none received yet").done())
 		}
-		start := max(0, d.raw.Len()-(h-1)+m.mainScroll)
-		for i := start; i < d.raw.Len(); i++ {
+		// Newest last: collect frames from the newest until the pane is
+		// full, each as a header and its payload wrapped.
+		var blocks [][]string
+		room := h - 1 + m.mainScroll
+		for i := d.raw.Len() - 1; i >= 0 && room > 0; i-- {
 			e := d.raw.At(i)
-			out = append(out, newLine(w).add(m.st.Subtle, e.Time.Format("15:04:05.000")).plain(" ").
-				add(m.st.Primary, fitText(string(e.Kind), 14)).plain(" ").add(m.st.Text, compactJSON(e.Payload)).done())
+			block := []string{newLine(w).add(m.st.Subtle, e.time.Format("15:04:05.000")).plain(" ").add(m.st.Primary, e.event).done()}
+			for _, l := range strings.Split(ansiHardwrap(framePayload(e.text), max(1, w-2)), "\n") {
+				block = append(block, newLine(w).plain("  ").add(m.st.Text, l).done())
+			}
+			blocks = append(blocks, block)
+			room -= len(block)
+		}
+		for i := len(blocks) - 1; i >= 0; i-- {
+			out = append(out, blocks[i]...)
+		}
+		if len(out) > h+m.mainScroll {
+			out = append(out[:1], out[len(out)-h+1:]...)
 		}
 		return out
 	}

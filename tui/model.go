@@ -170,11 +170,18 @@ type msgEntry struct {
 	text string // plain text for filtering
 }
 
+// rawFrame is a raw presence frame (presence_state, presence_diff).
+type rawFrame struct {
+	time  time.Time
+	event string
+	text  string
+}
+
 // chanData holds the buffers of one channel.
 type chanData struct {
 	msgs *Ring[msgEntry]
 	feed *Ring[registry.PresenceEvent]
-	raw  *Ring[registry.MessageEvent]
+	raw  *Ring[rawFrame]
 	// selSeq is the selected message's seq; follow keeps the newest
 	// selected.
 	selSeq uint64
@@ -440,6 +447,12 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 			m.applyPresence(e)
 		case registry.FrameEvent:
 			m.frames.Push(e)
+			if (e.Event == "presence_state" || e.Event == "presence_diff") && !e.Channel.IsZero() {
+				m.data(e.Channel).raw.Push(rawFrame{time: e.Time, event: e.Event, text: e.Text})
+				if e.Channel == m.sel && m.tab == tabPresence {
+					m.cache.main.valid = false
+				}
+			}
 			if m.tab == tabInfo {
 				m.cache.main.valid = false
 			}
@@ -485,7 +498,7 @@ func (m *Model) addMessage(e registry.MessageEvent) {
 	d := m.data(e.Channel)
 	d.msgs.Push(msgEntry{ev: e, seq: d.msgs.Seq() + 1})
 	if e.Kind == registry.MessagePresenceState || e.Kind == registry.MessagePresenceDiff {
-		d.raw.Push(e)
+		d.raw.Push(rawFrame{time: e.Time, event: string(e.Kind), text: string(e.Payload)})
 	}
 	if d.follow {
 		d.selSeq = d.msgs.Seq()
@@ -568,7 +581,7 @@ func (m *Model) data(n registry.Name) *chanData {
 		d = &chanData{
 			msgs:   NewRing[msgEntry](m.opts.MessageRing),
 			feed:   NewRing[registry.PresenceEvent](m.opts.FeedRing),
-			raw:    NewRing[registry.MessageEvent](100),
+			raw:    NewRing[rawFrame](100),
 			follow: true,
 		}
 		m.chData[n] = d
@@ -678,3 +691,6 @@ func (m *Model) showError(e registry.ErrorEvent) tea.Cmd {
 func (m *Model) invalidate() {
 	m.cache = viewCache{}
 }
+
+// Err returns the error that made the UI quit (a failed bridge), or nil.
+func (m *Model) Err() error { return m.fatal }

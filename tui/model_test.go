@@ -593,7 +593,8 @@ func TestPresenceTab(t *testing.T) {
 	mustContain(t, s, "VIEWERS 3 · you are tracked as alice", "alice", "(you)", "bob", "carol", "+ carol joined", "- dave left")
 	keys(m, "v")
 	s = screen(m)
-	mustContain(t, s, "RAW PRESENCE FRAMES", "presence_state", `{"bob":{"metas"`, "presence_diff")
+	mustContain(t, s, "RAW PRESENCE FRAMES", "presence_state", `{"bob":{"metas":[{"phx_ref":"F1","name":"Bob"}]}}`, "presence_diff",
+		`{"joins":{"carol":`)
 	// A leave with no metas left removes the viewer.
 	m.Update(EventsBatchMsg{Events: []registry.Event{registry.PresenceEvent{Time: t0, Channel: presenceCh, Action: registry.PresenceLeave,
 		User: registry.PresenceUser{UserID: "bob", Metas: 0}, Count: 2}}})

@@ -430,3 +430,24 @@ func ansiStrip(s string) string { return ansi.Strip(s) }
 
 // themeStyles is *theme.Styles, short for helpers.
 type themeStyles = *theme.Styles
+
+// ansiHardwrap wraps plain text at w cells.
+func ansiHardwrap(s string, w int) string { return ansi.Hardwrap(s, w, true) }
+
+// framePayload returns the payload of a raw frame as compact JSON: the
+// fifth element of a [join_ref, ref, topic, event, payload] array, or the
+// "payload" member of a 1.0.0 object, else the frame itself.
+func framePayload(text string) string {
+	raw := []byte(text)
+	var arr []json.RawMessage
+	if json.Unmarshal(raw, &arr) == nil && len(arr) == 5 {
+		return compactJSON(arr[4])
+	}
+	var obj struct {
+		Payload json.RawMessage `json:"payload"`
+	}
+	if json.Unmarshal(raw, &obj) == nil && len(obj.Payload) > 0 {
+		return compactJSON(obj.Payload)
+	}
+	return sanitize(text)
+}

@@ -390,28 +390,25 @@ func (d *Demo) cursors(s *realtime.Socket) {
 	}
 }
 
-// changePeer publishes database changes to the project's rows.
+// changePeer publishes database changes to the project's row, as the
+// channel manager binds a subscription:project:456 channel by default
+// (table public.project, filter id=eq.456).
 func (d *Demo) changePeer() {
-	titles := []string{"Write the spec", "Review the PR", "Fix the flaky test", "Ship it", "Update the docs"}
-	next := 1000
+	stages := []string{"planning", "building", "reviewing", "shipping"}
+	progress := 0
 	for {
 		if !d.sleep(d.between(5, 15)) {
 			return
 		}
 		now := d.opts.Now().UTC()
-		var data protocol.ChangeData
-		if d.rnd() < 0.5 {
-			rec, _ := json.Marshal(map[string]any{"id": 456, "name": "Realtime debugger", "updated_at": now.Format(time.RFC3339), "progress": int(d.rnd() * 100)})
-			old, _ := json.Marshal(map[string]any{"id": 456})
-			data = protocol.ChangeData{Schema: "public", Table: "projects", Type: "UPDATE", Record: rec, OldRecord: old,
-				Columns: []protocol.Column{{Name: "id", Type: "int8"}, {Name: "name", Type: "text"}, {Name: "updated_at", Type: "timestamptz"}, {Name: "progress", Type: "int4"}}}
-		} else {
-			next++
-			rec, _ := json.Marshal(map[string]any{"id": next, "project_id": 456, "title": titles[next%len(titles)], "done": false})
-			data = protocol.ChangeData{Schema: "public", Table: "tasks", Type: "INSERT", Record: rec,
-				Columns: []protocol.Column{{Name: "id", Type: "int8"}, {Name: "project_id", Type: "int8"}, {Name: "title", Type: "text"}, {Name: "done", Type: "bool"}}}
-		}
-		data.CommitTimestamp = now.Format("2006-01-02T15:04:05.000Z")
+		old, _ := json.Marshal(map[string]any{"id": 456, "progress": progress})
+		progress = (progress + 1 + int(d.rnd()*10)) % 101
+		rec, _ := json.Marshal(map[string]any{"id": 456, "name": "Realtime debugger", "progress": progress,
+			"stage": stages[progress*len(stages)/101], "updated_at": now.Format(time.RFC3339)})
+		data := protocol.ChangeData{Schema: "public", Table: "project", Type: "UPDATE", Record: rec, OldRecord: old,
+			CommitTimestamp: now.Format("2006-01-02T15:04:05.000Z"),
+			Columns: []protocol.Column{{Name: "id", Type: "int8"}, {Name: "name", Type: "text"}, {Name: "progress", Type: "int4"},
+				{Name: "stage", Type: "text"}, {Name: "updated_at", Type: "timestamptz"}}}
 		if d.opts.EmitChange("", data) > 0 {
 			d.changes.Add(1)
 		}

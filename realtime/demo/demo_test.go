@@ -82,8 +82,7 @@ func TestDemoPeersComeAndGo(t *testing.T) {
 		{DefaultPresenceTopic, realtime.ChannelConfig{Presence: realtime.PresenceConfig{Enabled: true}, OnEvent: obs.on}},
 		{DefaultBroadcastTopic, realtime.ChannelConfig{OnEvent: obs.on}},
 		{DefaultSubscriptionTopic, realtime.ChannelConfig{OnEvent: obs.on, PostgresChanges: []realtime.PostgresBinding{
-			{Event: "*", Schema: "public", Table: "projects", Filter: "id=eq.456"},
-			{Event: "INSERT", Schema: "public", Table: "tasks", Filter: "project_id=eq.456"},
+			{Event: "*", Schema: "public", Table: "project", Filter: "id=eq.456"},
 		}}},
 	} {
 		ch, err := sock.Channel(c.topic, c.cfg)

@@ -315,7 +315,7 @@ func (t *Target) Embed(projectURL, anonKey string, secret []byte) error {
 
 // Mint signs a token for user with the target's JWT secret (HS256, role
 // "authenticated", aud "authenticated", exp after ttl; 0 means the
-// target's TTL). It is how --as and the UI's ":join ... --as USER" get
+// target's TTL), with a tenant_id claim when the target has a tenant. It is how --as and the UI's ":join ... --as USER" get
 // tokens.
 func (t *Target) Mint(user string, ttl time.Duration) (string, Claims, error) {
 	if err := checkUser("user", user); err != nil {
@@ -336,14 +336,18 @@ func (t *Target) Mint(user string, ttl time.Duration) (string, Claims, error) {
 	}
 	now := nowf().Truncate(time.Second)
 	exp := now.Add(ttl)
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+	claims := jwt.MapClaims{
 		"sub":  user,
 		"role": "authenticated",
 		"aud":  "authenticated",
 		"iss":  "rtm",
 		"iat":  now.Unix(),
 		"exp":  exp.Unix(),
-	})
+	}
+	if t.Tenant != "" {
+		claims["tenant_id"] = t.Tenant
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 	s, err := tok.SignedString(t.JWTSecret)
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("%w: sign token for %s: %w", ErrConfig, user, err)

@@ -99,7 +99,7 @@ func TestResolveEmbeddedAndAs(t *testing.T) {
 		jwt.WithTimeFunc(func() time.Time { return t0 })); err != nil {
 		t.Fatalf("minted token does not verify: %v", err)
 	}
-	if mc["sub"] != "alice" || mc["aud"] != "authenticated" {
+	if mc["sub"] != "alice" || mc["aud"] != "authenticated" || mc["tenant_id"] != "acme" {
 		t.Fatalf("claims %v", mc)
 	}
 	if tg.Identity() != "alice (authenticated)" {
