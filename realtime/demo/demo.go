@@ -360,7 +360,7 @@ func (d *Demo) cursors(s *realtime.Socket) {
 			t += 0.15
 			x := int(400 + 300*math.Sin(t+phase))
 			y := int(300 + 200*math.Sin(2*t))
-			p, _ := json.Marshal(map[string]any{"user_id": u.ID, "x": x, "y": y, "color": u.Color})
+			p, _ := json.Marshal(cursor{UserID: u.ID, X: x, Y: y, Color: u.Color})
 			sctx, scancel := context.WithTimeout(d.ctx, 5*time.Second)
 			err := ch.Send(sctx, "cursor", p)
 			scancel()
@@ -388,6 +388,15 @@ func (d *Demo) cursors(s *realtime.Socket) {
 			return
 		}
 	}
+}
+
+// cursor is the payload of a cursor broadcast (a struct, so the fields
+// keep this order on the wire).
+type cursor struct {
+	UserID string `json:"user_id"`
+	X      int    `json:"x"`
+	Y      int    `json:"y"`
+	Color  string `json:"color"`
 }
 
 // changePeer publishes database changes to the project's row, as the
