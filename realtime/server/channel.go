@@ -178,12 +178,14 @@ func (c *conn) joinError(m *protocol.Message, reason string) {
 }
 
 // handleLeave answers phx_leave: ok, then phx_close for the channel. A
-// leave of a topic without a channel is answered ok too.
+// leave of a topic without a channel is answered ok too, and so is a
+// stale leave (another join_ref than the channel's), which leaves the
+// current channel alone.
 func (c *conn) handleLeave(m *protocol.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reply(m, protocol.StatusOK, nil)
-	if ch := c.channels[m.Topic]; ch != nil {
+	if ch := c.channels[m.Topic]; ch != nil && (m.JoinRef == "" || m.JoinRef == ch.joinRef) {
 		c.closeChannelLocked(ch, protocol.EventClose)
 	}
 }

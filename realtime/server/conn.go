@@ -150,12 +150,16 @@ func (c *conn) closeQueue() {
 }
 
 // kill ends the connection abruptly: no close frame, the TCP connection
-// is closed and both goroutines stop.
-func (c *conn) kill() {
+// is closed and both goroutines stop. It reports whether this call ended
+// it (false when it was already ending).
+func (c *conn) kill() bool {
+	killed := false
 	c.killOnce.Do(func() {
+		killed = true
 		close(c.done)
 		_ = c.nc.Close()
 	})
+	return killed
 }
 
 // waitPause blocks while the connection is paused. It reports false when

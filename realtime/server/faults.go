@@ -122,12 +122,15 @@ func (s *Server) Drop(ids ...string) int {
 		}
 		s.connMu.Unlock()
 	}
+	n := 0
 	for _, c := range victims {
-		c.log.Info("Dropping socket")
-		c.kill()
+		if c.kill() { // not one already on its way out
+			c.log.Info("Dropped socket")
+			n++
+		}
 	}
-	s.stats.drops.Add(uint64(len(victims)))
-	return len(victims)
+	s.stats.drops.Add(uint64(n))
+	return n
 }
 
 // KickMode is how [Server.Kick] ends a channel.

@@ -308,8 +308,16 @@ func TestLeaveAndDuplicateJoin(t *testing.T) {
 	if _, r := c.awaitReply(ref); r.Reason() != "unmatched topic" {
 		t.Errorf("stale join_ref push: %+v", r)
 	}
+	// A stale leave (the old join_ref) is answered ok and closes nothing.
+	lref := c.send(j1, "realtime:room1", protocol.EventLeave, "{}")
+	if _, r := c.awaitReply(lref); r.Status != "ok" {
+		t.Errorf("stale leave: %+v", r)
+	}
+	if n := len(s.Conns()[0].Channels); n != 1 {
+		t.Errorf("a stale leave closed the channel")
+	}
 	// Leave: ok reply (refs echoed), then phx_close with the join ref.
-	lref := c.send(j2, "realtime:room1", protocol.EventLeave, "{}")
+	lref = c.send(j2, "realtime:room1", protocol.EventLeave, "{}")
 	f, r := c.awaitReply(lref)
 	if got, want := string(f.raw), fmt.Sprintf(`["%s","%s","realtime:room1","phx_reply",{"status":"ok","response":{}}]`, j2, lref); got != want || r.Status != "ok" {
 		t.Errorf("leave reply %s, want %s", got, want)
