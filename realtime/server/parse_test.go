@@ -95,3 +95,57 @@ func TestRateWindow(t *testing.T) {
 		t.Errorf("limit 0 refused")
 	}
 }
+
+// TestFanoutEncodesOncePerSerializer checks that a broadcast is encoded
+// once per serializer: every subscriber of one serializer is queued the
+// very same bytes.
+func TestFanoutEncodesOncePerSerializer(t *testing.T) {
+	s, err := New(Config{JWTSecret: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tp := s.acquireTopic(fanKey{sub: "room1"})
+	var conns []*conn
+	for i := range 6 {
+		v := protocol.V2
+		if i%3 == 0 {
+			v = protocol.V1
+		}
+		c := &conn{s: s, vsn: v, wake: make(chan struct{}, 1), log: s.log}
+		conns = append(conns, c)
+		tp.addLocked(&channel{c: c, topic: tp.name})
+	}
+	tp.mu.Unlock()
+	for _, m := range []*protocol.Message{
+		{Topic: tp.name, Event: protocol.EventBroadcast, Broadcast: &protocol.Broadcast{Event: "e", Payload: []byte(`{"a":1}`)}},
+		{Topic: tp.name, Event: protocol.EventBroadcast, Payload: []byte(`{"type":"broadcast","event":"e","payload":{}}`)},
+	} {
+		if n := s.fanout(tp, nil, m); n != 6 {
+			t.Fatalf("fanout delivered %d, want 6", n)
+		}
+	}
+	for k := range 2 {
+		first := map[protocol.Version]*byte{}
+		for _, c := range conns {
+			if len(c.queue) != 2 {
+				t.Fatalf("queue of %d frames, want 2", len(c.queue))
+			}
+			f := c.queue[k]
+			if p, ok := first[c.vsn]; ok && p != &f[0] {
+				t.Errorf("message %d: a %s subscriber got its own encoding", k, c.vsn)
+			}
+			first[c.vsn] = &f[0]
+		}
+		if first[protocol.V1] == first[protocol.V2] {
+			t.Errorf("message %d: V1 and V2 share an encoding", k)
+		}
+	}
+	// The V2 form of the binary push is a kind-4 binary frame (opcode 2).
+	if f := conns[1].queue[0]; f[0] != 0x82 || f[2] != protocol.KindUserBroadcast {
+		t.Errorf("V2 frame % x, want a binary kind-4 frame", f[:3])
+	}
+	if f := conns[0].queue[0]; f[0] != 0x81 {
+		t.Errorf("V1 frame % x, want text", f[:3])
+	}
+}
