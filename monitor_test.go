@@ -1,0 +1,161 @@
+package main
+
+import (
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// tmuxTerm runs the built rtm in a real terminal: a detached tmux session
+// on a private server, driven with send-keys and read with capture-pane.
+type tmuxTerm struct {
+	t       *testing.T
+	tmux    string
+	sock    string
+	logFile string
+}
+
+func (x *tmuxTerm) run(args ...string) (string, error) {
+	out, err := exec.Command(x.tmux, append([]string{"-L", x.sock}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// keys sends tmux key names (Enter, Escape, ...).
+func (x *tmuxTerm) keys(ks ...string) {
+	x.t.Helper()
+	if out, err := x.run(append([]string{"send-keys", "-t", "e2e"}, ks...)...); err != nil {
+		x.t.Fatalf("send-keys %v: %v %s", ks, err, out)
+	}
+}
+
+// text types literal text.
+func (x *tmuxTerm) text(s string) {
+	x.t.Helper()
+	if out, err := x.run("send-keys", "-t", "e2e", "-l", s); err != nil {
+		x.t.Fatalf("send-keys -l %q: %v %s", s, err, out)
+	}
+}
+
+func (x *tmuxTerm) screen() string {
+	out, _ := x.run("capture-pane", "-p", "-t", "e2e")
+	return out
+}
+
+// waitFor polls the screen until cond holds (30 s at most).
+func (x *tmuxTerm) waitFor(what string, cond func(string) bool) string {
+	x.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := x.screen()
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			logs, _ := os.ReadFile(x.logFile)
+			if len(logs) > 4000 {
+				logs = logs[len(logs)-4000:]
+			}
+			x.t.Fatalf("timed out waiting for %s; screen:\n%s\nlog tail:\n%s", what, s, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func contains(subs ...string) func(string) bool {
+	return func(s string) bool {
+		for _, sub := range subs {
+			if !strings.Contains(s, sub) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// TestMonitorEndToEnd runs the real program against its embedded server:
+// join presence as a user, see the user among the viewers, drop the
+// connection, see the attempts, see the recovery, quit cleanly.
+func TestMonitorEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	defer goleak.VerifyNone(t)
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is required for the end-to-end test in CI")
+		}
+		t.Skip("tmux is not installed")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "rtm")
+	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	x := &tmuxTerm{t: t, tmux: tmux, sock: "rtm-e2e-" + rand.Text()[:10], logFile: filepath.Join(dir, "rtm.log")}
+	cmd := bin + " --no-demo --log-file " + x.logFile + "; echo EXIT=$?; sleep 60"
+	if out, err := x.run("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", cmd); err != nil {
+		t.Fatalf("tmux new-session: %v %s", err, out)
+	}
+	t.Cleanup(func() { x.run("kill-server") })
+
+	x.waitFor("the UI connected with the example channels", contains("embedded server", "socket ● connected", "Channels 3/100"))
+
+	// Join presence as bob from the command line.
+	x.text(":join presence room:42 --as bob")
+	x.keys("Enter")
+	x.waitFor("the join", contains("joined presence:room:42 as bob", "Channels 4/100"))
+
+	// Select it and open its viewers: bob is there, as us.
+	x.text("/room")
+	x.keys("Enter")
+	x.text("2")
+	viewers := regexp.MustCompile(`bob\s+bob\s+\S+\s+1\s+\(you\)`)
+	x.waitFor("bob among the viewers", func(s string) bool {
+		return strings.Contains(s, "VIEWERS 1 · you are tracked as bob") && viewers.MatchString(s)
+	})
+
+	// The next connection attempt fails, then the connection drops.
+	x.text(":fail-connects 1")
+	x.keys("Enter")
+	x.waitFor("the fail-connects fault", contains("the next 1 connection attempts will fail"))
+	x.text("3")
+	x.text(":drop")
+	x.keys("Enter")
+	// Attempt 1 fails (the injected connect failure), so attempt 2 is
+	// scheduled with that reason.
+	attempts := regexp.MustCompile(`(?m)\s2 \d\d:\d\d:\d\d\.\d{3} socket +\S+ scheduled +dial tcp: faults: inject`)
+	x.waitFor("the failed attempt in the timeline", func(s string) bool {
+		return attempts.MatchString(s) && regexp.MustCompile(`\s1 \d\d:\d\d:\d\d\.\d{3} socket +started`).MatchString(s)
+	})
+	recovered := regexp.MustCompile(`(?m)\s2 \d\d:\d\d:\d\d\.\d{3} socket .*succeeded`)
+	x.waitFor("the recovery", func(s string) bool {
+		return recovered.MatchString(s) && strings.Contains(s, "socket ● connected") && strings.Contains(s, "channel connected")
+	})
+
+	// After the recovery bob is tracked again.
+	x.text("2")
+	x.waitFor("bob back among the viewers", func(s string) bool {
+		return strings.Contains(s, "VIEWERS 1 · you are tracked as bob") && viewers.MatchString(s)
+	})
+
+	// Quit: the program exits 0 and left nothing on the terminal.
+	x.text("q")
+	s := x.waitFor("the exit", contains("EXIT=0"))
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" && l != "EXIT=0" {
+			t.Fatalf("the program wrote to the terminal: %q\n%s", l, s)
+		}
+	}
+	logs, err := os.ReadFile(x.logFile)
+	if err != nil || !strings.Contains(string(logs), `"msg":"User joined presence"`) {
+		t.Fatalf("log file: %v\n%.2000s", err, logs)
+	}
+}
