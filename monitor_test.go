@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 // tmuxTerm runs the built rtm in a real terminal: a detached tmux session
 // on a private server, driven with send-keys and read with capture-pane.
 type tmuxTerm struct {
-	t       *testing.T
+	t       testing.TB
 	tmux    string
 	sock    string
 	logFile string
@@ -158,4 +159,79 @@ func TestMonitorEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(string(logs), `"msg":"User joined presence"`) {
 		t.Fatalf("log file: %v\n%.2000s", err, logs)
 	}
+}
+
+// procCPU returns the user+system CPU time of a process from
+// /proc/<pid>/stat (in clock ticks of 10 ms).
+func procCPU(pid string) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command (which is in parentheses): state is 3,
+	// utime 14, stime 15.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var ut, st int64
+	if _, err := fmt.Sscan(f[11], &ut); err != nil {
+		return 0, err
+	}
+	if _, err := fmt.Sscan(f[12], &st); err != nil {
+		return 0, err
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// BenchmarkIdleCPU measures the CPU share of the real program, idle but
+// connected (heartbeats, the UI clock) to its embedded server, with no
+// demo peers, over 30 s in a real terminal; beside it, in the same window,
+// `rtm serve` alone with one idle client connection would not be a UI, so
+// the baseline is `rtm serve` idle (the server side of the same work).
+// Run with: go test -run XXX -bench IdleCPU -benchtime 1x .
+func BenchmarkIdleCPU(b *testing.B) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		b.Skip("tmux is not installed")
+	}
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "rtm")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	window := 30 * time.Second
+	if v := os.Getenv("RTM_IDLE_WINDOW"); v != "" {
+		window, _ = time.ParseDuration(v)
+	}
+	x := &tmuxTerm{tmux: tmux, sock: "rtm-idle-" + rand.Text()[:10], logFile: filepath.Join(dir, "rtm.log")}
+	defer x.run("kill-server")
+	start := func(name, cmd string) string {
+		if out, err := x.run("new-session", "-d", "-s", name, "-x", "200", "-y", "50", "exec "+cmd); err != nil {
+			b.Fatalf("tmux: %v %s", err, out)
+		}
+		pid, err := x.run("list-panes", "-t", name, "-F", "#{pane_pid}")
+		if err != nil {
+			b.Fatalf("tmux list-panes: %v", err)
+		}
+		return strings.TrimSpace(pid)
+	}
+	ui := start("ui", bin+" --no-demo --log-file "+x.logFile)
+	srv := start("srv", bin+" serve --addr 127.0.0.1:0")
+	time.Sleep(5 * time.Second) // warm up: connect, join the examples
+	out, _ := x.run("capture-pane", "-p", "-t", "ui")
+	if !strings.Contains(out, "socket ● connected") {
+		b.Fatalf("the UI is not connected:\n%s", out)
+	}
+	u0, err := procCPU(ui)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s0, _ := procCPU(srv)
+	w0 := time.Now()
+	time.Sleep(window)
+	wall := time.Since(w0)
+	u1, _ := procCPU(ui)
+	s1, _ := procCPU(srv)
+	b.ReportMetric(float64(u1-u0)/float64(wall)*100, "rtm-cpu-%")
+	b.ReportMetric(float64(s1-s0)/float64(wall)*100, "serve-baseline-cpu-%")
+	b.ReportMetric(0, "ns/op")
 }

@@ -111,6 +111,17 @@ func (p Paint) Render(s string) string {
 	return p.pre + s + p.post
 }
 
+// WriteTo appends s painted to b, without building an intermediate
+// string.
+func (p Paint) WriteTo(b *strings.Builder, s string) {
+	if s == "" {
+		return
+	}
+	b.WriteString(p.pre)
+	b.WriteString(s)
+	b.WriteString(p.post)
+}
+
 // IsZero reports whether the paint emits nothing.
 func (p Paint) IsZero() bool { return p.pre == "" }
 

@@ -16,6 +16,9 @@ type chanRow struct {
 	group string
 	name  registry.Name
 	idx   int
+	// entity and long are the name as the table shows it without and
+	// with the kind.
+	entity, long string
 }
 
 func (r chanRow) isGroup() bool { return r.group != "" }
@@ -44,7 +47,8 @@ func (m *Model) rebuildRows() {
 			rows = append(rows, chanRow{group: g})
 			lastTenant = c.Name.Tenant
 		}
-		rows = append(rows, chanRow{name: c.Name, idx: i})
+		ent := sanitize(c.Name.Entity())
+		rows = append(rows, chanRow{name: c.Name, idx: i, entity: ent, long: c.Name.Kind.String() + ":" + ent})
 	}
 	m.rows = rows
 	if m.sel.IsZero() || m.rowIndex(m.sel) < 0 {
@@ -286,7 +290,7 @@ func abs(n int) int {
 }
 
 // viewChannels renders the channels pane.
-func (m *Model) viewChannels() string {
+func (m *Model) viewChannels() *framed {
 	r := m.lay.channels
 	inner := r.w - 2
 	focused := m.focus == focusChannels
@@ -326,9 +330,9 @@ func (m *Model) viewChannels() string {
 			continue
 		}
 		c := &m.state.Channels[row.idx]
-		name := c.Name.Entity()
+		name := row.entity
 		if longName {
-			name = c.Name.Kind.String() + ":" + name
+			name = row.long
 		}
 		if c.Tracked {
 			name += " ★"
@@ -337,7 +341,7 @@ func (m *Model) viewChannels() string {
 		if selected {
 			// The selected row: one paint over the whole row.
 			var b strings.Builder
-			b.WriteString(fitText(sanitize(name), nameW))
+			b.WriteString(fitText(name, nameW))
 			for _, col := range cols {
 				s, _ := col.cell(m, c)
 				b.WriteByte(' ')
@@ -355,14 +359,15 @@ func (m *Model) viewChannels() string {
 			continue
 		}
 		l := newLine(inner)
-		l.add(m.st.Text, fitText(sanitize(name), nameW))
+		l.addFit(m.st.Text, name, nameW)
 		for _, col := range cols {
 			s, p := col.cell(m, c)
-			l.plain(" ")
+			l.pad(1)
+			l.used++
 			if col.right {
-				l.add(p, fitRight(s, col.w))
+				l.addRight(p, s, col.w)
 			} else {
-				l.add(p, fitText(s, col.w))
+				l.addFit(p, s, col.w)
 			}
 		}
 		lines = append(lines, l.done())

@@ -215,7 +215,7 @@ func (m *Model) paintLogChunk(e *logEntry, chunk string, w int) string {
 
 // viewLog renders the log pane: the newest matching entries (or those
 // before the anchor while paused), newest at the bottom.
-func (m *Model) viewLog() string {
+func (m *Model) viewLog() *framed {
 	r := m.lay.log
 	inner, h := r.w-2, r.h-2
 	var rev []string // rows, newest first

@@ -162,7 +162,7 @@ func (m *Model) msgRow(e *msgEntry, w int, narrow bool) string {
 }
 
 // viewMain renders the main pane: tabs and the selected tab.
-func (m *Model) viewMain() string {
+func (m *Model) viewMain() *framed {
 	r := m.lay.main
 	inner, h := r.w-2, r.h-2
 	lines := make([]string, 0, h)

@@ -107,9 +107,48 @@ func (l *line) add(p theme.Paint, s string) *line {
 		return l
 	}
 	s = truncText(s, room)
-	l.b.WriteString(p.Render(s))
+	p.WriteTo(&l.b, s)
 	l.used += textWidth(s)
 	return l
+}
+
+// addFit appends s painted with p, cut or padded to exactly w cells (or
+// the room left).
+func (l *line) addFit(p theme.Paint, s string, w int) *line {
+	w = min(w, l.max-l.used)
+	if w <= 0 {
+		return l
+	}
+	s = truncText(s, w)
+	n := textWidth(s)
+	p.WriteTo(&l.b, s)
+	l.pad(w - n)
+	l.used += w
+	return l
+}
+
+// addRight appends s painted with p, right-aligned in exactly w cells
+// (or the room left).
+func (l *line) addRight(p theme.Paint, s string, w int) *line {
+	w = min(w, l.max-l.used)
+	if w <= 0 {
+		return l
+	}
+	s = truncText(s, w)
+	l.pad(w - textWidth(s))
+	p.WriteTo(&l.b, s)
+	l.used += w
+	return l
+}
+
+// pad writes n spaces without counting them.
+func (l *line) pad(n int) {
+	const spaces = "                                                                "
+	for n > 0 {
+		k := min(n, len(spaces))
+		l.b.WriteString(spaces[:k])
+		n -= k
+	}
 }
 
 // plain appends unpainted text.
@@ -131,7 +170,7 @@ func (l *line) room() int { return l.max - l.used }
 // done pads to the width and returns the line.
 func (l *line) done() string {
 	if l.used < l.max {
-		l.b.WriteString(strings.Repeat(" ", l.max-l.used))
+		l.pad(l.max - l.used)
 		l.used = l.max
 	}
 	return l.b.String()
@@ -154,12 +193,59 @@ func blank(w int) string {
 	return strings.Repeat(" ", w)
 }
 
+// framed is a pane in its border, kept in pieces so the screen can be
+// written without joining strings: row i of the pane is side + lines[i]
+// + side, framed by top and bottom.
+type framed struct {
+	top, bottom, side, empty string
+	lines                    []string
+	h                        int
+}
+
+// write appends row i (0 is the top edge) to b.
+func (f *framed) write(b *strings.Builder, i int) {
+	switch {
+	case f == nil || f.h == 0:
+	case i == 0:
+		b.WriteString(f.top)
+	case i == f.h-1:
+		b.WriteString(f.bottom)
+	default:
+		b.WriteString(f.side)
+		if j := i - 1; j < len(f.lines) {
+			b.WriteString(f.lines[j])
+		} else {
+			b.WriteString(f.empty)
+		}
+		b.WriteString(f.side)
+	}
+}
+
+// size returns the bytes of the pane.
+func (f *framed) size() int {
+	if f == nil {
+		return 0
+	}
+	n := len(f.top) + len(f.bottom) + (f.h-2)*(2*len(f.side)+1)
+	for _, l := range f.lines {
+		n += len(l)
+	}
+	return n + (f.h-2-len(f.lines))*len(f.empty)
+}
+
+// row returns row i as a string.
+func (f *framed) row(i int) string {
+	var b strings.Builder
+	f.write(&b, i)
+	return b.String()
+}
+
 // box frames content lines (each exactly w-2 cells wide, painted) in a
 // rounded border of w x h cells with a title in the top edge and an
 // optional right-side badge. Missing lines are blank; extra lines are cut.
-func box(st *theme.Styles, w, h int, title, badge string, focused bool, lines []string) string {
+func box(st *theme.Styles, w, h int, title, badge string, focused bool, lines []string) *framed {
 	if w < 4 || h < 2 {
-		return ""
+		return &framed{}
 	}
 	bp, tp := st.Pane.Border, st.Pane.Title
 	if focused {
@@ -167,7 +253,7 @@ func box(st *theme.Styles, w, h int, title, badge string, focused bool, lines []
 	}
 	inner := w - 2
 	var b strings.Builder
-	b.Grow((w + 24) * h)
+	b.Grow(w*3 + 64)
 	// Top edge: ╭─ Title ──── badge ─╮
 	title = truncText(title, inner-3)
 	tw := textWidth(title)
@@ -194,21 +280,17 @@ func box(st *theme.Styles, w, h int, title, badge string, focused bool, lines []
 		b.WriteString(bp.Render("─"))
 	}
 	b.WriteString(bp.Render("╮"))
-	b.WriteByte('\n')
-	side := bp.Render("│")
-	empty := blank(inner)
-	for i := 0; i < h-2; i++ {
-		b.WriteString(side)
-		if i < len(lines) {
-			b.WriteString(lines[i])
-		} else {
-			b.WriteString(empty)
-		}
-		b.WriteString(side)
-		b.WriteByte('\n')
+	if len(lines) > h-2 {
+		lines = lines[:h-2]
 	}
-	b.WriteString(bp.Render("╰" + strings.Repeat("─", inner) + "╯"))
-	return b.String()
+	return &framed{
+		top:    b.String(),
+		bottom: bp.Render("╰" + strings.Repeat("─", inner) + "╯"),
+		side:   bp.Render("│"),
+		empty:  blank(inner),
+		lines:  lines,
+		h:      h,
+	}
 }
 
 // sparkline draws values as block characters scaled to their maximum,

@@ -12,15 +12,22 @@ import (
 	"rtm/registry"
 )
 
-// cached is one rendered area and whether it is still valid.
+// cached is one rendered text area and whether it is still valid.
 type cached struct {
 	s     string
 	valid bool
 }
 
+// cachedPane is one rendered pane and whether it is still valid.
+type cachedPane struct {
+	f     *framed
+	valid bool
+}
+
 // viewCache holds the rendered areas; Update invalidates what changed.
 type viewCache struct {
-	header, channels, main, log, status, footer cached
+	header, status, footer cached
+	channels, main, log    cachedPane
 }
 
 // View renders the screen from the cached areas, re-rendering only the
@@ -43,47 +50,79 @@ func (m *Model) Render() string {
 	if m.lay.tiny {
 		return m.renderTiny()
 	}
-	get := func(c *cached, f func() string) string {
+	text := func(c *cached, f func() string) string {
 		if !c.valid {
 			c.s, c.valid = f(), true
 		}
 		return c.s
 	}
-	var b strings.Builder
-	b.Grow(m.width * m.height * 2)
-	b.WriteString(get(&m.cache.header, m.viewHeader))
-	b.WriteByte('\n')
+	pane := func(c *cachedPane, f func() *framed) *framed {
+		if !c.valid {
+			c.f, c.valid = f(), true
+		}
+		return c.f
+	}
+	header := text(&m.cache.header, m.viewHeader)
+	statusLine := m.viewStatusLine()
+	footer := text(&m.cache.footer, m.viewFooter)
 
-	// Body.
-	var body []string
+	// The body: the channels and main panes side by side over the log, or
+	// the zoomed pane alone.
+	var left, right, bottom *framed
 	switch {
 	case m.zoom && m.focus == focusChannels:
-		body = strings.Split(get(&m.cache.channels, m.viewChannels), "\n")
+		left = pane(&m.cache.channels, m.viewChannels)
 	case m.zoom && m.focus == focusLog:
-		body = strings.Split(get(&m.cache.log, m.viewLog), "\n")
+		bottom = pane(&m.cache.log, m.viewLog)
 	case m.zoom:
-		body = strings.Split(get(&m.cache.main, m.viewMain), "\n")
+		left = pane(&m.cache.main, m.viewMain)
 	default:
-		left := strings.Split(get(&m.cache.channels, m.viewChannels), "\n")
-		right := strings.Split(get(&m.cache.main, m.viewMain), "\n")
-		body = make([]string, 0, m.lay.channels.h+m.lay.log.h)
-		for i := range left {
-			if i < len(right) {
-				body = append(body, left[i]+right[i])
-			} else {
-				body = append(body, left[i])
-			}
-		}
-		body = append(body, strings.Split(get(&m.cache.log, m.viewLog), "\n")...)
+		left = pane(&m.cache.channels, m.viewChannels)
+		right = pane(&m.cache.main, m.viewMain)
+		bottom = pane(&m.cache.log, m.viewLog)
 	}
-	body = m.overlayBody(body)
-	for _, l := range body {
-		b.WriteString(l)
-		b.WriteByte('\n')
+	topRows := 0
+	if left != nil {
+		topRows = left.h
 	}
-	b.WriteString(m.viewStatusLine())
+	bottomRows := 0
+	if bottom != nil {
+		bottomRows = bottom.h
+	}
+	var b strings.Builder
+	b.Grow(len(header) + len(statusLine) + len(footer) + left.size() + right.size() + bottom.size() + m.height*4)
+	b.WriteString(header)
 	b.WriteByte('\n')
-	b.WriteString(get(&m.cache.footer, m.viewFooter))
+	if m.overlay == overlayNone || m.overlay == overlayFilter {
+		for i := 0; i < topRows; i++ {
+			left.write(&b, i)
+			right.write(&b, i)
+			b.WriteByte('\n')
+		}
+		for i := 0; i < bottomRows; i++ {
+			bottom.write(&b, i)
+			b.WriteByte('\n')
+		}
+	} else {
+		// A dialog: compose the body as lines, then draw over them.
+		body := make([]string, 0, topRows+bottomRows)
+		for i := 0; i < topRows; i++ {
+			var lb strings.Builder
+			left.write(&lb, i)
+			right.write(&lb, i)
+			body = append(body, lb.String())
+		}
+		for i := 0; i < bottomRows; i++ {
+			body = append(body, bottom.row(i))
+		}
+		for _, l := range m.overlayBody(body) {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteString(statusLine)
+	b.WriteByte('\n')
+	b.WriteString(footer)
 	return b.String()
 }
 
