@@ -138,7 +138,7 @@ func TestMonitorEndToEnd(t *testing.T) {
 	})
 	recovered := regexp.MustCompile(`(?m)\s2 \d\d:\d\d:\d\d\.\d{3} socket .*succeeded`)
 	x.waitFor("the recovery", func(s string) bool {
-		return recovered.MatchString(s) && strings.Contains(s, "socket ● connected") && strings.Contains(s, "channel connected")
+		return recovered.MatchString(s) && strings.Contains(s, "socket ● connected") && strings.Contains(s, "channel connected · attempts 0/5")
 	})
 
 	// After the recovery bob is tracked again.

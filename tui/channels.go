@@ -52,11 +52,12 @@ func (m *Model) rebuildRows() {
 	}
 	m.rows = rows
 	if m.sel.IsZero() || m.rowIndex(m.sel) < 0 {
+		// Select the first presence channel (the viewers are the most
+		// telling view), else the first channel.
 		m.sel = registry.Name{}
 		for _, r := range rows {
-			if !r.isGroup() {
+			if !r.isGroup() && (m.sel.IsZero() || (r.name.Kind == registry.KindPresence && m.sel.Kind != registry.KindPresence)) {
 				m.sel = r.name
-				break
 			}
 		}
 		m.mainScroll = 0

@@ -409,41 +409,64 @@ func (m *Model) viewPresence(c registry.ChannelInfo, w, h int) []string {
 	if d == nil || d.feed.Len() == 0 {
 		return append(out, newLine(w).add(m.st.Muted, "no joins or leaves yet").done())
 	}
-	start := max(0, d.feed.Len()-room)
-	for i := start; i < d.feed.Len(); i++ {
+	// Newest last. A join of a user who is already present (a second
+	// connection, or a re-track: Phoenix sends the new meta as a join and
+	// the old one as a leave) reads as an update; the leave of a meta
+	// that leaves others behind is not a departure. The raw frames (v)
+	// show every message.
+	var rows []string
+	for i := d.feed.Len() - 1; i >= 0 && len(rows) < room; i-- {
 		e := d.feed.At(i)
+		if e.Action == registry.PresenceLeave && e.User.Metas > 0 {
+			continue
+		}
 		l := newLine(w)
 		l.add(m.st.Subtle, e.Time.Format("15:04:05")).plain(" ")
-		if e.Action == registry.PresenceJoin {
+		switch {
+		case e.Action == registry.PresenceJoin && e.User.Metas > 1:
+			l.add(m.st.Info, "~ ").add(m.st.Text, sanitize(e.User.UserID)).add(m.st.Muted, " updated")
+		case e.Action == registry.PresenceJoin:
 			l.add(m.st.OK, "+ ").add(m.st.Text, sanitize(e.User.UserID)).add(m.st.Muted, " joined")
-		} else {
+		default:
 			l.add(m.st.Warn, "- ").add(m.st.Text, sanitize(e.User.UserID)).add(m.st.Muted, " left")
 		}
 		if e.User.Name != "" {
 			l.add(m.st.Muted, " ("+sanitize(e.User.Name)+")")
 		}
 		l.add(m.st.Subtle, fmt.Sprintf(" · %d present", e.Count))
-		out = append(out, l.done())
+		rows = append(rows, l.done())
+	}
+	for i := len(rows) - 1; i >= 0; i-- {
+		out = append(out, rows[i])
 	}
 	return out
 }
 
-// lastScheduled returns the delay of the newest scheduled retry of a
-// scope (and channel).
-func (m *Model) lastScheduled(scope registry.RetryScope, ch registry.Name) time.Duration {
+// lastScheduled returns the newest scheduled retry of a scope (and
+// channel), or nil.
+func (m *Model) lastScheduled(scope registry.RetryScope, ch registry.Name) *registry.RetryEvent {
 	for i := m.retries.Len() - 1; i >= 0; i-- {
 		e := m.retries.Ptr(i)
 		if e.Scope == scope && (scope == registry.ScopeSocket || e.Channel == ch) && e.Outcome == registry.RetryScheduled {
-			return e.Delay
+			return e
 		}
 	}
-	return 0
+	return nil
 }
 
-// countdown renders "next in 2.1s [████░░░░]".
-func (m *Model) countdown(next time.Time, total time.Duration, w int) string {
+// countdown renders "attempt 2/5 in 2.1s [████░░░░]" for the next
+// attempt, scheduled by ev (nil when unknown).
+func (m *Model) countdown(next time.Time, ev *registry.RetryEvent, w int) string {
 	left := next.Sub(m.now)
-	s := "next in " + fmtCountdown(left)
+	s := "next attempt in " + fmtCountdown(left)
+	var total time.Duration
+	if ev != nil {
+		total = ev.Delay
+		s = fmt.Sprintf("attempt %s in %s", attempts(ev.Attempt, ev.Max), fmtCountdown(left))
+		if ev.Max == 0 && ev.Scope == registry.ScopeSocket {
+			s = fmt.Sprintf("attempt %d in %s", ev.Attempt, fmtCountdown(left))
+		}
+	}
 	if total <= 0 || w < len(s)+6 {
 		return m.st.Warn.Render(s)
 	}
@@ -466,7 +489,7 @@ func (m *Model) viewRetries(c registry.ChannelInfo, w, h int) []string {
 
 	// Channel line.
 	cl := newLine(w).add(m.st.Muted, "channel ").add(m.st.StatusPaint(c.Status.String()), c.Status.String())
-	cl.add(m.st.Muted, " · attempt ").add(m.st.Text, attempts(c.Attempts, c.MaxAttempts))
+	cl.add(m.st.Muted, " · attempts ").add(m.st.Text, attempts(c.Attempts, c.MaxAttempts))
 	if c.RetryReason != "" {
 		cl.add(m.st.Muted, " · "+sanitize(c.RetryReason))
 	}

@@ -601,13 +601,22 @@ func TestPresenceTab(t *testing.T) {
 	keys(m, "v")
 	s = screen(m)
 	mustContain(t, s, "VIEWERS 2", "- bob left")
+	// A second meta (re-track, second tab) reads as an update; the old
+	// meta's leave is not a departure.
+	m.Update(EventsBatchMsg{Events: []registry.Event{
+		registry.PresenceEvent{Time: t0, Channel: presenceCh, Action: registry.PresenceJoin, User: registry.PresenceUser{UserID: "carol", Metas: 2}, Count: 2},
+		registry.PresenceEvent{Time: t0, Channel: presenceCh, Action: registry.PresenceLeave, User: registry.PresenceUser{UserID: "carol", Metas: 1}, Count: 2},
+	}})
+	s = screen(m)
+	mustContain(t, s, "~ carol updated", "VIEWERS 2")
+	mustNotContain(t, s, "- carol left")
 }
 
 func TestRetriesTabCountdown(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40)
 	keys(m, "j", "j", "3")
 	s := screen(m)
-	mustContain(t, s, "policy fixed:3s,max=5", "channel disconnected · attempt 2/5", "next in 1.5s", "█", "░",
+	mustContain(t, s, "policy fixed:3s,max=5", "channel disconnected · attempts 2/5", "attempt 2/5 in 1.5s", "█", "░",
 		"scheduled", "failed", "RealtimeRestarting")
 	if !m.countdownActive() {
 		t.Fatal("a scheduled attempt must speed the clock up")
@@ -618,8 +627,8 @@ func TestRetriesTabCountdown(t *testing.T) {
 	m.Update(EventsBatchMsg{State: &st, Events: []registry.Event{registry.RetryEvent{Time: t0, Scope: registry.ScopeChannel, Channel: projCh,
 		Attempt: 2, Max: 5, Outcome: registry.RetrySucceeded}}})
 	s = screen(m)
-	mustContain(t, s, "channel connected · attempt 0/5", "succeeded")
-	mustNotContain(t, s, "next in")
+	mustContain(t, s, "channel connected · attempts 0/5", "succeeded")
+	mustNotContain(t, s, " in 1.5s")
 	// Exhausted channel.
 	keys(m, "j")
 	mustContain(t, screen(m), "retries exhausted — r retries now")
