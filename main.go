@@ -27,6 +27,7 @@ import (
 	"rtm/registry"
 	"rtm/registry/serverctl"
 	"rtm/registry/target"
+	"rtm/theme"
 	"rtm/tui"
 )
 
@@ -299,6 +300,7 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 	model := tui.New(tui.Options{
 		Manager: adapter, Context: ctx, ReadOnly: c.ReadOnly,
 		Logger: fileLog.With("component", "tui"), Status: status,
+		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
 	})
 	p := tea.NewProgram(model, tea.WithContext(ctx))
 	bctx, stopBridge := context.WithCancel(ctx)

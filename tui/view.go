@@ -157,9 +157,13 @@ func (m *Model) viewHeader() string {
 	if s.Target.Embedded {
 		l1.add(st.Header.Embedded, "embedded server").plain(" ")
 	}
+	sep1 := "  ·  "
+	if m.lay.narrow {
+		sep1 = " · "
+	}
 	l1.add(st.Header.Value, sanitize(targetHost(s.Target.URL)))
 	tok := s.Token
-	l1.add(st.Subtle, "  ·  ")
+	l1.add(st.Subtle, sep1)
 	if tok.Present {
 		who := tok.Subject
 		if who == "" {
@@ -179,18 +183,22 @@ func (m *Model) viewHeader() string {
 			case left < 5*60e9:
 				p = st.Warn
 			}
-			l1.add(st.Subtle, "  ·  ").add(p, txt)
+			l1.add(st.Subtle, sep1).add(p, txt)
 		}
 	} else {
 		l1.add(st.Header.Label, "anon (API key only)")
 	}
 	if s.Target.Tenant != "" {
-		l1.add(st.Subtle, "  ·  ").add(st.Header.Label, "tenant ").add(st.Header.Value, sanitize(s.Target.Tenant))
+		l1.add(st.Subtle, sep1).add(st.Header.Label, "tenant ").add(st.Header.Value, sanitize(s.Target.Tenant))
 	}
 	if m.opts.ReadOnly {
-		l1.add(st.Subtle, "  ·  ").add(st.Warn, "read-only")
+		l1.add(st.Subtle, sep1).add(st.Warn, "read-only")
 	}
 
+	sep, gap, spark := "  ·  ", "  ", 10
+	if m.lay.narrow {
+		sep, gap, spark = " · ", " ", 5
+	}
 	l2 := newLine(w)
 	so := s.Socket
 	name := socketStatusName(so.Status)
@@ -202,12 +210,12 @@ func (m *Model) viewHeader() string {
 		}
 	}
 	if so.RTT > 0 {
-		l2.add(st.Header.Label, "  rtt ").add(st.Header.Value, fmtDur(so.RTT))
+		l2.add(st.Header.Label, gap+"rtt ").add(st.Header.Value, fmtDur(so.RTT))
 	}
-	if len(so.RTTHistory) > 1 && w >= 100 {
-		l2.plain(" ").add(st.Spark, sparkline(durations(so.RTTHistory), 10))
+	if len(so.RTTHistory) > 1 {
+		l2.plain(" ").add(st.Spark, sparkline(durations(so.RTTHistory), spark))
 	}
-	l2.add(st.Subtle, "  ·  ").add(st.Header.Label, "channels ")
+	l2.add(st.Subtle, sep).add(st.Header.Label, "channels ")
 	total, limit := len(s.Channels), s.Stats.Limit
 	cp := st.Header.Value
 	if limit > 0 && total*10 >= limit*9 {
@@ -219,16 +227,12 @@ func (m *Model) viewHeader() string {
 		l2.add(cp, fmt.Sprintf("%d", total))
 	}
 	mt := s.Metrics
-	l2.add(st.Subtle, "  ·  ").add(st.Header.Label, "in ").add(st.Header.Value, fmtRate(mt.InRate))
-	if w >= 100 {
-		l2.plain(" ").add(st.Spark, sparkline(mt.InHistory, 10))
-	}
-	l2.add(st.Header.Label, "  out ").add(st.Header.Value, fmtRate(mt.OutRate))
-	if w >= 100 {
-		l2.plain(" ").add(st.Spark, sparkline(mt.OutHistory, 10))
-	}
+	l2.add(st.Subtle, sep).add(st.Header.Label, "in ").add(st.Header.Value, fmtRate(mt.InRate))
+	l2.plain(" ").add(st.Spark, sparkline(mt.InHistory, spark))
+	l2.add(st.Header.Label, gap+"out ").add(st.Header.Value, fmtRate(mt.OutRate))
+	l2.plain(" ").add(st.Spark, sparkline(mt.OutHistory, spark))
 	if m.dropped > 0 {
-		l2.add(st.Subtle, "  ·  ").add(st.Warn, fmt.Sprintf("UI dropped %d", m.dropped))
+		l2.add(st.Subtle, sep).add(st.Warn, fmt.Sprintf("UI dropped %d", m.dropped))
 	}
 	return l1.done() + "\n" + l2.done()
 }
