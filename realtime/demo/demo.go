@@ -267,7 +267,8 @@ func (d *Demo) visit(u User) bool {
 		return d.sleep(d.between(3, 6))
 	}
 	status := "viewing"
-	if err := d.track(ch, u, status); err != nil {
+	since := d.opts.Now().UTC()
+	if err := d.track(ch, u, status, since); err != nil {
 		d.log.Warn("Demo peer cannot track", "user", u.ID, "err", err)
 		return d.sleep(d.between(3, 6))
 	}
@@ -280,7 +281,7 @@ func (d *Demo) visit(u User) bool {
 		// People change what they do now and then.
 		if d.rnd() < 0.5 {
 			status = []string{"viewing", "editing", "idle"}[int(d.rnd()*3)%3]
-			if err := d.track(ch, u, status); err != nil {
+			if err := d.track(ch, u, status, since); err != nil {
 				d.log.Debug("Demo re-track", "user", u.ID, "err", err)
 			}
 		}
@@ -299,13 +300,15 @@ func (d *Demo) visit(u User) bool {
 	return d.ctx.Err() == nil
 }
 
-func (d *Demo) track(ch *realtime.Channel, u User, status string) error {
+// track tracks u with status; online_at stays the start of the visit
+// across re-tracks, as apps do.
+func (d *Demo) track(ch *realtime.Channel, u User, status string, since time.Time) error {
 	payload, err := json.Marshal(map[string]any{
 		"user_id":   u.ID,
 		"name":      u.Name,
 		"color":     u.Color,
 		"status":    status,
-		"online_at": d.opts.Now().UTC().Format(time.RFC3339),
+		"online_at": since.Format(time.RFC3339),
 	})
 	if err != nil {
 		return err
