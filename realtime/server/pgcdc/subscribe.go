@@ -277,9 +277,29 @@ func (f *Feed) checkRole(ctx context.Context, role string) *Problem {
 	return nil
 }
 
-// validate checks one binding against the catalog and binds its filter.
-// A non-nil Problem is the user's to fix; an error is the feed's.
+// Querier runs queries: *pgx.Conn, *pgxpool.Pool and pgx.Tx all do.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// ValidateBinding checks a binding against the catalog the way Subscribe
+// does: the table exists and is in the publication, which publishes the
+// event; the filter parses, names existing columns, uses supported
+// operators and values of the columns' types. A non-nil Problem is the
+// user's to fix; an error means the check itself failed.
+func ValidateBinding(ctx context.Context, db Querier, publication string, b Binding) (*Problem, error) {
+	_, p, err := validateBinding(ctx, db, publication, b)
+	return p, err
+}
+
 func (f *Feed) validate(ctx context.Context, b Binding) (sbinding, *Problem, error) {
+	return validateBinding(ctx, f.pool, f.cfg.Publication, b)
+}
+
+// validateBinding checks one binding against the catalog and binds its
+// filter.
+func validateBinding(ctx context.Context, db Querier, publication string, b Binding) (sbinding, *Problem, error) {
 	sb := sbinding{id: b.ID, event: "*", schema: b.Schema, table: b.Table}
 	switch e := strings.ToUpper(b.Event); e {
 	case "INSERT", "UPDATE", "DELETE":
@@ -299,19 +319,19 @@ func (f *Feed) validate(ctx context.Context, b Binding) (sbinding, *Problem, err
 			Fix: "write the filter as column=op.value with op one of " + SupportedOps + `, e.g. "id=eq.1" or "status=in.(open,done)"`}, nil
 	}
 	var pubIns, pubUpd, pubDel bool
-	err = f.pool.QueryRow(ctx, "select pubinsert, pubupdate, pubdelete from pg_publication where pubname = $1", f.cfg.Publication).
+	err = db.QueryRow(ctx, "select pubinsert, pubupdate, pubdelete from pg_publication where pubname = $1", publication).
 		Scan(&pubIns, &pubUpd, &pubDel)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return sb, &Problem{Reason: fmt.Sprintf("publication %q does not exist", f.cfg.Publication),
-			Fix: "CREATE PUBLICATION " + quoteIdent(f.cfg.Publication)}, nil
+		return sb, &Problem{Reason: fmt.Sprintf("publication %q does not exist", publication),
+			Fix: "CREATE PUBLICATION " + quoteIdent(publication)}, nil
 	}
 	if err != nil {
 		return sb, nil, err
 	}
 	published := map[string]bool{"INSERT": pubIns, "UPDATE": pubUpd, "DELETE": pubDel}
 	if sb.event != "*" && !published[sb.event] {
-		return sb, &Problem{Reason: fmt.Sprintf("%s: publication %q does not publish %s", b.describe(), f.cfg.Publication, sb.event),
-			Fix: fmt.Sprintf("ALTER PUBLICATION %s SET (publish = 'insert, update, delete')", quoteIdent(f.cfg.Publication))}, nil
+		return sb, &Problem{Reason: fmt.Sprintf("%s: publication %q does not publish %s", b.describe(), publication, sb.event),
+			Fix: fmt.Sprintf("ALTER PUBLICATION %s SET (publish = 'insert, update, delete')", quoteIdent(publication))}, nil
 	}
 	if sb.table == "" {
 		if len(conds) > 0 {
@@ -320,13 +340,13 @@ func (f *Feed) validate(ctx context.Context, b Binding) (sbinding, *Problem, err
 		}
 		if sb.schema != "*" {
 			var n int
-			if err := f.pool.QueryRow(ctx, "select count(*) from pg_publication_tables where pubname = $1 and schemaname = $2",
-				f.cfg.Publication, sb.schema).Scan(&n); err != nil {
+			if err := db.QueryRow(ctx, "select count(*) from pg_publication_tables where pubname = $1 and schemaname = $2",
+				publication, sb.schema).Scan(&n); err != nil {
 				return sb, nil, err
 			}
 			if n == 0 {
-				return sb, &Problem{Reason: fmt.Sprintf("%s: publication %q has no table in schema %q", b.describe(), f.cfg.Publication, sb.schema),
-					Fix: fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s.<table>", quoteIdent(f.cfg.Publication), quoteIdent(sb.schema))}, nil
+				return sb, &Problem{Reason: fmt.Sprintf("%s: publication %q has no table in schema %q", b.describe(), publication, sb.schema),
+					Fix: fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s.<table>", quoteIdent(publication), quoteIdent(sb.schema))}, nil
 			}
 		}
 		return sb, nil, nil
@@ -337,10 +357,10 @@ func (f *Feed) validate(ctx context.Context, b Binding) (sbinding, *Problem, err
 	qualified := quoteIdent(sb.schema) + "." + quoteIdent(sb.table)
 	var relid uint32
 	var inPub bool
-	err = f.pool.QueryRow(ctx, `select c.oid, exists(select 1 from pg_publication_tables p
+	err = db.QueryRow(ctx, `select c.oid, exists(select 1 from pg_publication_tables p
 			where p.pubname = $3 and p.schemaname = n.nspname and p.tablename = c.relname)
 		from pg_class c join pg_namespace n on n.oid = c.relnamespace
-		where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')`, sb.schema, sb.table, f.cfg.Publication).Scan(&relid, &inPub)
+		where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')`, sb.schema, sb.table, publication).Scan(&relid, &inPub)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sb, &Problem{Reason: fmt.Sprintf("%s: table %s does not exist", b.describe(), qualified),
 			Fix: "check the schema and table names (they are case-sensitive)"}, nil
@@ -349,13 +369,13 @@ func (f *Feed) validate(ctx context.Context, b Binding) (sbinding, *Problem, err
 		return sb, nil, err
 	}
 	if !inPub {
-		return sb, &Problem{Reason: fmt.Sprintf("%s: table %s is not in publication %q", b.describe(), qualified, f.cfg.Publication),
-			Fix: fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", quoteIdent(f.cfg.Publication), qualified)}, nil
+		return sb, &Problem{Reason: fmt.Sprintf("%s: table %s is not in publication %q", b.describe(), qualified, publication),
+			Fix: fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", quoteIdent(publication), qualified)}, nil
 	}
 	if len(conds) == 0 {
 		return sb, nil, nil
 	}
-	rows, err := f.pool.Query(ctx, `select a.attname, t.typname, a.atttypid::regtype::text
+	rows, err := db.Query(ctx, `select a.attname, t.typname, a.atttypid::regtype::text
 		from pg_attribute a join pg_type t on t.oid = a.atttypid
 		where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped`, relid)
 	if err != nil {
@@ -386,7 +406,7 @@ func (f *Feed) validate(ctx context.Context, b Binding) (sbinding, *Problem, err
 		bc := cond{column: c.Column, op: c.Op, kind: cmpKindOf(ct.typname)}
 		for _, v := range c.Values {
 			var canon *string
-			err := f.pool.QueryRow(ctx, "select ($1::text)::"+ct.regtype+"::text", v).Scan(&canon)
+			err := db.QueryRow(ctx, "select ($1::text)::"+ct.regtype+"::text", v).Scan(&canon)
 			if err != nil {
 				var pgErr *pgconn.PgError
 				if errors.As(err, &pgErr) {
