@@ -24,11 +24,8 @@ func levelName(l slog.Level) string {
 	}
 }
 
-// logText returns an entry's plain text (built once).
+// logText returns an entry's plain text (for filters and wrapping).
 func (m *Model) logText(e *logEntry) string {
-	if e.text != "" {
-		return e.text
-	}
 	var b strings.Builder
 	b.WriteString(e.rec.Time.Format("15:04:05.000"))
 	b.WriteByte(' ')
@@ -48,8 +45,7 @@ func (m *Model) logText(e *logEntry) string {
 		}
 		b.WriteString(v)
 	}
-	e.text = b.String()
-	return e.text
+	return b.String()
 }
 
 // logMatches reports whether an entry passes the log filter (cached per
@@ -152,10 +148,11 @@ func (m *Model) logTop() {
 	m.cache.log.valid = false
 }
 
-// logRow renders an entry as one painted row of width w.
+// logRow renders an entry as one painted row of width w (cached while
+// on screen).
 func (m *Model) logRow(e *logEntry, w int) string {
-	if e.row != "" && e.rowW == w {
-		return e.row
+	if s, ok := m.logRows.get(e.seq, w, nil); ok {
+		return s
 	}
 	l := newLine(w)
 	l.add(m.st.Subtle, e.rec.Time.Format("15:04:05.000"))
@@ -179,8 +176,9 @@ func (m *Model) logRow(e *logEntry, w int) string {
 		l.add(m.st.Muted, sanitize(a.Key)+"=")
 		l.add(m.st.Text, v)
 	}
-	e.row, e.rowW = l.done(), w
-	return e.row
+	row := l.done()
+	m.logRows.put(e.seq, row)
+	return row
 }
 
 // logWrapped renders an entry over several rows of width w.
@@ -233,6 +231,7 @@ func (m *Model) viewLog() *framed {
 		}
 		rev = append(rev, m.logRow(e, inner))
 	}
+	m.logRows.flip()
 	lines := make([]string, 0, h)
 	for i := len(rev) - 1; i >= 0; i-- {
 		lines = append(lines, rev[i])

@@ -35,12 +35,9 @@ func dirArrow(d registry.Direction) string {
 	return "←"
 }
 
-// msgText returns a message's plain text for filtering (built once).
+// msgText returns a message's plain text for filtering.
 func msgText(e *msgEntry) string {
-	if e.text == "" {
-		e.text = string(e.ev.Kind) + " " + e.ev.Event + " " + string(e.ev.Payload)
-	}
-	return e.text
+	return string(e.ev.Kind) + " " + e.ev.Event + " " + string(e.ev.Payload)
 }
 
 // msgMatches reports whether a message passes the messages filter.
@@ -124,10 +121,11 @@ func (m *Model) msgEdge(top bool) {
 	m.cache.main.valid = false
 }
 
-// msgRow renders a message as a row of width w (cached).
+// msgRow renders a message of the selected channel as a row of width w
+// (cached while on screen).
 func (m *Model) msgRow(e *msgEntry, w int, narrow bool) string {
-	if e.row != "" && e.rowW == w {
-		return e.row
+	if s, ok := m.msgRows.get(e.seq, w, m.sel); ok {
+		return s
 	}
 	l := newLine(w)
 	if narrow {
@@ -157,8 +155,9 @@ func (m *Model) msgRow(e *msgEntry, w int, narrow bool) string {
 	} else {
 		l.add(m.st.Text, compactJSON(e.ev.Payload))
 	}
-	e.row, e.rowW = l.done(), w
-	return e.row
+	row := l.done()
+	m.msgRows.put(e.seq, row)
+	return row
 }
 
 // viewMain renders the main pane: tabs and the selected tab.
@@ -286,6 +285,7 @@ func (m *Model) viewMessages(c registry.ChannelInfo, w, h int) []string {
 		}
 		out = append(out, m.msgRow(e, w, m.lay.narrow))
 	}
+	m.msgRows.flip()
 	if len(rows) == 0 {
 		out = append(out, newLine(w).add(m.st.Muted, "no message matches the filter").done())
 	}

@@ -160,14 +160,10 @@ const (
 	overlayFaults
 )
 
-// msgEntry is one message of a channel with its cached row.
+// msgEntry is one message of a channel.
 type msgEntry struct {
 	ev  registry.MessageEvent
 	seq uint64
-	// row caches the rendered row for width rowW.
-	row  string
-	rowW int
-	text string // plain text for filtering
 }
 
 // rawFrame is a raw presence frame (presence_state, presence_diff).
@@ -190,14 +186,11 @@ type chanData struct {
 	lastSeen time.Time
 }
 
-// logEntry is one log record with its cached rendering.
+// logEntry is one log record.
 type logEntry struct {
 	rec   registry.LogRecord
 	local bool // logged by the UI itself
 	seq   uint64
-	text  string // plain one-line text (lazy)
-	row   string // painted row for width rowW (lazy)
-	rowW  int
 	// match caches the filter result for filter generation matchGen.
 	matchGen uint64
 	match    bool
@@ -272,6 +265,8 @@ type Model struct {
 	tickGen  int
 
 	cache viewCache
+	// logRows and msgRows cache the rendered rows on screen.
+	logRows, msgRows rowCache
 }
 
 // New returns the root model.
@@ -401,18 +396,10 @@ func (m *Model) setTheme(st *theme.Styles) {
 	m.invalidate()
 }
 
-// clearRowCaches forgets cached rows (after a theme or width change).
+// clearRowCaches forgets cached rows (after a theme change).
 func (m *Model) clearRowCaches() {
-	for i := 0; i < m.logs.Len(); i++ {
-		e := m.logs.Ptr(i)
-		e.row, e.rowW = "", 0
-	}
-	for _, d := range m.chData {
-		for i := 0; i < d.msgs.Len(); i++ {
-			e := d.msgs.Ptr(i)
-			e.row, e.rowW = "", 0
-		}
-	}
+	m.logRows.reset()
+	m.msgRows.reset()
 }
 
 // relayout recomputes the layout after a size, footer or zoom change.

@@ -87,3 +87,49 @@ func (r *Ring[T]) Clear() {
 	}
 	r.start, r.n = 0, 0
 }
+
+// rowCache keeps the rendered rows of the last two renders of a pane,
+// keyed by sequence number, so a row is rendered once while it stays on
+// screen and memory follows the screen, not the history.
+type rowCache struct {
+	w         int
+	owner     any
+	cur, prev map[uint64]string
+}
+
+// get returns the cached row of seq for width w and owner (a channel),
+// resetting the cache when either changed.
+func (c *rowCache) get(seq uint64, w int, owner any) (string, bool) {
+	if c.cur == nil || c.w != w || c.owner != owner {
+		c.w, c.owner = w, owner
+		c.cur, c.prev = map[uint64]string{}, map[uint64]string{}
+		return "", false
+	}
+	if s, ok := c.cur[seq]; ok {
+		return s, true
+	}
+	if s, ok := c.prev[seq]; ok {
+		c.cur[seq] = s
+		return s, true
+	}
+	return "", false
+}
+
+// put stores a row rendered in this render.
+func (c *rowCache) put(seq uint64, s string) {
+	if c.cur != nil {
+		c.cur[seq] = s
+	}
+}
+
+// flip ends a render: rows not used in it or the one before are dropped.
+func (c *rowCache) flip() {
+	if c.cur == nil {
+		return
+	}
+	c.prev, c.cur = c.cur, c.prev
+	clear(c.cur)
+}
+
+// reset drops every row (theme change).
+func (c *rowCache) reset() { c.cur, c.prev = nil, nil }
