@@ -57,6 +57,7 @@ type Subscription struct {
 	dropped   uint64
 	unnoticed uint64
 	closed    bool
+	signaled  bool // a Ready signal was sent since the last Drain
 
 	pumpOnce sync.Once
 	out      chan Event
@@ -65,7 +66,6 @@ type Subscription struct {
 
 type slot struct {
 	ev    Event
-	key   stateKey
 	state bool
 	dead  bool
 }
@@ -146,9 +146,16 @@ func (b *broker) remove(s *Subscription) {
 // wantFrames reports whether any subscriber asked for frames.
 func (b *broker) wantFrames() bool { return b.frames.Load() > 0 }
 
-// publish hands ev to every subscriber that wants it, and to the history.
+// wantMessages reports whether a subscriber may want MessageEvents
+// (which the history does not keep: the channels' rings do).
+func (b *broker) wantMessages() bool { return len(*b.subs.Load()) > 0 }
+
+// publish hands ev to every subscriber that wants it, and to the history
+// (all but messages and frames, which channels keep in their own rings).
 func (b *broker) publish(ev Event) {
-	if _, isFrame := ev.(FrameEvent); !isFrame {
+	switch ev.(type) {
+	case FrameEvent, MessageEvent:
+	default:
 		b.hist.add(ev)
 	}
 	for _, s := range *b.subs.Load() {
@@ -232,7 +239,7 @@ func (s *Subscription) push(ev Event) {
 			s.live--
 		}
 		s.pending[k] = len(s.q)
-		s.q = append(s.q, slot{ev: DroppedEvent{Time: s.broker.now(), Count: n, Total: s.dropped}, key: k, state: true})
+		s.q = append(s.q, slot{ev: DroppedEvent{Time: s.broker.now(), Count: n, Total: s.dropped}, state: true})
 		s.live++
 		s.unnoticed = 0
 	}
@@ -241,15 +248,19 @@ func (s *Subscription) push(ev Event) {
 	} else {
 		s.stream++
 	}
-	s.q = append(s.q, slot{ev: ev, key: key, state: state})
+	s.q = append(s.q, slot{ev: ev, state: state})
 	s.live++
 	if dead := len(s.q) - s.live; dead > 64 && dead > s.live {
 		s.compact()
 	}
+	signal := !s.signaled
+	s.signaled = true
 	s.mu.Unlock()
-	select {
-	case s.ready <- struct{}{}:
-	default:
+	if signal {
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -261,7 +272,11 @@ func (s *Subscription) compact() {
 			continue
 		}
 		if sl.state {
-			s.pending[sl.key] = j
+			k, _ := keyOf(sl.ev)
+			if _, isDrop := sl.ev.(DroppedEvent); isDrop {
+				k = stateKey{t: TypeDropped}
+			}
+			s.pending[k] = j
 		}
 		s.q[j] = sl
 		j++
@@ -301,6 +316,7 @@ func (s *Subscription) Drain(dst []Event) []Event {
 	}
 	clear(s.pending)
 	s.live, s.stream = 0, 0
+	s.signaled = false
 	return dst
 }
 

@@ -149,8 +149,8 @@ func TestBrokerFilters(t *testing.T) {
 	if b.wantFrames() {
 		t.Fatal("wantFrames still true after Close")
 	}
-	if len(b.hist.all()) != 4 {
-		t.Fatalf("history holds %d events, want 4 (no frames)", len(b.hist.all()))
+	if len(b.hist.all()) != 3 {
+		t.Fatalf("history holds %d events, want 3 (no messages, no frames)", len(b.hist.all()))
 	}
 }
 

@@ -15,6 +15,9 @@ import (
 	"rtm/registry/clock"
 )
 
+// clientEventBuffer is the client-side event buffer of each channel.
+const clientEventBuffer = 1 << 16
+
 // entry is one channel of the registry. All fields are guarded by the
 // manager's mutex.
 type entry struct {
@@ -75,8 +78,8 @@ type entry struct {
 	flushing     bool
 	flushDone    chan struct{} // closed when the flush under way ends
 
-	msgs   ring[MessageEvent]
-	frames ring[FrameEvent]
+	msgs   ring[Event] // MessageEvents, boxed once for the ring and the subscribers
+	frames frameRing
 
 	leaving chan struct{} // closed when the leave is done
 	detach  chan struct{} // closed when a detached client channel is gone
@@ -445,7 +448,7 @@ func (m *Manager) newEntryLocked(name Name, o *joinOpts) *entry {
 		tokenExpiry: m.tokenInfo.Expiry,
 	}
 	e.msgs.max = m.opts.MessageRing
-	e.frames.max = m.opts.FrameRing
+	e.frames = newFrameRing(m.opts.FrameRing, m.opts.FrameBytes)
 	if o.ack != nil {
 		e.cfg.Ack = *o.ack
 	}
@@ -465,6 +468,7 @@ func (m *Manager) newEntryLocked(name Name, o *joinOpts) *entry {
 		e.tracked = &tracked{user: *o.track, payload: p}
 	}
 	m.entries[name] = e
+	m.topics[e.topic] = e
 	return e
 }
 
@@ -554,6 +558,9 @@ func (m *Manager) clientConfigLocked(e *entry, gen uint64) realtime.ChannelConfi
 		PostgresChanges: slices.Clone(e.pg),
 		Private:         e.cfg.Private,
 		OnEvent:         func(ev realtime.Event) { m.onChannelEvent(e, gen, ev) },
+		// A deep buffer: the manager is fast, but a GC pause or a busy
+		// machine must not make the client drop broadcasts.
+		EventBuffer: clientEventBuffer,
 	}
 }
 
@@ -699,7 +706,8 @@ func (m *Manager) onSocketOpenLocked() {
 func (m *Manager) onChannelEvent(e *entry, gen uint64, ev realtime.Event) {
 	var calls []func()
 	m.mu.Lock()
-	if e.gen != gen || m.entries[e.name] != e || e.leaving != nil || m.closed {
+	// An entry leaves the registry only after e.leaving is set.
+	if e.gen != gen || e.leaving != nil || m.closed {
 		m.mu.Unlock()
 		return
 	}
@@ -707,7 +715,19 @@ func (m *Manager) onChannelEvent(e *entry, gen uint64, ev realtime.Event) {
 	case realtime.EventStatus:
 		m.onStatusLocked(e, gen, ev)
 	case realtime.EventBroadcast:
-		calls = m.onBroadcastLocked(e, ev)
+		// The hot path: no allocation beyond the event itself.
+		ls := m.onBroadcastLocked(e, ev)
+		m.mu.Unlock()
+		if len(ls) > 0 {
+			b := &ev.Broadcast
+			msg := Broadcast{Channel: e.name, Event: b.Event, Payload: b.Payload, Binary: b.Binary, Meta: b.Meta, Time: ev.Time}
+			for _, l := range ls {
+				if l.event == "*" || strings.EqualFold(l.event, b.Event) {
+					l.fn(msg)
+				}
+			}
+		}
+		return
 	case realtime.EventPresence:
 		calls = m.onPresenceLocked(e, ev)
 	case realtime.EventPostgresChange:
@@ -1103,6 +1123,9 @@ func (m *Manager) release(ctx context.Context, e *entry, force bool) error {
 	}
 	m.mu.Lock()
 	delete(m.entries, e.name)
+	if m.topics[e.topic] == e {
+		delete(m.topics, e.topic)
+	}
 	e.presence.reset()
 	e.queue = nil
 	m.broker.publish(ChannelStateEvent{Time: m.clk.Now(), Channel: e.name, Status: e.status, Previous: e.status,
@@ -1136,6 +1159,9 @@ func (m *Manager) infoLocked(e *entry) ChannelInfo {
 		MessagesIn: e.msgsIn, MessagesOut: e.msgsOut, LastMessageAt: e.lastMsg, TokenExpiry: e.tokenExpiry,
 		PresenceCount: e.presence.len(), Tracked: e.tracked != nil, TrackedAs: e.trackedKey(),
 		Queued: len(e.queue), QueueDropped: e.queueDropped,
+	}
+	if e.ch != nil {
+		info.ClientDropped = e.ch.Stats().Dropped
 	}
 	info.Config.Presence = e.cfg.Presence || len(e.pres) > 0
 	info.Bindings = e.bindingsLocked()
@@ -1194,9 +1220,10 @@ func (m *Manager) publishError(n Name, op, code, msg string) {
 	m.mu.Unlock()
 }
 
-// onBroadcastLocked records a broadcast and returns the listener calls.
-func (m *Manager) onBroadcastLocked(e *entry, ev realtime.Event) []func() {
-	b := ev.Broadcast
+// onBroadcastLocked records a broadcast and returns the listeners (a
+// copy-on-write slice, safe to read after unlocking).
+func (m *Manager) onBroadcastLocked(e *entry, ev realtime.Event) []*bcastListener {
+	b := &ev.Broadcast
 	m.msgsIn.Add(1)
 	e.msgsIn++
 	e.lastMsg = ev.Time
@@ -1206,17 +1233,12 @@ func (m *Manager) onBroadcastLocked(e *entry, ev realtime.Event) []func() {
 	} else {
 		me.Payload = b.Payload
 	}
-	e.msgs.add(me)
-	m.broker.publish(me)
-	var calls []func()
-	for _, l := range e.bcast {
-		if l.event == "*" || strings.EqualFold(l.event, b.Event) {
-			fn := l.fn
-			msg := Broadcast{Channel: e.name, Event: b.Event, Payload: b.Payload, Binary: b.Binary, Meta: b.Meta, Time: ev.Time}
-			calls = append(calls, func() { fn(msg) })
-		}
+	var boxed Event = me
+	e.msgs.add(boxed)
+	if m.broker.wantMessages() {
+		m.broker.publish(boxed)
 	}
-	return calls
+	return e.bcast
 }
 
 // onPresenceLocked updates the presence cache.

@@ -1,8 +1,169 @@
 // Package registry is rtm's channel manager: the RealtimeChannelManager of
-// shared/DESIGN.md on top of the Go client of package realtime.
+// shared/DESIGN.md, built on the Go client of package realtime. It keeps
+// the registry of the channels a client holds (name -> channel info),
+// shares channels between their users, retries failed channels under a
+// policy, keeps a presence cache, counts what flows, logs every operation,
+// simulates faults, and streams all of it as typed events to UIs and
+// headless tools. The TUI renders only what the manager knows.
 //
-// This file is the package overview; the full guarantees are documented
-// with the Manager (work in progress: the value types — [Name], [Kind],
-// [Status], [ChannelInfo], [PresenceUser], the [Event] types, [State],
-// [Stats], [Metrics], [LogRecord] — are stable and may only grow).
+// # Names
+//
+// A channel name is [tenant:TENANT_ID:]TYPE:ENTITY_TYPE:ENTITY_ID with TYPE
+// one of subscription (postgres changes), presence or broadcast, for
+// example presence:contact:123 or tenant:abc:broadcast:document:789. The
+// wire topic is "realtime:" + name. [ParseName] and [NewName] refuse an
+// empty part, a part containing ':' (which would make two names
+// collide), white space and control characters, and a topic longer than
+// 255 bytes (binary frames store its length in a byte); errors are
+// [*NameError] wrapping [ErrInvalidName]. Tenant isolation is by name and
+// by token: the server lets a token whose tenant_id claim is "abc" join
+// only tenant:abc:... topics.
+//
+// # Joining, sharing, leaving
+//
+// [Manager.Join] (and [Manager.JoinPresence], [Manager.SubscribeEntity],
+// [Manager.JoinBroadcast]) returns a [Handle] once the channel is in the
+// registry; the join itself runs in the background and [Handle.Ready]
+// waits for its outcome. A second request for a name shares the channel:
+// the reference count goes up and no second phx_join goes on the wire,
+// even for concurrent requests (they are serialized by the manager's
+// lock). The first request's configuration wins; later ones add their
+// listeners, and a new postgres_changes filter makes the channel rejoin
+// with all its filters. [Handle.Release] gives a reference back; the last
+// one untracks the presence and leaves (phx_leave), unless the channel was
+// joined with [KeepAlive]. [Manager.Leave] leaves whatever the references;
+// [Manager.CleanupAll] leaves every channel (logout): the server is left
+// with no channel of this client. A join for a name whose leave is under
+// way waits for it.
+//
+// Caps are checked before anything goes on the wire: at most
+// Options.MaxChannels channels (default 100, the server's
+// max_channels_per_client) and Options.EntityCaps per entity type; a
+// refused join returns a [*CapError] (ErrCapReached).
+//
+// # Statuses and retries
+//
+// A channel is connecting (its join is on the wire, or waits for the
+// socket), connected, disconnected (the socket is down, or the channel
+// failed and an attempt is scheduled: ChannelInfo.NextAttemptAt), or
+// error (the policy gave up; it stays there until [Manager.RetryNow] or a
+// leave).
+//
+// The socket reconnects forever on its own ladder (the client's: 1, 2, 5,
+// 10 s, then 10 s, jittered). When it reopens, the channels rejoin (the
+// client rejoins its errored channels; the manager re-creates those the
+// server had closed); those rejoins spend no attempt. While the socket is
+// down, scheduled attempts are held (RetryEvent outcome "held") and
+// nothing is spent.
+//
+// When the socket is up, a failed channel — a refused join (the server's
+// reason, e.g. "InvalidJWTToken: Token has expired 12 seconds ago"), a
+// join timeout, a server phx_error, a server phx_close (a kick, token
+// expiry, rate limit) — is rejoined under the retry [Policy]: attempt n
+// waits Policy.Delay(n), and after Policy.MaxAttempts failed attempts the
+// channel goes to error, the error is logged ("Channel failed, giving
+// up") and it stops. A successful join resets the count. RetryNow starts
+// a fresh series: the count is reset and a join is made at once (if it
+// fails, a new series of up to MaxAttempts follows). Policies:
+// [DefaultPolicy] (fixed 3 s, at most 5 attempts), [Fixed],
+// [Exponential] (with jitter), [Breaker] (a circuit breaker over all
+// channels: after N failures within a window it holds every attempt for
+// a cooldown, then lets one probe through; success closes it), and
+// [PolicyFunc] for custom strategies; [ParsePolicy] reads "fixed:3s",
+// "exp", "breaker" and their options. Attempts, delays and timers run on
+// Options.Clock (injectable; package clock has a fake), jitter on
+// Options.Rand. Every step of a series is a [RetryEvent]: its number, the
+// maximum, the delay, the reason, the outcome (scheduled, started,
+// succeeded, failed, exhausted, held, cancelled) and the next attempt
+// time; socket reconnects are RetryEvents too (scope "socket").
+//
+// Listener configurations — broadcast handlers ([OnBroadcast]), presence
+// handlers, postgres_changes filters with their callbacks ([OnChange]),
+// system handlers — belong to the registry entry, not to the client
+// channel: they survive rejoins and are installed again when the channel
+// is re-created. A tracked presence is tracked again after every rejoin.
+//
+// # Presence
+//
+// Presence channels use the user id as the presence key.
+// [Manager.JoinPresence] tracks the user with its payload plus user_id,
+// name and online_at. The presence cache (name -> user id ->
+// [PresenceUser]: name, payload, online since, number of metas) follows
+// the client's presence sync (phoenix's algorithm) and is reconciled with
+// the client's state at every sync, so it converges even if a join or
+// leave event was lost; each change is a [PresenceEvent] (join, leave,
+// sync) and is logged ("User joined presence", "User left presence",
+// "Presence synced").
+//
+// # Broadcasts
+//
+// [Manager.Broadcast] sends a JSON payload (validated first:
+// [*PayloadError]). While the channel is not connected the broadcast goes
+// into the channel's offline queue (Options.OfflineQueue, default 100);
+// beyond it the broadcast is refused with ErrQueueFull, counted
+// (ChannelInfo.QueueDropped, Metrics.QueueDropped) and reported (an
+// ErrorEvent and a warning). After the rejoin the queue is sent in order,
+// and broadcasts made meanwhile wait for it, so the order is the order of
+// the calls. Options.BroadcastRate limits all broadcasts with a token
+// bucket (calls wait for a token, or their context).
+// [Handle.Debounce] sends at most one broadcast per window, the latest
+// value winning (cursor positions).
+//
+// # Events
+//
+// [Manager.Subscribe] returns a [Subscription] to typed events:
+// [ChannelStateEvent], [SocketEvent], [PresenceEvent], [MessageEvent],
+// [RetryEvent], [LogEvent], [StatsEvent], [TokenEvent], [ErrorEvent],
+// [FrameEvent] (only with SubscribeOptions.Frames) and [DroppedEvent].
+// Each has a stable JSON form ({"type":"...",...}, durations as "*_ms")
+// that [DecodeEvent] reads back; `rtm watch` prints it.
+//
+// Delivery guarantees: a subscription starts with the current state
+// (socket, token, stats, every channel) unless NoInitialState, taken
+// atomically with its registration. Events then arrive in the order the
+// manager published them. Publishing never blocks the manager: each
+// subscriber has a bounded buffer (SubscribeOptions.Buffer stream events,
+// default 4096). State events (channel states, socket, stats, token,
+// presence sync) are never dropped: one still waiting is replaced by a
+// newer one about the same subject, which moves to the end of the queue.
+// Stream events (messages, frames, logs, presence joins and leaves,
+// retries, errors) that do not fit are dropped and counted
+// ([Subscription.Dropped], Metrics.EventsDropped); a [DroppedEvent] then
+// tells the subscriber how many it lost, before the next event it gets.
+// The latest truth is always available from [Manager.Snapshot] (a
+// consistent deep copy) and the per-channel rings ([Manager.Messages],
+// [Manager.Frames]).
+//
+// # Logs
+//
+// The manager logs every operation with log/slog into a [LogHandler]: a
+// bounded ring for the UI ([Manager.Logs]), an optional JSONL file
+// (Options.LogFile), and the event stream (LogEvents). Messages start
+// with a capital letter; attributes use the Key* constants (channel,
+// attempt, max, delay, user_id, err, code, reason). The client's logs go
+// to the same handler. API keys and tokens are masked everywhere: in log
+// messages and attributes, in kept and streamed frames, in events and in
+// Export.
+//
+// # Faults
+//
+// [Manager.Faults] simulates failures. Client side, through the
+// fault-injecting transport of package registry/faults under the client's
+// dialer (works against any server): drop the connection, freeze it
+// half-open, add latency, fail the next N connects, inject a channel
+// error (a phx_error for the channel's current join), expire the token
+// (with Options.MintToken). Server side, with Options.Server (package
+// registry/serverctl: the embedded server's Go API or `rtm serve`'s
+// /admin/ HTTP API): kick a channel (phx_error or phx_close), refuse
+// joins, drop all sockets, restart.
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. The manager's state is
+// guarded by one mutex, never held while waiting for the network or
+// calling user code. Listener callbacks run on the channel's delivery
+// goroutine (the client's, never its read loop), in order; a slow
+// callback delays that channel's events (the client buffers up to 65,536
+// per channel, then drops and counts: ChannelInfo.ClientDropped). Close
+// stops every goroutine the manager started and ends every subscription.
 package registry

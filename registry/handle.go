@@ -70,10 +70,12 @@ func (h *Handle) Release(ctx context.Context) error {
 		m.mu.Unlock()
 		return nil
 	}
-	e.bcast = slices.DeleteFunc(e.bcast, func(l *bcastListener) bool { return slices.Contains(h.ids, l.id) })
-	e.pres = slices.DeleteFunc(e.pres, func(l *presListener) bool { return slices.Contains(h.ids, l.id) })
-	e.system = slices.DeleteFunc(e.system, func(l *systemListener) bool { return slices.Contains(h.ids, l.id) })
-	e.changes = slices.DeleteFunc(e.changes, func(l *changeListener) bool { return slices.Contains(h.ids, l.id) })
+	// Listener slices are copy-on-write: the delivery goroutine reads
+	// them without the lock.
+	e.bcast = slices.DeleteFunc(slices.Clone(e.bcast), func(l *bcastListener) bool { return slices.Contains(h.ids, l.id) })
+	e.pres = slices.DeleteFunc(slices.Clone(e.pres), func(l *presListener) bool { return slices.Contains(h.ids, l.id) })
+	e.system = slices.DeleteFunc(slices.Clone(e.system), func(l *systemListener) bool { return slices.Contains(h.ids, l.id) })
+	e.changes = slices.DeleteFunc(slices.Clone(e.changes), func(l *changeListener) bool { return slices.Contains(h.ids, l.id) })
 	m.mu.Unlock()
 	return m.release(ctx, e, false)
 }

@@ -34,6 +34,8 @@ const (
 	DefaultMessageRing = 200
 	// DefaultFrameRing is the number of raw frames kept per channel.
 	DefaultFrameRing = 200
+	// DefaultFrameBytes bounds the bytes of the frames kept per channel.
+	DefaultFrameBytes = 64 << 10
 	// DefaultHistory is the number of events kept for Export.
 	DefaultHistory = 5000
 	// DefaultRTTHistory is the number of RTT samples kept.
@@ -110,10 +112,12 @@ type Options struct {
 	MintToken func(claims map[string]any) (string, error)
 
 	// MessageRing and FrameRing are the messages and raw frames kept per
-	// channel (defaults 200; negative: none). NoFrames turns the frame tap
-	// off entirely.
+	// channel (defaults 200; negative: none); FrameBytes bounds the bytes
+	// of the kept frames per channel (default 64 KiB). NoFrames turns the
+	// frame tap off entirely.
 	MessageRing int
 	FrameRing   int
+	FrameBytes  int
 	NoFrames    bool
 	// History is the number of events kept for Export (default 5000).
 	History int
@@ -147,6 +151,7 @@ type Manager struct {
 	closed        bool
 	connected     bool
 	entries       map[Name]*entry
+	topics        map[string]*entry // by wire topic, for the frame tap
 	policy        Policy
 	socket        SocketInfo
 	rtts          []time.Duration
@@ -201,6 +206,9 @@ func New(opts Options) (*Manager, error) {
 	if opts.FrameRing == 0 {
 		opts.FrameRing = DefaultFrameRing
 	}
+	if opts.FrameBytes <= 0 {
+		opts.FrameBytes = DefaultFrameBytes
+	}
 	if opts.History == 0 {
 		opts.History = DefaultHistory
 	}
@@ -230,6 +238,7 @@ func New(opts Options) (*Manager, error) {
 		clk:     opts.Clock,
 		rnd:     opts.Rand,
 		entries: map[Name]*entry{},
+		topics:  map[string]*entry{},
 		policy:  opts.Policy,
 		mask:    newSecretPattern(),
 		vsn:     vsn,
@@ -384,11 +393,22 @@ func (m *Manager) LogHandler() *LogHandler { return m.logs }
 // subscribers.
 func (m *Manager) EventsDropped() uint64 { return m.broker.dropped.Load() }
 
-// Export writes the kept events (the last History ones, log records
-// included) as NDJSON, one event per line, oldest first.
+// Export writes the kept events as NDJSON, one event per line, in time
+// order: the last History events (log records, states, presence,
+// retries, errors...) merged with the messages kept by every channel.
+// Secrets are masked.
 func (m *Manager) Export(w io.Writer) error {
+	evs := m.broker.hist.all()
+	m.mu.Lock()
+	for _, e := range m.entries {
+		for _, me := range e.msgs.last(0) {
+			evs = append(evs, me)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortStableFunc(evs, func(a, b Event) int { return a.EventTime().Compare(b.EventTime()) })
 	enc := json.NewEncoder(w)
-	for _, ev := range m.broker.hist.all() {
+	for _, ev := range evs {
 		if err := enc.Encode(ev); err != nil {
 			return fmt.Errorf("registry: export: %w", err)
 		}
@@ -586,41 +606,45 @@ func (m *Manager) onHeartbeat(h realtime.Heartbeat) {
 }
 
 // onFrame keeps raw frames per channel and publishes them to the
-// subscribers that asked for frames. Secrets are masked.
+// subscribers that asked for frames. Secrets are masked before anything
+// leaves the manager.
 func (m *Manager) onFrame(f realtime.Frame) {
 	want := m.broker.wantFrames()
 	if m.opts.FrameRing < 0 && !want {
 		return
 	}
 	topic := f.Message.Topic
-	name, err := ParseName(topic)
-	var e *entry
-	if err == nil {
-		m.mu.Lock()
-		e = m.entries[name]
-		m.mu.Unlock()
+	m.mu.Lock()
+	e := m.topics[topic]
+	if e != nil && e.leaving == nil {
+		e.frames.add(rawFrame{at: f.Time, dir: Direction(f.Dir), event: f.Message.Event, joinRef: f.Message.JoinRef,
+			ref: f.Message.Ref, binary: f.Binary, wireSize: len(f.Data)}, f.Data)
 	}
-	if e == nil && !want {
+	var name Name
+	if e != nil {
+		name = e.name
+	}
+	m.mu.Unlock()
+	if !want {
 		return
 	}
-	fe := FrameEvent{Time: f.Time, Direction: Direction(f.Dir), Topic: topic, Event: f.Message.Event,
-		JoinRef: f.Message.JoinRef, Ref: f.Message.Ref, Size: len(f.Data)}
-	if err == nil {
-		fe.Channel = name
+	if name.IsZero() {
+		name, _ = ParseName(topic)
 	}
-	if f.Binary {
-		fe.Data = append([]byte(nil), f.Data...)
+	m.broker.publish(m.frameEvent(name, topic, rawFrame{at: f.Time, dir: Direction(f.Dir), event: f.Message.Event,
+		joinRef: f.Message.JoinRef, ref: f.Message.Ref, data: f.Data, binary: f.Binary, wireSize: len(f.Data)}))
+}
+
+// frameEvent masks a raw frame into a FrameEvent.
+func (m *Manager) frameEvent(name Name, topic string, r rawFrame) FrameEvent {
+	fe := FrameEvent{Time: r.at, Direction: r.dir, Channel: name, Topic: topic, Event: r.event,
+		JoinRef: r.joinRef, Ref: r.ref, Size: r.wireSize}
+	if r.binary {
+		fe.Data = append([]byte(nil), r.data...)
 	} else {
-		fe.Text = m.mask.mask(string(f.Data))
+		fe.Text = m.mask.mask(string(r.data))
 	}
-	if e != nil && m.opts.FrameRing > 0 {
-		m.mu.Lock()
-		e.frames.add(fe)
-		m.mu.Unlock()
-	}
-	if want {
-		m.broker.publish(fe)
-	}
+	return fe
 }
 
 // statsLoop samples rates and publishes StatsEvents every interval.
@@ -711,6 +735,7 @@ func (m *Manager) metricsLocked(now time.Time) Metrics {
 		OutHistory:      slices.Clone(m.outHist),
 		QueueDropped:    m.queueDrops,
 		EventsDropped:   m.broker.dropped.Load(),
+		ClientDropped:   m.sock.Stats().Drops,
 	}
 	if m.connected {
 		mt.ConnectedFor = now.Sub(m.socket.ConnectedAt)
@@ -831,7 +856,12 @@ func (m *Manager) Messages(name Name, n int) ([]MessageEvent, error) {
 	if e == nil {
 		return nil, fmt.Errorf("messages %s: %w", name, ErrNotFound)
 	}
-	return e.msgs.last(n), nil
+	evs := e.msgs.last(n)
+	out := make([]MessageEvent, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.(MessageEvent)
+	}
+	return out, nil
 }
 
 // Frames returns up to the last n raw frames of the named channel (all
@@ -843,7 +873,12 @@ func (m *Manager) Frames(name Name, n int) ([]FrameEvent, error) {
 	if e == nil {
 		return nil, fmt.Errorf("frames %s: %w", name, ErrNotFound)
 	}
-	return e.frames.last(n), nil
+	raw := e.frames.last(n)
+	out := make([]FrameEvent, len(raw))
+	for i, r := range raw {
+		out[i] = m.frameEvent(e.name, e.topic, r)
+	}
+	return out, nil
 }
 
 // ring is a bounded FIFO of values, oldest dropped.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,12 @@ import (
 	"rtm/registry/serverctl"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(benchServerEnv) != "" {
+		runBenchServer() // a child of the benchmarks
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // env is a manager connected to a fresh embedded server.
 type env struct {

@@ -52,14 +52,33 @@ func (p *secretPattern) mask(s string) string {
 	})
 }
 
-// mayHoldSecret is a cheap pre-check that keeps the regexp off most text.
+// mayHoldSecret is a cheap pre-check that keeps the regexp off most
+// text; it does not allocate.
 func mayHoldSecret(s string) bool {
 	if strings.Contains(s, "eyJ") || strings.Contains(s, "sb_") {
 		return true
 	}
-	l := strings.ToLower(s)
 	for _, w := range [...]string{"key", "token", "jwt", "secret", "password", "authorization"} {
-		if strings.Contains(l, w) {
+		if containsFold(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w,
+// ignoring ASCII case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		c := s[i] | 0x20
+		if c != w[0] {
+			continue
+		}
+		j := 1
+		for j < len(w) && s[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
 			return true
 		}
 	}

@@ -254,6 +254,9 @@ type ChannelInfo struct {
 	// QueueDropped the number refused because it was full.
 	Queued       int    `json:"queued"`
 	QueueDropped uint64 `json:"queue_dropped"`
+	// ClientDropped counts events the client dropped because the
+	// manager fell behind (its per-channel buffer holds 65,536).
+	ClientDropped uint64 `json:"client_dropped"`
 }
 
 // PresenceUser is one present user of a presence channel, derived from
@@ -370,6 +373,9 @@ type Metrics struct {
 	// EventsDropped events dropped for slow subscribers (all of them).
 	QueueDropped  uint64 `json:"queue_dropped"`
 	EventsDropped uint64 `json:"events_dropped"`
+	// ClientDropped counts channel events the client dropped because the
+	// manager fell behind (all channels).
+	ClientDropped uint64 `json:"client_dropped"`
 }
 
 // PolicyInfo describes a retry policy for display.

@@ -282,6 +282,15 @@ type Conn struct {
 
 	rdl, wdl time.Time
 
+	// Until a fault is first applied, reads and writes go straight to
+	// the raw connection (no goroutine, no copy). The first fault starts
+	// the two pumps for the rest of the connection's life.
+	pumping     bool // the pumps run
+	wantPump    bool // start them as soon as no direct read is under way
+	reading     bool // a direct raw.Read is under way
+	writing     bool // a direct raw.Write is under way
+	interrupted bool // we broke a direct read with a past deadline
+
 	wg sync.WaitGroup
 }
 
@@ -289,7 +298,40 @@ func newConn(t *Transport, raw net.Conn) *Conn {
 	return &Conn{t: t, raw: raw, changed: make(chan struct{})}
 }
 
+// start begins in direct mode, or with the pumps when latency is
+// already set.
 func (c *Conn) start() {
+	c.mu.Lock()
+	if c.latency > 0 {
+		c.activateLocked()
+	}
+	c.mu.Unlock()
+}
+
+// activateLocked switches the connection to the pumps (once): at once,
+// or when the direct read under way returns (it is interrupted so that
+// the switch is prompt).
+func (c *Conn) activateLocked() {
+	if c.pumping || c.closed || c.dropped {
+		return
+	}
+	c.wantPump = true
+	if c.reading {
+		c.interrupted = true
+		_ = c.raw.SetReadDeadline(time.Unix(1, 0))
+		return
+	}
+	c.startPumpsLocked()
+}
+
+func (c *Conn) startPumpsLocked() {
+	if c.pumping {
+		return
+	}
+	c.pumping, c.wantPump = true, false
+	// The pumps own the raw connection now; deadlines are ours.
+	_ = c.raw.SetReadDeadline(time.Time{})
+	_ = c.raw.SetWriteDeadline(time.Time{})
 	c.wg.Add(2)
 	go c.readPump()
 	go c.writePump()
@@ -381,6 +423,33 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.pumping && !c.wantPump && !c.dropped && !c.closed {
+		// Direct mode.
+		c.reading = true
+		c.mu.Unlock()
+		n, err := c.raw.Read(p)
+		c.mu.Lock()
+		c.reading = false
+		intr := c.interrupted
+		c.interrupted = false
+		if !c.wantPump && !c.pumping {
+			c.ws.feed(p[:n])
+			if err != nil && c.dropped {
+				err = ErrDropped
+			}
+			return n, err
+		}
+		// A fault arrived meanwhile: keep what was read for the pumps'
+		// rules (freeze, latency), and switch.
+		if n > 0 {
+			c.rq = append(c.rq, chunk{data: append([]byte(nil), p[:n]...), due: c.t.clock.Now().Add(c.latency)})
+			c.rbytes += n
+		}
+		if err != nil && !(intr && isTimeout(err)) {
+			c.rerr = err
+		}
+		c.startPumpsLocked()
+	}
 	for {
 		if c.dropped {
 			return 0, ErrDropped
@@ -434,10 +503,29 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 }
 
-// Write implements net.Conn: p is queued for the write pump.
+// Write implements net.Conn: written directly, or queued for the write
+// pump once a fault was applied.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for c.writing && !c.pumping && !c.wantPump && !c.dropped && !c.closed {
+		// Another direct write is under way: writes are not interleaved.
+		if !c.wait(time.Time{}, c.wdl) {
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+	if !c.pumping && !c.wantPump && !c.dropped && !c.closed {
+		c.writing = true
+		c.mu.Unlock()
+		n, err := c.raw.Write(p)
+		c.mu.Lock()
+		c.writing = false
+		c.kick()
+		if err != nil && c.dropped {
+			err = ErrDropped
+		}
+		return n, err
+	}
 	for {
 		if c.dropped {
 			return 0, ErrDropped
@@ -468,6 +556,11 @@ func (c *Conn) writePump() {
 	for {
 		if c.closed || c.dropped {
 			return
+		}
+		if c.writing {
+			// A direct write from before the switch is finishing.
+			c.wait(time.Time{}, time.Time{})
+			continue
 		}
 		now := c.t.clock.Now()
 		var until time.Time
@@ -502,7 +595,7 @@ func (c *Conn) Close() error {
 		c.mu.Unlock()
 		return nil
 	}
-	if !c.dropped && !c.frozen.After(c.t.clock.Now()) {
+	if c.pumping && !c.dropped && !c.frozen.After(c.t.clock.Now()) {
 		dl := time.Now().Add(time.Second)
 		if !c.wdl.IsZero() && c.wdl.Before(dl) {
 			dl = c.wdl
@@ -550,6 +643,9 @@ func (c *Conn) drop() {
 func (c *Conn) freeze(until time.Time) {
 	c.mu.Lock()
 	c.frozen = until
+	if !until.IsZero() {
+		c.activateLocked()
+	}
 	c.kick()
 	c.mu.Unlock()
 }
@@ -563,14 +659,23 @@ func (c *Conn) frozenUntil() time.Time {
 func (c *Conn) setLatency(d time.Duration) {
 	c.mu.Lock()
 	c.latency = d
+	if d > 0 {
+		c.activateLocked()
+	}
 	c.mu.Unlock()
 }
 
 func (c *Conn) inject(frame []byte) {
 	c.mu.Lock()
 	c.inj = append(c.inj, frame)
+	c.activateLocked()
 	c.kick()
 	c.mu.Unlock()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // LocalAddr implements net.Conn.
@@ -582,27 +687,39 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
 // SetDeadline implements net.Conn.
 func (c *Conn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.rdl, c.wdl = t, t
 	c.kick()
-	c.mu.Unlock()
+	if !c.pumping {
+		if c.interrupted {
+			return c.raw.SetWriteDeadline(t)
+		}
+		return c.raw.SetDeadline(t)
+	}
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.rdl = t
 	c.kick()
-	c.mu.Unlock()
+	if !c.pumping && !c.interrupted {
+		return c.raw.SetReadDeadline(t)
+	}
 	return nil
 }
 
 // SetWriteDeadline implements net.Conn.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.wdl = t
 	c.kick()
-	c.mu.Unlock()
+	if !c.pumping {
+		return c.raw.SetWriteDeadline(t)
+	}
 	return nil
 }
 

@@ -1,0 +1,95 @@
+package registry
+
+import "time"
+
+// frameRing keeps the last frames of a channel without allocating per
+// frame: the bytes go into a fixed circular arena, the metadata into a
+// fixed ring. A frame whose bytes were overwritten is forgotten; a frame
+// larger than the arena is kept truncated (Size still says how big it
+// was).
+type frameRing struct {
+	arena []byte
+	head  int // next write position in arena
+	metas []rawFrame
+	start int
+	n     int
+}
+
+// rawFrame is a kept frame; data is set when read back.
+type rawFrame struct {
+	at       time.Time
+	dir      Direction
+	event    string
+	joinRef  string
+	ref      string
+	binary   bool
+	wireSize int
+	off, len int // bytes in the arena
+	gen      uint64
+	data     []byte
+}
+
+func newFrameRing(frames, bytes int) frameRing {
+	if frames <= 0 || bytes <= 0 {
+		return frameRing{}
+	}
+	return frameRing{arena: make([]byte, bytes), metas: make([]rawFrame, frames)}
+}
+
+// add keeps a copy of f's bytes.
+func (r *frameRing) add(f rawFrame, data []byte) {
+	if len(r.metas) == 0 {
+		return
+	}
+	if len(data) > len(r.arena) {
+		data = data[:len(r.arena)]
+	}
+	if r.head+len(data) > len(r.arena) {
+		// Wrap. The frames after head (written before those at the
+		// start) are the oldest; forget them so that the frames
+		// overwritten next are always the oldest ones.
+		old := r.head
+		r.head = 0
+		for r.n > 0 && r.metas[r.start].off >= old {
+			r.start = (r.start + 1) % len(r.metas)
+			r.n--
+		}
+	}
+	f.off, f.len = r.head, len(data)
+	copy(r.arena[r.head:], data)
+	end := r.head + len(data)
+	r.head = end
+	// Forget older frames whose bytes were overwritten.
+	for r.n > 0 {
+		o := &r.metas[r.start]
+		// (An empty frame at the front goes too: it holds nothing.)
+		if o.len == 0 || (o.off < end && f.off < o.off+o.len) {
+			r.start = (r.start + 1) % len(r.metas)
+			r.n--
+			continue
+		}
+		break
+	}
+	i := (r.start + r.n) % len(r.metas)
+	if r.n == len(r.metas) {
+		r.start = (r.start + 1) % len(r.metas)
+	} else {
+		r.n++
+	}
+	r.metas[i] = f
+}
+
+// last returns copies of up to the last n frames (all when n <= 0),
+// oldest first.
+func (r *frameRing) last(n int) []rawFrame {
+	if n <= 0 || n > r.n {
+		n = r.n
+	}
+	out := make([]rawFrame, n)
+	for i := range n {
+		f := r.metas[(r.start+r.n-n+i)%len(r.metas)]
+		f.data = append([]byte(nil), r.arena[f.off:f.off+f.len]...)
+		out[i] = f
+	}
+	return out
+}

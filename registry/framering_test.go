@@ -1,0 +1,61 @@
+package registry
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestFrameRingKeepsIntactFrames(t *testing.T) {
+	for seed := range uint64(5) {
+		testFrameRing(t, seed)
+	}
+}
+
+func testFrameRing(t *testing.T, seed uint64) {
+	r := newFrameRing(50, 4096)
+	rnd := rand.New(rand.NewPCG(seed, 2))
+	var written [][]byte
+	for i := range 5000 {
+		n := rnd.IntN(600)
+		if i%97 == 0 {
+			n = 5000 // larger than the arena: kept truncated
+		}
+		data := bytes.Repeat([]byte{byte(i)}, n)
+		copy(data, fmt.Sprintf("#%d#", i))
+		r.add(rawFrame{event: fmt.Sprint(i), wireSize: n}, data)
+		written = append(written, data)
+		got := r.last(0)
+		if len(got) == 0 {
+			t.Fatalf("frame %d: nothing kept", i)
+		}
+		if got[len(got)-1].event != fmt.Sprint(i) {
+			t.Fatalf("frame %d: newest kept is %s", i, got[len(got)-1].event)
+		}
+		prev := -1
+		for _, f := range got {
+			var k int
+			fmt.Sscan(f.event, &k)
+			if k <= prev {
+				t.Fatalf("frames out of order: %d after %d", k, prev)
+			}
+			prev = k
+			want := written[k]
+			if len(want) > 4096 {
+				want = want[:4096]
+			}
+			if !bytes.Equal(f.data, want) || f.wireSize != len(written[k]) {
+				t.Fatalf("frame %d corrupted (len %d, want %d) at step %d: got %q want %q", k, len(f.data), len(want), i, f.data[:min(10, len(f.data))], want[:min(10, len(want))])
+			}
+		}
+	}
+	if got := r.last(3); len(got) != 3 {
+		t.Fatalf("last(3) gave %d", len(got))
+	}
+	var empty frameRing
+	empty.add(rawFrame{}, []byte("x"))
+	if len(empty.last(0)) != 0 {
+		t.Fatal("disabled ring kept a frame")
+	}
+}
