@@ -504,8 +504,16 @@ func (m *Model) openTrackForm(c registry.ChannelInfo) tea.Cmd {
 	if user == "" {
 		user = "me"
 	}
+	intro := "on " + c.Name.String()
+	if c.Config.PresenceKey != "" {
+		user = c.Config.PresenceKey
+		intro += " (presence key " + c.Config.PresenceKey + ")"
+	} else {
+		intro += " — joined without a presence key, so the server keys you by a random id; :join presence " +
+			c.Name.Entity() + " --as <user> joins with yours"
+	}
 	name := c.Name
-	m.form = newForm(m.st, "Track presence", "on "+name.String(), func(v []string) (tea.Cmd, error) {
+	m.form = newForm(m.st, "Track presence", intro, func(v []string) (tea.Cmd, error) {
 		id := strings.TrimSpace(v[0])
 		if id == "" {
 			return nil, errors.New("user id is empty")

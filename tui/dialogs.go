@@ -85,8 +85,10 @@ func (f *form) update(msg tea.Msg) tea.Cmd {
 func (f *form) view(st *theme.Styles, w int) []string {
 	inner := w - 4
 	var body []string
-	if f.intro != "" {
-		body = append(body, st.Muted.Render(truncText(f.intro, inner)))
+	for _, l := range wrapText(f.intro, inner) {
+		if l != "" {
+			body = append(body, st.Muted.Render(l))
+		}
 	}
 	for i, fl := range f.fields {
 		lp := st.Dialog.Label
