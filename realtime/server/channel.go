@@ -25,6 +25,8 @@ type channel struct {
 	joined   time.Time
 	bindings []json.RawMessage
 	pg       []binding
+	// changeBindings are the bindings for Config.Changes.
+	changeBindings []ChangeBinding
 
 	// guarded by c.mu
 	presenceKey     string
@@ -34,6 +36,8 @@ type channel struct {
 	stopExpiry      func() bool
 	presenceCalls   int
 	presenceReset   time.Time
+	changes         ChangeSubscription // Config.Changes subscription
+	changeGen       int                // invalidates older attempts
 }
 
 // handleJoin answers phx_join. A join of a topic already joined on this
@@ -155,6 +159,11 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		return
 	}
 	switch {
+	case s.cfg.Changes != nil && len(cfg.bindings) > 0:
+		// The database decides: "Subscribed to PostgreSQL" once changes
+		// really flow, or the reasons it cannot.
+		ch.changeBindings = changeBindings(cfg.bindings, ids)
+		c.subscribeChangesLocked(ch)
 	case pgErr != nil:
 		c.sendSystem(ch, "postgres_changes", protocol.StatusError, filterErrPrefix+pgErr.Error())
 	case len(cfg.bindings) > 0:
@@ -228,6 +237,7 @@ func (c *conn) removeChannelLocked(ch *channel) {
 		return
 	}
 	delete(c.channels, ch.topic)
+	ch.closeChangesLocked()
 	if ch.stopExpiry != nil {
 		ch.stopExpiry()
 		ch.stopExpiry = nil
@@ -429,7 +439,12 @@ func (c *conn) handleAccessToken(ch *channel, m *protocol.Message) {
 		c.shutdownLocked(ch, "You no longer have permission to read from this Channel topic: "+ch.sub)
 		return
 	}
+	old := ch.claims
 	ch.token, ch.claims = token, claims
 	c.log.Debug("Channel token refreshed", logKeyTopic, ch.topic, "token", MaskToken(token))
+	if len(ch.changeBindings) > 0 && (old.Role != claims.Role || old.Sub != claims.Sub) {
+		// As Supabase: the subscription is re-created with the new claims.
+		c.subscribeChangesLocked(ch)
+	}
 	c.scheduleExpiryLocked(ch)
 }

@@ -68,6 +68,11 @@ type Config struct {
 	// Supabase.
 	MaxFrameSize int
 
+	// Changes, when set, feeds postgres_changes bindings from a database
+	// (see ChangeSource); nil keeps the embedded behaviour: bindings are
+	// accepted at once and only EmitChange produces changes.
+	Changes ChangeSource
+
 	// ReadBufferSize is the per-connection read buffer. Default 1024;
 	// larger messages are read straight into their own buffers.
 	ReadBufferSize int

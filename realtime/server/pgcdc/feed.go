@@ -660,9 +660,20 @@ func (f *Feed) Close() error {
 	f.wg.Wait()
 	var err error
 	if f.cfg.Slot != "" && f.cfg.DropSlot {
+		// The walsender of our connection may still be exiting: retry
+		// while the slot is "active".
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, derr := f.pool.Exec(ctx, "select pg_drop_replication_slot($1)", f.cfg.Slot); derr != nil {
-			err = fmt.Errorf("pgcdc: drop slot %s: %w", f.cfg.Slot, derr)
+		for {
+			_, derr := f.pool.Exec(ctx, "select pg_drop_replication_slot($1)", f.cfg.Slot)
+			var pgErr *pgconn.PgError
+			if derr != nil && errors.As(derr, &pgErr) && pgErr.Code == "55006" && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			if derr != nil {
+				err = fmt.Errorf("pgcdc: drop slot %s: %w", f.cfg.Slot, derr)
+			}
+			break
 		}
 		cancel()
 	}

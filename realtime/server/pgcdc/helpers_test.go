@@ -26,7 +26,7 @@ const wait = 20 * time.Second
 func setupRoles(t testing.TB, db *pgtest.DB) {
 	t.Helper()
 	for _, r := range []string{"anon", "authenticated", "service_role"} {
-		err := db.TryExec(fmt.Sprintf(`do $$ begin create role %s nologin; exception when duplicate_object then null; end $$`, r))
+		err := db.TryExec(fmt.Sprintf(`do $$ begin create role %s nologin; exception when duplicate_object or unique_violation then null; end $$`, r))
 		if err != nil && !strings.Contains(err.Error(), "already exists") {
 			t.Fatal(err)
 		}

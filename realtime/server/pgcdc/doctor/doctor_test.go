@@ -17,8 +17,8 @@ func TestMain(m *testing.M) { pgtest.Main(m, pg) }
 // healthy is a table every check passes for: in the publication, replica
 // identity full, RLS letting a user see their own rows.
 const healthy = `
-do $$ begin create role anon nologin; exception when duplicate_object then null; end $$;
-do $$ begin create role authenticated nologin; exception when duplicate_object then null; end $$;
+do $$ begin create role anon nologin; exception when duplicate_object or unique_violation then null; end $$;
+do $$ begin create role authenticated nologin; exception when duplicate_object or unique_violation then null; end $$;
 create table todos(id int8 primary key, owner text, title text);
 alter table todos replica identity full;
 alter table todos enable row level security;
