@@ -3,6 +3,7 @@ package pgcdc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"rtm/realtime/server"
 )
@@ -29,4 +30,16 @@ func (s source) SubscribeChanges(ctx context.Context, req server.ChangeRequest) 
 		return nil, err
 	}
 	return sub, nil
+}
+
+// Unavailable is a ChangeSource for a server without a database: every
+// postgres_changes subscription is refused with reason, so the channel
+// says why no change arrives and how to get them (e.g. "PostgreSQL is
+// not installed: apt-get install postgresql").
+func Unavailable(reason string) server.ChangeSource { return unavailable(reason) }
+
+type unavailable string
+
+func (u unavailable) SubscribeChanges(context.Context, server.ChangeRequest) (server.ChangeSubscription, error) {
+	return nil, errors.New(string(u))
 }
