@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -24,6 +25,9 @@ import (
 
 	"rtm/realtime/demo"
 	"rtm/realtime/server"
+	"rtm/realtime/server/pgcdc"
+	"rtm/realtime/server/pgcdc/demodb"
+	"rtm/realtime/server/pgcdc/doctor"
 	"rtm/registry"
 	"rtm/registry/serverctl"
 	"rtm/registry/target"
@@ -35,6 +39,7 @@ import (
 type cli struct {
 	Monitor monitorCmd `cmd:"" default:"withargs" hidden:"" help:"Open the terminal UI (the default when no command is given)."`
 	Serve   serveCmd   `cmd:"" help:"Run the embedded Supabase-compatible Realtime server."`
+	Doctor  doctorCmd  `cmd:"" help:"Why do my postgres_changes not arrive? Check a table against everything Realtime needs."`
 	Version versionCmd `cmd:"" help:"Print rtm's version."`
 	Help    helpCmd    `cmd:"" help:"Show help for rtm or for a command."`
 }
@@ -367,6 +372,10 @@ type serveCmd struct {
 	ConnectErrorDelay time.Duration `default:"0s" help:"Delay refused upgrades (Supabase: 2s)."`
 	OutboundQueue     int           `default:"1024" help:"Frames queued per socket before it is dropped as a slow consumer."`
 	LogLevel          string        `default:"info" enum:"debug,info,warn,error" help:"Log level (logs go to stderr; tokens are masked)."`
+
+	DB          string `name:"db" env:"RTM_DB" help:"PostgreSQL URL whose changes feed postgres_changes (logical replication), or \"auto\" for a private demo database (needs PostgreSQL's binaries)."`
+	Publication string `default:"supabase_realtime" help:"Publication to stream (created when missing)."`
+	Slot        string `help:"Named replication slot (kept across restarts); empty uses a temporary slot."`
 }
 
 // Run serves until the context ends, then shuts down gracefully.
@@ -379,8 +388,15 @@ func (c serveCmd) Run(env *runEnv) error {
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	changes, dbLine, closeDB, err := openChanges(env.ctx, c.DB, c.Publication, c.Slot, logger)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer closeDB()
 	srv, err := server.New(server.Config{
 		JWTSecret: []byte(secret),
+		Changes:   changes,
 		Limits: server.Limits{
 			Off:                        c.Limits == "off",
 			MaxChannelsPerClient:       c.MaxChannelsPerClient,
@@ -392,7 +408,7 @@ func (c serveCmd) Run(env *runEnv) error {
 			ClientPresenceWindow:       c.ClientPresenceWindow,
 			MaxPayloadSizeKB:           c.MaxPayloadSizeKB,
 		},
-		Logger:            slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level})),
+		Logger:            logger,
 		IdleTimeout:       c.IdleTimeout,
 		JoinErrorDelay:    c.JoinErrorDelay,
 		ConnectErrorDelay: c.ConnectErrorDelay,
@@ -425,12 +441,108 @@ service_role key: %s
  publishable key: %s
       secret key: %s
           limits: %s
+        database: %s
 
 Press Ctrl+C to stop.
 `, srv.URL(), srv.Addr(), srv.URL(), srv.URL(), secretLine, srv.AnonKey(), srv.ServiceRoleKey(),
-		srv.PublishableKey(), srv.SecretKey(), limits)
+		srv.PublishableKey(), srv.SecretKey(), limits, dbLine)
 	<-env.ctx.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return srv.Shutdown(ctx)
+}
+
+// openChanges opens the change feed of `--db`: a URL, "auto" (a private
+// demo database, or, without PostgreSQL's binaries, a source that tells
+// every subscription why), or "" (none: changes only from EmitChange). It
+// returns the source, a line for the banner and a function that closes
+// everything.
+func openChanges(ctx context.Context, db, publication, slot string, log *slog.Logger) (server.ChangeSource, string, func(), error) {
+	nothing := func() {}
+	if db == "" {
+		return nil, "none (postgres_changes only from the Go API; --db <url> or --db auto for real changes)", nothing, nil
+	}
+	var auto *demodb.Auto
+	if db == "auto" {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		a, err := demodb.Start(sctx, log)
+		cancel()
+		if err != nil {
+			reason := fmt.Sprintf("No database: rtm could not start its demo PostgreSQL (%v)", err)
+			log.Warn("--db auto: no demo database", "err", err)
+			return pgcdc.Unavailable(reason), "unavailable: " + err.Error(), nothing, nil
+		}
+		auto, db = a, a.URL
+	}
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	feed, err := pgcdc.Open(octx, pgcdc.Config{URL: db, Publication: publication, Slot: slot, Logger: log})
+	cancel()
+	if err != nil {
+		if auto != nil {
+			_ = auto.Close()
+		}
+		return nil, "", nothing, err
+	}
+	closeAll := func() {
+		_ = feed.Close()
+		if auto != nil {
+			_ = auto.Close()
+		}
+	}
+	line := fmt.Sprintf("%s (publication %s)", maskURL(db), feed.Publication())
+	if auto != nil {
+		line = fmt.Sprintf("demo PostgreSQL %s (publication %s; tables public.project, public.task)", maskURL(db), feed.Publication())
+	}
+	return feed.Source(), line, closeAll, nil
+}
+
+// maskURL hides a database URL's password.
+func maskURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// doctorCmd runs the postgres_changes doctor (package
+// realtime/server/pgcdc/doctor) and exits 1 when a check is red.
+type doctorCmd struct {
+	DB          string        `name:"db" env:"DATABASE_URL" required:"" help:"PostgreSQL URL."`
+	Table       string        `required:"" help:"Table to check: schema.table or table (schema public)."`
+	As          string        `default:"anon" help:"Subscriber: a role (anon, authenticated), role:user-id (e.g. authenticated:8f2c...), or a JWT."`
+	Filter      string        `help:"The binding's filter, e.g. id=eq.1."`
+	Event       string        `default:"*" enum:"*,INSERT,UPDATE,DELETE" help:"The binding's event."`
+	Publication string        `default:"supabase_realtime" help:"Publication Realtime streams."`
+	MaxSlotLag  int64         `default:"67108864" help:"Retained WAL (bytes) above which a replication slot is reported."`
+	Timeout     time.Duration `default:"20s" help:"Bound on the whole check."`
+}
+
+// Run prints one line per check.
+func (c doctorCmd) Run(env *runEnv) error {
+	r, err := doctor.Run(env.ctx, doctor.Options{URL: c.DB, Table: c.Table, As: c.As, Filter: c.Filter, Event: c.Event,
+		Publication: c.Publication, MaxSlotLag: c.MaxSlotLag, Timeout: c.Timeout})
+	if err != nil {
+		return err
+	}
+	color := os.Getenv("NO_COLOR") == ""
+	if f, ok := env.stdout.(*os.File); !ok || !isTerminal(f) {
+		color = false
+	}
+	if err := r.Write(env.stdout, color); err != nil {
+		return err
+	}
+	if !r.OK() {
+		return errDoctorFailed
+	}
+	return nil
+}
+
+// errDoctorFailed makes rtm exit 1 after a red check (already printed).
+var errDoctorFailed = errors.New("doctor: some checks failed")
+
+// isTerminal reports whether f is a character device.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
