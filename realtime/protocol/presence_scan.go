@@ -17,81 +17,184 @@ import (
 // It is the fast path of a client applying large states: no reflection,
 // one allocation per key and one per key's metas slice.
 func ScanPresenceState(data []byte, fn func(key string, metas []PresenceMeta) error) error {
-	s := scanner{data: data}
-	if s.peek() != '{' {
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' {
 		return fmt.Errorf("%w: presence state must be a JSON object", ErrMalformed)
 	}
-	err := s.objectFields(func(key string) error {
-		if s.peek() != '{' {
-			return fmt.Errorf("%w: presence entry %q is not an object", ErrMalformed, key)
+	i, err := scanPresenceObject(data, i, 0, fn)
+	if err != nil {
+		return err
+	}
+	if i = skipWS(data, i); i < len(data) {
+		return syntaxError(i, "trailing data")
+	}
+	return nil
+}
+
+// ScanPresenceDiff reads a presence_diff payload {"joins":{...},"leaves":{...}}
+// in one pass, calling join for each key of "joins" and leave for each key
+// of "leaves", in the order of the JSON (phoenix applies all joins before
+// all leaves: buffer them). Absent or null parts have no keys; other
+// members are ignored. Validation and aliasing are those of
+// [ScanPresenceState].
+func ScanPresenceDiff(data []byte, join, leave func(key string, metas []PresenceMeta) error) error {
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return fmt.Errorf("%w: presence diff must be a JSON object", ErrMalformed)
+	}
+	i, err := scanMembers(data, i, func(key []byte, escaped bool, i int) (int, error) {
+		var fn func(string, []PresenceMeta) error
+		switch {
+		case keyIs(key, escaped, "joins"):
+			fn = join
+		case keyIs(key, escaped, "leaves"):
+			fn = leave
+		default:
+			return fastValue(data, i, 1)
+		}
+		if i < len(data) && data[i] == 'n' {
+			return fastLiteral(data, i, "null")
+		}
+		if i >= len(data) || data[i] != '{' {
+			return i, fmt.Errorf("%w: presence diff part is not an object", ErrMalformed)
+		}
+		return scanPresenceObject(data, i, 1, fn)
+	})
+	if err != nil {
+		return err
+	}
+	if i = skipWS(data, i); i < len(data) {
+		return syntaxError(i, "trailing data")
+	}
+	return nil
+}
+
+// scanMembers iterates over the members of the object at d[i] == '{',
+// calling fn with each raw key and the index of its value (after space);
+// fn returns the index after the value.
+func scanMembers(d []byte, i int, fn func(key []byte, escaped bool, i int) (int, error)) (int, error) {
+	i = skipWS(d, i+1)
+	if i < len(d) && d[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(d) || d[i] != '"' {
+			return i, syntaxError(i, "want string")
+		}
+		end, ks, ke, esc, err := fastString(d, i)
+		if err != nil {
+			return end, err
+		}
+		if i, err = expectByte(d, end, ':'); err != nil {
+			return i, err
+		}
+		if i, err = fn(d[ks:ke], esc, skipWS(d, i)); err != nil {
+			return i, err
+		}
+		i = skipWS(d, i)
+		if i >= len(d) {
+			return i, syntaxError(i, "want ',' or '}' in object")
+		}
+		switch d[i] {
+		case ',':
+			i = skipWS(d, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return i, syntaxError(i, "want ',' or '}' in object")
+		}
+	}
+}
+
+// keyString returns an object key as a string.
+func keyString(raw []byte, escaped bool) (string, error) {
+	if !escaped {
+		return string(raw), nil
+	}
+	return unescape(raw)
+}
+
+// scanPresenceObject reads {"<key>":{"metas":[...]},...} at d[i] == '{'
+// (nested depth deep in its frame).
+func scanPresenceObject(d []byte, i, depth int, fn func(key string, metas []PresenceMeta) error) (int, error) {
+	return scanMembers(d, i, func(rawKey []byte, escaped bool, i int) (int, error) {
+		key, err := keyString(rawKey, escaped)
+		if err != nil {
+			return i, err
+		}
+		if i >= len(d) || d[i] != '{' {
+			return i, fmt.Errorf("%w: presence entry %q is not an object", ErrMalformed, key)
 		}
 		var metas []PresenceMeta
-		err := s.objectFields(func(field string) error {
-			if field != "metas" {
-				_, err := s.value()
-				return err
+		i, err = scanMembers(d, i, func(field []byte, fesc bool, i int) (int, error) {
+			if !keyIs(field, fesc, "metas") {
+				return fastValue(d, i, depth+2)
 			}
-			if s.peek() != '[' {
-				return fmt.Errorf("%w: metas of presence %q are not an array", ErrMalformed, key)
+			if i >= len(d) || d[i] != '[' {
+				return i, fmt.Errorf("%w: metas of presence %q are not an array", ErrMalformed, key)
 			}
 			metas = metas[:0]
-			s.pos++
-			if s.peek() == ']' {
-				s.pos++
-				return nil
+			i = skipWS(d, i+1)
+			if i < len(d) && d[i] == ']' {
+				return i + 1, nil
 			}
 			for {
-				m, err := s.presenceMeta()
-				if err != nil {
-					return err
+				var m PresenceMeta
+				var err error
+				if m, i, err = scanMeta(d, i, depth+3); err != nil {
+					return i, err
 				}
 				metas = append(metas, m)
-				switch s.peek() {
+				i = skipWS(d, i)
+				if i >= len(d) {
+					return i, syntaxError(i, "want ',' or ']' in array")
+				}
+				switch d[i] {
 				case ',':
-					s.pos++
+					i = skipWS(d, i+1)
 				case ']':
-					s.pos++
-					return nil
+					return i + 1, nil
 				default:
-					return s.errorf("want ',' or ']' in array")
+					return i, syntaxError(i, "want ',' or ']' in array")
 				}
 			}
 		})
 		if err != nil {
-			return err
+			return i, err
 		}
-		return fn(key, metas)
+		return i, fn(key, metas)
 	})
-	if err != nil {
-		return err
-	}
-	return s.end()
 }
 
-// presenceMeta reads one meta object at the current position.
-func (s *scanner) presenceMeta() (PresenceMeta, error) {
+// scanMeta reads one meta object at d[i].
+func scanMeta(d []byte, i, depth int) (PresenceMeta, int, error) {
 	var m PresenceMeta
-	if s.peek() != '{' {
-		return m, fmt.Errorf("%w: presence meta is not an object", ErrMalformed)
+	if i >= len(d) || d[i] != '{' {
+		return m, i, fmt.Errorf("%w: presence meta is not an object", ErrMalformed)
 	}
-	start := s.pos
-	err := s.objectFields(func(key string) error {
-		var err error
-		switch key {
-		case "phx_ref":
-			m.Ref, _, err = s.stringOrNull()
-		case "phx_ref_prev":
-			m.PrevRef, _, err = s.stringOrNull()
+	start := i
+	end, err := scanMembers(d, i, func(key []byte, escaped bool, i int) (int, error) {
+		var dst *string
+		switch {
+		case keyIs(key, escaped, "phx_ref"):
+			dst = &m.Ref
+		case keyIs(key, escaped, "phx_ref_prev"):
+			dst = &m.PrevRef
 		default:
-			_, err = s.value()
+			return fastValue(d, i, depth+1)
 		}
-		return err
+		v, end, err := refAt(d, i, "phx_ref")
+		if err != nil {
+			return end, fmt.Errorf("presence meta: %w", err)
+		}
+		*dst = string(v)
+		return end, nil
 	})
 	if err != nil {
-		return PresenceMeta{}, fmt.Errorf("presence meta: %w", err)
+		return PresenceMeta{}, end, err
 	}
-	m.Raw = s.data[start:s.pos:s.pos]
-	return m, nil
+	m.Raw = d[start:end:end]
+	return m, end, nil
 }
 
 // SplitPresenceDiff returns the raw "joins" and "leaves" objects of a

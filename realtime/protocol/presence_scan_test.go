@@ -65,6 +65,75 @@ func TestSplitPresenceDiff(t *testing.T) {
 	}
 }
 
+// checkDiffMatchesSplit asserts that ScanPresenceDiff reads exactly what
+// SplitPresenceDiff and ScanPresenceState read.
+func checkDiffMatchesSplit(t *testing.T, data []byte) {
+	t.Helper()
+	var gotJ, gotL []scannedEntry
+	errDiff := ScanPresenceDiff(data,
+		func(k string, m []PresenceMeta) error { gotJ = append(gotJ, scannedEntry{k, m}); return nil },
+		func(k string, m []PresenceMeta) error { gotL = append(gotL, scannedEntry{k, m}); return nil })
+	j, l, err := SplitPresenceDiff(data)
+	var wantJ, wantL []scannedEntry
+	if err == nil && j != nil {
+		wantJ, err = scanAll(j)
+	}
+	if err == nil && l != nil {
+		wantL, err = scanAll(l)
+	}
+	if errDiff != nil {
+		return // stricter (nesting) is fine
+	}
+	if err != nil {
+		t.Fatalf("%q: ScanPresenceDiff accepted what Split+Scan refuse: %v", data, err)
+	}
+	// Split keeps the last "joins"/"leaves"; the one-pass scan reports all.
+	last := func(all []scannedEntry, part []byte) []scannedEntry {
+		if part == nil {
+			return nil
+		}
+		n := 0
+		_ = ScanPresenceState(part, func(string, []PresenceMeta) error { n++; return nil })
+		return all[len(all)-n:]
+	}
+	for _, c := range []struct {
+		got, want []scannedEntry
+		part      []byte
+	}{{gotJ, wantJ, j}, {gotL, wantL, l}} {
+		g := last(c.got, c.part)
+		if len(g) != len(c.want) {
+			t.Fatalf("%q: %d entries, want %d", data, len(g), len(c.want))
+		}
+		for i := range g {
+			if g[i].key != c.want[i].key || len(g[i].metas) != len(c.want[i].metas) {
+				t.Fatalf("%q: entry %d %+v want %+v", data, i, g[i], c.want[i])
+			}
+			for k := range g[i].metas {
+				if g[i].metas[k].Ref != c.want[i].metas[k].Ref || !bytes.Equal(g[i].metas[k].Raw, c.want[i].metas[k].Raw) {
+					t.Fatalf("%q: meta differs", data)
+				}
+			}
+		}
+	}
+}
+
+func TestScanPresenceDiff(t *testing.T) {
+	for _, d := range []string{
+		`{"joins":{"a":{"metas":[{"phx_ref":"1"}]}},"leaves":{"b":{"metas":[{"phx_ref":"2","x":[1,{"y":null}]}]}}}`,
+		`{"leaves":{},"joins":null,"other":[1]}`, `{}`, `{"joins":{"a":{"metas":[]}},"joins":{"b":{"metas":[]}}}`,
+	} {
+		checkDiffMatchesSplit(t, []byte(d))
+		if err := ScanPresenceDiff([]byte(d), func(string, []PresenceMeta) error { return nil }, func(string, []PresenceMeta) error { return nil }); err != nil {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	for _, bad := range []string{`null`, `{"joins":1}`, `{"joins":{"a":{"metas":[1]}}}`, `{"leaves":{"a":{"metas":[{"phx_ref":2}]}}}`, `{} x`, `{"joins":{}`} {
+		if err := ScanPresenceDiff([]byte(bad), func(string, []PresenceMeta) error { return nil }, func(string, []PresenceMeta) error { return nil }); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
 func BenchmarkScanPresenceState10k(b *testing.B) {
 	var sb strings.Builder
 	sb.WriteByte('{')
@@ -128,12 +197,6 @@ func FuzzScanPresenceState(f *testing.F) {
 				}
 			}
 		}
-		if j, l, err := SplitPresenceDiff(data); err == nil {
-			for _, part := range [][]byte{j, l} {
-				if part != nil && !json.Valid(part) {
-					t.Fatalf("invalid part %q", part)
-				}
-			}
-		}
+		checkDiffMatchesSplit(t, data)
 	})
 }
