@@ -93,7 +93,6 @@ func defaultSettings() map[string]string {
 		"max_wal_senders":       "20",
 		"max_connections":       "100",
 		"fsync":                 "off",
-		"synchronous_commit":    "off",
 		"full_page_writes":      "off",
 		"shared_buffers":        "32MB",
 		"listen_addresses":      "127.0.0.1",
