@@ -6,7 +6,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"rtm/realtime/server/pgcdc"
 	"rtm/realtime/server/pgcdc/pgcluster"
 )
 
@@ -51,4 +53,33 @@ func TestOpenChangesWithoutDB(t *testing.T) {
 	if got := maskURL("postgres://u:secret@h:5432/db"); strings.Contains(got, "secret") {
 		t.Errorf("maskURL %s", got)
 	}
+}
+
+// --db auto starts the demo database; Close removes it.
+func TestOpenFeedAuto(t *testing.T) {
+	if err := pgcluster.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	f, err := openFeed(context.Background(), "auto", "supabase_realtime", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Source == nil || f.DemoURL == "" || !strings.Contains(f.Line, "public.project") || strings.Contains(f.Line, f.DemoURL) {
+		t.Errorf("feed %+v", f)
+	}
+	f.Close()
+	// The demo server is gone.
+	if err := pgcdcProbe(f.DemoURL); err == nil {
+		t.Error("the demo database still answers after Close")
+	}
+}
+
+func pgcdcProbe(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := pgcdc.Probe(ctx, url, "supabase_realtime")
+	return err
 }

@@ -452,12 +452,40 @@ Press Ctrl+C to stop.
 	return srv.Shutdown(ctx)
 }
 
+// changeFeed is what openChanges opened.
+type changeFeed struct {
+	// Source is server.Config.Changes (nil without --db).
+	Source server.ChangeSource
+	// Line describes the database for a banner (password masked).
+	Line string
+	// DemoURL is the demo database's URL with --db auto (for
+	// demodb.NewWriter), else "".
+	DemoURL string
+	// Close stops the feed and the demo database.
+	Close func()
+}
+
+// openFeed is openChanges returning a changeFeed (for the TUI's embedded
+// mode and rtm serve).
+func openFeed(ctx context.Context, db, publication, slot string, log *slog.Logger) (changeFeed, error) {
+	var demoURL string
+	src, line, closeFn, err := openChangesDemo(ctx, db, publication, slot, log, &demoURL)
+	return changeFeed{Source: src, Line: line, DemoURL: demoURL, Close: closeFn}, err
+}
+
 // openChanges opens the change feed of `--db`: a URL, "auto" (a private
 // demo database, or, without PostgreSQL's binaries, a source that tells
 // every subscription why), or "" (none: changes only from EmitChange). It
 // returns the source, a line for the banner and a function that closes
 // everything.
 func openChanges(ctx context.Context, db, publication, slot string, log *slog.Logger) (server.ChangeSource, string, func(), error) {
+	return openChangesDemo(ctx, db, publication, slot, log, nil)
+}
+
+func openChangesDemo(ctx context.Context, db, publication, slot string, log *slog.Logger, demoURL *string) (server.ChangeSource, string, func(), error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	nothing := func() {}
 	if db == "" {
 		return nil, "none (postgres_changes only from the Go API; --db <url> or --db auto for real changes)", nothing, nil
@@ -473,6 +501,9 @@ func openChanges(ctx context.Context, db, publication, slot string, log *slog.Lo
 			return pgcdc.Unavailable(reason), "unavailable: " + err.Error(), nothing, nil
 		}
 		auto, db = a, a.URL
+		if demoURL != nil {
+			*demoURL = a.URL
+		}
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	feed, err := pgcdc.Open(octx, pgcdc.Config{URL: db, Publication: publication, Slot: slot, Logger: log})
