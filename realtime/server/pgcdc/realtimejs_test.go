@@ -222,3 +222,48 @@ func TestRealtimeJSInvalidBindings(t *testing.T) {
 		c.Disconnect(t, 0, "")
 	}
 }
+
+// A new token with another subject re-creates the subscription with the
+// new claims: the channel then sees the new user's rows.
+func TestRealtimeJSTokenChangeResubscribes(t *testing.T) {
+	t.Parallel()
+	e := newJSEnv(t, rlsSchema, "notes")
+	ch := e.channel("alice", e.srv.UserToken(t, "alice", time.Hour, nil), "notes",
+		map[string]any{"event": "INSERT", "schema": "public", "table": "notes"})
+	mark := e.d.Mark()
+	ch.Client.SetAuth(t, e.srv.UserToken(t, "bob", time.Hour, nil))
+	sys := ch.Await(t, wait, jsharness.Match{Kind: jsharness.KindSystem, After: mark})
+	wantJSON(t, "system message after the new token", json.RawMessage(sys.Payload),
+		`{"extension":"postgres_changes","status":"ok","message":"Subscribed to PostgreSQL","channel":"notes"}`)
+	mark = e.d.Mark()
+	e.db.Exec(t, `insert into notes values (1, 'alice', 'for alice')`)
+	e.db.Exec(t, `insert into notes values (2, 'bob', 'for bob')`)
+	got := e.changes(ch, mark, 1)
+	wantJSON(t, "the channel now sees bob's row", decodeCallback(t, got[0]).New, `{"id":2,"owner":"bob","body":"for bob"}`)
+	mark2 := e.d.Mark()
+	e.db.Exec(t, `insert into notes values (3, 'everyone', 'fence')`)
+	e.changes(ch, mark2, 1)
+	if n := len(e.d.Events(jsharness.Match{Kind: jsharness.KindPostgresChanges, After: mark})); n != 2 {
+		t.Errorf("%d changes, want bob's row and the fence", n)
+	}
+}
+
+// Without a database (--db auto on a machine without PostgreSQL), the
+// subscription channel says why.
+func TestRealtimeJSNoDatabase(t *testing.T) {
+	t.Parallel()
+	srv := servertest.New(t, servertest.WithConfig(func(c *server.Config) {
+		c.Changes = Unavailable("No database: rtm could not start its demo PostgreSQL (apt-get install postgresql)")
+	}))
+	d := jsharness.Start(t)
+	c := d.NewClient(t, "a", jsharness.Endpoint(srv.URL), jsharness.ClientOptions{APIKey: srv.AnonKey(), HeartbeatIntervalMs: 2000})
+	ch := c.Channel(t, "p", "subscription:project:456", nil).
+		On(t, "postgres_changes", map[string]any{"event": "*", "schema": "public", "table": "project", "filter": "id=eq.456"}).
+		On(t, "system", nil)
+	mark := d.Mark()
+	ch.Subscribe(t, 0)
+	ch.AwaitStatus(t, wait, mark, "SUBSCRIBED")
+	sys := ch.Await(t, wait, jsharness.Match{Kind: jsharness.KindSystem, After: mark})
+	wantJSON(t, "system message", json.RawMessage(sys.Payload),
+		`{"extension":"postgres_changes","status":"error","message":"No database: rtm could not start its demo PostgreSQL (apt-get install postgresql)","channel":"subscription:project:456"}`)
+}
