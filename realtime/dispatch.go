@@ -168,8 +168,19 @@ func (s *Socket) postgresChangeLocked(ch *Channel, f *protocol.ServerFrame, at t
 	ch.emit(Event{Type: EventPostgresChange, Time: at, Channel: ch, Change: &PostgresChange{Bindings: matched, IDs: pc.IDs, ChangeData: pc.Data}})
 }
 
+// emitPresence delivers presence events: joins and leaves may be dropped
+// for a slow consumer like other stream events, syncs never are (the
+// state itself is always complete in [Channel.Presence]).
 func (ch *Channel) emitPresence(events []PresenceEvent, at time.Time) {
+	if ch.q == nil {
+		return
+	}
 	for i := range events {
-		ch.emit(Event{Type: EventPresence, Time: at, Channel: ch, Presence: &events[i]})
+		ev := Event{Type: EventPresence, Time: at, Channel: ch, Presence: &events[i]}
+		if events[i].Kind == PresenceSync {
+			ch.q.push(ev, true)
+		} else {
+			ch.emit(ev)
+		}
 	}
 }

@@ -100,16 +100,18 @@ type presenceSet struct {
 	metas [][]PresenceMeta
 }
 
+func (ps *presenceSet) add(key string, metas []PresenceMeta) error {
+	if ps.keys == nil {
+		ps.keys, ps.metas = make([]string, 0, 4), make([][]PresenceMeta, 0, 4)
+	}
+	ps.keys = append(ps.keys, key)
+	ps.metas = append(ps.metas, metas)
+	return nil
+}
+
 func parsePresenceSet(data []byte) (presenceSet, error) {
 	var ps presenceSet
-	if data == nil {
-		return ps, nil
-	}
-	err := protocol.ScanPresenceState(data, func(key string, metas []PresenceMeta) error {
-		ps.keys = append(ps.keys, key)
-		ps.metas = append(ps.metas, metas)
-		return nil
-	})
+	err := protocol.ScanPresenceState(data, ps.add)
 	return ps, err
 }
 
@@ -192,17 +194,13 @@ func (p *Presence) applyDiff(payload []byte, joinRef string) (events []PresenceE
 }
 
 func (p *Presence) applyDiffDataLocked(data []byte, events []PresenceEvent) ([]PresenceEvent, error) {
-	j, l, err := protocol.SplitPresenceDiff(data)
+	var joins, leaves presenceSet
+	err := protocol.ScanPresenceDiff(data, joins.add, leaves.add)
 	if err != nil {
 		return events, fmt.Errorf("presence_diff: %w", err)
 	}
-	joins, err := parsePresenceSet(j)
-	if err != nil {
-		return events, fmt.Errorf("presence_diff joins: %w", err)
-	}
-	leaves, err := parsePresenceSet(l)
-	if err != nil {
-		return events, fmt.Errorf("presence_diff leaves: %w", err)
+	if events == nil {
+		events = make([]PresenceEvent, 0, len(joins.keys)+len(leaves.keys)+1)
 	}
 	return p.syncDiffLocked(joins, leaves, events), nil
 }

@@ -1,0 +1,103 @@
+// Package realtime is rtm's Go client for Supabase Realtime. On the wire it
+// behaves like @supabase/realtime-js 2.119.0 with @supabase/phoenix 0.4.5
+// (shared/PROTOCOL.md); frames are those of package realtime/protocol.
+//
+// # Socket
+//
+// [Dial] (or [NewSocket] then [Socket.Connect]) takes a project URL
+// (https://<ref>.supabase.co, http://127.0.0.1:54321) or a ws(s) URL and
+// connects to .../realtime/v1/websocket?apikey=...&vsn=2.0.0 (see
+// [EndpointURL]; serializer 1.0.0 with [Options].Vsn). A socket has one
+// reader and one writer goroutine per connection. The writer sends a
+// heartbeat every [Options].HeartbeatInterval (25 s) and measures its
+// round trip; a heartbeat not answered within one interval closes the
+// connection with 1000 "heartbeat timeout". Any loss of the connection
+// (or failed attempt) is followed by a new attempt after
+// [Options].ReconnectAfter(tries): 1, 2, 5, 10 s, then 10 s forever,
+// jittered, the count reset when a connection opens. Only [Socket.Close]
+// stops it. The [Status] (connecting, open, reconnecting, closed) and
+// every transition with its reason, attempt and delay go to
+// [Options].OnStatus; heartbeats to [Options].OnHeartbeat; counters are in
+// [Socket.Stats]. [Options].Dial makes the TCP connections, so a
+// fault-injecting net.Conn can sit under the WebSocket.
+//
+// # Channels
+//
+// [Socket.Channel] returns the channel of a topic (one per topic per
+// socket, as realtime-js), configured by [ChannelConfig]: broadcast ack
+// and self, presence key and enabled, postgres_changes bindings, private.
+// [Channel.Subscribe] joins and returns the outcome of that join: nil for
+// SUBSCRIBED, a *[JoinError] carrying the server's reason for a refused
+// join (errors.As), an error wrapping [ErrTimeout] (TIMED_OUT),
+// [ErrDisconnected], [ErrBindingMismatch] or [ErrChannelClosed]. As in
+// realtime-js, a channel then keeps itself joined: after phx_error, a
+// refused join or a join timeout it rejoins on [Options].RejoinAfter (1,
+// 2, 5, then 10 s) while the socket is connected, and every errored
+// channel rejoins, with a new join ref and the current token, when the
+// socket reconnects. A RejoinAfter returning a negative duration turns
+// the timed rejoins off: the channel stays [ChannelErrored] until
+// Subscribe is called again (a manual retry), so that a channel manager
+// can spend its own bounded attempts only while the socket is connected.
+// phx_close from the server closes the channel for good (no rejoin); so
+// does [Channel.Leave], which closes at once, without a round trip, when
+// the channel cannot push. A closed channel is removed from the socket.
+//
+// [Channel.Send] broadcasts (a binary kind-3 frame under 2.0.0, waiting
+// for the server's reply when Broadcast.Ack is set), [Channel.SendBinary]
+// sends raw bytes, [Channel.Track] and [Channel.Untrack] manage our
+// presence. They need a joined channel ([ErrNotJoined]); user pushes
+// waiting for the writer are bounded by [Options].SendBuffer
+// ([ErrSendBufferFull]). [Socket.SetAuth] pushes a new access token to
+// every joined channel when it changes and uses it for every later join;
+// [Socket.TokenExpiry] reads its exp.
+//
+// # Events, order and slow consumers
+//
+// A channel delivers [Event] values to [ChannelConfig].OnEvent: status
+// changes (SUBSCRIBED, TIMED_OUT, CLOSED, CHANNEL_ERROR with their
+// reason), broadcasts (payload kept raw, never re-encoded), presence
+// joins, leaves and syncs, postgres changes routed by the server ids of
+// the join reply to the bindings they match, and system messages
+// (including "Subscribed to PostgreSQL"). Events of a channel are
+// delivered in order on a goroutine of that channel, never on the read
+// loop; the goroutine exists only while events are waiting.
+//
+// A consumer that falls behind never blocks the reader. Each channel holds
+// at most EventBuffer (default 4096) stream events for its consumer; beyond
+// that new broadcasts, postgres changes and presence join/leave events are
+// dropped and counted ([ChannelStats].Dropped, [Stats].Drops, and a
+// warning logged at powers of two). Status events, system messages and
+// presence syncs are never dropped, and the channel's state
+// ([Channel.State], [Channel.Presence]) is maintained by the client, so it
+// is complete whatever the consumer does. The same holds for
+// [Options].OnStatus/OnHeartbeat and for the frame tap ([Options].Tap,
+// every frame in and out with direction, time, raw bytes and decoded
+// envelope; bounded by TapBuffer, drops in [Stats].TapDrops).
+//
+// # Presence
+//
+// [Presence] applies presence_state and presence_diff in place with the
+// algorithm of phoenix's Presence (diffs wait for the state of the current
+// join; a new state is synced against the old one). A diff touches only
+// the keys it names; metas slices are immutable once stored, so events
+// and readers share them without copies.
+//
+// # Bad input and memory
+//
+// Frames are decoded by [protocol.Version.ScanServer], one validating pass
+// without allocation. A malformed frame, a frame for an unknown topic or
+// with a stale join_ref, a reply for an unknown ref, a null payload or an
+// unknown event is logged and dropped (malformed ones are counted in
+// [Stats].DecodeErrors); the client never panics on input. Frames are
+// read into 64 KiB slabs and event payloads alias them: a payload a
+// consumer keeps keeps its slab alive; copy payloads kept for long.
+//
+// # Concurrency and shutdown
+//
+// Sockets, channels and presence are safe for concurrent use. Blocking
+// calls take a context first. [Socket.Close] closes the connection, closes
+// every channel (a final CLOSED event) and waits for all of the client's
+// goroutines, including the delivery of queued events: do not call it from
+// an OnEvent, OnStatus or Tap callback. Logs go to [Options].Logger
+// (log/slog); keys and tokens are never logged unmasked.
+package realtime
