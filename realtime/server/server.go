@@ -5,6 +5,14 @@
 // fault controls (drop, kick, reject joins, pause, restart) for testing
 // clients, as a Go API and under /admin/ over HTTP.
 //
+// postgres_changes: without a database, bindings are echoed with their ids
+// and answered "Subscribed to PostgreSQL" at once, and changes come only
+// from [Server.EmitChange]. With [Config].Changes (a [ChangeSource], e.g.
+// package rtm/realtime/server/pgcdc reading PostgreSQL logical
+// replication), each channel subscribes as its token's role and claims,
+// the readiness message is sent when the source proves the subscription
+// live, and refusals come back as postgres_changes system errors.
+//
 // Endpoints of [Server.Handler]:
 //
 //	GET  /realtime/v1/websocket, /socket/websocket         WebSocket (apikey, vsn)
