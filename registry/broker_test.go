@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"sync"
@@ -277,5 +278,77 @@ func TestBrokerStress(t *testing.T) {
 	streamTotal := uint64(pubs * (per - (per+2)/3))
 	if received+dropped != streamTotal || dropped != s.Dropped() {
 		t.Fatalf("received %d + dropped %d != %d (Dropped() %d)", received, dropped, streamTotal, s.Dropped())
+	}
+}
+
+func TestBrokerMessageBatches(t *testing.T) {
+	b := testBroker()
+	s := b.subscribe(context.Background(), SubscribeOptions{Buffer: 5, MessageBatches: true})
+	defer s.Close()
+	a := MustName(KindBroadcast, "doc", "a", "")
+	c := MustName(KindBroadcast, "doc", "c", "")
+	msgOn := func(n Name, i int) MessageEvent {
+		return MessageEvent{Channel: n, Direction: In, Kind: MessageBroadcast, Event: "e", Size: i}
+	}
+	for i := range 3 {
+		b.publish(msgOn(a, i))
+	}
+	b.publish(ChannelStateEvent{Channel: c, Status: StatusConnected})
+	b.publish(msgOn(c, 10))
+	b.publish(msgOn(a, 3))
+	b.publish(msgOn(a, 4)) // the 6th message: over the buffer of 5
+	got := s.Drain(nil)
+	// a's batch at the place of its first message, with all of a's
+	// messages; then c's state, then c's batch, then the drop notice.
+	if len(got) != 4 {
+		t.Fatalf("got %d events: %#v", len(got), got)
+	}
+	ba, ok := got[0].(MessageBatchEvent)
+	if !ok || ba.Channel != a || len(ba.Messages) != 4 || ba.Messages[3].Size != 3 {
+		t.Fatalf("first %#v", got[0])
+	}
+	for i, m := range ba.Messages {
+		if m.Size != i {
+			t.Fatalf("batch order: %v", ba.Messages)
+		}
+	}
+	if _, ok := got[1].(ChannelStateEvent); !ok {
+		t.Fatalf("second %#v", got[1])
+	}
+	if bc, ok := got[2].(MessageBatchEvent); !ok || bc.Channel != c || len(bc.Messages) != 1 {
+		t.Fatalf("third %#v", got[2])
+	}
+	if d, ok := got[3].(DroppedEvent); !ok || d.Count != 1 || s.Dropped() != 1 {
+		t.Fatalf("fourth %#v", got[3])
+	}
+	// The next Drain reuses the buffers: no allocation per message in
+	// the steady state.
+	allocs := testing.AllocsPerRun(100, func() {
+		for i := range 4 {
+			me := msgOn(a, i)
+			b.publishMessage(&me)
+		}
+		got = s.Drain(got[:0])
+	})
+	if allocs > 1 { // the boxed MessageBatchEvent
+		t.Fatalf("%v allocations per drain of 4 messages", allocs)
+	}
+	// A batch round-trips through JSON.
+	js, err := json.Marshal(got[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeEvent(js)
+	if err != nil || len(back.(MessageBatchEvent).Messages) != 4 {
+		t.Fatalf("decode %s: %v", js, err)
+	}
+	// Subscribers without batches get single MessageEvents.
+	plain := b.subscribe(context.Background(), SubscribeOptions{})
+	defer plain.Close()
+	b.publish(msgOn(c, 1))
+	if evs := plain.Drain(nil); len(evs) != 1 {
+		t.Fatalf("plain got %#v", evs)
+	} else if _, ok := evs[0].(MessageEvent); !ok {
+		t.Fatalf("plain got %T", evs[0])
 	}
 }

@@ -78,7 +78,7 @@ type entry struct {
 	flushing     bool
 	flushDone    chan struct{} // closed when the flush under way ends
 
-	msgs   ring[Event] // MessageEvents, boxed once for the ring and the subscribers
+	msgs   ring[MessageEvent]
 	frames frameRing
 
 	leaving chan struct{} // closed when the leave is done
@@ -1227,17 +1227,19 @@ func (m *Manager) onBroadcastLocked(e *entry, ev realtime.Event) []*bcastListene
 	m.msgsIn.Add(1)
 	e.msgsIn++
 	e.lastMsg = ev.Time
-	me := MessageEvent{Time: ev.Time, Channel: e.name, Direction: In, Kind: MessageBroadcast, Event: b.Event, Size: len(b.Payload)}
+	// Built in place in the channel's ring, copied once per subscriber.
+	var local MessageEvent
+	me := e.msgs.next()
+	if me == nil {
+		me = &local
+	}
+	*me = MessageEvent{Time: ev.Time, Channel: e.name, Direction: In, Kind: MessageBroadcast, Event: b.Event, Size: len(b.Payload)}
 	if b.Binary {
 		me.Binary = b.Payload
 	} else {
 		me.Payload = b.Payload
 	}
-	var boxed Event = me
-	e.msgs.add(boxed)
-	if m.broker.wantMessages() {
-		m.broker.publish(boxed)
-	}
+	m.broker.publishMessage(me)
 	return e.bcast
 }
 

@@ -13,8 +13,13 @@ import (
 // received: the client's event handed to onChannelEvent (counters, the
 // channel's message ring, the event to one subscriber, a listener),
 // without the network. The subscriber drains every 1024 events, as a UI
-// would per frame.
+// would per frame, as batches or as one MessageEvent each.
 func BenchmarkManagerDispatch(b *testing.B) {
+	b.Run("batches", func(b *testing.B) { benchDispatch(b, true) })
+	b.Run("events", func(b *testing.B) { benchDispatch(b, false) })
+}
+
+func benchDispatch(b *testing.B, batches bool) {
 	m, err := New(Options{URL: "http://127.0.0.1:1", APIKey: "k", NoFrames: true})
 	if err != nil {
 		b.Fatal(err)
@@ -27,7 +32,7 @@ func BenchmarkManagerDispatch(b *testing.B) {
 	_ = h
 	gen := e.gen
 	m.mu.Unlock()
-	sub := m.Subscribe(context.Background(), SubscribeOptions{Buffer: 1 << 16})
+	sub := m.Subscribe(context.Background(), SubscribeOptions{Buffer: 1 << 16, MessageBatches: batches})
 	defer sub.Close()
 	ev := realtime.Event{Type: realtime.EventBroadcast, Time: time.Now(),
 		Broadcast: realtime.Broadcast{Event: "cursor", Payload: json.RawMessage(`{"user_id":"user-42","x":1024,"y":768}`)}}

@@ -23,6 +23,7 @@ const (
 	TypeError        EventType = "error"
 	TypeFrame        EventType = "frame"
 	TypeDropped      EventType = "dropped"
+	TypeMessageBatch EventType = "message_batch"
 )
 
 // Event is one thing that happened in the manager. The set of event types
@@ -134,6 +135,15 @@ type MessageEvent struct {
 	// Queued is true for an outgoing broadcast put in the offline queue
 	// (a second event with Queued false follows when it is sent).
 	Queued bool `json:"queued,omitempty"`
+}
+
+// MessageBatchEvent is the messages of one channel delivered together,
+// in order, to a subscriber that asked for batches
+// (SubscribeOptions.MessageBatches). Time is the first message's.
+type MessageBatchEvent struct {
+	Time     time.Time      `json:"time"`
+	Channel  Name           `json:"channel"`
+	Messages []MessageEvent `json:"messages"`
 }
 
 // RetryScope tells whether a retry is about a channel or the socket.
@@ -288,6 +298,21 @@ func (FrameEvent) EventType() EventType { return TypeFrame }
 
 // EventType implements Event.
 func (DroppedEvent) EventType() EventType { return TypeDropped }
+
+// EventType implements Event.
+func (MessageBatchEvent) EventType() EventType { return TypeMessageBatch }
+
+// EventTime implements Event.
+func (e MessageBatchEvent) EventTime() time.Time { return e.Time }
+
+func (MessageBatchEvent) isEvent() {}
+
+type messageBatchJSON MessageBatchEvent
+
+// MarshalJSON implements json.Marshaler.
+func (e MessageBatchEvent) MarshalJSON() ([]byte, error) {
+	return marshalEvent(TypeMessageBatch, messageBatchJSON(e))
+}
 
 // EventTime implements Event.
 func (e ChannelStateEvent) EventTime() time.Time { return e.Time }
@@ -556,6 +581,10 @@ func DecodeEvent(data []byte) (Event, error) {
 		var v droppedJSON
 		err = json.Unmarshal(data, &v)
 		ev = DroppedEvent(v)
+	case TypeMessageBatch:
+		var v messageBatchJSON
+		err = json.Unmarshal(data, &v)
+		ev = MessageBatchEvent(v)
 	case "":
 		return nil, fmt.Errorf("registry: decode event: no \"type\" member")
 	default:

@@ -856,12 +856,7 @@ func (m *Manager) Messages(name Name, n int) ([]MessageEvent, error) {
 	if e == nil {
 		return nil, fmt.Errorf("messages %s: %w", name, ErrNotFound)
 	}
-	evs := e.msgs.last(n)
-	out := make([]MessageEvent, len(evs))
-	for i, ev := range evs {
-		out[i] = ev.(MessageEvent)
-	}
-	return out, nil
+	return e.msgs.last(n), nil
 }
 
 // Frames returns up to the last n raw frames of the named channel (all
@@ -904,6 +899,27 @@ func (r *ring[T]) add(v T) {
 	} else {
 		r.n++
 	}
+}
+
+// next returns the slot the next value goes to (the oldest is dropped
+// when full), or nil when the ring keeps nothing.
+func (r *ring[T]) next() *T {
+	if r.max <= 0 {
+		return nil
+	}
+	if len(r.buf) < r.max {
+		var zero T
+		r.buf = append(r.buf, zero)
+		r.n++
+		return &r.buf[len(r.buf)-1]
+	}
+	i := (r.start + r.n) % len(r.buf)
+	if r.n == len(r.buf) {
+		r.start = (r.start + 1) % len(r.buf)
+	} else {
+		r.n++
+	}
+	return &r.buf[i]
 }
 
 func (r *ring[T]) last(n int) []T {

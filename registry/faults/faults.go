@@ -778,6 +778,26 @@ func (w *wsTracker) feed(data []byte) {
 			}
 			continue
 		}
+		if w.hdrN == 0 && len(data) >= 2 {
+			// Fast path: a whole header in data.
+			need := 2
+			switch data[1] & 0x7f {
+			case 126:
+				need += 2
+			case 127:
+				need += 8
+			}
+			if data[1]&0x80 != 0 {
+				need += 4
+			}
+			if len(data) >= need {
+				copy(w.hdr[:], data[:need])
+				w.hdrN, w.need = need, need
+				data = data[need:]
+				w.endHeader()
+				continue
+			}
+		}
 		w.hdr[w.hdrN] = data[0]
 		w.hdrN++
 		data = data[1:]
@@ -794,25 +814,30 @@ func (w *wsTracker) feed(data []byte) {
 			}
 		}
 		if w.hdrN >= 2 && w.hdrN == w.need {
-			var n uint64
-			switch l := w.hdr[1] & 0x7f; l {
-			case 126:
-				n = uint64(w.hdr[2])<<8 | uint64(w.hdr[3])
-			case 127:
-				for i := 2; i < 10; i++ {
-					n = n<<8 | uint64(w.hdr[i])
-				}
-			default:
-				n = uint64(l)
-			}
-			fin := w.hdr[0]&0x80 != 0
-			op := w.hdr[0] & 0x0f
-			if op < 0x8 { // a data frame (control frames may interleave)
-				w.inMessage = !fin
-			}
-			w.hdrN, w.need = 0, 0
-			w.left = n
-			w.inFrame = n > 0
+			w.endHeader()
 		}
 	}
+}
+
+// endHeader interprets the complete header in w.hdr.
+func (w *wsTracker) endHeader() {
+	var n uint64
+	switch l := w.hdr[1] & 0x7f; l {
+	case 126:
+		n = uint64(w.hdr[2])<<8 | uint64(w.hdr[3])
+	case 127:
+		for i := 2; i < 10; i++ {
+			n = n<<8 | uint64(w.hdr[i])
+		}
+	default:
+		n = uint64(l)
+	}
+	fin := w.hdr[0]&0x80 != 0
+	op := w.hdr[0] & 0x0f
+	if op < 0x8 { // a data frame (control frames may interleave)
+		w.inMessage = !fin
+	}
+	w.hdrN, w.need = 0, 0
+	w.left = n
+	w.inFrame = n > 0
 }
