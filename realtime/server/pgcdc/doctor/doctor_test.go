@@ -121,9 +121,9 @@ func TestPlantedMisconfigurations(t *testing.T) {
 		{"raising policy", `create or replace function boom() returns bool language plpgsql as $$ begin raise exception 'kaboom'; end $$;
 			create policy explode on todos for select to authenticated using (boom())`,
 			Options{}, "policies", "kaboom"},
-		{"lagging slot", `select pg_create_logical_replication_slot('abandoned', 'pgoutput');
+		{"lagging slot", `select pg_create_logical_replication_slot('abandoned_' || current_database(), 'pgoutput');
 			insert into todos select g, 'x', repeat('y', 100) from generate_series(10, 3000) g`,
-			Options{MaxSlotLag: 4096}, "replication slots", "abandoned (inactive"},
+			Options{MaxSlotLag: 4096}, "replication slots", "abandoned_t_"},
 		{"readiness not seen", ``,
 			Options{ReadySeen: new(bool)}, "readiness", "has not received"},
 		{"readiness without publication", `drop publication supabase_realtime`,
@@ -137,6 +137,11 @@ func TestPlantedMisconfigurations(t *testing.T) {
 			db.Exec(t, healthy)
 			if tt.plant != "" {
 				db.Exec(t, tt.plant)
+			}
+			if strings.Contains(tt.plant, "replication_slot") {
+				// Slots are the cluster's: drop it, or it holds WAL for
+				// every later test.
+				t.Cleanup(func() { db.TryExec(`select pg_drop_replication_slot('abandoned_' || current_database())`) })
 			}
 			o := tt.o
 			o.URL = db.URL
