@@ -59,8 +59,9 @@
 // client of either serializer (TestInteropGoAndRealtimeJS).
 //
 // Not covered: the binding-mismatch path of §12.7, which needs a server
-// that answers with other bindings than it was sent, and changes from a
-// real database (the change feed is a later issue).
+// that answers with other bindings than it was sent. Changes from a real
+// PostgreSQL through logical replication are tested with realtime-js in
+// package rtm/realtime/server/pgcdc (TestRealtimeJS*).
 //
 // A runtime quirk shapes two tests: Node 22.23.3's global WebSocket
 // (undici 6.28.1), which realtime-js uses, fires "error" but no "close"
