@@ -79,7 +79,7 @@ type entry struct {
 	flushDone    chan struct{} // closed when the flush under way ends
 
 	msgs   ring[MessageEvent]
-	frames frameRing
+	frames frameRing // guarded by the manager's fmu
 
 	leaving chan struct{} // closed when the leave is done
 	detach  chan struct{} // closed when a detached client channel is gone
@@ -468,7 +468,9 @@ func (m *Manager) newEntryLocked(name Name, o *joinOpts) *entry {
 		e.tracked = &tracked{user: *o.track, payload: p}
 	}
 	m.entries[name] = e
+	m.fmu.Lock()
 	m.topics[e.topic] = e
+	m.fmu.Unlock()
 	return e
 }
 
@@ -1123,9 +1125,14 @@ func (m *Manager) release(ctx context.Context, e *entry, force bool) error {
 	}
 	m.mu.Lock()
 	delete(m.entries, e.name)
+	m.fmu.Lock()
 	if m.topics[e.topic] == e {
 		delete(m.topics, e.topic)
 	}
+	if m.lastFrame == e {
+		m.lastFrame = nil
+	}
+	m.fmu.Unlock()
 	e.presence.reset()
 	e.queue = nil
 	m.broker.publish(ChannelStateEvent{Time: m.clk.Now(), Channel: e.name, Status: e.status, Previous: e.status,

@@ -147,11 +147,14 @@ type Manager struct {
 
 	msgsIn, msgsOut atomic.Uint64
 
-	mu            sync.Mutex
-	closed        bool
-	connected     bool
-	entries       map[Name]*entry
+	mu        sync.Mutex
+	closed    bool
+	connected bool
+	entries   map[Name]*entry
+	// fmu guards topics, lastFrame and the entries' frame rings.
+	fmu           sync.Mutex
 	topics        map[string]*entry // by wire topic, for the frame tap
+	lastFrame     *entry
 	policy        Policy
 	socket        SocketInfo
 	rtts          []time.Duration
@@ -614,17 +617,21 @@ func (m *Manager) onFrame(f realtime.Frame) {
 		return
 	}
 	topic := f.Message.Topic
-	m.mu.Lock()
-	e := m.topics[topic]
-	if e != nil && e.leaving == nil {
-		e.frames.add(rawFrame{at: f.Time, dir: Direction(f.Dir), event: f.Message.Event, joinRef: f.Message.JoinRef,
-			ref: f.Message.Ref, binary: f.Binary, wireSize: len(f.Data)}, f.Data)
+	// Frames have their own lock: the tap must not contend with the
+	// channels' events for the manager's.
+	m.fmu.Lock()
+	e := m.lastFrame
+	if e == nil || e.topic != topic {
+		e = m.topics[topic]
+		m.lastFrame = e
 	}
 	var name Name
 	if e != nil {
+		e.frames.add(rawFrame{at: f.Time, dir: Direction(f.Dir), event: f.Message.Event, joinRef: f.Message.JoinRef,
+			ref: f.Message.Ref, binary: f.Binary, wireSize: len(f.Data)}, f.Data)
 		name = e.name
 	}
-	m.mu.Unlock()
+	m.fmu.Unlock()
 	if !want {
 		return
 	}
@@ -868,7 +875,9 @@ func (m *Manager) Frames(name Name, n int) ([]FrameEvent, error) {
 	if e == nil {
 		return nil, fmt.Errorf("frames %s: %w", name, ErrNotFound)
 	}
+	m.fmu.Lock()
 	raw := e.frames.last(n)
+	m.fmu.Unlock()
 	out := make([]FrameEvent, len(raw))
 	for i, r := range raw {
 		out[i] = m.frameEvent(e.name, e.topic, r)
