@@ -3,16 +3,19 @@ package registry
 import "time"
 
 // frameRing keeps the last frames of a channel without allocating per
-// frame: the bytes go into a fixed circular arena, the metadata into a
-// fixed ring. A frame whose bytes were overwritten is forgotten; a frame
-// larger than the arena is kept truncated (Size still says how big it
-// was).
+// frame: the bytes go into a circular arena, the metadata into a ring.
+// Both start small and grow up to their bounds, so that idle channels
+// cost little. A frame whose bytes were overwritten is forgotten; a frame
+// larger than the arena's bound is kept truncated (Size still says how
+// big it was).
 type frameRing struct {
-	arena []byte
-	head  int // next write position in arena
-	metas []rawFrame
-	start int
-	n     int
+	arena     []byte
+	maxBytes  int
+	head      int // next write position in arena
+	metas     []rawFrame
+	maxFrames int
+	start     int
+	n         int
 }
 
 // rawFrame is a kept frame; data is set when read back.
@@ -33,16 +36,30 @@ func newFrameRing(frames, bytes int) frameRing {
 	if frames <= 0 || bytes <= 0 {
 		return frameRing{}
 	}
-	return frameRing{arena: make([]byte, bytes), metas: make([]rawFrame, frames)}
+	return frameRing{maxBytes: bytes, maxFrames: frames}
 }
 
 // add keeps a copy of f's bytes.
 func (r *frameRing) add(f rawFrame, data []byte) {
-	if len(r.metas) == 0 {
+	if r.maxFrames == 0 {
 		return
 	}
-	if len(data) > len(r.arena) {
-		data = data[:len(r.arena)]
+	if len(data) > r.maxBytes {
+		data = data[:r.maxBytes]
+	}
+	if r.head+len(data) > len(r.arena) && len(r.arena) < r.maxBytes {
+		// Grow the arena; offsets stay valid.
+		size := min(r.maxBytes, max(2*len(r.arena), r.head+len(data), 1024))
+		arena := make([]byte, size)
+		copy(arena, r.arena[:r.head])
+		r.arena = arena
+	}
+	if r.n == len(r.metas) && len(r.metas) < r.maxFrames {
+		metas := make([]rawFrame, min(r.maxFrames, max(2*len(r.metas), 8)))
+		for i := range r.n {
+			metas[i] = r.metas[(r.start+i)%len(r.metas)]
+		}
+		r.metas, r.start = metas, 0
 	}
 	if r.head+len(data) > len(r.arena) {
 		// Wrap. The frames after head (written before those at the

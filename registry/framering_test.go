@@ -9,18 +9,19 @@ import (
 
 func TestFrameRingKeepsIntactFrames(t *testing.T) {
 	for seed := range uint64(5) {
-		testFrameRing(t, seed)
+		testFrameRing(t, seed, 4096)
+		testFrameRing(t, seed, 20000) // grows before it wraps
 	}
 }
 
-func testFrameRing(t *testing.T, seed uint64) {
-	r := newFrameRing(50, 4096)
+func testFrameRing(t *testing.T, seed uint64, size int) {
+	r := newFrameRing(50, size)
 	rnd := rand.New(rand.NewPCG(seed, 2))
 	var written [][]byte
 	for i := range 5000 {
 		n := rnd.IntN(600)
 		if i%97 == 0 {
-			n = 5000 // larger than the arena: kept truncated
+			n = size + 900 // larger than the arena: kept truncated
 		}
 		data := bytes.Repeat([]byte{byte(i)}, n)
 		copy(data, fmt.Sprintf("#%d#", i))
@@ -42,8 +43,8 @@ func testFrameRing(t *testing.T, seed uint64) {
 			}
 			prev = k
 			want := written[k]
-			if len(want) > 4096 {
-				want = want[:4096]
+			if len(want) > size {
+				want = want[:size]
 			}
 			if !bytes.Equal(f.data, want) || f.wireSize != len(written[k]) {
 				t.Fatalf("frame %d corrupted (len %d, want %d) at step %d: got %q want %q", k, len(f.data), len(want), i, f.data[:min(10, len(f.data))], want[:min(10, len(want))])
