@@ -2,7 +2,10 @@
 // panes show life on a fresh machine: users who come and go on a presence
 // channel (each on a connection of its own, tracking their own presence),
 // cursor broadcasts on a document channel, and database changes on a
-// project (through the embedded server's change feed, when given).
+// project: real rows written to a database whose changes the server
+// streams ([Options.WriteChange], e.g. the --db auto demo database), or,
+// with no database, changes published through the embedded server's Go
+// API ([Options.EmitChange]).
 //
 // Peers are ordinary clients of package realtime talking to a server over
 // the network, exactly like the user's own client; nothing is injected
@@ -62,8 +65,17 @@ type Options struct {
 	// Token mints a user token for a user id (nil: peers use the API
 	// key).
 	Token func(user string) (string, error)
-	// EmitChange publishes a database change (the embedded server's
-	// EmitChange); nil: no changes.
+	// WriteChange makes one real change in the database the server
+	// streams (demodb.Writer.Step: an UPDATE of public.project row 456,
+	// or a task of it inserted or finished) and returns the SQL verb.
+	// When set, the change peer calls it on its pace instead of
+	// EmitChange; its errors are logged and the peer goes on.
+	WriteChange func(ctx context.Context) (string, error)
+	// EmitChange publishes a simulated database change (the embedded
+	// server's EmitChange) when there is no database: an UPDATE of
+	// public.project row 456, which is what the channel manager's default
+	// mapping of subscription:project:456 listens to (table = entity
+	// type, filter id=eq.456). nil (and no WriteChange): no changes.
 	EmitChange func(topic string, data protocol.ChangeData) int
 	// PresenceTopic, BroadcastTopic and SubscriptionTopic are the
 	// channel names used (defaults above). Empty SubscriptionTopic keeps
@@ -143,7 +155,10 @@ func Start(ctx context.Context, opts Options) (*Demo, error) {
 		d.goPeer(func() { d.presencePeer(u, first) })
 	}
 	d.goPeer(d.cursorPeer)
-	if opts.EmitChange != nil {
+	switch {
+	case opts.WriteChange != nil:
+		d.goPeer(d.writePeer)
+	case opts.EmitChange != nil:
 		d.goPeer(d.changePeer)
 	}
 	return d, nil
@@ -400,6 +415,27 @@ type cursor struct {
 	X      int    `json:"x"`
 	Y      int    `json:"y"`
 	Color  string `json:"color"`
+}
+
+// writePeer makes real database changes on the change pace.
+func (d *Demo) writePeer() {
+	for {
+		if !d.sleep(d.between(5, 15)) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
+		verb, err := d.opts.WriteChange(ctx)
+		cancel()
+		switch {
+		case err == nil:
+			d.changes.Add(1)
+			d.log.Debug("Demo database change", "verb", verb)
+		case d.ctx.Err() != nil:
+			return
+		default:
+			d.log.Warn("Demo database change failed", "err", err)
+		}
+	}
 }
 
 // changePeer publishes database changes to the project's row, as the

@@ -9,15 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"rtm/realtime"
+	"rtm/realtime/internal/pgtest"
 	"rtm/realtime/protocol"
 	"rtm/realtime/server"
+	"rtm/realtime/server/pgcdc"
+	"rtm/realtime/server/pgcdc/demodb"
 	"rtm/realtime/server/servertest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+var pg = pgtest.New()
+
+func TestMain(m *testing.M) { pgtest.Main(m, pg) }
 
 // observer is a client watching the demo's channels like the UI would.
 type observer struct {
@@ -191,5 +194,97 @@ func TestDemoUnreachableServer(t *testing.T) {
 	}
 	if st := d.Stats(); st.Joins != 0 || st.Broadcasts != 0 {
 		t.Fatalf("stats against a dead server: %+v", st)
+	}
+}
+
+// With a database, the change peer writes real rows (demodb.Writer) and a
+// client bound the way the channel manager binds subscription:project:456
+// (table public.project, id=eq.456) receives them as real UPDATEs from the
+// server's change feed.
+func TestDemoWritesRealChanges(t *testing.T) {
+	db := pg.DB(t)
+	db.Exec(t, demodb.Schema)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	feed, err := pgcdc.Open(ctx, pgcdc.Config{URL: db.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Close()
+	srv := servertest.New(t, servertest.WithConfig(func(c *server.Config) { c.Changes = feed.Source() }))
+
+	var (
+		mu      sync.Mutex
+		updates []map[string]any
+		ready   bool
+	)
+	sock, err := realtime.NewSocket(srv.URL, &realtime.Options{APIKey: srv.AnonKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	if err := sock.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := sock.Channel(DefaultSubscriptionTopic, realtime.ChannelConfig{
+		PostgresChanges: []realtime.PostgresBinding{{Event: "*", Schema: "public", Table: "project", Filter: "id=eq.456"}},
+		OnEvent: func(ev realtime.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case ev.Type == realtime.EventSystem && ev.System.Status == protocol.StatusOK:
+				ready = true
+			case ev.Type == realtime.EventPostgresChange && ev.Change.Type == "UPDATE":
+				rec, err := ev.Change.New()
+				if err == nil {
+					updates = append(updates, rec)
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := demodb.NewWriter(ctx, db.URL, rand.New(rand.NewPCG(3, 4)).Float64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	d, err := Start(ctx, Options{
+		URL: srv.URL, APIKey: srv.AnonKey(), Pace: 10 * time.Millisecond,
+		WriteChange: w.Step,
+		// EmitChange is ignored when WriteChange is set: a simulated
+		// change would carry this marker.
+		EmitChange: func(string, protocol.ChangeData) int { t.Error("EmitChange called with a database"); return 0 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n, r := len(updates), ready
+		var last map[string]any
+		if n > 0 {
+			last = updates[n-1]
+		}
+		mu.Unlock()
+		if r && n >= 2 {
+			if last["id"] != float64(456) || last["name"] != "Realtime debugger" {
+				t.Fatalf("update of %v, want project 456", last)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ready %v, %d updates of project 456; demo stats %+v", r, n, d.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d.Stats().Changes == 0 {
+		t.Fatalf("stats %+v", d.Stats())
 	}
 }
