@@ -80,3 +80,39 @@ func TestIsState(t *testing.T) {
 		t.Fatal("IsState classification wrong")
 	}
 }
+
+func FuzzDecodeEvent(f *testing.F) {
+	n := MustName(KindPresence, "contact", "1", "")
+	for _, ev := range []Event{
+		ChannelStateEvent{Channel: n, Status: StatusConnected},
+		RetryEvent{Scope: ScopeChannel, Channel: n, Attempt: 1, Delay: time.Second, Outcome: RetryScheduled},
+		MessageEvent{Channel: n, Direction: In, Kind: MessageBroadcast, Payload: []byte(`{"a":1}`)},
+		MessageBatchEvent{Channel: n, Messages: []MessageEvent{{Channel: n, Direction: Out}}},
+		SocketEvent{Status: SocketConnected, RTT: time.Millisecond},
+	} {
+		b, _ := json.Marshal(ev)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"type":"stats","stats":{"by_kind":{"nope":1}}}`))
+	f.Add([]byte(`{"type":"channel_state","channel":"presence:a"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := DecodeEvent(data)
+		if err != nil {
+			return
+		}
+		// What decodes encodes again, and decodes to the same type.
+		b, err := json.Marshal(ev)
+		if err != nil {
+			// Values that JSON cannot carry back (a zero Kind as a map
+			// key, say) are refused with an error, never a panic.
+			return
+		}
+		back, err := DecodeEvent(b)
+		if err != nil {
+			t.Fatalf("re-decode of %s: %v", b, err)
+		}
+		if back.EventType() != ev.EventType() {
+			t.Fatalf("type changed: %s -> %s", ev.EventType(), back.EventType())
+		}
+	})
+}

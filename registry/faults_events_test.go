@@ -497,3 +497,38 @@ func TestDebounceAndRateLimit(t *testing.T) {
 	_ = context.Background
 	_ = server.Rejection{}
 }
+
+func TestServerRestartRecoversChannelsAndRates(t *testing.T) {
+	e := newEnv(t, withOpts(func(o *registry.Options) { o.StatsInterval = 20 * time.Millisecond }))
+	h, err := e.m.JoinPresence(ctx(t), "contact", "7", registry.PresenceUser{UserID: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		e.srv.Broadcast(h.Name().Topic(), "tick", json.RawMessage(`{"i":`+itoa(i%10)+`}`))
+	}
+	eventually(t, "an incoming rate", func() bool {
+		for _, r := range e.m.Metrics().InHistory {
+			if r > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if err := e.m.Faults().Restart(ctx(t), 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reconnect after the restart", func() bool { return e.m.Snapshot().Socket.Reconnects >= 1 })
+	e.waitStatus(h.Name(), registry.StatusConnected)
+	eventually(t, "alice tracked again", func() bool {
+		us, _ := e.m.Presence(h.Name())
+		return len(us) == 1 && us[0].UserID == "alice"
+	})
+	m := e.m.Metrics()
+	if m.MessagesIn < 50 || m.ConnectedTotal <= 0 || m.Errors == 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+}

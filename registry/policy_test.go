@@ -147,3 +147,29 @@ func TestPolicyFunc(t *testing.T) {
 		t.Fatalf("PolicyFunc: %+v", p.Info())
 	}
 }
+
+func FuzzParsePolicy(f *testing.F) {
+	for _, s := range []string{"fixed", "fixed:3s,max=5", "exp:base=1s,factor=2,cap=30s,jitter=0.2,max=5",
+		"breaker:threshold=5,window=30s,cooldown=10s,delay=3s,max=5", "exp:factor=1e308", "fixed:1ns,max=0", ":", "exp:jitter=NaN"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		p, err := ParsePolicy(spec)
+		if err != nil {
+			return
+		}
+		info := p.Info()
+		p2, err := ParsePolicy(info.Spec)
+		if err != nil {
+			t.Fatalf("canonical spec %q of %q does not parse: %v", info.Spec, spec, err)
+		}
+		if p2.Info().Spec != info.Spec {
+			t.Fatalf("spec round trip %q -> %q", info.Spec, p2.Info().Spec)
+		}
+		for n := 1; n <= 70; n += 23 {
+			if d := p.Delay(n, func() float64 { return 0.999 }); d < 0 {
+				t.Fatalf("negative delay %v", d)
+			}
+		}
+	})
+}

@@ -55,11 +55,21 @@ func ParseStatus(s string) (Status, error) {
 	return 0, fmt.Errorf("registry: unknown status %q", s)
 }
 
-// MarshalText implements encoding.TextMarshaler.
-func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+// MarshalText implements encoding.TextMarshaler; the zero Status is "".
+func (s Status) MarshalText() ([]byte, error) {
+	if s == 0 {
+		return []byte{}, nil
+	}
+	return []byte(s.String()), nil
+}
 
-// UnmarshalText implements encoding.TextUnmarshaler.
+// UnmarshalText implements encoding.TextUnmarshaler; "" is the zero
+// Status.
 func (s *Status) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*s = 0
+		return nil
+	}
 	v, err := ParseStatus(string(b))
 	if err == nil {
 		*s = v
@@ -104,11 +114,21 @@ func (s SocketStatus) String() string {
 	}
 }
 
-// MarshalText implements encoding.TextMarshaler.
-func (s SocketStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+// MarshalText implements encoding.TextMarshaler; the zero value is "".
+func (s SocketStatus) MarshalText() ([]byte, error) {
+	if s == 0 {
+		return []byte{}, nil
+	}
+	return []byte(s.String()), nil
+}
 
-// UnmarshalText implements encoding.TextUnmarshaler.
+// UnmarshalText implements encoding.TextUnmarshaler; "" is the zero
+// value.
 func (s *SocketStatus) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*s = 0
+		return nil
+	}
 	for v := SocketIdle; v <= SocketClosed; v++ {
 		if v.String() == string(b) {
 			*s = v
@@ -141,12 +161,21 @@ func (d Direction) String() string {
 	}
 }
 
-// MarshalText implements encoding.TextMarshaler.
-func (d Direction) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// MarshalText implements encoding.TextMarshaler; the zero Direction is
+// "".
+func (d Direction) MarshalText() ([]byte, error) {
+	if d == 0 {
+		return []byte{}, nil
+	}
+	return []byte(d.String()), nil
+}
 
-// UnmarshalText implements encoding.TextUnmarshaler.
+// UnmarshalText implements encoding.TextUnmarshaler; "" is the zero
+// Direction.
 func (d *Direction) UnmarshalText(b []byte) error {
 	switch string(b) {
+	case "":
+		*d = 0
 	case "in":
 		*d = In
 	case "out":

@@ -378,3 +378,52 @@ func TestDialErrorPassesThrough(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// FuzzTracker feeds a stream of frames, cut at arbitrary points, and
+// checks that the tracker finds the boundaries a whole-stream parse finds.
+func FuzzTracker(f *testing.F) {
+	f.Add([]byte("ab"), []byte{3, 200, 0, 70000 % 256}, uint8(7))
+	f.Add([]byte{}, []byte{0, 1, 2}, uint8(1))
+	f.Fuzz(func(t *testing.T, payload []byte, sizes []byte, cut uint8) {
+		stream := []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")
+		var bounds []int
+		for i, s := range sizes {
+			n := int(s) * (1 + i%300)
+			if n > 70000 {
+				n = 70000
+			}
+			msg := bytes.Repeat(payload, 1)
+			if len(msg) < n {
+				msg = append(msg, make([]byte, n-len(msg))...)
+			}
+			stream = append(stream, serverFrame(msg[:n], i%2 == 0)...)
+			bounds = append(bounds, len(stream))
+		}
+		var w wsTracker
+		step := int(cut)%97 + 1
+		got := map[int]bool{}
+		for off := 0; off < len(stream); {
+			end := min(off+step, len(stream))
+			chunk := stream[off:end]
+			// Feed byte-wise around boundaries to see every one.
+			for i := range chunk {
+				w.feed(chunk[i : i+1])
+				if w.atBoundary() {
+					got[off+i+1] = true
+				}
+			}
+			off = end
+		}
+		for _, b := range bounds {
+			if !got[b] {
+				t.Fatalf("boundary at %d not seen (bounds %v)", b, bounds)
+			}
+		}
+		// Bulk feeding agrees with byte-wise feeding.
+		var bulk wsTracker
+		bulk.feed(stream)
+		if bulk.atBoundary() != w.atBoundary() {
+			t.Fatal("bulk and byte-wise feeding disagree")
+		}
+	})
+}
