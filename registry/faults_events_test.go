@@ -77,7 +77,10 @@ func TestSubscribeEntityDeliversChanges(t *testing.T) {
 }
 
 func TestEventStream(t *testing.T) {
-	e := newEnv(t, withOpts(func(o *registry.Options) { o.StatsInterval = 20 * time.Millisecond }))
+	e := newEnv(t, withOpts(func(o *registry.Options) {
+		o.StatsInterval = 20 * time.Millisecond
+		o.Policy = registry.Fixed{Interval: 10 * time.Millisecond}
+	}))
 	sub := e.m.Subscribe(ctx(t), registry.SubscribeOptions{Frames: true})
 	defer sub.Close()
 	seen := map[registry.EventType]int{}

@@ -27,6 +27,9 @@ func testFrameRing(t *testing.T, seed uint64, size int) {
 		copy(data, fmt.Sprintf("#%d#", i))
 		r.add(rawFrame{event: fmt.Sprint(i), wireSize: n}, data)
 		written = append(written, data)
+		if i%5 != 0 && i < 4900 {
+			continue
+		}
 		got := r.last(0)
 		if len(got) == 0 {
 			t.Fatalf("frame %d: nothing kept", i)
