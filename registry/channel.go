@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -183,30 +184,44 @@ func (c Change) Old() (map[string]any, error) {
 }
 
 // ChangeFilter selects the postgres changes of an entity. Zero fields get
-// defaults from the entity: Event "*", Schema "public", Table the entity
-// type, Filter "id=eq.<entity id>".
+// defaults from the entity's mapping (Options.Entities) and then from the
+// entity itself: Event "*", Schema "public", Table the entity type, Key
+// "id", Filter "<key>=eq.<entity id>".
 type ChangeFilter struct {
 	Event  string
 	Schema string
 	Table  string
+	// Key is the entity's key column, used by the default filter.
+	Key    string
 	Filter string
 	// NoFilter subscribes to every row of the table (no default filter).
 	NoFilter bool
 }
 
-func (f ChangeFilter) binding(n Name) realtime.PostgresBinding {
+// EntityMapping maps an entity type to its table and key column, for
+// SubscribeEntity's default filter. Zero fields get the defaults: schema
+// "public", table the entity type, key "id".
+type EntityMapping struct {
+	Schema, Table, Key string
+}
+
+func (f ChangeFilter) binding(n Name, mapping EntityMapping) realtime.PostgresBinding {
 	b := realtime.PostgresBinding{Event: f.Event, Schema: f.Schema, Table: f.Table, Filter: f.Filter}
+	key := f.Key
 	if b.Event == "" {
 		b.Event = "*"
 	}
 	if b.Schema == "" {
-		b.Schema = "public"
+		b.Schema = cmp.Or(mapping.Schema, "public")
 	}
 	if b.Table == "" {
-		b.Table = n.EntityType
+		b.Table = cmp.Or(mapping.Table, n.EntityType)
+	}
+	if key == "" {
+		key = cmp.Or(mapping.Key, "id")
 	}
 	if b.Filter == "" && !f.NoFilter {
-		b.Filter = "id=eq." + n.EntityID
+		b.Filter = key + "=eq." + n.EntityID
 	}
 	return b
 }
@@ -483,8 +498,8 @@ func (m *Manager) shareLocked(e *entry, o *joinOpts) (*Handle, bool, error) {
 	}
 	recreate := false
 	if o.presenceKey != nil && *o.presenceKey != e.cfg.PresenceKey {
-		if e.cfg.PresenceKey != "" || e.tracked != nil {
-			return nil, false, fmt.Errorf("registry: join %s: already joined with presence key %q", e.name, e.cfg.PresenceKey)
+		if e.tracked != nil && (o.track == nil || o.track.UserID != e.tracked.user.UserID) {
+			return nil, false, fmt.Errorf("registry: join %s: already joined with presence key %q (tracking %q)", e.name, e.cfg.PresenceKey, e.tracked.user.UserID)
 		}
 		e.cfg.PresenceKey = *o.presenceKey
 		recreate = true
@@ -536,7 +551,7 @@ func (m *Manager) newHandleLocked(e *entry, o *joinOpts) *Handle {
 		h.ids = append(h.ids, e.nextID)
 	}
 	for i, f := range o.changeFilter {
-		b := f.binding(e.name)
+		b := f.binding(e.name, m.opts.Entities[e.name.EntityType])
 		idx := slices.IndexFunc(e.pg, func(x realtime.PostgresBinding) bool {
 			return x.Event == b.Event && x.Schema == b.Schema && x.Table == b.Table && x.Filter == b.Filter
 		})

@@ -417,10 +417,24 @@ func (m *Manager) track(ctx context.Context, e *entry, user PresenceUser) error 
 		m.mu.Unlock()
 		return fmt.Errorf("track on %s: %w", e.name, ErrNotFound)
 	}
-	if e.cfg.PresenceKey != "" && e.cfg.PresenceKey != user.UserID {
-		key := e.cfg.PresenceKey
+	if e.cfg.PresenceKey != user.UserID {
+		// The presence key is the user id: a channel joined with another
+		// key (or none, when the server picks one) rejoins with the
+		// user's, unless it already tracks someone else.
+		if e.tracked != nil && e.tracked.user.UserID != user.UserID {
+			other := e.tracked.user.UserID
+			m.mu.Unlock()
+			return fmt.Errorf("registry: track on %s: already tracking %q on this channel; untrack first", e.name, other)
+		}
+		old := e.cfg.PresenceKey
+		e.cfg.PresenceKey = user.UserID
+		e.cfg.Presence = true
+		e.tracked = &tracked{user: user, payload: payload}
+		m.publishStateLocked(e, "tracking "+user.UserID)
 		m.mu.Unlock()
-		return fmt.Errorf("registry: track on %s: the channel's presence key is %q, not %q (join with that key)", e.name, key, user.UserID)
+		m.log.Info("Rejoining with the user's presence key", KeyChannel, e.name.String(), KeyUserID, user.UserID, "previous_key", old)
+		m.recreate(e) // the join then tracks the user
+		return nil
 	}
 	e.tracked = &tracked{user: user, payload: payload}
 	connected := e.status == StatusConnected && e.ch != nil

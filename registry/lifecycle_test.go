@@ -485,3 +485,86 @@ func TestTenantNames(t *testing.T) {
 		t.Fatalf("bad tenant: %v", err)
 	}
 }
+
+func TestTrackOnAChannelWithoutKeyRejoinsWithTheUserID(t *testing.T) {
+	e := newEnv(t)
+	name := registry.MustName(registry.KindPresence, "contact", "123", "")
+	h, err := e.m.Join(ctx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Track(ctx(t), name, registry.PresenceUser{UserID: "me", Name: "Me"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "me present as self under my user id", func() bool {
+		us, _ := e.m.Presence(name)
+		return len(us) == 1 && us[0].UserID == "me" && us[0].Self && us[0].Name == "Me"
+	})
+	if i := e.info(name); i.Config.PresenceKey != "me" || !i.Tracked || i.TrackedAs != "me" {
+		t.Fatalf("info %+v", i)
+	}
+	// The server keys the presence by the user id too.
+	keys := ""
+	for _, c := range e.srv.Conns() {
+		for _, ch := range c.Channels {
+			keys += ch.PresenceKey
+		}
+	}
+	if keys != "me" {
+		t.Fatalf("server presence keys %q", keys)
+	}
+	// Another user may not take over a tracked channel.
+	if err := e.m.Track(ctx(t), name, registry.PresenceUser{UserID: "you"}); err == nil {
+		t.Fatal("tracking a second user succeeded")
+	}
+	// After untracking, another user may track: the channel rejoins with
+	// the new key.
+	if err := e.m.Untrack(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Track(ctx(t), name, registry.PresenceUser{UserID: "you"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "you present as self", func() bool {
+		us, _ := e.m.Presence(name)
+		return len(us) == 1 && us[0].UserID == "you" && us[0].Self
+	})
+}
+
+func TestEntityMapping(t *testing.T) {
+	e := newEnv(t, withOpts(func(o *registry.Options) {
+		o.Entities = map[string]registry.EntityMapping{"project": {Table: "projects", Key: "project_id"}}
+	}))
+	h, err := e.m.SubscribeEntity(ctx(t), "project", "456", registry.ChangeFilter{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := e.m.SubscribeEntity(ctx(t), "task", "9", registry.ChangeFilter{Key: "task_id", Event: "INSERT"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		h.Name().Topic():  `public projects project_id=eq.456 *`,
+		h2.Name().Topic(): `public task task_id=eq.9 INSERT`,
+	}
+	for _, c := range e.srv.Conns() {
+		for _, ch := range c.Channels {
+			var b struct{ Event, Schema, Table, Filter string }
+			if len(ch.PostgresChanges) != 1 || json.Unmarshal(ch.PostgresChanges[0], &b) != nil {
+				t.Fatalf("%s bindings %s", ch.Topic, ch.PostgresChanges)
+			}
+			if got := b.Schema + " " + b.Table + " " + b.Filter + " " + b.Event; got != want[ch.Topic] {
+				t.Fatalf("%s binding %q, want %q", ch.Topic, got, want[ch.Topic])
+			}
+		}
+	}
+}

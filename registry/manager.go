@@ -76,6 +76,10 @@ type Options struct {
 	MaxChannels int
 	// EntityCaps caps the channels per entity type.
 	EntityCaps map[string]int
+	// Entities maps entity types to tables and key columns for
+	// SubscribeEntity (default: table = entity type in schema public,
+	// key "id").
+	Entities map[string]EntityMapping
 	// OfflineQueue is the number of broadcasts kept per channel while it
 	// is down (default 100; negative: none, such broadcasts fail).
 	OfflineQueue int
