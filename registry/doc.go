@@ -87,7 +87,9 @@
 //
 // Presence channels use the user id as the presence key.
 // [Manager.JoinPresence] tracks the user with its payload plus user_id,
-// name and online_at. The presence cache (name -> user id ->
+// name and online_at. [Manager.Track] on a channel joined with another
+// key (or none: the server would pick a UUID) rejoins it with the user's
+// id as key first, so the user always shows under its id. The presence cache (name -> user id ->
 // [PresenceUser]: name, payload, online since, number of metas) follows
 // the client's presence sync (phoenix's algorithm) and is reconciled with
 // the client's state at every sync, so it converges even if a join or
@@ -118,6 +120,11 @@
 // Each has a stable JSON form ({"type":"...",...}, durations as "*_ms")
 // that [DecodeEvent] reads back; `rtm watch` prints it.
 //
+// [SubscribeOptions].MessageBatches groups the messages of a channel that
+// arrive between two drains into one [MessageBatchEvent], at the place
+// of the first: with Drain it costs no allocation per message, which is
+// how a UI should take high message rates.
+//
 // Delivery guarantees: a subscription starts with the current state
 // (socket, token, stats, every channel) unless NoInitialState, taken
 // atomically with its registration. Events then arrive in the order the
@@ -141,9 +148,10 @@
 // (Options.LogFile), and the event stream (LogEvents). Messages start
 // with a capital letter; attributes use the Key* constants (channel,
 // attempt, max, delay, user_id, err, code, reason). The client's logs go
-// to the same handler. API keys and tokens are masked everywhere: in log
-// messages and attributes, in kept and streamed frames, in events and in
-// Export.
+// to the same handler. API keys and tokens are masked everywhere the
+// manager writes them: log messages and attributes, kept and streamed
+// frames (join payloads carry the access token), connection URLs, token
+// infos. Users' own message payloads are passed through as sent.
 //
 // # Faults
 //
@@ -156,6 +164,15 @@
 // registry/serverctl: the embedded server's Go API or `rtm serve`'s
 // /admin/ HTTP API): kick a channel (phx_error or phx_close), refuse
 // joins, drop all sockets, restart.
+//
+// # Cost
+//
+// Per broadcast received, the manager adds about 120-140 ns and no
+// allocation with MessageBatches subscribers (330-400 ns and one
+// allocation with per-message events); BenchmarkEvents100k measures its
+// overhead over the bare client at 100,000 messages per second. The raw
+// frame tap (on by default, Options.NoFrames turns it off) currently
+// costs about as much as the client path itself at such rates.
 //
 // # Concurrency
 //
