@@ -1,0 +1,238 @@
+package headless
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"rtm/realtime/server"
+	"rtm/registry"
+	"rtm/registry/serverctl"
+	"rtm/registry/target"
+)
+
+// ErrInvalid is wrapped by errors about bad input: flags, scenario files,
+// recordings. Commands exit 2 on it.
+var ErrInvalid = errors.New("headless: invalid input")
+
+// EnvOptions configures [Open].
+type EnvOptions struct {
+	// ServiceKey is the service_role key of an `rtm serve` target: it
+	// enables the server-side faults through its admin API.
+	ServiceKey string
+	// Server, when set, is the server-side fault control to use (tests
+	// give the embedded server of servertest). It wins over ServiceKey.
+	Server registry.ServerControl
+	// Limits are the embedded server's limits when no project is
+	// configured (zero: Supabase's defaults).
+	Limits server.Limits
+	// Logger receives the embedded server's logs and the headless
+	// machinery's own (nil: discarded). Nothing is ever printed by this
+	// package.
+	Logger *slog.Logger
+	// LogFile receives every manager's JSONL log (nil: none).
+	LogFile io.Writer
+	// LogLevel is the level of LogFile (nil: info).
+	LogLevel slog.Leveler
+	// ReconnectAfter is the socket reconnect ladder of every manager
+	// (nil: the client's 1, 2, 5, 10 s).
+	ReconnectAfter func(tries int) time.Duration
+	// HeartbeatInterval is every manager's heartbeat period (0: 25 s). A
+	// freeze is noticed after one interval.
+	HeartbeatInterval time.Duration
+	// PushTimeout bounds joins and acknowledged pushes (0: 10 s).
+	PushTimeout time.Duration
+}
+
+// Env is a resolved target: a project, `rtm serve`, or rtm's embedded
+// server started in-process when nothing is configured. It makes
+// managers for identities (roles or users) on that target.
+type Env struct {
+	// Target is the resolved target (keys and tokens inside; show it
+	// with Target.Describe, which masks them).
+	Target *target.Target
+	// Server is the embedded server, or nil.
+	Server *server.Server
+
+	control registry.ServerControl
+	opts    EnvOptions
+	log     *slog.Logger
+}
+
+// Open resolves the target from in (flags, environment, .env files; see
+// package target) and, when no project is configured, starts the embedded
+// server on a loopback port. Close releases it.
+func Open(in target.Input, opts EnvOptions) (*Env, error) {
+	tg, err := target.Resolve(in)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Env{Target: tg, opts: opts, log: log}
+	if tg.Embedded {
+		secret := []byte(rand.Text() + rand.Text())
+		srv, err := server.New(server.Config{JWTSecret: secret, Limits: opts.Limits, Logger: log.With("component", "server")})
+		if err != nil {
+			return nil, fmt.Errorf("embedded server: %w", err)
+		}
+		if err := srv.Start("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("embedded server: %w", err)
+		}
+		if err := tg.Embed(srv.URL(), srv.AnonKey(), secret); err != nil {
+			_ = srv.Close()
+			return nil, err
+		}
+		e.Server = srv
+		e.control = serverctl.Embedded{S: srv}
+	}
+	switch {
+	case opts.Server != nil:
+		e.control = opts.Server
+	case e.control == nil && opts.ServiceKey != "":
+		c, err := serverctl.NewHTTP(tg.URL.Value, opts.ServiceKey, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --service-key: %w", ErrInvalid, err)
+		}
+		e.control = c
+	}
+	return e, nil
+}
+
+// Close stops the embedded server, if one was started.
+func (e *Env) Close() error {
+	if e.Server != nil {
+		return e.Server.Close()
+	}
+	return nil
+}
+
+// ServerFaults reports whether server-side faults are available.
+func (e *Env) ServerFaults() bool { return e.control != nil }
+
+// Identity is who a manager connects as.
+type Identity struct {
+	// User is a user id: a token is minted for it (role authenticated).
+	User string
+	// Role is "anon" (the API key alone), "authenticated" or
+	// "service_role": a token is minted with that role.
+	Role string
+}
+
+// String describes the identity for reports.
+func (id Identity) String() string {
+	switch {
+	case id.User != "":
+		return "user " + id.User
+	case id.Role != "":
+		return "role " + id.Role
+	default:
+		return "the target's identity"
+	}
+}
+
+// Roles returns the roles an Identity may name.
+func Roles() []string {
+	return []string{server.RoleAnon, server.RoleAuthenticated, server.RoleServiceRole}
+}
+
+// Token returns the token of id: minted for a user or a role when the JWT
+// secret is known, "" for anon, and the target's own token (--jwt, --as)
+// for the zero identity.
+func (e *Env) Token(id Identity) (string, error) {
+	tg := e.Target
+	switch {
+	case id.User != "":
+		tok, _, err := tg.Mint(id.User, 0)
+		if err != nil {
+			return "", fmt.Errorf("token for user %s: %w", id.User, err)
+		}
+		return tok, nil
+	case id.Role == "":
+		return tg.Token.Value, nil
+	case id.Role == server.RoleAnon:
+		return "", nil
+	case id.Role == server.RoleAuthenticated || id.Role == server.RoleServiceRole:
+		if len(tg.JWTSecret) == 0 {
+			return "", fmt.Errorf("%w: a token with role %s needs the project's JWT secret (--jwt-secret or SUPABASE_JWT_SECRET)", ErrInvalid, id.Role)
+		}
+		now := time.Now()
+		claims := map[string]any{"role": id.Role, "sub": "rtm-" + id.Role, "iss": "rtm",
+			"iat": now.Unix(), "exp": now.Add(target.DefaultTokenTTL).Unix()}
+		if id.Role == server.RoleAuthenticated {
+			claims["aud"] = "authenticated"
+		}
+		if tg.Tenant != "" {
+			claims["tenant_id"] = tg.Tenant
+		}
+		return server.SignToken(tg.JWTSecret, claims)
+	default:
+		return "", fmt.Errorf("%w: unknown role %q (want %s)", ErrInvalid, id.Role, strings.Join(Roles(), ", "))
+	}
+}
+
+// ManagerOptions adjusts one manager made by [Env.NewManager].
+type ManagerOptions struct {
+	// Policy is the channel retry policy (nil: the default, fixed 3 s,
+	// 5 attempts).
+	Policy registry.Policy
+	// Tune lets the caller change any other option last.
+	Tune func(*registry.Options)
+}
+
+// NewManager returns a channel manager on the target, as id. It does not
+// connect.
+func (e *Env) NewManager(id Identity, o ManagerOptions) (*registry.Manager, error) {
+	tok, err := e.Token(id)
+	if err != nil {
+		return nil, err
+	}
+	tg := e.Target
+	opts := registry.Options{
+		URL: tg.URL.Value, APIKey: tg.Key.Value, Token: tok, Tenant: tg.Tenant,
+		Policy: o.Policy, Server: e.control, Embedded: tg.Embedded,
+		ReconnectAfter:    e.opts.ReconnectAfter,
+		HeartbeatInterval: e.opts.HeartbeatInterval,
+		PushTimeout:       e.opts.PushTimeout,
+		LogFile:           e.opts.LogFile,
+		LogLevel:          e.opts.LogLevel,
+	}
+	if len(tg.JWTSecret) > 0 {
+		secret := tg.JWTSecret
+		opts.MintToken = func(claims map[string]any) (string, error) { return server.SignToken(secret, claims) }
+	}
+	if o.Tune != nil {
+		o.Tune(&opts)
+	}
+	return registry.New(opts)
+}
+
+// joinAs joins name on m; a presence channel joined as a user uses the
+// user id as its presence key and tracks the user.
+func joinAs(ctx context.Context, m *registry.Manager, name registry.Name, user string, opts ...registry.JoinOption) (*registry.Handle, error) {
+	if name.Kind == registry.KindPresence && user != "" {
+		opts = append(opts, registry.WithTenant(name.Tenant))
+		return m.JoinPresence(ctx, name.EntityType, name.EntityID, registry.PresenceUser{UserID: user, Name: user}, opts...)
+	}
+	return m.Join(ctx, name, opts...)
+}
+
+// ParseNames parses channel names given on the command line.
+func ParseNames(flag string, names []string) ([]registry.Name, error) {
+	out := make([]registry.Name, 0, len(names))
+	for _, s := range names {
+		n, err := registry.ParseName(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s %q: %w", ErrInvalid, flag, s, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,224 @@
+package headless
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"time"
+
+	"rtm/registry"
+)
+
+// StreamOptions configures [Watch] and [Record].
+type StreamOptions struct {
+	// Joins are the channels to join. Presence channels are joined as
+	// As (its id is the presence key, and it is tracked) when As is set.
+	Joins []registry.Name
+	// As is the user presence channels are tracked as ("": the target's
+	// --as, if any; presence channels are then joined without tracking).
+	As string
+	// Identity is who to connect as (zero: the target's own identity).
+	Identity Identity
+	// Duration ends the stream after this long (0: until ctx ends).
+	Duration time.Duration
+	// Frames adds every raw frame in and out (always on for Record).
+	Frames bool
+	// Types, when not empty, keeps only these event types (Watch).
+	Types []registry.EventType
+	// ConnectTimeout bounds the first connection (default 30 s): a
+	// target that cannot be reached is a fatal error.
+	ConnectTimeout time.Duration
+	// Policy is the channel retry policy (nil: the default).
+	Policy registry.Policy
+	// Buffer is the subscription's buffer (default 65,536 events).
+	Buffer int
+	// OnReady is called once the socket is open and the joins are made
+	// (they may still be under way); tests use it to start traffic.
+	OnReady func(m *registry.Manager)
+}
+
+// Summary is what a stream wrote.
+type Summary struct {
+	End
+	// Channels are the final infos of the channels joined.
+	Channels []registry.ChannelInfo
+}
+
+// Watch prints every event of a manager on the target as NDJSON to w,
+// one event per line in the registry's stable JSON form (see
+// registry.DecodeEvent), secrets masked, until ctx ends or o.Duration
+// passes. It returns an error (a fatal one: the target cannot be reached,
+// a join is refused by a cap, w fails) or nil.
+func Watch(ctx context.Context, env *Env, w io.Writer, o StreamOptions) (Summary, error) {
+	return stream(ctx, env, w, o, false)
+}
+
+// Record writes a recording of a manager on the target to w: a header
+// line, every frame in and out with its time and direction, every event
+// of the manager (states, presence, messages, retries, logs), and an end
+// line — the format [ReadRecording] reads. Keys and tokens are masked.
+func Record(ctx context.Context, env *Env, w io.Writer, o StreamOptions) (Summary, error) {
+	o.Frames = true
+	o.Types = nil
+	return stream(ctx, env, w, o, true)
+}
+
+func stream(ctx context.Context, env *Env, w io.Writer, o StreamOptions, header bool) (sum Summary, err error) {
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 30 * time.Second
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = 1 << 16
+	}
+	as := o.As
+	if as == "" {
+		as = env.Target.As
+	}
+	m, err := env.NewManager(o.Identity, ManagerOptions{Policy: o.Policy})
+	if err != nil {
+		return sum, err
+	}
+	defer m.Close()
+	sub := m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: o.Buffer, Types: o.Types, Frames: o.Frames})
+	defer sub.Close()
+
+	var h *Header
+	if header {
+		st := m.Snapshot()
+		h = &Header{Started: time.Now(), Target: st.Target.URL, Embedded: st.Target.Embedded,
+			Serializer: st.Target.Serializer, Identity: identityText(st.Token), Channels: o.Joins, Tool: toolVersion()}
+	}
+	wr, err := NewWriter(w, h)
+	if err != nil {
+		return sum, err
+	}
+
+	// The pump writes what the subscription holds until told to stop,
+	// then drains once more.
+	stop := make(chan struct{})
+	pumpDone := make(chan error, 1)
+	go func() { pumpDone <- pump(sub, wr, stop) }()
+	finish := func(runErr error) (Summary, error) {
+		// Leave politely so the recording shows the leaves, then close.
+		lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = m.CleanupAll(lctx)
+		cancel()
+		sum.Channels = m.Channels()
+		close(stop)
+		perr := <-pumpDone
+		_ = m.Close()
+		if perr == nil {
+			perr = drainTo(sub, wr)
+		}
+		if cerr := wr.Close(time.Now()); perr == nil {
+			perr = cerr
+		}
+		sum.End = wr.Counts()
+		return sum, errors.Join(runErr, perr)
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	err = m.Connect(cctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return finish(nil)
+		}
+		st := m.Snapshot()
+		reason := st.Socket.LastError
+		if reason == "" {
+			reason = st.Socket.Reason
+		}
+		return finish(fmt.Errorf("connect to %s: no connection within %s (%s): %w", st.Target.URL, o.ConnectTimeout, reason, err))
+	}
+	for _, n := range o.Joins {
+		user := ""
+		if n.Kind == registry.KindPresence {
+			user = as
+		}
+		if _, err := joinAs(ctx, m, n, user); err != nil {
+			if ctx.Err() != nil {
+				return finish(nil)
+			}
+			return finish(fmt.Errorf("join %s: %w", n, err))
+		}
+	}
+	if o.OnReady != nil {
+		o.OnReady(m)
+	}
+	var timeout <-chan time.Time
+	if o.Duration > 0 {
+		t := time.NewTimer(o.Duration)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ctx.Done():
+	case <-timeout:
+	case err := <-pumpDone:
+		// The writer failed (a closed pipe): fatal.
+		pumpDone <- err
+	}
+	return finish(nil)
+}
+
+// pump writes events as they come until stop is closed or a write
+// fails.
+func pump(sub *registry.Subscription, wr *Writer, stop <-chan struct{}) error {
+	var buf []registry.Event
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-sub.Done():
+			return nil
+		case <-sub.Ready():
+		}
+		buf = sub.Drain(buf[:0])
+		for _, e := range buf {
+			if err := wr.Write(e); err != nil {
+				return err
+			}
+		}
+		if err := wr.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+func drainTo(sub *registry.Subscription, wr *Writer) error {
+	for _, e := range sub.Drain(nil) {
+		if err := wr.Write(e); err != nil {
+			return err
+		}
+	}
+	return wr.Flush()
+}
+
+func identityText(t registry.TokenInfo) string {
+	if !t.Present {
+		return "anon (API key only)"
+	}
+	s := t.Subject
+	if s == "" {
+		s = "(no sub)"
+	}
+	if t.Role != "" {
+		s += " (" + t.Role + ")"
+	}
+	return s
+}
+
+func toolVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "rtm"
+	}
+	v := info.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	return "rtm " + v
+}
