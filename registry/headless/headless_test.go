@@ -178,7 +178,9 @@ func TestWatchEndToEnd(t *testing.T) {
 	eventually(t, "the watcher to be present", func() bool {
 		return strings.Contains(out.String(), `"action":"join"`) && strings.Contains(out.String(), `"status":"connected"`)
 	})
-	eventually(t, "room joined", func() bool { return strings.Contains(out.String(), `"channel":"broadcast:room:1","status":"connected"`) })
+	eventually(t, "room joined", func() bool {
+		return strings.Contains(out.String(), `"channel":"broadcast:room:1","status":"connected"`)
+	})
 	h := sender(t, env, "bob", room)
 	for i := 1; i <= 5; i++ {
 		if err := h.Broadcast(ctx, "note", json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
