@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"rtm/realtime/protocol"
@@ -124,8 +123,9 @@ type Channel struct {
 	lastErr      error
 	names        map[string]string // interned broadcast event names
 
-	msgsIn, bytesIn, msgsOut, bytesOut atomic.Uint64
-	lastMsg                            atomic.Int64
+	// Counters, guarded by s.mu.
+	msgsIn, bytesIn, msgsOut, bytesOut uint64
+	lastMsg                            time.Time
 }
 
 // maxInternedNames bounds the broadcast event names a channel interns.
@@ -236,15 +236,15 @@ func (ch *Channel) Presence() *Presence { return ch.presence }
 
 // Stats returns the channel's counters.
 func (ch *Channel) Stats() ChannelStats {
+	ch.s.mu.Lock()
 	st := ChannelStats{
-		MessagesIn: ch.msgsIn.Load(), BytesIn: ch.bytesIn.Load(),
-		MessagesOut: ch.msgsOut.Load(), BytesOut: ch.bytesOut.Load(),
+		MessagesIn: ch.msgsIn, BytesIn: ch.bytesIn,
+		MessagesOut: ch.msgsOut, BytesOut: ch.bytesOut,
+		LastMessage: ch.lastMsg,
 	}
+	ch.s.mu.Unlock()
 	if ch.q != nil {
 		st.Dropped = ch.q.dropped.Load()
-	}
-	if t := ch.lastMsg.Load(); t != 0 {
-		st.LastMessage = time.Unix(0, t)
 	}
 	return st
 }

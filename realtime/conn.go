@@ -54,18 +54,18 @@ func (c *conn) fail(err error, code int, text string) {
 	})
 }
 
-// enqueue encodes m and queues it for the writer. User pushes are bounded
-// by Options.SendBuffer. It never blocks.
-func (c *conn) enqueue(m *protocol.Message, user bool) error {
+// enqueue encodes m and queues it for the writer, returning its size.
+// User pushes are bounded by Options.SendBuffer. It never blocks.
+func (c *conn) enqueue(m *protocol.Message, user bool) (int, error) {
 	data, binary, err := c.s.vsn.AppendClient(nil, m)
 	if err != nil {
-		return fmt.Errorf("realtime: encode %s: %w", m.Event, err)
+		return 0, fmt.Errorf("realtime: encode %s: %w", m.Event, err)
 	}
 	c.mu.Lock()
 	if user && c.userQueued >= c.s.opts.SendBuffer {
 		c.mu.Unlock()
 		c.s.st.sendRejects.Add(1)
-		return ErrSendBufferFull
+		return 0, ErrSendBufferFull
 	}
 	f := outFrame{data: data, binary: binary, user: user}
 	if c.s.tap != nil {
@@ -80,7 +80,7 @@ func (c *conn) enqueue(m *protocol.Message, user bool) error {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return nil
+	return len(data), nil
 }
 
 // readLoop reads frames and dispatches them until the connection fails.
@@ -178,6 +178,10 @@ func (c *conn) write(f *outFrame) error {
 	if f.binary {
 		typ = websocket.BinaryMessage
 	}
+	// Tap before writing, so the frame precedes its reply in the tap.
+	if c.s.tap != nil {
+		c.s.tap.push(Frame{Dir: Out, Time: c.s.now(), Conn: c.gen, Data: f.data, Binary: f.binary, Message: f.msg}, false)
+	}
 	if err := c.ws.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout)); err != nil {
 		return err
 	}
@@ -186,9 +190,6 @@ func (c *conn) write(f *outFrame) error {
 	}
 	c.s.st.framesOut.Add(1)
 	c.s.st.bytesOut.Add(uint64(len(f.data)))
-	if c.s.tap != nil {
-		c.s.tap.push(Frame{Dir: Out, Time: c.s.now(), Conn: c.gen, Data: f.data, Binary: f.binary, Message: f.msg}, false)
-	}
 	return nil
 }
 

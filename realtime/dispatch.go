@@ -62,9 +62,9 @@ func (s *Socket) dispatchLocked(f *protocol.ServerFrame, size int, at time.Time)
 		s.log.Debug("Dropping outdated message", logTopic, ch.topic, logEvent, f.Event, logJoinRef, string(f.JoinRef))
 		return
 	}
-	ch.msgsIn.Add(1)
-	ch.bytesIn.Add(uint64(size))
-	ch.lastMsg.Store(at.UnixNano())
+	ch.msgsIn++
+	ch.bytesIn += uint64(size)
+	ch.lastMsg = at
 	switch f.Event {
 	case protocol.EventBroadcast:
 		if !f.HasBroadcast {

@@ -63,7 +63,8 @@
 // loop; the goroutine exists only while events are waiting.
 //
 // A consumer that falls behind never blocks the reader. Each channel holds
-// at most EventBuffer (default 4096) stream events for its consumer; beyond
+// at most EventBuffer (default 4096) stream events waiting for its consumer
+// (plus the batch of at most 64 being delivered); beyond
 // that new broadcasts, postgres changes and presence join/leave events are
 // dropped and counted ([ChannelStats].Dropped, [Stats].Drops, and a
 // warning logged at powers of two). Status events, system messages and

@@ -120,7 +120,8 @@ type Options struct {
 	// OnHeartbeat is called for every heartbeat outcome, in order with
 	// OnStatus, on the same goroutine.
 	OnHeartbeat func(Heartbeat)
-	// Tap is called with every frame read or written, in order, on a
+	// Tap is called with every frame read (as read) or written (just
+	// before the write, so a frame precedes its reply), in order, on a
 	// goroutine of its own, holding at most TapBuffer frames (default
 	// 8192) for a slow consumer; beyond that frames are dropped and
 	// counted in [Stats].TapDrops. Frames hold tokens: mask before

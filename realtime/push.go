@@ -31,10 +31,12 @@ func (s *Socket) pushLocked(ch *Channel, m *protocol.Message, user, reply bool, 
 	if s.conn == nil {
 		return nil, ErrNotJoined
 	}
-	if err := s.conn.enqueue(m, user); err != nil {
+	size, err := s.conn.enqueue(m, user)
+	if err != nil {
 		return nil, err
 	}
-	ch.msgsOut.Add(1)
+	ch.msgsOut++
+	ch.bytesOut += uint64(size)
 	if !reply {
 		return nil, nil
 	}

@@ -6,7 +6,8 @@ import (
 )
 
 // queue delivers values to fn in order, off the producer's goroutine. It
-// holds at most limit values: push of a droppable value beyond that fails
+// holds at most limit values waiting, plus the batch being delivered
+// (at most min(limit, 64)): push of a droppable value beyond that fails
 // and is counted, so a producer (the read loop) never waits for a slow
 // consumer. Forced values (channel statuses) are always queued.
 //
@@ -75,7 +76,7 @@ func (q *queue[T]) len() int {
 func (q *queue[T]) run() {
 	defer q.wg.Done()
 	var zero T
-	batch := make([]T, 0, 64)
+	batch := make([]T, 0, min(max(q.limit, 1), 64))
 	for {
 		q.mu.Lock()
 		if q.n == 0 {

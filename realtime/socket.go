@@ -208,6 +208,8 @@ func (s *Socket) Close() error {
 	s.wg.Wait()
 
 	s.mu.Lock()
+	s.conn = nil
+	s.st.connectedAt.Store(0)
 	for _, ch := range s.channels {
 		s.closeChannelLocked(ch, ErrClosed, ErrClosed)
 	}
@@ -546,7 +548,7 @@ func (s *Socket) SetAuth(token string) {
 		if ch.state == ChannelJoined {
 			ref := s.makeRefLocked()
 			m := protocol.Message{JoinRef: ch.joinRef, Ref: ref, Topic: ch.topic, Event: protocol.EventAccessToken, Payload: payload}
-			if err := s.conn.enqueue(&m, false); err != nil {
+			if _, err := s.conn.enqueue(&m, false); err != nil {
 				s.log.Warn("Cannot push access_token", logTopic, ch.topic, logErr, err)
 			}
 		}

@@ -157,10 +157,10 @@ func TestDialRefused(t *testing.T) {
 func TestDropReconnectRejoin(t *testing.T) {
 	srv := servertest.New(t)
 	st := newRec[StatusChange]()
-	var tries []int
+	tries := newRec[int]()
 	s := dial(t, srv, fast, func(o *Options) {
 		o.OnStatus = st.add
-		o.ReconnectAfter = func(n int) time.Duration { tries = append(tries, n); return 20 * time.Millisecond }
+		o.ReconnectAfter = func(n int) time.Duration { tries.add(n); return 20 * time.Millisecond }
 	})
 	ch, r := channel(t, s, "room1", ChannelConfig{})
 	if err := ch.Subscribe(ctxT(t)); err != nil {
@@ -190,8 +190,8 @@ func TestDropReconnectRejoin(t *testing.T) {
 	if !errors.Is(lost.Err, ErrDisconnected) && lost.Err == nil || lost.Delay != 20*time.Millisecond || lost.Attempt != 2 {
 		t.Fatalf("reconnecting change %+v", lost)
 	}
-	if len(tries) == 0 || tries[0] != 1 {
-		t.Fatalf("reconnect ladder tries %v, want to start at 1", tries)
+	if tr := tries.all(); len(tr) == 0 || tr[0] != 1 {
+		t.Fatalf("reconnect ladder tries %v, want to start at 1", tr)
 	}
 	if stats := s.Stats(); stats.Reconnects != 1 || stats.Disconnects != 1 {
 		t.Fatalf("stats %+v", stats)
@@ -223,15 +223,17 @@ func TestServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.wait(t, "SUBSCRIBED after the restart", func(e []Event) bool { return countStatus(e, Subscribed) >= 2 })
-	sts := st.all()
-	failures := 0
-	for _, c := range sts {
-		if c.Status == StatusReconnecting && c.Err != nil && !errors.Is(c.Err, ErrDisconnected) {
-			failures++ // failed attempts while the listener was down
+	// Failed attempts while the listener was down.
+	st.wait(t, "a failed attempt during the downtime", func(cs []StatusChange) bool {
+		for _, c := range cs {
+			if c.Status == StatusReconnecting && c.Err != nil && !errors.Is(c.Err, ErrDisconnected) {
+				return true
+			}
 		}
-	}
-	if failures == 0 || s.Stats().ConnectFailures == 0 {
-		t.Fatalf("no failed attempt during the downtime: %s", describe(sts))
+		return false
+	})
+	if s.Stats().ConnectFailures == 0 {
+		t.Fatal("no failed attempt counted")
 	}
 	// Broadcasts flow again.
 	other := dial(t, srv)
@@ -271,23 +273,24 @@ func TestPauseHeartbeatTimeout(t *testing.T) {
 	if evs[1].Status != ChannelError || !errors.Is(evs[1].Err, ErrHeartbeatTimeout) {
 		t.Fatalf("second event %v %v", evs[1].Status, evs[1].Err)
 	}
-	found := false
-	for _, c := range st.all() {
-		if c.Status == StatusReconnecting && errors.Is(c.Err, ErrHeartbeatTimeout) {
-			found = true
+	st.wait(t, "a reconnect for the heartbeat timeout", func(cs []StatusChange) bool {
+		for _, c := range cs {
+			if c.Status == StatusReconnecting && errors.Is(c.Err, ErrHeartbeatTimeout) {
+				return true
+			}
 		}
-	}
-	if !found {
-		t.Fatalf("no reconnect for the heartbeat timeout: %s", describe(st.all()))
-	}
-	timeouts := 0
-	for _, h := range hb.all() {
-		if h.Status == HeartbeatTimeout {
-			timeouts++
+		return false
+	})
+	hb.wait(t, "the heartbeat timeout", func(hs []Heartbeat) bool {
+		for _, h := range hs {
+			if h.Status == HeartbeatTimeout {
+				return true
+			}
 		}
-	}
-	if timeouts != 1 || s.Stats().HeartbeatTimeouts != 1 {
-		t.Fatalf("%d heartbeat timeouts", timeouts)
+		return false
+	})
+	if n := s.Stats().HeartbeatTimeouts; n != 1 {
+		t.Fatalf("%d heartbeat timeouts", n)
 	}
 	// A new, unpaused connection holds the rejoined channel (the frozen
 	// one lingers on the server until its pause ends).
