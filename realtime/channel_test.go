@@ -238,7 +238,9 @@ func TestKickCloseNoRejoin(t *testing.T) {
 	}
 	// The server handles our frames in order: once room2 is gone, a
 	// rejoin of room1 (sent before the leave) would be there.
-	eventually(t, "the server to drop room2", func() bool { return srv.Stats().Channels == 0 || len(srv.Conns()[0].Channels) != 1 || srv.Conns()[0].Channels[0].Topic != "realtime:room2" })
+	eventually(t, "the server to drop room2", func() bool {
+		return srv.Stats().Channels == 0 || len(srv.Conns()[0].Channels) != 1 || srv.Conns()[0].Channels[0].Topic != "realtime:room2"
+	})
 	if conns := srv.Conns(); len(conns) != 1 || len(conns[0].Channels) != 0 {
 		t.Fatalf("server channels after phx_close and leave: %+v", conns)
 	}
