@@ -303,3 +303,46 @@ func TestPauseHeartbeatTimeout(t *testing.T) {
 		return false
 	})
 }
+
+// Options.Dial makes every connection: failing the first attempts delays
+// the open; closing the net.Conn underneath is a drop.
+func TestDialHook(t *testing.T) {
+	srv := servertest.New(t)
+	var dials atomic.Int32
+	var last atomic.Pointer[net.Conn]
+	st := newRec[StatusChange]()
+	s := dial(t, srv, fast, func(o *Options) {
+		o.OnStatus = st.add
+		o.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if dials.Add(1) <= 2 {
+				return nil, errors.New("injected connect failure")
+			}
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err == nil {
+				last.Store(&c)
+			}
+			return c, err
+		}
+	})
+	if dials.Load() != 3 || s.Stats().ConnectFailures != 2 {
+		t.Fatalf("%d dials, %d failures", dials.Load(), s.Stats().ConnectFailures)
+	}
+	st.wait(t, "the injected failures", func(cs []StatusChange) bool {
+		n := 0
+		for _, c := range cs {
+			if c.Status == StatusReconnecting && c.Err != nil && strings.Contains(c.Err.Error(), "injected connect failure") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	ch, r := channel(t, s, "room1", ChannelConfig{})
+	if err := ch.Subscribe(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	(*last.Load()).Close() // the transport drops
+	r.wait(t, "the rejoin after the drop", func(e []Event) bool { return countStatus(e, Subscribed) == 2 })
+	if dials.Load() != 4 {
+		t.Fatalf("%d dials", dials.Load())
+	}
+}
