@@ -220,6 +220,7 @@ func Plain() *Styles {
 	s.Pane.TitleActive = NewPaint(lipgloss.NewStyle().Bold(true).Reverse(true))
 	s.Pane.TabActive = NewPaint(lipgloss.NewStyle().Bold(true).Reverse(true))
 	s.Status["error"] = NewPaint(lipgloss.NewStyle().Bold(true))
+	s.Status["refused"] = NewPaint(lipgloss.NewStyle().Bold(true))
 	s.Level["ERROR"] = NewPaint(lipgloss.NewStyle().Bold(true))
 	s.Bar = NewPaint(lipgloss.NewStyle().Reverse(true))
 	return s
@@ -297,6 +298,10 @@ func New(p Palette, isDark bool) *Styles {
 		"error":        NewPaint(fg(p.Error).Bold(true)),
 		"idle":         paint(p.Muted),
 		"closed":       paint(p.Muted),
+		// A subscription channel whose postgres changes flow, and one
+		// whose changes the server refused (no database, a bad filter).
+		"ready":   NewPaint(fg(p.OK).Bold(true)),
+		"refused": NewPaint(fg(p.Error).Bold(true)),
 	}
 	s.Level = map[string]Paint{
 		"DEBUG": paint(p.Subtle),

@@ -135,6 +135,13 @@ func (m *Model) back() tea.Cmd {
 // channelKey handles the actions on the selected channel.
 func (m *Model) channelKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 	k := m.keys.Channel
+	if key.Matches(msg, k.Doctor) {
+		c, ok := m.selected()
+		if !ok {
+			return m.setStatus(slog.LevelWarn, "no channel selected: D checks a subscription channel (:doctor <name>)"), true
+		}
+		return m.runDoctor(c), true
+	}
 	if !key.Matches(msg, k.Track, k.Untrack, k.Broadcast, k.Retry, k.Leave, k.Faults) {
 		if m.opts.ReadOnly && isActionKey(msg, DefaultKeyMap()) {
 			return m.setStatus(slog.LevelWarn, errReadOnly.Error()), true
@@ -316,6 +323,8 @@ func (m *Model) handleOverlayKey(msg tea.KeyPressMsg) tea.Cmd {
 			m.confirm, m.overlay = nil, overlayNone
 		}
 		return nil
+	case overlayDoctor:
+		return m.doctorKey(msg)
 	case overlayFaults:
 		f, closeMenu, why := m.faults.handle(msg, k)
 		if why != "" {
@@ -788,6 +797,24 @@ func (m *Model) runCommand(line string) tea.Cmd {
 			return m.fail(c.name, c.args[0], fmt.Errorf("%q is neither a count nor a duration (3, 10s)", c.args[0]))
 		}
 		return m.fault(f)
+	case "doctor":
+		if len(c.args) > 1 {
+			return m.fail(c.name, "", fmt.Errorf("%w: %s", errUsage, usage(c.name)))
+		}
+		sel, ok := m.selected()
+		if len(c.args) == 1 {
+			n, err := name(0)
+			if err != nil {
+				return m.fail(c.name, c.args[0], err)
+			}
+			if sel, ok = m.state.Channel(n); !ok {
+				return m.fail(c.name, n.String(), registry.ErrNotFound)
+			}
+		}
+		if !ok {
+			return m.fail(c.name, "", errors.New("no channel selected: give a subscription channel, e.g. :doctor subscription:project:456"))
+		}
+		return m.runDoctor(sel)
 	case "policy":
 		if err := wantArgs(1); err != nil {
 			return m.fail(c.name, "", err)
@@ -912,6 +939,8 @@ func hintFor(err error) string {
 		return "tab completes commands and names; :help lists the keys"
 	case errors.Is(err, errReadOnly):
 		return ""
+	case errors.Is(err, ErrNoDatabase):
+		return "start rtm with --db <postgres url> (or DATABASE_URL) of the database whose changes Realtime streams; the embedded server's --db auto needs PostgreSQL installed"
 	}
 	return registry.Hint("", err.Error())
 }

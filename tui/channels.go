@@ -170,10 +170,15 @@ func channelColumns(inner int) (cols []chanCol, nameW int, longName bool) {
 		return shortKind(c.Name.Kind), m.st.Muted
 	}}
 	statusWord := chanCol{"STATUS", 12, false, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		return c.Status.String(), m.st.StatusPaint(c.Status.String())
+		w := chanStatus(c)
+		return w, m.st.StatusPaint(w)
 	}}
 	statusGlyph := chanCol{"S", 1, false, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		return statusGlyph(c.Status), m.st.StatusPaint(c.Status.String())
+		w := chanStatus(c)
+		if w == "refused" {
+			return "!", m.st.StatusPaint(w)
+		}
+		return statusGlyph(c.Status), m.st.StatusPaint(w)
 	}}
 	refs := chanCol{"REFS", 4, true, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
 		p := m.st.Text
@@ -204,7 +209,9 @@ func channelColumns(inner int) (cols []chanCol, nameW int, longName bool) {
 	age := chanCol{"AGE", 4, true, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
 		return fmtAge(m.now.Sub(c.CreatedAt)), m.st.Muted
 	}}
-	// Degrade step by step until the name keeps at least 14 cells.
+	// Degrade step by step until the name keeps at least 14 cells; the
+	// status word stays as long as it can (NO_COLOR users read it), and
+	// the main pane's title names the selected channel's status always.
 	cur := []chanCol{typeLong, statusWord, refs, pres, msgs, att, age}
 	set := func(title string, c chanCol) func() {
 		return func() {
@@ -220,8 +227,8 @@ func channelColumns(inner int) (cols []chanCol, nameW int, longName bool) {
 		return func() { cur = slices.DeleteFunc(cur, func(c chanCol) bool { return c.title == title }) }
 	}
 	steps := []func(){
-		set("TYPE", typeShort), drop("AGE"), drop("REFS"), set("STATUS", statusGlyph),
-		drop("MSGS"), drop("PRES"), drop("TYPE"), drop("ATT"),
+		set("TYPE", typeShort), drop("AGE"), drop("REFS"), drop("MSGS"), drop("PRES"),
+		set("STATUS", statusGlyph), drop("TYPE"), drop("ATT"),
 	}
 	total := func() int {
 		t := 0
@@ -245,6 +252,30 @@ func channelColumns(inner int) (cols []chanCol, nameW int, longName bool) {
 		}
 	}
 	return cur, nameW, longName
+}
+
+// chanStatus returns the word for a channel's status: its Status, except
+// that a connected subscription channel reads "ready" once its postgres
+// changes flow ("Subscribed to PostgreSQL") and "refused" when the server
+// refused them since the join (no database, a bad filter: Info tells why).
+// The word is also the theme's status paint name.
+func chanStatus(c *registry.ChannelInfo) string {
+	if c.Name.Kind == registry.KindSubscription && c.Status == registry.StatusConnected {
+		switch {
+		case c.Ready:
+			return "ready"
+		case changesRefused(c):
+			return "refused"
+		}
+	}
+	return c.Status.String()
+}
+
+// changesRefused reports whether the server refused a subscription
+// channel's postgres changes since its last join (a postgres_changes
+// system error, and no "Subscribed to PostgreSQL").
+func changesRefused(c *registry.ChannelInfo) bool {
+	return !c.Ready && c.LastErrorCode == "system" && c.LastError != "" && !c.LastErrorAt.Before(c.JoinedAt)
 }
 
 func shortKind(k registry.Kind) string {

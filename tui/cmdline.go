@@ -41,6 +41,7 @@ func commands() []commandSpec {
 		{"kick", "<name> [error|close]", "server ends the channel (embedded server / rtm serve)", true},
 		{"reject-joins", "<n|duration>", "server refuses the next n joins or joins for a while", true},
 		{"policy", "fixed:3s|exp|breaker", "set the retry policy", true},
+		{"doctor", "[name]", "why no postgres changes? check a subscription channel against its database", false},
 		{"export", "<file>", "write the log and events as NDJSON", true},
 		{"cleanup", "", "leave every channel", true},
 		{"help", "", "show the keys", false},
@@ -177,6 +178,14 @@ func completions(value string, names []string) []string {
 		}
 		if cmd == "broadcast" && argIdx == 3 {
 			cands = []string{`{"x":1,"y":2}`}
+		}
+	case "doctor":
+		if argIdx == 1 {
+			for _, n := range names {
+				if strings.HasPrefix(n, "subscription:") || strings.Contains(n, ":subscription:") {
+					cands = append(cands, n)
+				}
+			}
 		}
 	case "kick":
 		switch argIdx {

@@ -109,7 +109,7 @@ func sampleState(now time.Time) registry.State {
 	d.Bindings = []registry.Binding{{Type: "broadcast", Event: "cursor", Listeners: 2}}
 	s := ch(projCh, registry.StatusDisconnected, 90*time.Second)
 	s.Attempts, s.NextAttemptAt, s.RetryReason = 2, now.Add(1500*time.Millisecond), "CHANNEL_ERROR: kicked"
-	s.Bindings = []registry.Binding{{Type: "postgres_changes", Event: "*", Schema: "public", Table: "projects", Filter: "id=eq.456", ID: 7, Listeners: 1}}
+	s.Bindings = []registry.Binding{{Type: "postgres_changes", Event: "*", Schema: "public", Table: "project", Filter: "id=eq.456", ID: 7, Listeners: 1}}
 	te := ch(tenantCh, registry.StatusError, 3*time.Hour)
 	te.Attempts, te.LastError, te.LastErrorCode, te.LastErrorAt = 5, "Realtime is restarting", "RealtimeRestarting", now.Add(-time.Minute)
 	return registry.State{

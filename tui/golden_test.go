@@ -56,6 +56,22 @@ func screens() []struct {
 				Code: "Unauthorized", Message: "You do not have permissions to read from this Channel topic"}}})
 		}},
 		{"zoom-log", func(m *Model) { keys(m, "tab", "tab", "z") }},
+		{"doctor", func(m *Model) {
+			m.opts.Doctor = &fakeDoctor{checks: doctorChecks()}
+			m.opts.Database = DatabaseInfo{Label: "demo PostgreSQL", Detail: "demo PostgreSQL postgres://postgres:xxxxx@127.0.0.1:5433/rtm_demo"}
+			st := readyState()
+			m.Update(EventsBatchMsg{State: &st})
+			keys(m, "j", "j")
+			feed(m, keys(m, "D")[0])
+		}},
+		{"subscription-refused", func(m *Model) {
+			m.opts.Database = DatabaseInfo{Label: "none", Detail: "none: rtm could not start its demo PostgreSQL", Missing: true}
+			st := readyState()
+			c := &st.Channels[2]
+			c.Ready, c.LastError, c.LastErrorCode, c.LastErrorAt = false, "No database: rtm could not start its demo PostgreSQL", "system", t0
+			m.Update(EventsBatchMsg{State: &st})
+			keys(m, "j", "j", "4")
+		}},
 		{"socket-down", func(m *Model) {
 			st := sampleState(t0)
 			st.Socket = registry.SocketInfo{Status: registry.SocketDisconnected, Reason: "heartbeat timeout", Attempt: 2,
@@ -180,9 +196,15 @@ func TestResize(t *testing.T) {
 func TestColours(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40)
 	out := m.Render()
-	ok := theme.Default(true).Status["connected"].Render("●")
-	if !strings.Contains(out, ok) {
-		t.Fatalf("connected status is not painted with the OK colour")
+	for _, w := range []string{"connected", "error"} {
+		p := theme.Default(true).Status[w].Render(w)
+		if !strings.Contains(out, p) {
+			t.Fatalf("status %q is not painted with its colour", w)
+		}
+	}
+	narrow, _ := newTestModel(t, 80, 24)
+	if ok := theme.Default(true).Status["connected"].Render("●"); !strings.Contains(narrow.Render(), ok) {
+		t.Fatalf("connected status glyph is not painted with the OK colour")
 	}
 	plain, _ := newTestModel(t, 120, 40, func(o *Options) { o.Theme = func(bool) *theme.Styles { return theme.Plain() } })
 	if s := plain.Render(); strings.Contains(s, "38;2;") || strings.Contains(s, "48;2;") {

@@ -23,6 +23,10 @@ type KeyMap struct {
 	// Channel holds the actions on the selected channel.
 	Channel struct {
 		Track, Untrack, Broadcast, Retry, Leave, Faults key.Binding
+		// Doctor runs the postgres_changes doctor (subscription
+		// channels); it reads the database only, so read-only mode
+		// keeps it.
+		Doctor key.Binding
 	}
 	// Log holds the log pane's keys.
 	Log struct {
@@ -72,6 +76,7 @@ func DefaultKeyMap() KeyMap {
 	k.Channel.Retry = key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "retry now"))
 	k.Channel.Leave = key.NewBinding(key.WithKeys("ctrl+d"), key.WithHelp("ctrl+d", "leave"))
 	k.Channel.Faults = key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "faults"))
+	k.Channel.Doctor = key.NewBinding(key.WithKeys("D"), key.WithHelp("D", "doctor"))
 
 	k.Log.Follow = key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "follow"))
 	k.Log.Wrap = key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "wrap"))

@@ -184,7 +184,7 @@ func (m *Model) viewMain() *framed {
 	lines = append(lines, content...)
 	title := "no channel"
 	if ok {
-		title = c.Name.String()
+		title = c.Name.String() + " · " + chanStatus(&c)
 	}
 	return box(m.st, r.w, r.h, title, "", m.focus == focusMain, lines)
 }
@@ -621,7 +621,37 @@ func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
 	}
 	kv("Bindings", t, orDash(sanitize(strings.Join(bs, " · "))))
 	if c.Name.Kind == registry.KindSubscription {
-		kv("Ready", t, yesNo(c.Ready), mu, " (system \"Subscribed to PostgreSQL\" since the last join)")
+		switch {
+		case c.Ready:
+			kv("Ready", m.st.StatusPaint("ready"), "yes", mu, " — the server said \"Subscribed to PostgreSQL\" since the last join: changes flow")
+		case changesRefused(&c):
+			kv("Ready", m.st.StatusPaint("refused"), "no — "+sanitize(c.LastError))
+			kv("Fix", m.st.Warn, changesHint(c.LastError))
+		case c.Status == registry.StatusConnected:
+			kv("Ready", m.st.Warn, "not yet", mu, " — waiting for the server's \"Subscribed to PostgreSQL\"; changes before it are missed")
+		default:
+			kv("Ready", mu, "no (not joined)")
+		}
+		if db := m.opts.Database; db.Detail != "" {
+			p := t
+			if db.Missing {
+				p = m.st.Warn
+			}
+			kv("Database", p, sanitize(db.Detail))
+		}
+		doc := "not run — D checks why changes may not arrive"
+		dp := mu
+		if d, ok := m.chData[c.Name]; ok && d.doctor != nil {
+			doc = d.doctor.summary()
+			dp = m.st.OK
+			if failed, _, errs := d.doctor.failed(); len(failed) > 0 || errs > 0 {
+				dp = m.st.Error
+			}
+			if !d.doctor.running {
+				doc += " at " + d.doctor.at.Format("15:04:05") + " (D shows it)"
+			}
+		}
+		kv("Doctor", dp, doc)
 	}
 	tok := m.state.Token
 	if tok.Present {

@@ -61,6 +61,14 @@ type Options struct {
 	// Status is a first status line message (e.g. "embedded server on
 	// 127.0.0.1:5555"), shown until replaced.
 	Status string
+	// Database says where postgres_changes come from (header, Info tab,
+	// doctor). The zero value shows nothing.
+	Database DatabaseInfo
+	// Doctor runs the postgres_changes doctor of subscription channels
+	// (the D key and :doctor); nil says there is no database to check.
+	Doctor Doctor
+	// DoctorTimeout bounds one doctor run (default DefaultDoctorTimeout).
+	DoctorTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -75,6 +83,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ActionTimeout <= 0 {
 		o.ActionTimeout = DefaultActionTimeout
+	}
+	if o.DoctorTimeout <= 0 {
+		o.DoctorTimeout = DefaultDoctorTimeout
 	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -96,6 +107,21 @@ func (o Options) withDefaults() Options {
 		o.FastTick = DefaultFastTick
 	}
 	return o
+}
+
+// DatabaseInfo describes the database whose changes feed the
+// subscription channels, with passwords masked.
+type DatabaseInfo struct {
+	// Label is a few words for the header: "demo PostgreSQL",
+	// "127.0.0.1:5432/app", "none".
+	Label string
+	// Detail is the full description ("demo PostgreSQL
+	// postgres://rtm:xxxxx@127.0.0.1:5433/rtm_demo (publication
+	// supabase_realtime)") or why there is no database, with the fix.
+	Detail string
+	// Missing is true when there is no database: the header shows the
+	// label as a warning.
+	Missing bool
 }
 
 // focus is the pane that receives keys.
@@ -158,6 +184,7 @@ const (
 	overlayForm
 	overlayConfirm
 	overlayFaults
+	overlayDoctor
 )
 
 // msgEntry is one message of a channel.
@@ -184,6 +211,8 @@ type chanData struct {
 	follow bool
 	// lastSeen is when the channel was last in the registry.
 	lastSeen time.Time
+	// doctor is the last doctor run on the channel (nil: none).
+	doctor *doctorResult
 }
 
 // logEntry is one log record.
@@ -258,6 +287,10 @@ type Model struct {
 	form     *form
 	confirm  *confirm
 	faults   *faultMenu
+	doctor   *doctorView
+	// doctorGen numbers doctor runs, so a late result of an older run
+	// never replaces a newer one.
+	doctorGen int
 
 	fatal    error
 	quitting bool
@@ -371,6 +404,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case actionDoneMsg:
 		m.now = m.opts.Now()
 		return m, m.actionDone(msg)
+	case doctorDoneMsg:
+		m.now = m.opts.Now()
+		cmd := m.doctorDone(msg)
+		m.invalidate()
+		return m, cmd
 	case tea.PasteMsg:
 		return m, m.handlePaste(msg)
 	case tea.KeyPressMsg:

@@ -162,6 +162,13 @@ func (m *Model) viewHeader() string {
 		sep1 = " · "
 	}
 	l1.add(st.Header.Value, sanitize(targetHost(s.Target.URL)))
+	if db := m.opts.Database; db.Label != "" {
+		p := st.Header.Value
+		if db.Missing {
+			p = st.Warn
+		}
+		l1.add(st.Subtle, sep1).add(st.Header.Label, "db ").add(p, sanitize(db.Label))
+	}
 	tok := s.Token
 	l1.add(st.Subtle, sep1)
 	if tok.Present {
@@ -346,6 +353,8 @@ func (m *Model) ShortHelp() []key.Binding {
 		return []key.Binding{withHelp(k.Down, "↑/↓", "select"), withHelp(k.Dialog.Submit, "enter", "inject"), withHelp(k.Dialog.Cancel, "esc", "close")}
 	case overlayHelp:
 		return []key.Binding{withHelp(k.Help, "?", "close help"), k.Dialog.Cancel}
+	case overlayDoctor:
+		return []key.Binding{withHelp(k.Down, "↑/↓", "scroll"), withHelp(k.Channel.Doctor, "D", "run again"), withHelp(k.Dialog.Cancel, "esc", "close")}
 	}
 	var out []key.Binding
 	switch m.focus {
@@ -391,6 +400,9 @@ func (m *Model) channelActions() []key.Binding {
 		}
 	}
 	out = append(out, k.Broadcast, k.Retry, k.Leave, k.Faults)
+	if c.Name.Kind == registry.KindSubscription {
+		out = append(out, k.Doctor)
+	}
 	return enabled(out)
 }
 
@@ -400,7 +412,7 @@ func (m *Model) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Help, k.Command, k.Filter, k.NextFocus, k.PrevFocus, k.Open, k.Back, k.Quit},
 		{k.TabKeys, k.NextTab, k.PrevTab, k.Zoom, k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
-		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults}),
+		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults, k.Channel.Doctor}),
 		{k.Log.Follow, k.Log.Wrap, k.Log.Clear, k.Presence.Raw},
 	}
 }
@@ -439,6 +451,10 @@ func (m *Model) overlayBody(body []string) []string {
 	case overlayFaults:
 		if m.faults != nil {
 			dlg = m.faults.view(m.st, m.dialogWidth())
+		}
+	case overlayDoctor:
+		if m.doctor != nil {
+			dlg = m.viewDoctor(m.dialogWidth(), len(body))
 		}
 	case overlayCommand:
 		dlg = m.cmd.suggestionsView(m.st, m.width)
@@ -497,7 +513,7 @@ func (m *Model) viewHelpDialog() []string {
 	hm.SetWidth(w - 4)
 	body := strings.Split(hm.FullHelpView(m.FullHelp()), "\n")
 	body = append(body, "", m.st.Muted.Render("commands (:) — join leave track untrack broadcast drop freeze latency"),
-		m.st.Muted.Render("fail-connects expire-token kick reject-joins retry policy export cleanup help"))
+		m.st.Muted.Render("fail-connects expire-token kick reject-joins retry policy doctor export cleanup help"))
 	return dialogBox(m.st, "Keys", body, w)
 }
 

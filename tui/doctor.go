@@ -1,0 +1,400 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"rtm/registry"
+	"rtm/theme"
+)
+
+// Doctor answers "why do my postgres_changes not arrive?" for one binding
+// of a subscription channel, against the database the changes come from
+// (main.go adapts package rtm/realtime/server/pgcdc/doctor). The UI calls
+// it only from a tea.Cmd.
+type Doctor interface {
+	// Check runs every check for req and returns one result per check,
+	// in order. It returns an error only when it could not run at all
+	// (ErrNoDatabase when there is no database to check).
+	Check(ctx context.Context, req DoctorRequest) ([]DoctorCheck, error)
+}
+
+// DoctorRequest is one postgres_changes binding to check, as the channel
+// subscribes with it.
+type DoctorRequest struct {
+	// Channel is the subscription channel.
+	Channel registry.Name
+	// Schema, Table, Filter and Event are the binding's.
+	Schema, Table, Filter, Event string
+	// As is the subscriber: "anon", a role, or "role:<subject>" of the
+	// channel's token.
+	As string
+	// ReadySeen is whether the channel received "Subscribed to
+	// PostgreSQL" since its last join.
+	ReadySeen bool
+}
+
+// DoctorCheck is the outcome of one check.
+type DoctorCheck struct {
+	// Name is short ("publication"); Detail says what was found; Fix
+	// what to do when OK is false.
+	Name, Detail, Fix string
+	OK                bool
+}
+
+// ErrNoDatabase is wrapped by a Doctor's error when rtm has no database
+// to check (no --db, or the demo database could not start).
+var ErrNoDatabase = errors.New("no database to check")
+
+// DefaultDoctorTimeout bounds one doctor run (every binding of a channel).
+const DefaultDoctorTimeout = 45 * time.Second
+
+// doctorSection is the report of one binding.
+type doctorSection struct {
+	binding string
+	checks  []DoctorCheck
+	err     error
+}
+
+// doctorResult is a doctor run on a channel.
+type doctorResult struct {
+	gen      int
+	name     registry.Name
+	at       time.Time
+	running  bool
+	sections []doctorSection
+}
+
+// failed returns the names of the red checks and the number of checks.
+func (r *doctorResult) failed() (names []string, total int, errs int) {
+	for _, s := range r.sections {
+		if s.err != nil {
+			errs++
+		}
+		for _, c := range s.checks {
+			total++
+			if !c.OK {
+				names = append(names, c.Name)
+			}
+		}
+	}
+	return names, total, errs
+}
+
+// summary says in a few words how the run went.
+func (r *doctorResult) summary() string {
+	if r.running {
+		return "running…"
+	}
+	failed, total, errs := r.failed()
+	switch {
+	case errs > 0 && total == 0:
+		for _, s := range r.sections {
+			if s.err != nil {
+				return "could not run: " + trimPrefix(s.err.Error())
+			}
+		}
+	case len(failed) == 0 && errs == 0:
+		return fmt.Sprintf("all %d checks passed", total)
+	}
+	return fmt.Sprintf("%d of %d checks failed: %s", len(failed), total, strings.Join(failed, ", "))
+}
+
+// doctorView is the doctor dialog.
+type doctorView struct {
+	name   registry.Name
+	gen    int
+	scroll int
+}
+
+// doctorDoneMsg carries the outcome of a doctor run.
+type doctorDoneMsg struct {
+	res doctorResult
+}
+
+// changeBindings returns a channel's postgres_changes bindings.
+func changeBindings(c registry.ChannelInfo) []registry.Binding {
+	var out []registry.Binding
+	for _, b := range c.Bindings {
+		if b.Type == "postgres_changes" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// bindingText describes a binding: "* public.project [id=eq.456]".
+func bindingText(b registry.Binding) string {
+	ev := b.Event
+	if ev == "" {
+		ev = "*"
+	}
+	schema := b.Schema
+	if schema == "" {
+		schema = "public"
+	}
+	s := ev + " " + schema + "." + b.Table
+	if b.Filter != "" {
+		s += " [" + b.Filter + "]"
+	}
+	return s
+}
+
+// subscriberAs names the subscriber of the channel's token for the doctor.
+func (m *Model) subscriberAs() string {
+	tok := m.state.Token
+	switch {
+	case !tok.Present || tok.Role == "":
+		return "anon"
+	case tok.Subject != "":
+		return tok.Role + ":" + tok.Subject
+	}
+	return tok.Role
+}
+
+// runDoctor checks why changes may not arrive on a subscription channel:
+// it opens the doctor dialog and returns the Cmd that runs the checks.
+func (m *Model) runDoctor(c registry.ChannelInfo) tea.Cmd {
+	if c.Name.Kind != registry.KindSubscription {
+		return m.setStatus(slog.LevelWarn, "the doctor checks postgres_changes: "+c.Name.String()+" is a "+c.Name.Kind.String()+
+			" channel (select a subscription channel, or :doctor <name>)")
+	}
+	bindings := changeBindings(c)
+	if len(bindings) == 0 {
+		return m.setStatus(slog.LevelWarn, c.Name.String()+" has no postgres_changes binding to check")
+	}
+	m.doctorGen++
+	res := doctorResult{gen: m.doctorGen, name: c.Name, at: m.now, running: true}
+	for _, b := range bindings {
+		res.sections = append(res.sections, doctorSection{binding: bindingText(b)})
+	}
+	d := m.data(c.Name)
+	d.doctor = &res
+	m.doctor = &doctorView{name: c.Name, gen: res.gen}
+	m.overlay = overlayDoctor
+	m.cache.main.valid = false
+	doc, as, ready, parent := m.opts.Doctor, m.subscriberAs(), c.Ready, m.opts.Context
+	timeout := m.opts.DoctorTimeout
+	now := m.opts.Now
+	return func() tea.Msg {
+		out := res
+		out.sections = make([]doctorSection, len(res.sections))
+		ctx, cancel := context.WithTimeout(parent, timeout)
+		defer cancel()
+		for i, b := range bindings {
+			out.sections[i].binding = res.sections[i].binding
+			if doc == nil {
+				out.sections[i].err = fmt.Errorf("%w: rtm runs without a database", ErrNoDatabase)
+				continue
+			}
+			schema := b.Schema
+			if schema == "" {
+				schema = "public"
+			}
+			checks, err := doc.Check(ctx, DoctorRequest{Channel: c.Name, Schema: schema, Table: b.Table, Filter: b.Filter,
+				Event: b.Event, As: as, ReadySeen: ready})
+			out.sections[i].checks, out.sections[i].err = checks, err
+		}
+		out.running = false
+		out.at = now()
+		return doctorDoneMsg{res: out}
+	}
+}
+
+// doctorDone stores a doctor run's outcome, shows it in the dialog if it
+// is open on that run, and reports it in the status line and the log.
+func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
+	r := msg.res
+	d := m.data(r.name)
+	if d.doctor != nil && d.doctor.gen > r.gen {
+		return nil // a newer run is under way
+	}
+	d.doctor = &r
+	if r.name == m.sel {
+		m.cache.main.valid = false
+	}
+	failed, total, errs := r.failed()
+	level := slog.LevelInfo
+	text := "doctor " + r.name.String() + ": " + r.summary()
+	if len(failed) > 0 || errs > 0 {
+		level = slog.LevelWarn
+		if m.overlay != overlayDoctor {
+			text += " — D shows the report"
+		}
+	}
+	attrs := []registry.LogAttr{{Key: registry.KeyChannel, Value: r.name.String()},
+		{Key: "checks", Value: fmt.Sprint(total)}, {Key: "failed", Value: fmt.Sprint(len(failed))}}
+	var records []registry.LogRecord
+	records = append(records, m.localLog(level, "Doctor", attrs...))
+	for _, s := range r.sections {
+		if s.err != nil {
+			a := []registry.LogAttr{{Key: registry.KeyChannel, Value: r.name.String()}, {Key: "binding", Value: s.binding},
+				{Key: registry.KeyErr, Value: trimPrefix(s.err.Error())}}
+			if h := hintFor(s.err); h != "" {
+				a = append(a, registry.LogAttr{Key: "hint", Value: h})
+			}
+			records = append(records, m.localLog(slog.LevelWarn, "Doctor could not run", a...))
+		}
+		for _, c := range s.checks {
+			if !c.OK {
+				records = append(records, m.localLog(slog.LevelWarn, "Doctor check failed",
+					registry.LogAttr{Key: registry.KeyChannel, Value: r.name.String()}, registry.LogAttr{Key: "check", Value: c.Name},
+					registry.LogAttr{Key: "detail", Value: c.Detail}, registry.LogAttr{Key: "fix", Value: c.Fix}))
+			}
+		}
+	}
+	for _, rec := range records {
+		m.addLog(rec, true)
+	}
+	cmds := []tea.Cmd{m.setStatus(level, text)}
+	if logger := m.opts.Logger; logger != nil {
+		ctx := m.opts.Context
+		cmds = append(cmds, func() tea.Msg {
+			for _, rec := range records {
+				args := make([]any, 0, 2*len(rec.Attrs))
+				for _, a := range rec.Attrs {
+					args = append(args, a.Key, a.Value)
+				}
+				logger.Log(ctx, rec.Level, rec.Message, args...)
+			}
+			return nil
+		})
+	}
+	return tea.Batch(cmds...)
+}
+
+// doctorKey handles a key in the doctor dialog.
+func (m *Model) doctorKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	v := m.doctor
+	switch {
+	case key.Matches(msg, k.Dialog.Cancel, k.Quit, k.Help):
+		m.doctor, m.overlay = nil, overlayNone
+	case key.Matches(msg, k.Up):
+		v.scroll = max(0, v.scroll-1)
+	case key.Matches(msg, k.Down):
+		v.scroll++
+	case key.Matches(msg, k.PageUp):
+		v.scroll = max(0, v.scroll-10)
+	case key.Matches(msg, k.PageDown):
+		v.scroll += 10
+	case key.Matches(msg, k.Top):
+		v.scroll = 0
+	case key.Matches(msg, k.Bottom):
+		v.scroll = 1 << 20
+	case key.Matches(msg, k.Channel.Doctor):
+		if c, ok := m.state.Channel(v.name); ok {
+			return m.runDoctor(c)
+		}
+		return m.setStatus(slog.LevelWarn, v.name.String()+" is no longer in the registry")
+	}
+	return nil
+}
+
+// viewDoctor renders the doctor dialog, at most h rows high.
+func (m *Model) viewDoctor(w, h int) []string {
+	v := m.doctor
+	st := m.st
+	inner := w - 4
+	var body []string
+	var res *doctorResult
+	if d, ok := m.chData[v.name]; ok {
+		res = d.doctor
+	}
+	if m.opts.Database.Detail != "" {
+		for _, l := range wrapText("database "+sanitize(m.opts.Database.Detail), inner) {
+			body = append(body, st.Muted.Render(l))
+		}
+	}
+	if res == nil {
+		body = append(body, st.Muted.Render("no run"))
+	} else {
+		body = append(body, doctorLines(st, res, inner, m.subscriberAs())...)
+	}
+	foot := st.Muted.Render(truncText("↑/↓ scroll · D runs again · esc closes", inner))
+	// Scroll the body so the dialog fits in h rows (borders, a blank
+	// line and the footer take 4).
+	room := max(1, h-4)
+	if n := len(body); n > room {
+		v.scroll = min(v.scroll, n-room)
+		body = body[v.scroll : v.scroll+room]
+		foot = st.Muted.Render(truncText(fmt.Sprintf("↑/↓ scroll (%d above, %d below) · D runs again · esc closes",
+			v.scroll, n-room-v.scroll), inner))
+	} else {
+		v.scroll = 0
+	}
+	body = append(body, "", foot)
+	return dialogBox(st, "Doctor — "+v.name.String(), body, w)
+}
+
+// doctorLines renders a run: per binding, one line per check (✓ green,
+// ✗ red with the fix below), details wrapped to w.
+func doctorLines(st *theme.Styles, r *doctorResult, w int, as string) []string {
+	var out []string
+	wrap := func(p theme.Paint, indent, s string) {
+		iw := textWidth(indent)
+		for i, l := range wrapText(sanitize(s), max(8, w-iw)) {
+			if i == 0 {
+				out = append(out, p.Render(indent+l))
+			} else {
+				out = append(out, blank(iw)+p.Render(l))
+			}
+		}
+	}
+	for i, s := range r.sections {
+		if i > 0 {
+			out = append(out, "")
+		}
+		out = append(out, st.Table.Header.Render(truncText("postgres_changes "+s.binding+" as "+as, w)))
+		if r.running {
+			out = append(out, st.Muted.Render("running the checks…"))
+			continue
+		}
+		if s.err != nil {
+			wrap(st.Error, "✗ ", "could not run: "+trimPrefix(s.err.Error()))
+			if h := hintFor(s.err); h != "" {
+				wrap(st.Warn, "  fix: ", h)
+			}
+			continue
+		}
+		nameW := 0
+		for _, c := range s.checks {
+			nameW = max(nameW, textWidth(c.Name))
+		}
+		nameW = min(nameW, 16)
+		for _, c := range s.checks {
+			mark, p := "✓ ", st.OK
+			if !c.OK {
+				mark, p = "✗ ", st.Error
+			}
+			head := mark + fitText(sanitize(c.Name), nameW) + "  "
+			lines := wrapText(sanitize(c.Detail), max(8, w-textWidth(head)))
+			for j, l := range lines {
+				if j == 0 {
+					out = append(out, p.Render(head)+st.Text.Render(l))
+				} else {
+					out = append(out, blank(textWidth(head))+st.Text.Render(l))
+				}
+			}
+			if !c.OK && c.Fix != "" {
+				wrap(st.Warn, blank(textWidth(head))+"fix: ", c.Fix)
+			}
+		}
+	}
+	return out
+}
+
+// changesHint says what to do about a postgres_changes refusal.
+func changesHint(reason string) string {
+	if strings.HasPrefix(reason, "No database") {
+		return "start rtm with --db <postgres url> (or DATABASE_URL), or install PostgreSQL so --db auto can start its demo database"
+	}
+	return "D runs the doctor on this channel: it checks the publication, replica identity, filter, RLS and readiness"
+}

@@ -1,0 +1,324 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"rtm/registry"
+)
+
+// fakeDoctor records the requests it gets and answers with checks (or
+// err). It counts calls so tests can prove Update makes none.
+type fakeDoctor struct {
+	mu     sync.Mutex
+	reqs   []DoctorRequest
+	checks []DoctorCheck
+	err    error
+}
+
+func (f *fakeDoctor) Check(ctx context.Context, req DoctorRequest) ([]DoctorCheck, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reqs = append(f.reqs, req)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return f.checks, f.err
+}
+
+func (f *fakeDoctor) Requests() []DoctorRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.reqs)
+}
+
+// doctorChecks is a report with one red check.
+func doctorChecks() []DoctorCheck {
+	return []DoctorCheck{
+		{Name: "connection", Detail: "PostgreSQL 15.18, wal_level=logical", OK: true},
+		{Name: "publication", Detail: `"public"."project" is not in "supabase_realtime"`,
+			Fix: `alter publication supabase_realtime add table "public"."project";`},
+		{Name: "filter", Detail: `"id=eq.456" is valid for "public"."project"`, OK: true},
+	}
+}
+
+// readyState is the sample state with the subscription channel joined
+// and ready.
+func readyState() registry.State {
+	st := sampleState(t0)
+	c := &st.Channels[2]
+	c.Status, c.Attempts, c.NextAttemptAt, c.Ready = registry.StatusConnected, 0, time.Time{}, true
+	return st
+}
+
+func newDoctorModel(t *testing.T, doc Doctor, opts ...func(*Options)) (*Model, *fakeManager) {
+	t.Helper()
+	m, fm := newTestModel(t, 120, 40, append([]func(*Options){func(o *Options) {
+		o.Doctor = doc
+		o.Database = DatabaseInfo{Label: "demo PostgreSQL", Detail: "demo PostgreSQL postgres://postgres:xxxxx@127.0.0.1:5433/rtm_demo"}
+	}}, opts...)...)
+	st := readyState()
+	m.Update(EventsBatchMsg{State: &st})
+	keys(m, "j", "j") // subscription:project:456
+	if m.sel != projCh {
+		t.Fatalf("selected %v", m.sel)
+	}
+	return m, fm
+}
+
+// D on a subscription channel runs the doctor off the Update loop and
+// shows one line per check, the fix under the red one.
+func TestDoctorKey(t *testing.T) {
+	doc := &fakeDoctor{checks: doctorChecks()}
+	m, fm := newDoctorModel(t, doc)
+	cmd := keys(m, "D")[0]
+	if m.overlay != overlayDoctor || cmd == nil {
+		t.Fatalf("D opened %v", m.overlay)
+	}
+	if len(doc.Requests()) != 0 {
+		t.Fatal("Update ran the doctor")
+	}
+	mustContain(t, screen(m), "Doctor — subscription:project:456", "running the checks…",
+		"postgres_changes * public.project [id=eq.456] as authenticated:alice", "database demo PostgreSQL")
+	feed(m, cmd)
+	reqs := doc.Requests()
+	want := DoctorRequest{Channel: projCh, Schema: "public", Table: "project", Filter: "id=eq.456", Event: "*",
+		As: "authenticated:alice", ReadySeen: true}
+	if len(reqs) != 1 || reqs[0] != want {
+		t.Fatalf("requests %+v, want %+v", reqs, want)
+	}
+	s := screen(m)
+	mustContain(t, s, "✓ connection ", "PostgreSQL 15.18", "✗ publication", `is not in "supabase_realtime"`,
+		"fix: alter publication supabase_realtime add table", "✓ filter")
+	mustContain(t, m.status.text, "doctor subscription:project:456: 1 of 3 checks failed: publication")
+	if m.status.level != slog.LevelWarn {
+		t.Fatalf("status level %v", m.status.level)
+	}
+	if len(fm.Calls()) != 0 {
+		t.Fatalf("the doctor called the manager: %v", fm.Calls())
+	}
+	// The log has the summary and the red check with its fix.
+	var failed *registry.LogRecord
+	for i := 0; i < m.logs.Len(); i++ {
+		if r := m.logs.At(i).rec; r.Message == "Doctor check failed" {
+			failed = &r
+		}
+	}
+	if failed == nil {
+		t.Fatal("no log record of the failed check")
+	}
+	if v, _ := failed.Attr("check"); v != "publication" {
+		t.Fatalf("log %+v", failed)
+	}
+	if v, _ := failed.Attr("fix"); !strings.Contains(v, "alter publication") {
+		t.Fatalf("log %+v", failed)
+	}
+	// esc closes; the Info tab keeps the summary.
+	keys(m, "esc")
+	if m.overlay != overlayNone {
+		t.Fatal("esc must close the doctor")
+	}
+	keys(m, "4")
+	mustContain(t, screen(m), "Doctor    1 of 3 checks failed: publication at 12:00:00 (D shows it)",
+		"Ready     yes", "Database  demo PostgreSQL postgres://postgres:xxxxx@")
+	// D again runs again.
+	feed(m, keys(m, "D")[0])
+	if len(doc.Requests()) != 2 {
+		t.Fatalf("requests %d, want 2", len(doc.Requests()))
+	}
+}
+
+// A passing run says so; read-only mode keeps the doctor (it only reads
+// the database).
+func TestDoctorAllGreenReadOnly(t *testing.T) {
+	checks := doctorChecks()
+	checks[1].OK = true
+	doc := &fakeDoctor{checks: checks}
+	m, fm := newDoctorModel(t, doc, func(o *Options) { o.ReadOnly = true })
+	feed(m, keys(m, "D")[0])
+	mustContain(t, m.status.text, "all 3 checks passed")
+	mustNotContain(t, screen(m), "✗", "fix:")
+	if m.status.level != slog.LevelInfo || len(fm.Calls()) != 0 {
+		t.Fatalf("status %v %q, calls %v", m.status.level, m.status.text, fm.Calls())
+	}
+	if !slices.Contains(helpKeys(m.ShortHelp()), "D") {
+		t.Fatalf("doctor dialog help %v", helpKeys(m.ShortHelp()))
+	}
+	keys(m, "esc")
+	if !slices.Contains(helpKeys(m.ShortHelp()), "D") {
+		t.Fatalf("read-only help on a subscription channel must offer D: %v", helpKeys(m.ShortHelp()))
+	}
+}
+
+func TestDoctorErrors(t *testing.T) {
+	t.Run("not a subscription channel", func(t *testing.T) {
+		doc := &fakeDoctor{checks: doctorChecks()}
+		m, _ := newDoctorModel(t, doc)
+		keys(m, "g")
+		feed(m, keys(m, "D")[0])
+		if m.overlay != overlayNone || len(doc.Requests()) != 0 {
+			t.Fatalf("D on a presence channel: overlay %v, requests %v", m.overlay, doc.Requests())
+		}
+		mustContain(t, m.status.text, "presence:contact:123 is a presence channel")
+		if slices.Contains(helpKeys(m.ShortHelp()), "D") {
+			t.Fatal("D offered on a presence channel")
+		}
+	})
+	t.Run("no database", func(t *testing.T) {
+		m, _ := newDoctorModel(t, nil)
+		feed(m, keys(m, "D")[0])
+		s := screen(m)
+		mustContain(t, s, "✗ could not run: no database to check", "fix: start rtm with --db <postgres url>")
+		mustContain(t, m.status.text, "could not run: no database to check")
+		rec := lastLog(t, m)
+		if rec.Message != "Doctor could not run" || rec.Level != slog.LevelWarn {
+			t.Fatalf("log %+v", rec)
+		}
+	})
+	t.Run("doctor error", func(t *testing.T) {
+		doc := &fakeDoctor{err: fmt.Errorf("doctor: %w", ErrNoDatabase)}
+		m, _ := newDoctorModel(t, doc)
+		feed(m, keys(m, "D")[0])
+		mustContain(t, screen(m), "could not run: doctor: no database to check")
+	})
+	t.Run("timeout", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		doc := &fakeDoctor{checks: doctorChecks()}
+		m, _ := newDoctorModel(t, doc, func(o *Options) { o.Context = ctx })
+		feed(m, keys(m, "D")[0])
+		mustContain(t, m.status.text, "could not run: context canceled")
+	})
+	t.Run("no bindings", func(t *testing.T) {
+		doc := &fakeDoctor{}
+		m, _ := newDoctorModel(t, doc)
+		st := readyState()
+		st.Channels[2].Bindings = nil
+		m.Update(EventsBatchMsg{State: &st})
+		feed(m, keys(m, "D")[0])
+		mustContain(t, m.status.text, "has no postgres_changes binding")
+		if len(doc.Requests()) != 0 {
+			t.Fatal("doctor ran without a binding")
+		}
+	})
+}
+
+// A late result of an older run never replaces a newer one.
+func TestDoctorStaleResult(t *testing.T) {
+	doc := &fakeDoctor{checks: doctorChecks()}
+	m, _ := newDoctorModel(t, doc)
+	first := keys(m, "D")[0]
+	second := keys(m, "D")[0]
+	feed(m, second)
+	mustContain(t, screen(m), "✗ publication")
+	doc.mu.Lock()
+	doc.checks = nil
+	doc.mu.Unlock()
+	feed(m, first) // an empty report from the older run
+	mustContain(t, screen(m), "✗ publication")
+}
+
+// :doctor [name] checks the named or selected channel; tab completes the
+// subscription channels.
+func TestDoctorCommand(t *testing.T) {
+	doc := &fakeDoctor{checks: doctorChecks()}
+	m, _ := newDoctorModel(t, doc)
+	keys(m, "g", ":")
+	typeText(m, "doctor project:456")
+	feed(m, keys(m, "enter")[0])
+	if r := doc.Requests(); len(r) != 1 || r[0].Channel != projCh {
+		t.Fatalf("requests %+v", r)
+	}
+	keys(m, "esc", ":")
+	typeText(m, "doctor ")
+	keys(m, "tab")
+	if v := m.cmd.input.Value(); v != "doctor subscription:project:456" {
+		t.Fatalf("completion %q", v)
+	}
+	keys(m, "esc", ":")
+	typeText(m, "doctor nothing:1")
+	feed(m, keys(m, "enter")[0])
+	mustContain(t, m.status.text, `no channel "nothing:1"`)
+	keys(m, ":")
+	typeText(m, "doctor")
+	feed(m, keys(m, "enter")[0]) // the selected channel: a presence one
+	mustContain(t, m.status.text, "is a presence channel")
+	if len(doc.Requests()) != 1 {
+		t.Fatalf("requests %+v", doc.Requests())
+	}
+}
+
+// A long report scrolls inside the dialog, which never leaves the
+// screen.
+func TestDoctorScroll(t *testing.T) {
+	var checks []DoctorCheck
+	for i := range 30 {
+		checks = append(checks, DoctorCheck{Name: fmt.Sprintf("check%02d", i), Detail: "found " + strings.Repeat("word ", 20), Fix: "do this", OK: i%3 != 0})
+	}
+	doc := &fakeDoctor{checks: checks}
+	for _, sz := range [][2]int{{80, 24}, {120, 40}, {60, 16}} {
+		m, _ := newDoctorModel(t, doc)
+		m.Update(teaSize(sz[0], sz[1]))
+		feed(m, keys(m, "D")[0])
+		assertScreen(t, m.Render(), sz[0], sz[1], fmt.Sprintf("doctor %dx%d", sz[0], sz[1]))
+		s := screen(m)
+		mustContain(t, s, "check00", "below")
+		mustNotContain(t, s, "check29")
+		keys(m, "G")
+		s = screen(m)
+		mustContain(t, s, "check29", "above")
+		assertScreen(t, m.Render(), sz[0], sz[1], fmt.Sprintf("doctor bottom %dx%d", sz[0], sz[1]))
+	}
+}
+
+// The server refused a subscription channel's changes (no database):
+// the table says "refused", the Info tab gives the reason and the fix.
+func TestRefusedSubscription(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40)
+	st := readyState()
+	c := &st.Channels[2]
+	reason := "No database: rtm could not start its demo PostgreSQL (pgcluster: PostgreSQL server binaries (initdb, postgres) not found; install PostgreSQL (Debian/Ubuntu: apt-get install postgresql))"
+	c.Ready, c.LastError, c.LastErrorCode, c.LastErrorAt = false, reason, "system", t0
+	m.Update(EventsBatchMsg{State: &st, Events: []registry.Event{registry.ErrorEvent{Time: t0, Channel: projCh, Op: "system", Message: reason}}})
+	mustContain(t, m.status.text, "system subscription:project:456: No database", "apt-get install postgresql")
+	keys(m, "j", "j", "4")
+	s := screen(m)
+	mustContain(t, s, "subscription:project:456 · refused", "refused", "Ready     no — No database: rtm could not",
+		"Fix       start rtm with --db <postgres url>")
+	// Narrow: the glyph column marks it "!".
+	m.Update(teaSize(80, 24))
+	mustContain(t, screen(m), "project:456        sub   !")
+}
+
+// Update does no I/O with a doctor either: only the returned Cmd calls
+// it.
+func TestDoctorUpdateDoesNoIO(t *testing.T) {
+	doc := &fakeDoctor{checks: doctorChecks()}
+	m, _ := newDoctorModel(t, doc)
+	var cmds []tea.Cmd
+	for range 3 {
+		cmds = append(cmds, keys(m, "D", "j", "k", "esc")...)
+	}
+	if len(doc.Requests()) != 0 {
+		t.Fatal("Update called the doctor")
+	}
+	n := 0
+	for _, c := range cmds {
+		for _, msg := range runCmd(c) {
+			if _, ok := msg.(doctorDoneMsg); ok {
+				n++
+			}
+		}
+	}
+	if n != 3 || len(doc.Requests()) != 3 {
+		t.Fatalf("%d results, %d requests, want 3", n, len(doc.Requests()))
+	}
+}
