@@ -219,8 +219,11 @@ func (r *runner) close() {
 // step runs one step; for expectations it returns what was expected and
 // observed.
 func (r *runner) step(ctx context.Context, st Step) (expected, observed string, err error) {
-	if st.Kind == StepConnect {
+	switch st.Kind {
+	case StepConnect:
 		return "", "", r.connect(ctx, st)
+	case StepWait:
+		return "", "", sleep(ctx, st.For)
 	}
 	c := r.clients[st.Client]
 	if c == nil {
@@ -243,8 +246,6 @@ func (r *runner) step(ctx context.Context, st Step) (expected, observed string, 
 		return "", "", r.broadcast(ctx, c, st)
 	case StepFault:
 		return "", "", r.fault(ctx, c, st)
-	case StepWait:
-		return "", "", sleep(ctx, st.For)
 	case StepRefreshToken:
 		tok, err := r.o.Env.Token(c.id)
 		if err != nil {

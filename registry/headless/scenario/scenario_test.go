@@ -1,0 +1,272 @@
+package scenario_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"rtm/realtime/server/servertest"
+	"rtm/registry/headless"
+	"rtm/registry/headless/scenario"
+	"rtm/registry/serverctl"
+	"rtm/registry/target"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const dir = "../../../testdata/scenarios"
+
+// testEnv is an Env on a fresh embedded server, reached over loopback.
+func testEnv(t *testing.T) *headless.Env {
+	t.Helper()
+	srv := servertest.New(t)
+	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()),
+		NoDotenv: true, LookupEnv: func(string) (string, bool) { return "", false }},
+		headless.EnvOptions{Server: serverctl.Embedded{S: srv.Server}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Close() })
+	return env
+}
+
+func parseFile(t *testing.T, path string) *scenario.Scenario {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := scenario.Parse(filepath.Base(path), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func run(t *testing.T, sc *scenario.Scenario) scenario.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep := scenario.Run(ctx, sc, scenario.Options{Env: testEnv(t)})
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	t.Logf("report of %s:\n%s", sc.File, b)
+	return rep
+}
+
+// TestExampleScenarios runs every example that must hold; together they
+// use every step, fault and expectation.
+func TestExampleScenarios(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) < 4 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	steps, expects, faults := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, f := range files {
+		sc := parseFile(t, f)
+		for _, st := range sc.Steps {
+			steps[st.Kind] = true
+			if st.Expect != "" {
+				expects[st.Expect] = true
+			}
+			if st.Fault != "" {
+				faults[st.Fault] = true
+			}
+		}
+		if filepath.Base(f) == "broken-reconnect.yaml" {
+			continue // must fail: TestBrokenReconnectFails
+		}
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			rep := run(t, sc)
+			if !rep.OK || rep.Failed != 0 || rep.Skipped != 0 || rep.Passed != len(sc.Steps) || rep.FirstFailure != nil {
+				t.Fatalf("%s: ok %v, %d passed, %d failed, %d skipped of %d; first failure %+v", f, rep.OK, rep.Passed, rep.Failed, rep.Skipped, len(sc.Steps), rep.FirstFailure)
+			}
+			for _, s := range rep.Steps {
+				if s.Result != scenario.Passed || s.Line == 0 || s.Text == "" {
+					t.Fatalf("step %+v", s)
+				}
+				if strings.HasPrefix(s.Step, "expect ") && (s.Expected == "" || s.Observed == "") {
+					t.Fatalf("expectation without expected/observed: %+v", s)
+				}
+			}
+		})
+	}
+	for _, k := range scenario.StepKinds() {
+		if !steps[k] {
+			t.Errorf("no example uses step %s", k)
+		}
+	}
+	for _, k := range scenario.ExpectKinds() {
+		if !expects[k] {
+			t.Errorf("no example uses expectation %s", k)
+		}
+	}
+	for _, k := range scenario.FaultKinds() {
+		if !faults[k] {
+			t.Errorf("no example uses fault %s", k)
+		}
+	}
+}
+
+// TestBrokenReconnectFails is the CI check: a reconnect broken by
+// refused rejoins (more than the policy's attempts) fails the run at the
+// expectation of recovery, and the report says why.
+func TestBrokenReconnectFails(t *testing.T) {
+	sc := parseFile(t, filepath.Join(dir, "broken-reconnect.yaml"))
+	rep := run(t, sc)
+	f := rep.FirstFailure
+	if rep.OK || rep.Failed != 1 || f == nil {
+		t.Fatalf("a broken reconnect must fail the run: %+v", rep)
+	}
+	if f.Line != 20 || f.Step != "expect status" || f.Result != scenario.Failed ||
+		!strings.Contains(f.Expected, "broadcast:room:2 connected within 5s") ||
+		!strings.Contains(f.Observed, "error (gave up after 3 attempts") || !strings.Contains(f.Reason, "RealtimeRestarting") {
+		t.Fatalf("first failure %+v", f)
+	}
+	if rep.Skipped != 1 || rep.Steps[len(rep.Steps)-1].Result != scenario.Skipped {
+		t.Fatalf("the steps after the failure must be skipped: %+v", rep.Steps)
+	}
+}
+
+// TestFailingExpectations: each kind of expectation fails with a report
+// saying which and why.
+func TestFailingExpectations(t *testing.T) {
+	head := "policy: fixed:50ms,max=2\nreconnect_after: 100ms\ncontinue_on_failure: true\nsteps:\n  - connect: {user: alice}\n  - join: {channel: presence:room:1}\n  - join: {channel: broadcast:room:1}\n" +
+		"  - expect:\n      status: {channel: presence:room:1, is: connected}\n  - expect:\n      status: {channel: broadcast:room:1, is: connected}\n"
+	for _, tc := range []struct {
+		name, steps string
+		observed    string
+	}{
+		{"status", "  - expect:\n      status: {channel: broadcast:room:1, is: error, within: 300ms}\n", "connected"},
+		{"presence", "  - expect:\n      presence: {channel: presence:room:1, contains: bob, within: 300ms}\n", "1 present: [alice]"},
+		{"lacks", "  - expect:\n      presence: {channel: presence:room:1, lacks: alice, within: 300ms}\n", "1 present: [alice]"},
+		{"messages", "  - broadcast: {channel: broadcast:room:1, event: e, count: 2}\n  - expect:\n      messages: {channel: broadcast:room:1, count: 2, within: 300ms}\n", "0 messages"},
+		{"payloads", "  - connect: {user: bob}\n  - join: {client: bob, channel: broadcast:room:1}\n  - expect:\n      status: {client: bob, channel: broadcast:room:1, is: connected}\n  - broadcast: {client: alice, channel: broadcast:room:1, event: e, count: 2}\n  - expect:\n      messages: {client: bob, channel: broadcast:room:1, payloads: [{seq: 2}, {seq: 1}]}\n", `message 1 is {"seq":1}, expected it to contain {"seq":2}`},
+		{"order", "  - connect: {user: bob}\n  - join: {client: bob, channel: broadcast:room:1}\n  - expect:\n      status: {client: bob, channel: broadcast:room:1, is: connected}\n  - broadcast: {client: alice, channel: broadcast:room:1, event: e, payload: {k: 5}}\n  - broadcast: {client: alice, channel: broadcast:room:1, event: e, payload: {k: 3}}\n  - expect:\n      messages: {client: bob, channel: broadcast:room:1, count: 2, order_by: k}\n", "out of order at message 2: k 3 after 5"},
+		{"attempts", "  - fault: {kind: reject-joins, count: 100}\n  - fault: {kind: channel-error, channel: broadcast:room:1}\n  - expect:\n      attempts: {channel: broadcast:room:1, at_most: 1, for: 2s}\n", "2 attempts"},
+		{"error", "  - expect:\n      error: {reason: ChannelRateLimitReached, within: 200ms}\n", "no error"},
+		{"no_error", "  - fault: {kind: reject-joins, count: 100}\n  - fault: {kind: channel-error, channel: broadcast:room:1}\n  - expect:\n      no_error: {channel: broadcast:room:1, for: 2s}\n", "CHANNEL_ERROR: channel error reported by the server"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := scenario.Parse(tc.name+".yaml", []byte(head+tc.steps))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := run(t, sc)
+			f := rep.FirstFailure
+			if rep.OK || f == nil || !strings.HasPrefix(f.Step, "expect ") {
+				t.Fatalf("want a failed expectation: %+v", rep)
+			}
+			last := sc.Steps[len(sc.Steps)-1]
+			if f.Line != last.Line || !strings.Contains(f.Observed, tc.observed) || !strings.Contains(f.Reason, "expected "+f.Expected) {
+				t.Fatalf("failure %+v: want line %d, observed containing %q", f, last.Line, tc.observed)
+			}
+		})
+	}
+}
+
+// TestInvalidScenarios: bad files give the line and the reason.
+func TestInvalidScenarios(t *testing.T) {
+	want := map[string]string{
+		"alias.yaml":                   "alias.yaml:2: anchors and aliases (& and *) are not supported in scenarios",
+		"attempts-no-bound.yaml":       "attempts-no-bound.yaml:4: expect attempts needs at_most, at_least or exactly",
+		"bad-channel.yaml":             `bad-channel.yaml:3: channel "presence:room": invalid channel name "presence:room": has 2 ':'-separated parts (want TYPE:ENTITY_TYPE:ENTITY_ID or tenant:ID:TYPE:ENTITY_TYPE:ENTITY_ID; parts may not contain ':')`,
+		"bad-duration.yaml":            `bad-duration.yaml:5: within: "5 sec" is not a duration (write 500ms, 2s, 1m)`,
+		"bad-policy.yaml":              `bad-policy.yaml:1: policy "linear": registry: unknown policy "linear" (want fixed[:3s], exp or breaker, with ,key=value options)`,
+		"duplicate-key.yaml":           `duplicate-key.yaml:3: join: key "channel" given twice (first at line 3)`,
+		"empty.yaml":                   "empty.yaml:1: the scenario is empty: it needs steps",
+		"fault-extra.yaml":             "fault-extra.yaml:3: fault drop takes no for",
+		"fault-needs-for.yaml":         "fault-needs-for.yaml:3: fault freeze needs for",
+		"join-before-connect.yaml":     "join-before-connect.yaml:2: join before any connect step: start with - connect: {user: alice} (or role: anon)",
+		"messages-count-mismatch.yaml": "messages-count-mismatch.yaml:4: count 3 disagrees with the 1 payloads listed",
+		"negative-wait.yaml":           "negative-wait.yaml:3: wait must be more than 0, not -1s",
+		"no-steps.yaml":                "no-steps.yaml:1: the scenario has no steps: add steps: with a list of steps",
+		"presence-two.yaml":            "presence-two.yaml:4: expect presence needs exactly one of contains, lacks or count",
+		"steps-not-list.yaml":          "steps-not-list.yaml:1: steps must be a list (- connect: ..., - join: ...), not a mapping",
+		"syntax.yaml":                  "syntax.yaml:2: YAML syntax: did not find expected '-' indicator",
+		"two-kinds.yaml":               `two-kinds.yaml:3: a step has one kind (connect, join, leave, track, untrack, broadcast, fault, wait, refresh_token, expect); "connect" and "join" are two steps: put each on its own "- " line`,
+		"unknown-client.yaml":          `unknown-client.yaml:3: client "zoe" is not connected by an earlier step`,
+		"unknown-key.yaml":             `unknown-key.yaml:5: unknown key "colour" in join (want client, channel, track, presence_key, private, self, ack)`,
+		"unknown-step.yaml":            `unknown-step.yaml:3: unknown step "jump" (want connect, join, leave, track, untrack, broadcast, fault, wait, refresh_token, expect)`,
+		"user-and-role.yaml":           "user-and-role.yaml:2: connect takes user or role, not both (a user's token has role authenticated)",
+		"which-client.yaml":            "which-client.yaml:4: join: several clients are connected (alice, bob): say which with client:",
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "invalid", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+	}
+	for name := range want {
+		if !slices.Contains(names, name) {
+			t.Errorf("missing test file %s", name)
+		}
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = scenario.Parse(name, data)
+		var le *headless.LineError
+		if !errors.As(err, &le) || !scenario.IsInvalid(err) {
+			t.Errorf("%s: err = %v, want a line error", name, err)
+			continue
+		}
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("%s: no expected message in the table (got %q)", name, err)
+			continue
+		}
+		if err.Error() != w {
+			t.Errorf("%s:\n got %s\nwant %s", name, err, w)
+		}
+	}
+}
+
+// FuzzParse: the parser never panics, and errors name a line inside the
+// input.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	bad, _ := filepath.Glob(filepath.Join(dir, "invalid", "*.yaml"))
+	for _, p := range append(files, bad...) {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("steps:\n  - connect: {user: a}\n  - broadcast: {channel: broadcast:a:b, event: e, payload: {a: [1, 2.5, true, null, {b: c}], n: 0x10}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sc, err := scenario.Parse("f.yaml", data)
+		if err != nil {
+			var le *headless.LineError
+			if !errors.As(err, &le) {
+				t.Fatalf("error %v is not a LineError", err)
+			}
+			if lines := strings.Count(string(data), "\n") + 1; le.Line < 1 || le.Line > lines+1 {
+				t.Fatalf("error line %d outside 1..%d: %v", le.Line, lines, err)
+			}
+			return
+		}
+		if len(sc.Steps) == 0 {
+			t.Fatal("a scenario without steps parsed")
+		}
+		for _, st := range sc.Steps {
+			if st.Line < 1 || st.Client == "" && st.Kind != scenario.StepWait {
+				t.Fatalf("step %+v", st)
+			}
+			if st.Payload != nil && !json.Valid(st.Payload) {
+				t.Fatalf("payload %q is not JSON", st.Payload)
+			}
+		}
+	})
+}
