@@ -24,6 +24,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"rtm/realtime/demo"
+	"rtm/realtime/protocol"
 	"rtm/realtime/server"
 	"rtm/realtime/server/pgcdc"
 	"rtm/realtime/server/pgcdc/demodb"
@@ -158,6 +159,9 @@ type monitorCmd struct {
 	LogFile    string   `help:"Write the JSONL log to this file (nothing is ever written to the terminal the UI draws on)."`
 	LogLevel   string   `default:"info" enum:"debug,info,warn,error" help:"Level of the log pane and the log file."`
 	Policy     string   `default:"fixed:3s,max=5" help:"Channel retry policy: fixed:3s, exp, breaker (see :policy)."`
+
+	DB          string `name:"db" env:"DATABASE_URL" default:"auto" help:"PostgreSQL of the postgres changes. Embedded server: a URL whose changes it streams, \"auto\" (a private demo database the demo peers write to; needs PostgreSQL's binaries) or \"\" (none: simulated changes). A project: its database URL, for the doctor (D)."`
+	Publication string `default:"supabase_realtime" help:"Publication the embedded server streams (created when missing) and the doctor checks."`
 }
 
 // Run resolves the target, starts the embedded server and the demo peers
@@ -204,15 +208,25 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 		fileLog = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level}))
 	}
 
-	// The embedded server when no project is configured.
+	// The embedded server when no project is configured, fed by the
+	// database of --db. Its feed closes after the server (defers run in
+	// reverse).
 	var (
 		srv     *server.Server
 		control registry.ServerControl
 		status  string
+		feed    changeFeed
 	)
+	db := monitorDatabase(c.DB, c.Publication, tg.Embedded)
 	if tg.Embedded {
+		feed, err = openFeed(ctx, c.DB, c.Publication, "", fileLog.With("component", "db"))
+		if err != nil {
+			return fmt.Errorf("--db: %w", err)
+		}
+		defer feed.Close()
+		db = db.embedded(feed)
 		secret := []byte(rand.Text() + rand.Text())
-		srv, err = server.New(server.Config{JWTSecret: secret, Logger: fileLog.With("component", "server")})
+		srv, err = server.New(server.Config{JWTSecret: secret, Changes: feed.Source, Logger: fileLog.With("component", "server")})
 		if err != nil {
 			return fmt.Errorf("embedded server: %w", err)
 		}
@@ -248,6 +262,7 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 	for _, w := range tg.Warnings {
 		mgr.LogHandler().Handle(ctx, slog.NewRecord(time.Now(), slog.LevelWarn, w, 0))
 	}
+	db.log(ctx, mgr.LogHandler())
 	sub := mgr.Subscribe(ctx, registry.SubscribeOptions{Frames: true, Buffer: 8192})
 	defer sub.Close()
 
@@ -287,8 +302,28 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 			extra = map[string]any{"tenant_id": tenant}
 		}
 		ex := exampleChannels(tenant)
+		// Changes: real rows in the demo database, simulated ones
+		// without a database, none when a database of the user's is
+		// streamed (or the demo database could not start: the
+		// subscription channel says why).
+		var (
+			emit  func(string, protocol.ChangeData) int
+			write func(context.Context) (string, error)
+		)
+		switch {
+		case feed.DemoURL != "":
+			w, err := demodb.NewWriter(ctx, feed.DemoURL, nil)
+			if err != nil {
+				fileLog.Warn("Demo database writer", "err", err)
+				break
+			}
+			defer w.Close() // after the demo (defers run in reverse)
+			write = w.Step
+		case c.DB == "":
+			emit = srv.EmitChange
+		}
 		d, err := demo.Start(ctx, demo.Options{
-			URL: srv.URL(), APIKey: srv.AnonKey(), EmitChange: srv.EmitChange,
+			URL: srv.URL(), APIKey: srv.AnonKey(), EmitChange: emit, WriteChange: write,
 			PresenceTopic: topic(ex[0]), SubscriptionTopic: topic(ex[1]), BroadcastTopic: topic(ex[2]),
 			Token: func(user string) (string, error) {
 				return server.UserToken(secret, user, 24*time.Hour, extra)
@@ -305,6 +340,7 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 	model := tui.New(tui.Options{
 		Manager: adapter, Context: ctx, ReadOnly: c.ReadOnly,
 		Logger: fileLog.With("component", "tui"), Status: status,
+		Database: db.info, Doctor: db.doctor(),
 		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
 	})
 	p := tea.NewProgram(model, tea.WithContext(ctx))

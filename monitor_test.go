@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"rtm/realtime/server/pgcdc/demodb"
+	"rtm/realtime/server/pgcdc/pgcluster"
 )
 
 // tmuxTerm runs the built rtm in a real terminal: a detached tmux session
@@ -108,6 +112,15 @@ func TestMonitorEndToEnd(t *testing.T) {
 	t.Cleanup(func() { x.run("kill-server") })
 
 	x.waitFor("the UI connected with the example channels", contains("embedded server", "socket ● connected", "Channels 3/100"))
+	// --db auto: the demo database where PostgreSQL is installed, else
+	// the header says there is none.
+	if pgcluster.Available() == nil {
+		x.waitFor("the demo database and a ready subscription", func(s string) bool {
+			return strings.Contains(s, "db demo PostgreSQL") && regexp.MustCompile(`project:456\s+sub\s+ready`).MatchString(s)
+		})
+	} else {
+		x.waitFor("no database", contains("db none"))
+	}
 
 	// Join presence as bob from the command line.
 	x.text(":join presence room:42 --as bob")
@@ -159,6 +172,112 @@ func TestMonitorEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(string(logs), `"msg":"User joined presence"`) {
 		t.Fatalf("log file: %v\n%.2000s", err, logs)
 	}
+}
+
+// startTmux builds rtm (with -race) and runs it with args in a detached
+// tmux session of w x h cells; the session is killed at cleanup.
+func startTmux(t *testing.T, w, h int, args string) *tmuxTerm {
+	t.Helper()
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is required for the end-to-end test in CI")
+		}
+		t.Skip("tmux is not installed")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "rtm")
+	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	x := &tmuxTerm{t: t, tmux: tmux, sock: "rtm-e2e-" + rand.Text()[:10], logFile: filepath.Join(dir, "rtm.log")}
+	cmd := bin + " " + args + " --log-file " + x.logFile + "; echo EXIT=$?; sleep 60"
+	if out, err := x.run("new-session", "-d", "-s", "e2e", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), cmd); err != nil {
+		t.Fatalf("tmux new-session: %v %s", err, out)
+	}
+	t.Cleanup(func() { x.run("kill-server") })
+	return x
+}
+
+// TestMonitorPostgresChanges runs the real program with --db on a real
+// PostgreSQL: subscription:project:456 gets ready, receives an UPDATE of
+// row 456 committed by the test, and the doctor (D) passes every check.
+// Without PostgreSQL it skips with how to install it (fails in CI).
+func TestMonitorPostgresChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	if err := pgcluster.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{GeneratePassword: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Stop()
+	if err := cl.CreateDatabase(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Exec(ctx, "app", demodb.Schema); err != nil {
+		t.Fatal(err)
+	}
+	defer goleak.VerifyNone(t)
+	x := startTmux(t, 120, 40, "--no-demo --db "+cl.URL("app"))
+
+	// The header names the database (password masked), the subscription
+	// channel gets ready.
+	s := x.waitFor("a ready subscription", func(s string) bool {
+		return strings.Contains(s, "db 127.0.0.1:") && regexp.MustCompile(`project:456\s+sub\s+ready`).MatchString(s)
+	})
+	if pw := passwordOf(cl.URL("app")); pw != "" && strings.Contains(s, pw) {
+		t.Fatalf("the database password is on screen:\n%s", s)
+	}
+	x.text("/project")
+	x.keys("Enter")
+	x.text("1")
+	x.waitFor("the subscription selected", contains("subscription:project:456 · ready", "Subscribed to PostgreSQL"))
+
+	// A real UPDATE of row 456 arrives, with its new value.
+	if err := cl.Exec(ctx, "app", "update public.project set progress = 77, name = 'From the e2e test' where id = 456"); err != nil {
+		t.Fatal(err)
+	}
+	x.waitFor("the UPDATE", contains("db change  UPDATE", `"name": "From the e2e test"`, `"progress": 77`))
+
+	// The doctor passes every check.
+	x.text("D")
+	x.waitFor("the doctor's report", func(s string) bool {
+		return strings.Contains(s, "Doctor — subscription:project:456") && strings.Contains(s, "✓ publication") &&
+			strings.Contains(s, "all 11 checks passed") && !strings.Contains(s, "✗")
+	})
+	x.keys("Escape")
+	x.waitFor("the doctor closed", func(s string) bool { return !strings.Contains(s, "Doctor —") })
+	x.text("4")
+	x.waitFor("the Info tab", contains("Ready     yes", "Doctor    all 11 checks passed"))
+
+	x.text("q")
+	x.waitFor("the exit", contains("EXIT=0"))
+	logs, err := os.ReadFile(x.logFile)
+	if err != nil || !strings.Contains(string(logs), `"msg":"Postgres changes ready"`) {
+		t.Fatalf("log file: %v\n%.2000s", err, logs)
+	}
+}
+
+// passwordOf returns the password of a postgres URL.
+func passwordOf(u string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return ""
+	}
+	userinfo, _, ok := strings.Cut(rest, "@")
+	if !ok {
+		return ""
+	}
+	_, pw, _ := strings.Cut(userinfo, ":")
+	return pw
 }
 
 // procCPU returns the user+system CPU time of a process from

@@ -322,3 +322,33 @@ func TestDoctorUpdateDoesNoIO(t *testing.T) {
 		t.Fatalf("%d results, %d requests, want 3", n, len(doc.Requests()))
 	}
 }
+
+// A postgres change reads as its table and record in the list, and the
+// record first in the detail (columns on one line).
+func TestPostgresChangeMessage(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40)
+	payload := `{"schema":"public","table":"project","commit_timestamp":"2026-03-01T12:00:00.000Z","type":"UPDATE",` +
+		`"columns":[{"name":"id","type":"int8"},{"name":"progress","type":"int4"}],` +
+		`"record":{"id":456,"progress":77},"old_record":{"id":456,"progress":76},"errors":null}`
+	m.Update(EventsBatchMsg{Events: []registry.Event{registry.MessageEvent{Time: t0, Channel: projCh, Direction: registry.In,
+		Kind: registry.MessagePostgresChanges, Event: "UPDATE", Payload: []byte(payload), Size: len(payload)}}})
+	keys(m, "j", "j", "1")
+	s := screen(m)
+	mustContain(t, s, `← db change  UPDATE       public.project {"id":456,"pr`, `"columns": "id int8, progress int4"`)
+	rec, old, cols := strings.Index(s, `"record": {`), strings.Index(s, `"old_record": {`), strings.Index(s, `"columns"`)
+	if rec < 0 || old < rec || cols < old {
+		t.Fatalf("detail order: record %d, old_record %d, columns %d:\n%s", rec, old, cols, s)
+	}
+	// A DELETE shows the old record; a payload that is not a change shows
+	// as it is.
+	if where, r, ok := changeRow([]byte(`{"schema":"public","table":"task","type":"DELETE","record":{},"old_record":{"id":9}}`)); !ok ||
+		where != "public.task" || r != `{"id":9}` {
+		t.Fatalf("DELETE row %q %q %v", where, r, ok)
+	}
+	if _, _, ok := changeRow([]byte(`[1,2]`)); ok {
+		t.Fatal("an array is not a change")
+	}
+	if got := string(changeDetail([]byte(`not json`))); got != "not json" {
+		t.Fatalf("invalid payload detail %q", got)
+	}
+}

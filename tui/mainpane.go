@@ -1,7 +1,10 @@
 package tui
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,9 +153,16 @@ func (m *Model) msgRow(e *msgEntry, w int, narrow bool) string {
 		}
 		l.add(m.st.Primary, fitText(sanitize(ev), ew)).plain(" ")
 	}
-	if len(e.ev.Binary) > 0 {
+	switch {
+	case len(e.ev.Binary) > 0:
 		l.add(m.st.Muted, fmt.Sprintf("<%d bytes binary>", len(e.ev.Binary)))
-	} else {
+	case e.ev.Kind == registry.MessagePostgresChanges:
+		if where, rec, ok := changeRow(e.ev.Payload); ok {
+			l.add(m.st.Muted, where+" ").add(m.st.Text, rec)
+			break
+		}
+		l.add(m.st.Text, compactJSON(e.ev.Payload))
+	default:
 		l.add(m.st.Text, compactJSON(e.ev.Payload))
 	}
 	row := l.done()
@@ -300,9 +310,12 @@ func (m *Model) viewMessages(c registry.ChannelInfo, w, h int) []string {
 		e.ev.Size, e.ev.Time.Format("15:04:05.000"))
 	out = append(out, newLine(w).add(m.st.Subtle, head+strings.Repeat("─", max(0, w-textWidth(head)))).done())
 	var body []string
-	if len(e.ev.Binary) > 0 {
+	switch {
+	case len(e.ev.Binary) > 0:
 		body = hexDump(m, e.ev.Binary, w)
-	} else {
+	case e.ev.Kind == registry.MessagePostgresChanges:
+		body = prettyJSON(m.st, changeDetail(e.ev.Payload), w)
+	default:
 		body = prettyJSON(m.st, e.ev.Payload, w)
 	}
 	room := detailH - 1
@@ -312,6 +325,83 @@ func (m *Model) viewMessages(c registry.ChannelInfo, w, h int) []string {
 	}
 	out = append(out, body...)
 	return out
+}
+
+// changeFields are the members of a postgres change's data that the UI
+// reads.
+type changeFields struct {
+	Schema    string          `json:"schema"`
+	Table     string          `json:"table"`
+	Type      string          `json:"type"`
+	Record    json.RawMessage `json:"record"`
+	OldRecord json.RawMessage `json:"old_record"`
+	Columns   []struct {
+		Name string `json:"name"`
+		Type string `json:"type"`
+	} `json:"columns"`
+}
+
+// changeRow returns "schema.table" and the compact record of a postgres
+// change (old_record for a DELETE), for its row in the messages list.
+func changeRow(payload json.RawMessage) (where, rec string, ok bool) {
+	var c changeFields
+	if json.Unmarshal(payload, &c) != nil || c.Table == "" {
+		return "", "", false
+	}
+	r := c.Record
+	if len(r) == 0 || string(r) == "null" || string(r) == "{}" {
+		r = c.OldRecord
+	}
+	return sanitize(c.Schema + "." + c.Table), compactJSON(r), true
+}
+
+// changeDetail reorders a postgres change for reading: the record and
+// old_record first, then errors, type, schema, table and commit time, and
+// the columns on one line ("id int8, name text"). The raw frame (Info)
+// keeps the original.
+func changeDetail(payload json.RawMessage) json.RawMessage {
+	var members map[string]json.RawMessage
+	var c changeFields
+	if json.Unmarshal(payload, &members) != nil || json.Unmarshal(payload, &c) != nil {
+		return payload
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	add := func(k string, v json.RawMessage) {
+		if len(v) == 0 {
+			return
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	for _, k := range []string{"record", "old_record", "errors", "type", "schema", "table", "commit_timestamp"} {
+		add(k, members[k])
+		delete(members, k)
+	}
+	if len(c.Columns) > 0 {
+		cols := make([]string, len(c.Columns))
+		for i, col := range c.Columns {
+			cols[i] = col.Name + " " + col.Type
+		}
+		v, _ := json.Marshal(strings.Join(cols, ", "))
+		add("columns", v)
+		delete(members, "columns")
+	}
+	rest := make([]string, 0, len(members))
+	for k := range members {
+		rest = append(rest, k)
+	}
+	slices.Sort(rest)
+	for _, k := range rest {
+		add(k, members[k])
+	}
+	b.WriteByte('}')
+	return b.Bytes()
 }
 
 // hexDump shows the first bytes of a binary payload.
