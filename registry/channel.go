@@ -637,8 +637,9 @@ func (m *Manager) recreate(e *entry) {
 	e.reason = "rejoining with a new configuration"
 	m.publishStateLocked(e, e.reason)
 	m.detachLocked(e, old)
+	bindings := len(e.pg)
 	m.mu.Unlock()
-	m.log.Info("Recreating channel with its listeners", KeyChannel, e.name.String(), "bindings", len(e.pg))
+	m.log.Info("Recreating channel with its listeners", KeyChannel, e.name.String(), "bindings", bindings)
 	m.wg.Add(1)
 	go m.attach(e, gen)
 }
@@ -1102,9 +1103,10 @@ func (m *Manager) release(ctx context.Context, e *entry, force bool) error {
 	if !force {
 		e.refs--
 		if e.refs > 0 || e.keepAlive {
+			refs := e.refs
 			m.publishStateLocked(e, "released")
 			m.mu.Unlock()
-			m.log.Debug("Released channel reference", KeyChannel, e.name.String(), KeyRefs, e.refs)
+			m.log.Debug("Released channel reference", KeyChannel, e.name.String(), KeyRefs, refs)
 			return nil
 		}
 	}
