@@ -575,7 +575,9 @@ func TestEntityMapping(t *testing.T) {
 // nothing on the server and nothing in the registry. -race checks the
 // locking; goleak the goroutines.
 func TestConcurrentUse(t *testing.T) {
-	e := newEnv(t, withOpts(func(o *registry.Options) { o.Policy = registry.Fixed{Interval: 5 * time.Millisecond, Max: registry.Unlimited} }))
+	e := newEnv(t, withOpts(func(o *registry.Options) {
+		o.Policy = registry.Fixed{Interval: 5 * time.Millisecond, Max: registry.Unlimited}
+	}))
 	names := []registry.Name{
 		registry.MustName(registry.KindPresence, "contact", "1", ""),
 		registry.MustName(registry.KindPresence, "contact", "2", ""),
