@@ -491,15 +491,16 @@ func (s *Subscription) Close() {
 	close(s.done)
 }
 
-// Events returns a channel of events, fed by a goroutine of the
-// subscription that ends (closing the channel) when the subscription
-// ends. Waiting events are abandoned at that point.
+// Events returns a channel of events (buffered: up to 256 ready at
+// once), fed by a goroutine of the subscription that ends (closing the
+// channel) when the subscription ends. Events not yet on the channel are
+// abandoned at that point.
 func (s *Subscription) Events() <-chan Event {
 	s.pumpOnce.Do(func() {
 		s.mu.Lock()
 		s.recycle = false // batches sent on the channel are the consumer's
 		s.mu.Unlock()
-		s.out = make(chan Event)
+		s.out = make(chan Event, min(s.buffer, 256))
 		s.pumpDone = make(chan struct{})
 		go s.pump()
 	})
@@ -537,7 +538,7 @@ func (s *Subscription) Wait() {
 	s.pumpOnce.Do(func() {
 		// Events was never called: nothing to wait for, and it must not
 		// start now.
-		s.out = make(chan Event)
+		s.out = make(chan Event, min(s.buffer, 256))
 		close(s.out)
 		s.pumpDone = make(chan struct{})
 		close(s.pumpDone)
