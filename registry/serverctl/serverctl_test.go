@@ -1,0 +1,65 @@
+package serverctl_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"rtm/realtime/server/servertest"
+	"rtm/registry"
+	"rtm/registry/serverctl"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestNewHTTPValidates(t *testing.T) {
+	for _, bad := range []string{"", "ftp://x", "http://", "::"} {
+		if _, err := serverctl.NewHTTP(bad, "k", nil); err == nil {
+			t.Fatalf("NewHTTP(%q) succeeded", bad)
+		}
+	}
+	if _, err := serverctl.NewHTTP("http://127.0.0.1:1", "", nil); err == nil {
+		t.Fatal("NewHTTP without a key succeeded")
+	}
+	h, err := serverctl.NewHTTP("ws://127.0.0.1:4000/realtime/v1/websocket?apikey=x", "k", nil)
+	if err != nil || h.Target() != "rtm serve at http://127.0.0.1:4000" {
+		t.Fatalf("target %q, %v", h.Target(), err)
+	}
+}
+
+func TestHTTPAndEmbeddedAgainstTheServer(t *testing.T) {
+	srv := servertest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h, err := serverctl.NewHTTP(srv.URL, srv.ServiceRoleKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []registry.ServerControl{h, serverctl.Embedded{S: srv.Server}} {
+		if n, err := c.Kick(ctx, "realtime:nobody", registry.KickError); err != nil || n != 0 {
+			t.Fatalf("%s kick: %d %v", c.Target(), n, err)
+		}
+		if err := c.RejectJoins(ctx, registry.Rejection{Count: 1, Reason: "X: y"}); err != nil {
+			t.Fatalf("%s reject: %v", c.Target(), err)
+		}
+		if n, err := c.DropAll(ctx); err != nil || n != 0 {
+			t.Fatalf("%s drop: %d %v", c.Target(), n, err)
+		}
+	}
+	if err := (serverctl.Embedded{S: srv.Server}).RejectJoins(ctx, registry.Rejection{Count: -1}); err == nil {
+		t.Fatal("negative count accepted")
+	}
+	// The admin API wants the service_role key.
+	anon, _ := serverctl.NewHTTP(srv.URL, srv.AnonKey(), nil)
+	if _, err := anon.Kick(ctx, "realtime:x", registry.KickClose); !errors.Is(err, serverctl.ErrAdmin) || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("anon admin: %v", err)
+	}
+	conns, err := h.Connections(ctx)
+	if err != nil || len(conns) != 0 {
+		t.Fatalf("connections %v %v", conns, err)
+	}
+}
