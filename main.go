@@ -41,6 +41,12 @@ type cli struct {
 	Monitor monitorCmd `cmd:"" default:"withargs" hidden:"" help:"Open the terminal UI (the default when no command is given)."`
 	Serve   serveCmd   `cmd:"" help:"Run the embedded Supabase-compatible Realtime server."`
 	Doctor  doctorCmd  `cmd:"" help:"Why do my postgres_changes not arrive? Check a table against everything Realtime needs."`
+	Watch   watchCmd   `cmd:"" help:"Print every channel-manager event as NDJSON (one JSON object per line)."`
+	Record  recordCmd  `cmd:"" help:"Record every frame in and out (and every event) to a file, keys and tokens masked."`
+	Replay  replayCmd  `cmd:"" help:"Replay a recording in the read-only UI, or into live channels (--live)."`
+	Diff    diffCmd    `cmd:"" help:"What one recording received that the other did not, per channel and event."`
+	Run     runCmd     `cmd:"" help:"Run a scenario file (steps, faults, expectations): exit 0 held, 1 failed, 2 invalid."`
+	Swarm   swarmCmd   `cmd:"" help:"Run N simulated clients: join latency, presence convergence, fan-out, limit errors."`
 	Version versionCmd `cmd:"" help:"Print rtm's version."`
 	Help    helpCmd    `cmd:"" help:"Show help for rtm or for a command."`
 }
