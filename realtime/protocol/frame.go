@@ -2,7 +2,9 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -100,6 +102,21 @@ func fastString(d []byte, i int) (end, start, stop int, escaped bool, err error)
 	start = i
 	n := len(d)
 	for {
+		// Eight bytes at a time: stop at the first byte that is '"', '\\',
+		// a control character or non-ASCII (the lowest flagged byte of
+		// each test is exact, borrows only flag bytes above it).
+		for i+8 <= n {
+			v := binary.LittleEndian.Uint64(d[i:])
+			const ones, highs = 0x0101010101010101, 0x8080808080808080
+			q := v ^ (ones * '"')
+			b := v ^ (ones * '\\')
+			mask := ((q - ones) & ^q) | ((b - ones) & ^b) | ((v - ones*0x20) & ^v) | v
+			if mask &= highs; mask != 0 {
+				i += bits.TrailingZeros64(mask) >> 3
+				break
+			}
+			i += 8
+		}
 		for i < n && plainASCII[d[i]] {
 			i++
 		}
