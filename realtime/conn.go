@@ -3,7 +3,9 @@ package realtime
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -13,10 +15,11 @@ import (
 
 // conn is one WebSocket connection with its reader and writer goroutines.
 type conn struct {
-	s   *Socket
-	ws  *websocket.Conn
-	gen uint64
-	wg  sync.WaitGroup
+	s     *Socket
+	ws    *websocket.Conn
+	clock *readClock // nil with an injected clock
+	gen   uint64
+	wg    sync.WaitGroup
 
 	mu         sync.Mutex
 	out        []outFrame
@@ -98,7 +101,13 @@ func (c *conn) readLoop() {
 			c.fail(err, 0, "")
 			return
 		}
-		c.s.handleFrame(c, data, typ == websocket.BinaryMessage, c.s.now())
+		var at time.Time
+		if c.clock != nil {
+			at = time.Unix(0, c.clock.last.Load())
+		} else {
+			at = c.s.now()
+		}
+		c.s.handleFrame(c, data, typ == websocket.BinaryMessage, at)
 	}
 }
 
@@ -227,6 +236,21 @@ func (s *Socket) recordRTT(rtt time.Duration) {
 			return
 		}
 	}
+}
+
+// readClock is the connection under the WebSocket; it records when the
+// last read returned data.
+type readClock struct {
+	net.Conn
+	last atomic.Int64 // Unix nanoseconds
+}
+
+func (r *readClock) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	if n > 0 {
+		r.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // isPhoenix reports the heartbeat topic.

@@ -40,11 +40,12 @@ const closeGrace = time.Second
 // Socket is a connection to a Supabase Realtime server that reconnects
 // forever until closed. It is safe for concurrent use.
 type Socket struct {
-	opts     Options
-	endpoint string
-	vsn      protocol.Version
-	log      *slog.Logger
-	now      func() time.Time
+	opts       Options
+	stampReads bool // no injected clock: stamp frames per read (readClock)
+	endpoint   string
+	vsn        protocol.Version
+	log        *slog.Logger
+	now        func() time.Time
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -100,17 +101,18 @@ func NewSocket(rawURL string, opts *Options) (*Socket, error) {
 		return nil, err
 	}
 	s := &Socket{
-		opts:      o,
-		endpoint:  endpoint,
-		vsn:       o.Vsn,
-		log:       o.Logger,
-		now:       o.Now,
-		status:    StatusConnecting,
-		channels:  make(map[string]*Channel),
-		pending:   make(map[string]*push),
-		token:     o.AccessToken,
-		opened:    make(chan struct{}),
-		attempted: make(chan struct{}),
+		opts:       o,
+		stampReads: opts == nil || opts.Now == nil,
+		endpoint:   endpoint,
+		vsn:        o.Vsn,
+		log:        o.Logger,
+		now:        o.Now,
+		status:     StatusConnecting,
+		channels:   make(map[string]*Channel),
+		pending:    make(map[string]*push),
+		token:      o.AccessToken,
+		opened:     make(chan struct{}),
+		attempted:  make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if o.OnStatus != nil || o.OnHeartbeat != nil {
@@ -390,6 +392,21 @@ func (s *Socket) dial() (*conn, error) {
 		nd := &net.Dialer{}
 		d.NetDialContext = nd.DialContext
 	}
+	// Without an injected clock, frames are stamped with the time of the
+	// read that completed them (one clock reading per read, not per
+	// frame: many frames arrive in one read under load).
+	var rc *readClock
+	if s.stampReads {
+		netDial := d.NetDialContext
+		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := netDial(ctx, network, addr)
+			if err != nil {
+				return c, err
+			}
+			rc = &readClock{Conn: c}
+			return rc, nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.HandshakeTimeout)
 	defer cancel()
 	ws, resp, err := d.DialContext(ctx, s.endpoint, s.opts.Header)
@@ -406,6 +423,7 @@ func (s *Socket) dial() (*conn, error) {
 	c := &conn{
 		s:       s,
 		ws:      ws,
+		clock:   rc,
 		gen:     s.connGen,
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
