@@ -107,8 +107,10 @@ type Options struct {
 	// Logger receives the client's structured logs. Default: discarded.
 	// Tokens and keys are never logged unmasked.
 	Logger *slog.Logger
-	// Now is the clock of timestamps and token expiry. Default time.Now.
-	// Timers (heartbeat, push timeouts, backoff) use real time.
+	// Now is the clock of timestamps (events, statuses, frames). Default
+	// time.Now, read once per network read rather than per frame: a frame
+	// is stamped with the time of the read that completed it. Timers
+	// (heartbeat, push timeouts, backoff) use real time.
 	Now func() time.Time
 	// Rand returns a number in [0, 1) for the reconnect jitter. Default
 	// math/rand/v2.Float64.
