@@ -83,6 +83,9 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			return nil
 		}
 	}
+	if cmd, ok := m.replayKey(msg); ok {
+		return cmd
+	}
 	if cmd, ok := m.channelKey(msg); ok {
 		return cmd
 	}
@@ -815,6 +818,14 @@ func (m *Model) runCommand(line string) tea.Cmd {
 			return m.fail(c.name, "", errors.New("no channel selected: give a subscription channel, e.g. :doctor subscription:project:456"))
 		}
 		return m.runDoctor(sel)
+	case "seek", "speed":
+		if err := wantArgs(1); err != nil {
+			return m.fail(c.name, "", err)
+		}
+		if c.name == "seek" {
+			return m.seekCommand(c.args[0])
+		}
+		return m.speedCommand(c.args[0])
 	case "policy":
 		if err := wantArgs(1); err != nil {
 			return m.fail(c.name, "", err)

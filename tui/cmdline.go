@@ -41,6 +41,8 @@ func commands() []commandSpec {
 		{"kick", "<name> [error|close]", "server ends the channel (embedded server / rtm serve)", true},
 		{"reject-joins", "<n|duration>", "server refuses the next n joins or joins for a while", true},
 		{"policy", "fixed:3s|exp|breaker", "set the retry policy", true},
+		{"seek", "<1:30|+10s|-1m>", "replay: go to a position or step (rtm replay)", false},
+		{"speed", "<x>", "replay: set the speed, e.g. 2 or 0.5 (rtm replay)", false},
 		{"doctor", "[name]", "why no postgres changes? check a subscription channel against its database", false},
 		{"export", "<file>", "write the log and events as NDJSON", true},
 		{"cleanup", "", "leave every channel", true},
@@ -56,6 +58,8 @@ type cmdLine struct {
 	histPos int
 	names   []string // channel names for completion
 	width   int
+	// replay offers the replay commands in completions.
+	replay bool
 }
 
 func newInput(st *theme.Styles, prompt, placeholder string) textinput.Model {
@@ -97,7 +101,7 @@ func (c *cmdLine) setWidth(w int) {
 
 // refresh recomputes the completion candidates for the current value.
 func (c *cmdLine) refresh() {
-	c.input.SetSuggestions(completions(c.input.Value(), c.names))
+	c.input.SetSuggestions(completions(c.input.Value(), c.names, c.replay))
 }
 
 // suggestionsView lists the matching completions above the command line.
@@ -134,13 +138,16 @@ func (c *cmdLine) suggestionsView(st *theme.Styles, w int) []string {
 }
 
 // completions returns full command lines that extend value.
-func completions(value string, names []string) []string {
+func completions(value string, names []string, replay bool) []string {
 	fields := strings.Fields(value)
 	trailing := strings.HasSuffix(value, " ")
 	// Completing the command name.
 	if len(fields) == 0 || (len(fields) == 1 && !trailing) {
 		var out []string
 		for _, c := range commands() {
+			if !replay && (c.name == "seek" || c.name == "speed") {
+				continue
+			}
 			s := c.name
 			if c.args != "" {
 				s += " "
@@ -198,6 +205,10 @@ func completions(value string, names []string) []string {
 		if argIdx == 1 {
 			cands = []string{"fixed:3s", "exp", "breaker", "fixed:1s,max=10"}
 		}
+	case "seek":
+		cands = []string{"+10s", "-10s", "0:00"}
+	case "speed":
+		cands = []string{"1", "2", "10", "0.5"}
 	case "freeze":
 		cands = []string{"10s", "30s"}
 	case "latency":

@@ -96,6 +96,13 @@ func TestGolden(t *testing.T) {
 			})
 		}
 	}
+	// A replay (rtm replay): the position row, read-only.
+	for _, sz := range goldenSizes {
+		t.Run(fmt.Sprintf("replay/%dx%d", sz[0], sz[1]), func(t *testing.T) {
+			m, _, _ := newReplayModel(t, sz[0], sz[1])
+			golden.RequireEqual(t, ansi.Strip(m.Render()))
+		})
+	}
 	// A fresh UI before the first snapshot.
 	for _, sz := range goldenSizes {
 		t.Run(fmt.Sprintf("empty/%dx%d", sz[0], sz[1]), func(t *testing.T) {

@@ -36,6 +36,13 @@ type KeyMap struct {
 	Presence struct {
 		Raw key.Binding
 	}
+	// Replay holds the keys of a replay (Options.Replay); disabled
+	// otherwise.
+	Replay struct {
+		Pause, Back, Forward, BackLong, ForwardLong, Faster, Slower key.Binding
+		// Seek and Speed are the help entries of ←/→ and +/-.
+		Seek, Speed key.Binding
+	}
 	// Dialog holds the keys of dialogs and the command line.
 	Dialog struct {
 		Submit, Cancel, NextField, PrevField, Complete, Yes, No key.Binding
@@ -83,6 +90,17 @@ func DefaultKeyMap() KeyMap {
 	k.Log.Clear = key.NewBinding(key.WithKeys("C"), key.WithHelp("C", "clear"))
 	k.Presence.Raw = key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "raw frames"))
 
+	k.Replay.Pause = key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "pause/play"))
+	k.Replay.Back = key.NewBinding(key.WithKeys("left"), key.WithHelp("←", "back 10s"))
+	k.Replay.Forward = key.NewBinding(key.WithKeys("right"), key.WithHelp("→", "forward 10s"))
+	k.Replay.BackLong = key.NewBinding(key.WithKeys("shift+left"), key.WithHelp("shift+←", "back 1m"))
+	k.Replay.ForwardLong = key.NewBinding(key.WithKeys("shift+right"), key.WithHelp("shift+→", "forward 1m"))
+	k.Replay.Faster = key.NewBinding(key.WithKeys("+", "="), key.WithHelp("+", "faster"))
+	k.Replay.Slower = key.NewBinding(key.WithKeys("-", "_"), key.WithHelp("-", "slower"))
+	k.Replay.Seek = key.NewBinding(key.WithKeys("left", "right"), key.WithHelp("←/→", "seek"))
+	k.Replay.Speed = key.NewBinding(key.WithKeys("+", "-"), key.WithHelp("+/-", "speed"))
+	k.setReplay(false)
+
 	k.Dialog.Submit = key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "submit"))
 	k.Dialog.Cancel = key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel"))
 	k.Dialog.NextField = key.NewBinding(key.WithKeys("tab", "down"), key.WithHelp("tab", "next field"))
@@ -98,5 +116,13 @@ func (k *KeyMap) setReadOnly(ro bool) {
 	for _, b := range []*key.Binding{&k.Channel.Track, &k.Channel.Untrack, &k.Channel.Broadcast,
 		&k.Channel.Retry, &k.Channel.Leave, &k.Channel.Faults} {
 		b.SetEnabled(!ro)
+	}
+}
+
+// setReplay enables the replay keys.
+func (k *KeyMap) setReplay(on bool) {
+	r := &k.Replay
+	for _, b := range []*key.Binding{&r.Pause, &r.Back, &r.Forward, &r.BackLong, &r.ForwardLong, &r.Faster, &r.Slower, &r.Seek, &r.Speed} {
+		b.SetEnabled(on)
 	}
 }

@@ -22,16 +22,17 @@ const (
 	minHeight = 16
 )
 
-// computeLayout splits a w x h terminal. footerRows is the height of the
-// help footer; zoom gives the focused pane the whole body.
-func computeLayout(w, h, footerRows, statusRows int, zoom bool, f focus) layout {
+// computeLayout splits a w x h terminal. headerRows is the height of the
+// header (2, 3 with the replay row), footerRows of the help footer; zoom
+// gives the focused pane the whole body.
+func computeLayout(w, h, headerRows, footerRows, statusRows int, zoom bool, f focus) layout {
 	l := layout{width: w, height: h}
 	if w < minWidth || h < minHeight {
 		l.tiny = true
 		return l
 	}
 	l.narrow = w < 100
-	headerRows := 2
+	headerRows = max(2, headerRows)
 	l.header = rect{0, 0, w, headerRows}
 	if footerRows < 1 {
 		footerRows = 1

@@ -69,6 +69,10 @@ type Options struct {
 	Doctor Doctor
 	// DoctorTimeout bounds one doctor run (default DefaultDoctorTimeout).
 	DoctorTimeout time.Duration
+	// Replay, when set, is the recording being replayed (rtm replay):
+	// the header shows its position and the replay keys control it. Use
+	// it with ReadOnly and Now = the replay's clock.
+	Replay Replay
 }
 
 func (o Options) withDefaults() Options {
@@ -291,6 +295,8 @@ type Model struct {
 	// doctorGen numbers doctor runs, so a late result of an older run
 	// never replaces a newer one.
 	doctorGen int
+	// replay is what the UI last read from Options.Replay.
+	replay replayInfo
 
 	fatal    error
 	quitting bool
@@ -318,8 +324,11 @@ func New(opts Options) *Model {
 		now:       opts.Now(),
 	}
 	m.keys.setReadOnly(opts.ReadOnly)
+	m.keys.setReplay(opts.Replay != nil)
+	m.sampleReplay()
 	m.help.Styles = m.st.Help
 	m.cmd = newCmdLine(m.st)
+	m.cmd.replay = opts.Replay != nil
 	m.filterIn = newInput(m.st, "/", "regexp, ! inverts")
 	if opts.Status != "" {
 		m.status = status{level: slog.LevelInfo, text: opts.Status}
@@ -346,7 +355,7 @@ type tickMsg struct {
 // tickCmd schedules the next clock tick: fast while a countdown runs.
 func (m *Model) tickCmd() tea.Cmd {
 	d := m.opts.Tick
-	if m.countdownActive() {
+	if m.countdownActive() || (m.opts.Replay != nil && !m.replay.paused && m.replay.at < m.replay.length) {
 		d = m.opts.FastTick
 	}
 	gen := m.tickGen
@@ -391,6 +400,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.now = m.opts.Now()
+		m.sampleReplay()
 		m.cache.header.valid = false
 		m.cache.channels.valid = false
 		m.cache.main.valid = false
@@ -404,6 +414,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case actionDoneMsg:
 		m.now = m.opts.Now()
 		return m, m.actionDone(msg)
+	case replayDoneMsg:
+		m.now = m.opts.Now()
+		return m, m.replayDone(msg)
 	case doctorDoneMsg:
 		m.now = m.opts.Now()
 		cmd := m.doctorDone(msg)
@@ -442,7 +455,11 @@ func (m *Model) clearRowCaches() {
 
 // relayout recomputes the layout after a size, footer or zoom change.
 func (m *Model) relayout() {
-	m.lay = computeLayout(m.width, m.height, 1, m.statusRows, m.zoom, m.focus)
+	header := 2
+	if m.opts.Replay != nil {
+		header = 3
+	}
+	m.lay = computeLayout(m.width, m.height, header, 1, m.statusRows, m.zoom, m.focus)
 	m.help.SetWidth(m.width)
 	m.cmd.setWidth(m.width)
 	m.filterIn.SetWidth(max(10, m.width-44))
@@ -458,6 +475,9 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 	var cmd tea.Cmd
 	chansChanged := false
 	for _, ev := range b.Events {
+		if m.opts.Replay != nil && m.opts.Replay.IsRewind(ev) {
+			m.clearHistory()
+		}
 		switch e := ev.(type) {
 		case registry.MessageEvent:
 			m.addMessage(e)
@@ -514,6 +534,7 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 	if chansChanged {
 		m.rebuildRows()
 	}
+	m.sampleReplay()
 	m.cache.header.valid = false
 	return cmd
 }

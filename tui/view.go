@@ -241,6 +241,9 @@ func (m *Model) viewHeader() string {
 	if m.dropped > 0 {
 		l2.add(st.Subtle, sep).add(st.Warn, fmt.Sprintf("UI dropped %d", m.dropped))
 	}
+	if m.opts.Replay != nil {
+		return l1.done() + "\n" + l2.done() + "\n" + m.viewReplay(w)
+	}
 	return l1.done() + "\n" + l2.done()
 }
 
@@ -381,6 +384,9 @@ func (m *Model) ShortHelp() []key.Binding {
 		out = append(out, m.channelActions()...)
 	}
 	out = append(out, k.Filter, k.Command, k.NextFocus, k.Help, k.Quit)
+	if m.opts.Replay != nil {
+		out = append([]key.Binding{k.Replay.Pause, k.Replay.Seek, k.Replay.Speed}, out...)
+	}
 	return out
 }
 
@@ -409,12 +415,17 @@ func (m *Model) channelActions() []key.Binding {
 // FullHelp implements help.KeyMap: every key, by area.
 func (m *Model) FullHelp() [][]key.Binding {
 	k := m.keys
-	return [][]key.Binding{
+	groups := [][]key.Binding{
 		{k.Help, k.Command, k.Filter, k.NextFocus, k.PrevFocus, k.Open, k.Back, k.Quit},
 		{k.TabKeys, k.NextTab, k.PrevTab, k.Zoom, k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
 		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults, k.Channel.Doctor}),
 		{k.Log.Follow, k.Log.Wrap, k.Log.Clear, k.Presence.Raw},
 	}
+	if m.opts.Replay != nil {
+		groups = append(groups, []key.Binding{k.Replay.Pause, k.Replay.Back, k.Replay.Forward, k.Replay.BackLong,
+			k.Replay.ForwardLong, k.Replay.Faster, k.Replay.Slower})
+	}
+	return groups
 }
 
 // withHelp returns a copy of b with other help text.
