@@ -206,24 +206,40 @@ func (c replayCmd) ui(env *runEnv, rec *headless.Recording) error {
 	ctx, cancel := context.WithCancel(env.ctx)
 	defer cancel()
 	player := headless.NewPlayer(rec, headless.PlayerOptions{Speed: c.Speed, From: c.From, Paused: c.Paused, Name: c.File})
-	status := fmt.Sprintf("replay of %s (%s, recorded %s) at %gx — read-only", c.File, rec.Length().Round(time.Second),
-		rec.Header.Started.Format(time.DateTime), c.Speed)
-	model := tui.New(tui.Options{Context: ctx, ReadOnly: true, Now: player.Now, Status: status,
-		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) }})
+	model := replayModel(ctx, player, rec, c.File)
 	p := tea.NewProgram(model, tea.WithContext(ctx))
-	go player.Run(ctx)
-	bridgeDone := make(chan struct{})
-	go func() {
-		defer close(bridgeDone)
-		tui.NewBridge(player, player.Snapshot, tui.BridgeOptions{}).Run(ctx, p.Send)
-	}()
+	stop := runReplay(ctx, player, p.Send)
 	_, err := p.Run()
 	cancel()
-	<-bridgeDone
+	stop()
 	if err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, tea.ErrInterrupted) {
 		return fmt.Errorf("terminal UI: %w", err)
 	}
 	return model.Err()
+}
+
+// replayModel is the read-only UI on a player: its clock is the
+// recording's.
+func replayModel(ctx context.Context, player *headless.Player, rec *headless.Recording, name string) *tui.Model {
+	status := fmt.Sprintf("replay of %s (%s, recorded %s) at %gx — read-only", name, rec.Length().Round(time.Second),
+		rec.Header.Started.Format(time.DateTime), player.Speed())
+	return tui.New(tui.Options{Context: ctx, ReadOnly: true, Now: player.Now, Status: status,
+		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) }})
+}
+
+// runReplay runs the player and the bridge that feeds send until ctx
+// ends; stop waits for both.
+func runReplay(ctx context.Context, player *headless.Player, send func(tea.Msg)) (stop func()) {
+	done := make(chan struct{}, 2)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		player.Run(ctx)
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		tui.NewBridge(player, player.Snapshot, tui.BridgeOptions{}).Run(ctx, send)
+	}()
+	return func() { <-done; <-done }
 }
 
 func readRecording(path string) (*headless.Recording, error) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"go.uber.org/goleak"
 
 	"rtm/realtime/server/servertest"
@@ -253,4 +254,100 @@ func compact(b []byte) string {
 		return string(b)
 	}
 	return buf.String()
+}
+
+// TestReplayIntoUI: a recording replayed into the read-only UI shows its
+// channel and its messages, as `rtm replay FILE` wires it.
+func TestReplayIntoUI(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	noProjectEnv(t)
+	srv := servertest.New(t)
+	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()), NoDotenv: true}, headless.EnvOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	room := registry.MustName(registry.KindBroadcast, "replayroom", "7", "")
+	var buf lockedBuf
+	rctx, rcancel := context.WithCancel(ctx)
+	_, err = headless.Record(rctx, env, &buf, headless.StreamOptions{Joins: []registry.Name{room}, Identity: headless.Identity{User: "rec"},
+		OnReady: func(m *registry.Manager) {
+			go func() {
+				defer rcancel()
+				peer, err := env.NewManager(headless.Identity{User: "peer"}, headless.ManagerOptions{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer peer.Close()
+				if err := peer.Connect(rctx); err != nil {
+					t.Error(err)
+					return
+				}
+				h, err := peer.Join(rctx, room)
+				if err != nil || h.Ready(rctx) != nil {
+					t.Error("peer join", err)
+					return
+				}
+				for ctx.Err() == nil {
+					if i, err := m.Info(room); err == nil && i.Status == registry.StatusConnected {
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				_ = h.Broadcast(rctx, "greeting", json.RawMessage(`{"text":"hello from the recording"}`))
+				for ctx.Err() == nil {
+					if msgs, _ := m.Messages(room, 0); len(msgs) > 0 {
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := headless.ReadRecording("rec", strings.NewReader(buf.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	player := headless.NewPlayer(rec, headless.PlayerOptions{Speed: 100, Name: "rec.ndjson"})
+	uctx, ucancel := context.WithCancel(ctx)
+	model := replayModel(uctx, player, rec, "rec.ndjson")
+	model.Update(tea.WindowSizeMsg{Width: 160, Height: 40})
+	var mu sync.Mutex
+	stop := runReplay(uctx, player, func(msg tea.Msg) {
+		mu.Lock()
+		model.Update(msg)
+		mu.Unlock()
+	})
+	screen := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return model.Render()
+	}
+	waitFor(t, "the replayed channel on screen", func() bool {
+		s := screen()
+		return strings.Contains(s, "replayroom") && strings.Contains(s, "Replay finished")
+	})
+	if s := screen(); !strings.Contains(s, "read-only") {
+		t.Fatalf("the replay UI must say it is read-only:\n%s", s)
+	}
+	// Back to the moment the message arrived, paused: the channel is
+	// there again, connected, with its message.
+	var at time.Duration
+	for _, e := range rec.Events {
+		if m, ok := e.(registry.MessageEvent); ok && m.Direction == registry.In {
+			at = m.Time.Sub(rec.Start())
+		}
+	}
+	player.SetPaused(true)
+	player.Seek(at)
+	waitFor(t, "the message on screen after a seek back", func() bool {
+		return strings.Contains(screen(), "hello from the recording")
+	})
+	ucancel()
+	stop()
 }

@@ -593,7 +593,7 @@ func testPlayer(t *testing.T, rec *headless.Recording) {
 	p.Seek(length / 2)
 	e := next()
 	epoch, ok := headless.RewindEpoch(e)
-	if !ok || epoch != 1 {
+	if !ok || epoch != 1 || !p.IsRewind(e) || p.IsRewind(rec.Events[0]) {
 		t.Fatalf("after a seek back: %#v", e)
 	}
 	mid := rec.Start().Add(length / 2)

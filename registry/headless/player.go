@@ -398,3 +398,10 @@ func (s *replayState) snapshot(at time.Time) registry.State {
 	}
 	return st
 }
+
+// IsRewind reports whether e is the marker delivered after a Seek back
+// (the UI's replay control interface).
+func (p *Player) IsRewind(e registry.Event) bool {
+	_, ok := RewindEpoch(e)
+	return ok
+}
