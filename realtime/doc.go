@@ -70,10 +70,11 @@
 // warning logged at powers of two). Status events, system messages and
 // presence syncs are never dropped, and the channel's state
 // ([Channel.State], [Channel.Presence]) is maintained by the client, so it
-// is complete whatever the consumer does. The same holds for
-// [Options].OnStatus/OnHeartbeat and for the frame tap ([Options].Tap,
-// every frame in and out with direction, time, raw bytes and decoded
-// envelope; bounded by TapBuffer, drops in [Stats].TapDrops).
+// is complete whatever the consumer does. [Options].OnStatus and
+// OnHeartbeat run on a goroutine of the socket and are never dropped (they
+// are few). The frame tap ([Options].Tap: every frame in and out with
+// direction, time, raw bytes and decoded envelope) has its own goroutine
+// and is bounded like a channel (TapBuffer, drops in [Stats].TapDrops).
 //
 // # Presence
 //
