@@ -40,6 +40,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"rtm/registry/clock"
@@ -287,9 +288,14 @@ type Conn struct {
 	// the two pumps for the rest of the connection's life.
 	pumping     bool // the pumps run
 	wantPump    bool // start them as soon as no direct read is under way
-	reading     bool // a direct raw.Read is under way
 	writing     bool // a direct raw.Write is under way
 	interrupted bool // we broke a direct read with a past deadline
+
+	// The direct read path takes no lock: slow is set (before reading is
+	// checked) by anything that ends direct mode; a reader sets reading
+	// before it checks slow. ws belongs to the reading goroutine.
+	slow    atomic.Bool
+	reading atomic.Bool
 
 	wg sync.WaitGroup
 }
@@ -316,7 +322,9 @@ func (c *Conn) activateLocked() {
 		return
 	}
 	c.wantPump = true
-	if c.reading {
+	c.slow.Store(true)
+	if c.reading.Load() {
+		// The reader switches when its read returns; make that now.
 		c.interrupted = true
 		_ = c.raw.SetReadDeadline(time.Unix(1, 0))
 		return
@@ -421,33 +429,35 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.pumping && !c.wantPump && !c.dropped && !c.closed {
-		// Direct mode.
-		c.reading = true
-		c.mu.Unlock()
+	c.reading.Store(true)
+	if !c.slow.Load() {
+		// Direct mode: no lock, no copy.
 		n, err := c.raw.Read(p)
-		c.mu.Lock()
-		c.reading = false
-		intr := c.interrupted
-		c.interrupted = false
-		if !c.wantPump && !c.pumping {
+		c.reading.Store(false)
+		if !c.slow.Load() {
 			c.ws.feed(p[:n])
-			if err != nil && c.dropped {
-				err = ErrDropped
-			}
 			return n, err
 		}
 		// A fault arrived meanwhile: keep what was read for the pumps'
 		// rules (freeze, latency), and switch.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		intr := c.interrupted
+		c.interrupted = false
 		if n > 0 {
 			c.rq = append(c.rq, chunk{data: append([]byte(nil), p[:n]...), due: c.t.clock.Now().Add(c.latency)})
 			c.rbytes += n
 		}
-		if err != nil && !(intr && isTimeout(err)) {
+		if err != nil && !(intr && isTimeout(err)) && !c.dropped {
 			c.rerr = err
 		}
+	} else {
+		c.reading.Store(false)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.interrupted = false
+	}
+	if c.wantPump && !c.pumping && !c.closed && !c.dropped {
 		c.startPumpsLocked()
 	}
 	for {
@@ -612,6 +622,7 @@ func (c *Conn) Close() error {
 		}
 	}
 	c.closed = true
+	c.slow.Store(true)
 	dropped := c.dropped
 	c.kick()
 	c.mu.Unlock()
@@ -631,6 +642,7 @@ func (c *Conn) drop() {
 		return
 	}
 	c.dropped = true
+	c.slow.Store(true)
 	c.kick()
 	c.mu.Unlock()
 	if tc, ok := c.raw.(*net.TCPConn); ok {
