@@ -539,3 +539,29 @@ func TestServerRestartRecoversChannelsAndRates(t *testing.T) {
 		t.Fatalf("metrics %+v", m)
 	}
 }
+
+func TestSocketRetryEvents(t *testing.T) {
+	e := newEnv(t)
+	sub := e.m.Subscribe(ctx(t), registry.SubscribeOptions{Types: []registry.EventType{registry.TypeRetry}})
+	defer sub.Close()
+	if err := e.m.Faults().FailConnects(2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Faults().Drop(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	eventually(t, "the socket's retry events", func() bool {
+		for _, ev := range sub.Drain(nil) {
+			if r, ok := ev.(registry.RetryEvent); ok && r.Scope == registry.ScopeSocket {
+				got = append(got, string(r.Outcome)+itoa(r.Attempt))
+			}
+		}
+		return len(got) > 0 && got[len(got)-1] == "succeeded3"
+	})
+	// Attempt 1 and 2 fail (injected), 3 connects; each is scheduled,
+	// started, and ends.
+	if want := "scheduled1 started1 failed1 scheduled2 started2 failed2 scheduled3 started3 succeeded3"; join(got) != want {
+		t.Fatalf("socket retry events:\n got %s\nwant %s", join(got), want)
+	}
+}

@@ -557,6 +557,10 @@ func (m *Manager) onSocketStatus(c realtime.StatusChange) {
 			m.connTotal += now.Sub(m.socket.ConnectedAt)
 			m.errors++
 		}
+		if m.socket.Status == SocketConnecting && m.sockAttempt > 1 {
+			// Reconnect attempt sockAttempt-1 failed.
+			m.broker.publish(RetryEvent{Time: now, Scope: ScopeSocket, Attempt: m.sockAttempt - 1, Outcome: RetryFailed, Err: reason})
+		}
 		m.connected = false
 		m.socket.ConnectedAt = time.Time{}
 		m.socket.LastError = reason
