@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -146,8 +147,13 @@ func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 		return true
 	})
 	for _, a := range rec.Attrs {
-		if a.Key == KeyChannel {
+		switch a.Key {
+		case KeyChannel:
 			rec.Channel = a.Value
+		case "topic": // the client's records name the wire topic
+			if rec.Channel == "" && strings.HasPrefix(a.Value, TopicPrefix) {
+				rec.Channel = a.Value[len(TopicPrefix):]
+			}
 		}
 	}
 	c.mu.Lock()

@@ -70,7 +70,11 @@ func TestLogHandlerRingAndMasking(t *testing.T) {
 	if lines != 4 {
 		t.Fatalf("%d JSONL lines, want 4", lines)
 	}
-	if got := h.Since(3); len(got) != 1 || got[0].Seq != 4 {
+	slog.New(h).Info("Join refused", "topic", "realtime:broadcast:doc:1")
+	if r := h.Records(1)[0]; r.Channel != "broadcast:doc:1" {
+		t.Fatalf("the client's topic attr did not give the channel: %+v", r)
+	}
+	if got := h.Since(3); len(got) != 2 || got[0].Seq != 4 {
 		t.Fatalf("Since(3) = %v", got)
 	}
 }
