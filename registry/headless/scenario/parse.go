@@ -187,15 +187,8 @@ func (p *parser) parse(data []byte) (*Scenario, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		line := 1
-		if m := yamlLine.FindStringSubmatch(strings.SplitN(msg, "\n", 2)[0]); m != nil {
-			if m[1] != "" {
-				line, _ = strconv.Atoi(m[1])
-			}
-			msg = m[2]
-		}
-		return nil, p.errf(line, "YAML syntax: %s", msg)
+		line, msg := yamlError(err)
+		return nil, p.errf(max(line, problemLine(data, msg)), "YAML syntax: %s", msg)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return nil, p.errf(1, "the scenario is empty: it needs steps")
@@ -267,6 +260,42 @@ func (p *parser) parse(data []byte) (*Scenario, error) {
 		sc.Name = p.file
 	}
 	return sc, nil
+}
+
+// yamlError splits a YAML library error into its line and message.
+func yamlError(err error) (int, string) {
+	msg := err.Error()
+	line := 1
+	if m := yamlLine.FindStringSubmatch(strings.SplitN(msg, "\n", 2)[0]); m != nil {
+		if m[1] != "" {
+			line, _ = strconv.Atoi(m[1])
+		}
+		msg = m[2]
+	}
+	return line, msg
+}
+
+// problemLine finds the line of a YAML syntax error: the YAML library
+// names the line where the construct that fails began (a list, a flow
+// mapping), not the line that breaks it. The first prefix of the file
+// that fails with the same message ends at the line at fault. 0 when
+// not found (or the file is too long to search).
+func problemLine(data []byte, msg string) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > 2000 {
+		return 0
+	}
+	var prefix strings.Builder
+	for i, l := range lines {
+		prefix.WriteString(l)
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(prefix.String()), &n); err != nil {
+			if _, m := yamlError(err); m == msg {
+				return i + 1
+			}
+		}
+	}
+	return 0
 }
 
 func (p *parser) noAliases(n *yaml.Node, depth int) error {
