@@ -28,11 +28,12 @@ type conn struct {
 	wake    chan struct{} // a frame was queued
 	hbReply chan hbReply  // heartbeat replies seen by the reader
 
-	once      sync.Once
-	done      chan struct{} // closed when the connection ends
-	err       error         // why it ended; set before done is closed
-	closeCode int           // close frame to send, 0 for none
-	closeText string
+	once       sync.Once
+	done       chan struct{} // closed when the connection ends
+	writerDone chan struct{} // closed when the writer has returned
+	err        error         // why it ended; set before done is closed
+	closeCode  int           // close frame to send, 0 for none
+	closeText  string
 }
 
 type outFrame struct {
@@ -114,6 +115,7 @@ func (c *conn) readLoop() {
 // writeLoop writes queued frames and heartbeats until the connection ends.
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
+	defer close(c.writerDone)
 	s := c.s
 	interval := s.opts.HeartbeatInterval
 	var hbTimer *time.Timer

@@ -67,7 +67,9 @@ type Options struct {
 	PushTimeout time.Duration
 	// HandshakeTimeout bounds one connection attempt. Default 10s.
 	HandshakeTimeout time.Duration
-	// WriteTimeout bounds the write of one frame. Default 10s.
+	// WriteTimeout bounds the write of one frame; a write that does not
+	// complete in time (a peer that stopped reading) ends the connection,
+	// which then reconnects. Default 10s.
 	WriteTimeout time.Duration
 
 	// ReconnectAfter gives the delay before reconnection attempt tries

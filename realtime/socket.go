@@ -421,13 +421,14 @@ func (s *Socket) dial() (*conn, error) {
 	s.mu.Lock()
 	s.connGen++
 	c := &conn{
-		s:       s,
-		ws:      ws,
-		clock:   rc,
-		gen:     s.connGen,
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		hbReply: make(chan hbReply, 4),
+		s:          s,
+		ws:         ws,
+		clock:      rc,
+		gen:        s.connGen,
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		hbReply:    make(chan hbReply, 4),
 	}
 	s.mu.Unlock()
 	return c, nil
@@ -488,6 +489,17 @@ func (s *Socket) serve(c *conn) {
 	case <-s.ctx.Done():
 		c.fail(ErrClosed, websocket.CloseNormalClosure, "")
 	}
+	// The writer sends the close frame, if any, and closes the
+	// connection. When it is stuck in a write (a frozen transport), close
+	// the connection from here so that both goroutines end.
+	t := time.NewTimer(closeGrace + closeGrace/4)
+	select {
+	case <-c.writerDone:
+	case <-t.C:
+		s.log.Warn("Writer stuck, closing the connection", logConn, c.gen)
+		_ = c.ws.Close()
+	}
+	t.Stop()
 	c.wg.Wait()
 }
 
