@@ -557,6 +557,10 @@ func (p *parser) step(n *yaml.Node, clients map[string]bool) (Step, error) {
 		StepFault:        {"client", "kind", "channel", "for", "delay", "count", "mode", "reason"},
 		StepRefreshToken: {"client"},
 	}[st.Kind]
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" && (st.Kind == StepConnect || st.Kind == StepRefreshToken) {
+		// "- connect:" alone: the target's own identity.
+		v = &yaml.Node{Kind: yaml.MappingNode, Line: v.Line}
+	}
 	f, err := p.mapping(v, st.Kind, allowed)
 	if err != nil {
 		return st, err
