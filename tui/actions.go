@@ -107,7 +107,26 @@ func (m *Model) setFocus(f focus) {
 	}
 }
 
+// setTab shows tab t, chosen by the user: from now on the tab no longer
+// follows the selected channel's kind.
 func (m *Model) setTab(t tab) {
+	m.tabAuto = false
+	if t != m.tab {
+		m.tab = t
+		m.mainScroll = 0
+	}
+}
+
+// autoTab shows the tab that suits the selected channel until the user
+// picks one: the viewers of a presence channel, else the messages.
+func (m *Model) autoTab() {
+	if !m.tabAuto || m.sel.IsZero() {
+		return
+	}
+	t := tabMessages
+	if m.sel.Kind == registry.KindPresence {
+		t = tabPresence
+	}
 	if t != m.tab {
 		m.tab = t
 		m.mainScroll = 0
@@ -514,15 +533,17 @@ func (m *Model) openTrackForm(c registry.ChannelInfo) tea.Cmd {
 	}
 	user := m.state.Token.Subject
 	if user == "" {
+		user = m.opts.User
+	}
+	if user == "" {
 		user = "me"
 	}
-	intro := "on " + c.Name.String()
+	intro := "on " + c.Name.String() + " — you show under this user id (your presence key), marked (you)"
 	if c.Config.PresenceKey != "" {
 		user = c.Config.PresenceKey
-		intro += " (presence key " + c.Config.PresenceKey + ")"
-	} else {
-		intro += " — joined without a presence key, so the server keys you by a random id; :join presence " +
-			c.Name.Entity() + " --as <user> joins with yours"
+	}
+	if c.Config.PresenceKey == "" || c.Tracked {
+		intro += "; the channel rejoins with it"
 	}
 	name := c.Name
 	m.form = newForm(m.st, "Track presence", intro, func(v []string) (tea.Cmd, error) {

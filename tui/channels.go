@@ -62,6 +62,7 @@ func (m *Model) rebuildRows() {
 		}
 		m.mainScroll = 0
 	}
+	m.autoTab()
 	m.clampChannelScroll()
 	m.cache.channels.valid = false
 	m.cache.main.valid = false
@@ -116,6 +117,7 @@ func (m *Model) selectRow(i int) {
 	if m.rows[i].name != m.sel {
 		m.sel = m.rows[i].name
 		m.mainScroll = 0
+		m.autoTab()
 	}
 	m.clampChannelScroll()
 }

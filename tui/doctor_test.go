@@ -11,6 +11,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"rtm/registry"
 )
@@ -128,7 +129,7 @@ func TestDoctorKey(t *testing.T) {
 	}
 	keys(m, "4")
 	mustContain(t, screen(m), "Doctor    1 of 3 checks failed: publication at 12:00:00 (D shows it)",
-		"Ready     yes", "Database  demo PostgreSQL postgres://postgres:xxxxx@")
+		"Ready     yes", "Database  demo PostgreSQL", "postgres://postgres:xxxxx@")
 	// D again runs again.
 	feed(m, keys(m, "D")[0])
 	if len(doc.Requests()) != 2 {
@@ -351,4 +352,78 @@ func TestPostgresChangeMessage(t *testing.T) {
 	if got := string(changeDetail([]byte(`not json`))); got != "not json" {
 		t.Fatalf("invalid payload detail %q", got)
 	}
+}
+
+// A dialog drawn over a wide character keeps the line's width.
+func TestSpliceOverWideCharacters(t *testing.T) {
+	line := strings.Repeat("界", 20) // 40 cells
+	for x := 0; x < 10; x++ {
+		for ow := 1; ow < 12; ow++ {
+			got := splice(line, strings.Repeat("x", ow), x, 40)
+			if w := ansi.StringWidth(got); w != 40 {
+				t.Fatalf("splice at %d of %d cells: %d cells wide: %q", x, ow, w, got)
+			}
+		}
+	}
+}
+
+// Info values wrap under themselves, long words (URLs) cut across rows.
+func TestWrapPainted(t *testing.T) {
+	p := m0().st.Text
+	rows := wrapPainted([]paintedText{{p, "ws://127.0.0.1:54321/realtime/v1/websocket?apikey=x"}, {p, " · 2.0.0 · embedded"}}, 20, 4)
+	var got []string
+	for _, r := range rows {
+		var b strings.Builder
+		for _, sg := range r {
+			b.WriteString(sg.s)
+		}
+		got = append(got, b.String())
+		if w := textWidth(b.String()); w > 20 && len(got) < 4 {
+			t.Fatalf("row %q is %d cells", b.String(), w)
+		}
+	}
+	if strings.Join(got, "") != "ws://127.0.0.1:54321/realtime/v1/websocket?apikey=x · 2.0.0 · embedded" {
+		t.Fatalf("rows %q lose text", got)
+	}
+	if len(wrapPainted([]paintedText{{p, strings.Repeat("word ", 100)}}, 20, 4)) != 4 {
+		t.Fatal("rows not bounded")
+	}
+}
+
+func m0() *Model { return New(Options{}) }
+
+// The tab follows the selected channel's kind until the user picks one.
+func TestTabFollowsChannelKind(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40)
+	if m.tab != tabPresence {
+		t.Fatalf("first presence channel: tab %v", m.tab)
+	}
+	keys(m, "j")
+	if m.tab != tabMessages {
+		t.Fatalf("broadcast channel: tab %v", m.tab)
+	}
+	keys(m, "k")
+	if m.tab != tabPresence {
+		t.Fatalf("back on presence: tab %v", m.tab)
+	}
+	keys(m, "3", "esc", "j")
+	if m.tab != tabRetries {
+		t.Fatalf("a chosen tab stays: %v", m.tab)
+	}
+}
+
+// The footer follows the channel's state (track / untrack), and the
+// header says the RTT is being measured until the first heartbeat.
+func TestFooterAndRTTFollowState(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40)
+	st := sampleState(t0)
+	st.Channels[0].Tracked, st.Socket.RTT, st.Socket.RTTHistory = false, 0, nil
+	m.Update(EventsBatchMsg{State: &st})
+	s := screen(m)
+	mustContain(t, s, "p track presence", "rtt measuring…")
+	st = sampleState(t0)
+	m.Update(EventsBatchMsg{State: &st})
+	s = screen(m)
+	mustContain(t, s, "u untrack", "rtt 3ms")
+	mustNotContain(t, s, "p track presence", "measuring")
 }

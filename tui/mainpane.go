@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"rtm/registry"
 )
 
@@ -214,15 +216,29 @@ func (m *Model) scrolled(lines []string, h int) []string {
 // tabsLine renders "1 Messages  2 Presence  3 Retries  4 Info".
 func (m *Model) tabsLine(w int) string {
 	l := newLine(w)
+	// Full labels with separators, then without, then short names, so
+	// all four fit a narrow pane.
+	names := [numTabs]string{"Messages", "Presence", "Retries", "Info"}
+	sep := "│"
+	full := 0
+	for _, n := range names {
+		full += len(n) + 4
+	}
+	if full+int(numTabs)-1 > w {
+		sep = ""
+		if full > w {
+			names = [numTabs]string{"Msgs", "Pres", "Retries", "Info"}
+		}
+	}
 	for t := tab(0); t < numTabs; t++ {
-		label := fmt.Sprintf(" %d %s ", t+1, t)
+		label := fmt.Sprintf(" %d %s ", t+1, names[t])
 		if t == m.tab {
 			l.add(m.st.Pane.TabActive, label)
 		} else {
 			l.add(m.st.Pane.Tab, label)
 		}
-		if t < numTabs-1 {
-			l.add(m.st.Subtle, "│")
+		if t < numTabs-1 && sep != "" {
+			l.add(m.st.Subtle, sep)
 		}
 	}
 	if m.tab == tabMessages && m.msgFilter.active() {
@@ -468,6 +484,11 @@ func (m *Model) viewPresence(c registry.ChannelInfo, w, h int) []string {
 	nameW := max(6, min(20, w/4))
 	out = append(out, newLine(w).add(m.st.Muted, fitText("USER ID", idW)+" "+fitText("NAME", nameW)+" "+fitText("ONLINE", 8)+" METAS").done())
 	maxUsers := max(1, h/2-2)
+	narrowYou := idW+nameW+8+5+3+7 > w
+	if i := slices.IndexFunc(users, func(u registry.PresenceUser) bool { return u.Self }); i > 0 {
+		// You first: never hidden behind "… N more".
+		users = append(append([]registry.PresenceUser{users[i]}, users[:i]...), users[i+1:]...)
+	}
 	for i, u := range users {
 		if i == maxUsers && len(users) > maxUsers {
 			out = append(out, newLine(w).add(m.st.Muted, fmt.Sprintf("… %d more", len(users)-maxUsers)).done())
@@ -479,14 +500,19 @@ func (m *Model) viewPresence(c registry.ChannelInfo, w, h int) []string {
 			p = m.st.Highlight
 		}
 		l.add(p, fitText(sanitize(u.UserID), idW)).plain(" ")
-		l.add(m.st.Text, fitText(sanitize(u.Name), nameW)).plain(" ")
+		if u.Self && narrowYou {
+			// No room for the marker at the end: it goes with the name.
+			l.add(m.st.Highlight, fitText(truncText(sanitize(u.Name), max(1, nameW-6))+" (you)", nameW)).plain(" ")
+		} else {
+			l.add(m.st.Text, fitText(sanitize(u.Name), nameW)).plain(" ")
+		}
 		since := "-"
 		if !u.OnlineSince.IsZero() {
 			since = fmtAge(m.now.Sub(u.OnlineSince))
 		}
 		l.add(m.st.Muted, fitText(since, 8)).plain(" ")
 		l.add(m.st.Text, fitRight(strconv.Itoa(u.Metas), 5))
-		if u.Self {
+		if u.Self && !narrowYou {
 			l.add(m.st.Highlight, "  (you)")
 		}
 		out = append(out, l.done())
@@ -666,11 +692,23 @@ func socketStatusName(s registry.SocketStatus) string {
 func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
 	var out []string
 	kv := func(k string, parts ...any) {
-		l := newLine(w).add(m.st.Muted, fitText(k, 10))
+		// The value wraps under itself (at most 4 rows), keeping each
+		// part's paint.
+		var segs []paintedText
 		for i := 0; i+1 < len(parts); i += 2 {
-			l.add(parts[i].(themePaint), parts[i+1].(string))
+			segs = append(segs, paintedText{parts[i].(themePaint), parts[i+1].(string)})
 		}
-		out = append(out, l.done())
+		for i, row := range wrapPainted(segs, max(8, w-10), 4) {
+			label := ""
+			if i == 0 {
+				label = k
+			}
+			l := newLine(w).add(m.st.Muted, fitText(label, 10))
+			for _, sg := range row {
+				l.add(sg.p, sg.s)
+			}
+			out = append(out, l.done())
+		}
 	}
 	t := m.st.Text
 	mu := m.st.Muted
@@ -808,6 +846,63 @@ func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
 		out = append(out, l.done())
 	}
 	return out
+}
+
+// paintedText is a piece of text and its paint.
+type paintedText struct {
+	p themePaint
+	s string
+}
+
+// wrapPainted wraps painted pieces at spaces to rows of w cells, at most
+// maxRows (the last one cut with "…" by the line that draws it).
+func wrapPainted(segs []paintedText, w, maxRows int) [][]paintedText {
+	total := 0
+	for _, sg := range segs {
+		total += textWidth(sg.s)
+	}
+	if total <= w {
+		return [][]paintedText{segs}
+	}
+	var rows [][]paintedText
+	var row []paintedText
+	used := 0
+	for _, sg := range segs {
+		words := strings.SplitAfter(sg.s, " ")
+		for _, wd := range words {
+			if wd == "" {
+				continue
+			}
+			ww := textWidth(wd)
+			for ww > w && len(rows) < maxRows-1 {
+				// A word longer than a row (a URL) is cut across rows.
+				if used > 0 {
+					rows = append(rows, row)
+					row, used = nil, 0
+				}
+				head := ansi.Truncate(wd, w, "")
+				rows = append(rows, []paintedText{{sg.p, head}})
+				wd = wd[len(head):]
+				ww = textWidth(wd)
+			}
+			if used > 0 && used+textWidth(strings.TrimRight(wd, " ")) > w {
+				if len(rows) == maxRows-1 {
+					// The last row takes the rest, to be cut.
+					row = append(row, paintedText{sg.p, wd})
+					used += ww
+					continue
+				}
+				rows = append(rows, row)
+				row, used = nil, 0
+			}
+			row = append(row, paintedText{sg.p, wd})
+			used += ww
+		}
+	}
+	if len(row) > 0 {
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 func yesNo(b bool) string {

@@ -69,6 +69,9 @@ type Options struct {
 	Doctor Doctor
 	// DoctorTimeout bounds one doctor run (default DefaultDoctorTimeout).
 	DoctorTimeout time.Duration
+	// User is the user id the track form offers when the token names
+	// nobody (e.g. the login name; default "me").
+	User string
 	// Replay, when set, is the recording being replayed (rtm replay):
 	// the header shows its position and the replay keys control it. Use
 	// it with ReadOnly and Now = the replay's clock.
@@ -254,7 +257,10 @@ type Model struct {
 
 	focus focus
 	tab   tab
-	zoom  bool
+	// tabAuto makes the tab follow the selected channel's kind until the
+	// user picks a tab.
+	tabAuto bool
+	zoom    bool
 
 	// Channels pane.
 	rows       []chanRow
@@ -321,6 +327,7 @@ func New(opts Options) *Model {
 		frames:    NewRing[registry.FrameEvent](opts.FrameRing),
 		logs:      NewRing[logEntry](opts.LogRing),
 		logFollow: true,
+		tabAuto:   true,
 		now:       opts.Now(),
 	}
 	m.keys.setReadOnly(opts.ReadOnly)
@@ -380,6 +387,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		m.relayout()
+		m.fitStatus()
 		return m, nil
 	case tea.BackgroundColorMsg:
 		m.setTheme(m.opts.Theme(msg.IsDark()))
@@ -533,6 +541,7 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 	}
 	if chansChanged {
 		m.rebuildRows()
+		m.cache.footer.valid = false // the actions follow the channel (track/untrack, doctor)
 	}
 	m.sampleReplay()
 	m.cache.header.valid = false

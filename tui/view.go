@@ -155,7 +155,11 @@ func (m *Model) viewHeader() string {
 	l1 := newLine(w)
 	l1.add(st.Header.App, "rtm").plain("  ")
 	if s.Target.Embedded {
-		l1.add(st.Header.Embedded, "embedded server").plain(" ")
+		if m.lay.narrow {
+			l1.add(st.Header.Embedded, "embedded").plain(" ")
+		} else {
+			l1.add(st.Header.Embedded, "embedded server").plain(" ")
+		}
 	}
 	sep1 := "  ·  "
 	if m.lay.narrow {
@@ -167,7 +171,11 @@ func (m *Model) viewHeader() string {
 		if db.Missing {
 			p = st.Warn
 		}
-		l1.add(st.Subtle, sep1).add(st.Header.Label, "db ").add(p, sanitize(db.Label))
+		label := db.Label
+		if m.lay.narrow {
+			label, _, _ = strings.Cut(label, " ") // "demo", "none", the host
+		}
+		l1.add(st.Subtle, sep1).add(st.Header.Label, "db ").add(p, sanitize(label))
 	}
 	tok := s.Token
 	l1.add(st.Subtle, sep1)
@@ -216,8 +224,12 @@ func (m *Model) viewHeader() string {
 			l2.add(st.Warn, " next in "+fmtCountdown(so.NextAttemptAt.Sub(m.now)))
 		}
 	}
-	if so.RTT > 0 {
+	switch {
+	case so.RTT > 0:
 		l2.add(st.Header.Label, gap+"rtt ").add(st.Header.Value, fmtDur(so.RTT))
+	case so.Status == registry.SocketConnected:
+		// The first heartbeat reply measures it (25 s after connecting).
+		l2.add(st.Header.Label, gap+"rtt ").add(st.Muted, "measuring…")
 	}
 	if len(so.RTTHistory) > 1 {
 		l2.plain(" ").add(st.Spark, sparkline(durations(so.RTTHistory), spark))
@@ -450,7 +462,7 @@ func (m *Model) overlayBody(body []string) []string {
 	var dlg []string
 	switch m.overlay {
 	case overlayHelp:
-		dlg = m.viewHelpDialog()
+		dlg = m.viewHelpDialog(len(body))
 	case overlayForm:
 		if m.form != nil {
 			dlg = m.form.view(m.st, m.dialogWidth())
@@ -505,8 +517,16 @@ func splice(line, over string, x, w int) string {
 		left += blank(x - lw)
 	}
 	right := ""
-	if x+ow < w {
+	if want := w - x - ow; want > 0 {
 		right = ansi.TruncateLeft(line, x+ow, "")
+		// A wide character across the dialog's right edge is kept whole
+		// by TruncateLeft: drop it and pad instead.
+		if rw := ansi.StringWidth(right); rw > want {
+			right = ansi.TruncateLeft(line, x+ow+rw-want, "")
+		}
+		if rw := ansi.StringWidth(right); rw < want {
+			right = blank(want-rw) + right
+		}
 	}
 	return left + "\x1b[m" + over + "\x1b[m" + right
 }
@@ -517,15 +537,53 @@ func (m *Model) dialogWidth() int {
 }
 
 // viewHelpDialog renders the full help.
-func (m *Model) viewHelpDialog() []string {
+func (m *Model) viewHelpDialog(maxH int) []string {
 	w := min(m.width-2, 110)
 	hm := m.help
 	hm.ShowAll = true
 	hm.SetWidth(w - 4)
-	body := strings.Split(hm.FullHelpView(m.FullHelp()), "\n")
-	body = append(body, "", m.st.Muted.Render("commands (:) — join leave track untrack broadcast drop freeze latency"),
-		m.st.Muted.Render("fail-connects expire-token kick reject-joins retry policy doctor export cleanup help"))
+	// The key groups side by side, or in as many bands as it takes for
+	// none to be cut.
+	groups := m.FullHelp()
+	var body []string
+	measure := hm
+	measure.SetWidth(0) // unlimited: the width the columns need
+	for len(groups) > 0 {
+		n := len(groups)
+		for n > 1 && ansi.StringWidth(firstLine(measure.FullHelpView(groups[:n]))) > w-4 {
+			n--
+		}
+		if len(body) > 0 {
+			body = append(body, "")
+		}
+		body = append(body, strings.Split(hm.FullHelpView(groups[:n]), "\n")...)
+		groups = groups[n:]
+	}
+	var names []string
+	for _, c := range commands() {
+		if m.opts.Replay == nil && (c.name == "seek" || c.name == "speed") {
+			continue
+		}
+		names = append(names, c.name)
+	}
+	cmds := wrapText("commands (:) — "+strings.Join(names, " "), w-4)
+	if len(body)+1+len(cmds)+2 > maxH {
+		cmds = []string{"commands: type : and tab lists them"}
+	}
+	body = append(body, "")
+	for _, l := range cmds {
+		body = append(body, m.st.Muted.Render(l))
+	}
+	if len(body)+2 > maxH && maxH > 3 {
+		body = append(body[:maxH-3], m.st.Muted.Render("… (a taller terminal shows every key)"))
+	}
 	return dialogBox(m.st, "Keys", body, w)
+}
+
+// firstLine returns s up to its first newline.
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
 
 // dialogBox frames lines in a dialog of width w.
