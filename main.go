@@ -346,7 +346,7 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 	model := tui.New(tui.Options{
 		Manager: adapter, Context: ctx, ReadOnly: c.ReadOnly,
 		Logger: fileLog.With("component", "tui"), Status: status,
-		Database: db.info, Doctor: db.doctor(),
+		Database: db.info, Doctor: db.doctor(), User: os.Getenv("USER"),
 		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
 	})
 	p := tea.NewProgram(model, tea.WithContext(ctx))

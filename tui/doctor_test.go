@@ -378,11 +378,11 @@ func TestWrapPainted(t *testing.T) {
 			b.WriteString(sg.s)
 		}
 		got = append(got, b.String())
-		if w := textWidth(b.String()); w > 20 && len(got) < 4 {
+		if w := textWidth(b.String()); w > 20 {
 			t.Fatalf("row %q is %d cells", b.String(), w)
 		}
 	}
-	if strings.Join(got, "") != "ws://127.0.0.1:54321/realtime/v1/websocket?apikey=x · 2.0.0 · embedded" {
+	if strings.ReplaceAll(strings.Join(got, ""), " ", "") != "ws://127.0.0.1:54321/realtime/v1/websocket?apikey=x·2.0.0·embedded" {
 		t.Fatalf("rows %q lose text", got)
 	}
 	if len(wrapPainted([]paintedText{{p, strings.Repeat("word ", 100)}}, 20, 4)) != 4 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -813,7 +814,11 @@ func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
 	if tg.Embedded {
 		where += " · embedded server"
 	}
-	kv("Target", t, sanitize(tg.URL), mu, " · "+where)
+	target := tg.URL
+	if u, err := url.QueryUnescape(target); err == nil {
+		target = u // the masked key's "…" reads as itself
+	}
+	kv("Target", t, sanitize(target), mu, " · "+where)
 
 	// Raw frames of this channel, oldest first.
 	out = append(out, newLine(w).add(m.st.Table.Header, "RAW FRAMES").add(m.st.Muted, "  (→ out, ← in)").done())
@@ -901,6 +906,12 @@ func wrapPainted(segs []paintedText, w, maxRows int) [][]paintedText {
 	}
 	if len(row) > 0 {
 		rows = append(rows, row)
+	}
+	// A row's last word keeps no trailing space (it would overflow).
+	for _, r := range rows {
+		if n := len(r); n > 0 {
+			r[n-1].s = strings.TrimRight(r[n-1].s, " ")
+		}
 	}
 	return rows
 }
