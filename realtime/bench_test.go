@@ -49,16 +49,24 @@ func BenchmarkDispatch(b *testing.B) {
 		name   string
 		frame  string
 		binary bool
-	}{{"text", benchText, false}, {"binary", benchBinary, true}} {
+		tap    bool
+	}{{"text", benchText, false, false}, {"binary", benchBinary, true, false}, {"text+tap", benchText, false, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			prev := runtime.GOMAXPROCS(1)
 			defer runtime.GOMAXPROCS(prev)
-			var got atomic.Int64
+			var got, tapped atomic.Int64
 			s, c, ch := benchSocket(b, ChannelConfig{}, func(e Event) {
 				if e.Type == EventBroadcast && e.Broadcast.Event == "cursor" && len(e.Broadcast.Payload) == len(benchUser) {
 					got.Add(1)
 				}
 			})
+			if tc.tap {
+				s.SetTap(func(f Frame) {
+					if f.Message.Topic == benchTopic {
+						tapped.Add(1)
+					}
+				})
+			}
 			frame := []byte(tc.frame)
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
@@ -72,6 +80,9 @@ func BenchmarkDispatch(b *testing.B) {
 			s.Close()
 			if int(got.Load()) != n || ch.Stats().Dropped != 0 {
 				b.Fatalf("delivered %d of %d (dropped %d)", got.Load(), n, ch.Stats().Dropped)
+			}
+			if tc.tap && int(tapped.Load())+int(s.Stats().TapDrops) != n {
+				b.Fatalf("tapped %d + dropped %d of %d", tapped.Load(), s.Stats().TapDrops, n)
 			}
 		})
 	}

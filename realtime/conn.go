@@ -72,7 +72,7 @@ func (c *conn) enqueue(m *protocol.Message, user bool) (int, error) {
 		return 0, ErrSendBufferFull
 	}
 	f := outFrame{data: data, binary: binary, user: user}
-	if c.s.tap != nil {
+	if c.s.tap.Load() != nil {
 		f.msg = *m
 	}
 	c.out = append(c.out, f)
@@ -190,8 +190,8 @@ func (c *conn) write(f *outFrame) error {
 		typ = websocket.BinaryMessage
 	}
 	// Tap before writing, so the frame precedes its reply in the tap.
-	if c.s.tap != nil {
-		c.s.tap.push(Frame{Dir: Out, Time: c.s.now(), Conn: c.gen, Data: f.data, Binary: f.binary, Message: f.msg}, false)
+	if tap := c.s.tap.Load(); tap != nil {
+		tap.push(Frame{Dir: Out, Time: c.s.now(), Conn: c.gen, Data: f.data, Binary: f.binary, Message: f.msg}, false)
 	}
 	if err := c.ws.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout)); err != nil {
 		return err

@@ -18,14 +18,11 @@ func (s *Socket) handleFrame(c *conn, data []byte, binary bool, at time.Time) {
 	s.st.bytesIn.Add(uint64(len(data)))
 	var f protocol.ServerFrame
 	err := s.vsn.ScanServer(data, binary, &f)
-	if s.tap != nil {
-		fr := Frame{Dir: In, Time: at, Conn: c.gen, Data: data, Binary: binary, Err: err}
-		if err == nil {
-			fr.Message, _ = s.vsn.DecodeServer(data, binary)
-		}
-		s.tap.push(fr, false)
-	}
+	tap := s.tap.Load()
 	if err != nil {
+		if tap != nil {
+			tap.push(Frame{Dir: In, Time: at, Conn: c.gen, Data: data, Binary: binary, Err: err}, false)
+		}
 		n := s.st.decodeErrors.Add(1)
 		if n <= 10 || n%1000 == 0 {
 			s.log.Warn("Dropping malformed frame", logErr, err, "size", len(data), "binary", binary, logCount, n)
@@ -33,12 +30,46 @@ func (s *Socket) handleFrame(c *conn, data []byte, binary bool, at time.Time) {
 		return
 	}
 	if f.Event == protocol.EventReply && isPhoenix(f.Topic) {
+		if tap != nil {
+			tap.push(tapFrame(c, data, binary, at, &f, protocol.PhoenixTopic, ""), false)
+		}
 		s.heartbeatReply(c, &f, at)
 		return
 	}
 	s.mu.Lock()
+	if tap != nil {
+		// Strings the channel already holds cost no allocation.
+		topic, joinRef := "", ""
+		if ch := s.channels[string(f.Topic)]; ch != nil {
+			topic = ch.topic
+			if string(f.JoinRef) == ch.joinRef {
+				joinRef = ch.joinRef
+			}
+		}
+		tap.push(tapFrame(c, data, binary, at, &f, topic, joinRef), false)
+	}
 	s.dispatchLocked(&f, len(data), at)
 	s.mu.Unlock()
+}
+
+// tapFrame builds the tap's view of a scanned frame without decoding it
+// again; topic and joinRef, when not empty, are interned copies.
+func tapFrame(c *conn, data []byte, binary bool, at time.Time, f *protocol.ServerFrame, topic, joinRef string) Frame {
+	if topic == "" {
+		topic = string(f.Topic)
+	}
+	if joinRef == "" && f.JoinRef != nil {
+		joinRef = string(f.JoinRef)
+	}
+	m := protocol.Message{JoinRef: joinRef, Topic: topic, Event: f.Event, Payload: f.Payload}
+	if f.Ref != nil {
+		m.Ref = string(f.Ref)
+	}
+	if binary && f.HasBroadcast {
+		b, _ := f.Broadcast()
+		m.Broadcast = &b
+	}
+	return Frame{Dir: In, Time: at, Conn: c.gen, Data: data, Binary: binary, Message: m}
 }
 
 func (s *Socket) heartbeatReply(c *conn, f *protocol.ServerFrame, at time.Time) {

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -86,6 +87,7 @@ func FuzzClientDispatch(f *testing.F) {
 		}
 		s, c := fuzzSocket(t, vsn, consumeEvent)
 		defer s.Close()
+		checkTapFrame(t, c, vsn, data, binary)
 		now := time.Now()
 		s.handleFrame(c, data, binary, now)
 		s.handleFrame(c, data, binary, now) // twice: state after the first matters
@@ -95,6 +97,29 @@ func FuzzClientDispatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkTapFrame asserts that the tap's view of a frame, built from the
+// scan, is what DecodeServer decodes.
+func checkTapFrame(t *testing.T, c *conn, vsn protocol.Version, data []byte, binary bool) {
+	t.Helper()
+	var f protocol.ServerFrame
+	if vsn.ScanServer(data, binary, &f) != nil {
+		return
+	}
+	want, err := vsn.DecodeServer(data, binary)
+	if err != nil {
+		t.Fatalf("ScanServer accepted %q, DecodeServer refused: %v", data, err)
+	}
+	got := tapFrame(c, data, binary, time.Now(), &f, "", "").Message
+	if got.JoinRef != want.JoinRef || got.Ref != want.Ref || got.Topic != want.Topic || got.Event != want.Event ||
+		!bytes.Equal(got.Payload, want.Payload) || (got.Broadcast == nil) != (want.Broadcast == nil) {
+		t.Fatalf("tap message %+v, DecodeServer %+v", got, want)
+	}
+	if got.Broadcast != nil && (got.Broadcast.Event != want.Broadcast.Event || !bytes.Equal(got.Broadcast.Payload, want.Broadcast.Payload) ||
+		got.Broadcast.Binary != want.Broadcast.Binary || !bytes.Equal(got.Broadcast.Meta, want.Broadcast.Meta)) {
+		t.Fatalf("tap broadcast %+v, DecodeServer %+v", got.Broadcast, want.Broadcast)
+	}
 }
 
 // TestDispatchSeeds runs the seeds through a recording consumer and checks

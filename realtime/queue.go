@@ -23,6 +23,7 @@ type queue[T any] struct {
 	ring    []T
 	head, n int
 	running bool
+	batch   []T // the worker's buffer, kept across bursts (one worker at a time)
 
 	dropped atomic.Uint64
 }
@@ -76,11 +77,17 @@ func (q *queue[T]) len() int {
 func (q *queue[T]) run() {
 	defer q.wg.Done()
 	var zero T
-	batch := make([]T, 0, min(max(q.limit, 1), 64))
+	q.mu.Lock()
+	batch := q.batch
+	q.mu.Unlock()
+	if batch == nil {
+		batch = make([]T, 0, min(max(q.limit, 1), 64))
+	}
 	for {
 		q.mu.Lock()
 		if q.n == 0 {
 			q.running = false
+			q.batch = batch
 			if cap(q.ring) > 4*q.limit && q.limit > 0 {
 				q.ring, q.head = nil, 0 // shrink after a burst of forced values
 			}

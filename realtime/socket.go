@@ -53,7 +53,9 @@ type Socket struct {
 	dwg    sync.WaitGroup // delivery workers (events, notices, tap)
 
 	notices *queue[notice]
-	tap     *queue[Frame]
+	tap     atomic.Pointer[queue[Frame]]
+	// tapDrops counts the drops of taps replaced by SetTap.
+	tapDrops atomic.Uint64
 
 	mu        sync.Mutex
 	started   bool
@@ -119,7 +121,7 @@ func NewSocket(rawURL string, opts *Options) (*Socket, error) {
 		s.notices = newQueue(s.deliverNotice, 1<<16, &s.dwg)
 	}
 	if o.Tap != nil {
-		s.tap = newQueue(o.Tap, o.TapBuffer, &s.dwg)
+		s.tap.Store(newQueue(o.Tap, o.TapBuffer, &s.dwg))
 	}
 	return s, nil
 }
@@ -228,6 +230,19 @@ func (s *Socket) Close() error {
 	return nil
 }
 
+// SetTap installs fn as the frame tap (see [Options].Tap), replacing the
+// current one, or removes the tap when fn is nil. Frames already queued
+// for the previous tap are still delivered to it.
+func (s *Socket) SetTap(fn func(Frame)) {
+	var q *queue[Frame]
+	if fn != nil {
+		q = newQueue(fn, s.opts.TapBuffer, &s.dwg)
+	}
+	if old := s.tap.Swap(q); old != nil {
+		s.tapDrops.Add(old.dropped.Load())
+	}
+}
+
 // Status returns the current connection status.
 func (s *Socket) Status() Status {
 	s.mu.Lock()
@@ -258,8 +273,9 @@ func (s *Socket) Stats() Stats {
 	st.HeartbeatsSent, st.HeartbeatTimeouts = c.hbSent.Load(), c.hbTimeouts.Load()
 	st.RTT, st.RTTAvg = time.Duration(c.rtt.Load()), time.Duration(c.rttAvg.Load())
 	st.Drops, st.SendRejects = c.drops.Load(), c.sendRejects.Load()
-	if s.tap != nil {
-		st.TapDrops = s.tap.dropped.Load()
+	st.TapDrops = s.tapDrops.Load()
+	if q := s.tap.Load(); q != nil {
+		st.TapDrops += q.dropped.Load()
 	}
 	return st
 }

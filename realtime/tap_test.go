@@ -71,3 +71,30 @@ func TestTapMalformedAndDrops(t *testing.T) {
 		}
 	}
 }
+
+// SetTap installs and removes the tap while the socket runs.
+func TestSetTap(t *testing.T) {
+	srv := servertest.New(t)
+	s := dial(t, srv, fast)
+	ch, _ := channel(t, s, "room1", ChannelConfig{})
+	if err := ch.Subscribe(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	tap := newRec[Frame]()
+	s.SetTap(tap.add)
+	if err := ch.Send(ctxT(t), "one", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, tap, Out, protocol.EventBroadcast, 1)
+	s.SetTap(nil)
+	if err := ch.Send(ctxT(t), "two", nil); err != nil {
+		t.Fatal(err)
+	}
+	// A later round trip is not tapped either.
+	if err := ch.Leave(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(framesOf(tap.all(), Out, protocol.EventBroadcast)); n != 1 || len(framesOf(tap.all(), Out, protocol.EventLeave)) != 0 {
+		t.Fatalf("%d broadcasts tapped after SetTap(nil)", n)
+	}
+}
