@@ -221,9 +221,9 @@ func (c replayCmd) ui(env *runEnv, rec *headless.Recording) error {
 // replayModel is the read-only UI on a player: its clock is the
 // recording's.
 func replayModel(ctx context.Context, player *headless.Player, rec *headless.Recording, name string) *tui.Model {
-	status := fmt.Sprintf("replay of %s (%s, recorded %s) at %gx — read-only", name, rec.Length().Round(time.Second),
-		rec.Header.Started.Format(time.DateTime), player.Speed())
-	return tui.New(tui.Options{Context: ctx, ReadOnly: true, Now: player.Now, Status: status,
+	status := fmt.Sprintf("replay of %s (%s, recorded %s) — read-only; space pauses, ←/→ seek, +/- speed", name, rec.Length().Round(time.Second),
+		rec.Header.Started.Format(time.DateTime))
+	return tui.New(tui.Options{Context: ctx, ReadOnly: true, Now: player.Now, Status: status, Replay: player,
 		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) }})
 }
 
