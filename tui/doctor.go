@@ -368,7 +368,7 @@ func doctorLines(st *theme.Styles, r *doctorResult, w int, as string) []string {
 		for _, c := range s.checks {
 			nameW = max(nameW, textWidth(c.Name))
 		}
-		nameW = min(nameW, 16)
+		nameW = min(nameW, 18)
 		for _, c := range s.checks {
 			mark, p := "✓ ", st.OK
 			if !c.OK {
