@@ -289,7 +289,8 @@ func TestRefusedSubscription(t *testing.T) {
 	reason := "No database: rtm could not start its demo PostgreSQL (pgcluster: PostgreSQL server binaries (initdb, postgres) not found; install PostgreSQL (Debian/Ubuntu: apt-get install postgresql))"
 	c.Ready, c.LastError, c.LastErrorCode, c.LastErrorAt = false, reason, "system", t0
 	m.Update(EventsBatchMsg{State: &st, Events: []registry.Event{registry.ErrorEvent{Time: t0, Channel: projCh, Op: "system", Message: reason}}})
-	mustContain(t, m.status.text, "system subscription:project:456: No database", "apt-get install postgresql")
+	mustContain(t, m.status.text, "postgres changes refused on subscription:project:456: No database", "apt-get install postgresql",
+		"start rtm with --db")
 	keys(m, "j", "j", "4")
 	s := screen(m)
 	mustContain(t, s, "subscription:project:456 · refused", "refused", "Ready     no — No database: rtm could not",

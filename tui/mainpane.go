@@ -762,11 +762,14 @@ func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
 			kv("Ready", mu, "no (not joined)")
 		}
 		if db := m.opts.Database; db.Detail != "" {
-			p := t
+			p, detail := t, db.Detail
 			if db.Missing {
 				p = m.st.Warn
+				if changesRefused(&c) && strings.Contains(c.LastError, "No database") {
+					detail = db.Label + " (see Ready)"
+				}
 			}
-			kv("Database", p, sanitize(db.Detail))
+			kv("Database", p, sanitize(detail))
 		}
 		doc := "not run — D checks why changes may not arrive"
 		dp := mu

@@ -724,8 +724,17 @@ type statusClearMsg struct{ id int }
 // manager logs it itself).
 func (m *Model) showError(e registry.ErrorEvent) tea.Cmd {
 	text := e.Op
+	if e.Op == "system" {
+		text = "server said" // a system message with status error
+		if e.Channel.Kind == registry.KindSubscription {
+			text = "postgres changes refused"
+		}
+	}
 	if !e.Channel.IsZero() {
-		text += " " + e.Channel.String()
+		text += " on " + e.Channel.String()
+		if e.Op != "system" {
+			text = e.Op + " " + e.Channel.String()
+		}
 	}
 	text += ": "
 	if e.Code != "" {
@@ -735,6 +744,9 @@ func (m *Model) showError(e registry.ErrorEvent) tea.Cmd {
 	hint := e.Hint
 	if hint == "" {
 		hint = registry.Hint(e.Code, e.Message)
+	}
+	if hint == "" && e.Op == "system" && e.Channel.Kind == registry.KindSubscription {
+		hint = changesHint(e.Message)
 	}
 	if hint != "" {
 		text += " — " + hint

@@ -226,7 +226,11 @@ func (m *Model) viewHeader() string {
 	}
 	switch {
 	case so.RTT > 0:
-		l2.add(st.Header.Label, gap+"rtt ").add(st.Header.Value, fmtDur(so.RTT))
+		p := st.Header.Value
+		if so.Status != registry.SocketConnected {
+			p = st.Muted // the last one measured
+		}
+		l2.add(st.Header.Label, gap+"rtt ").add(p, fmtDur(so.RTT))
 	case so.Status == registry.SocketConnected:
 		// The first heartbeat reply measures it (25 s after connecting).
 		l2.add(st.Header.Label, gap+"rtt ").add(st.Muted, "measuring…")
