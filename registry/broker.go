@@ -100,6 +100,9 @@ type broker struct {
 	dropped atomic.Uint64
 	frames  atomic.Int32 // subscribers that want frames
 	hist    eventRing
+	// onFrames is called (without locks) when the first frame subscriber
+	// arrives or the last one leaves.
+	onFrames func()
 }
 
 func newBroker(now func() time.Time, history int) *broker {
@@ -145,10 +148,11 @@ func (b *broker) subscribe(ctx context.Context, o SubscribeOptions) *Subscriptio
 	copy(subs, old)
 	subs = append(subs, s)
 	b.subs.Store(&subs)
-	if s.frames {
-		b.frames.Add(1)
-	}
+	first := s.frames && b.frames.Add(1) == 1
 	b.mu.Unlock()
+	if first && b.onFrames != nil {
+		b.onFrames()
+	}
 	s.stopCtx = context.AfterFunc(ctx, s.Close)
 	return s
 }
@@ -164,8 +168,9 @@ func (b *broker) remove(s *Subscription) {
 		}
 	}
 	b.subs.Store(&subs)
-	if s.frames {
-		b.frames.Add(-1)
+	last := s.frames && b.frames.Add(-1) == 0
+	if last && b.onFrames != nil {
+		defer b.onFrames()
 	}
 }
 

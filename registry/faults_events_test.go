@@ -565,3 +565,53 @@ func TestSocketRetryEvents(t *testing.T) {
 		t.Fatalf("socket retry events:\n got %s\nwant %s", join(got), want)
 	}
 }
+
+func TestFrameCaptureOnDemand(t *testing.T) {
+	e := newEnv(t, withOpts(func(o *registry.Options) { o.FrameRing = -1 }))
+	h, err := e.m.JoinBroadcast(ctx(t), "document", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if fr, _ := e.m.Frames(h.Name(), 0); len(fr) != 0 {
+		t.Fatalf("frames kept with FrameRing -1: %d", len(fr))
+	}
+	// A frame subscriber turns the tap on, and off when it leaves.
+	sub := e.m.Subscribe(ctx(t), registry.SubscribeOptions{Frames: true, Types: []registry.EventType{registry.TypeFrame}})
+	if err := h.Broadcast(ctx(t), "x", nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the broadcast frame", func() bool {
+		for _, ev := range sub.Drain(nil) {
+			if f, ok := ev.(registry.FrameEvent); ok && f.Direction == registry.Out && f.Event == "broadcast" && f.Channel == h.Name() {
+				return true
+			}
+		}
+		return false
+	})
+	sub.Close()
+
+	// The rings can be turned on at run time.
+	e2 := newEnv(t, withOpts(func(o *registry.Options) { o.NoFrames = false }))
+	e2.m.SetFrameCapture(false)
+	h2, err := e2.m.JoinBroadcast(ctx(t), "document", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if fr, _ := e2.m.Frames(h2.Name(), 0); len(fr) != 0 {
+		t.Fatalf("frames kept while capture is off: %d", len(fr))
+	}
+	e2.m.SetFrameCapture(true)
+	if err := h2.Broadcast(ctx(t), "y", nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a kept frame", func() bool {
+		fr, _ := e2.m.Frames(h2.Name(), 0)
+		return len(fr) == 1 && fr[0].Event == "broadcast" && fr[0].Direction == registry.Out && len(fr[0].Data) == fr[0].Size
+	})
+}

@@ -155,6 +155,10 @@ type Manager struct {
 	closed    bool
 	connected bool
 	entries   map[Name]*entry
+	capture   atomic.Bool // the frame rings are on
+	tapMu     sync.Mutex
+	tapOn     bool // the client's tap is installed
+
 	// fmu guards topics, lastFrame and the entries' frame rings.
 	fmu           sync.Mutex
 	topics        map[string]*entry // by wire topic, for the frame tap
@@ -284,14 +288,19 @@ func New(opts Options) (*Manager, error) {
 		OnStatus:    m.onSocketStatus,
 		OnHeartbeat: m.onHeartbeat,
 	}
-	if !opts.NoFrames {
+	m.capture.Store(!opts.NoFrames && opts.FrameRing > 0)
+	if m.capture.Load() {
 		co.Tap = m.onFrame
+		m.tapOn = true
 	}
 	sock, err := realtime.NewSocket(opts.URL, co)
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	m.sock = sock
+	if !opts.NoFrames {
+		m.broker.onFrames = m.updateTap
+	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.wg.Add(1)
 	go m.statsLoop()
@@ -616,12 +625,42 @@ func (m *Manager) onHeartbeat(h realtime.Heartbeat) {
 	}
 }
 
+// SetFrameCapture turns the per-channel frame rings on or off at run
+// time (they start on unless Options.NoFrames or a negative FrameRing).
+// The client's frame tap runs only while the rings are on or a
+// subscriber asked for frames: it costs CPU on every frame. It has no
+// effect with Options.NoFrames.
+func (m *Manager) SetFrameCapture(on bool) {
+	if m.opts.NoFrames || m.opts.FrameRing < 0 {
+		return
+	}
+	m.capture.Store(on)
+	m.updateTap()
+}
+
+// updateTap installs or removes the client's tap as needed.
+func (m *Manager) updateTap() {
+	want := m.capture.Load() || m.broker.wantFrames()
+	m.tapMu.Lock()
+	defer m.tapMu.Unlock()
+	if want == m.tapOn {
+		return
+	}
+	m.tapOn = want
+	if want {
+		m.sock.SetTap(m.onFrame)
+	} else {
+		m.sock.SetTap(nil)
+	}
+}
+
 // onFrame keeps raw frames per channel and publishes them to the
 // subscribers that asked for frames. Secrets are masked before anything
 // leaves the manager.
 func (m *Manager) onFrame(f realtime.Frame) {
 	want := m.broker.wantFrames()
-	if m.opts.FrameRing < 0 && !want {
+	keep := m.capture.Load()
+	if !keep && !want {
 		return
 	}
 	topic := f.Message.Topic
@@ -635,8 +674,10 @@ func (m *Manager) onFrame(f realtime.Frame) {
 	}
 	var name Name
 	if e != nil {
-		e.frames.add(rawFrame{at: f.Time, dir: Direction(f.Dir), event: f.Message.Event, joinRef: f.Message.JoinRef,
-			ref: f.Message.Ref, binary: f.Binary, wireSize: len(f.Data)}, f.Data)
+		if keep {
+			e.frames.add(rawFrame{at: f.Time, dir: Direction(f.Dir), event: f.Message.Event, joinRef: f.Message.JoinRef,
+				ref: f.Message.Ref, binary: f.Binary, wireSize: len(f.Data)}, f.Data)
+		}
 		name = e.name
 	}
 	m.fmu.Unlock()
