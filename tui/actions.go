@@ -190,6 +190,9 @@ func (m *Model) channelKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 	case key.Matches(msg, k.Broadcast):
 		return m.openBroadcastForm(c), true
 	case key.Matches(msg, k.Retry):
+		if c.Status == registry.StatusConnected {
+			return m.setStatus(slog.LevelInfo, c.Name.String()+" is connected: nothing to retry (x provokes a failure)"), true
+		}
 		return m.retry(c.Name), true
 	case key.Matches(msg, k.Leave):
 		refs := ""

@@ -132,7 +132,7 @@ func TestUpdateDoesNoIO(t *testing.T) {
 		_, c = m.Update(tickMsg{t: t0})
 		cmds = append(cmds, c)
 	}
-	cmds = append(cmds, keys(m, "r", "u", "x", "d")...)
+	cmds = append(cmds, keys(m, "j", "j", "r", "k", "k", "u", "x", "d")...)
 	cmds = append(cmds, keys(m, ":")...)
 	typeText(m, "policy exp")
 	cmds = append(cmds, keys(m, "enter")...)
@@ -148,7 +148,7 @@ func TestUpdateDoesNoIO(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"retry " + presenceCh.String(), "untrack " + presenceCh.String(), "fault drop", "policy exp"}
+	want := []string{"retry " + projCh.String(), "untrack " + presenceCh.String(), "fault drop", "policy exp"}
 	if calls := fm.Calls(); !slices.Equal(calls, want) {
 		t.Fatalf("Cmds called %v, want %v", calls, want)
 	}
@@ -396,18 +396,18 @@ func TestActionErrorsShowReasonAndHint(t *testing.T) {
 func TestActionTimeout(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40, func(o *Options) { o.ActionTimeout = 20 * time.Millisecond })
 	fm.block = make(chan struct{})
-	cmd := keys(m, "r")[0]
+	cmd := keys(m, "j", "j", "r")[2]
 	done := make(chan []tea.Msg, 1)
 	go func() { done <- runCmd(cmd) }()
 	keys(m, "j", "k") // Update is not blocked by the pending action
-	if m.sel != presenceCh {
+	if m.sel != projCh {
 		t.Fatal("keys must work while an action runs")
 	}
 	msgs := <-done
 	for _, msg := range msgs {
 		m.Update(msg)
 	}
-	mustContain(t, m.status.text, "retry presence:contact:123: context deadline exceeded", "no answer in time")
+	mustContain(t, m.status.text, "retry subscription:project:456: context deadline exceeded", "no answer in time")
 }
 
 func TestReadOnly(t *testing.T) {
@@ -767,7 +767,7 @@ func TestNoManager(t *testing.T) {
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
 	st := sampleState(t0)
 	m.Update(EventsBatchMsg{State: &st})
-	feed(m, keys(m, "r")[0])
+	feed(m, keys(m, "j", "j", "r")[2])
 	mustContain(t, m.status.text, "no channel manager")
 }
 
@@ -776,7 +776,7 @@ func TestContextCancelledActions(t *testing.T) {
 	cancel()
 	m, fm := newTestModel(t, 80, 24, func(o *Options) { o.Context = ctx })
 	fm.block = make(chan struct{})
-	feed(m, keys(m, "r")[0])
+	feed(m, keys(m, "j", "j", "r")[2])
 	mustContain(t, m.status.text, "context canceled")
 }
 
@@ -805,5 +805,16 @@ func TestResolveName(t *testing.T) {
 		if err != nil || n.String() != tc.want {
 			t.Errorf("%q: %v %v, want %s", tc.arg, n, err, tc.want)
 		}
+	}
+}
+
+// r on a connected channel has nothing to retry: it says so and calls
+// nothing.
+func TestRetryConnectedChannel(t *testing.T) {
+	m, fm := newTestModel(t, 120, 40)
+	feed(m, keys(m, "r")[0])
+	mustContain(t, m.status.text, "presence:contact:123 is connected: nothing to retry")
+	if len(fm.Calls()) != 0 {
+		t.Fatalf("calls %v", fm.Calls())
 	}
 }
