@@ -697,6 +697,28 @@ func FuzzReadRecording(f *testing.F) {
 		}
 		_ = headless.ReceivedMessages(rec)
 		_ = headless.Diff("a", rec, "b", rec, headless.DiffOptions{})
+		// The player delivers everything at once after a seek to the end.
+		p := headless.NewPlayer(rec, headless.PlayerOptions{Paused: true})
+		_, length := p.Position()
+		p.Seek(length)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.Run(ctx)
+		}()
+		for n := 0; ; n++ {
+			e := <-p.Events()
+			if l, ok := e.(registry.LogEvent); ok && l.Record.Message == "Replay finished" {
+				break
+			}
+			if n > len(rec.Events)+1 {
+				t.Fatalf("the player delivered %d events of %d", n, len(rec.Events))
+			}
+		}
+		_ = p.Snapshot()
+		cancel()
+		<-done
 		var buf bytes.Buffer
 		var h *headless.Header
 		if rec.Header.Type != "" {
@@ -898,4 +920,32 @@ func TestWriterMasks(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].Event != "broadcast tok" || !strings.Contains(string(msgs[0].Value), "eyJh…") {
 		t.Fatalf("the masked binary frame must still decode: %+v", msgs)
 	}
+}
+
+// TestPlayerEmpty: a recording with no event replays as a start and an
+// end.
+func TestPlayerEmpty(t *testing.T) {
+	rec := readRec(t, `{"type":"recording","version":1,"started":"2026-01-01T00:00:00Z","serializer":"2.0.0","channels":[]}`)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	p := headless.NewPlayer(rec, headless.PlayerOptions{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	for _, want := range []string{"Replay started", "Replay finished"} {
+		e := <-p.Events()
+		if l, ok := e.(registry.LogEvent); !ok || l.Record.Message != want {
+			t.Fatalf("got %#v, want %s", e, want)
+		}
+	}
+	p.Seek(time.Hour)
+	if at, length := p.Position(); at != 0 || length != 0 {
+		t.Fatalf("position %s of %s", at, length)
+	}
+	if st := p.Snapshot(); len(st.Channels) != 0 || st.Socket.Status != registry.SocketIdle {
+		t.Fatalf("snapshot %+v", st)
+	}
+	cancel()
+	<-done
 }

@@ -38,8 +38,9 @@ type PlayerOptions struct {
 // to the new position at once: a consumer that keeps history clears it
 // on the marker.
 type Player struct {
-	rec   *Recording
-	times []time.Time // monotone event times
+	rec        *Recording
+	times      []time.Time // monotone event times
+	start, end time.Time   // the first and last of times
 	name  string
 	now   func() time.Time
 	out   chan registry.Event
@@ -66,7 +67,15 @@ func NewPlayer(rec *Recording, o PlayerOptions) *Player {
 	}
 	p := &Player{rec: rec, name: o.Name, now: o.Now, out: make(chan registry.Event, 256),
 		wake: make(chan struct{}, 1), speed: o.Speed, paused: o.Paused}
+	// Times made monotone; an event without a time takes its
+	// predecessor's (the first one's, the first time found).
 	var last time.Time
+	for _, e := range rec.Events {
+		if t := e.EventTime(); !t.IsZero() {
+			last = t
+			break
+		}
+	}
 	for _, e := range rec.Events {
 		t := e.EventTime()
 		if t.Before(last) {
@@ -75,11 +84,13 @@ func NewPlayer(rec *Recording, o PlayerOptions) *Player {
 		last = t
 		p.times = append(p.times, t)
 	}
-	start := rec.Start()
-	if o.From < 0 {
-		o.From = 0
+	p.start = rec.Header.Started
+	if n := len(p.times); n > 0 {
+		p.start, p.end = p.times[0], p.times[n-1]
+	} else {
+		p.end = p.start
 	}
-	p.recAt = start.Add(o.From)
+	p.recAt = p.target(o.From)
 	p.wallAt = o.Now()
 	p.st.reset(rec)
 	return p
@@ -162,8 +173,8 @@ func (p *Player) SetPaused(paused bool) {
 func (p *Player) Position() (at, length time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	at = p.clockLocked(p.now()).Sub(p.rec.Start())
-	length = p.rec.Length()
+	at = p.clockLocked(p.now()).Sub(p.start)
+	length = p.end.Sub(p.start)
 	return min(max(at, 0), length), length
 }
 
@@ -171,9 +182,7 @@ func (p *Player) Position() (at, length time.Duration) {
 // events in between are delivered at once; back, a rewind marker is
 // delivered and the events from the start are delivered again up to at.
 func (p *Player) Seek(at time.Duration) {
-	_, length := p.Position()
-	at = min(max(at, 0), length)
-	target := p.rec.Start().Add(at)
+	target := p.target(at)
 	p.mu.Lock()
 	if p.pos > 0 && p.times[p.pos-1].After(target) {
 		p.pos = 0
@@ -186,6 +195,18 @@ func (p *Player) Seek(at time.Duration) {
 	p.finished = false
 	p.mu.Unlock()
 	p.poke()
+}
+
+// target returns the recorded time at offset at, clamped to the
+// recording.
+func (p *Player) target(at time.Duration) time.Time {
+	if at <= 0 {
+		return p.start
+	}
+	if at >= p.end.Sub(p.start) {
+		return p.end
+	}
+	return p.start.Add(at)
 }
 
 // RewindEpoch reports whether e is the marker a [Player] delivers after
@@ -207,10 +228,10 @@ const rewindMessage = "Replay rewound"
 
 // Run delivers the events at their pace until ctx ends.
 func (p *Player) Run(ctx context.Context) {
-	p.send(ctx, p.logEvent(p.rec.Start(), slog.LevelInfo, "Replay started",
+	p.send(ctx, p.logEvent(p.start, slog.LevelInfo, "Replay started",
 		registry.LogAttr{Key: "recording", Value: p.name},
 		registry.LogAttr{Key: "recorded_at", Value: p.rec.Header.Started.Format(time.RFC3339)},
-		registry.LogAttr{Key: "length", Value: p.rec.Length().Round(time.Millisecond).String()},
+		registry.LogAttr{Key: "length", Value: p.end.Sub(p.start).Round(time.Millisecond).String()},
 		registry.LogAttr{Key: "speed", Value: strconv.FormatFloat(p.Speed(), 'g', -1, 64)}))
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -221,7 +242,7 @@ func (p *Player) Run(ctx context.Context) {
 			p.st.rewind = false
 			ev = p.logEvent(p.recAt, slog.LevelInfo, rewindMessage,
 				registry.LogAttr{Key: "replay_epoch", Value: strconv.FormatUint(p.epoch, 10)},
-				registry.LogAttr{Key: "to", Value: p.recAt.Sub(p.rec.Start()).Round(time.Millisecond).String()})
+				registry.LogAttr{Key: "to", Value: p.recAt.Sub(p.start).Round(time.Millisecond).String()})
 		}
 		var wait time.Duration = -1
 		if ev == nil && p.pos < len(p.rec.Events) {
@@ -239,10 +260,7 @@ func (p *Player) Run(ctx context.Context) {
 		var end registry.Event
 		if ev == nil && p.pos == len(p.rec.Events) && !p.finished {
 			p.finished = true
-			p.recAt = p.times[max(len(p.times)-1, 0)]
-			if len(p.times) == 0 {
-				p.recAt = p.rec.Start()
-			}
+			p.recAt = p.end
 			end = p.logEvent(p.recAt, slog.LevelInfo, "Replay finished", registry.LogAttr{Key: "events", Value: strconv.Itoa(len(p.rec.Events))})
 		}
 		p.mu.Unlock()
