@@ -41,10 +41,10 @@ type Player struct {
 	rec        *Recording
 	times      []time.Time // monotone event times
 	start, end time.Time   // the first and last of times
-	name  string
-	now   func() time.Time
-	out   chan registry.Event
-	wake  chan struct{}
+	name       string
+	now        func() time.Time
+	out        chan registry.Event
+	wake       chan struct{}
 
 	mu       sync.Mutex
 	speed    float64
