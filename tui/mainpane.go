@@ -719,36 +719,7 @@ func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
 		reason = " (" + sanitize(c.Reason) + ")"
 	}
 	kv("Status", m.st.StatusPaint(c.Status.String()), c.Status.String(), mu, reason)
-	joined := "never"
-	if !c.JoinedAt.IsZero() {
-		joined = c.JoinedAt.Format("15:04:05") + " (" + fmtAge(m.now.Sub(c.JoinedAt)) + " ago)"
-	}
-	kv("Join ref", t, orDash(c.JoinRef), mu, fmt.Sprintf(" · joins %d · joined %s", c.Joins, joined))
-	kv("Created", t, c.CreatedAt.Format("15:04:05"), mu, fmt.Sprintf(" (%s ago) · refs %d · keep-alive %s", fmtAge(m.now.Sub(c.CreatedAt)), c.RefCount, yesNo(c.KeepAlive)))
-	cfg := fmt.Sprintf("ack %s · self %s · presence %s · private %s", yesNo(c.Config.Ack), yesNo(c.Config.Self), yesNo(c.Config.Presence), yesNo(c.Config.Private))
-	if c.Config.PresenceKey != "" {
-		cfg += " · key " + sanitize(c.Config.PresenceKey)
-	}
-	kv("Config", t, cfg)
-	var bs []string
-	for _, b := range c.Bindings {
-		s := b.Type
-		if b.Event != "" {
-			s += " " + b.Event
-		}
-		if b.Table != "" {
-			s += " " + b.Schema + "." + b.Table
-		}
-		if b.Filter != "" {
-			s += " [" + b.Filter + "]"
-		}
-		if b.ID != 0 {
-			s += fmt.Sprintf(" #%d", b.ID)
-		}
-		s += fmt.Sprintf(" ×%d", b.Listeners)
-		bs = append(bs, s)
-	}
-	kv("Bindings", t, orDash(sanitize(strings.Join(bs, " · "))))
+	// Why no events? first, for subscription channels.
 	if c.Name.Kind == registry.KindSubscription {
 		switch {
 		case c.Ready:
@@ -785,6 +756,37 @@ func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
 		}
 		kv("Doctor", dp, doc)
 	}
+	joined := "never"
+	if !c.JoinedAt.IsZero() {
+		joined = c.JoinedAt.Format("15:04:05") + " (" + fmtAge(m.now.Sub(c.JoinedAt)) + " ago)"
+	}
+	kv("Join ref", t, orDash(c.JoinRef), mu, fmt.Sprintf(" · joins %d · joined %s", c.Joins, joined))
+	kv("Created", t, c.CreatedAt.Format("15:04:05"), mu, fmt.Sprintf(" (%s ago) · refs %d · keep-alive %s", fmtAge(m.now.Sub(c.CreatedAt)), c.RefCount, yesNo(c.KeepAlive)))
+	cfg := fmt.Sprintf("ack %s · self %s · presence %s · private %s", yesNo(c.Config.Ack), yesNo(c.Config.Self), yesNo(c.Config.Presence), yesNo(c.Config.Private))
+	if c.Config.PresenceKey != "" {
+		cfg += " · key " + sanitize(c.Config.PresenceKey)
+	}
+	kv("Config", t, cfg)
+	var bs []string
+	for _, b := range c.Bindings {
+		s := b.Type
+		if b.Event != "" {
+			s += " " + b.Event
+		}
+		if b.Table != "" {
+			s += " " + b.Schema + "." + b.Table
+		}
+		if b.Filter != "" {
+			s += " [" + b.Filter + "]"
+		}
+		if b.ID != 0 {
+			s += fmt.Sprintf(" #%d", b.ID)
+		}
+		s += fmt.Sprintf(" ×%d", b.Listeners)
+		bs = append(bs, s)
+	}
+	kv("Bindings", t, orDash(sanitize(strings.Join(bs, " · "))))
+
 	tok := m.state.Token
 	if tok.Present {
 		exp := "no expiry"
