@@ -428,3 +428,17 @@ func TestFooterAndRTTFollowState(t *testing.T) {
 	mustContain(t, s, "u untrack", "rtt 3ms")
 	mustNotContain(t, s, "p track presence", "measuring")
 }
+
+// Message batches (SubscribeOptions.MessageBatches, or a recording made
+// with them) show like single messages.
+func TestMessageBatchEvent(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40)
+	var msgs []registry.MessageEvent
+	for i := range 3 {
+		msgs = append(msgs, registry.MessageEvent{Time: t0, Channel: docCh, Direction: registry.In, Kind: registry.MessageBroadcast,
+			Event: "batched", Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+	}
+	m.Update(EventsBatchMsg{Events: []registry.Event{registry.MessageBatchEvent{Time: t0, Channel: docCh, Messages: msgs}}})
+	keys(m, "j")
+	mustContain(t, screen(m), `{"n":0}`, `{"n":1}`, `"n": 2`)
+}

@@ -489,6 +489,11 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 		switch e := ev.(type) {
 		case registry.MessageEvent:
 			m.addMessage(e)
+		case registry.MessageBatchEvent:
+			// A subscription with MessageBatches (or a recording of one).
+			for _, me := range e.Messages {
+				m.addMessage(me)
+			}
 		case registry.LogEvent:
 			m.addLog(e.Record, false)
 		case registry.RetryEvent:
