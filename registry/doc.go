@@ -171,8 +171,9 @@
 // allocation with MessageBatches subscribers (330-400 ns and one
 // allocation with per-message events); BenchmarkEvents100k measures its
 // overhead over the bare client at 100,000 messages per second. The raw
-// frame tap (on by default, Options.NoFrames turns it off) currently
-// costs about as much as the client path itself at such rates.
+// frame tap costs more: it runs only while the per-channel frame rings
+// are on (the default; [Manager.SetFrameCapture] switches them,
+// Options.NoFrames removes them) or a subscriber asked for frames.
 //
 // # Concurrency
 //
