@@ -63,3 +63,30 @@ func testFrameRing(t *testing.T, seed uint64, size int) {
 		t.Fatal("disabled ring kept a frame")
 	}
 }
+
+func TestRing(t *testing.T) {
+	r := ring[int]{max: 200}
+	for i := range 250 {
+		if i%2 == 0 {
+			r.add(i)
+		} else {
+			*r.next() = i
+		}
+	}
+	got := r.last(0)
+	if len(got) != 200 || got[0] != 50 || got[199] != 249 {
+		t.Fatalf("ring %d..%d (%d)", got[0], got[len(got)-1], len(got))
+	}
+	for i, v := range got {
+		if v != 50+i {
+			t.Fatalf("order at %d: %d", i, v)
+		}
+	}
+	if l := r.last(3); len(l) != 3 || l[0] != 247 {
+		t.Fatalf("last(3) = %v", l)
+	}
+	var off ring[int]
+	if off.next() != nil {
+		t.Fatal("a ring of 0 gave a slot")
+	}
+}

@@ -971,11 +971,10 @@ func (r *ring[T]) next() *T {
 		r.n++
 		return &r.buf[len(r.buf)-1]
 	}
-	i := (r.start + r.n) % len(r.buf)
-	if r.n == len(r.buf) {
-		r.start = (r.start + 1) % len(r.buf)
-	} else {
-		r.n++
+	// Full: overwrite the oldest (no division on this path).
+	i := r.start
+	if r.start++; r.start == len(r.buf) {
+		r.start = 0
 	}
 	return &r.buf[i]
 }
