@@ -150,10 +150,79 @@ func waitCount(b *testing.B, what string, c *atomic.Int64, n int64) {
 // not counted.
 func BenchmarkEvents100k(b *testing.B) {
 	bs := startBenchServer(b)
+	b.Run("bare-vs-bare", func(b *testing.B) { benchBareVsBare(b, bs) })
 	b.Run("batches", func(b *testing.B) { benchEvents(b, bs, true, true) })
 	b.Run("batches+frames", func(b *testing.B) { benchEvents(b, bs, false, true) })
 	b.Run("events", func(b *testing.B) { benchEvents(b, bs, true, false) })
 	b.Run("events+frames", func(b *testing.B) { benchEvents(b, bs, false, false) })
+}
+
+// bareClient is the bare client of BenchmarkEvents100k: a socket with one
+// channel counting the broadcasts it receives.
+func bareClient(b *testing.B, ctx context.Context, bs *benchServer, topic string) (*realtime.Socket, *realtime.Channel, *atomic.Int64) {
+	b.Helper()
+	var count atomic.Int64
+	sock, err := realtime.NewSocket(bs.url, &realtime.Options{APIKey: bs.key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sock.Connect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ch, err := sock.Channel(topic, realtime.ChannelConfig{EventBuffer: 1 << 16, OnEvent: func(e realtime.Event) {
+		if e.Type == realtime.EventBroadcast && e.Broadcast.Event == "cursor" {
+			count.Add(1)
+		}
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ch.Subscribe(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return sock, ch, &count
+}
+
+// benchBareVsBare is the calibration of the measurement: the bare client
+// against an identical bare client, with the same alternation and
+// ratios. Its spread around 1.0 is the noise floor of cpu-ratio on this
+// machine.
+func benchBareVsBare(b *testing.B, bs *benchServer) {
+	const n, rate = 100_000, 100_000
+	suffix := fmt.Sprint(time.Now().UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s1, _, c1 := bareClient(b, ctx, bs, "broadcast:document:a"+suffix)
+	defer s1.Close()
+	s2, _, c2 := bareClient(b, ctx, bs, "broadcast:document:b"+suffix)
+	defer s2.Close()
+	var ratios []float64
+	var t1, t2 time.Duration
+	iters := 0
+	for b.Loop() {
+		iters++
+		run := func(topic string, c *atomic.Int64) time.Duration {
+			c0 := cpuTime()
+			bs.send(b, topic, n, rate)
+			waitCount(b, topic, c, int64(iters*n))
+			return cpuTime() - c0
+		}
+		var a, c time.Duration
+		if iters%2 == 1 {
+			a, c = run("broadcast:document:a"+suffix, c1), run("broadcast:document:b"+suffix, c2)
+		} else {
+			c, a = run("broadcast:document:b"+suffix, c2), run("broadcast:document:a"+suffix, c1)
+		}
+		t1 += a
+		t2 += c
+		ratios = append(ratios, float64(c)/float64(a))
+	}
+	b.StopTimer()
+	slices.Sort(ratios)
+	b.ReportMetric(float64(t2)/float64(t1), "cpu-ratio")
+	b.ReportMetric(ratios[len(ratios)/2], "median-cpu-ratio")
+	b.ReportMetric(ratios[0], "min-ratio")
+	b.ReportMetric(ratios[len(ratios)-1], "max-ratio")
 }
 
 func benchEvents(b *testing.B, bs *benchServer, noFrames, batches bool) {
