@@ -347,6 +347,8 @@ func benchEvents(b *testing.B, bs *benchServer, noFrames, batches bool) {
 	b.ReportMetric(float64(cpuMgr)/float64(cpuBare), "cpu-ratio")
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], "median-cpu-ratio")
+	b.ReportMetric(ratios[0], "min-ratio")
+	b.ReportMetric(ratios[len(ratios)-1], "max-ratio")
 	b.ReportMetric(float64(sub.Dropped()), "dropped")
 	b.ReportMetric(float64(ch.Stats().Dropped), "bare-dropped")
 	info, _ := h.Info()
