@@ -29,9 +29,10 @@ type entry struct {
 	cfg   ChannelConfig
 	pg    []realtime.PostgresBinding // postgres bindings in join order
 
-	refs      int
-	keepAlive bool
-	policy    Policy // per-channel override
+	refs       int
+	keepAlive  bool
+	policy     Policy // per-channel override
+	policySpec string // its Info().Spec
 
 	status      Status
 	reason      string
@@ -462,6 +463,9 @@ func (m *Manager) newEntryLocked(name Name, o *joinOpts) *entry {
 		createdAt: now, presence: newPresenceCache(), policy: o.policy,
 		tokenExpiry: m.tokenInfo.Expiry,
 	}
+	if o.policy != nil {
+		e.policySpec = o.policy.Info().Spec
+	}
 	e.msgs.max = m.opts.MessageRing
 	e.frames = newFrameRing(m.opts.FrameRing, m.opts.FrameBytes)
 	if o.ack != nil {
@@ -685,7 +689,7 @@ func (m *Manager) onSocketDownLocked(reason string) {
 			e.stopTimerLocked()
 			e.heldBreaker = false
 			m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts + 1,
-				Max: p.MaxAttempts(), Outcome: RetryHeld, Reason: "waiting for the socket", Policy: p.Info().Spec})
+				Max: p.MaxAttempts(), Outcome: RetryHeld, Reason: "waiting for the socket", Policy: m.specOf(e)})
 		}
 		e.heldSocket = true
 		if e.status != StatusDisconnected {
@@ -775,7 +779,7 @@ func (m *Manager) onStatusLocked(e *entry, gen uint64, ev realtime.Event) {
 		}
 		if e.series {
 			m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts,
-				Max: m.policyOf(e).MaxAttempts(), Outcome: RetrySucceeded, Reason: e.retryReason, Policy: m.policyOf(e).Info().Spec})
+				Max: m.policyOf(e).MaxAttempts(), Outcome: RetrySucceeded, Reason: e.retryReason, Policy: m.specOf(e)})
 			m.log.Info("Channel recovered", KeyChannel, e.name.String(), KeyAttempt, e.attempts)
 		}
 		if g, ok := m.policyOf(e).(Gate); ok {
@@ -819,7 +823,7 @@ func (m *Manager) onStatusLocked(e *entry, gen uint64, ev realtime.Event) {
 			e.lastErr, e.lastCode, e.lastErrAt = msg, code, now
 			if e.series {
 				m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts + 1,
-					Max: m.policyOf(e).MaxAttempts(), Outcome: RetryHeld, Reason: "waiting for the socket", Policy: m.policyOf(e).Info().Spec})
+					Max: m.policyOf(e).MaxAttempts(), Outcome: RetryHeld, Reason: "waiting for the socket", Policy: m.specOf(e)})
 			}
 			m.publishStateLocked(e, e.reason)
 			m.log.Warn("Channel disconnected", KeyChannel, e.name.String(), KeyReason, msg)
@@ -890,13 +894,21 @@ func (m *Manager) policyOf(e *entry) Policy {
 	return m.policy
 }
 
+// specOf returns the spec of e's policy (cached: Info formats it).
+func (m *Manager) specOf(e *entry) string {
+	if e.policy != nil {
+		return e.policySpec
+	}
+	return m.policySpec
+}
+
 // failLocked handles a failure of e while the socket is up: it schedules
 // the next attempt of the series, or gives up.
 func (m *Manager) failLocked(e *entry, code, msg string, countError bool) {
 	now := m.clk.Now()
 	p := m.policyOf(e)
 	maxN := p.MaxAttempts()
-	spec := p.Info().Spec
+	spec := m.specOf(e)
 	e.lastErr, e.lastCode, e.lastErrAt = msg, code, now
 	reason := code
 	if msg != "" && msg != code {
@@ -960,7 +972,7 @@ func (m *Manager) attempt(e *entry, gen uint64) {
 	e.nextAt = time.Time{}
 	now := m.clk.Now()
 	p := m.policyOf(e)
-	spec := p.Info().Spec
+	spec := m.specOf(e)
 	n := e.attempts + 1
 	if m.sock.Status() != realtime.StatusOpen {
 		// Attempts are spent only while the socket is up; the socket's
@@ -1031,7 +1043,7 @@ func (m *Manager) RetryNow(ctx context.Context, name Name) error {
 	p := m.policyOf(e)
 	if e.series && !e.exhausted {
 		m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts, Max: p.MaxAttempts(),
-			Outcome: RetryCancelled, Reason: "manual retry", Policy: p.Info().Spec})
+			Outcome: RetryCancelled, Reason: "manual retry", Policy: m.specOf(e)})
 	}
 	e.stopTimerLocked()
 	e.attempts, e.series, e.exhausted, e.inFlight, e.heldSocket = 0, false, false, false, false
@@ -1178,7 +1190,7 @@ func (m *Manager) infoLocked(e *entry) ChannelInfo {
 		Name: e.name, Topic: e.topic, Status: e.status, Reason: e.reason,
 		CreatedAt: e.createdAt, JoinedAt: e.joinedAt, Joins: e.joins, JoinRef: e.joinRef,
 		Config: e.cfg, Ready: e.ready, RefCount: e.refs, KeepAlive: e.keepAlive,
-		Attempts: e.attempts, MaxAttempts: p.MaxAttempts(), NextAttemptAt: e.nextAt, Policy: p.Info().Spec,
+		Attempts: e.attempts, MaxAttempts: p.MaxAttempts(), NextAttemptAt: e.nextAt, Policy: m.specOf(e),
 		RetryReason: e.retryReason, LastError: e.lastErr, LastErrorCode: e.lastCode, LastErrorAt: e.lastErrAt,
 		MessagesIn: e.msgsIn, MessagesOut: e.msgsOut, LastMessageAt: e.lastMsg, TokenExpiry: e.tokenExpiry,
 		PresenceCount: e.presence.len(), Tracked: e.tracked != nil, TrackedAs: e.trackedKey(),

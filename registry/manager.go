@@ -164,6 +164,7 @@ type Manager struct {
 	topics        map[string]*entry // by wire topic, for the frame tap
 	lastFrame     *entry
 	policy        Policy
+	policySpec    string // policy.Info().Spec, cached
 	socket        SocketInfo
 	rtts          []time.Duration
 	token         string
@@ -245,15 +246,16 @@ func New(opts Options) (*Manager, error) {
 		}
 	}
 	m := &Manager{
-		opts:    opts,
-		clk:     opts.Clock,
-		rnd:     opts.Rand,
-		entries: map[Name]*entry{},
-		topics:  map[string]*entry{},
-		policy:  opts.Policy,
-		mask:    newSecretPattern(),
-		vsn:     vsn,
-		token:   opts.Token,
+		opts:       opts,
+		clk:        opts.Clock,
+		rnd:        opts.Rand,
+		entries:    map[Name]*entry{},
+		topics:     map[string]*entry{},
+		policy:     opts.Policy,
+		policySpec: opts.Policy.Info().Spec,
+		mask:       newSecretPattern(),
+		vsn:        vsn,
+		token:      opts.Token,
 	}
 	m.started = m.clk.Now()
 	m.logs = opts.LogHandler
@@ -446,13 +448,15 @@ func (m *Manager) SetPolicy(p Policy) {
 	if p == nil {
 		p = DefaultPolicy()
 	}
+	spec := p.Info().Spec
 	m.mu.Lock()
 	m.policy = p
+	m.policySpec = spec
 	for _, e := range m.entries {
-		m.publishStateLocked(e, "policy "+p.Info().Spec)
+		m.publishStateLocked(e, "policy "+spec)
 	}
 	m.mu.Unlock()
-	m.log.Info("Retry policy set", KeyPolicy, p.Info().Spec)
+	m.log.Info("Retry policy set", KeyPolicy, spec)
 }
 
 // SetToken sets the user token: it is pushed to every joined channel

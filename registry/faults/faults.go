@@ -289,6 +289,7 @@ type Conn struct {
 	pumping     bool // the pumps run
 	wantPump    bool // start them as soon as no direct read is under way
 	writing     bool // a direct raw.Write is under way
+	wwait       int  // direct writers waiting for it
 	interrupted bool // we broke a direct read with a past deadline
 
 	// The direct read path takes no lock: slow is set (before reading is
@@ -520,7 +521,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	for c.writing && !c.pumping && !c.wantPump && !c.dropped && !c.closed {
 		// Another direct write is under way: writes are not interleaved.
-		if !c.wait(time.Time{}, c.wdl) {
+		c.wwait++
+		ok := c.wait(time.Time{}, c.wdl)
+		c.wwait--
+		if !ok {
 			return 0, os.ErrDeadlineExceeded
 		}
 	}
@@ -530,7 +534,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		n, err := c.raw.Write(p)
 		c.mu.Lock()
 		c.writing = false
-		c.kick()
+		if c.wwait > 0 || c.pumping || c.wantPump {
+			c.kick() // a writer or the write pump waits for this one
+		}
 		if err != nil && c.dropped {
 			err = ErrDropped
 		}
