@@ -121,7 +121,11 @@ func (c *conn) writeLoop() {
 	var hbTimer *time.Timer
 	var hbC <-chan time.Time
 	if interval > 0 {
-		hbTimer = time.NewTimer(interval)
+		first := interval
+		if s.opts.HeartbeatOnOpen {
+			first = 0
+		}
+		hbTimer = time.NewTimer(first)
 		defer hbTimer.Stop()
 		hbC = hbTimer.C
 	}

@@ -63,6 +63,11 @@ type Options struct {
 	// within one interval closes the connection (1000 "heartbeat
 	// timeout") and reconnects. Default 25s; negative disables heartbeats.
 	HeartbeatInterval time.Duration
+	// HeartbeatOnOpen sends the first heartbeat as soon as a connection
+	// opens instead of one interval later (realtime-js's timing), so the
+	// round-trip time is known at once — a monitor wants it before 25 s.
+	// Later heartbeats keep the interval.
+	HeartbeatOnOpen bool
 	// PushTimeout is the reply timeout of pushes. Default 10s.
 	PushTimeout time.Duration
 	// HandshakeTimeout bounds one connection attempt. Default 10s.

@@ -346,3 +346,26 @@ func TestDialHook(t *testing.T) {
 		t.Fatalf("%d dials", dials.Load())
 	}
 }
+
+// HeartbeatOnOpen measures the round trip right after the socket opens,
+// long before the first interval.
+func TestHeartbeatOnOpen(t *testing.T) {
+	srv := servertest.New(t)
+	hb := newRec[Heartbeat]()
+	s := dial(t, srv, func(o *Options) {
+		o.HeartbeatInterval = time.Hour
+		o.HeartbeatOnOpen = true
+		o.OnHeartbeat = hb.add
+	})
+	hb.wait(t, "a heartbeat reply right after open", func(h []Heartbeat) bool {
+		for _, e := range h {
+			if e.Status == HeartbeatOK {
+				return true
+			}
+		}
+		return false
+	})
+	if st := s.Stats(); st.RTT <= 0 || st.HeartbeatsSent != 1 {
+		t.Fatalf("stats after the first heartbeat: RTT %v, sent %d", st.RTT, st.HeartbeatsSent)
+	}
+}
