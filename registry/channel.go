@@ -635,7 +635,10 @@ func (m *Manager) recreate(e *entry) {
 	e.ch = nil
 	e.gen++
 	gen := e.gen
-	e.presence.reset()
+	// Keep the presence cache: the new channel's first sync is reconciled
+	// against it, so people present before and after are not announced
+	// again (no ghost join/leave pairs).
+	e.presence.resyncing = true
 	e.synced = false
 	e.status = StatusConnecting
 	e.reason = "rejoining with a new configuration"
@@ -1289,6 +1292,11 @@ func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 	var out PresenceEvent
 	switch pe.Kind {
 	case realtime.PresenceJoin:
+		if e.presence.resyncing && len(pe.Current) == 0 && e.presence.known(pe.Key, pe.Changed) {
+			// A recreated channel's fresh state re-announces someone
+			// who never left.
+			return nil
+		}
 		u := e.presence.join(pe.Key, pe.Current, pe.Changed, now)
 		u.Self = pe.Key == e.trackedKey()
 		out = PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceJoin, User: u, Count: e.presence.len()}
@@ -1307,8 +1315,25 @@ func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 			m.log.Debug("Presence meta left", KeyChannel, e.name.String(), KeyUserID, pe.Key, "metas", u.Metas)
 		}
 	case realtime.PresenceSync:
+		var calls []func()
 		if e.ch != nil {
-			e.presence.reconcile(e.ch.Presence().State(), now)
+			state := e.ch.Presence().State()
+			if e.presence.resyncing {
+				// Who left while the channel was recreated.
+				for _, k := range e.presence.missing(state) {
+					u, _ := e.presence.leave(k, nil)
+					u.Self = k == e.trackedKey()
+					left := PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceLeave, User: u, Count: e.presence.len()}
+					m.log.Info("User left presence", KeyChannel, e.name.String(), KeyUserID, k, KeyCount, left.Count)
+					m.broker.publish(left)
+					for _, l := range e.pres {
+						fn := l.fn
+						calls = append(calls, func() { fn(left) })
+					}
+				}
+				e.presence.resyncing = false
+			}
+			e.presence.reconcile(state, now)
 		}
 		m.msgsIn.Add(1)
 		e.msgsIn++
@@ -1321,6 +1346,12 @@ func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 		e.synced = true
 		m.log.Log(context.Background(), level, "Presence synced", KeyChannel, e.name.String(), KeyCount, out.Count)
 		m.publishStateLocked(e, "presence synced")
+		m.broker.publish(out)
+		for _, l := range e.pres {
+			fn := l.fn
+			calls = append(calls, func() { fn(out) })
+		}
+		return calls
 	default:
 		return nil
 	}

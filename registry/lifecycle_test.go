@@ -650,3 +650,47 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	eventually(t, "no channel left on the server", func() bool { return len(e.serverChannels()) == 0 })
 }
+
+// Tracking on a channel joined without a key recreates it with the user's
+// key; the people present before and after must not be announced again
+// (no ghost join events), only the user who tracked joins.
+func TestTrackRejoinDoesNotReannounceOthers(t *testing.T) {
+	e := newEnv(t)
+	for _, u := range []string{"ana", "ben"} {
+		if _, err := newPeer(t, e.srv).JoinPresence(ctx(t), "contact", "123", registry.PresenceUser{UserID: u, Name: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name := registry.MustName(registry.KindPresence, "contact", "123", "")
+	h, err := e.m.Join(ctx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	ids := func() string {
+		us, _ := e.m.Presence(name)
+		s := ""
+		for _, u := range us {
+			s += u.UserID + " "
+		}
+		return s
+	}
+	eventually(t, "ana and ben present", func() bool { return ids() == "ana ben " })
+	sub := e.m.Subscribe(ctx(t), registry.SubscribeOptions{Types: []registry.EventType{registry.TypePresence}, NoInitialState: true})
+	defer sub.Close()
+	if err := e.m.Track(ctx(t), name, registry.PresenceUser{UserID: "me", Name: "Me"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "me present after the rejoin", func() bool { return ids() == "ana ben me " && e.info(name).Config.PresenceKey == "me" })
+	var changes []string
+	for _, ev := range sub.Drain(nil) {
+		if pe, ok := ev.(registry.PresenceEvent); ok && pe.Action != registry.PresenceSync {
+			changes = append(changes, string(pe.Action)+" "+pe.User.UserID)
+		}
+	}
+	if len(changes) != 1 || changes[0] != "join me" {
+		t.Fatalf("presence events after the track: %q, want only [join me]", changes)
+	}
+}

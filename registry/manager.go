@@ -279,8 +279,11 @@ func New(opts Options) (*Manager, error) {
 		AccessToken:       opts.Token,
 		Vsn:               vsn,
 		HeartbeatInterval: opts.HeartbeatInterval,
-		PushTimeout:       opts.PushTimeout,
-		ReconnectAfter:    opts.ReconnectAfter,
+		// A monitor wants the round-trip time at once, not 25 s after
+		// every (re)connect.
+		HeartbeatOnOpen: true,
+		PushTimeout:     opts.PushTimeout,
+		ReconnectAfter:  opts.ReconnectAfter,
 		// The registry's policy decides every channel rejoin after a
 		// failure; the client still rejoins when the socket reopens.
 		RejoinAfter: func(int) time.Duration { return -1 },

@@ -234,3 +234,10 @@ func TestPresenceJoinTrackAndCleanup(t *testing.T) {
 		t.Fatalf("after cleanup: %+v", st.Channels)
 	}
 }
+
+// The socket's round-trip time is known right after connecting, not one
+// heartbeat interval later.
+func TestRTTKnownRightAfterConnect(t *testing.T) {
+	e := newEnv(t, withOpts(func(o *registry.Options) { o.HeartbeatInterval = time.Hour }))
+	eventually(t, "an RTT in the snapshot", func() bool { return e.m.Snapshot().Socket.RTT > 0 })
+}

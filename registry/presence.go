@@ -15,6 +15,10 @@ import (
 // concurrent use; the manager guards it.
 type presenceCache struct {
 	users map[string]*presenceEntry
+	// resyncing is set while a recreated channel (new presence key or
+	// filters) has not synced yet: its fresh client state re-announces
+	// everyone, and only real differences may become events.
+	resyncing bool
 }
 
 type presenceEntry struct {
@@ -83,7 +87,37 @@ func (c *presenceCache) reconcile(state map[string][]protocol.PresenceMeta, now 
 }
 
 // reset forgets everything (the channel left).
-func (c *presenceCache) reset() { clear(c.users) }
+func (c *presenceCache) reset() {
+	clear(c.users)
+	c.resyncing = false
+}
+
+// known reports whether every meta of metas is already cached for key: a
+// join that only re-announces what the cache holds.
+func (c *presenceCache) known(key string, metas []protocol.PresenceMeta) bool {
+	e := c.users[key]
+	if e == nil || len(metas) == 0 {
+		return false
+	}
+	for _, m := range metas {
+		if !slices.ContainsFunc(e.metas, func(o protocol.PresenceMeta) bool { return o.Ref == m.Ref }) {
+			return false
+		}
+	}
+	return true
+}
+
+// missing returns the cached keys absent from state, sorted.
+func (c *presenceCache) missing(state map[string][]protocol.PresenceMeta) []string {
+	var out []string
+	for k := range c.users {
+		if _, ok := state[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 func (c *presenceCache) len() int { return len(c.users) }
 
