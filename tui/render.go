@@ -92,6 +92,8 @@ type line struct {
 	b    strings.Builder
 	used int
 	max  int
+	// cut is true once some text did not fit.
+	cut bool
 }
 
 func newLine(w int) *line {
@@ -103,10 +105,17 @@ func newLine(w int) *line {
 // add appends plain text s painted with p, cut to the room left.
 func (l *line) add(p theme.Paint, s string) *line {
 	room := l.max - l.used
-	if room <= 0 || s == "" {
+	if s == "" {
 		return l
 	}
-	s = truncText(s, room)
+	if room <= 0 {
+		l.cut = true
+		return l
+	}
+	if textWidth(s) > room {
+		l.cut = true
+		s = truncText(s, room)
+	}
 	p.WriteTo(&l.b, s)
 	l.used += textWidth(s)
 	return l

@@ -214,6 +214,28 @@ func (m *Model) viewHeader() string {
 	if m.lay.narrow {
 		sep, gap, spark = " · ", " ", 5
 	}
+	// The sparklines shrink (to 3 cells), then go, before anything is
+	// cut: measure the line without them, share the room left.
+	l2 := m.headerLine2(w, sep, gap, 0)
+	if !l2.cut {
+		n := 2
+		if len(m.state.Socket.RTTHistory) > 1 {
+			n = 3
+		}
+		if fit := min(spark, l2.room()/n-1); fit >= 3 {
+			l2 = m.headerLine2(w, sep, gap, fit)
+		}
+	}
+	if m.opts.Replay != nil {
+		return l1.done() + "\n" + l2.done() + "\n" + m.viewReplay(w)
+	}
+	return l1.done() + "\n" + l2.done()
+}
+
+// headerLine2 builds the header's second line with sparklines of spark
+// cells (0: none).
+func (m *Model) headerLine2(w int, sep, gap string, spark int) *line {
+	st, s := m.st, m.state
 	l2 := newLine(w)
 	so := s.Socket
 	name := socketStatusName(so.Status)
@@ -232,10 +254,10 @@ func (m *Model) viewHeader() string {
 		}
 		l2.add(st.Header.Label, gap+"rtt ").add(p, fmtDur(so.RTT))
 	case so.Status == registry.SocketConnected:
-		// The first heartbeat reply measures it (25 s after connecting).
+		// Until the first heartbeat reply measures it.
 		l2.add(st.Header.Label, gap+"rtt ").add(st.Muted, "measuring…")
 	}
-	if len(so.RTTHistory) > 1 {
+	if len(so.RTTHistory) > 1 && spark > 0 {
 		l2.plain(" ").add(st.Spark, sparkline(durations(so.RTTHistory), spark))
 	}
 	l2.add(st.Subtle, sep).add(st.Header.Label, "channels ")
@@ -251,16 +273,17 @@ func (m *Model) viewHeader() string {
 	}
 	mt := s.Metrics
 	l2.add(st.Subtle, sep).add(st.Header.Label, "in ").add(st.Header.Value, fmtRate(mt.InRate))
-	l2.plain(" ").add(st.Spark, sparkline(mt.InHistory, spark))
+	if spark > 0 {
+		l2.plain(" ").add(st.Spark, sparkline(mt.InHistory, spark))
+	}
 	l2.add(st.Header.Label, gap+"out ").add(st.Header.Value, fmtRate(mt.OutRate))
-	l2.plain(" ").add(st.Spark, sparkline(mt.OutHistory, spark))
+	if spark > 0 {
+		l2.plain(" ").add(st.Spark, sparkline(mt.OutHistory, spark))
+	}
 	if m.dropped > 0 {
 		l2.add(st.Subtle, sep).add(st.Warn, fmt.Sprintf("UI dropped %d", m.dropped))
 	}
-	if m.opts.Replay != nil {
-		return l1.done() + "\n" + l2.done() + "\n" + m.viewReplay(w)
-	}
-	return l1.done() + "\n" + l2.done()
+	return l2
 }
 
 func statusDot(s registry.SocketStatus) string {
