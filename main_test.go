@@ -1,0 +1,768 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"go.uber.org/goleak"
+
+	"rtm/realtime/server/pgcdc"
+	"rtm/realtime/server/pgcdc/demodb"
+	"rtm/realtime/server/pgcdc/pgcluster"
+	"rtm/realtime/server/servertest"
+	"rtm/registry"
+	"rtm/registry/headless"
+	"rtm/registry/target"
+)
+
+// tmuxTerm runs the built rtm in a real terminal: a detached tmux session
+// on a private server, driven with send-keys and read with capture-pane.
+type tmuxTerm struct {
+	t       testing.TB
+	tmux    string
+	sock    string
+	logFile string
+}
+
+func (x *tmuxTerm) run(args ...string) (string, error) {
+	out, err := exec.Command(x.tmux, append([]string{"-L", x.sock}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// keys sends tmux key names (Enter, Escape, ...).
+func (x *tmuxTerm) keys(ks ...string) {
+	x.t.Helper()
+	if out, err := x.run(append([]string{"send-keys", "-t", "e2e"}, ks...)...); err != nil {
+		x.t.Fatalf("send-keys %v: %v %s", ks, err, out)
+	}
+}
+
+// text types literal text.
+func (x *tmuxTerm) text(s string) {
+	x.t.Helper()
+	if out, err := x.run("send-keys", "-t", "e2e", "-l", s); err != nil {
+		x.t.Fatalf("send-keys -l %q: %v %s", s, err, out)
+	}
+}
+
+func (x *tmuxTerm) screen() string {
+	out, _ := x.run("capture-pane", "-p", "-t", "e2e")
+	return out
+}
+
+// waitFor polls the screen until cond holds (30 s at most).
+func (x *tmuxTerm) waitFor(what string, cond func(string) bool) string {
+	x.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := x.screen()
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			logs, _ := os.ReadFile(x.logFile)
+			if len(logs) > 4000 {
+				logs = logs[len(logs)-4000:]
+			}
+			x.t.Fatalf("timed out waiting for %s; screen:\n%s\nlog tail:\n%s", what, s, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func contains(subs ...string) func(string) bool {
+	return func(s string) bool {
+		for _, sub := range subs {
+			if !strings.Contains(s, sub) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// TestMonitorEndToEnd runs the real program against its embedded server:
+// join presence as a user, see the user among the viewers, drop the
+// connection, see the attempts, see the recovery, quit cleanly.
+func TestMonitorEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	defer goleak.VerifyNone(t)
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is required for the end-to-end test in CI")
+		}
+		t.Skip("tmux is not installed")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "rtm")
+	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	x := &tmuxTerm{t: t, tmux: tmux, sock: "rtm-e2e-" + rand.Text()[:10], logFile: filepath.Join(dir, "rtm.log")}
+	cmd := bin + " --no-demo --log-file " + x.logFile + "; echo EXIT=$?; sleep 60"
+	if out, err := x.run("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", cmd); err != nil {
+		t.Fatalf("tmux new-session: %v %s", err, out)
+	}
+	t.Cleanup(func() { x.run("kill-server") })
+
+	x.waitFor("the UI connected with the example channels", contains("embedded server", "socket ● connected", "Channels 3/100"))
+	// --db auto: the demo database where PostgreSQL is installed, else
+	// the header says there is none.
+	if pgcluster.Available() == nil {
+		x.waitFor("the demo database and a ready subscription", func(s string) bool {
+			return strings.Contains(s, "db demo PostgreSQL") && regexp.MustCompile(`project:456\s+sub\s+ready`).MatchString(s)
+		})
+	} else {
+		x.waitFor("no database", contains("db none"))
+	}
+
+	// Join presence as bob from the command line.
+	x.text(":join presence room:42 --as bob")
+	x.keys("Enter")
+	x.waitFor("the join", contains("joined presence:room:42 as bob", "Channels 4/100"))
+
+	// Select it and open its viewers: bob is there, as us.
+	x.text("/room")
+	x.keys("Enter")
+	x.text("2")
+	viewers := regexp.MustCompile(`bob\s+bob\s+\S+\s+1\s+\(you\)`)
+	x.waitFor("bob among the viewers", func(s string) bool {
+		return strings.Contains(s, "VIEWERS 1 · you are tracked as bob") && viewers.MatchString(s)
+	})
+
+	// The next connection attempt fails, then the connection drops.
+	x.text(":fail-connects 1")
+	x.keys("Enter")
+	x.waitFor("the fail-connects fault", contains("the next 1 connection attempts will fail"))
+	x.text("3")
+	x.text(":drop")
+	x.keys("Enter")
+	// Attempt 1 fails (the injected connect failure), so attempt 2 is
+	// scheduled with that reason.
+	attempts := regexp.MustCompile(`(?m)\s2 \d\d:\d\d:\d\d\.\d{3} socket +\S+ scheduled +dial tcp: faults: inject`)
+	x.waitFor("the failed attempt in the timeline", func(s string) bool {
+		return attempts.MatchString(s) && regexp.MustCompile(`\s1 \d\d:\d\d:\d\d\.\d{3} socket +started`).MatchString(s)
+	})
+	recovered := regexp.MustCompile(`(?m)\s2 \d\d:\d\d:\d\d\.\d{3} socket .*succeeded`)
+	x.waitFor("the recovery", func(s string) bool {
+		return recovered.MatchString(s) && strings.Contains(s, "socket ● connected") && strings.Contains(s, "channel connected · attempts 0/5")
+	})
+
+	// After the recovery bob is tracked again.
+	x.text("2")
+	x.waitFor("bob back among the viewers", func(s string) bool {
+		return strings.Contains(s, "VIEWERS 1 · you are tracked as bob") && viewers.MatchString(s)
+	})
+
+	// Quit: the program exits 0 and left nothing on the terminal.
+	x.text("q")
+	s := x.waitFor("the exit", contains("EXIT=0"))
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" && l != "EXIT=0" {
+			t.Fatalf("the program wrote to the terminal: %q\n%s", l, s)
+		}
+	}
+	logs, err := os.ReadFile(x.logFile)
+	if err != nil || !strings.Contains(string(logs), `"msg":"User joined presence"`) {
+		t.Fatalf("log file: %v\n%.2000s", err, logs)
+	}
+}
+
+// startTmux builds rtm (with -race) and runs it with args in a detached
+// tmux session of w x h cells; the session is killed at cleanup.
+func startTmux(t *testing.T, w, h int, args string) *tmuxTerm {
+	t.Helper()
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is required for the end-to-end test in CI")
+		}
+		t.Skip("tmux is not installed")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "rtm")
+	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	x := &tmuxTerm{t: t, tmux: tmux, sock: "rtm-e2e-" + rand.Text()[:10], logFile: filepath.Join(dir, "rtm.log")}
+	cmd := bin + " " + args + " --log-file " + x.logFile + "; echo EXIT=$?; sleep 60"
+	if out, err := x.run("new-session", "-d", "-s", "e2e", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), cmd); err != nil {
+		t.Fatalf("tmux new-session: %v %s", err, out)
+	}
+	t.Cleanup(func() { x.run("kill-server") })
+	return x
+}
+
+// TestMonitorPostgresChanges runs the real program with --db on a real
+// PostgreSQL: subscription:project:456 gets ready, receives an UPDATE of
+// row 456 committed by the test, and the doctor (D) passes every check.
+// Without PostgreSQL it skips with how to install it (fails in CI).
+func TestMonitorPostgresChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	if err := pgcluster.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{GeneratePassword: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Stop()
+	if err := cl.CreateDatabase(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Exec(ctx, "app", demodb.Schema); err != nil {
+		t.Fatal(err)
+	}
+	defer goleak.VerifyNone(t)
+	x := startTmux(t, 120, 40, "--no-demo --db "+cl.URL("app"))
+
+	// The header names the database (password masked), the subscription
+	// channel gets ready.
+	s := x.waitFor("a ready subscription", func(s string) bool {
+		return strings.Contains(s, "db 127.0.0.1:") && regexp.MustCompile(`project:456\s+sub\s+ready`).MatchString(s)
+	})
+	if pw := passwordOf(cl.URL("app")); pw != "" && strings.Contains(s, pw) {
+		t.Fatalf("the database password is on screen:\n%s", s)
+	}
+	x.text("/project")
+	x.keys("Enter")
+	x.text("1")
+	x.waitFor("the subscription selected", contains("subscription:project:456 · ready", "Subscribed to PostgreSQL"))
+
+	// A real UPDATE of row 456 arrives, with its new value.
+	if err := cl.Exec(ctx, "app", "update public.project set progress = 77, name = 'From the e2e test' where id = 456"); err != nil {
+		t.Fatal(err)
+	}
+	x.waitFor("the UPDATE", contains("db change  UPDATE", `"name": "From the e2e test"`, `"progress": 77`))
+
+	// The doctor passes every check.
+	x.text("D")
+	x.waitFor("the doctor's report", func(s string) bool {
+		return strings.Contains(s, "Doctor — subscription:project:456") && strings.Contains(s, "✓ publication") &&
+			strings.Contains(s, "all 11 checks passed") && !strings.Contains(s, "✗")
+	})
+	x.keys("Escape")
+	x.waitFor("the doctor closed", func(s string) bool { return !strings.Contains(s, "Doctor —") })
+	x.text("4")
+	x.waitFor("the Info tab", contains("Ready     yes", "Doctor    all 11 checks passed"))
+
+	x.text("q")
+	x.waitFor("the exit", contains("EXIT=0"))
+	logs, err := os.ReadFile(x.logFile)
+	if err != nil || !strings.Contains(string(logs), `"msg":"Postgres changes ready"`) {
+		t.Fatalf("log file: %v\n%.2000s", err, logs)
+	}
+}
+
+// passwordOf returns the password of a postgres URL.
+func passwordOf(u string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return ""
+	}
+	userinfo, _, ok := strings.Cut(rest, "@")
+	if !ok {
+		return ""
+	}
+	_, pw, _ := strings.Cut(userinfo, ":")
+	return pw
+}
+
+// procCPU returns the user+system CPU time of a process from
+// /proc/<pid>/stat (in clock ticks of 10 ms).
+func procCPU(pid string) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command (which is in parentheses): state is 3,
+	// utime 14, stime 15.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var ut, st int64
+	if _, err := fmt.Sscan(f[11], &ut); err != nil {
+		return 0, err
+	}
+	if _, err := fmt.Sscan(f[12], &st); err != nil {
+		return 0, err
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// BenchmarkIdleCPU measures the CPU share of the real program, idle but
+// connected (heartbeats, the UI clock) to its embedded server, with no
+// demo peers, over 30 s in a real terminal; beside it, in the same window,
+// `rtm serve` alone with one idle client connection would not be a UI, so
+// the baseline is `rtm serve` idle (the server side of the same work).
+// Run with: go test -run XXX -bench IdleCPU -benchtime 1x .
+func BenchmarkIdleCPU(b *testing.B) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		b.Skip("tmux is not installed")
+	}
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "rtm")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	window := 30 * time.Second
+	if v := os.Getenv("RTM_IDLE_WINDOW"); v != "" {
+		window, _ = time.ParseDuration(v)
+	}
+	x := &tmuxTerm{tmux: tmux, sock: "rtm-idle-" + rand.Text()[:10], logFile: filepath.Join(dir, "rtm.log")}
+	defer x.run("kill-server")
+	start := func(name, cmd string) string {
+		if out, err := x.run("new-session", "-d", "-s", name, "-x", "200", "-y", "50", "exec "+cmd); err != nil {
+			b.Fatalf("tmux: %v %s", err, out)
+		}
+		pid, err := x.run("list-panes", "-t", name, "-F", "#{pane_pid}")
+		if err != nil {
+			b.Fatalf("tmux list-panes: %v", err)
+		}
+		return strings.TrimSpace(pid)
+	}
+	ui := start("ui", bin+" --no-demo --log-file "+x.logFile)
+	srv := start("srv", bin+" serve --addr 127.0.0.1:0")
+	time.Sleep(5 * time.Second) // warm up: connect, join the examples
+	out, _ := x.run("capture-pane", "-p", "-t", "ui")
+	if !strings.Contains(out, "socket ● connected") {
+		b.Fatalf("the UI is not connected:\n%s", out)
+	}
+	u0, err := procCPU(ui)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s0, _ := procCPU(srv)
+	w0 := time.Now()
+	time.Sleep(window)
+	wall := time.Since(w0)
+	u1, _ := procCPU(ui)
+	s1, _ := procCPU(srv)
+	b.ReportMetric(float64(u1-u0)/float64(wall)*100, "rtm-cpu-%")
+	b.ReportMetric(float64(s1-s0)/float64(wall)*100, "serve-baseline-cpu-%")
+	b.ReportMetric(0, "ns/op")
+}
+
+// noProjectEnv clears the variables that name a project, so the
+// commands start the embedded server in-process.
+func noProjectEnv(t *testing.T) {
+	for _, v := range append(append(target.URLVars(), target.KeyVars()...), target.SecretVar) {
+		t.Setenv(v, "")
+	}
+}
+
+// rtmRun runs the rtm command line in-process and returns its exit code
+// and output.
+func rtmRun(ctx context.Context, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestRunCommandExitCodes is the CI check: `rtm run` against the
+// embedded server exits 0 when the expectations hold, 1 on a broken
+// reconnect (with the failed expectation on stderr and in the report),
+// 2 on an invalid scenario (with its line).
+func TestRunCommandExitCodes(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	noProjectEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	code, out, errs := rtmRun(ctx, "run", "testdata/scenarios/five-attempts-then-stop.yaml")
+	var rep struct {
+		OK     bool   `json:"ok"`
+		Target string `json:"target"`
+		Passed int    `json:"passed"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || !rep.OK || rep.Passed != 6 || !strings.Contains(rep.Target, "embedded") {
+		t.Fatalf("five attempts: exit %d, report %+v (%v)\n%s\n%s", code, rep, err, out, errs)
+	}
+
+	code, out, errs = rtmRun(ctx, "run", "testdata/scenarios/broken-reconnect.yaml")
+	if code != 1 || !strings.Contains(errs, "broken-reconnect.yaml:20: expect status failed: expected broadcast:room:2 connected within 5s") ||
+		!strings.Contains(out, `"ok": false`) {
+		t.Fatalf("broken reconnect: exit %d\nstdout %s\nstderr %s", code, out, errs)
+	}
+
+	report := filepath.Join(t.TempDir(), "report.json")
+	code, out, errs = rtmRun(ctx, "run", "--report", report, "testdata/scenarios/broken-reconnect.yaml")
+	data, err := os.ReadFile(report)
+	if code != 1 || err != nil || !strings.Contains(string(data), `"first_failure"`) ||
+		!strings.Contains(out, "broken-reconnect.yaml:20 expect status: failed — expected") {
+		t.Fatalf("--report: exit %d (%v)\n%s\n%s", code, err, out, errs)
+	}
+
+	code, out, errs = rtmRun(ctx, "run", "testdata/scenarios/invalid/unknown-step.yaml")
+	if code != 2 || out != "" || !strings.Contains(errs, `unknown-step.yaml:3: unknown step "jump"`) {
+		t.Fatalf("invalid scenario: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs = rtmRun(ctx, "run", "testdata/scenarios/nope.yaml"); code != 2 || !strings.Contains(errs, "no such file") {
+		t.Fatalf("missing scenario: exit %d %s", code, errs)
+	}
+}
+
+// lockedBuf is a buffer written by a command while the test polls it.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// background runs an rtm command until its context is cancelled.
+func background(ctx context.Context, stdout *lockedBuf, args ...string) (wait func() (int, string)) {
+	var errb lockedBuf
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, stdout, &errb) }()
+	return func() (int, string) { return <-done, errb.String() }
+}
+
+// TestHeadlessCommands drives watch, record, replay --live, diff and
+// swarm end to end against a server on loopback, as a project.
+func TestHeadlessCommands(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the server's cleanup
+	noProjectEnv(t)
+	srv := servertest.New(t)
+	flags := []string{"--url", srv.URL, "--key", srv.AnonKey(), "--jwt-secret", string(srv.Secret())}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	recA := filepath.Join(dir, "a.ndjson")
+	room1 := registry.MustName(registry.KindBroadcast, "room", "1", "")
+
+	// rtm record while a peer sends 10 broadcasts.
+	rctx, rcancel := context.WithCancel(ctx)
+	var recOut lockedBuf
+	wait := background(rctx, &recOut, append([]string{"record", "--out", recA, "--join", room1.String(), "--as", "rec"}, flags...)...)
+	fileHas := func(path, s string, n int) func() bool {
+		return func() bool {
+			b, _ := os.ReadFile(path)
+			return strings.Count(string(b), s) >= n
+		}
+	}
+	waitFor(t, "the recorder joined", fileHas(recA, `"channel":"broadcast:room:1","status":"connected"`, 1))
+	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()), NoDotenv: true}, headless.EnvOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	peer, err := env.NewManager(headless.Identity{User: "peer"}, headless.ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := peer.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := peer.Join(ctx, room1)
+	if err != nil || h.Ready(ctx) != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 10; i++ {
+		if err := h.Broadcast(ctx, "note", json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "10 broadcasts recorded", fileHas(recA, `"direction":"in","kind":"broadcast"`, 10))
+	rcancel()
+	if code, errs := wait(); code != 0 || !strings.Contains(errs, "written to "+recA) {
+		t.Fatalf("record: exit %d: %s", code, errs)
+	}
+
+	// rtm watch on room 2 while rtm replay --live sends the recording
+	// there: the watcher receives the same messages in the same order.
+	wctx, wcancel := context.WithCancel(ctx)
+	var watchOut lockedBuf
+	wwait := background(wctx, &watchOut, append([]string{"watch", "--join", "broadcast:room:2", "--types", "message", "--types", "channel_state"}, flags...)...)
+	waitFor(t, "the watcher joined", func() bool { return strings.Contains(watchOut.String(), `"status":"connected"`) })
+	code, out, errs := rtmRun(ctx, append([]string{"replay", recA, "--live", "--into", "broadcast:room:2", "--speed", "20"}, flags...)...)
+	if code != 0 || !strings.Contains(out, `"sent": 10`) {
+		t.Fatalf("replay --live: exit %d\n%s\n%s", code, out, errs)
+	}
+	waitFor(t, "10 replayed messages watched", func() bool { return strings.Count(watchOut.String(), `"kind":"broadcast"`) >= 10 })
+	wcancel()
+	if code, errs := wwait(); code != 0 {
+		t.Fatalf("watch: exit %d: %s", code, errs)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(watchOut.String()), "\n") {
+		ev, err := registry.DecodeEvent([]byte(line))
+		if err != nil {
+			t.Fatalf("watch line does not decode: %v: %s", err, line)
+		}
+		if m, ok := ev.(registry.MessageEvent); ok && m.Direction == registry.In {
+			got = append(got, string(m.Payload))
+		}
+	}
+	if want := `[{"i":1} {"i":2} {"i":3} {"i":4} {"i":5} {"i":6} {"i":7} {"i":8} {"i":9} {"i":10}]`; fmt.Sprint(got) != want {
+		t.Fatalf("replayed: %v, want %s", got, want)
+	}
+	for _, s := range []string{srv.AnonKey(), string(srv.Secret())} {
+		b, _ := os.ReadFile(recA)
+		if strings.Contains(string(b), s) || strings.Contains(watchOut.String(), s) {
+			t.Fatal("a key or secret was written unmasked")
+		}
+	}
+
+	// rtm diff: identical with itself; a planted difference exits 1.
+	if code, out, _ := rtmRun(ctx, "diff", recA, recA); code != 0 || !strings.HasPrefix(out, "no differences") {
+		t.Fatalf("diff a a: exit %d: %s", code, out)
+	}
+	data, _ := os.ReadFile(recA)
+	var lines []string
+	dropped := false
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if !dropped && strings.Contains(l, `"type":"frame"`) && strings.Contains(l, `"direction":"in"`) && strings.Contains(l, `"data":`) {
+			dropped = true // the first broadcast frame
+			continue
+		}
+		lines = append(lines, l)
+	}
+	recB := filepath.Join(dir, "b.ndjson")
+	if err := os.WriteFile(recB, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = rtmRun(ctx, "diff", "--json", recA, recB)
+	var rep headless.DiffReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || rep.Identical || len(rep.Channels) != 1 ||
+		len(rep.Channels[0].Events[0].OnlyA) != 1 || compact(rep.Channels[0].Events[0].OnlyA[0].Value) != `{"i":1}` {
+		t.Fatalf("diff with a planted difference: exit %d (%v)\n%s", code, err, out)
+	}
+	if code, _, errs := rtmRun(ctx, "diff", recA, filepath.Join(dir, "missing")); code != 2 || !strings.Contains(errs, "no such file") {
+		t.Fatalf("diff of a missing file: exit %d %s", code, errs)
+	}
+
+	// rtm swarm: the JSON summary.
+	code, out, errs = rtmRun(ctx, append([]string{"swarm", "--clients", "5", "--join", "presence:lobby:1", "--presence", "--rate", "2", "--duration", "500ms"}, flags...)...)
+	var sw headless.SwarmReport
+	if err := json.Unmarshal([]byte(out), &sw); err != nil || code != 0 || sw.Joined != 5 || !sw.PresenceConverged || sw.Sent == 0 || sw.Received != sw.Sent*4 {
+		t.Fatalf("swarm: exit %d (%v)\n%s\n%s", code, err, out, errs)
+	}
+
+	// rtm watch exits non-zero on a fatal error.
+	if code, _, errs := rtmRun(ctx, "watch", "--join", "broadcast:a:1", "--url", "http://127.0.0.1:1", "--key", srv.AnonKey(), "--connect-timeout", "200ms"); code != 1 || !strings.Contains(errs, "no connection within 200ms") {
+		t.Fatalf("watch against nothing: exit %d %s", code, errs)
+	}
+	if code, _, errs := rtmRun(ctx, "watch", "--join", "nope"); code != 2 || !strings.Contains(errs, "--join") {
+		t.Fatalf("watch with a bad name: exit %d %s", code, errs)
+	}
+}
+
+func compact(b []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return string(b)
+	}
+	return buf.String()
+}
+
+// TestReplayIntoUI: a recording replayed into the read-only UI shows its
+// channel and its messages, as `rtm replay FILE` wires it.
+func TestReplayIntoUI(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	noProjectEnv(t)
+	srv := servertest.New(t)
+	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()), NoDotenv: true}, headless.EnvOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	room := registry.MustName(registry.KindBroadcast, "replayroom", "7", "")
+	var buf lockedBuf
+	rctx, rcancel := context.WithCancel(ctx)
+	_, err = headless.Record(rctx, env, &buf, headless.StreamOptions{Joins: []registry.Name{room}, Identity: headless.Identity{User: "rec"},
+		OnReady: func(m *registry.Manager) {
+			go func() {
+				defer rcancel()
+				peer, err := env.NewManager(headless.Identity{User: "peer"}, headless.ManagerOptions{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer peer.Close()
+				if err := peer.Connect(rctx); err != nil {
+					t.Error(err)
+					return
+				}
+				h, err := peer.Join(rctx, room)
+				if err != nil || h.Ready(rctx) != nil {
+					t.Error("peer join", err)
+					return
+				}
+				for ctx.Err() == nil {
+					if i, err := m.Info(room); err == nil && i.Status == registry.StatusConnected {
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				_ = h.Broadcast(rctx, "greeting", json.RawMessage(`{"text":"hello from the recording"}`))
+				for ctx.Err() == nil {
+					if msgs, _ := m.Messages(room, 0); len(msgs) > 0 {
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := headless.ReadRecording("rec", strings.NewReader(buf.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	player := headless.NewPlayer(rec, headless.PlayerOptions{Speed: 100, Name: "rec.ndjson"})
+	uctx, ucancel := context.WithCancel(ctx)
+	model := replayModel(uctx, player, rec, "rec.ndjson")
+	model.Update(tea.WindowSizeMsg{Width: 160, Height: 40})
+	var mu sync.Mutex
+	stop := runReplay(uctx, player, func(msg tea.Msg) {
+		mu.Lock()
+		model.Update(msg)
+		mu.Unlock()
+	})
+	screen := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return model.Render()
+	}
+	waitFor(t, "the replayed channel on screen", func() bool {
+		s := screen()
+		return strings.Contains(s, "replayroom") && strings.Contains(s, "Replay finished")
+	})
+	if s := screen(); !strings.Contains(s, "read-only") {
+		t.Fatalf("the replay UI must say it is read-only:\n%s", s)
+	}
+	// Back to the moment the message arrived, paused: the channel is
+	// there again, connected, with its message.
+	var at time.Duration
+	for _, e := range rec.Events {
+		if m, ok := e.(registry.MessageEvent); ok && m.Direction == registry.In {
+			at = m.Time.Sub(rec.Start())
+		}
+	}
+	player.SetPaused(true)
+	player.Seek(at)
+	waitFor(t, "the message on screen after a seek back", func() bool {
+		return strings.Contains(screen(), "hello from the recording")
+	})
+	ucancel()
+	stop()
+}
+
+// `rtm doctor` prints one line per check and exits 1 on a red one; `rtm
+// serve --db <url>` reads the same database.
+func TestDoctorCommand(t *testing.T) {
+	if err := pgcluster.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Stop()
+	if err := cl.Exec(ctx, "postgres", `create table items(id int8 primary key); create publication supabase_realtime for table items;
+		do $$ begin create role anon nologin; exception when duplicate_object then null; end $$; grant select on items to anon`); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"doctor", "--db", cl.URL("postgres"), "--table", "items", "--filter", "id=eq.1"}, &out, &errOut)
+	if code != 0 || strings.Count(out.String(), "✓") != 11 || strings.Contains(out.String(), "\x1b") {
+		t.Errorf("healthy: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	code = run(ctx, []string{"doctor", "--db", cl.URL("postgres"), "--table", "items", "--filter", "nope=eq.1"}, &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), `✗ filter`) || !strings.Contains(out.String(), `column "nope" does not exist`) {
+		t.Errorf("bad filter: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+func TestOpenChangesWithoutDB(t *testing.T) {
+	src, line, closeFn, err := openChanges(context.Background(), "", "", "", nil)
+	defer closeFn()
+	if err != nil || src != nil || !strings.Contains(line, "--db auto") {
+		t.Errorf("no --db: %v %v %q", src, err, line)
+	}
+	if got := maskURL("postgres://u:secret@h:5432/db"); strings.Contains(got, "secret") {
+		t.Errorf("maskURL %s", got)
+	}
+}
+
+// --db auto starts the demo database; Close removes it.
+func TestOpenFeedAuto(t *testing.T) {
+	if err := pgcluster.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	f, err := openFeed(context.Background(), "auto", "supabase_realtime", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Source == nil || f.DemoURL == "" || !strings.Contains(f.Line, "public.project") || strings.Contains(f.Line, f.DemoURL) {
+		t.Errorf("feed %+v", f)
+	}
+	f.Close()
+	// The demo server is gone.
+	if err := pgcdcProbe(f.DemoURL); err == nil {
+		t.Error("the demo database still answers after Close")
+	}
+}
+
+func pgcdcProbe(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := pgcdc.Probe(ctx, url, "supabase_realtime")
+	return err
+}
