@@ -3,7 +3,6 @@ package server
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -158,143 +157,24 @@ var filterOps = map[string]bool{
 // parse, as in Supabase.
 const filterErrPrefix = "Error parsing `filter` params: "
 
-// parseFilter parses a postgres_changes filter: comma-separated
-// conditions "column=op.value" (ANDed), op one of eq, neq, lt, lte, gt,
-// gte, in, like, ilike, is, match, imatch, isdistinct, optionally negated
-// with "not."; "in" takes a parenthesised list; a value with , ( ) " \ or
-// edge spaces is double-quoted with backslash escapes. A blank filter is
-// no condition.
+// parseFilter parses a postgres_changes filter ([protocol.ParseFilter]
+// syntax) for EmitChange, which evaluates every operator of the syntax:
+// eq, neq, lt, lte, gt, gte, in, like, ilike, is, match, imatch,
+// isdistinct, each optionally negated with "not.". A blank filter is no
+// condition.
 func parseFilter(filter string) ([]condition, error) {
-	if strings.TrimSpace(filter) == "" {
-		return nil, nil
+	conds, err := protocol.ParseFilter(filter)
+	if err != nil {
+		return nil, err
 	}
-	p := &filterParser{s: filter}
 	var out []condition
-	for {
-		c, err := p.condition()
-		if err != nil {
-			return nil, fmt.Errorf("%v in %q", err, filter)
+	for _, c := range conds {
+		if !filterOps[c.Op] {
+			return nil, &protocol.FilterError{Filter: filter, Reason: fmt.Sprintf("unknown operator %q", c.Op)}
 		}
-		out = append(out, c)
-		if p.pos == len(p.s) {
-			return out, nil
-		}
-		if p.s[p.pos] != ',' {
-			return nil, fmt.Errorf("want ',' at offset %d in %q", p.pos, filter)
-		}
-		p.pos++
+		out = append(out, condition{column: c.Column, op: c.Op, not: c.Not, values: c.Values})
 	}
-}
-
-type filterParser struct {
-	s   string
-	pos int
-}
-
-func (p *filterParser) condition() (condition, error) {
-	var c condition
-	eq := strings.IndexByte(p.s[p.pos:], '=')
-	if eq <= 0 {
-		return c, errors.New("want column=op.value")
-	}
-	c.column = strings.TrimSpace(p.s[p.pos : p.pos+eq])
-	if c.column == "" || strings.ContainsAny(c.column, ",()\"") {
-		return c, fmt.Errorf("bad column %q", c.column)
-	}
-	p.pos += eq + 1
-	op, err := p.word()
-	if err != nil {
-		return c, err
-	}
-	if op == "not" {
-		c.not = true
-		if op, err = p.word(); err != nil {
-			return c, err
-		}
-	}
-	if !filterOps[op] {
-		return c, fmt.Errorf("unknown operator %q", op)
-	}
-	c.op = op
-	if op == "in" {
-		if p.pos >= len(p.s) || p.s[p.pos] != '(' {
-			return c, errors.New("in needs a parenthesised list")
-		}
-		p.pos++
-		for {
-			v, err := p.value(true)
-			if err != nil {
-				return c, err
-			}
-			c.values = append(c.values, v)
-			if p.pos >= len(p.s) {
-				return c, errors.New("unterminated list")
-			}
-			ch := p.s[p.pos]
-			p.pos++
-			if ch == ')' {
-				return c, nil
-			}
-			if ch != ',' {
-				return c, fmt.Errorf("unexpected %q in list", ch)
-			}
-		}
-	}
-	v, err := p.value(false)
-	if err != nil {
-		return c, err
-	}
-	c.values = []string{v}
-	return c, nil
-}
-
-// word reads an operator and the '.' after it.
-func (p *filterParser) word() (string, error) {
-	dot := strings.IndexByte(p.s[p.pos:], '.')
-	if dot <= 0 {
-		return "", errors.New("want op.value")
-	}
-	w := p.s[p.pos : p.pos+dot]
-	p.pos += dot + 1
-	return w, nil
-}
-
-// value reads a plain or quoted value up to ',' (or ')' in a list).
-func (p *filterParser) value(inList bool) (string, error) {
-	if p.pos < len(p.s) && p.s[p.pos] == '"' {
-		p.pos++
-		var b strings.Builder
-		for p.pos < len(p.s) {
-			ch := p.s[p.pos]
-			switch ch {
-			case '\\':
-				if p.pos+1 >= len(p.s) {
-					return "", errors.New("unterminated escape")
-				}
-				b.WriteByte(p.s[p.pos+1])
-				p.pos += 2
-			case '"':
-				p.pos++
-				return b.String(), nil
-			default:
-				b.WriteByte(ch)
-				p.pos++
-			}
-		}
-		return "", errors.New("unterminated quoted value")
-	}
-	start := p.pos
-	for p.pos < len(p.s) {
-		ch := p.s[p.pos]
-		if ch == ',' || (inList && ch == ')') {
-			break
-		}
-		if ch == '(' || ch == ')' || ch == '"' || ch == '\\' {
-			return "", fmt.Errorf("%q in an unquoted value", ch)
-		}
-		p.pos++
-	}
-	return p.s[start:p.pos], nil
+	return out, nil
 }
 
 // eval evaluates the condition on a row (column -> JSON value).

@@ -2,13 +2,14 @@ package pgcdc
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"strconv"
 	"strings"
 	"time"
+
+	"rtm/realtime/protocol"
 )
 
 // Condition is one "column=op.value" term of a postgres_changes filter.
@@ -45,144 +46,34 @@ func isKnownOp(op string) bool {
 
 // FilterError is a filter that does not parse or that the feed cannot
 // evaluate.
-type FilterError struct {
-	Filter string
-	Reason string
-}
+type FilterError = protocol.FilterError
 
-func (e *FilterError) Error() string {
-	return fmt.Sprintf("filter %q: %s", e.Filter, e.Reason)
-}
-
-// ParseFilter parses a postgres_changes filter: conditions
-// "column=op.value" joined by commas (ANDed); op is eq, neq, lt, lte, gt,
-// gte or in; "in" takes a parenthesised list ("id=in.(1,2,3)"); a value
-// with , ( ) " \ or edge spaces is double-quoted with backslash escapes. A
-// blank filter has no condition. Errors are *FilterError saying what is
-// wrong and what is accepted.
+// ParseFilter parses a postgres_changes filter (the syntax of
+// [protocol.ParseFilter]) and keeps it to what the feed evaluates:
+// operators eq, neq, lt, lte, gt, gte and in, without negation. Errors
+// are *FilterError saying what is wrong and what is accepted.
 func ParseFilter(filter string) ([]Condition, error) {
-	if strings.TrimSpace(filter) == "" {
+	conds, err := protocol.ParseFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Condition, 0, len(conds))
+	for _, c := range conds {
+		switch {
+		case c.Not:
+			return nil, &FilterError{Filter: filter, Reason: "negation (not.) is not supported; supported operators: " + SupportedOps}
+		case isSupportedOp(c.Op):
+		case isKnownOp(c.Op):
+			return nil, &FilterError{Filter: filter, Reason: fmt.Sprintf("operator %q is not supported; supported operators: %s", c.Op, SupportedOps)}
+		default:
+			return nil, &FilterError{Filter: filter, Reason: fmt.Sprintf("unknown operator %q; supported operators: %s", c.Op, SupportedOps)}
+		}
+		out = append(out, Condition{Column: c.Column, Op: c.Op, Values: c.Values})
+	}
+	if len(out) == 0 {
 		return nil, nil
 	}
-	p := &filterParser{s: filter}
-	var out []Condition
-	for {
-		c, err := p.condition()
-		if err != nil {
-			return nil, &FilterError{Filter: filter, Reason: err.Error()}
-		}
-		out = append(out, c)
-		if p.pos == len(p.s) {
-			return out, nil
-		}
-		if p.s[p.pos] != ',' {
-			return nil, &FilterError{Filter: filter, Reason: fmt.Sprintf("want ',' between conditions at offset %d", p.pos)}
-		}
-		p.pos++
-	}
-}
-
-type filterParser struct {
-	s   string
-	pos int
-}
-
-func (p *filterParser) condition() (Condition, error) {
-	var c Condition
-	rest := p.s[p.pos:]
-	eq := strings.IndexByte(rest, '=')
-	if eq < 0 {
-		return c, errors.New(`want column=op.value, e.g. "id=eq.1"`)
-	}
-	c.Column = strings.TrimSpace(rest[:eq])
-	if c.Column == "" || strings.ContainsAny(c.Column, ",()\"\\") {
-		return c, fmt.Errorf("bad column name %q", c.Column)
-	}
-	p.pos += eq + 1
-	dot := strings.IndexByte(p.s[p.pos:], '.')
-	if dot <= 0 {
-		return c, errors.New(`want op.value after the column, e.g. "id=eq.1"`)
-	}
-	op := p.s[p.pos : p.pos+dot]
-	p.pos += dot + 1
-	if op == "not" {
-		return c, fmt.Errorf("negation (not.) is not supported; supported operators: %s", SupportedOps)
-	}
-	if !isSupportedOp(op) {
-		if isKnownOp(op) {
-			return c, fmt.Errorf("operator %q is not supported; supported operators: %s", op, SupportedOps)
-		}
-		return c, fmt.Errorf("unknown operator %q; supported operators: %s", op, SupportedOps)
-	}
-	c.Op = op
-	if op == "in" {
-		if p.pos >= len(p.s) || p.s[p.pos] != '(' {
-			return c, errors.New(`"in" needs a parenthesised list, e.g. "id=in.(1,2,3)"`)
-		}
-		p.pos++
-		for {
-			v, err := p.value(true)
-			if err != nil {
-				return c, err
-			}
-			c.Values = append(c.Values, v)
-			if p.pos >= len(p.s) {
-				return c, errors.New(`unterminated "in" list`)
-			}
-			ch := p.s[p.pos]
-			p.pos++
-			if ch == ')' {
-				return c, nil
-			}
-			if ch != ',' {
-				return c, fmt.Errorf("unexpected %q in an \"in\" list", ch)
-			}
-		}
-	}
-	v, err := p.value(false)
-	if err != nil {
-		return c, err
-	}
-	c.Values = []string{v}
-	return c, nil
-}
-
-// value reads a plain or quoted value up to ',' (or ')' in a list).
-func (p *filterParser) value(inList bool) (string, error) {
-	if p.pos < len(p.s) && p.s[p.pos] == '"' {
-		p.pos++
-		var b strings.Builder
-		for p.pos < len(p.s) {
-			ch := p.s[p.pos]
-			switch ch {
-			case '\\':
-				if p.pos+1 >= len(p.s) {
-					return "", errors.New("unterminated escape in a quoted value")
-				}
-				b.WriteByte(p.s[p.pos+1])
-				p.pos += 2
-			case '"':
-				p.pos++
-				return b.String(), nil
-			default:
-				b.WriteByte(ch)
-				p.pos++
-			}
-		}
-		return "", errors.New("unterminated quoted value")
-	}
-	start := p.pos
-	for p.pos < len(p.s) {
-		ch := p.s[p.pos]
-		if ch == ',' || (inList && ch == ')') {
-			break
-		}
-		if ch == '(' || ch == ')' || ch == '"' || ch == '\\' {
-			return "", fmt.Errorf("%q in an unquoted value (quote the value: \"...\")", ch)
-		}
-		p.pos++
-	}
-	return p.s[start:p.pos], nil
+	return out, nil
 }
 
 // cmpKind is how values of a column type compare.
