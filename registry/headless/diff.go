@@ -41,15 +41,7 @@ func ReceivedMessages(r *Recording) []Received {
 		if !ok || f.Direction != registry.In {
 			continue
 		}
-		var (
-			m   protocol.Message
-			err error
-		)
-		if len(f.Data) > 0 {
-			m, err = protocol.V2.DecodeServer(f.Data, true)
-		} else {
-			m, err = vsn.DecodeServer([]byte(f.Text), false)
-		}
+		m, err := decodeFrame(vsn, f)
 		ch := f.Channel.String()
 		if f.Channel.IsZero() {
 			ch = protocol.SubTopic(f.Topic)

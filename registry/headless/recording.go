@@ -110,6 +110,16 @@ func (r *Recording) Version() protocol.Version {
 	return protocol.V2
 }
 
+// decodeFrame decodes a recorded frame sent by the server: a binary frame
+// (kept in Data) under 2.0.0, a text frame under the recording's
+// serializer vsn.
+func decodeFrame(vsn protocol.Version, f registry.FrameEvent) (protocol.Message, error) {
+	if len(f.Data) > 0 {
+		return protocol.V2.DecodeServer(f.Data, true)
+	}
+	return vsn.DecodeServer([]byte(f.Text), false)
+}
+
 // LineError is an error in a recording (or a scenario) at a line.
 type LineError struct {
 	// File names the input ("" when unnamed); Line is 1-based.

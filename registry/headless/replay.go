@@ -145,15 +145,7 @@ func replayItems(rec *Recording, o ReplayOptions, skipped map[string]int) ([]rep
 		if !ok || f.Direction != registry.In {
 			continue
 		}
-		var (
-			m   protocol.Message
-			err error
-		)
-		if len(f.Data) > 0 {
-			m, err = protocol.V2.DecodeServer(f.Data, true)
-		} else {
-			m, err = vsn.DecodeServer([]byte(f.Text), false)
-		}
+		m, err := decodeFrame(vsn, f)
 		if err != nil || m.Topic == protocol.PhoenixTopic {
 			continue
 		}
