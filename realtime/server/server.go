@@ -95,7 +95,8 @@ type Server struct {
 	reserved   int // open or upgrading sockets
 	connSeq    uint64
 	connClosed bool
-	connGone   chan struct{} // signalled when a connection is removed
+	draining   bool          // Shutdown runs: sockets that finish upgrading get a close frame
+	connGone   chan struct{} // signalled when a connection or a reservation is released
 
 	regMu  sync.Mutex
 	topics map[fanKey]*topic
@@ -302,11 +303,12 @@ func (s *Server) Restart(ctx context.Context, downtime time.Duration) error {
 	return ctxErr
 }
 
-// waitNoConns waits until every connection is torn down.
+// waitNoConns waits until every connection, those still upgrading
+// included, is torn down.
 func (s *Server) waitNoConns(ctx context.Context) error {
 	for {
 		s.connMu.Lock()
-		n := len(s.conns)
+		n := s.reserved
 		s.connMu.Unlock()
 		if n == 0 {
 			return nil
@@ -332,6 +334,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.httpSrv = nil
 	}
 	s.lifeMu.Unlock()
+	s.connMu.Lock()
+	s.draining = true
+	s.connMu.Unlock()
 	for _, c := range s.connList() {
 		c.sendClose(websocket.CloseGoingAway, "server shutting down")
 	}
@@ -478,7 +483,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.connMu.Lock()
 	switch {
-	case s.connClosed:
+	case s.connClosed || s.draining:
 		s.connMu.Unlock()
 		s.connectError(w, r, http.StatusServiceUnavailable, "Realtime is shutting down")
 		return
@@ -542,12 +547,24 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.log.Info("Connected", "remote", c.remote, "vsn", vsn.String(), "role", claims.Role, "apikey", MaskToken(token))
+	// A socket upgraded while Shutdown runs may have been registered
+	// after Shutdown listed the sockets: it closes itself the same way.
+	s.connMu.Lock()
+	draining := s.draining
+	s.connMu.Unlock()
+	if draining {
+		c.sendClose(websocket.CloseGoingAway, "server shutting down")
+	}
 }
 
 func (s *Server) releaseReservation() {
 	s.connMu.Lock()
 	s.reserved--
 	s.connMu.Unlock()
+	select {
+	case s.connGone <- struct{}{}:
+	default:
+	}
 }
 
 // removeConn unregisters a torn-down connection.
