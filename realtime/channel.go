@@ -727,10 +727,15 @@ func (ch *Channel) emit(ev Event) {
 		return
 	}
 	if !ch.q.push(ev, false) {
-		n := ch.s.st.drops.Add(1)
-		if n&(n-1) == 0 { // log at powers of two
-			ch.s.log.Warn("Consumer too slow, dropping events", logTopic, ch.topic, logCount, n)
-		}
+		ch.countDrop()
+	}
+}
+
+// countDrop counts an event dropped for a slow consumer.
+func (ch *Channel) countDrop() {
+	n := ch.s.st.drops.Add(1)
+	if n&(n-1) == 0 { // log at powers of two
+		ch.s.log.Warn("Consumer too slow, dropping events", logTopic, ch.topic, logCount, n)
 	}
 }
 

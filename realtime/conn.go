@@ -28,6 +28,8 @@ type conn struct {
 	wake    chan struct{} // a frame was queued
 	hbReply chan hbReply  // heartbeat replies seen by the reader
 
+	presence protocol.PresenceSpans // the reader's scratch for presence payloads
+
 	once       sync.Once
 	done       chan struct{} // closed when the connection ends
 	writerDone chan struct{} // closed when the writer has returned

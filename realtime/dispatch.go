@@ -17,7 +17,8 @@ func (s *Socket) handleFrame(c *conn, data []byte, binary bool, at time.Time) {
 	s.st.framesIn.Add(1)
 	s.st.bytesIn.Add(uint64(len(data)))
 	var f protocol.ServerFrame
-	err := s.vsn.ScanServer(data, binary, &f)
+	ps := &c.presence
+	err := s.vsn.ScanServerPresence(data, binary, &f, ps)
 	tap := s.tap.Load()
 	if err != nil {
 		if tap != nil {
@@ -48,8 +49,9 @@ func (s *Socket) handleFrame(c *conn, data []byte, binary bool, at time.Time) {
 		}
 		tap.push(tapFrame(c, data, binary, at, &f, topic, joinRef), false)
 	}
-	s.dispatchLocked(&f, len(data), at)
+	s.dispatchLocked(&f, ps, len(data), at)
 	s.mu.Unlock()
+	releaseSpans(ps) // they alias data
 }
 
 // tapFrame builds the tap's view of a scanned frame without decoding it
@@ -83,7 +85,8 @@ func (s *Socket) heartbeatReply(c *conn, f *protocol.ServerFrame, at time.Time) 
 	}
 }
 
-func (s *Socket) dispatchLocked(f *protocol.ServerFrame, size int, at time.Time) {
+// dispatchLocked routes a scanned frame; ps holds its presence payload.
+func (s *Socket) dispatchLocked(f *protocol.ServerFrame, ps *protocol.PresenceSpans, size int, at time.Time) {
 	ch := s.channels[string(f.Topic)]
 	if ch == nil {
 		s.log.Debug("Dropping frame for a topic without channel", logTopic, string(f.Topic), logEvent, f.Event)
@@ -111,17 +114,17 @@ func (s *Socket) dispatchLocked(f *protocol.ServerFrame, size int, at time.Time)
 	case protocol.EventReply:
 		s.replyLocked(ch, f)
 	case protocol.EventPresenceState:
-		events, err := ch.presence.applyState(f.Payload, ch.joinRef)
+		events, sync, err := ch.presence.applyStateSpans(ps, ch.joinRef)
 		if err != nil {
 			s.log.Warn("Bad presence_state", logTopic, ch.topic, logErr, err)
 		}
-		ch.emitPresence(events, at)
+		ch.emitPresence(events, sync, at)
 	case protocol.EventPresenceDiff:
-		events, _, err := ch.presence.applyDiff(f.Payload, ch.joinRef)
+		events, held, err := ch.presence.applyDiffSpans(ps, f.Payload, ch.joinRef)
 		if err != nil {
 			s.log.Warn("Bad presence_diff", logTopic, ch.topic, logErr, err)
 		}
-		ch.emitPresence(events, at)
+		ch.emitPresence(events, !held && err == nil, at)
 	case protocol.EventPostgresChanges:
 		s.postgresChangeLocked(ch, f, at)
 	case protocol.EventSystem:
@@ -199,19 +202,29 @@ func (s *Socket) postgresChangeLocked(ch *Channel, f *protocol.ServerFrame, at t
 	ch.emit(Event{Type: EventPostgresChange, Time: at, Channel: ch, Change: &PostgresChange{Bindings: matched, IDs: pc.IDs, ChangeData: pc.Data}})
 }
 
-// emitPresence delivers presence events: joins and leaves may be dropped
-// for a slow consumer like other stream events, syncs never are (the
-// state itself is always complete in [Channel.Presence]).
-func (ch *Channel) emitPresence(events []PresenceEvent, at time.Time) {
-	if ch.q == nil {
+// emitPresence delivers the presence events of one frame, then a sync
+// when sync is set, in one hand-off to the channel's queue: joins and
+// leaves may be dropped for a slow consumer like other stream events,
+// syncs never are (the state itself is always complete in
+// [Channel.Presence]).
+func (ch *Channel) emitPresence(events []PresenceEvent, sync bool, at time.Time) {
+	if ch.q == nil || (len(events) == 0 && !sync) {
 		return
 	}
+	dropped := 0
+	ch.q.lock()
 	for i := range events {
-		ev := Event{Type: EventPresence, Time: at, Channel: ch, Presence: &events[i]}
-		if events[i].Kind == PresenceSync {
-			ch.q.push(ev, true)
+		if slot := ch.q.slotLocked(false); slot != nil {
+			*slot = Event{Type: EventPresence, Time: at, Channel: ch, Presence: &events[i]}
 		} else {
-			ch.emit(ev)
+			dropped++
 		}
+	}
+	if sync {
+		*ch.q.slotLocked(true) = Event{Type: EventPresence, Time: at, Channel: ch, Presence: &ch.presence.syncEvent}
+	}
+	ch.q.unlock()
+	for range dropped {
+		ch.countDrop()
 	}
 }

@@ -280,7 +280,8 @@ type Event struct {
 
 	// Broadcast: EventBroadcast.
 	Broadcast Broadcast
-	// Presence: EventPresence.
+	// Presence: EventPresence. Read-only: events may share it (every
+	// sync of a channel has the same one).
 	Presence *PresenceEvent
 	// Change: EventPostgresChange.
 	Change *PostgresChange

@@ -72,7 +72,7 @@ func (v Version) ScanServer(data []byte, binary bool, f *ServerFrame) error {
 	}
 	switch v {
 	case V2:
-		return scanArray(data, f)
+		return scanArray(data, f, nil)
 	case V1:
 		return scanObjectFrame(data, f)
 	default:
@@ -84,7 +84,7 @@ func (v Version) ScanServer(data []byte, binary bool, f *ServerFrame) error {
 var isSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 
 func skipWS(d []byte, i int) int {
-	for i < len(d) && isSpace[d[i]] {
+	for i < len(d) && d[i] <= ' ' && isSpace[d[i]] {
 		i++
 	}
 	return i
@@ -112,8 +112,10 @@ func fastString(d []byte, i int) (end, start, stop int, escaped bool, err error)
 			b := v ^ (ones * '\\')
 			mask := ((q - ones) & ^q) | ((b - ones) & ^b) | ((v - ones*0x20) & ^v) | v
 			if mask &= highs; mask != 0 {
+				// The flagged byte is never plain ASCII: no need to
+				// look at it again below.
 				i += bits.TrailingZeros64(mask) >> 3
-				break
+				goto special
 			}
 			i += 8
 		}
@@ -123,6 +125,7 @@ func fastString(d []byte, i int) (end, start, stop int, escaped bool, err error)
 		if i >= n {
 			return i, 0, 0, false, syntaxError(i, "unterminated string")
 		}
+	special:
 		switch c := d[i]; {
 		case c == '"':
 			return i + 1, start, i, escaped, nil
@@ -367,8 +370,9 @@ func expectByte(d []byte, i int, c byte) (int, error) {
 	return i + 1, nil
 }
 
-// scanArray scans a V2 text frame [join_ref,ref,topic,event,payload,...].
-func scanArray(d []byte, f *ServerFrame) error {
+// scanArray scans a V2 text frame [join_ref,ref,topic,event,payload,...];
+// with ps, a presence payload is read into it (see ScanServerPresence).
+func scanArray(d []byte, f *ServerFrame, ps *PresenceSpans) error {
 	i := skipWS(d, 0)
 	if i >= len(d) || d[i] != '[' {
 		return fmt.Errorf("%w: a 2.0.0 text frame must be a JSON array", ErrMalformed)
@@ -406,7 +410,7 @@ func scanArray(d []byte, f *ServerFrame) error {
 	if i < len(d) && d[i] == '{' && f.Event == EventBroadcast {
 		i, err = scanBroadcastObject(d, i, f)
 	} else {
-		i, err = fastValue(d, i, 0)
+		i, err = scanPresencePayload(d, i, f, ps)
 	}
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)

@@ -14,6 +14,7 @@ func checkScanMatchesDecode(t *testing.T, v Version, data []byte, binary bool) {
 	t.Helper()
 	var f ServerFrame
 	errScan := v.ScanServer(data, binary, &f)
+	checkScanServerPresence(t, v, data, binary, &f, errScan)
 	m, errDecode := v.DecodeServer(data, binary)
 	if (errScan == nil) != (errDecode == nil) {
 		t.Fatalf("%s %q: ScanServer err %v, DecodeServer err %v", v, data, errScan, errDecode)
@@ -144,6 +145,9 @@ func FuzzScanServer(f *testing.F) {
 	f.Add([]byte(`[null,null,"realtime:room1","broadcast",{"event":"x","meta":null,"payload":1,"meta":{"id":"1"}}]`))
 	f.Add(append([]byte{0x04, 0x0e, 0x06, 0x00, 0x01}, `realtime:room1cursor{"x":1}`...))
 	f.Add(append([]byte{0x04, 0x01, 0x01, 0x0a, 0x00}, `te{"id":"1"}raw`...))
+	for _, s := range presenceFrameSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkScanMatchesDecode(t, V2, data, false)
 		checkScanMatchesDecode(t, V1, data, false)

@@ -9,26 +9,18 @@ import (
 // and calls fn for each key in the order of the JSON, with its metas.
 // Members of an entry other than "metas" are ignored; an entry without
 // metas has none. The metas' Raw aliases data (copy data first to keep
-// them beyond its lifetime). The whole payload is validated; on a
-// malformed one the error wraps ErrMalformed (fn may have been called for
-// the keys before the error). An error from fn stops the scan and is
-// returned.
+// them beyond its lifetime). The whole payload is validated before fn is
+// called; on a malformed one the error wraps ErrMalformed. An error from
+// fn stops the scan and is returned.
 //
-// It is the fast path of a client applying large states: no reflection,
-// one allocation per key and one per key's metas slice.
+// It has no reflection; it allocates the keys, the metas slices and the
+// refs. [ScanPresenceStateSpans] locates the same without allocating.
 func ScanPresenceState(data []byte, fn func(key string, metas []PresenceMeta) error) error {
-	i := skipWS(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return fmt.Errorf("%w: presence state must be a JSON object", ErrMalformed)
-	}
-	i, err := scanPresenceObject(data, i, 0, fn)
-	if err != nil {
+	var ps PresenceSpans
+	if err := ScanPresenceStateSpans(data, &ps); err != nil {
 		return err
 	}
-	if i = skipWS(data, i); i < len(data) {
-		return syntaxError(i, "trailing data")
-	}
-	return nil
+	return ps.each(fn, fn)
 }
 
 // ScanPresenceDiff reads a presence_diff payload {"joins":{...},"leaves":{...}}
@@ -38,163 +30,34 @@ func ScanPresenceState(data []byte, fn func(key string, metas []PresenceMeta) er
 // members are ignored. Validation and aliasing are those of
 // [ScanPresenceState].
 func ScanPresenceDiff(data []byte, join, leave func(key string, metas []PresenceMeta) error) error {
-	i := skipWS(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return fmt.Errorf("%w: presence diff must be a JSON object", ErrMalformed)
-	}
-	i, err := scanMembers(data, i, func(key []byte, escaped bool, i int) (int, error) {
-		var fn func(string, []PresenceMeta) error
-		switch {
-		case keyIs(key, escaped, "joins"):
-			fn = join
-		case keyIs(key, escaped, "leaves"):
-			fn = leave
-		default:
-			return fastValue(data, i, 1)
-		}
-		if i < len(data) && data[i] == 'n' {
-			return fastLiteral(data, i, "null")
-		}
-		if i >= len(data) || data[i] != '{' {
-			return i, fmt.Errorf("%w: presence diff part is not an object", ErrMalformed)
-		}
-		return scanPresenceObject(data, i, 1, fn)
-	})
-	if err != nil {
+	var ps PresenceSpans
+	if err := ScanPresenceDiffSpans(data, &ps); err != nil {
 		return err
 	}
-	if i = skipWS(data, i); i < len(data) {
-		return syntaxError(i, "trailing data")
+	return ps.each(join, leave)
+}
+
+// each calls join (leave for the entries marked Leave) for each entry of
+// ps, with metas whose Raw aliases the scanned bytes.
+func (ps *PresenceSpans) each(join, leave func(key string, metas []PresenceMeta) error) error {
+	for k := range ps.Entries {
+		e := &ps.Entries[k]
+		var metas []PresenceMeta
+		if e.N > 0 {
+			metas = make([]PresenceMeta, e.N)
+			for j, m := range ps.MetasOf(e) {
+				metas[j] = PresenceMeta{Ref: string(m.Ref), PrevRef: string(m.PrevRef), Raw: m.Raw}
+			}
+		}
+		fn := join
+		if e.Leave {
+			fn = leave
+		}
+		if err := fn(string(e.Key), metas); err != nil {
+			return err
+		}
 	}
 	return nil
-}
-
-// scanMembers iterates over the members of the object at d[i] == '{',
-// calling fn with each raw key and the index of its value (after space);
-// fn returns the index after the value.
-func scanMembers(d []byte, i int, fn func(key []byte, escaped bool, i int) (int, error)) (int, error) {
-	i = skipWS(d, i+1)
-	if i < len(d) && d[i] == '}' {
-		return i + 1, nil
-	}
-	for {
-		if i >= len(d) || d[i] != '"' {
-			return i, syntaxError(i, "want string")
-		}
-		end, ks, ke, esc, err := fastString(d, i)
-		if err != nil {
-			return end, err
-		}
-		if i, err = expectByte(d, end, ':'); err != nil {
-			return i, err
-		}
-		if i, err = fn(d[ks:ke], esc, skipWS(d, i)); err != nil {
-			return i, err
-		}
-		i = skipWS(d, i)
-		if i >= len(d) {
-			return i, syntaxError(i, "want ',' or '}' in object")
-		}
-		switch d[i] {
-		case ',':
-			i = skipWS(d, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxError(i, "want ',' or '}' in object")
-		}
-	}
-}
-
-// keyString returns an object key as a string.
-func keyString(raw []byte, escaped bool) (string, error) {
-	if !escaped {
-		return string(raw), nil
-	}
-	return unescape(raw)
-}
-
-// scanPresenceObject reads {"<key>":{"metas":[...]},...} at d[i] == '{'
-// (nested depth deep in its frame).
-func scanPresenceObject(d []byte, i, depth int, fn func(key string, metas []PresenceMeta) error) (int, error) {
-	return scanMembers(d, i, func(rawKey []byte, escaped bool, i int) (int, error) {
-		key, err := keyString(rawKey, escaped)
-		if err != nil {
-			return i, err
-		}
-		if i >= len(d) || d[i] != '{' {
-			return i, fmt.Errorf("%w: presence entry %q is not an object", ErrMalformed, key)
-		}
-		var metas []PresenceMeta
-		i, err = scanMembers(d, i, func(field []byte, fesc bool, i int) (int, error) {
-			if !keyIs(field, fesc, "metas") {
-				return fastValue(d, i, depth+2)
-			}
-			if i >= len(d) || d[i] != '[' {
-				return i, fmt.Errorf("%w: metas of presence %q are not an array", ErrMalformed, key)
-			}
-			metas = metas[:0]
-			i = skipWS(d, i+1)
-			if i < len(d) && d[i] == ']' {
-				return i + 1, nil
-			}
-			for {
-				var m PresenceMeta
-				var err error
-				if m, i, err = scanMeta(d, i, depth+3); err != nil {
-					return i, err
-				}
-				metas = append(metas, m)
-				i = skipWS(d, i)
-				if i >= len(d) {
-					return i, syntaxError(i, "want ',' or ']' in array")
-				}
-				switch d[i] {
-				case ',':
-					i = skipWS(d, i+1)
-				case ']':
-					return i + 1, nil
-				default:
-					return i, syntaxError(i, "want ',' or ']' in array")
-				}
-			}
-		})
-		if err != nil {
-			return i, err
-		}
-		return i, fn(key, metas)
-	})
-}
-
-// scanMeta reads one meta object at d[i].
-func scanMeta(d []byte, i, depth int) (PresenceMeta, int, error) {
-	var m PresenceMeta
-	if i >= len(d) || d[i] != '{' {
-		return m, i, fmt.Errorf("%w: presence meta is not an object", ErrMalformed)
-	}
-	start := i
-	end, err := scanMembers(d, i, func(key []byte, escaped bool, i int) (int, error) {
-		var dst *string
-		switch {
-		case keyIs(key, escaped, "phx_ref"):
-			dst = &m.Ref
-		case keyIs(key, escaped, "phx_ref_prev"):
-			dst = &m.PrevRef
-		default:
-			return fastValue(d, i, depth+1)
-		}
-		v, end, err := refAt(d, i, "phx_ref")
-		if err != nil {
-			return end, fmt.Errorf("presence meta: %w", err)
-		}
-		*dst = string(v)
-		return end, nil
-	})
-	if err != nil {
-		return PresenceMeta{}, end, err
-	}
-	m.Raw = d[start:end:end]
-	return m, end, nil
 }
 
 // SplitPresenceDiff returns the raw "joins" and "leaves" objects of a
