@@ -82,7 +82,12 @@
 // algorithm of phoenix's Presence (diffs wait for the state of the current
 // join; a new state is synced against the old one). A diff touches only
 // the keys it names; metas slices are immutable once stored, so events
-// and readers share them without copies.
+// and readers share them without copies. The reader locates a presence
+// payload's keys and metas in the same pass that validates the frame
+// ([protocol.Version.ScanServerPresence]); what the state keeps (keys,
+// refs, meta objects) is copied out of the frame in one block each, so
+// the state never keeps a read slab alive. About 1.2-1.4 µs per diff into
+// a 10k-member state, 11-14x realtime-js (BenchmarkPresenceVsRealtimeJS).
 //
 // # Bad input and memory
 //
