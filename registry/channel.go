@@ -578,7 +578,7 @@ func (m *Manager) clientConfigLocked(e *entry, gen uint64) realtime.ChannelConfi
 		Presence:        realtime.PresenceConfig{Key: e.cfg.PresenceKey, Enabled: e.cfg.Presence || len(e.pres) > 0},
 		PostgresChanges: slices.Clone(e.pg),
 		Private:         e.cfg.Private,
-		OnEvent:         func(ev realtime.Event) { m.onChannelEvent(e, gen, ev) },
+		OnEvent:         func(ev realtime.Event) { m.onChannelEvent(e, gen, &ev) },
 		// A deep buffer: the manager is fast, but a GC pause or a busy
 		// machine must not make the client drop broadcasts.
 		EventBuffer: clientEventBuffer,
@@ -728,7 +728,7 @@ func (m *Manager) onSocketOpenLocked() {
 
 // onChannelEvent handles an event of e's client channel of generation
 // gen. It runs on the channel's delivery goroutine.
-func (m *Manager) onChannelEvent(e *entry, gen uint64, ev realtime.Event) {
+func (m *Manager) onChannelEvent(e *entry, gen uint64, ev *realtime.Event) {
 	var calls []func()
 	m.mu.Lock()
 	// An entry leaves the registry only after e.leaving is set.
@@ -738,7 +738,7 @@ func (m *Manager) onChannelEvent(e *entry, gen uint64, ev realtime.Event) {
 	}
 	switch ev.Type {
 	case realtime.EventStatus:
-		m.onStatusLocked(e, gen, ev)
+		m.onStatusLocked(e, gen, *ev)
 	case realtime.EventBroadcast:
 		// The hot path: no allocation beyond the event itself.
 		ls := m.onBroadcastLocked(e, ev)
@@ -747,18 +747,18 @@ func (m *Manager) onChannelEvent(e *entry, gen uint64, ev realtime.Event) {
 			b := &ev.Broadcast
 			msg := Broadcast{Channel: e.name, Event: b.Event, Payload: b.Payload, Binary: b.Binary, Meta: b.Meta, Time: ev.Time}
 			for _, l := range ls {
-				if l.event == "*" || strings.EqualFold(l.event, b.Event) {
+				if l.event == "*" || l.event == b.Event || strings.EqualFold(l.event, b.Event) {
 					l.fn(msg)
 				}
 			}
 		}
 		return
 	case realtime.EventPresence:
-		calls = m.onPresenceLocked(e, ev)
+		calls = m.onPresenceLocked(e, *ev)
 	case realtime.EventPostgresChange:
-		calls = m.onChangeLocked(e, ev)
+		calls = m.onChangeLocked(e, *ev)
 	case realtime.EventSystem:
-		calls = m.onSystemLocked(e, ev)
+		calls = m.onSystemLocked(e, *ev)
 	}
 	m.mu.Unlock()
 	for _, c := range calls {
@@ -1261,7 +1261,7 @@ func (m *Manager) publishError(n Name, op, code, msg string) {
 
 // onBroadcastLocked records a broadcast and returns the listeners (a
 // copy-on-write slice, safe to read after unlocking).
-func (m *Manager) onBroadcastLocked(e *entry, ev realtime.Event) []*bcastListener {
+func (m *Manager) onBroadcastLocked(e *entry, ev *realtime.Event) []*bcastListener {
 	b := &ev.Broadcast
 	m.msgsIn.Add(1)
 	e.msgsIn++

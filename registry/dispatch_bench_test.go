@@ -40,7 +40,7 @@ func benchDispatch(b *testing.B, batches bool) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		m.onChannelEvent(e, gen, ev)
+		m.onChannelEvent(e, gen, &ev)
 		if i++; i&1023 == 0 {
 			batch = sub.Drain(batch[:0])
 		}
