@@ -165,59 +165,89 @@ func (ps *presenceSet) add(key string, metas []PresenceMeta) {
 	ps.metas = append(ps.metas, metas)
 }
 
-// copyMetas copies the entries of ps (those with Leave == leave) out of
-// the scanned bytes: the keys and refs into one string, the meta objects
-// into one byte slice, the metas into one slice (each entry's part
-// capacity-limited). An entry without metas gets nil.
-func copyMetas(ps *protocol.PresenceSpans, leave bool) presenceSet {
-	strLen, rawLen, n, keys := 0, 0, 0, 0
+// spanCopy holds copies of the keys, refs and meta objects of a scanned
+// payload's entries (the joins, or the leaves), so that what the state
+// keeps does not alias the frame: the strings in one string, the meta
+// objects in one byte slice, handed out in the order of the entries.
+type spanCopy struct {
+	strs  string
+	off   int
+	raws  []byte
+	keys  int // entries copied
+	metas int // metas copied
+}
+
+// newSpanCopy copies the entries of ps with Leave == leave.
+func newSpanCopy(ps *protocol.PresenceSpans, leave bool) spanCopy {
+	var c spanCopy
+	strLen, rawLen := 0, 0
 	for k := range ps.Entries {
 		e := &ps.Entries[k]
 		if e.Leave != leave {
 			continue
 		}
-		keys++
+		c.keys++
 		strLen += len(e.Key)
 		for _, m := range ps.MetasOf(e) {
 			strLen += len(m.Ref) + len(m.PrevRef)
 			rawLen += len(m.Raw)
-			n++
+			c.metas++
 		}
 	}
-	var sb strings.Builder
-	sb.Grow(strLen)
+	if strLen > 0 {
+		var sb strings.Builder
+		sb.Grow(strLen)
+		for k := range ps.Entries {
+			if e := &ps.Entries[k]; e.Leave == leave {
+				sb.Write(e.Key)
+				for _, m := range ps.MetasOf(e) {
+					sb.Write(m.Ref)
+					sb.Write(m.PrevRef)
+				}
+			}
+		}
+		c.strs = sb.String()
+	}
+	if rawLen > 0 {
+		c.raws = make([]byte, 0, rawLen)
+	}
+	return c
+}
+
+// key returns the copy of the next entry's key (e is that entry).
+func (c *spanCopy) key(e *protocol.PresenceEntrySpan) string {
+	return c.cut(len(e.Key))
+}
+
+// meta returns the copy of the next meta (m is that meta).
+func (c *spanCopy) meta(m *protocol.PresenceMetaSpan) PresenceMeta {
+	r := len(c.raws)
+	c.raws = append(c.raws, m.Raw...)
+	return PresenceMeta{Ref: c.cut(len(m.Ref)), PrevRef: c.cut(len(m.PrevRef)), Raw: c.raws[r:len(c.raws):len(c.raws)]}
+}
+
+func (c *spanCopy) cut(n int) string {
+	s := c.strs[c.off : c.off+n]
+	c.off += n
+	return s
+}
+
+// copyMetas copies the entries of ps (those with Leave == leave) out of
+// the scanned bytes (see spanCopy), their metas into one slice (each
+// entry's part capacity-limited). An entry without metas gets nil.
+func copyMetas(ps *protocol.PresenceSpans, leave bool) presenceSet {
+	c := newSpanCopy(ps, leave)
+	metas := make([]PresenceMeta, 0, c.metas)
+	set := presenceSet{keys: make([]string, 0, c.keys), metas: make([][]PresenceMeta, 0, c.keys)}
 	for k := range ps.Entries {
 		e := &ps.Entries[k]
 		if e.Leave != leave {
 			continue
 		}
-		sb.Write(e.Key)
-		for _, m := range ps.MetasOf(e) {
-			sb.Write(m.Ref)
-			sb.Write(m.PrevRef)
-		}
-	}
-	strs := sb.String()
-	raws := make([]byte, 0, rawLen)
-	metas := make([]PresenceMeta, 0, n)
-	set := presenceSet{keys: make([]string, 0, keys), metas: make([][]PresenceMeta, 0, keys)}
-	off := 0
-	cut := func(n int) string {
-		s := strs[off : off+n]
-		off += n
-		return s
-	}
-	for k := range ps.Entries {
-		e := &ps.Entries[k]
-		if e.Leave != leave {
-			continue
-		}
-		key := cut(len(e.Key))
+		key := c.key(e)
 		first := len(metas)
 		for _, m := range ps.MetasOf(e) {
-			r := len(raws)
-			raws = append(raws, m.Raw...)
-			metas = append(metas, PresenceMeta{Ref: cut(len(m.Ref)), PrevRef: cut(len(m.PrevRef)), Raw: raws[r:len(raws):len(raws)]})
+			metas = append(metas, c.meta(&m))
 		}
 		var em []PresenceMeta
 		if len(metas) > first {
@@ -386,49 +416,13 @@ func (p *Presence) applyDiffSpansLocked(ps *protocol.PresenceSpans, payload []by
 func (p *Presence) applyDiffLocked(ps *protocol.PresenceSpans, events []PresenceEvent) []PresenceEvent {
 	// The strings (new keys, refs) and meta objects of all joins, in one
 	// allocation each.
-	strLen, rawLen := 0, 0
+	c := newSpanCopy(ps, false)
 	for k := range ps.Entries {
 		e := &ps.Entries[k]
 		if e.Leave {
 			continue
 		}
-		strLen += len(e.Key)
-		for _, m := range ps.MetasOf(e) {
-			strLen += len(m.Ref) + len(m.PrevRef)
-			rawLen += len(m.Raw)
-		}
-	}
-	var strs string
-	var raws []byte
-	if strLen > 0 {
-		var sb strings.Builder
-		sb.Grow(strLen)
-		for k := range ps.Entries {
-			if e := &ps.Entries[k]; !e.Leave {
-				sb.Write(e.Key)
-				for _, m := range ps.MetasOf(e) {
-					sb.Write(m.Ref)
-					sb.Write(m.PrevRef)
-				}
-			}
-		}
-		strs = sb.String()
-	}
-	if rawLen > 0 {
-		raws = make([]byte, 0, rawLen)
-	}
-	off := 0
-	cut := func(n int) string {
-		s := strs[off : off+n]
-		off += n
-		return s
-	}
-	for k := range ps.Entries {
-		e := &ps.Entries[k]
-		if e.Leave {
-			continue
-		}
-		key := cut(len(e.Key))
+		key := c.key(e)
 		cur, ok := p.state[key]
 		if ok {
 			key = cur.key
@@ -446,10 +440,8 @@ func (p *Presence) applyDiffLocked(ps *protocol.PresenceSpans, events []Presence
 				merged = append(merged, m)
 			}
 		}
-		for _, m := range spans {
-			r := len(raws)
-			raws = append(raws, m.Raw...)
-			merged = append(merged, PresenceMeta{Ref: cut(len(m.Ref)), PrevRef: cut(len(m.PrevRef)), Raw: raws[r:len(raws):len(raws)]})
+		for i := range spans {
+			merged = append(merged, c.meta(&spans[i]))
 		}
 		var joined []PresenceMeta
 		if len(spans) > 0 {

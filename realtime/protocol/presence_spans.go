@@ -173,17 +173,12 @@ func (ps *PresenceSpans) scanDiff(d []byte, i int) (int, error) {
 		return i + 1, nil
 	}
 	for {
-		if i >= len(d) || d[i] != '"' {
-			return i, syntaxError(i, "want string")
-		}
-		end, ks, ke, esc, err := fastString(d, i)
-		if err != nil {
-			return end, err
-		}
-		if i, err = expectByte(d, end, ':'); err != nil {
+		var ks, ke int
+		var esc bool
+		var err error
+		if i, ks, ke, esc, err = memberKey(d, i); err != nil {
 			return i, err
 		}
-		i = skipWS(d, i)
 		key := d[ks:ke]
 		var leave bool
 		switch {
@@ -208,17 +203,9 @@ func (ps *PresenceSpans) scanDiff(d []byte, i int) (int, error) {
 			return i, err
 		}
 	next:
-		i = skipWS(d, i)
-		if i >= len(d) {
-			return i, syntaxError(i, "want ',' or '}' in object")
-		}
-		switch d[i] {
-		case ',':
-			i = skipWS(d, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxError(i, "want ',' or '}' in object")
+		var done bool
+		if i, done, err = nextMember(d, i, '}'); done || err != nil {
+			return i, err
 		}
 	}
 }
@@ -231,25 +218,20 @@ func (ps *PresenceSpans) scanObject(d []byte, i, depth int, leave bool) (int, er
 		return i + 1, nil
 	}
 	for {
-		if i >= len(d) || d[i] != '"' {
-			return i, syntaxError(i, "want string")
-		}
-		end, ks, ke, esc, err := fastString(d, i)
-		if err != nil {
-			return end, err
+		var ks, ke int
+		var esc bool
+		var err error
+		if i, ks, ke, esc, err = memberKey(d, i); err != nil {
+			return i, err
 		}
 		key := d[ks:ke:ke]
 		if esc {
 			s, err := unescape(key)
 			if err != nil {
-				return end, err
+				return ks, err
 			}
 			key = []byte(s)
 		}
-		if i, err = expectByte(d, end, ':'); err != nil {
-			return i, err
-		}
-		i = skipWS(d, i)
 		if i >= len(d) || d[i] != '{' {
 			return i, fmt.Errorf("%w: presence entry %q is not an object", ErrMalformed, key)
 		}
@@ -258,17 +240,9 @@ func (ps *PresenceSpans) scanObject(d []byte, i, depth int, leave bool) (int, er
 		if i, err = ps.scanEntry(d, i, depth+1, &ps.Entries[len(ps.Entries)-1]); err != nil {
 			return i, err
 		}
-		i = skipWS(d, i)
-		if i >= len(d) {
-			return i, syntaxError(i, "want ',' or '}' in object")
-		}
-		switch d[i] {
-		case ',':
-			i = skipWS(d, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxError(i, "want ',' or '}' in object")
+		var done bool
+		if i, done, err = nextMember(d, i, '}'); done || err != nil {
+			return i, err
 		}
 	}
 }
@@ -281,17 +255,12 @@ func (ps *PresenceSpans) scanEntry(d []byte, i, depth int, e *PresenceEntrySpan)
 		return i + 1, nil
 	}
 	for {
-		if i >= len(d) || d[i] != '"' {
-			return i, syntaxError(i, "want string")
-		}
-		end, ks, ke, esc, err := fastString(d, i)
-		if err != nil {
-			return end, err
-		}
-		if i, err = expectByte(d, end, ':'); err != nil {
+		var ks, ke int
+		var esc bool
+		var err error
+		if i, ks, ke, esc, err = memberKey(d, i); err != nil {
 			return i, err
 		}
-		i = skipWS(d, i)
 		if !isKey(d[ks:ke], esc, "metas") {
 			i, err = fastValue(d, i, depth+1)
 		} else {
@@ -300,17 +269,9 @@ func (ps *PresenceSpans) scanEntry(d []byte, i, depth int, e *PresenceEntrySpan)
 		if err != nil {
 			return i, err
 		}
-		i = skipWS(d, i)
-		if i >= len(d) {
-			return i, syntaxError(i, "want ',' or '}' in object")
-		}
-		switch d[i] {
-		case ',':
-			i = skipWS(d, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxError(i, "want ',' or '}' in object")
+		var done bool
+		if i, done, err = nextMember(d, i, '}'); done || err != nil {
+			return i, err
 		}
 	}
 }
@@ -335,17 +296,9 @@ func (ps *PresenceSpans) scanMetas(d []byte, i, depth int, e *PresenceEntrySpan)
 			return i, err
 		}
 		e.N++
-		i = skipWS(d, i)
-		if i >= len(d) {
-			return i, syntaxError(i, "want ',' or ']' in array")
-		}
-		switch d[i] {
-		case ',':
-			i = skipWS(d, i+1)
-		case ']':
-			return i + 1, nil
-		default:
-			return i, syntaxError(i, "want ',' or ']' in array")
+		var done bool
+		if i, done, err = nextMember(d, i, ']'); done || err != nil {
+			return i, err
 		}
 	}
 }
@@ -362,14 +315,10 @@ func scanMetaSpan(d []byte, i, depth int, m *PresenceMetaSpan) (int, error) {
 		return i + 1, nil
 	}
 	for {
-		if i >= len(d) || d[i] != '"' {
-			return i, syntaxError(i, "want string")
-		}
-		end, ks, ke, esc, err := fastString(d, i)
-		if err != nil {
-			return end, err
-		}
-		if i, err = expectByte(d, end, ':'); err != nil {
+		var ks, ke int
+		var esc bool
+		var err error
+		if i, ks, ke, esc, err = memberKey(d, i); err != nil {
 			return i, err
 		}
 		var dst *[]byte
@@ -380,7 +329,7 @@ func scanMetaSpan(d []byte, i, depth int, m *PresenceMetaSpan) (int, error) {
 			dst = &m.PrevRef
 		}
 		if dst == nil {
-			i, err = memberValue(d, skipWS(d, i), depth+1)
+			i, err = memberValue(d, i, depth+1)
 		} else {
 			var v []byte
 			if v, i, err = refAt(d, i, "phx_ref"); err != nil {
@@ -391,19 +340,49 @@ func scanMetaSpan(d []byte, i, depth int, m *PresenceMetaSpan) (int, error) {
 		if err != nil {
 			return i, err
 		}
-		i = skipWS(d, i)
-		if i >= len(d) {
-			return i, syntaxError(i, "want ',' or '}' in object")
+		var done bool
+		if i, done, err = nextMember(d, i, '}'); err != nil {
+			return i, err
 		}
-		switch d[i] {
-		case ',':
-			i = skipWS(d, i+1)
-		case '}':
-			m.Raw = d[start : i+1 : i+1]
-			return i + 1, nil
-		default:
-			return i, syntaxError(i, "want ',' or '}' in object")
+		if done {
+			m.Raw = d[start:i:i]
+			return i, nil
 		}
+	}
+}
+
+// memberKey reads a member's key at d[i] and the ':' after it. It returns
+// where the value starts (after space), or where the error is, and the
+// key's raw span d[ks:ke] (esc: it holds escapes).
+func memberKey(d []byte, i int) (value, ks, ke int, esc bool, err error) {
+	if i >= len(d) || d[i] != '"' {
+		return i, 0, 0, false, syntaxError(i, "want string")
+	}
+	end, ks, ke, esc, err := fastString(d, i)
+	if err != nil {
+		return end, 0, 0, false, err
+	}
+	if i, err = expectByte(d, end, ':'); err != nil {
+		return i, 0, 0, false, err
+	}
+	return skipWS(d, i), ks, ke, esc, nil
+}
+
+// nextMember reads what follows a member of an object (end '}') or an
+// element of an array (end ']') at d[i], after optional space: a ','
+// (next is the following non-space byte) or the end (done; next is past
+// it).
+func nextMember(d []byte, i int, end byte) (next int, done bool, err error) {
+	i = skipWS(d, i)
+	switch {
+	case i < len(d) && d[i] == ',':
+		return skipWS(d, i+1), false, nil
+	case i < len(d) && d[i] == end:
+		return i + 1, true, nil
+	case end == '}':
+		return i, false, syntaxError(i, "want ',' or '}' in object")
+	default:
+		return i, false, syntaxError(i, "want ',' or ']' in array")
 	}
 }
 
