@@ -553,39 +553,25 @@ func (s *Subscription) Wait() {
 
 // eventRing keeps the last events for Export.
 type eventRing struct {
-	mu    sync.Mutex
-	buf   []Event
-	start int
-	n     int
+	mu   sync.Mutex
+	ring ring[Event] // grows to its size as events come
 }
 
 func (r *eventRing) init(n int) {
-	if n > 0 {
-		r.buf = make([]Event, n)
-	}
+	r.ring.max = n
 }
 
 func (r *eventRing) add(ev Event) {
-	if len(r.buf) == 0 {
+	if r.ring.max <= 0 {
 		return
 	}
 	r.mu.Lock()
-	i := (r.start + r.n) % len(r.buf)
-	if r.n == len(r.buf) {
-		r.start = (r.start + 1) % len(r.buf)
-	} else {
-		r.n++
-	}
-	r.buf[i] = ev
+	r.ring.add(ev)
 	r.mu.Unlock()
 }
 
 func (r *eventRing) all() []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Event, r.n)
-	for i := range r.n {
-		out[i] = r.buf[(r.start+i)%len(r.buf)]
-	}
-	return out
+	return r.ring.last(0)
 }

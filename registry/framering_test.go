@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -84,6 +85,22 @@ func TestRing(t *testing.T) {
 	}
 	if l := r.last(3); len(l) != 3 || l[0] != 247 {
 		t.Fatalf("last(3) = %v", l)
+	}
+	var each []int
+	r.each(func(v *int) { each = append(each, *v) })
+	if !slices.Equal(each, got) {
+		t.Fatalf("each %v, last %v", each, got)
+	}
+	if cap(r.buf) != 200 {
+		t.Fatalf("a ring of 200 has capacity %d", cap(r.buf))
+	}
+	// It grows as values come, not before.
+	small := ring[int]{max: 5000}
+	for i := range 3 {
+		small.add(i)
+	}
+	if cap(small.buf) > 8 || !slices.Equal(small.last(0), []int{0, 1, 2}) {
+		t.Fatalf("3 values in a ring of 5000: cap %d, %v", cap(small.buf), small.last(0))
 	}
 	var off ring[int]
 	if off.next() != nil {

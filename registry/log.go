@@ -58,9 +58,7 @@ type LogHandler struct {
 
 type logCore struct {
 	mu      sync.Mutex
-	ring    []LogRecord
-	start   int // index of the oldest record
-	n       int // records in the ring
+	ring    ring[LogRecord] // grows to its size as records come
 	seq     uint64
 	level   slog.Leveler
 	now     func() time.Time
@@ -80,7 +78,7 @@ func NewLogHandler(opts LogOptions) *LogHandler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &logCore{ring: make([]LogRecord, opts.Ring), level: opts.Level, now: opts.Now, mask: newSecretPattern()}
+	c := &logCore{ring: ring[LogRecord]{max: opts.Ring}, level: opts.Level, now: opts.Now, mask: newSecretPattern()}
 	h := &LogHandler{core: c}
 	if opts.File != nil {
 		w := &countingWriter{w: opts.File, core: c}
@@ -159,13 +157,7 @@ func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 	c.mu.Lock()
 	c.seq++
 	rec.Seq = c.seq
-	i := (c.start + c.n) % len(c.ring)
-	if c.n == len(c.ring) {
-		c.start = (c.start + 1) % len(c.ring)
-	} else {
-		c.n++
-	}
-	c.ring[i] = rec
+	c.ring.add(rec)
 	sink := c.sink
 	c.mu.Unlock()
 	var err error
@@ -213,14 +205,7 @@ func (h *LogHandler) Records(n int) []LogRecord {
 	c := h.core
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n <= 0 || n > c.n {
-		n = c.n
-	}
-	out := make([]LogRecord, n)
-	for i := range n {
-		out[i] = c.ring[(c.start+c.n-n+i)%len(c.ring)]
-	}
-	return out
+	return c.ring.last(n)
 }
 
 // Since returns the records with Seq > seq still in the ring, oldest
@@ -230,12 +215,11 @@ func (h *LogHandler) Since(seq uint64) []LogRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []LogRecord
-	for i := range c.n {
-		r := c.ring[(c.start+i)%len(c.ring)]
+	c.ring.each(func(r *LogRecord) {
 		if r.Seq > seq {
-			out = append(out, r)
+			out = append(out, *r)
 		}
-	}
+	})
 	return out
 }
 

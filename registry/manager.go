@@ -954,6 +954,7 @@ func (r *ring[T]) add(v T) {
 		return
 	}
 	if len(r.buf) < r.max {
+		r.grow()
 		r.buf = append(r.buf, v)
 		r.n++
 		return
@@ -974,6 +975,7 @@ func (r *ring[T]) next() *T {
 	}
 	if len(r.buf) < r.max {
 		var zero T
+		r.grow()
 		r.buf = append(r.buf, zero)
 		r.n++
 		return &r.buf[len(r.buf)-1]
@@ -984,6 +986,28 @@ func (r *ring[T]) next() *T {
 		r.start = 0
 	}
 	return &r.buf[i]
+}
+
+// grow makes room for one more value while the ring fills: capacity
+// doubles, up to max (never beyond).
+func (r *ring[T]) grow() {
+	if len(r.buf) < cap(r.buf) {
+		return
+	}
+	buf := make([]T, len(r.buf), min(max(2*cap(r.buf), 8), r.max))
+	copy(buf, r.buf)
+	r.buf = buf
+}
+
+// each calls fn with every value, oldest first.
+func (r *ring[T]) each(fn func(*T)) {
+	for i := range r.n {
+		j := r.start + i
+		if j >= len(r.buf) {
+			j -= len(r.buf)
+		}
+		fn(&r.buf[j])
+	}
 }
 
 func (r *ring[T]) last(n int) []T {
