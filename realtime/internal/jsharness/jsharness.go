@@ -233,7 +233,18 @@ func (d *Driver) stop() {
 
 // Dump renders the last n events of the log, one per line.
 func (d *Driver) Dump(n int) string {
-	events := d.Events(nil)
+	all := d.Events(nil)
+	// Routine heartbeats (sent, answered ok) would push everything else
+	// out of a long wait's dump: they are counted, not shown.
+	events := make([]Event, 0, len(all))
+	skipped := 0
+	for _, e := range all {
+		if routineHeartbeat(&e) {
+			skipped++
+			continue
+		}
+		events = append(events, e)
+	}
 	if len(events) > n {
 		events = events[len(events)-n:]
 	}
@@ -242,7 +253,23 @@ func (d *Driver) Dump(n int) string {
 		sb.WriteString(e.String())
 		sb.WriteByte('\n')
 	}
+	if skipped > 0 {
+		fmt.Fprintf(&sb, "(%d routine heartbeat events not shown)\n", skipped)
+	}
 	return sb.String()
+}
+
+// routineHeartbeat reports whether e is part of a heartbeat that went
+// well: the callback's "sent" or "ok", the frame out, its ok reply.
+func routineHeartbeat(e *Event) bool {
+	switch e.Kind {
+	case KindHeartbeat:
+		return e.Status == "sent" || e.Status == "ok"
+	case KindFrame:
+		return strings.Contains(e.Text, `"phoenix","heartbeat",`) ||
+			strings.Contains(e.Text, `"phoenix","phx_reply",{"status":"ok"`)
+	}
+	return false
 }
 
 // Stderr returns what the driver wrote to stderr so far.

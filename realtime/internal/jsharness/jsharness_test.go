@@ -218,3 +218,25 @@ func TestAgainstServer(t *testing.T) {
 		t.Errorf("%d uncaught exceptions", n)
 	}
 }
+
+// Dumps leave out the heartbeats that went well, which would otherwise
+// fill a long wait's dump, and keep everything else.
+func TestRoutineHeartbeat(t *testing.T) {
+	for _, tt := range []struct {
+		e    Event
+		want bool
+	}{
+		{Event{Kind: KindHeartbeat, Status: "sent"}, true},
+		{Event{Kind: KindHeartbeat, Status: "ok"}, true},
+		{Event{Kind: KindHeartbeat, Status: "timeout"}, false},
+		{Event{Kind: KindFrame, Dir: "out", Text: `[null,"12","phoenix","heartbeat",{}]`}, true},
+		{Event{Kind: KindFrame, Dir: "in", Text: `[null,"12","phoenix","phx_reply",{"status":"ok","response":{}}]`}, true},
+		{Event{Kind: KindFrame, Dir: "in", Text: `[null,"12","phoenix","phx_reply",{"status":"error","response":{}}]`}, false},
+		{Event{Kind: KindFrame, Dir: "in", Text: `[null,null,"realtime:bob","postgres_changes",{}]`}, false},
+		{Event{Kind: KindSystem}, false},
+	} {
+		if got := routineHeartbeat(&tt.e); got != tt.want {
+			t.Errorf("routineHeartbeat(%s %s %q) = %v", tt.e.Kind, tt.e.Status, tt.e.Text, got)
+		}
+	}
+}

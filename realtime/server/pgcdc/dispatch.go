@@ -694,7 +694,7 @@ func (d *dispatcher) appendRow(b []byte, ri *relInfo, cols map[string]bool, row,
 // report tells a subscription about a problem, at most once per
 // ErrorInterval (counting the ones held back).
 func (d *dispatcher) report(s *Subscription, msg string) {
-	d.f.log.Warn("Change not delivered", "role", s.role, "reason", msg)
+	d.f.log.Warn("Change not delivered", "subscription", s.id, "role", s.role, "reason", msg)
 	now := d.f.cfg.Now()
 	if !s.lastErr.IsZero() && now.Sub(s.lastErr) < d.f.cfg.ErrorInterval {
 		s.errMuted++

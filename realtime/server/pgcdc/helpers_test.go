@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -38,7 +39,11 @@ func setupRoles(t testing.TB, db *pgtest.DB) {
 // openFeed opens a feed on db, closed when t ends.
 func openFeed(t testing.TB, db *pgtest.DB, mod ...func(*Config)) *Feed {
 	t.Helper()
-	cfg := Config{URL: db.URL}
+	// The feed's warnings (changes not delivered, and why) go to t.Log:
+	// shown when a test fails.
+	tl := &testLog{t: t}
+	t.Cleanup(tl.stop) // after f.Close, registered below
+	cfg := Config{URL: db.URL, Logger: slog.New(slog.NewTextHandler(tl, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -54,6 +59,29 @@ func openFeed(t testing.TB, db *pgtest.DB, mod ...func(*Config)) *Feed {
 		}
 	})
 	return f
+}
+
+// testLog writes log lines to t.Log until stopped (a feed may log from
+// its goroutines until it is closed).
+type testLog struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (l *testLog) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
 }
 
 // sink records what a subscription receives.
