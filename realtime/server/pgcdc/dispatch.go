@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -421,7 +422,9 @@ func (d *dispatcher) filtersPass(conds []cond, ri *relInfo, ch *change, row []va
 // runChecks evaluates row visibility for every check of a batch in one
 // pipelined round trip: per check, an implicit transaction that sets the
 // role and request.jwt.claims, then selects the row by primary key. An
-// error (a raising policy) fails that check only.
+// error (a raising policy) fails that check only. It first waits until
+// the batch's transactions are visible to new snapshots (see
+// awaitVisible).
 func (d *dispatcher) runChecks(checks []*rowCheck) {
 	conn, err := d.db()
 	if err != nil {
@@ -432,6 +435,10 @@ func (d *dispatcher) runChecks(checks []*rowCheck) {
 	}
 	ctx, cancel := d.ctx()
 	defer cancel()
+	if err := d.awaitVisible(ctx, conn, checks); err != nil {
+		d.failChecks(checks, err)
+		return
+	}
 	p := conn.PgConn().StartPipeline(ctx)
 	sent := 0
 	for _, c := range checks {
@@ -502,6 +509,57 @@ func (d *dispatcher) runChecks(checks []*rowCheck) {
 		if !errors.As(err, &pgErr) {
 			d.f.log.Warn("Row check pipeline", "err", err)
 		}
+	}
+}
+
+// visibleWait bounds the wait for a transaction to become visible.
+const visibleWait = 5 * time.Second
+
+// visibleQuery reports whether the transactions $1 (32-bit xids, of
+// transactions that have committed) are visible to a new snapshot: each
+// xid gets the epoch of the snapshot's xmax (the one before when that
+// would put it after xmax).
+const visibleQuery = `select coalesce(bool_and(txid_visible_in_snapshot(
+	case when (e << 32 | x) >= m then ((e - 1) << 32 | x) else (e << 32 | x) end, s)), true)
+from (select txid_current_snapshot() as s) as snap,
+	lateral (select txid_snapshot_xmax(s) as m) as mx,
+	lateral (select m >> 32 as e) as ep,
+	unnest($1::int8[]) as x`
+
+// awaitVisible waits until the transactions of checks are visible to new
+// snapshots. PostgreSQL writes a commit to the WAL (which the stream
+// then carries) a moment before the transaction stops being in progress
+// for other sessions: a check run in that moment would not see the row
+// and silently drop the change for every subscriber. The wait is
+// usually nil (one round trip); it gives up after visibleWait.
+func (d *dispatcher) awaitVisible(ctx context.Context, conn *pgx.Conn, checks []*rowCheck) error {
+	var xids []int64
+	for _, c := range checks {
+		if x := int64(c.w.ch.xid); x != 0 && !slices.Contains(xids, x) {
+			xids = append(xids, x)
+		}
+	}
+	if len(xids) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, visibleWait)
+	defer cancel()
+	pause := 100 * time.Microsecond
+	for {
+		var visible bool
+		if err := conn.QueryRow(ctx, visibleQuery, xids).Scan(&visible); err != nil {
+			return fmt.Errorf("waiting for the transaction to be visible: %w", err)
+		}
+		if visible {
+			return nil
+		}
+		d.f.stats.visibilityWaits.Add(1)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("transaction %v still not visible after %v: %w", xids, visibleWait, ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Millisecond)
 	}
 }
 

@@ -21,7 +21,11 @@
 //     distinct (role, claims) is checked in its own implicit transaction
 //     of one pipelined round trip per batch, so a policy that raises for
 //     one subscriber does not stop delivery to the others; the error is
-//     reported to that subscriber ([Status]);
+//     reported to that subscriber ([Status]). PostgreSQL writes a commit
+//     to the WAL a moment before other sessions see it, so the checks of
+//     a batch first wait (bounded) until its transactions are visible to
+//     a new snapshot; without that wait a check in that moment finds no
+//     row and drops the change for everyone ([Stats].VisibilityWaits);
 //   - errors the user can act on (a table that does not exist or is not
 //     in the publication, a filter on a column that does not exist, an
 //     unsupported operator, a value that does not read as the column's
@@ -188,6 +192,10 @@ type Stats struct {
 	// RLSChecks are row visibility checks run; RLSErrors those that
 	// raised.
 	RLSChecks, RLSErrors uint64
+	// VisibilityWaits counts the times row checks waited for a
+	// transaction already in the stream to become visible to other
+	// sessions (see the package doc).
+	VisibilityWaits uint64
 	// Reconnects counts replication connections after the first.
 	Reconnects uint64
 	// Subscriptions is the number of open subscriptions.
@@ -199,7 +207,7 @@ type Stats struct {
 }
 
 type counters struct {
-	changes, txs, deliveries, rlsChecks, rlsErrors, reconnects atomic.Uint64
+	changes, txs, deliveries, rlsChecks, rlsErrors, reconnects, visibilityWaits atomic.Uint64
 }
 
 // Open connects to the database, creates the publication when missing,
@@ -406,6 +414,7 @@ type change struct {
 	rel        *relation
 	typ        string // INSERT, UPDATE, DELETE
 	commitTime time.Time
+	xid        uint32 // the transaction's (32-bit) id
 	newRow     []value
 	oldRow     []value
 	oldKind    byte
@@ -530,8 +539,9 @@ func (f *Feed) idle() bool { return f.pending.Load() == 0 }
 
 // readerState is what only the reader goroutine touches.
 type readerState struct {
-	// commitTime is the commit time of the transaction being streamed.
+	// commitTime and xid are those of the transaction being streamed.
 	commitTime time.Time
+	xid        uint32
 }
 
 // handleWAL decodes one pgoutput message and queues its work.
@@ -550,7 +560,7 @@ func (f *Feed) handleWAL(data []byte) error {
 	}
 	switch m.typ {
 	case msgBegin:
-		f.reader.commitTime = m.commitTime
+		f.reader.commitTime, f.reader.xid = m.commitTime, m.xid
 	case msgCommit:
 		f.stats.txs.Add(1)
 		if !f.send(item{kind: itemCommit, lsn: m.endLSN}) {
@@ -569,7 +579,7 @@ func (f *Feed) handleWAL(data []byte) error {
 			typ = "DELETE"
 		}
 		f.stats.changes.Add(1)
-		ch := &change{typ: typ, commitTime: f.reader.commitTime, newRow: m.newRow, oldRow: m.oldRow, oldKind: m.oldKind, size: len(data)}
+		ch := &change{typ: typ, commitTime: f.reader.commitTime, xid: f.reader.xid, newRow: m.newRow, oldRow: m.oldRow, oldKind: m.oldKind, size: len(data)}
 		ch.rel = &relation{id: m.relID} // resolved by the dispatcher
 		if !f.send(item{kind: itemChange, ch: ch}) {
 			return f.ctx.Err()
@@ -637,7 +647,7 @@ func (f *Feed) Stats() Stats {
 	f.mu.Unlock()
 	return Stats{
 		Changes: f.stats.changes.Load(), Transactions: f.stats.txs.Load(), Deliveries: f.stats.deliveries.Load(),
-		RLSChecks: f.stats.rlsChecks.Load(), RLSErrors: f.stats.rlsErrors.Load(), Reconnects: f.stats.reconnects.Load(),
+		RLSChecks: f.stats.rlsChecks.Load(), RLSErrors: f.stats.rlsErrors.Load(), VisibilityWaits: f.stats.visibilityWaits.Load(), Reconnects: f.stats.reconnects.Load(),
 		Subscriptions: n, Streaming: up, LSN: pglogrepl.LSN(f.ackLSN.Load()).String(),
 	}
 }
