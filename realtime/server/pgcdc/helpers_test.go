@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"rtm/realtime/internal/pgtest"
+	"rtm/realtime/server/servertest"
 )
 
 var pg = pgtest.New()
@@ -41,8 +42,7 @@ func openFeed(t testing.TB, db *pgtest.DB, mod ...func(*Config)) *Feed {
 	t.Helper()
 	// The feed's warnings (changes not delivered, and why) go to t.Log:
 	// shown when a test fails.
-	tl := &testLog{t: t}
-	t.Cleanup(tl.stop) // after f.Close, registered below
+	tl := servertest.NewLogWriter(t) // stops after f.Close, registered below
 	cfg := Config{URL: db.URL, Logger: slog.New(slog.NewTextHandler(tl, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, m := range mod {
 		m(&cfg)
@@ -59,29 +59,6 @@ func openFeed(t testing.TB, db *pgtest.DB, mod ...func(*Config)) *Feed {
 		}
 	})
 	return f
-}
-
-// testLog writes log lines to t.Log until stopped (a feed may log from
-// its goroutines until it is closed).
-type testLog struct {
-	mu      sync.Mutex
-	t       testing.TB
-	stopped bool
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.stopped {
-		l.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (l *testLog) stop() {
-	l.mu.Lock()
-	l.stopped = true
-	l.mu.Unlock()
 }
 
 // sink records what a subscription receives.

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		o.cfg.Now = o.clock.Now
 		o.cfg.AfterFunc = o.clock.AfterFunc
 	}
-	logs := &testLog{t: t}
+	logs := &LogWriter{t: t}
 	if o.cfg.Logger == nil && (o.log || os.Getenv("RTM_TEST_LOG") != "") {
 		o.cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -81,7 +82,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	}
 	t.Cleanup(func() {
 		_ = s.Close()
-		logs.stop()
+		logs.Stop()
 	})
 	return &Server{
 		Server: s,
@@ -133,23 +134,37 @@ func (s *Server) Token(t testing.TB, claims map[string]any) string {
 	return tok
 }
 
-// testLog writes log lines to t.Log until stopped.
-type testLog struct {
+// LogWriter is an io.Writer that passes each write to t.Log (shown when
+// the test fails, or with -v) until Stop; writes after Stop are dropped,
+// so goroutines that log until they are shut down cannot log after the
+// test has ended.
+type LogWriter struct {
 	mu      sync.Mutex
 	t       testing.TB
 	stopped bool
 }
 
-func (l *testLog) Write(p []byte) (int, error) {
+// NewLogWriter returns a LogWriter for t, stopped by t's cleanup (call
+// it before registering the cleanups of what logs to it, so that it
+// stops after them).
+func NewLogWriter(t testing.TB) *LogWriter {
+	l := &LogWriter{t: t}
+	t.Cleanup(l.Stop)
+	return l
+}
+
+// Write passes p, without its final newline, to t.Log.
+func (l *LogWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.stopped {
-		l.t.Log(string(p))
+		l.t.Log(strings.TrimSuffix(string(p), "\n"))
 	}
 	return len(p), nil
 }
 
-func (l *testLog) stop() {
+// Stop drops every later write.
+func (l *LogWriter) Stop() {
 	l.mu.Lock()
 	l.stopped = true
 	l.mu.Unlock()
