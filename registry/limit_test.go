@@ -103,33 +103,3 @@ func TestDebouncerLatestWins(t *testing.T) {
 		t.Fatalf("counts sent %d replaced %d", s, r)
 	}
 }
-
-func TestClockFake(t *testing.T) {
-	clk := clock.NewFake(time.Unix(100, 0))
-	var order []int
-	clk.AfterFunc(2*time.Second, func() { order = append(order, 2) })
-	t1 := clk.AfterFunc(time.Second, func() { order = append(order, 1) })
-	clk.AfterFunc(3*time.Second, func() { order = append(order, 3) })
-	stopped := clk.AfterFunc(time.Second, func() { order = append(order, 99) })
-	if !stopped.Stop() || stopped.Stop() {
-		t.Fatal("Stop results wrong")
-	}
-	tk := clk.NewTicker(time.Second)
-	if next, ok := clk.Next(); !ok || !next.Equal(time.Unix(101, 0)) {
-		t.Fatalf("Next = %v %v", next, ok)
-	}
-	clk.Advance(2 * time.Second)
-	if len(order) != 2 || order[0] != 1 || order[1] != 2 || t1.Stop() {
-		t.Fatalf("order %v", order)
-	}
-	select {
-	case <-tk.C():
-	default:
-		t.Fatal("ticker did not tick")
-	}
-	tk.Stop()
-	clk.Advance(time.Second)
-	if len(order) != 3 || !clk.Now().Equal(time.Unix(103, 0)) || clk.Pending() != 0 {
-		t.Fatalf("order %v now %v pending %d", order, clk.Now(), clk.Pending())
-	}
-}
