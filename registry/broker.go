@@ -303,6 +303,12 @@ func (s *Subscription) pushMessage(me *MessageEvent) {
 	s.last = b
 	b.msgs = append(b.msgs, *me)
 	s.stream++
+	s.unlockSignal()
+}
+
+// unlockSignal releases s.mu after queueing and sends the Ready signal
+// if none was sent since the last Drain.
+func (s *Subscription) unlockSignal() {
 	signal := !s.signaled
 	s.signaled = true
 	s.mu.Unlock()
@@ -367,15 +373,7 @@ func (s *Subscription) push(ev Event) {
 	if dead := len(s.q) - s.live; dead > 64 && dead > s.live {
 		s.compact()
 	}
-	signal := !s.signaled
-	s.signaled = true
-	s.mu.Unlock()
-	if signal {
-		select {
-		case s.ready <- struct{}{}:
-		default:
-		}
-	}
+	s.unlockSignal()
 }
 
 // compact removes dead slots; s.mu is held.

@@ -316,6 +316,26 @@ func attempts(n, maxN int) string {
 	return fmt.Sprintf("%d/%d", n, maxN)
 }
 
+// stepMatching moves from index i of n rows by delta rows that match
+// (skipping the others), stopping at the last match in that direction.
+func stepMatching(i, n, delta int, matches func(int) bool) int {
+	step := 1
+	if delta < 0 {
+		step = -1
+	}
+	for k := 0; k < abs(delta); k++ {
+		j := i + step
+		for j >= 0 && j < n && !matches(j) {
+			j += step
+		}
+		if j < 0 || j >= n {
+			break
+		}
+		i = j
+	}
+	return i
+}
+
 func abs(n int) int {
 	if n < 0 {
 		return -n

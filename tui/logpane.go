@@ -101,20 +101,7 @@ func (m *Model) logScroll(delta int) {
 		m.logFollow = false
 		m.logNew = 0
 	}
-	step := 1
-	if delta < 0 {
-		step = -1
-	}
-	for k := 0; k < abs(delta); k++ {
-		j := i + step
-		for j >= 0 && j < n && !m.logMatches(m.logs.Ptr(j)) {
-			j += step
-		}
-		if j < 0 || j >= n {
-			break
-		}
-		i = j
-	}
+	i = stepMatching(i, n, delta, func(j int) bool { return m.logMatches(m.logs.Ptr(j)) })
 	m.logAnchor = m.logs.At(i).seq
 	if delta > 0 && i == n-1 {
 		m.logFollow = true

@@ -90,20 +90,7 @@ func (m *Model) msgMove(delta int) {
 	if d.follow {
 		i = n - 1
 	}
-	step := 1
-	if delta < 0 {
-		step = -1
-	}
-	for k := 0; k < abs(delta); k++ {
-		j := i + step
-		for j >= 0 && j < n && !m.msgMatches(d.msgs.Ptr(j)) {
-			j += step
-		}
-		if j < 0 || j >= n {
-			break
-		}
-		i = j
-	}
+	i = stepMatching(i, n, delta, func(j int) bool { return m.msgMatches(d.msgs.Ptr(j)) })
 	d.selSeq = d.msgs.At(i).seq
 	d.follow = i == n-1 && delta > 0
 	m.cache.main.valid = false
