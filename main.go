@@ -785,17 +785,14 @@ func exit(env *runEnv, parser *kong.Kong, err error) error {
 // watchCmd prints every manager event as NDJSON.
 type watchCmd struct {
 	targetFlags
-	Join           []string      `required:"" help:"Channel to join (repeatable), e.g. presence:room:1."`
-	Duration       time.Duration `help:"Stop after this long (default: until interrupted)."`
-	Frames         bool          `help:"Also print every raw frame in and out."`
-	Types          []string      `help:"Only these event types (channel_state, socket, presence, message, retry, log, stats, token, error, frame)."`
-	Policy         string        `default:"fixed:3s,max=5" help:"Channel retry policy."`
-	ConnectTimeout time.Duration `default:"30s" help:"Fail when no connection opens within this time."`
+	streamFlags
+	Frames bool     `help:"Also print every raw frame in and out."`
+	Types  []string `help:"Only these event types (channel_state, socket, presence, message, retry, log, stats, token, error, frame)."`
 }
 
 // Run streams events to stdout.
 func (c watchCmd) Run(env *runEnv, parser *kong.Kong) error {
-	o, err := streamOptions(c.Join, c.Policy, c.Duration, c.ConnectTimeout)
+	o, err := c.options()
 	if err != nil {
 		return exit(env, parser, err)
 	}
@@ -812,31 +809,37 @@ func (c watchCmd) Run(env *runEnv, parser *kong.Kong) error {
 	return exit(env, parser, err)
 }
 
-func streamOptions(joins []string, policy string, d, connect time.Duration) (headless.StreamOptions, error) {
-	names, err := headless.ParseNames("--join", joins)
-	if err != nil {
-		return headless.StreamOptions{}, err
-	}
-	pol, err := registry.ParsePolicy(policy)
-	if err != nil {
-		return headless.StreamOptions{}, fmt.Errorf("%w: --policy: %w", headless.ErrInvalid, err)
-	}
-	return headless.StreamOptions{Joins: names, Policy: pol, Duration: d, ConnectTimeout: connect}, nil
-}
-
-// recordCmd writes a recording.
-type recordCmd struct {
-	targetFlags
-	Out            string        `required:"" short:"o" help:"Recording file to write (NDJSON)."`
-	Join           []string      `required:"" help:"Channel to join (repeatable)."`
+// streamFlags are the flags of the commands that join channels and run
+// until interrupted (watch, record).
+type streamFlags struct {
+	Join           []string      `required:"" help:"Channel to join (repeatable), e.g. presence:room:1."`
 	Duration       time.Duration `help:"Stop after this long (default: until interrupted)."`
 	Policy         string        `default:"fixed:3s,max=5" help:"Channel retry policy."`
 	ConnectTimeout time.Duration `default:"30s" help:"Fail when no connection opens within this time."`
 }
 
+func (f streamFlags) options() (headless.StreamOptions, error) {
+	names, err := headless.ParseNames("--join", f.Join)
+	if err != nil {
+		return headless.StreamOptions{}, err
+	}
+	pol, err := registry.ParsePolicy(f.Policy)
+	if err != nil {
+		return headless.StreamOptions{}, fmt.Errorf("%w: --policy: %w", headless.ErrInvalid, err)
+	}
+	return headless.StreamOptions{Joins: names, Policy: pol, Duration: f.Duration, ConnectTimeout: f.ConnectTimeout}, nil
+}
+
+// recordCmd writes a recording.
+type recordCmd struct {
+	targetFlags
+	streamFlags
+	Out string `required:"" short:"o" help:"Recording file to write (NDJSON)."`
+}
+
 // Run records until interrupted or the duration passes.
 func (c recordCmd) Run(env *runEnv, parser *kong.Kong) error {
-	o, err := streamOptions(c.Join, c.Policy, c.Duration, c.ConnectTimeout)
+	o, err := c.options()
 	if err != nil {
 		return exit(env, parser, err)
 	}
