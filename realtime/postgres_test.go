@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"rtm/realtime/protocol"
@@ -58,7 +59,7 @@ func TestPostgresChangesRoutingByIDs(t *testing.T) {
 	}{{"INSERT", "todos", []int{0}}, {"UPDATE", "other", []int{1}}, {"DELETE", "todos", []int{2}}}
 	for i, w := range want {
 		c := ca[i]
-		if c.Type != w.typ || c.Table != w.table || !equalInts(c.Bindings, w.bindings) {
+		if c.Type != w.typ || c.Table != w.table || !slices.Equal(c.Bindings, w.bindings) {
 			t.Fatalf("a's change %d: %s %s bindings %v, want %+v", i, c.Type, c.Table, c.Bindings, w)
 		}
 		ids := a.ServerIDs()
@@ -73,7 +74,7 @@ func TestPostgresChangesRoutingByIDs(t *testing.T) {
 		}
 	}
 	for i, typ := range []string{"INSERT", "INSERT", "DELETE"} {
-		if cb[i].Type != typ || !equalInts(cb[i].Bindings, []int{0}) {
+		if cb[i].Type != typ || !slices.Equal(cb[i].Bindings, []int{0}) {
 			t.Fatalf("b's change %d: %s %v", i, cb[i].Type, cb[i].Bindings)
 		}
 	}
@@ -101,18 +102,6 @@ func changesOf(evs []Event) []*PostgresChange {
 		}
 	}
 	return out
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestConvertRecord(t *testing.T) {

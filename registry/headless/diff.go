@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -250,7 +251,7 @@ func Diff(nameA string, a *Recording, nameB string, b *Recording, o DiffOptions)
 	for _, k := range keys {
 		va, vb := ga[k], gb[k]
 		d := EventDiff{Event: k.ev, A: len(va), B: len(vb), OnlyA: minus(va, vb), OnlyB: minus(vb, va)}
-		if len(d.OnlyA) == 0 && len(d.OnlyB) == 0 && !equalSeq(va, vb) {
+		if len(d.OnlyA) == 0 && len(d.OnlyB) == 0 && !slices.Equal(va, vb) {
 			d.OrderDiffers = true
 		}
 		if len(d.OnlyA) == 0 && len(d.OnlyB) == 0 && !d.OrderDiffers {
@@ -311,18 +312,6 @@ func minus(a, b []string) []DiffItem {
 		out = append(out, DiffItem{Value: json.RawMessage(v), Count: 1})
 	}
 	return out
-}
-
-func equalSeq(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // WriteText writes the report for a person: one line per difference.

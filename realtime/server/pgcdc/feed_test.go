@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,22 +143,10 @@ func TestFilters(t *testing.T) {
 		t.Fatalf("deliveries %+v\nwant %+v", rows, wantRows)
 	}
 	for i := range wantRows {
-		if rows[i].typ != wantRows[i].typ || !equalIDs(rows[i].ids, wantRows[i].ids) {
+		if rows[i].typ != wantRows[i].typ || !slices.Equal(rows[i].ids, wantRows[i].ids) {
 			t.Errorf("delivery %d: %s %v, want %s %v", i, rows[i].typ, rows[i].ids, wantRows[i].typ, wantRows[i].ids)
 		}
 	}
-}
-
-func equalIDs(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Errors the user can act on come back as reasons with a fix.
