@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -380,7 +381,7 @@ func (d *run) filter(ctx context.Context) {
 		if ident != "f" {
 			var outside []string
 			for _, c := range conds {
-				if !contains(d.pk, c.Column) {
+				if !slices.Contains(d.pk, c.Column) {
 					outside = append(outside, c.Column)
 				}
 			}
@@ -393,15 +394,6 @@ func (d *run) filter(ctx context.Context) {
 		}
 	}
 	d.add("filter", true, fmt.Sprintf("%q is valid for %s", d.o.Filter, d.qualified()), "")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (d *run) role(ctx context.Context) bool {
