@@ -232,27 +232,9 @@ func benchEvents(b *testing.B, bs *benchServer, noFrames, batches bool) {
 	defer cancel()
 
 	// (a) the bare client.
-	var bare atomic.Int64
-	sock, err := realtime.NewSocket(bs.url, &realtime.Options{APIKey: bs.key})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sock.Close()
-	if err := sock.Connect(ctx); err != nil {
-		b.Fatal(err)
-	}
 	bareTopic := "broadcast:document:bare" + suffix
-	ch, err := sock.Channel(bareTopic, realtime.ChannelConfig{EventBuffer: 1 << 16, OnEvent: func(e realtime.Event) {
-		if e.Type == realtime.EventBroadcast && e.Broadcast.Event == "cursor" {
-			bare.Add(1)
-		}
-	}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := ch.Subscribe(ctx); err != nil {
-		b.Fatal(err)
-	}
+	sock, ch, bare := bareClient(b, ctx, bs, bareTopic)
+	defer sock.Close()
 
 	// (b) the manager and one subscriber.
 	var viaMgr, listener atomic.Int64
@@ -314,7 +296,7 @@ func benchEvents(b *testing.B, bs *benchServer, noFrames, batches bool) {
 		runBare := func() time.Duration {
 			c0 := cpuTime()
 			bs.send(b, bareTopic, n, rate)
-			waitCount(b, "bare", &bare, int64(iters*n))
+			waitCount(b, "bare", bare, int64(iters*n))
 			return cpuTime() - c0
 		}
 		runMgr := func() time.Duration {
