@@ -101,24 +101,7 @@ func TestMonitorEndToEnd(t *testing.T) {
 		t.Skip("end-to-end test in -short mode")
 	}
 	defer goleak.VerifyNone(t)
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tmux is required for the end-to-end test in CI")
-		}
-		t.Skip("tmux is not installed")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "rtm")
-	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	x := &tmuxTerm{t: t, tmux: tmux, sock: "rtm-e2e-" + rand.Text()[:10], logFile: filepath.Join(dir, "rtm.log")}
-	cmd := bin + " --no-demo --log-file " + x.logFile + "; echo EXIT=$?; sleep 60"
-	if out, err := x.run("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", cmd); err != nil {
-		t.Fatalf("tmux new-session: %v %s", err, out)
-	}
-	t.Cleanup(func() { x.run("kill-server") })
+	x := startTmux(t, 120, 40, "--no-demo")
 
 	x.waitFor("the UI connected with the example channels", contains("embedded server", "socket ● connected", "Channels 3/100"))
 	// --db auto: the demo database where PostgreSQL is installed, else
