@@ -204,6 +204,28 @@ type bareServer struct {
 	wg   sync.WaitGroup
 }
 
+// startBareServer serves a bareServer on a loopback port until stop;
+// url is its WebSocket URL.
+func startBareServer(b *testing.B) (bs *bareServer, url string, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bs = &bareServer{}
+	hs := &http.Server{Handler: bs}
+	go hs.Serve(ln)
+	stop = func() {
+		hs.Close()
+		bs.mu.Lock()
+		for _, c := range bs.subs {
+			c.Close()
+		}
+		bs.mu.Unlock()
+		bs.wg.Wait()
+	}
+	return bs, "ws://" + ln.Addr().String() + "/", stop
+}
+
 func (s *bareServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
@@ -253,23 +275,8 @@ func (s *bareServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func benchBare(b *testing.B, n, window int) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	bs := &bareServer{}
-	hs := &http.Server{Handler: bs}
-	go hs.Serve(ln)
-	defer func() {
-		hs.Close()
-		bs.mu.Lock()
-		for _, c := range bs.subs {
-			c.Close()
-		}
-		bs.mu.Unlock()
-		bs.wg.Wait()
-	}()
-	url := "ws://" + ln.Addr().String() + "/"
+	bs, url, stop := startBareServer(b)
+	defer stop()
 	r := newRig(n, window)
 	defer r.close()
 	for range n {
@@ -355,23 +362,9 @@ func idleMemory(b *testing.B, n int, mode string) (bytesPerConn, goroutinesPerCo
 	var url string
 	var connections func() int
 	if mode == "bare" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		bs := &bareServer{}
-		hs := &http.Server{Handler: bs}
-		go hs.Serve(ln)
-		defer func() {
-			hs.Close()
-			bs.mu.Lock()
-			for _, c := range bs.subs {
-				c.Close()
-			}
-			bs.mu.Unlock()
-			bs.wg.Wait()
-		}()
-		url = "ws://" + ln.Addr().String() + "/"
+		bs, u, stop := startBareServer(b)
+		defer stop()
+		url = u
 		connections = func() int { bs.mu.Lock(); defer bs.mu.Unlock(); return len(bs.subs) }
 	} else {
 		srv, err := server.New(server.Config{JWTSecret: []byte("bench"), Limits: server.Limits{Off: true}, IdleTimeout: time.Hour})
