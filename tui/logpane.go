@@ -61,23 +61,6 @@ func (m *Model) logMatches(e *logEntry) bool {
 	return e.match
 }
 
-// logIndex returns the ring index of a log seq, clamped to the ring.
-func (m *Model) logIndex(seq uint64) int {
-	n := m.logs.Len()
-	if n == 0 {
-		return -1
-	}
-	first := m.logs.Seq() - uint64(n) + 1
-	if seq < first {
-		return 0
-	}
-	i := int(seq - first)
-	if i >= n {
-		return n - 1
-	}
-	return i
-}
-
 // logEnd returns the index of the newest entry to show.
 func (m *Model) logEnd() int {
 	if m.logs.Len() == 0 {
@@ -86,7 +69,7 @@ func (m *Model) logEnd() int {
 	if m.logFollow {
 		return m.logs.Len() - 1
 	}
-	return m.logIndex(m.logAnchor)
+	return m.logs.Index(m.logAnchor)
 }
 
 // logScroll moves the paused view by delta matching entries (negative:

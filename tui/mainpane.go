@@ -51,23 +51,6 @@ func (m *Model) msgMatches(e *msgEntry) bool {
 	return !m.msgFilter.active() || m.msgFilter.match(msgText(e))
 }
 
-// msgIndex returns the ring index of a message seq, clamped.
-func msgIndex(d *chanData, seq uint64) int {
-	n := d.msgs.Len()
-	if n == 0 {
-		return -1
-	}
-	first := d.msgs.Seq() - uint64(n) + 1
-	if seq < first {
-		return 0
-	}
-	i := int(seq - first)
-	if i >= n {
-		return n - 1
-	}
-	return i
-}
-
 // msgListHeight returns the rows of the messages list and of the detail.
 func (m *Model) msgListHeight() (list, detail int) {
 	h := m.lay.main.h - 3 // borders and tabs
@@ -86,7 +69,7 @@ func (m *Model) msgMove(delta int) {
 		return
 	}
 	n := d.msgs.Len()
-	i := msgIndex(d, d.selSeq)
+	i := d.msgs.Index(d.selSeq)
 	if d.follow {
 		i = n - 1
 	}
@@ -261,7 +244,7 @@ func (m *Model) viewMessages(c registry.ChannelInfo, w, h int) []string {
 		detailH += listH - max(1, n)
 		listH = max(1, n)
 	}
-	sel := msgIndex(d, d.selSeq)
+	sel := d.msgs.Index(d.selSeq)
 	if d.follow {
 		sel = n - 1
 		for sel > 0 && !m.msgMatches(d.msgs.Ptr(sel)) {

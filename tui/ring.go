@@ -76,6 +76,22 @@ func (r *Ring[T]) Last() (T, bool) {
 // Seq returns the number of values ever pushed.
 func (r *Ring[T]) Seq() uint64 { return r.seq }
 
+// Index returns the index of the value pushed as number seq (Seq counts
+// pushes), clamped to the values held; -1 when the ring is empty.
+func (r *Ring[T]) Index(seq uint64) int {
+	if r.n == 0 {
+		return -1
+	}
+	first := r.seq - uint64(r.n) + 1
+	if seq < first {
+		return 0
+	}
+	if i := seq - first; i < uint64(r.n) {
+		return int(i)
+	}
+	return r.n - 1
+}
+
 // Overwritten returns the number of values pushed out by newer ones.
 func (r *Ring[T]) Overwritten() uint64 { return r.overwritten }
 

@@ -25,6 +25,15 @@ func TestRing(t *testing.T) {
 	if r.Seq() != 7 || r.Overwritten() != 4 {
 		t.Fatalf("seq %d overwritten %d", r.Seq(), r.Overwritten())
 	}
+	// Pushes 5, 6, 7 are held: Index finds them, clamped outside.
+	for seq, want := range map[uint64]int{1: 0, 5: 0, 6: 1, 7: 2, 9: 2} {
+		if got := r.Index(seq); got != want {
+			t.Fatalf("Index(%d) = %d, want %d", seq, got, want)
+		}
+	}
+	if NewRing[int](2).Index(1) != -1 {
+		t.Fatal("Index in an empty ring must be -1")
+	}
 	*r.Ptr(0) = 100
 	if r.At(0) != 100 {
 		t.Fatal("Ptr must point into the ring")
