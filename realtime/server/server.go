@@ -328,12 +328,7 @@ func (s *Server) waitNoConns(ctx context.Context) error {
 // then Close.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("Shutting down", "connections", s.connCount())
-	s.lifeMu.Lock()
-	if s.httpSrv != nil {
-		_ = s.httpSrv.Close()
-		s.httpSrv = nil
-	}
-	s.lifeMu.Unlock()
+	s.closeListener()
 	s.connMu.Lock()
 	s.draining = true
 	s.connMu.Unlock()
@@ -351,12 +346,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // (abruptly) and waits for every goroutine it started.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
-	s.lifeMu.Lock()
-	if s.httpSrv != nil {
-		_ = s.httpSrv.Close()
-		s.httpSrv = nil
-	}
-	s.lifeMu.Unlock()
+	s.closeListener()
 	s.connMu.Lock()
 	s.connClosed = true
 	s.connMu.Unlock()
@@ -366,6 +356,16 @@ func (s *Server) Close() error {
 	s.wgMu.Unlock()
 	s.wg.Wait()
 	return nil
+}
+
+// closeListener stops accepting connections (hijacked sockets stay).
+func (s *Server) closeListener() {
+	s.lifeMu.Lock()
+	if s.httpSrv != nil {
+		_ = s.httpSrv.Close()
+		s.httpSrv = nil
+	}
+	s.lifeMu.Unlock()
 }
 
 func (s *Server) isClosed() bool {
