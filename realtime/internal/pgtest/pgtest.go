@@ -184,12 +184,8 @@ func (db *DB) TryExec(sql string, args ...any) error {
 	defer db.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if db.conn == nil {
-		conn, err := pgx.Connect(ctx, db.URL)
-		if err != nil {
-			return err
-		}
-		db.conn = conn
+	if err := db.connectLocked(ctx); err != nil {
+		return err
 	}
 	if len(args) == 0 {
 		_, err := db.conn.PgConn().Exec(ctx, sql).ReadAll()
@@ -199,6 +195,19 @@ func (db *DB) TryExec(sql string, args ...any) error {
 	return err
 }
 
+// connectLocked opens db's shared connection on first use; db.mu is held.
+func (db *DB) connectLocked(ctx context.Context) error {
+	if db.conn != nil {
+		return nil
+	}
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		return err
+	}
+	db.conn = conn
+	return nil
+}
+
 // QueryRow runs sql and scans its one row into dest.
 func (db *DB) QueryRow(tb testing.TB, sql string, args []any, dest ...any) {
 	tb.Helper()
@@ -206,12 +215,8 @@ func (db *DB) QueryRow(tb testing.TB, sql string, args []any, dest ...any) {
 	defer db.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if db.conn == nil {
-		conn, err := pgx.Connect(ctx, db.URL)
-		if err != nil {
-			tb.Fatalf("pgtest: connect: %v", err)
-		}
-		db.conn = conn
+	if err := db.connectLocked(ctx); err != nil {
+		tb.Fatalf("pgtest: connect: %v", err)
 	}
 	if err := db.conn.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
 		tb.Fatalf("pgtest: %s: %v", sql, err)
