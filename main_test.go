@@ -166,17 +166,29 @@ func TestMonitorEndToEnd(t *testing.T) {
 	}
 }
 
+// require skips tb when a tool it needs is missing (err), or fails it
+// when the environment variable CI is set: in CI a missing tool is an
+// install step missing, never a silent skip.
+func require(tb testing.TB, err error) {
+	tb.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("%v (CI is set, so this fails instead of skipping)", err)
+	}
+	tb.Skip(err)
+}
+
 // startTmux builds rtm (with -race) and runs it with args in a detached
 // tmux session of w x h cells; the session is killed at cleanup.
 func startTmux(t *testing.T, w, h int, args string) *tmuxTerm {
 	t.Helper()
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tmux is required for the end-to-end test in CI")
-		}
-		t.Skip("tmux is not installed")
+		err = fmt.Errorf("tmux is not installed (apt-get install tmux): %w", err)
 	}
+	require(t, err)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "rtm")
 	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -199,12 +211,7 @@ func TestMonitorPostgresChanges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test in -short mode")
 	}
-	if err := pgcluster.Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	require(t, pgcluster.Available())
 	ctx := context.Background()
 	cl, err := pgcluster.Start(ctx, pgcluster.Options{GeneratePassword: true})
 	if err != nil {
@@ -681,12 +688,7 @@ func TestReplayIntoUI(t *testing.T) {
 // `rtm doctor` prints one line per check and exits 1 on a red one; `rtm
 // serve --db <url>` reads the same database.
 func TestDoctorCommand(t *testing.T) {
-	if err := pgcluster.Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	require(t, pgcluster.Available())
 	ctx := context.Background()
 	cl, err := pgcluster.Start(ctx, pgcluster.Options{})
 	if err != nil {
@@ -723,12 +725,7 @@ func TestOpenChangesWithoutDB(t *testing.T) {
 
 // --db auto starts the demo database; Close removes it.
 func TestOpenFeedAuto(t *testing.T) {
-	if err := pgcluster.Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	require(t, pgcluster.Available())
 	f, err := openFeed(context.Background(), "auto", "supabase_realtime", "", nil)
 	if err != nil {
 		t.Fatal(err)
