@@ -25,8 +25,16 @@ type ChannelConfig struct {
 	// OnEvent receives the channel's events in order, on a goroutine of
 	// the channel's own (never on the read loop). nil discards them.
 	OnEvent func(Event)
-	// EventBuffer bounds the events waiting for OnEvent (default
-	// Options.EventBuffer); see the package doc for what happens beyond.
+	// OnEvents, instead of OnEvent, receives the same events in batches:
+	// each call gets the next events in order (at most 64), as they were
+	// queued. It is the cheaper way to take a high rate (one call, and
+	// one lock of the consumer's, per batch). The slice and its Event
+	// values are reused once OnEvents returns: keep copies, not the
+	// slice (payloads are not reused). Set one of OnEvent and OnEvents.
+	OnEvents func([]Event)
+	// EventBuffer bounds the events waiting for OnEvent or OnEvents
+	// (default Options.EventBuffer); see the package doc for what happens
+	// beyond.
 	EventBuffer int
 	// PushTimeout overrides Options.PushTimeout for this channel.
 	PushTimeout time.Duration
@@ -144,6 +152,9 @@ func (s *Socket) Channel(name string, cfg ChannelConfig) (*Channel, error) {
 	if len(topic) > 255 {
 		return nil, fmt.Errorf("%w: topic %q is longer than 255 bytes", ErrInvalidConfig, topic)
 	}
+	if cfg.OnEvent != nil && cfg.OnEvents != nil {
+		return nil, fmt.Errorf("%w: channel %q sets both OnEvent and OnEvents", ErrInvalidConfig, topic)
+	}
 	if cfg.Broadcast.Replay != nil && !cfg.Private {
 		return nil, fmt.Errorf("%w: replay on public channel %q: it must be private", ErrInvalidConfig, topic)
 	}
@@ -167,12 +178,15 @@ func (s *Socket) Channel(name string, cfg ChannelConfig) (*Channel, error) {
 	if ch.timeout <= 0 {
 		ch.timeout = s.opts.PushTimeout
 	}
-	if cfg.OnEvent != nil {
-		limit := cfg.EventBuffer
-		if limit <= 0 {
-			limit = s.opts.EventBuffer
-		}
+	limit := cfg.EventBuffer
+	if limit <= 0 {
+		limit = s.opts.EventBuffer
+	}
+	switch {
+	case cfg.OnEvent != nil:
 		ch.q = newQueue(cfg.OnEvent, limit, &s.dwg)
+	case cfg.OnEvents != nil:
+		ch.q = newBatchQueue(cfg.OnEvents, limit, &s.dwg)
 	}
 	ch.presence = newPresence()
 	s.channels[topic] = ch

@@ -53,7 +53,8 @@
 //
 // # Events, order and slow consumers
 //
-// A channel delivers [Event] values to [ChannelConfig].OnEvent: status
+// A channel delivers [Event] values to [ChannelConfig].OnEvent (or, in
+// batches of at most 64, to OnEvents): status
 // changes (SUBSCRIBED, TIMED_OUT, CLOSED, CHANNEL_ERROR with their
 // reason), broadcasts (payload kept raw, never re-encoded), presence
 // joins, leaves and syncs, postgres changes routed by the server ids of

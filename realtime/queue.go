@@ -5,7 +5,8 @@ import (
 	"sync/atomic"
 )
 
-// queue delivers values to fn in order, off the producer's goroutine. It
+// queue delivers values to fn (or in batches to fnBatch) in order, off
+// the producer's goroutine. It
 // holds at most limit values waiting, plus the batch being delivered
 // (at most min(limit, 64)): push of a droppable value beyond that fails
 // and is counted, so a producer (the read loop) never waits for a slow
@@ -17,9 +18,10 @@ import (
 // the next burst was measured: no gain on the receive stream or the
 // presence diff, so it is not done.)
 type queue[T any] struct {
-	fn    func(T)
-	limit int
-	wg    *sync.WaitGroup
+	fn      func(T)
+	fnBatch func([]T)
+	limit   int
+	wg      *sync.WaitGroup
 
 	mu      sync.Mutex
 	ring    []T
@@ -32,6 +34,12 @@ type queue[T any] struct {
 
 func newQueue[T any](fn func(T), limit int, wg *sync.WaitGroup) *queue[T] {
 	return &queue[T]{fn: fn, limit: limit, wg: wg}
+}
+
+// newBatchQueue is a queue that hands fn each batch it takes (at most
+// min(limit, 64) values, in order); fn must not keep the slice.
+func newBatchQueue[T any](fn func([]T), limit int, wg *sync.WaitGroup) *queue[T] {
+	return &queue[T]{fnBatch: fn, limit: limit, wg: wg}
 }
 
 // push queues v and reports whether it did (false: dropped, queue full).
@@ -98,10 +106,11 @@ func (q *queue[T]) len() int {
 	return q.n
 }
 
-// run delivers batches until the queue is empty.
+// run delivers batches until the queue is empty. Its frame stays small
+// (no value of T on it): a worker starts on the runtime's smallest stack,
+// and a consumer's calls that overflow it pay a stack copy per burst.
 func (q *queue[T]) run() {
 	defer q.wg.Done()
-	var zero T
 	q.mu.Lock()
 	batch := q.batch
 	q.batch = nil
@@ -120,19 +129,39 @@ func (q *queue[T]) run() {
 			q.mu.Unlock()
 			return
 		}
-		for q.n > 0 && len(batch) < cap(batch) {
-			batch = append(batch, q.ring[q.head])
-			q.ring[q.head] = zero
-			if q.head++; q.head == len(q.ring) {
-				q.head = 0
-			}
-			q.n--
-		}
+		batch = q.takeLocked(batch)
 		q.mu.Unlock()
-		for i := range batch {
-			q.fn(batch[i])
-			batch[i] = zero
+		if q.fnBatch != nil {
+			q.fnBatch(batch)
+		} else {
+			q.each(batch)
 		}
+		clear(batch)
 		batch = batch[:0]
+	}
+}
+
+// takeLocked moves the oldest queued values into batch, up to its
+// capacity.
+func (q *queue[T]) takeLocked(batch []T) []T {
+	k := min(q.n, cap(batch)-len(batch))
+	first := min(k, len(q.ring)-q.head) // up to the ring's end
+	batch = append(batch, q.ring[q.head:q.head+first]...)
+	clear(q.ring[q.head : q.head+first])
+	batch = append(batch, q.ring[:k-first]...)
+	clear(q.ring[:k-first])
+	if q.head += k; q.head >= len(q.ring) {
+		q.head -= len(q.ring)
+	}
+	q.n -= k
+	return batch
+}
+
+// each calls fn with each value of batch, in order.
+//
+//go:noinline
+func (q *queue[T]) each(batch []T) {
+	for i := range batch {
+		q.fn(batch[i])
 	}
 }

@@ -2,8 +2,10 @@ package realtime
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 
 	"rtm/realtime/server"
@@ -63,4 +65,68 @@ func TestSlowConsumerDropsAndCounts(t *testing.T) {
 		t.Fatalf("statuses %v", statuses(evs))
 	}
 	_ = fmt.Sprint
+}
+
+// OnEvents receives the same events as OnEvent, in order, in batches of
+// at most 64; a consumer that falls behind gets fuller batches, not
+// fewer events. Setting both callbacks is refused.
+func TestOnEventsBatches(t *testing.T) {
+	srv := servertest.New(t, servertest.WithLimits(server.Limits{Off: true}))
+	s := dial(t, srv, fast)
+	if _, err := s.Channel("both", ChannelConfig{OnEvent: func(Event) {}, OnEvents: func([]Event) {}}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("both callbacks: %v", err)
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	var got []Event
+	ch, err := s.Channel("batched", ChannelConfig{OnEvents: func(evs []Event) {
+		if len(evs) > 0 && evs[0].Type == EventBroadcast {
+			<-release // hold the first broadcast batch: the rest queue up
+		}
+		mu.Lock()
+		sizes = append(sizes, len(evs))
+		got = append(got, evs...) // copies: the slice is reused
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Subscribe(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	for i := range n {
+		srv.Broadcast("batched", "seq", json.RawMessage(`{"i":`+strconv.Itoa(i)+`}`))
+	}
+	eventually(t, "all frames read", func() bool { return ch.Stats().MessagesIn >= n })
+	close(release)
+	eventually(t, "every event delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(broadcasts(got)) == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if countStatus(got, Subscribed) != 1 || got[0].Type != EventStatus {
+		t.Fatalf("statuses %v", statuses(got))
+	}
+	for i, b := range broadcasts(got) {
+		if want := `{"i":` + strconv.Itoa(i) + `}`; string(b.Payload) != want {
+			t.Fatalf("broadcast %d: %s, want %s", i, b.Payload, want)
+		}
+	}
+	most := 0
+	for _, k := range sizes {
+		if k < 1 || k > 64 {
+			t.Fatalf("batch of %d (sizes %v)", k, sizes)
+		}
+		most = max(most, k)
+	}
+	if most != 64 {
+		t.Fatalf("a held-up consumer should get full batches: sizes %v", sizes)
+	}
+	if d := ch.Stats().Dropped; d != 0 {
+		t.Fatalf("%d dropped", d)
+	}
 }
