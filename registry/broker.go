@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,19 +186,26 @@ func (b *broker) wantMessages() bool { return len(*b.subs.Load()) > 0 }
 // copied into the batches of MessageBatches subscribers, boxed (once)
 // for the others.
 func (b *broker) publishMessage(me *MessageEvent) {
-	var boxed Event
+	b.publishMessages([]*MessageEvent{me})
+}
+
+// publishMessages is publishMessage for a run of messages of one channel,
+// in order: one lock of each MessageBatches subscriber for the run.
+func (b *broker) publishMessages(ms []*MessageEvent) {
+	if len(ms) == 0 {
+		return
+	}
 	for _, s := range *b.subs.Load() {
-		if !s.wantsMessage(me) {
+		if !s.wantsMessage(ms[0]) {
 			continue
 		}
 		if s.batches {
-			s.pushMessage(me)
+			s.pushMessages(ms)
 			continue
 		}
-		if boxed == nil {
-			boxed = *me
+		for _, me := range ms {
+			s.push(*me)
 		}
-		s.push(boxed)
 	}
 }
 
@@ -270,40 +278,59 @@ func (s *Subscription) wantsMessage(me *MessageEvent) bool {
 	return s.chans == nil || s.chans[me.Channel]
 }
 
-// pushMessage adds a message to the channel's open batch.
-func (s *Subscription) pushMessage(me *MessageEvent) {
+// pushMessages adds messages of one channel to its open batch, dropping
+// (and counting) those beyond the buffer.
+func (s *Subscription) pushMessages(ms []*MessageEvent) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
-	if s.stream >= s.buffer {
-		s.dropped++
-		s.unnoticed++
+	keep := min(len(ms), max(s.buffer-s.stream, 0))
+	if dropped := len(ms) - keep; dropped > 0 {
+		// The buffer is full: the newest are dropped (as they would be
+		// one at a time: nothing is drained meanwhile).
+		s.dropped += uint64(dropped)
+		s.unnoticed += uint64(dropped)
+		s.broker.dropped.Add(uint64(dropped))
+	}
+	if keep == 0 {
 		s.mu.Unlock()
-		s.broker.dropped.Add(1)
 		return
 	}
+	b := s.batchLocked(ms[0].Channel)
+	n := len(b.msgs)
+	b.msgs = slices.Grow(b.msgs, keep)[:n+keep]
+	for i, me := range ms[:keep] {
+		b.msgs[n+i] = *me // no temporary on the stack, unlike append
+	}
+	s.stream += keep
+	s.unlockSignal()
+}
+
+// batchLocked returns the open batch of channel, queueing a new one (after
+// the notice of drops not yet reported) when there is none.
+func (s *Subscription) batchLocked(channel Name) *msgBatch {
 	b := s.last
-	if b == nil || b.channel != me.Channel {
-		b = s.open[me.Channel]
+	if b == nil || b.channel != channel {
+		b = s.open[channel]
 	}
 	if b == nil {
-		s.noticeLocked()
+		if s.unnoticed > 0 { // (checked here: the call's frame is not small)
+			s.noticeLocked()
+		}
 		if n := len(s.free); n > 0 {
 			b, s.free = s.free[n-1], s.free[:n-1]
-			b.channel, b.msgs = me.Channel, b.msgs[:0]
+			b.channel, b.msgs = channel, b.msgs[:0]
 		} else {
-			b = &msgBatch{channel: me.Channel}
+			b = &msgBatch{channel: channel}
 		}
-		s.open[me.Channel] = b
+		s.open[channel] = b
 		s.q = append(s.q, slot{batch: b})
 		s.live++
 	}
 	s.last = b
-	b.msgs = append(b.msgs, *me)
-	s.stream++
-	s.unlockSignal()
+	return b
 }
 
 // unlockSignal releases s.mu after queueing and sends the Ready signal

@@ -352,3 +352,69 @@ func TestBrokerMessageBatches(t *testing.T) {
 		t.Fatalf("plain got %T", evs[0])
 	}
 }
+
+// A run of messages (publishMessages, one lock per subscriber) is the
+// same as publishing them one by one: in order into the channel's batch,
+// the newest beyond the buffer dropped and counted, the drop noticed
+// before the next batch; plain subscribers get each message.
+func TestBrokerMessageRuns(t *testing.T) {
+	b := testBroker()
+	s := b.subscribe(context.Background(), SubscribeOptions{Buffer: 10, MessageBatches: true})
+	defer s.Close()
+	plain := b.subscribe(context.Background(), SubscribeOptions{Buffer: 100})
+	defer plain.Close()
+	a := MustName(KindBroadcast, "doc", "a", "")
+	run := func(from, n int) {
+		msgs := make([]MessageEvent, n)
+		ptrs := make([]*MessageEvent, n)
+		for i := range msgs {
+			msgs[i] = MessageEvent{Channel: a, Direction: In, Kind: MessageBroadcast, Event: "e", Size: from + i}
+			ptrs[i] = &msgs[i]
+		}
+		b.publishMessages(ptrs)
+	}
+	run(0, 4)
+	run(4, 21) // 6 more fit in the buffer of 10; 15 are dropped
+	run(25, 0) // nothing
+	got := s.Drain(nil)
+	if len(got) != 2 {
+		t.Fatalf("got %#v", got)
+	}
+	if d, ok := got[1].(DroppedEvent); !ok || d.Count != 15 {
+		t.Fatalf("second %#v, want the drop notice", got[1])
+	}
+	ba := got[0].(MessageBatchEvent)
+	if len(ba.Messages) != 10 {
+		t.Fatalf("%d messages kept", len(ba.Messages))
+	}
+	for i, m := range ba.Messages {
+		if m.Size != i {
+			t.Fatalf("order: message %d is %d", i, m.Size)
+		}
+	}
+	if s.Dropped() != 15 || b.dropped.Load() != 15 {
+		t.Fatalf("dropped %d (broker %d), want 15", s.Dropped(), b.dropped.Load())
+	}
+	// Room again: the next run is kept whole.
+	run(100, 2)
+	got = s.Drain(got[:0])
+	if len(got) != 1 {
+		t.Fatalf("after the drops: %#v", got)
+	}
+	if bb := got[0].(MessageBatchEvent); len(bb.Messages) != 2 || bb.Messages[0].Size != 100 || bb.Messages[1].Size != 101 {
+		t.Fatalf("after the drops: %#v", got[0])
+	}
+	evs := plain.Drain(nil)
+	if len(evs) != 27 {
+		t.Fatalf("plain got %d events", len(evs))
+	}
+	for i, ev := range evs {
+		want := i
+		if i >= 25 {
+			want = 100 + i - 25
+		}
+		if me, ok := ev.(MessageEvent); !ok || me.Size != want {
+			t.Fatalf("plain event %d: %#v", i, ev)
+		}
+	}
+}

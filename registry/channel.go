@@ -578,7 +578,7 @@ func (m *Manager) clientConfigLocked(e *entry, gen uint64) realtime.ChannelConfi
 		Presence:        realtime.PresenceConfig{Key: e.cfg.PresenceKey, Enabled: e.cfg.Presence || len(e.pres) > 0},
 		PostgresChanges: slices.Clone(e.pg),
 		Private:         e.cfg.Private,
-		OnEvent:         func(ev realtime.Event) { m.onChannelEvent(e, gen, &ev) },
+		OnEvents:        func(evs []realtime.Event) { m.onChannelEvents(e, gen, evs) },
 		// A deep buffer: the manager is fast, but a GC pause or a busy
 		// machine must not make the client drop broadcasts.
 		EventBuffer: clientEventBuffer,
@@ -726,8 +726,112 @@ func (m *Manager) onSocketOpenLocked() {
 	}
 }
 
+// onChannelEvents handles a batch of events of e's client channel of
+// generation gen. It runs on the channel's delivery goroutine. A run of
+// broadcasts, the high-rate case, takes the manager's lock once and
+// reaches each subscriber as one batch; other events go one by one.
+func (m *Manager) onChannelEvents(e *entry, gen uint64, evs []realtime.Event) {
+	for i := 0; i < len(evs); {
+		if evs[i].Type != realtime.EventBroadcast {
+			m.onChannelEvent(e, gen, &evs[i])
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(evs) && evs[j].Type == realtime.EventBroadcast {
+			j++
+		}
+		m.onBroadcasts(e, gen, evs[i:j])
+		i = j
+	}
+}
+
+// onBroadcasts handles a run of broadcasts of e's client channel: the
+// counters, the channel's message ring, the subscribers, then (without
+// the lock) the listeners.
+func (m *Manager) onBroadcasts(e *entry, gen uint64, evs []realtime.Event) {
+	m.mu.Lock()
+	// An entry leaves the registry only after e.leaving is set.
+	if e.gen != gen || e.leaving != nil || m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.msgsIn.Add(uint64(len(evs)))
+	e.msgsIn += uint64(len(evs))
+	e.lastMsg = evs[len(evs)-1].Time
+	ptrs := m.runPtrs[:0]
+	inRing := e.msgs.max >= len(evs)
+	if inRing {
+		// Built in place in the ring (no slot is reused within the run),
+		// copied once per subscriber.
+		for i := range evs {
+			me := e.msgs.next()
+			fillMessage(me, e, &evs[i])
+			ptrs = append(ptrs, me)
+		}
+	} else {
+		// A ring smaller than the run, or none.
+		if cap(m.runMsgs) < len(evs) {
+			m.runMsgs = make([]MessageEvent, len(evs))
+		}
+		msgs := m.runMsgs[:len(evs)]
+		for i := range evs {
+			fillMessage(&msgs[i], e, &evs[i])
+			if me := e.msgs.next(); me != nil {
+				*me = msgs[i]
+			}
+			ptrs = append(ptrs, &msgs[i])
+		}
+	}
+	m.broker.publishMessages(ptrs)
+	clear(ptrs)
+	if !inRing {
+		clear(m.runMsgs) // keeps no payload alive
+	}
+	m.runPtrs = ptrs[:0]
+	ls := e.bcast
+	m.mu.Unlock()
+	if len(ls) > 0 {
+		callBroadcastListeners(e.name, ls, evs)
+	}
+}
+
+// callBroadcastListeners calls the listeners of a run of broadcasts.
+//
+//go:noinline
+func callBroadcastListeners(name Name, ls []*bcastListener, evs []realtime.Event) {
+	for i := range evs {
+		b := &evs[i].Broadcast
+		msg := Broadcast{Channel: name, Event: b.Event, Payload: b.Payload, Binary: b.Binary, Meta: b.Meta, Time: evs[i].Time}
+		for _, l := range ls {
+			if l.event == "*" || l.event == b.Event || strings.EqualFold(l.event, b.Event) {
+				l.fn(msg)
+			}
+		}
+	}
+}
+
+// fillMessage sets *me to the MessageEvent of e's received broadcast ev.
+// (Field by field: a composite literal would put a temporary on the
+// stack of the delivery goroutine, which starts small; see onBroadcasts.)
+func fillMessage(me *MessageEvent, e *entry, ev *realtime.Event) {
+	b := &ev.Broadcast
+	me.Time = ev.Time
+	me.Channel = e.name
+	me.Direction = In
+	me.Kind = MessageBroadcast
+	me.Event = b.Event
+	me.Size = len(b.Payload)
+	me.Queued = false
+	if b.Binary {
+		me.Payload, me.Binary = nil, b.Payload
+	} else {
+		me.Payload, me.Binary = b.Payload, nil
+	}
+}
+
 // onChannelEvent handles an event of e's client channel of generation
-// gen. It runs on the channel's delivery goroutine.
+// gen other than a broadcast (onBroadcasts takes those).
 func (m *Manager) onChannelEvent(e *entry, gen uint64, ev *realtime.Event) {
 	var calls []func()
 	m.mu.Lock()
@@ -739,20 +843,6 @@ func (m *Manager) onChannelEvent(e *entry, gen uint64, ev *realtime.Event) {
 	switch ev.Type {
 	case realtime.EventStatus:
 		m.onStatusLocked(e, gen, *ev)
-	case realtime.EventBroadcast:
-		// The hot path: no allocation beyond the event itself.
-		ls := m.onBroadcastLocked(e, ev)
-		m.mu.Unlock()
-		if len(ls) > 0 {
-			b := &ev.Broadcast
-			msg := Broadcast{Channel: e.name, Event: b.Event, Payload: b.Payload, Binary: b.Binary, Meta: b.Meta, Time: ev.Time}
-			for _, l := range ls {
-				if l.event == "*" || l.event == b.Event || strings.EqualFold(l.event, b.Event) {
-					l.fn(msg)
-				}
-			}
-		}
-		return
 	case realtime.EventPresence:
 		calls = m.onPresenceLocked(e, *ev)
 	case realtime.EventPostgresChange:
@@ -1257,29 +1347,6 @@ func (m *Manager) publishError(n Name, op, code, msg string) {
 	m.mu.Lock()
 	m.publishErrorLocked(n, op, code, msg)
 	m.mu.Unlock()
-}
-
-// onBroadcastLocked records a broadcast and returns the listeners (a
-// copy-on-write slice, safe to read after unlocking).
-func (m *Manager) onBroadcastLocked(e *entry, ev *realtime.Event) []*bcastListener {
-	b := &ev.Broadcast
-	m.msgsIn.Add(1)
-	e.msgsIn++
-	e.lastMsg = ev.Time
-	// Built in place in the channel's ring, copied once per subscriber.
-	var local MessageEvent
-	me := e.msgs.next()
-	if me == nil {
-		me = &local
-	}
-	*me = MessageEvent{Time: ev.Time, Channel: e.name, Direction: In, Kind: MessageBroadcast, Event: b.Event, Size: len(b.Payload)}
-	if b.Binary {
-		me.Binary = b.Payload
-	} else {
-		me.Payload = b.Payload
-	}
-	m.broker.publishMessage(me)
-	return e.bcast
 }
 
 // onPresenceLocked updates the presence cache.

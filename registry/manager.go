@@ -155,9 +155,12 @@ type Manager struct {
 	closed    bool
 	connected bool
 	entries   map[Name]*entry
-	capture   atomic.Bool // the frame rings are on
-	tapMu     sync.Mutex
-	tapOn     bool // the client's tap is installed
+	// runPtrs and runMsgs are onBroadcasts' buffers (guarded by mu).
+	runPtrs []*MessageEvent
+	runMsgs []MessageEvent
+	capture atomic.Bool // the frame rings are on
+	tapMu   sync.Mutex
+	tapOn   bool // the client's tap is installed
 
 	// fmu guards topics, lastFrame and the entries' frame rings.
 	fmu           sync.Mutex
@@ -974,9 +977,8 @@ func (r *ring[T]) next() *T {
 		return nil
 	}
 	if len(r.buf) < r.max {
-		var zero T
 		r.grow()
-		r.buf = append(r.buf, zero)
+		r.buf = r.buf[:len(r.buf)+1]
 		r.n++
 		return &r.buf[len(r.buf)-1]
 	}

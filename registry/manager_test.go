@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -240,4 +241,85 @@ func TestPresenceJoinTrackAndCleanup(t *testing.T) {
 func TestRTTKnownRightAfterConnect(t *testing.T) {
 	e := newEnv(t, withOpts(func(o *registry.Options) { o.HeartbeatInterval = time.Hour }))
 	eventually(t, "an RTT in the snapshot", func() bool { return e.m.Snapshot().Socket.RTT > 0 })
+}
+
+// A burst of broadcasts reaches the manager in the client's batches:
+// every message arrives once and in order at the listener and at a
+// MessageBatches subscriber, the counters see them all, and the
+// channel's message ring keeps the newest, whether the ring is larger
+// than a batch (messages built in place) or smaller (copied in).
+func TestBroadcastBurst(t *testing.T) {
+	for _, ring := range []int{0, 5} {
+		t.Run(fmt.Sprintf("ring%d", ring), func(t *testing.T) {
+			e := newEnv(t, withOpts(func(o *registry.Options) { o.MessageRing = ring }),
+				withServer(servertest.WithLimits(server.Limits{Off: true}), servertest.WithConfig(func(c *server.Config) { c.OutboundQueue = 1 << 14 })))
+			var mu sync.Mutex
+			var heard []string
+			h, err := e.m.JoinBroadcast(ctx(t), "doc", "burst", registry.OnBroadcast("seq", func(b registry.Broadcast) {
+				mu.Lock()
+				heard = append(heard, string(b.Payload))
+				mu.Unlock()
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Ready(ctx(t)); err != nil {
+				t.Fatal(err)
+			}
+			sub := e.m.Subscribe(ctx(t), registry.SubscribeOptions{Buffer: 1 << 14, MessageBatches: true, Types: []registry.EventType{registry.TypeMessageBatch}})
+			defer sub.Close()
+			const n = 2000
+			for i := range n {
+				e.srv.Broadcast(h.Name().Topic(), "seq", json.RawMessage(`{"i":`+strconv.Itoa(i)+`}`))
+			}
+			var got []string
+			var evs []registry.Event
+			deadline := time.Now().Add(15 * time.Second)
+			for len(got) < n && time.Now().Before(deadline) {
+				select {
+				case <-sub.Ready():
+				case <-time.After(100 * time.Millisecond):
+				}
+				evs = sub.Drain(evs[:0])
+				for _, ev := range evs {
+					for _, m := range ev.(registry.MessageBatchEvent).Messages {
+						got = append(got, string(m.Payload))
+					}
+				}
+			}
+			want := func(i int) string { return `{"i":` + strconv.Itoa(i) + `}` }
+			if len(got) != n || sub.Dropped() != 0 {
+				t.Fatalf("subscriber got %d of %d (dropped %d); server %+v", len(got), n, sub.Dropped(), e.srv.Stats())
+			}
+			for i, p := range got {
+				if p != want(i) {
+					t.Fatalf("subscriber message %d is %s", i, p)
+				}
+			}
+			eventually(t, "the listener", func() bool { mu.Lock(); defer mu.Unlock(); return len(heard) >= n })
+			mu.Lock()
+			for i, p := range heard {
+				if p != want(i) {
+					t.Fatalf("listener message %d is %s", i, p)
+				}
+			}
+			mu.Unlock()
+			if in := e.info(h.Name()).MessagesIn; in != n {
+				t.Fatalf("MessagesIn %d", in)
+			}
+			keep := ring
+			if keep == 0 {
+				keep = registry.DefaultMessageRing
+			}
+			kept, err := e.m.Messages(h.Name(), 0)
+			if err != nil || len(kept) != keep {
+				t.Fatalf("ring kept %d (%v), want %d", len(kept), err, keep)
+			}
+			for i, m := range kept {
+				if string(m.Payload) != want(n-keep+i) || m.Direction != registry.In || m.Event != "seq" {
+					t.Fatalf("ring message %d: %+v", i, m)
+				}
+			}
+		})
+	}
 }
