@@ -809,10 +809,8 @@ func (w *wsTracker) feed(data []byte) {
 				need += 4
 			}
 			if len(data) >= need {
-				copy(w.hdr[:], data[:need])
-				w.hdrN, w.need = need, need
+				w.endHeader(data[:need])
 				data = data[need:]
-				w.endHeader()
 				continue
 			}
 		}
@@ -832,26 +830,27 @@ func (w *wsTracker) feed(data []byte) {
 			}
 		}
 		if w.hdrN >= 2 && w.hdrN == w.need {
-			w.endHeader()
+			w.endHeader(w.hdr[:w.hdrN])
 		}
 	}
 }
 
-// endHeader interprets the complete header in w.hdr.
-func (w *wsTracker) endHeader() {
+// endHeader interprets a complete frame header (read in place from the
+// stream when it arrived whole, else collected in w.hdr).
+func (w *wsTracker) endHeader(hdr []byte) {
 	var n uint64
-	switch l := w.hdr[1] & 0x7f; l {
+	switch l := hdr[1] & 0x7f; l {
 	case 126:
-		n = uint64(w.hdr[2])<<8 | uint64(w.hdr[3])
+		n = uint64(hdr[2])<<8 | uint64(hdr[3])
 	case 127:
 		for i := 2; i < 10; i++ {
-			n = n<<8 | uint64(w.hdr[i])
+			n = n<<8 | uint64(hdr[i])
 		}
 	default:
 		n = uint64(l)
 	}
-	fin := w.hdr[0]&0x80 != 0
-	op := w.hdr[0] & 0x0f
+	fin := hdr[0]&0x80 != 0
+	op := hdr[0] & 0x0f
 	if op < 0x8 { // a data frame (control frames may interleave)
 		w.inMessage = !fin
 	}
