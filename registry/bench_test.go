@@ -138,24 +138,35 @@ func waitCount(b *testing.B, what string, c *atomic.Int64, n int64) {
 
 // BenchmarkEvents100k sends 100,000 broadcasts at 100,000 per second from
 // a server in a child process to (a) the bare client: a realtime.Channel
-// (with the manager's event buffer of 65,536) whose OnEvent counts them, and (b) the manager (fault transport,
-// per-channel message ring, a listener; the frame tap and rings in the
-// "+frames" variants) with one subscriber that drains the event stream
-// every 5 ms, as a UI does per frame, and counts the messages: as
-// MessageBatchEvents ("batches", SubscribeOptions.MessageBatches) or one
-// MessageEvent each ("events"). Each iteration runs (a) and (b),
-// interleaved in alternating order; cpu-ratio is (b)'s process CPU time
-// over (a)'s, and median-cpu-ratio the median of the per-iteration
-// ratios: the manager's overhead is the ratio - 1. The server's CPU is
-// not counted.
+// (with the manager's event buffer of 65,536) whose OnEvent counts them,
+// and (b) the manager (fault transport, per-channel message ring; the
+// frame tap and rings in the "+frames" variants) with one consumer, as
+// (a) has one: a subscriber that drains the event stream every 5 ms, as
+// a UI does per frame, and counts the messages, as MessageBatchEvents
+// ("batches", SubscribeOptions.MessageBatches) or one MessageEvent each
+// ("events"); or, in "listener", an OnBroadcast listener that counts
+// them (no subscriber). Each iteration runs (a) and (b), interleaved in
+// alternating order; cpu-ratio is (b)'s process CPU time over (a)'s, and
+// median-cpu-ratio the median of the per-iteration ratios: the manager's
+// overhead is the ratio - 1. The server's CPU is not counted.
 func BenchmarkEvents100k(b *testing.B) {
 	bs := startBenchServer(b)
 	b.Run("bare-vs-bare", func(b *testing.B) { benchBareVsBare(b, bs) })
-	b.Run("batches", func(b *testing.B) { benchEvents(b, bs, true, true) })
-	b.Run("batches+frames", func(b *testing.B) { benchEvents(b, bs, false, true) })
-	b.Run("events", func(b *testing.B) { benchEvents(b, bs, true, false) })
-	b.Run("events+frames", func(b *testing.B) { benchEvents(b, bs, false, false) })
+	b.Run("batches", func(b *testing.B) { benchEvents(b, bs, true, consumeBatches) })
+	b.Run("batches+frames", func(b *testing.B) { benchEvents(b, bs, false, consumeBatches) })
+	b.Run("events", func(b *testing.B) { benchEvents(b, bs, true, consumeEvents) })
+	b.Run("events+frames", func(b *testing.B) { benchEvents(b, bs, false, consumeEvents) })
+	b.Run("listener", func(b *testing.B) { benchEvents(b, bs, true, consumeListener) })
 }
+
+// consumer is how BenchmarkEvents100k's manager side takes the messages.
+type consumer int
+
+const (
+	consumeBatches  consumer = iota // a subscriber with MessageBatches
+	consumeEvents                   // a subscriber, one MessageEvent each
+	consumeListener                 // an OnBroadcast listener
+)
 
 // bareClient is the bare client of BenchmarkEvents100k: a socket with one
 // channel counting the broadcasts it receives.
@@ -225,7 +236,7 @@ func benchBareVsBare(b *testing.B, bs *benchServer) {
 	b.ReportMetric(ratios[len(ratios)-1], "max-ratio")
 }
 
-func benchEvents(b *testing.B, bs *benchServer, noFrames, batches bool) {
+func benchEvents(b *testing.B, bs *benchServer, noFrames bool, how consumer) {
 	const n, rate = 100_000, 100_000
 	suffix := fmt.Sprint(time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -236,8 +247,8 @@ func benchEvents(b *testing.B, bs *benchServer, noFrames, batches bool) {
 	sock, ch, bare := bareClient(b, ctx, bs, bareTopic)
 	defer sock.Close()
 
-	// (b) the manager and one subscriber.
-	var viaMgr, listener atomic.Int64
+	// (b) the manager and its one consumer.
+	var viaMgr atomic.Int64
 	m, err := registry.New(registry.Options{URL: bs.url, APIKey: bs.key, NoFrames: noFrames})
 	if err != nil {
 		b.Fatal(err)
@@ -246,47 +257,54 @@ func benchEvents(b *testing.B, bs *benchServer, noFrames, batches bool) {
 	if err := m.Connect(ctx); err != nil {
 		b.Fatal(err)
 	}
-	h, err := m.JoinBroadcast(ctx, "document", "mgr"+suffix, registry.OnBroadcast("cursor", func(registry.Broadcast) { listener.Add(1) }))
+	var opts []registry.JoinOption
+	if how == consumeListener {
+		opts = append(opts, registry.OnBroadcast("cursor", func(registry.Broadcast) { viaMgr.Add(1) }))
+	}
+	h, err := m.JoinBroadcast(ctx, "document", "mgr"+suffix, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	if err := h.Ready(ctx); err != nil {
 		b.Fatal(err)
 	}
-	sub := m.Subscribe(ctx, registry.SubscribeOptions{Buffer: 1 << 16, MessageBatches: batches})
+	var sub *registry.Subscription
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var batch []registry.Event
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-sub.Done():
-				return
-			case <-tick.C:
-			}
-			batch = sub.Drain(batch[:0])
-			for _, ev := range batch {
-				switch e := ev.(type) {
-				case registry.MessageEvent:
-					if e.Event == "cursor" {
-						viaMgr.Add(1)
-					}
-				case registry.MessageBatchEvent:
-					k := 0
-					for i := range e.Messages {
-						if e.Messages[i].Event == "cursor" {
-							k++
-						}
-					}
-					viaMgr.Add(int64(k))
+	if how != consumeListener {
+		sub = m.Subscribe(ctx, registry.SubscribeOptions{Buffer: 1 << 16, MessageBatches: how == consumeBatches})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var batch []registry.Event
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-sub.Done():
+					return
+				case <-tick.C:
 				}
+				batch = sub.Drain(batch[:0])
+				for _, ev := range batch {
+					switch e := ev.(type) {
+					case registry.MessageEvent:
+						if e.Event == "cursor" {
+							viaMgr.Add(1)
+						}
+					case registry.MessageBatchEvent:
+						k := 0
+						for i := range e.Messages {
+							if e.Messages[i].Event == "cursor" {
+								k++
+							}
+						}
+						viaMgr.Add(int64(k))
+					}
+				}
+				clear(batch)
 			}
-			clear(batch)
-		}
-	}()
+		}()
+	}
 
 	var cpuBare, cpuMgr time.Duration
 	var ratios []float64
@@ -318,10 +336,14 @@ func benchEvents(b *testing.B, bs *benchServer, noFrames, batches bool) {
 		ratios = append(ratios, float64(cm)/float64(cb))
 	}
 	b.StopTimer()
-	sub.Close()
-	wg.Wait()
-	if got := listener.Load(); got != int64(iters*n) {
-		b.Fatalf("listener got %d of %d", got, iters*n)
+	var subDropped uint64
+	if sub != nil {
+		sub.Close()
+		wg.Wait()
+		subDropped = sub.Dropped()
+	}
+	if got := viaMgr.Load(); got != int64(iters*n) {
+		b.Fatalf("the manager's consumer got %d of %d", got, iters*n)
 	}
 	total := float64(iters * n)
 	b.ReportMetric(float64(cpuBare.Nanoseconds())/total, "bare-cpu-ns/event")
@@ -331,7 +353,7 @@ func benchEvents(b *testing.B, bs *benchServer, noFrames, batches bool) {
 	b.ReportMetric(ratios[len(ratios)/2], "median-cpu-ratio")
 	b.ReportMetric(ratios[0], "min-ratio")
 	b.ReportMetric(ratios[len(ratios)-1], "max-ratio")
-	b.ReportMetric(float64(sub.Dropped()), "dropped")
+	b.ReportMetric(float64(subDropped), "dropped")
 	b.ReportMetric(float64(ch.Stats().Dropped), "bare-dropped")
 	info, _ := h.Info()
 	b.ReportMetric(float64(info.ClientDropped), "mgr-client-dropped")
