@@ -797,22 +797,40 @@ func (w *wsTracker) feed(data []byte) {
 			continue
 		}
 		if w.hdrN == 0 && len(data) >= 2 {
-			// Fast path: a whole header in data.
-			need := 2
-			switch data[1] & 0x7f {
-			case 126:
-				need += 2
-			case 127:
-				need += 8
-			}
-			if data[1]&0x80 != 0 {
-				need += 4
-			}
-			if len(data) >= need {
-				w.endHeader(data[:need])
+			// Fast path: whole headers in data, read in place; whole
+			// frames are skipped with the state in locals.
+			inMsg := w.inMessage
+			for len(data) >= 2 {
+				need := 2
+				switch data[1] & 0x7f {
+				case 126:
+					need += 2
+				case 127:
+					need += 8
+				}
+				if data[1]&0x80 != 0 {
+					need += 4
+				}
+				if len(data) < need {
+					break
+				}
+				n := frameLen(data)
+				if data[0]&0x0f < 0x8 { // a data frame (control frames may interleave)
+					inMsg = data[0]&0x80 == 0
+				}
 				data = data[need:]
+				if n > uint64(len(data)) {
+					w.left, w.inFrame = n-uint64(len(data)), true
+					data = data[len(data):]
+					break
+				}
+				data = data[n:]
+			}
+			w.inMessage = inMsg
+			if len(data) == 0 {
 				continue
 			}
+			// A partial header: collected byte by byte below.
 		}
 		w.hdr[w.hdrN] = data[0]
 		w.hdrN++
@@ -835,26 +853,29 @@ func (w *wsTracker) feed(data []byte) {
 	}
 }
 
-// endHeader interprets a complete frame header (read in place from the
-// stream when it arrived whole, else collected in w.hdr).
+// endHeader interprets a complete frame header collected in w.hdr.
 func (w *wsTracker) endHeader(hdr []byte) {
-	var n uint64
-	switch l := hdr[1] & 0x7f; l {
-	case 126:
-		n = uint64(hdr[2])<<8 | uint64(hdr[3])
-	case 127:
-		for i := 2; i < 10; i++ {
-			n = n<<8 | uint64(hdr[i])
-		}
-	default:
-		n = uint64(l)
-	}
-	fin := hdr[0]&0x80 != 0
-	op := hdr[0] & 0x0f
-	if op < 0x8 { // a data frame (control frames may interleave)
-		w.inMessage = !fin
+	n := frameLen(hdr)
+	if op := hdr[0] & 0x0f; op < 0x8 { // a data frame (control frames may interleave)
+		w.inMessage = hdr[0]&0x80 == 0
 	}
 	w.hdrN, w.need = 0, 0
 	w.left = n
 	w.inFrame = n > 0
+}
+
+// frameLen returns the payload length of a complete frame header.
+func frameLen(hdr []byte) uint64 {
+	switch l := hdr[1] & 0x7f; l {
+	case 126:
+		return uint64(hdr[2])<<8 | uint64(hdr[3])
+	case 127:
+		var n uint64
+		for i := 2; i < 10; i++ {
+			n = n<<8 | uint64(hdr[i])
+		}
+		return n
+	default:
+		return uint64(l)
+	}
 }

@@ -419,11 +419,25 @@ func FuzzTracker(f *testing.F) {
 				t.Fatalf("boundary at %d not seen (bounds %v)", b, bounds)
 			}
 		}
-		// Bulk feeding agrees with byte-wise feeding.
+		// Bulk feeding agrees with byte-wise feeding, whole and in
+		// chunks cut anywhere (inside headers too).
 		var bulk wsTracker
 		bulk.feed(stream)
 		if bulk.atBoundary() != w.atBoundary() {
 			t.Fatal("bulk and byte-wise feeding disagree")
+		}
+		var chunked, bytewise wsTracker
+		for off := 0; off < len(stream); {
+			end := min(off+step, len(stream))
+			chunked.feed(stream[off:end])
+			for i := off; i < end; i++ {
+				bytewise.feed(stream[i : i+1])
+			}
+			if chunked.atBoundary() != bytewise.atBoundary() || chunked.left != bytewise.left ||
+				chunked.inFrame != bytewise.inFrame || chunked.inMessage != bytewise.inMessage || chunked.hdrN != bytewise.hdrN {
+				t.Fatalf("at %d: chunked %+v, byte-wise %+v", end, chunked, bytewise)
+			}
+			off = end
 		}
 	})
 }
