@@ -80,7 +80,7 @@ type entry struct {
 	flushing     bool
 	flushDone    chan struct{} // closed when the flush under way ends
 
-	msgs   ring[MessageEvent]
+	msgs   ring[msgRec]
 	frames frameRing // guarded by the manager's fmu
 
 	leaving chan struct{} // closed when the leave is done
@@ -759,36 +759,26 @@ func (m *Manager) onBroadcasts(e *entry, gen uint64, evs []realtime.Event) {
 	m.msgsIn.Add(uint64(len(evs)))
 	e.msgsIn += uint64(len(evs))
 	e.lastMsg = evs[len(evs)-1].Time
-	ptrs := m.runPtrs[:0]
-	inRing := e.msgs.max >= len(evs)
-	if inRing {
-		// Built in place in the ring (no slot is reused within the run),
-		// copied once per subscriber.
-		for i := range evs {
-			me := e.msgs.next()
-			fillMessage(me, e, &evs[i])
-			ptrs = append(ptrs, me)
+	for i := range evs {
+		if r := e.msgs.next(); r != nil {
+			fillRec(r, &evs[i])
 		}
-	} else {
-		// A ring smaller than the run, or none.
-		if cap(m.runMsgs) < len(evs) {
-			m.runMsgs = make([]MessageEvent, len(evs))
-		}
-		msgs := m.runMsgs[:len(evs)]
-		for i := range evs {
-			fillMessage(&msgs[i], e, &evs[i])
-			if me := e.msgs.next(); me != nil {
-				*me = msgs[i]
+	}
+	if m.broker.wantMessages() {
+		// Built in a buffer that stays in cache (it keeps the last run's
+		// payloads until the next run), copied once per subscriber.
+		if len(m.runMsgs) < len(evs) {
+			m.runMsgs = make([]MessageEvent, max(len(evs), 64))
+			m.runPtrs = make([]*MessageEvent, len(m.runMsgs))
+			for i := range m.runMsgs {
+				m.runPtrs[i] = &m.runMsgs[i]
 			}
-			ptrs = append(ptrs, &msgs[i])
 		}
+		for i := range evs {
+			fillMessage(&m.runMsgs[i], e, &evs[i])
+		}
+		m.broker.publishMessages(m.runPtrs[:len(evs)])
 	}
-	m.broker.publishMessages(ptrs)
-	clear(ptrs)
-	if !inRing {
-		clear(m.runMsgs) // keeps no payload alive
-	}
-	m.runPtrs = ptrs[:0]
 	ls := e.bcast
 	m.mu.Unlock()
 	if len(ls) > 0 {
@@ -809,6 +799,19 @@ func callBroadcastListeners(name Name, ls []*bcastListener, evs []realtime.Event
 			}
 		}
 	}
+}
+
+// fillRec sets *r to the ring record of a received broadcast.
+func fillRec(r *msgRec, ev *realtime.Event) {
+	b := &ev.Broadcast
+	r.time = ev.Time
+	r.event = b.Event
+	r.kind = MessageBroadcast
+	r.payload = b.Payload
+	r.size = len(b.Payload)
+	r.dir = In
+	r.binary = b.Binary
+	r.queued = false
 }
 
 // fillMessage sets *me to the MessageEvent of e's received broadcast ev.
@@ -1441,7 +1444,7 @@ func (m *Manager) onChangeLocked(e *entry, ev realtime.Event) []func() {
 	e.lastMsg = ev.Time
 	payload, _ := json.Marshal(c.ChangeData)
 	me := MessageEvent{Time: ev.Time, Channel: e.name, Direction: In, Kind: MessagePostgresChanges, Event: c.Type, Payload: payload, Size: len(payload)}
-	e.msgs.add(me)
+	e.msgs.add(recOf(&me))
 	m.broker.publish(me)
 	change := Change{Channel: e.name, Type: c.Type, Schema: c.Schema, Table: c.Table, CommitTimestamp: c.CommitTimestamp,
 		Columns: c.Columns, Record: c.Record, OldRecord: c.OldRecord, Errors: c.Errors, IDs: c.IDs, Time: ev.Time}
@@ -1465,7 +1468,7 @@ func (m *Manager) onSystemLocked(e *entry, ev realtime.Event) []func() {
 	e.lastMsg = ev.Time
 	payload, _ := json.Marshal(s)
 	me := MessageEvent{Time: ev.Time, Channel: e.name, Direction: In, Kind: MessageSystem, Event: s.Message, Payload: payload, Size: len(payload)}
-	e.msgs.add(me)
+	e.msgs.add(recOf(&me))
 	m.broker.publish(me)
 	switch {
 	case s.Status == protocol.StatusOK && s.Extension == "postgres_changes":
@@ -1512,7 +1515,7 @@ func (m *Manager) doTrack(e *entry, gen uint64) {
 	m.msgsOut.Add(1)
 	e.msgsOut++
 	me := MessageEvent{Time: m.clk.Now(), Channel: e.name, Direction: Out, Kind: MessagePresence, Event: "track", Payload: t.payload, Size: len(t.payload)}
-	e.msgs.add(me)
+	e.msgs.add(recOf(&me))
 	m.broker.publish(me)
 	m.log.Info("Tracking presence", KeyChannel, e.name.String(), KeyUserID, t.user.UserID)
 }

@@ -320,7 +320,7 @@ func (m *Manager) sentLocked(e *entry, msg outMsg, lock bool) {
 	} else {
 		me.Payload = msg.payload
 	}
-	e.msgs.add(me)
+	e.msgs.add(recOf(&me))
 	m.broker.publish(me)
 }
 
@@ -453,7 +453,7 @@ func (m *Manager) track(ctx context.Context, e *entry, user PresenceUser) error 
 	m.msgsOut.Add(1)
 	e.msgsOut++
 	me := MessageEvent{Time: m.clk.Now(), Channel: e.name, Direction: Out, Kind: MessagePresence, Event: "track", Payload: payload, Size: len(payload)}
-	e.msgs.add(me)
+	e.msgs.add(recOf(&me))
 	m.broker.publish(me)
 	m.mu.Unlock()
 	m.log.Info("Tracking presence", KeyChannel, e.name.String(), KeyUserID, user.UserID)

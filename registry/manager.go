@@ -425,8 +425,8 @@ func (m *Manager) Export(w io.Writer) error {
 	evs := m.broker.hist.all()
 	m.mu.Lock()
 	for _, e := range m.entries {
-		for _, me := range e.msgs.last(0) {
-			evs = append(evs, me)
+		for _, r := range e.msgs.last(0) {
+			evs = append(evs, r.message(e.name))
 		}
 	}
 	m.mu.Unlock()
@@ -922,7 +922,46 @@ func (m *Manager) Messages(name Name, n int) ([]MessageEvent, error) {
 	if e == nil {
 		return nil, fmt.Errorf("messages %s: %w", name, ErrNotFound)
 	}
-	return e.msgs.last(n), nil
+	recs := e.msgs.last(n)
+	out := make([]MessageEvent, len(recs))
+	for i := range recs {
+		out[i] = recs[i].message(name)
+	}
+	return out, nil
+}
+
+// msgRec is a message as a channel's ring keeps it: a MessageEvent
+// without the channel (the ring's) and with one payload field, 96 bytes
+// instead of 184, written for every message received.
+type msgRec struct {
+	time    time.Time
+	event   string
+	kind    MessageKind
+	payload []byte
+	size    int
+	dir     Direction
+	binary  bool
+	queued  bool
+}
+
+// recOf returns the ring record of me.
+func recOf(me *MessageEvent) msgRec {
+	r := msgRec{time: me.Time, event: me.Event, kind: me.Kind, payload: me.Payload, size: me.Size, dir: me.Direction, queued: me.Queued}
+	if me.Binary != nil {
+		r.payload, r.binary = me.Binary, true
+	}
+	return r
+}
+
+// message returns the MessageEvent of r, a message of the named channel.
+func (r *msgRec) message(name Name) MessageEvent {
+	me := MessageEvent{Time: r.time, Channel: name, Direction: r.dir, Kind: r.kind, Event: r.event, Size: r.size, Queued: r.queued}
+	if r.binary {
+		me.Binary = r.payload
+	} else {
+		me.Payload = r.payload
+	}
+	return me
 }
 
 // Frames returns up to the last n raw frames of the named channel (all

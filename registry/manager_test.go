@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -321,5 +322,52 @@ func TestBroadcastBurst(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The channel's message ring gives back what was sent and received,
+// text and binary, with its channel and direction.
+func TestMessageRingKeepsBinaryAndText(t *testing.T) {
+	e := newEnv(t)
+	h, err := e.m.JoinBroadcast(ctx(t), "doc", "ring", registry.WithBroadcastConfig(true, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.BroadcastBinary(ctx(t), "blob", []byte{0, 1, 2, 255}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Broadcast(ctx(t), "note", json.RawMessage(`{"a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	var got []registry.MessageEvent
+	eventually(t, "both messages back (self)", func() bool {
+		got, err = e.m.Messages(h.Name(), 0)
+		return err == nil && len(got) == 4
+	})
+	type seen struct {
+		dir         registry.Direction
+		event, text string
+		bin         []byte
+	}
+	var in, out []seen
+	for _, m := range got {
+		if m.Channel != h.Name() || m.Kind != registry.MessageBroadcast {
+			t.Fatalf("message %+v", m)
+		}
+		s := seen{m.Direction, m.Event, string(m.Payload), m.Binary}
+		if m.Direction == registry.In {
+			in = append(in, s)
+		} else {
+			out = append(out, s)
+		}
+	}
+	for _, side := range [][]seen{in, out} {
+		if len(side) != 2 || side[0].event != "blob" || !bytes.Equal(side[0].bin, []byte{0, 1, 2, 255}) || side[0].text != "" ||
+			side[1].event != "note" || side[1].text != `{"a":1}` || side[1].bin != nil {
+			t.Fatalf("ring: in %+v, out %+v", in, out)
+		}
 	}
 }
