@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,25 +185,35 @@ func (b *broker) wantMessages() bool { return len(*b.subs.Load()) > 0 }
 // copied into the batches of MessageBatches subscribers, boxed (once)
 // for the others.
 func (b *broker) publishMessage(me *MessageEvent) {
-	b.publishMessages([]*MessageEvent{me})
+	b.publishMessages([]MessageEvent{*me})
 }
 
 // publishMessages is publishMessage for a run of messages of one channel,
 // in order: one lock of each MessageBatches subscriber for the run.
-func (b *broker) publishMessages(ms []*MessageEvent) {
+func (b *broker) publishMessages(ms []MessageEvent) {
 	if len(ms) == 0 {
 		return
 	}
-	for _, s := range *b.subs.Load() {
-		if !s.wantsMessage(ms[0]) {
-			continue
+	subs := *b.subs.Load()
+	plain := false
+	for _, s := range subs {
+		if s.wantsMessage(&ms[0]) {
+			if s.batches {
+				s.pushMessages(ms)
+			} else {
+				plain = true
+			}
 		}
-		if s.batches {
-			s.pushMessages(ms)
-			continue
-		}
-		for _, me := range ms {
-			s.push(*me)
+	}
+	if !plain {
+		return
+	}
+	for i := range ms {
+		var boxed Event = ms[i] // boxed once, for every plain subscriber
+		for _, s := range subs {
+			if !s.batches && s.wantsMessage(&ms[i]) {
+				s.push(boxed)
+			}
 		}
 	}
 }
@@ -280,7 +289,7 @@ func (s *Subscription) wantsMessage(me *MessageEvent) bool {
 
 // pushMessages adds messages of one channel to its open batch, dropping
 // (and counting) those beyond the buffer.
-func (s *Subscription) pushMessages(ms []*MessageEvent) {
+func (s *Subscription) pushMessages(ms []MessageEvent) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -299,11 +308,7 @@ func (s *Subscription) pushMessages(ms []*MessageEvent) {
 		return
 	}
 	b := s.batchLocked(ms[0].Channel)
-	n := len(b.msgs)
-	b.msgs = slices.Grow(b.msgs, keep)[:n+keep]
-	for i, me := range ms[:keep] {
-		b.msgs[n+i] = *me // no temporary on the stack, unlike append
-	}
+	b.msgs = append(b.msgs, ms[:keep]...)
 	s.stream += keep
 	s.unlockSignal()
 }

@@ -366,12 +366,10 @@ func TestBrokerMessageRuns(t *testing.T) {
 	a := MustName(KindBroadcast, "doc", "a", "")
 	run := func(from, n int) {
 		msgs := make([]MessageEvent, n)
-		ptrs := make([]*MessageEvent, n)
 		for i := range msgs {
 			msgs[i] = MessageEvent{Channel: a, Direction: In, Kind: MessageBroadcast, Event: "e", Size: from + i}
-			ptrs[i] = &msgs[i]
 		}
-		b.publishMessages(ptrs)
+		b.publishMessages(msgs)
 	}
 	run(0, 4)
 	run(4, 21) // 6 more fit in the buffer of 10; 15 are dropped

@@ -769,15 +769,12 @@ func (m *Manager) onBroadcasts(e *entry, gen uint64, evs []realtime.Event) {
 		// payloads until the next run), copied once per subscriber.
 		if len(m.runMsgs) < len(evs) {
 			m.runMsgs = make([]MessageEvent, max(len(evs), 64))
-			m.runPtrs = make([]*MessageEvent, len(m.runMsgs))
-			for i := range m.runMsgs {
-				m.runPtrs[i] = &m.runMsgs[i]
-			}
 		}
+		msgs := m.runMsgs[:len(evs)]
 		for i := range evs {
-			fillMessage(&m.runMsgs[i], e, &evs[i])
+			fillMessage(&msgs[i], e, &evs[i])
 		}
-		m.broker.publishMessages(m.runPtrs[:len(evs)])
+		m.broker.publishMessages(msgs)
 	}
 	ls := e.bcast
 	m.mu.Unlock()

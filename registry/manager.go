@@ -155,12 +155,10 @@ type Manager struct {
 	closed    bool
 	connected bool
 	entries   map[Name]*entry
-	// runPtrs and runMsgs are onBroadcasts' buffers (guarded by mu).
-	runPtrs []*MessageEvent
-	runMsgs []MessageEvent
-	capture atomic.Bool // the frame rings are on
-	tapMu   sync.Mutex
-	tapOn   bool // the client's tap is installed
+	runMsgs   []MessageEvent // onBroadcasts' buffer
+	capture   atomic.Bool    // the frame rings are on
+	tapMu     sync.Mutex
+	tapOn     bool // the client's tap is installed
 
 	// fmu guards topics, lastFrame and the entries' frame rings.
 	fmu           sync.Mutex
