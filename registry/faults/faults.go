@@ -801,16 +801,7 @@ func (w *wsTracker) feed(data []byte) {
 			// frames are skipped with the state in locals.
 			inMsg := w.inMessage
 			for len(data) >= 2 {
-				need := 2
-				switch data[1] & 0x7f {
-				case 126:
-					need += 2
-				case 127:
-					need += 8
-				}
-				if data[1]&0x80 != 0 {
-					need += 4
-				}
+				need := headerLen(data[1])
 				if len(data) < need {
 					break
 				}
@@ -836,16 +827,7 @@ func (w *wsTracker) feed(data []byte) {
 		w.hdrN++
 		data = data[1:]
 		if w.hdrN == 2 {
-			w.need = 2
-			switch w.hdr[1] & 0x7f {
-			case 126:
-				w.need += 2
-			case 127:
-				w.need += 8
-			}
-			if w.hdr[1]&0x80 != 0 {
-				w.need += 4
-			}
+			w.need = headerLen(w.hdr[1])
 		}
 		if w.hdrN >= 2 && w.hdrN == w.need {
 			w.endHeader(w.hdr[:w.hdrN])
@@ -862,6 +844,22 @@ func (w *wsTracker) endHeader(hdr []byte) {
 	w.hdrN, w.need = 0, 0
 	w.left = n
 	w.inFrame = n > 0
+}
+
+// headerLen returns the length of a frame header from its second byte
+// (the length form and the mask bit).
+func headerLen(b1 byte) int {
+	n := 2
+	switch b1 & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b1&0x80 != 0 {
+		n += 4
+	}
+	return n
 }
 
 // frameLen returns the payload length of a complete frame header.
