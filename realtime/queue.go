@@ -157,7 +157,8 @@ func (q *queue[T]) takeLocked(batch []T) []T {
 	return batch
 }
 
-// each calls fn with each value of batch, in order.
+// each calls fn with each value of batch, in order. Not inlined: the
+// copy of each value as fn's argument stays out of run's frame.
 //
 //go:noinline
 func (q *queue[T]) each(batch []T) {

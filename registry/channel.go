@@ -783,7 +783,9 @@ func (m *Manager) onBroadcasts(e *entry, gen uint64, evs []realtime.Event) {
 	}
 }
 
-// callBroadcastListeners calls the listeners of a run of broadcasts.
+// callBroadcastListeners calls the listeners of a run of broadcasts. Not
+// inlined: its Broadcast value stays out of onBroadcasts' frame, which is
+// on the stack while subscribers are fed.
 //
 //go:noinline
 func callBroadcastListeners(name Name, ls []*bcastListener, evs []realtime.Event) {
