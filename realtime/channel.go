@@ -120,6 +120,7 @@ type Channel struct {
 	state        ChannelState
 	removed      bool
 	joinRef      string
+	joinToken    string // the token the server holds for this join
 	joinPush     *push
 	rejoinTimer  *time.Timer
 	rejoinGen    uint64
@@ -515,6 +516,7 @@ func (s *Socket) sendJoinLocked(ch *Channel) {
 	ref := s.makeRefLocked()
 	ch.joinRef = ref
 	ch.presence.newJoin()
+	ch.joinToken = s.token
 	m := protocol.Message{JoinRef: ref, Ref: ref, Topic: ch.topic, Event: protocol.EventJoin, Payload: ch.joinPayloadLocked(s.token)}
 	p, err := s.pushLocked(ch, &m, false, true, s.onJoinReply)
 	if err != nil {
@@ -563,6 +565,9 @@ func (s *Socket) onJoinReply(p *push) {
 			return
 		}
 		s.log.Debug("Channel joined", logTopic, ch.topic, logJoinRef, ch.joinRef)
+		if ch.joinToken != s.token {
+			s.pushTokenLocked(ch) // SetAuth ran while the join was under way
+		}
 		ch.emitStatusLocked(Subscribed, nil)
 		ch.notifyWaitersLocked(nil)
 	case protocol.StatusError:

@@ -456,3 +456,45 @@ func TestPostgresBindingsIDs(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// A token set while the channel's join is under way reaches the server
+// once the join is accepted (the join carried the old one).
+func TestTokenChangedDuringJoin(t *testing.T) {
+	srv := servertest.New(t)
+	tap := newRec[Frame]()
+	tok1 := srv.UserToken(t, "user-1", time.Hour, nil)
+	s := dial(t, srv, fast, tapOut(tap), func(o *Options) { o.AccessToken = tok1 })
+	conns := srv.Conns()
+	if len(conns) != 1 {
+		t.Fatalf("%d connections", len(conns))
+	}
+	// The server holds the join unread while the token changes.
+	if err := srv.Pause(conns[0].ID, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	ch, _ := channel(t, s, "room1", ChannelConfig{})
+	done := make(chan error, 1)
+	go func() { done <- ch.Subscribe(ctxT(t)) }()
+	waitFrames(t, tap, Out, protocol.EventJoin, 1)
+	tok2 := srv.UserToken(t, "user-1", 2*time.Hour, nil)
+	s.SetAuth(tok2)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	pushes := waitFrames(t, tap, Out, protocol.EventAccessToken, 1)
+	if pushes[0].Message.JoinRef != ch.JoinRef() || string(pushes[0].Message.Payload) != `{"access_token":"`+tok2+`"}` {
+		t.Fatalf("access_token push %s", pushes[0].Message.Payload)
+	}
+	exp2, err := TokenExpiry(tok2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the server to hold the new token", func() bool {
+		for _, c := range srv.Conns() {
+			for _, sc := range c.Channels {
+				return sc.TokenExpires.Equal(exp2)
+			}
+		}
+		return false
+	})
+}

@@ -589,15 +589,23 @@ func (s *Socket) SetAuth(token string) {
 	if s.conn == nil {
 		return
 	}
-	payload := append(protocol.AppendString([]byte(`{"access_token":`), token), '}')
 	for _, ch := range s.channels {
 		if ch.state == ChannelJoined {
-			ref := s.makeRefLocked()
-			m := protocol.Message{JoinRef: ch.joinRef, Ref: ref, Topic: ch.topic, Event: protocol.EventAccessToken, Payload: payload}
-			if _, err := s.conn.enqueue(&m, false); err != nil {
-				s.log.Warn("Cannot push access_token", logTopic, ch.topic, logErr, err)
-			}
+			s.pushTokenLocked(ch)
 		}
+	}
+}
+
+// pushTokenLocked pushes the current token to the joined channel ch
+// (access_token). A channel whose join was under way when the token
+// changed gets it once joined (onJoinReply): the server keeps the token
+// of the join until told otherwise.
+func (s *Socket) pushTokenLocked(ch *Channel) {
+	ch.joinToken = s.token
+	payload := append(protocol.AppendString([]byte(`{"access_token":`), s.token), '}')
+	m := protocol.Message{JoinRef: ch.joinRef, Ref: s.makeRefLocked(), Topic: ch.topic, Event: protocol.EventAccessToken, Payload: payload}
+	if _, err := s.conn.enqueue(&m, false); err != nil {
+		s.log.Warn("Cannot push access_token", logTopic, ch.topic, logErr, err)
 	}
 }
 
