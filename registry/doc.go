@@ -174,8 +174,8 @@
 // MessageBatches subscribers under load (about 85 ns for a lone message;
 // 150-180 ns and one allocation with per-message events), see
 // BenchmarkManagerDispatch; BenchmarkEvents100k measures its overhead
-// over the bare client at 100,000 messages per second (about 5-9 % of
-// the client's CPU with one MessageBatches subscriber). The raw
+// over the bare client at 100,000 messages per second (about 7 % of the
+// client's CPU on average with one MessageBatches subscriber). The raw
 // frame tap costs more: it runs only while the per-channel frame rings
 // are on (the default; [Manager.SetFrameCapture] switches them,
 // Options.NoFrames removes them) or a subscriber asked for frames.
