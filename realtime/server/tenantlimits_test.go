@@ -181,6 +181,30 @@ func TestTenantRefusedJoinsChargeTheSocket(t *testing.T) {
 	}
 }
 
+// TestTenantConcurrentUsersIsolated: the concurrent-users limit counts
+// the sockets of the token's tenant: a tenant at its limit gets 429 while
+// another tenant, and the default tenant, still connect; a closed socket
+// frees its tenant's slot.
+func TestTenantConcurrentUsersIsolated(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t, servertest.WithLimits(server.Limits{MaxConcurrentUsers: 2}))
+	b1 := dialTenant(t, s, "b")
+	dialTenant(t, s, "b").sync()
+	b1.sync()
+	dialRefused(t, s.SocketURL(tenantToken(t, s, "b"), "2.0.0"), nil, http.StatusTooManyRequests, "Too many connected users")
+	a1, a2 := dialTenant(t, s, "a"), dialTenant(t, s, "a")
+	a1.join("realtime:tenant:a:room", defaultJoin)
+	a2.join("realtime:tenant:a:room", defaultJoin)
+	dialRefused(t, s.SocketURL(tenantToken(t, s, "a"), "2.0.0"), nil, http.StatusTooManyRequests, "Too many connected users")
+	// service_role without tenant_id is the default tenant's.
+	dial(t, s, s.ServiceRoleKey(), "2.0.0").join("realtime:tenant:b:room", defaultJoin)
+	dialV2(t, s).sync()
+	dialRefused(t, s.SocketURL(s.AnonKey(), "2.0.0"), nil, http.StatusTooManyRequests, "Too many connected users")
+	b1.close()
+	eventually(t, "B's slot to free", func() bool { return s.Stats().Connections == 5 })
+	dialTenant(t, s, "b").sync()
+}
+
 // TestTenantPresenceIsolated: a tenant over its presence events per
 // second is shut down; another tenant's presence channels keep syncing
 // and tracking.
