@@ -405,10 +405,10 @@ type serveCmd struct {
 
 	Limits                     string        `default:"on" enum:"on,off" help:"Supabase's tenant limits: on, or off (benchmarks)."`
 	MaxChannelsPerClient       int           `default:"100" help:"Channels one socket may join."`
-	MaxJoinsPerSecond          int           `default:"100" help:"Joins per second, server-wide."`
-	MaxConcurrentUsers         int           `default:"200" help:"Open sockets."`
-	MaxEventsPerSecond         int           `default:"100" help:"Client events (broadcasts, REST messages) per second, server-wide."`
-	MaxPresenceEventsPerSecond int           `default:"1000" help:"Presence events per second, server-wide."`
+	MaxJoinsPerSecond          int           `default:"100" help:"Joins per second per tenant (the joined topic's); connects get 429 while the token's tenant is over."`
+	MaxConcurrentUsers         int           `default:"200" help:"Open sockets per tenant (the token's tenant_id, else the default tenant)."`
+	MaxEventsPerSecond         int           `default:"100" help:"Client events (broadcasts, REST messages) per second per tenant (the topic's)."`
+	MaxPresenceEventsPerSecond int           `default:"1000" help:"Presence events per second per tenant (the topic's)."`
 	ClientPresenceMaxCalls     int           `default:"5" help:"Presence pushes per channel per --client-presence-window."`
 	ClientPresenceWindow       time.Duration `default:"30s" help:"Window of --client-presence-max-calls."`
 	MaxPayloadSizeKB           int           `name:"max-payload-size-kb" default:"3000" help:"Largest broadcast or presence payload, in KB (1000 bytes)."`

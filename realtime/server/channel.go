@@ -70,11 +70,12 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		c.joinError(m, reason)
 		return
 	}
-	if lim.MaxConcurrentUsers > 0 && s.connCount() > lim.MaxConcurrentUsers {
+	if lim.MaxConcurrentUsers > 0 && s.tenants.connCount(tokenTenant(c.claims)) > lim.MaxConcurrentUsers {
 		c.joinError(m, "ConnectionRateLimitReached: Too many connected users")
 		return
 	}
-	if !s.joinsRate.allow(now, lim.MaxJoinsPerSecond, 1) {
+	token := c.joinToken(cfg.token)
+	if lim.MaxJoinsPerSecond > 0 && !s.tenants.allow(c.joinTenant(sub, token, now), rateJoins, now, lim.MaxJoinsPerSecond, 1) {
 		s.stats.rateLimited.Add(1)
 		c.joinError(m, "ClientJoinRateLimitReached: Too many joins per second")
 		// Supabase disconnects the socket too (a "disconnect" broadcast).
@@ -85,10 +86,6 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		s.stats.rateLimited.Add(1)
 		c.joinError(m, "ChannelRateLimitReached: Too many channels")
 		return
-	}
-	token := cfg.token
-	if token == "" || strings.HasPrefix(token, "sb_") {
-		token = c.apikey
 	}
 	claims, aerr := verifyToken(token, s.cfg.JWTSecret, now)
 	if aerr != nil {
@@ -141,7 +138,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	c.reply(m, protocol.StatusOK, response)
 	presenceLimited := false
 	if ch.presenceEnabled {
-		if s.presenceRate.allow(now, lim.MaxPresenceEventsPerSecond, 1) {
+		if s.tenants.allow(topicTenant(sub), ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
 			c.sendMsg(&protocol.Message{JoinRef: ch.joinRef, Topic: ch.topic, Event: protocol.EventPresenceState,
 				Payload: t.presenceStateLocked()})
 		} else {
@@ -299,7 +296,7 @@ func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
 		}
 		return
 	}
-	if !s.eventsRate.allow(s.now(), lim.MaxEventsPerSecond, 1) {
+	if !s.tenants.allow(topicTenant(ch.sub), rateEvents, s.now(), lim.MaxEventsPerSecond, 1) {
 		s.stats.rateLimited.Add(1)
 		c.shutdownIfCurrent(ch, "Too many messages per second")
 		return
@@ -376,7 +373,7 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 		t := ch.t
 		t.mu.Lock()
 		if !sameMeta(t, ch, meta) { // a no-op re-track is not a presence event
-			if !s.presenceRate.allow(now, lim.MaxPresenceEventsPerSecond, 1) {
+			if !s.tenants.allow(topicTenant(ch.sub), ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
 				t.mu.Unlock()
 				s.stats.rateLimited.Add(1)
 				c.shutdownLocked(ch, "Too many presence messages per second")

@@ -24,6 +24,17 @@ type Config struct {
 	// [DefaultLimits]. Limits{Off: true} disables all of them.
 	Limits Limits
 
+	// MaxTenantWindows bounds the tenants whose rate windows the server
+	// holds at once, besides the default tenant's (see [Limits] for the
+	// tenant model). A tenant's windows are dropped once it is idle (no
+	// event charged for a second); a tenant charged while the server
+	// holds this many busy ones shares one overflow set of windows with
+	// the other such tenants until room frees up, so naming ever new
+	// tenants costs a bounded amount of memory (about 600 bytes a
+	// tenant) and never touches the windows of the tenants held. Default
+	// 1000.
+	MaxTenantWindows int
+
 	// Logger receives structured logs; nil discards them. Tokens are
 	// never logged in full.
 	Logger *slog.Logger
@@ -81,6 +92,18 @@ type Config struct {
 // Limits are the tenant limits of Supabase Realtime, with its defaults
 // and its exact error reasons. A zero field gets its default; a negative
 // field disables that one limit; Off disables all.
+//
+// The rate limits and MaxConcurrentUsers count per tenant, as in
+// Supabase, so that a tenant over a limit never holds back another:
+// events, presence events and joins count against the tenant of the
+// topic (a topic "tenant:<ID>:..." belongs to tenant <ID>, any other
+// topic to the default tenant); a join refused because its token may not
+// use the tenant topic counts against the socket's tenant instead. The
+// connect-time checks (HTTP 429) and MaxConcurrentUsers count against the
+// tenant of the socket's token: its tenant_id claim, or the default
+// tenant without one. service_role may use every tenant's topics and is
+// charged to each topic's tenant. MaxChannelsPerClient counts per socket
+// and ClientPresenceMaxCalls per channel, as in Supabase.
 type Limits struct {
 	// Off disables every limit (benchmarks, `rtm serve --limits=off`).
 	Off bool
@@ -89,24 +112,28 @@ type Limits struct {
 	// error "ChannelRateLimitReached: Too many channels". Default 100.
 	MaxChannelsPerClient int
 
-	// MaxJoinsPerSecond bounds joins per second, server-wide; join error
+	// MaxJoinsPerSecond bounds joins per second per tenant (the joined
+	// topic's) over a sliding one-second window; join error
 	// "ClientJoinRateLimitReached: Too many joins per second" (the socket
-	// is then closed) and HTTP 429 at connect while exceeded. Default 100.
+	// is then closed), and HTTP 429 "Too many joins per second" at connect
+	// while the token's tenant is over the limit. Default 100.
 	MaxJoinsPerSecond int
 
-	// MaxConcurrentUsers bounds open sockets; HTTP 429 "Too many
-	// connected users" at connect. Default 200.
+	// MaxConcurrentUsers bounds the open sockets per tenant (the socket
+	// token's); HTTP 429 "Too many connected users" at connect. Default
+	// 200.
 	MaxConcurrentUsers int
 
-	// MaxEventsPerSecond bounds client events (broadcast, presence and
-	// other pushes, REST messages) per second, server-wide over a sliding
-	// one-second window. A push over the limit shuts its channel down with
-	// "Too many messages per second"; REST answers 429. Default 100.
+	// MaxEventsPerSecond bounds client events (broadcast pushes, pushes
+	// of unknown events, REST messages) per second per tenant (the
+	// topic's), over a sliding one-second window. A push over the limit shuts its channel
+	// down with "Too many messages per second"; REST answers 429.
+	// Default 100.
 	MaxEventsPerSecond int
 
-	// MaxPresenceEventsPerSecond bounds presence tracks, untracks and
-	// presence_state syncs per second, server-wide; channel shutdown
-	// "Too many presence messages per second". Default 1000.
+	// MaxPresenceEventsPerSecond bounds presence tracks and
+	// presence_state syncs per second per tenant (the topic's); channel
+	// shutdown "Too many presence messages per second". Default 1000.
 	MaxPresenceEventsPerSecond int
 
 	// ClientPresenceMaxCalls presence pushes are allowed per channel per
@@ -190,6 +217,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReadBufferSize <= 0 {
 		c.ReadBufferSize = 1024
+	}
+	if c.MaxTenantWindows <= 0 {
+		c.MaxTenantWindows = defaultMaxTenantWindows
 	}
 	return c
 }

@@ -6,9 +6,9 @@ import (
 )
 
 // rateWindow counts events over a sliding one-second window made of ten
-// 100 ms buckets. It is safe for concurrent use.
+// 100 ms buckets. It is not safe for concurrent use: the [tenantTable]
+// holding it guards it.
 type rateWindow struct {
-	mu      sync.Mutex
 	slots   [rateSlots]int64
 	indexes [rateSlots]int64 // the 100 ms period each slot counts
 }
@@ -18,9 +18,12 @@ const (
 	rateSlot  = int64(100 * time.Millisecond)
 )
 
-// countLocked returns the events of the last second.
-func (r *rateWindow) countLocked(now time.Time) int64 {
-	cur := now.UnixNano() / rateSlot
+// ratePeriod returns the 100 ms period now falls in.
+func ratePeriod(now time.Time) int64 { return now.UnixNano() / rateSlot }
+
+// count returns the events of the last second.
+func (r *rateWindow) count(now time.Time) int64 {
+	cur := ratePeriod(now)
 	var sum int64
 	for i := range r.slots {
 		if idx := r.indexes[i]; idx > cur-rateSlots && idx <= cur {
@@ -30,8 +33,15 @@ func (r *rateWindow) countLocked(now time.Time) int64 {
 	return sum
 }
 
-func (r *rateWindow) addLocked(now time.Time, n int64) {
-	cur := now.UnixNano() / rateSlot
+// fits reports whether n more events keep the last second at or under
+// limit.
+func (r *rateWindow) fits(now time.Time, limit int, n int) bool {
+	return r.count(now)+int64(n) <= int64(limit)
+}
+
+// add counts n events at now.
+func (r *rateWindow) add(now time.Time, n int64) {
+	cur := ratePeriod(now)
 	i := int(uint64(cur) % rateSlots)
 	if r.indexes[i] != cur {
 		r.indexes[i] = cur
@@ -47,28 +57,11 @@ func (r *rateWindow) allow(now time.Time, limit int, n int) bool {
 	if limit <= 0 {
 		return true
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.countLocked(now)+int64(n) > int64(limit) {
+	if !r.fits(now, limit, n) {
 		return false
 	}
-	r.addLocked(now, int64(n))
+	r.add(now, int64(n))
 	return true
-}
-
-// count returns the events of the last second.
-func (r *rateWindow) count(now time.Time) int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.countLocked(now)
-}
-
-// reset forgets every event.
-func (r *rateWindow) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.slots = [rateSlots]int64{}
-	r.indexes = [rateSlots]int64{}
 }
 
 // Rejection makes the server refuse channel joins, as a fault to test

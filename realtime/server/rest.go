@@ -230,7 +230,11 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.restRateOK(w, len(msgs)) {
+	topics := make([]string, len(msgs))
+	for i, m := range msgs {
+		topics[i] = m.topic
+	}
+	if !s.restRateOK(w, topics...) {
 		return
 	}
 	for _, m := range msgs {
@@ -244,20 +248,26 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// restRateOK applies the events-per-second limit to n REST messages; on
+// restRateOK applies the events-per-second limit to REST messages, one
+// per topic listed, each charged to its topic's tenant, all or none; on
 // refusal it answers 429.
-func (s *Server) restRateOK(w http.ResponseWriter, n int) bool {
+func (s *Server) restRateOK(w http.ResponseWriter, topics ...string) bool {
 	lim := s.cfg.Limits.MaxEventsPerSecond
 	if lim <= 0 {
 		return true
 	}
 	now := s.now()
-	if s.eventsRate.allow(now, lim, n) {
+	ts := make([]tenant, len(topics))
+	for i, t := range topics {
+		ts[i] = topicTenant(t)
+	}
+	n, count, ok := s.tenants.allowAll(rateEvents, now, lim, ts)
+	if ok {
 		return true
 	}
 	s.stats.rateLimited.Add(1)
 	msg := "You have exceeded your rate limit"
-	if s.eventsRate.count(now) <= int64(lim) && n > 1 {
+	if count <= int64(lim) && n > 1 {
 		msg = "Too many messages to broadcast, please reduce the batch size"
 	}
 	writeJSON(w, http.StatusTooManyRequests, map[string]string{"message": msg})
@@ -327,7 +337,7 @@ func (s *Server) serveSingle(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden: topic " + topic + ": " + why})
 		return
 	}
-	if !s.restRateOK(w, 1) {
+	if !s.restRateOK(w, topic) {
 		return
 	}
 	if private && !canUsePrivate(claims.Role) {

@@ -13,6 +13,17 @@
 // the readiness message is sent when the source proves the subscription
 // live, and refusals come back as postgres_changes system errors.
 //
+// Limits count per tenant, as in Supabase, so that a tenant over a limit
+// never holds back another: a topic "tenant:<ID>:..." belongs to tenant
+// <ID>, any other topic to the default tenant, and a socket to the tenant
+// of its token's tenant_id claim, or to the default tenant. Events,
+// presence events and joins are charged to the topic's tenant (a join
+// refused because its token may not use the tenant topic, to the
+// socket's); the HTTP 429s at connect and the concurrent-users limit to
+// the socket's tenant; channels are counted per socket and presence
+// pushes per channel. At most [Config].MaxTenantWindows tenants' rate
+// windows are held at once, idle ones are dropped; see [Limits].
+//
 // Endpoints of [Server.Handler]:
 //
 //	GET  /realtime/v1/websocket, /socket/websocket         WebSocket (apikey, vsn)
@@ -101,10 +112,8 @@ type Server struct {
 	regMu  sync.Mutex
 	topics map[fanKey]*topic
 
-	rejections   rejectState
-	eventsRate   rateWindow
-	joinsRate    rateWindow
-	presenceRate rateWindow
+	rejections rejectState
+	tenants    *tenantTable // rate windows and socket counts per tenant
 
 	refMu     sync.Mutex
 	refPrefix string
@@ -128,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 		conns:    make(map[string]*conn),
 		topics:   make(map[fanKey]*topic),
 		connGone: make(chan struct{}, 1),
+		tenants:  newTenantTable(cfg.MaxTenantWindows),
 	}
 	s.bufPool.New = func() any { b := make([]byte, 0, 32<<10); return &b }
 	var err error
@@ -265,9 +275,7 @@ func (s *Server) Restart(ctx context.Context, downtime time.Duration) error {
 		return err
 	}
 	s.rejections.set(Rejection{}, s.now())
-	s.eventsRate.reset()
-	s.joinsRate.reset()
-	s.presenceRate.reset()
+	s.tenants.resetWindows()
 	s.refMu.Lock()
 	s.refPrefix = s.randomHex(4)
 	s.refMu.Unlock()
@@ -476,7 +484,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lim := s.cfg.Limits
-	if lim.MaxJoinsPerSecond > 0 && s.joinsRate.count(s.now()) >= int64(lim.MaxJoinsPerSecond) {
+	tn := tokenTenant(claims)
+	if lim.MaxJoinsPerSecond > 0 && s.tenants.count(tn, rateJoins, s.now()) >= int64(lim.MaxJoinsPerSecond) {
 		s.stats.rateLimited.Add(1)
 		s.connectError(w, r, http.StatusTooManyRequests, "Too many joins per second")
 		return
@@ -487,7 +496,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.connMu.Unlock()
 		s.connectError(w, r, http.StatusServiceUnavailable, "Realtime is shutting down")
 		return
-	case lim.MaxConcurrentUsers > 0 && s.reserved >= lim.MaxConcurrentUsers:
+	case !s.tenants.reserveConn(tn, lim.MaxConcurrentUsers): // counts the socket when it fits
 		s.connMu.Unlock()
 		s.stats.rateLimited.Add(1)
 		s.connectError(w, r, http.StatusTooManyRequests, "Too many connected users")
@@ -500,7 +509,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.releaseReservation()
+		s.releaseReservation(tn)
 		s.log.Debug("Upgrade failed", logKeyErr, err)
 		return
 	}
@@ -527,7 +536,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.connMu.Lock()
 	if s.connClosed {
 		s.connMu.Unlock()
-		s.releaseReservation()
+		s.releaseReservation(tn)
 		_ = c.nc.Close()
 		return
 	}
@@ -557,9 +566,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) releaseReservation() {
+func (s *Server) releaseReservation(tn tenant) {
 	s.connMu.Lock()
 	s.reserved--
+	s.tenants.releaseConn(tn)
 	s.connMu.Unlock()
 	select {
 	case s.connGone <- struct{}{}:
@@ -573,6 +583,7 @@ func (s *Server) removeConn(c *conn) {
 	if s.conns[c.id] == c {
 		delete(s.conns, c.id)
 		s.reserved--
+		s.tenants.releaseConn(tokenTenant(c.claims))
 	}
 	s.connMu.Unlock()
 	select {
@@ -670,6 +681,11 @@ type Stats struct {
 	Drops             uint64 `json:"drops"`
 	Kicks             uint64 `json:"kicks"`
 	Restarts          uint64 `json:"restarts"`
+
+	// TenantWindows are the tenants whose rate windows the server holds
+	// now, the default tenant's not counted; at most
+	// [Config].MaxTenantWindows.
+	TenantWindows int `json:"tenant_windows"`
 }
 
 // Stats returns a snapshot of the counters.
@@ -686,5 +702,6 @@ func (s *Server) Stats() Stats {
 		Broadcasts: c.broadcasts.Load(), RESTBroadcasts: c.restBroadcasts.Load(), Deliveries: c.deliveries.Load(),
 		SlowConsumerDrops: c.slowDrops.Load(), BadFrames: c.badFrames.Load(), IdleCloses: c.idleCloses.Load(),
 		RateLimited: c.rateLimited.Load(), Drops: c.drops.Load(), Kicks: c.kicks.Load(), Restarts: c.restarts.Load(),
+		TenantWindows: s.tenants.windows(),
 	}
 }
