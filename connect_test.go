@@ -26,7 +26,7 @@ func TestConnectTimeoutCommands(t *testing.T) {
 		grace   = time.Second
 		key     = "sb_publishable_connecttimeouttest0000"
 	)
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	noLeaks(t)
 	noProjectEnv(t)
 	dir := t.TempDir()
 	sc := filepath.Join(dir, "connect.yaml")
@@ -120,4 +120,11 @@ func TestConnectTimeoutCommands(t *testing.T) {
 			})
 		}
 	}
+}
+
+// noLeaks fails t when goroutines it started are still running after
+// its cleanups.
+func noLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }

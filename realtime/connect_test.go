@@ -65,7 +65,7 @@ func firstFailure(t *testing.T, r *rec[StatusChange]) (time.Time, error) {
 func TestConnectTarpit(t *testing.T) {
 	for _, k := range tarpit.Kinds {
 		t.Run(k.String()+"/deadline", func(t *testing.T) {
-			t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+			noLeaks(t)
 			p := tarpit.New(t, k)
 			s, r := tarpitSocket(t, p)
 			ctx, cancel := context.WithTimeout(context.Background(), connectDeadline)
@@ -94,7 +94,7 @@ func TestConnectTarpit(t *testing.T) {
 			closeWithin(t, s)
 		})
 		t.Run(k.String()+"/cancel", func(t *testing.T) {
-			t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+			noLeaks(t)
 			p := tarpit.New(t, k)
 			s, r := tarpitSocket(t, p)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -118,7 +118,7 @@ func TestConnectTarpit(t *testing.T) {
 			closeWithin(t, s)
 		})
 		t.Run(k.String()+"/close", func(t *testing.T) {
-			t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+			noLeaks(t)
 			p := tarpit.New(t, k)
 			s, r := tarpitSocket(t, p)
 			done := make(chan error, 1)
@@ -133,7 +133,7 @@ func TestConnectTarpit(t *testing.T) {
 			}
 		})
 		t.Run(k.String()+"/dial", func(t *testing.T) {
-			t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+			noLeaks(t)
 			p := tarpit.New(t, k)
 			ctx, cancel := context.WithTimeout(context.Background(), connectDeadline)
 			defer cancel()
@@ -196,4 +196,11 @@ func TestHandshakeTimeoutAfterConnect(t *testing.T) {
 	if !errors.Is(errs[1], context.DeadlineExceeded) || errs[1].Error() != want {
 		t.Errorf("attempt 2 failed with %v; want %q", errs[1], want)
 	}
+}
+
+// noLeaks fails t when goroutines it started are still running after
+// its cleanups.
+func noLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }

@@ -48,7 +48,7 @@ func connectWithin(t *testing.T, m *registry.Manager) error {
 func TestManagerConnectTarpit(t *testing.T) {
 	for _, k := range tarpit.Kinds {
 		t.Run(k.String(), func(t *testing.T) {
-			t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+			noLeaks(t)
 			p := tarpit.New(t, k)
 			m, err := registry.New(registry.Options{URL: p.URL, APIKey: "anon"})
 			if err != nil {
@@ -67,7 +67,7 @@ func TestManagerConnectTarpit(t *testing.T) {
 // deadline and Close at once, rather than when the slowed handshake
 // completes.
 func TestManagerConnectUnderLatency(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	noLeaks(t)
 	srv := servertest.New(t)
 	m, err := registry.New(registry.Options{URL: srv.URL, APIKey: srv.AnonKey()})
 	if err != nil {
@@ -80,4 +80,11 @@ func TestManagerConnectUnderLatency(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Connect: %v; want context.DeadlineExceeded", err)
 	}
+}
+
+// noLeaks fails t when goroutines it started are still running after
+// its cleanups.
+func noLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }
