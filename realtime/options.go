@@ -101,7 +101,10 @@ type Options struct {
 	RejoinAfter func(tries int) time.Duration
 
 	// Dial, when set, makes the TCP connections (under TLS for wss), so a
-	// fault-injecting net.Conn can sit under the WebSocket. Default: a
+	// fault-injecting net.Conn can sit under the WebSocket. It must
+	// return when ctx ends (the attempt's bound, see HandshakeTimeout);
+	// the connection it returns is given a past deadline and closed when
+	// the bound passes before the upgrade completes. Default: a
 	// net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLSConfig configures wss connections.
