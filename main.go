@@ -815,7 +815,7 @@ type streamFlags struct {
 	Join           []string      `required:"" help:"Channel to join (repeatable), e.g. presence:room:1."`
 	Duration       time.Duration `help:"Stop after this long (default: until interrupted)."`
 	Policy         string        `default:"fixed:3s,max=5" help:"Channel retry policy."`
-	ConnectTimeout time.Duration `default:"30s" help:"Fail when no connection opens within this time."`
+	ConnectTimeout time.Duration `default:"30s" help:"Fail when no connection opens within this time (the attempt under way ends then, at any step: DNS, TCP, TLS, upgrade)."`
 }
 
 func (f streamFlags) options() (headless.StreamOptions, error) {
@@ -1092,7 +1092,7 @@ type swarmCmd struct {
 	Presence    bool          `help:"Every client tracks itself on the (presence) channel."`
 	Rate        float64       `default:"0" help:"Broadcasts per second per client during the load phase."`
 	Duration    time.Duration `default:"10s" help:"Length of the load phase."`
-	JoinTimeout time.Duration `default:"30s" help:"Bound on connecting, joining and presence convergence."`
+	JoinTimeout time.Duration `default:"30s" help:"Bound on connecting (the attempts under way end then), joining and presence convergence."`
 	Concurrency int           `default:"16" help:"Clients connecting at once."`
 	Limits      string        `default:"on" enum:"on,off" help:"Embedded server only: Supabase's limits on or off."`
 }

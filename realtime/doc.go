@@ -21,6 +21,16 @@
 // [Socket.Stats]. [Options].Dial makes the TCP connections, so a
 // fault-injecting net.Conn can sit under the WebSocket.
 //
+// Every step of a connection attempt — DNS and TCP, the TLS handshake,
+// the upgrade request and its response — ends at the attempt's bound: the
+// connection under way is closed then, so a server that accepts and
+// never answers holds nothing longer. The bound is
+// [Options].HandshakeTimeout (10 s), the context of the [Socket.Connect]
+// or [Dial] waiting for it when that ends sooner (deadline or
+// cancellation: the first attempt ends no later than the caller's
+// deadline), and [Socket.Close]. The error says which step was cut short
+// ("context deadline exceeded awaiting the WebSocket upgrade response").
+//
 // # Channels
 //
 // [Socket.Channel] returns the channel of a topic (one per topic per

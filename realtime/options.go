@@ -23,7 +23,8 @@ const (
 	// DefaultPushTimeout is the time a push (join, leave, acked
 	// broadcast, track) waits for its reply.
 	DefaultPushTimeout = 10 * time.Second
-	// DefaultHandshakeTimeout bounds one connection attempt.
+	// DefaultHandshakeTimeout bounds one connection attempt (see
+	// [Options].HandshakeTimeout).
 	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultWriteTimeout bounds the write of one frame.
 	DefaultWriteTimeout = 10 * time.Second
@@ -70,7 +71,14 @@ type Options struct {
 	HeartbeatOnOpen bool
 	// PushTimeout is the reply timeout of pushes. Default 10s.
 	PushTimeout time.Duration
-	// HandshakeTimeout bounds one connection attempt. Default 10s.
+	// HandshakeTimeout bounds one connection attempt: DNS and TCP, the
+	// TLS handshake (wss) and the HTTP upgrade together; when it passes,
+	// the attempt's connection is closed, whatever step it is in, and the
+	// attempt fails with an error wrapping context.DeadlineExceeded
+	// ("handshake timeout 10s: context deadline exceeded awaiting the
+	// WebSocket upgrade response"). A [Socket.Connect] (or [Dial]) whose
+	// context ends sooner ends the attempt under way then; later attempts
+	// of the reconnect loop have HandshakeTimeout alone. Default 10s.
 	HandshakeTimeout time.Duration
 	// WriteTimeout bounds the write of one frame; a write that does not
 	// complete in time (a peer that stopped reading) ends the connection,
@@ -93,7 +101,10 @@ type Options struct {
 	RejoinAfter func(tries int) time.Duration
 
 	// Dial, when set, makes the TCP connections (under TLS for wss), so a
-	// fault-injecting net.Conn can sit under the WebSocket. Default: a
+	// fault-injecting net.Conn can sit under the WebSocket. It must
+	// return when ctx ends (the attempt's bound, see HandshakeTimeout);
+	// the connection it returns is given a past deadline and closed when
+	// the bound passes before the upgrade completes. Default: a
 	// net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLSConfig configures wss connections.

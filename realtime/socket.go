@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +73,9 @@ type Socket struct {
 	lastErr   error
 	opened    chan struct{} // closed at the next open (or Close), then replaced
 	attempted chan struct{} // closed after the first connection attempt
+	// attempt is the connection attempt under way (nil when none), for
+	// Connect to abandon.
+	attempt *attempt
 
 	st counters
 }
@@ -127,10 +133,11 @@ func NewSocket(rawURL string, opts *Options) (*Socket, error) {
 }
 
 // Dial connects to rawURL (see [EndpointURL]) and returns the open socket.
-// It keeps trying on the reconnect ladder until ctx is done, except when
-// the server refuses the upgrade with an HTTP status (a *HandshakeError,
-// e.g. 401 for a bad key), which is returned at once. On error the socket
-// is closed.
+// It keeps trying on the reconnect ladder until ctx is done (the attempt
+// under way then ends too, as with [Socket.Connect]), except when the
+// server refuses the upgrade with an HTTP status (a *HandshakeError, e.g.
+// 401 for a bad key), which is returned at once. On error the socket is
+// closed.
 func Dial(ctx context.Context, rawURL string, opts *Options) (*Socket, error) {
 	s, err := NewSocket(rawURL, opts)
 	if err != nil {
@@ -158,8 +165,15 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Socket, error) {
 }
 
 // Connect starts the connection loop if it is not running and waits until
-// the socket is open or ctx is done. The loop keeps reconnecting after
-// Connect returns, whatever the outcome, until [Socket.Close].
+// the socket is open or ctx is done. When ctx is done first, the
+// connection attempt under way is abandoned at once, whatever step it is
+// in (DNS and TCP, TLS handshake, upgrade request and response: its
+// connection is closed), and Connect returns an error wrapping ctx's
+// error that names that step: the first attempt ends no later than ctx's
+// deadline, even when [Options].HandshakeTimeout is longer. The loop
+// keeps reconnecting after Connect returns, whatever the outcome, until
+// [Socket.Close]; its later attempts are bounded by HandshakeTimeout
+// alone.
 func (s *Socket) Connect(ctx context.Context) error {
 	s.start()
 	for {
@@ -175,6 +189,14 @@ func (s *Socket) Connect(ctx context.Context) error {
 		select {
 		case <-opened:
 		case <-ctx.Done():
+			s.mu.Lock()
+			a := s.attempt
+			s.mu.Unlock()
+			if a != nil {
+				step := a.step()
+				a.cancel(context.Cause(ctx))
+				return fmt.Errorf("realtime: connect %s: %w %s", maskURL(s.endpoint), ctx.Err(), step)
+			}
 			if last != nil {
 				return fmt.Errorf("realtime: connect %s: %w (last attempt: %w)", maskURL(s.endpoint), ctx.Err(), last)
 			}
@@ -394,40 +416,128 @@ func (s *Socket) wait(delay time.Duration) bool {
 	}
 }
 
-// dial makes one connection attempt.
+// attempt is a connection attempt under way.
+type attempt struct {
+	// cancel ends the attempt with a cause (Connect's context ended).
+	cancel context.CancelCauseFunc
+	stage  atomic.Int32 // the connectStage it is in
+}
+
+// connectStage is a step of a connection attempt.
+type connectStage int32
+
+const (
+	stageConnecting connectStage = iota // DNS and TCP (and a proxy's CONNECT)
+	stageTLS                            // the TLS handshake (wss)
+	stageUpgrade                        // the HTTP upgrade request and its response
+)
+
+// step names the stage the attempt is in, for errors.
+func (a *attempt) step() string {
+	switch connectStage(a.stage.Load()) {
+	case stageTLS:
+		return "during the TLS handshake"
+	case stageUpgrade:
+		return "awaiting the WebSocket upgrade response"
+	}
+	return "while connecting (DNS, TCP)"
+}
+
+// dial makes one connection attempt. Every step of it ends when the
+// attempt's context does: at HandshakeTimeout, at Close, or when Connect
+// abandons it. gorilla/websocket watches the context only while dialing
+// TCP and during the TLS handshake (it turns the deadline into a
+// connection deadline, but not a cancellation), so the connection under
+// way is also closed when the context ends.
 func (s *Socket) dial() (*conn, error) {
-	d := websocket.Dialer{
-		NetDialContext:   s.opts.Dial,
-		TLSClientConfig:  s.opts.TLSConfig,
-		HandshakeTimeout: s.opts.HandshakeTimeout,
-		ReadBufferSize:   s.opts.ReadBufferSize,
-		WriteBufferSize:  s.opts.WriteBufferSize,
-		Proxy:            http.ProxyFromEnvironment,
-	}
-	if d.NetDialContext == nil {
+	a := &attempt{}
+	ctx, abandon := context.WithCancelCause(s.ctx)
+	defer abandon(nil)
+	a.cancel = abandon
+	timeout := s.opts.HandshakeTimeout
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("handshake timeout %s: %w", timeout, context.DeadlineExceeded))
+	defer cancel()
+	s.mu.Lock()
+	s.attempt = a
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.attempt = nil
+		s.mu.Unlock()
+	}()
+	wss := strings.HasPrefix(s.endpoint, "wss:")
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) {
+			if wss {
+				a.stage.Store(int32(stageTLS))
+			} else {
+				a.stage.Store(int32(stageUpgrade))
+			}
+		},
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+			if err == nil {
+				a.stage.Store(int32(stageUpgrade))
+			}
+		},
+	})
+
+	netDial := s.opts.Dial
+	if netDial == nil {
 		nd := &net.Dialer{}
-		d.NetDialContext = nd.DialContext
+		netDial = nd.DialContext
 	}
-	// Without an injected clock, frames are stamped with the time of the
-	// read that completed them (one clock reading per read, not per
-	// frame: many frames arrive in one read under load).
-	var rc *readClock
-	if s.stampReads {
-		netDial := d.NetDialContext
-		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var (
+		rc      *readClock
+		stop    func() bool   // stops the closing of the connection
+		stopped chan struct{} // closed once the connection is closed
+	)
+	d := websocket.Dialer{
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := netDial(ctx, network, addr)
 			if err != nil {
 				return c, err
 			}
-			rc = &readClock{Conn: c}
-			return rc, nil
+			stopped = make(chan struct{})
+			stop = context.AfterFunc(ctx, func() {
+				defer close(stopped)
+				// A past deadline first: blocked reads and writes return
+				// at once, and a fault transport's Close does not wait
+				// to flush.
+				_ = c.SetDeadline(time.Unix(1, 0))
+				_ = c.Close()
+			})
+			// Without an injected clock, frames are stamped with the
+			// time of the read that completed them (one clock reading
+			// per read, not per frame: many frames arrive in one read
+			// under load).
+			if s.stampReads {
+				rc = &readClock{Conn: c}
+				return rc, nil
+			}
+			return c, nil
+		},
+		TLSClientConfig: s.opts.TLSConfig,
+		ReadBufferSize:  s.opts.ReadBufferSize,
+		WriteBufferSize: s.opts.WriteBufferSize,
+		Proxy:           http.ProxyFromEnvironment,
+	}
+	ws, resp, err := d.DialContext(ctx, s.endpoint, s.opts.Header)
+	if stop != nil && !stop() {
+		<-stopped // the context ended: the connection is closed
+		if err == nil {
+			ws, err = nil, net.ErrClosed
 		}
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.opts.HandshakeTimeout)
-	defer cancel()
-	ws, resp, err := d.DialContext(ctx, s.endpoint, s.opts.Header)
 	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			// The connection deadline gorilla set from it may have
+			// fired first.
+			<-ctx.Done()
+		}
+		switch {
+		case ctx.Err() != nil:
+			err = fmt.Errorf("%w %s", context.Cause(ctx), a.step())
+		case resp != nil && resp.StatusCode != http.StatusSwitchingProtocols:
 			err = handshakeError(resp)
 		}
 		s.log.Warn("Connection attempt failed", logURL, maskURL(s.endpoint), logErr, err)

@@ -314,8 +314,14 @@ func New(opts Options) (*Manager, error) {
 }
 
 // Connect starts the connection and waits until the socket is open or
-// ctx is done. The socket keeps reconnecting on its own ladder after
-// Connect returns, whatever the outcome, until Close.
+// ctx is done. When ctx is done first, the connection attempt under way
+// is abandoned at whatever step it is in (DNS and TCP, TLS, the upgrade;
+// see realtime.Socket.Connect), so the first attempt ends no later than
+// ctx's deadline, and the error wraps ctx's error and names that step.
+// The socket keeps reconnecting on its own ladder after Connect returns,
+// whatever the outcome, until Close (which also ends an attempt under
+// way at once); those later attempts are bounded by the client's
+// handshake timeout (10 s).
 func (m *Manager) Connect(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {

@@ -22,6 +22,14 @@
 //     (new chunks only; order is kept).
 //   - FailConnects(n) makes the next n dials fail at once with an error
 //     wrapping ErrInjected.
+//
+// A dial honours its context: one whose context is already done fails at
+// once with the context's error, without using up an injected failure,
+// and the real dial gets the context. Every blocking read and write
+// returns at its deadline or when the connection is closed, whatever
+// fault is in force, so a connect abandoned midway (its connection given
+// a past deadline, then closed) ends at once, even under a latency or a
+// freeze.
 //   - Inject(msg, binary) queues a WebSocket message for every live
 //     connection, delivered to the client at the next message boundary
 //     of the server's stream (never inside a frame or a fragmented
@@ -112,6 +120,9 @@ func New(opts Options) *Transport {
 // DialContext dials addr through the transport; its signature is that of
 // realtime.Options.Dial and net.Dialer.DialContext.
 func (t *Transport) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
 	t.mu.Lock()
 	t.st.Dials++
 	if t.fail > 0 {

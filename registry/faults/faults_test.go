@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"rtm/internal/tarpit"
 	"rtm/registry/clock"
 )
 
@@ -376,6 +378,75 @@ func TestDialErrorPassesThrough(t *testing.T) {
 	}})
 	if _, err := tr.DialContext(context.Background(), "tcp", "127.0.0.1:1"); err == nil || errors.Is(err, ErrInjected) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestDialHonoursContext: a dial whose context is done fails with the
+// context's error without dialing and leaves the injected failures to
+// the next dials; the real dial gets the context.
+func TestDialHonoursContext(t *testing.T) {
+	type key struct{}
+	var got context.Context
+	tr := New(Options{Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		got = ctx
+		return nil, errors.New("refused")
+	}})
+	tr.FailConnects(1)
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := tr.DialContext(done, "tcp", "127.0.0.1:1"); !errors.Is(err, context.Canceled) || errors.Is(err, ErrInjected) {
+		t.Fatalf("dial with a done context: %v; want context.Canceled", err)
+	}
+	if st := tr.State(); st.FailConnects != 1 || st.Dials != 0 || got != nil {
+		t.Fatalf("after a dial with a done context: %+v, real dial ran: %v", st, got != nil)
+	}
+	if _, err := tr.DialContext(context.Background(), "tcp", "127.0.0.1:1"); !errors.Is(err, ErrInjected) {
+		t.Fatalf("next dial: %v; want ErrInjected", err)
+	}
+	live := context.WithValue(context.Background(), key{}, 1)
+	if _, err := tr.DialContext(live, "tcp", "127.0.0.1:1"); err == nil || got == nil || got.Value(key{}) != 1 {
+		t.Fatalf("the real dial did not get the context (err %v)", err)
+	}
+}
+
+// TestAbandonUnderFaults: under a latency or a freeze, a connection
+// stalled in a handshake (the server never answers) returns from a read
+// at its deadline, and closes at once after a past deadline, as an
+// abandoned connect does.
+func TestAbandonUnderFaults(t *testing.T) {
+	const grace = time.Second
+	for _, fault := range []string{"latency", "freeze"} {
+		t.Run(fault, func(t *testing.T) {
+			p := tarpit.New(t, tarpit.Silent)
+			tr := New(Options{})
+			if fault == "latency" {
+				tr.SetLatency(5 * time.Second)
+			}
+			c, err := tr.DialContext(context.Background(), "tcp", p.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fault == "freeze" {
+				tr.Freeze(5 * time.Second)
+			}
+			if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_ = c.SetReadDeadline(start.Add(200 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("read: %v; want the deadline", err)
+			}
+			if took := time.Since(start); took > 200*time.Millisecond+grace {
+				t.Errorf("read returned after %v", took)
+			}
+			start = time.Now()
+			_ = c.SetDeadline(time.Unix(1, 0))
+			_ = c.Close()
+			if took := time.Since(start); took > grace {
+				t.Errorf("close took %v", took)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"rtm/registry"
@@ -28,7 +29,9 @@ type StreamOptions struct {
 	// Types, when not empty, keeps only these event types (Watch).
 	Types []registry.EventType
 	// ConnectTimeout bounds the first connection (default 30 s): a
-	// target that cannot be reached is a fatal error.
+	// target that cannot be reached is a fatal error. The attempt under
+	// way ends then, whatever step it is stuck in (DNS and TCP, TLS, the
+	// upgrade), and the stream returns at once.
 	ConnectTimeout time.Duration
 	// Policy is the channel retry policy (nil: the default).
 	Policy registry.Policy
@@ -126,10 +129,15 @@ func stream(ctx context.Context, env *Env, w io.Writer, o StreamOptions, header 
 		if ctx.Err() != nil {
 			return finish(nil)
 		}
+		// The attempt under way ended with Connect (its error names the
+		// step it was stuck in); the last failure adds what went before.
 		st := m.Snapshot()
 		reason := st.Socket.LastError
 		if reason == "" {
 			reason = st.Socket.Reason
+		}
+		if reason == "" || strings.Contains(err.Error(), reason) {
+			return finish(fmt.Errorf("connect to %s: no connection within %s: %w", st.Target.URL, o.ConnectTimeout, err))
 		}
 		return finish(fmt.Errorf("connect to %s: no connection within %s (%s): %w", st.Target.URL, o.ConnectTimeout, reason, err))
 	}

@@ -28,7 +28,10 @@ type SwarmOptions struct {
 	// Duration is the length of the load phase (default 10 s).
 	Duration time.Duration
 	// JoinTimeout bounds the connect and join phase, and the wait for
-	// presence to converge (default 30 s).
+	// presence to converge (default 30 s). A client not connected by then
+	// gives up its attempt under way, whatever step it is stuck in, and
+	// counts "connect: no connection within <JoinTimeout>: ..." in the
+	// report's errors.
 	JoinTimeout time.Duration
 	// Concurrency bounds the clients connecting at once (default 16).
 	Concurrency int
@@ -282,11 +285,17 @@ func Swarm(ctx context.Context, env *Env, o SwarmOptions) (SwarmReport, error) {
 			select {
 			case sem <- struct{}{}:
 			case <-jctx.Done():
+				if ctx.Err() == nil {
+					c.note(fmt.Sprintf("connect: not started within %s (--concurrency %d busy)", o.JoinTimeout, o.Concurrency))
+				}
 				return
 			}
 			defer func() { <-sem }()
 			t0 := time.Now()
 			if err := c.m.Connect(jctx); err != nil {
+				if ctx.Err() == nil {
+					c.note(connectFailure(err, o.JoinTimeout))
+				}
 				return
 			}
 			connected.Add(1)
@@ -533,21 +542,47 @@ func classifyAll(clients []*swarmClient) (limits, others map[string]int) {
 	return limits, others
 }
 
+// connectFailure is the error a client that could not connect within
+// the join timeout counts: the timeout and the end of Connect's error
+// (the step the attempt was stuck in), without the URL.
+func connectFailure(err error, timeout time.Duration) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	return fmt.Sprintf("connect: no connection within %s: %s", timeout, s)
+}
+
+// abandoned reports an attempt's error that is the end of a Connect's
+// context, not a failure of its own.
+func abandoned(reason string) bool {
+	return strings.HasPrefix(reason, context.DeadlineExceeded.Error()) || strings.HasPrefix(reason, context.Canceled.Error())
+}
+
+// note counts an error the client met outside its events.
+func (c *swarmClient) note(s string) {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	c.addLocked(s)
+}
+
+func (c *swarmClient) addLocked(s string) {
+	if c.errSeen == nil {
+		c.errSeen = map[string]bool{}
+	}
+	s = errorKey(s)
+	if s != "" && !c.errSeen[s] {
+		c.errSeen[s] = true
+		c.errList = append(c.errList, s)
+	}
+}
+
 // errors drains the client's subscription and returns the distinct
 // errors it met (each counted once per client).
 func (c *swarmClient) errors() []string {
 	c.errMu.Lock()
 	defer c.errMu.Unlock()
-	if c.errSeen == nil {
-		c.errSeen = map[string]bool{}
-	}
-	add := func(s string) {
-		s = errorKey(s)
-		if s != "" && !c.errSeen[s] {
-			c.errSeen[s] = true
-			c.errList = append(c.errList, s)
-		}
-	}
+	add := c.addLocked
 	for _, e := range c.sub.Drain(nil) {
 		switch e := e.(type) {
 		case registry.ErrorEvent:
@@ -557,7 +592,10 @@ func (c *swarmClient) errors() []string {
 				add(e.Err)
 			}
 		case registry.SocketEvent:
-			if e.Status == registry.SocketDisconnected {
+			// An attempt abandoned when the join timeout passed (or the
+			// swarm was interrupted) is counted once, by the connect
+			// failure noted.
+			if e.Status == registry.SocketDisconnected && !abandoned(e.Reason) {
 				add(e.Reason)
 			}
 		case registry.ChannelStateEvent:

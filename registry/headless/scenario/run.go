@@ -307,7 +307,10 @@ func (r *runner) connect(ctx context.Context, st Step) error {
 	defer cancel()
 	if err := m.Connect(cctx); err != nil {
 		s := m.Snapshot().Socket
-		return fmt.Errorf("connect as %s: no connection within %s (%s): %w", id, timeout, firstNonEmpty(s.LastError, s.Reason), err)
+		if reason := firstNonEmpty(s.LastError, s.Reason); reason != "" && !strings.Contains(err.Error(), reason) {
+			return fmt.Errorf("connect as %s: no connection within %s (%s): %w", id, timeout, reason, err)
+		}
+		return fmt.Errorf("connect as %s: no connection within %s: %w", id, timeout, err)
 	}
 	return nil
 }
