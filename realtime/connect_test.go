@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"rtm/internal/tarpit"
+	"rtm/realtime/hostile/tarpit"
 )
 
 // Connect deadlines against servers that never answer. The bound is the

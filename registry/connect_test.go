@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"rtm/internal/tarpit"
+	"rtm/realtime/hostile/tarpit"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
 )

@@ -16,7 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
-	"rtm/internal/tarpit"
+	"rtm/realtime/hostile/tarpit"
 	"rtm/registry/clock"
 )
 
