@@ -629,8 +629,9 @@ func (d *dispatcher) deliver(w *work, checks []*rowCheck) {
 			data = d.encode(w, m, tm)
 			w.datas[key] = data
 		}
-		s.deliver(Delivery{IDs: m.ids, Data: data, Schema: w.ri.rel.namespace, Table: w.ri.rel.name, Type: w.ch.typ})
+		// Counted first: whoever sees the delivery sees it in Stats too.
 		d.f.stats.deliveries.Add(1)
+		s.deliver(Delivery{IDs: m.ids, Data: data, Schema: w.ri.rel.namespace, Table: w.ri.rel.name, Type: w.ch.typ})
 	}
 }
 
