@@ -66,7 +66,7 @@ func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
 	d := json.NewDecoder(&buf)
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Invalid JSON body: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Invalid JSON body: " + clip(err.Error())})
 		return false
 	}
 	return true
@@ -145,7 +145,7 @@ func (s *Server) adminPause(w http.ResponseWriter, r *http.Request, _ *Claims) {
 		if req.For <= 0 {
 			status = http.StatusBadRequest
 		}
-		writeJSON(w, status, map[string]string{"message": err.Error()})
+		writeJSON(w, status, map[string]string{"message": clip(err.Error())})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"paused": req.ID, "for": time.Duration(req.For).String()})

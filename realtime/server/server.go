@@ -20,6 +20,13 @@
 //	POST /realtime/v1/api/broadcast/{topic}/events/{event}  single broadcast (202)
 //	     /admin/...                                         fault controls (service_role)
 //
+// A batch broadcast is checked in one pass over its body, with no map or
+// list per message, so its memory is a small multiple of the body's; a
+// 422 lists the errors of at most 100 messages (Supabase's list, one entry
+// per message, for a batch of up to 100; beyond, the first 100 failing
+// messages with their "index", and the counts "failed" and "total"). An
+// error message quotes at most 200 bytes of a topic, path or header.
+//
 // Delivery and concurrency: each connection has one reader goroutine,
 // which handles its frames in order, and one writer goroutine fed by a
 // bounded queue. A broadcast is encoded once per serializer and the same
@@ -457,7 +464,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	vsn, err := protocol.ParseVersion(q.Get("vsn"))
 	if err != nil {
-		s.connectError(w, r, http.StatusBadRequest, "Unsupported serializer version: "+q.Get("vsn"))
+		s.connectError(w, r, http.StatusBadRequest, "Unsupported serializer version: "+clip(q.Get("vsn")))
 		return
 	}
 	token := r.Header.Get("x-api-key")
