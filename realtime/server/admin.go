@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 )
@@ -57,6 +59,10 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, 1<<20)); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			answerTimedOut(w, "The request body did not arrive in time")
+			return false
+		}
 		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Cannot read the request body"})
 		return false
 	}

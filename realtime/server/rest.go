@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -43,7 +44,7 @@ func (s *Server) routes() http.Handler {
 			"           POST /realtime/v1/api/broadcast/{topic}/events/{event}\n"+
 			"Admin      /admin/{connections,channels,stats,drop,kick,reject-joins,pause,restart} (service_role)\n")
 	})
-	return mux
+	return s.withHTTPDeadlines(mux)
 }
 
 // cors makes a REST endpoint CORS-open, answers preflights and refuses
@@ -110,7 +111,8 @@ func (s *Server) maxRESTBody() int64 {
 }
 
 // readBody reads a REST request's body, at most maxRESTBody bytes. A
-// body over the limit is answered 413, a broken one 400.
+// body over the limit is answered 413, one that does not arrive within
+// Config.HTTPReadTimeout 408, and a broken one 400.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	limit := s.maxRESTBody()
 	var body []byte
@@ -125,6 +127,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		switch {
 		case errors.As(err, &mbe):
 			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"message": fmt.Sprintf("Request body exceeds %d bytes", mbe.Limit)})
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			answerTimedOut(w, fmt.Sprintf("The request body did not arrive within %v", s.cfg.HTTPReadTimeout))
 		default:
 			writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Cannot read the request body"})
 		}

@@ -28,7 +28,7 @@ const restMemChildEnv = "RTM_TEST_REST_MEM_CHILD"
 // does nothing.
 func TestRESTMemoryChild(t *testing.T) {
 	if os.Getenv(restMemChildEnv) == "" {
-		t.Skip("the child of TestRESTBatchMemory")
+		t.Skip("the child of the REST memory tests")
 	}
 	srv, err := server.New(server.Config{JWTSecret: []byte("rest-memory"), Limits: server.Limits{MaxEventsPerSecond: -1}})
 	if err != nil {
