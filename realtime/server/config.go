@@ -62,9 +62,10 @@ type Config struct {
 	//
 	// This, HTTPIdleTimeout and MaxHTTPConnections hold for the server's
 	// own listener (Start); an http.Server serving Handler applies its
-	// own. HTTPReadTimeout and HTTPWriteTimeout are set per request and
-	// hold in any http.Server. A negative value disables a timeout or
-	// the limit.
+	// own. HTTPReadTimeout and HTTPWriteTimeout are set per request
+	// (http.ResponseController: a ResponseWriter wrapping the server's
+	// must unwrap) and hold in any http.Server. A negative value disables
+	// a timeout or the limit.
 	HTTPReadHeaderTimeout time.Duration
 
 	// HTTPReadTimeout bounds the reading of a request's body, counted from
