@@ -155,10 +155,10 @@ func clip(s string) string {
 }
 
 // readAllSized reads r to its end. A known length (n >= 0, from
-// Content-Length) sizes the buffer exactly, but it grows towards n at
+// Content-Length) sizes the buffer exactly, but it grows towards n to at
 // most four times what has arrived, so a client announcing a large body
-// and sending none costs little; the copies left behind come to a third
-// of the body.
+// and sending none costs little; the buffers outgrown come to less than
+// 4/3 of the body.
 func readAllSized(r io.Reader, n int64) ([]byte, error) {
 	const first = 64 << 10
 	size := int64(first)
