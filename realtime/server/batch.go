@@ -242,7 +242,8 @@ func (b *batch) scan(maxPayload int, claims *Claims) error {
 			i = skipSpace(d, end)
 			if keyIs(key, escaped, "messages") {
 				found = true
-				*b = batch{body: d, start: i} // a later "messages" replaces an earlier one
+				// A later "messages" replaces an earlier one.
+				*b = batch{body: d, start: i, positional: b.positional[:0], failing: b.failing[:0]}
 				if i < len(d) && d[i] == '[' {
 					if i, err = b.scanItems(i, maxPayload, claims); err != nil {
 						return err
@@ -371,6 +372,7 @@ func scanItem(d []byte, i, depth int, it *batchItem) (int, error) {
 		return i + 1, nil
 	}
 	for {
+		keyStart := i
 		key, escaped, end, err := scanKey(d, i)
 		if err != nil {
 			return i, err
@@ -381,16 +383,20 @@ func scanItem(d []byte, i, depth int, it *batchItem) (int, error) {
 			return i, err
 		}
 		v := d[start:i:i]
-		switch {
-		case keyIs(key, escaped, "topic"):
+		name := key
+		if escaped {
+			name = []byte(decodeJSONString(d[keyStart : keyStart+len(key)+2]))
+		}
+		switch string(name) {
+		case "topic":
 			it.topic = v
-		case keyIs(key, escaped, "event"):
+		case "event":
 			it.event = v
-		case keyIs(key, escaped, "payload"):
+		case "payload":
 			it.payload = v
-		case keyIs(key, escaped, "private"):
+		case "private":
 			it.private = v
-		case keyIs(key, escaped, "id"):
+		case "id":
 			it.id = v
 		}
 		i = skipSpace(d, i)

@@ -289,3 +289,24 @@ func TestClip(t *testing.T) {
 		t.Errorf("clip(long) = %q (%d bytes)", got, len(got))
 	}
 }
+
+// TestScanBatchAllocs: checking a batch allocates nothing per message,
+// valid or not (but for keys with escapes, decoded by encoding/json).
+func TestScanBatchAllocs(t *testing.T) {
+	const n = 10_000
+	for name, item := range map[string]string{
+		"valid":   `{"topic":"room","event":"e","payload":{"a":[1,2,{"b":"c"}]},"private":false,"id":"x"}`,
+		"invalid": `{"topic":1,"payload":[]}`,
+		"escaped": `{"t\u006fpic":"room","event":"e","payload":{}}`,
+	} {
+		body := []byte(`{"messages":[` + strings.Repeat(item+",", n-1) + item + `]}`)
+		allocs := testing.AllocsPerRun(5, func() { scanBatch(body, 0, nil) })
+		limit := 20.0
+		if name == "escaped" {
+			limit = 5*n + 20 // the key is decoded by encoding/json, once
+		}
+		if allocs > limit {
+			t.Errorf("%s: %.0f allocations for %d messages, want at most %.0f", name, allocs, n, limit)
+		}
+	}
+}
