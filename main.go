@@ -419,6 +419,12 @@ type serveCmd struct {
 	OutboundQueue     int           `default:"1024" help:"Frames queued per socket before it is dropped as a slow consumer."`
 	LogLevel          string        `default:"info" enum:"debug,info,warn,error" help:"Log level (logs go to stderr; tokens are masked)."`
 
+	HTTPReadHeaderTimeout time.Duration `name:"http-read-header-timeout" default:"10s" help:"Close a connection whose request headers have not arrived in this long (negative: never)."`
+	HTTPReadTimeout       time.Duration `name:"http-read-timeout" default:"30s" help:"Answer 408 and close when a request body has not arrived this long after its headers (negative: never)."`
+	HTTPWriteTimeout      time.Duration `name:"http-write-timeout" default:"30s" help:"Close a connection whose answer is not written this long after the request's headers; WebSockets are exempt once upgraded (negative: never)."`
+	HTTPIdleTimeout       time.Duration `name:"http-idle-timeout" default:"30s" help:"Close a keep-alive connection idle this long between requests (negative: never)."`
+	MaxHTTPConnections    int           `name:"max-http-connections" default:"1000" help:"Connections speaking HTTP (WebSockets leave the count once upgraded); beyond, 503 at once (negative: no limit)."`
+
 	DB          string `name:"db" env:"RTM_DB" help:"PostgreSQL URL whose changes feed postgres_changes (logical replication), or \"auto\" for a private demo database (needs PostgreSQL's binaries)."`
 	Publication string `default:"supabase_realtime" help:"Publication to stream (created when missing)."`
 	Slot        string `help:"Named replication slot (kept across restarts); empty uses a temporary slot."`
@@ -459,6 +465,12 @@ func (c serveCmd) Run(env *runEnv) error {
 		JoinErrorDelay:    c.JoinErrorDelay,
 		ConnectErrorDelay: c.ConnectErrorDelay,
 		OutboundQueue:     c.OutboundQueue,
+
+		HTTPReadHeaderTimeout: c.HTTPReadHeaderTimeout,
+		HTTPReadTimeout:       c.HTTPReadTimeout,
+		HTTPWriteTimeout:      c.HTTPWriteTimeout,
+		HTTPIdleTimeout:       c.HTTPIdleTimeout,
+		MaxHTTPConnections:    c.MaxHTTPConnections,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 )
@@ -57,6 +59,10 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, 1<<20)); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			answerTimedOut(w, "The request body did not arrive in time")
+			return false
+		}
 		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Cannot read the request body"})
 		return false
 	}
@@ -66,7 +72,7 @@ func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
 	d := json.NewDecoder(&buf)
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Invalid JSON body: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Invalid JSON body: " + clip(err.Error())})
 		return false
 	}
 	return true
@@ -145,7 +151,7 @@ func (s *Server) adminPause(w http.ResponseWriter, r *http.Request, _ *Claims) {
 		if req.For <= 0 {
 			status = http.StatusBadRequest
 		}
-		writeJSON(w, status, map[string]string{"message": err.Error()})
+		writeJSON(w, status, map[string]string{"message": clip(err.Error())})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"paused": req.ID, "for": time.Duration(req.For).String()})

@@ -66,6 +66,46 @@ type Config struct {
 	// (Supabase sleeps 2s). Default 0.
 	ConnectErrorDelay time.Duration
 
+	// HTTPReadHeaderTimeout closes a connection of the server's listener
+	// whose request headers have not all arrived this long after the
+	// request's first byte (a new connection's first request: after the
+	// connection opened). Default 10s.
+	//
+	// This, HTTPIdleTimeout and MaxHTTPConnections hold for the server's
+	// own listener (Start); an http.Server serving Handler applies its
+	// own. HTTPReadTimeout and HTTPWriteTimeout are set per request
+	// (http.ResponseController: a ResponseWriter wrapping the server's
+	// must unwrap) and hold in any http.Server. A negative value disables
+	// a timeout or the limit.
+	HTTPReadHeaderTimeout time.Duration
+
+	// HTTPReadTimeout bounds the reading of a request's body, counted from
+	// the end of its headers: a REST or admin request whose body has not
+	// all arrived in time is answered 408 and its connection closed.
+	// Default 30s.
+	HTTPReadTimeout time.Duration
+
+	// HTTPWriteTimeout bounds an HTTP answer, counted from the end of the
+	// request's headers: a client that does not read its answer in time
+	// has its connection closed. It covers a WebSocket's 101 answer, not
+	// the WebSocket after it (bounded by OutboundQueue and
+	// OutboundQueueBytes, and IdleTimeout). Default 30s.
+	HTTPWriteTimeout time.Duration
+
+	// HTTPIdleTimeout closes a keep-alive connection that waits this long
+	// for its next request. Default 30s.
+	HTTPIdleTimeout time.Duration
+
+	// MaxHTTPConnections bounds the listener's connections that speak
+	// HTTP: those reading or answering a request or idle between
+	// requests. A WebSocket leaves the count when it upgrades (it counts
+	// against Limits.MaxConcurrentUsers), so at most MaxHTTPConnections +
+	// MaxConcurrentUsers sockets are open. A connection over the limit is
+	// answered at once, without reading its request, with 503
+	// {"message":"Too many HTTP connections"} and closed; the timeouts
+	// above free the slots of idle and slow clients. Default 1000.
+	MaxHTTPConnections int
+
 	// OutboundQueue is how many frames may wait for a connection's writer
 	// before the connection is dropped as a slow consumer. Default 1024.
 	OutboundQueue int
@@ -205,6 +245,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 60 * time.Second
+	}
+	timeout := func(v *time.Duration, def time.Duration) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			*v = 0 // none
+		}
+	}
+	timeout(&c.HTTPReadHeaderTimeout, 10*time.Second)
+	timeout(&c.HTTPReadTimeout, 30*time.Second)
+	timeout(&c.HTTPWriteTimeout, 30*time.Second)
+	timeout(&c.HTTPIdleTimeout, 30*time.Second)
+	switch {
+	case c.MaxHTTPConnections == 0:
+		c.MaxHTTPConnections = 1000
+	case c.MaxHTTPConnections < 0:
+		c.MaxHTTPConnections = 0 // no limit
 	}
 	if c.OutboundQueue <= 0 {
 		c.OutboundQueue = 1024

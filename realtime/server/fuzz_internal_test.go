@@ -59,30 +59,6 @@ func FuzzParseFilter(f *testing.F) {
 	})
 }
 
-func FuzzParseBatch(f *testing.F) {
-	for _, s := range []string{
-		`{"messages":[{"topic":"room1","event":"x","payload":{"y":2},"private":false}]}`,
-		`{"messages":[{"topic":1,"payload":[1]},{}]}`, `{"messages":[]}`, `{}`, `[]`, `{"messages":null}`,
-		`{"messages":[{"topic":"a","event":"b","payload":{},"private":"TRUE","id":"m"}]}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		msgs, errs := parseBatch(data, 100)
-		if (msgs == nil) == (errs == nil) {
-			t.Fatalf("parseBatch(%q) = %v, %v: want exactly one", data, msgs, errs)
-		}
-		if _, err := json.Marshal(errs); err != nil {
-			t.Fatalf("errors do not encode: %v", err)
-		}
-		for _, m := range msgs {
-			if m.topic == "" || m.event == "" || !protocol.IsObject(m.payload) || len(m.payload) > 100 {
-				t.Fatalf("invalid message accepted: %+v", m)
-			}
-		}
-	})
-}
-
 func FuzzVerifyToken(f *testing.F) {
 	secret := []byte("secret")
 	good, _ := SignToken(secret, map[string]any{"role": "anon", "exp": 2_000_000_000})

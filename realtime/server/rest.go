@@ -1,13 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
+	"unicode/utf8"
 
 	"rtm/realtime/protocol"
 )
@@ -31,7 +34,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /admin/pause", s.admin(s.adminPause))
 	mux.HandleFunc("POST /admin/restart", s.admin(s.adminRestart))
 	mux.HandleFunc("/admin/", s.admin(func(w http.ResponseWriter, r *http.Request, _ *Claims) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not found: " + r.Method + " " + r.URL.Path})
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not found: " + clip(r.Method+" "+r.URL.Path)})
 	}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -41,7 +44,7 @@ func (s *Server) routes() http.Handler {
 			"           POST /realtime/v1/api/broadcast/{topic}/events/{event}\n"+
 			"Admin      /admin/{connections,channels,stats,drop,kick,reject-joins,pause,restart} (service_role)\n")
 	})
-	return mux
+	return s.withHTTPDeadlines(mux)
 }
 
 // cors makes a REST endpoint CORS-open, answers preflights and refuses
@@ -107,18 +110,81 @@ func (s *Server) maxRESTBody() int64 {
 	return n
 }
 
+// readBody reads a REST request's body, at most maxRESTBody bytes. A
+// body over the limit is answered 413, one that does not arrive within
+// Config.HTTPReadTimeout 408, and a broken one 400.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxRESTBody()))
+	limit := s.maxRESTBody()
+	var body []byte
+	var err error
+	if r.ContentLength > limit {
+		err = &http.MaxBytesError{Limit: limit} // refused before reading it
+	} else {
+		body, err = readAllSized(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"message": fmt.Sprintf("Request body exceeds %d bytes", mbe.Limit)})
-		} else {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			answerTimedOut(w, fmt.Sprintf("The request body did not arrive within %v", s.cfg.HTTPReadTimeout))
+		default:
 			writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Cannot read the request body"})
 		}
 		return nil, false
 	}
 	return body, true
+}
+
+// maxEcho bounds how much of a request's own text (a topic, a path, a
+// header) an error answer quotes back.
+const maxEcho = 200
+
+// clip returns s cut to at most maxEcho bytes, at a rune boundary, with
+// "…" marking the cut.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// readAllSized reads r to its end. A known length (n >= 0, from
+// Content-Length) sizes the buffer exactly, but it grows towards n to at
+// most four times what has arrived, so a client announcing a large body
+// and sending none costs little; the buffers outgrown come to less than
+// 4/3 of the body.
+func readAllSized(r io.Reader, n int64) ([]byte, error) {
+	const first = 64 << 10
+	size := int64(first)
+	if n >= 0 && n < size {
+		size = n + 1 // room to read the end without growing
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			next := 4 * int64(cap(buf))
+			if n >= 0 && int64(len(buf)) <= n && next > n+1 {
+				next = n + 1
+			}
+			grown := make([]byte, len(buf), next)
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // restMessage is one message of a batch broadcast.
@@ -129,87 +195,10 @@ type restMessage struct {
 	id           json.RawMessage
 }
 
-// parseBatch validates a batch body {"messages":[{topic, event, payload,
-// private?, id?}]}. On failure errs is the 422 body's "errors" object in
-// Supabase's shape.
-func parseBatch(body []byte, maxPayload int) ([]restMessage, map[string]any) {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil || top == nil {
-		return nil, map[string]any{"body": []string{"must be a JSON object"}}
-	}
-	raw, ok := top["messages"]
-	if !ok || isNull(raw) {
-		return nil, map[string]any{"messages": []string{"can't be blank"}}
-	}
-	var list []json.RawMessage
-	if json.Unmarshal(raw, &list) != nil {
-		return nil, map[string]any{"messages": []string{"is invalid"}}
-	}
-	if len(list) == 0 {
-		return nil, map[string]any{"messages": []string{"can't be blank"}}
-	}
-	msgs := make([]restMessage, 0, len(list))
-	perMsg := make([]map[string][]string, len(list))
-	valid := true
-	for i, item := range list {
-		errs := map[string][]string{}
-		perMsg[i] = errs
-		var m map[string]json.RawMessage
-		if json.Unmarshal(item, &m) != nil || m == nil {
-			errs["message"] = []string{"is invalid"}
-			valid = false
-			continue
-		}
-		var rm restMessage
-		str := func(field string, dst *string) {
-			v, ok := m[field]
-			if !ok || isNull(v) {
-				errs[field] = []string{"can't be blank"}
-				return
-			}
-			if json.Unmarshal(v, dst) != nil {
-				errs[field] = []string{"is invalid"}
-				return
-			}
-			if *dst == "" {
-				errs[field] = []string{"can't be blank"}
-			}
-		}
-		str("topic", &rm.topic)
-		str("event", &rm.event)
-		switch p, ok := m["payload"]; {
-		case !ok || isNull(p):
-			errs["payload"] = []string{"can't be blank"}
-		case !protocol.IsObject(p):
-			errs["payload"] = []string{"is invalid"}
-		case maxPayload > 0 && len(p) > maxPayload:
-			errs["payload"] = []string{"Payload size exceeds tenant limit"}
-		default:
-			rm.payload = p
-		}
-		if p, ok := m["private"]; ok && !isNull(p) {
-			var b protocol.FlexBool
-			if json.Unmarshal(p, &b) != nil {
-				errs["private"] = []string{"is invalid"}
-			}
-			rm.private = bool(b)
-		}
-		if id, ok := m["id"]; ok && !isNull(id) {
-			rm.id = id
-		}
-		if len(errs) > 0 {
-			valid = false
-		}
-		msgs = append(msgs, rm)
-	}
-	if !valid {
-		return nil, map[string]any{"messages": perMsg}
-	}
-	return msgs, nil
-}
-
 // serveBatch is POST /realtime/v1/api/broadcast: a batch of JSON
-// broadcasts, answered 202 with an empty body.
+// broadcasts, answered 202 with an empty body. The body is checked in one
+// pass without decoding its messages (see scanBatch), and errors are
+// answered within maxBatchErrors entries.
 func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request) {
 	claims, ok := s.restAuth(w, r)
 	if !ok {
@@ -219,49 +208,62 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	msgs, errs := parseBatch(body, s.cfg.Limits.MaxPayloadSizeKB*1000)
-	if errs != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"errors": errs})
+	b := scanBatch(body, s.cfg.Limits.MaxPayloadSizeKB*1000, claims)
+	if errs := b.errors(); errs != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, errs)
 		return
 	}
-	for _, m := range msgs {
-		if why := tenantRefusal(m.topic, claims); why != "" {
-			writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden: topic " + m.topic + ": " + why})
-			return
-		}
-	}
-	topics := make([]string, len(msgs))
-	for i, m := range msgs {
-		topics[i] = m.topic
-	}
-	if !s.restRateOK(w, topics...) {
+	if b.refusal != "" {
+		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden: topic " + clip(b.refusedTopic) + ": " + clip(b.refusal)})
 		return
 	}
-	for _, m := range msgs {
+	if !s.restRateOK(w, b.tenantShares()) {
+		return
+	}
+	var dropped int
+	var droppedTopic string
+	b.each(func(m restMessage) {
 		if m.private && !canUsePrivate(claims.Role) {
-			s.log.Info("REST broadcast to a private channel dropped: no write permission", logKeyTopic, m.topic, "role", claims.Role)
-			continue
+			if dropped++; dropped == 1 {
+				droppedTopic = m.topic
+			}
+			return
 		}
 		s.stats.restBroadcasts.Add(1)
 		s.broadcastJSON(m.topic, m.private, m.event, m.payload, m.id)
+	})
+	if dropped > 0 { // one line per batch, however many messages
+		s.log.Info("REST broadcast to a private channel dropped: no write permission", logKeyTopic, clip(droppedTopic), "messages", dropped, "role", claims.Role)
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// restRateOK applies the events-per-second limit to REST messages, one
-// per topic listed, each charged to its topic's tenant, all or none; on
-// refusal it answers 429.
-func (s *Server) restRateOK(w http.ResponseWriter, topics ...string) bool {
+// tenantShares counts the messages of a valid batch per tenant of their
+// topics, in order of first appearance.
+func (b *batch) tenantShares() []tenantShare {
+	var shares []tenantShare
+	index := make(map[tenant]int)
+	b.each(func(m restMessage) {
+		t := topicTenant(m.topic)
+		if i, ok := index[t]; ok {
+			shares[i].n++
+			return
+		}
+		index[t] = len(shares)
+		shares = append(shares, tenantShare{t: t, n: 1})
+	})
+	return shares
+}
+
+// restRateOK applies the events-per-second limit to REST messages, each
+// charged to its topic's tenant (shares: how many messages each tenant
+// pays for), all or none; on refusal it answers 429.
+func (s *Server) restRateOK(w http.ResponseWriter, shares []tenantShare) bool {
 	lim := s.cfg.Limits.MaxEventsPerSecond
 	if lim <= 0 {
 		return true
 	}
-	now := s.now()
-	ts := make([]tenant, len(topics))
-	for i, t := range topics {
-		ts[i] = topicTenant(t)
-	}
-	n, count, ok := s.tenants.allowAll(rateEvents, now, lim, ts)
+	n, count, ok := s.tenants.allowAll(rateEvents, s.now(), lim, shares)
 	if ok {
 		return true
 	}
@@ -296,7 +298,7 @@ func (s *Server) serveSingle(w http.ResponseWriter, r *http.Request) {
 		binary = true
 	default:
 		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{
-			"message": "Unsupported content type " + fmt.Sprintf("%q", r.Header.Get("Content-Type")) + ": use application/json or application/octet-stream"})
+			"message": "Unsupported content type " + fmt.Sprintf("%q", clip(r.Header.Get("Content-Type"))) + ": use application/json or application/octet-stream"})
 		return
 	}
 	body, ok := s.readBody(w, r)
@@ -311,16 +313,16 @@ func (s *Server) serveSingle(w http.ResponseWriter, r *http.Request) {
 		errs["event"] = []string{"can't be blank"}
 	}
 	if !binary {
-		switch trimmed := strings.TrimSpace(string(body)); {
-		case trimmed == "":
+		switch trimmed := bytes.TrimSpace(body); {
+		case len(trimmed) == 0:
 			body = []byte("{}") // as Plug parses an empty JSON body
-		case trimmed == "null":
+		case string(trimmed) == "null":
 			errs["payload"] = []string{"can't be blank"}
 		case !protocol.Valid(body):
 			writeJSON(w, http.StatusBadRequest, map[string]string{"message": "The request body is not valid JSON"})
 			return
 		default:
-			body = []byte(trimmed)
+			body = trimmed
 		}
 	}
 	if max := s.cfg.Limits.MaxPayloadSizeKB * 1000; max > 0 && len(body) > max {
@@ -334,10 +336,10 @@ func (s *Server) serveSingle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if why := tenantRefusal(topic, claims); why != "" {
-		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden: topic " + topic + ": " + why})
+		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden: topic " + clip(topic) + ": " + clip(why)})
 		return
 	}
-	if !s.restRateOK(w, topic) {
+	if !s.restRateOK(w, []tenantShare{{t: topicTenant(topic), n: 1}}) {
 		return
 	}
 	if private && !canUsePrivate(claims.Role) {

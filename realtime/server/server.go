@@ -31,6 +31,22 @@
 //	POST /realtime/v1/api/broadcast/{topic}/events/{event}  single broadcast (202)
 //	     /admin/...                                         fault controls (service_role)
 //
+// A batch broadcast is checked in one pass over its body, with no map or
+// list per message, so its memory is a small multiple of the body's; a
+// 422 lists the errors of at most 100 messages (Supabase's list, one entry
+// per message, for a batch of up to 100; beyond, the first 100 failing
+// messages with their "index", and the counts "failed" and "total"). An
+// error message quotes at most 200 bytes of a topic, path or header.
+//
+// Slow and idle HTTP clients are bounded in time: every request gets read
+// and write deadlines from the end of its headers ([Config].HTTPReadTimeout,
+// HTTPWriteTimeout, set per request so that they hold under Handler in any
+// http.Server too), and the server's own listener closes connections
+// whose headers are late (HTTPReadHeaderTimeout) or that idle between
+// requests (HTTPIdleTimeout), and answers 503 at once to connections
+// beyond MaxHTTPConnections. A WebSocket sheds the HTTP deadlines when it
+// upgrades, and leaves the HTTP count for Limits.MaxConcurrentUsers.
+//
 // Delivery and concurrency: each connection has one reader goroutine,
 // which handles its frames in order, and one writer goroutine fed by a
 // bounded queue. A broadcast is encoded once per serializer and the same
@@ -119,6 +135,8 @@ type Server struct {
 	refPrefix string
 	refSeq    uint64
 
+	httpConns httpConns
+
 	stats counters
 }
 
@@ -158,6 +176,8 @@ func New(cfg Config) (*Server, error) {
 		ReadBufferSize:  cfg.ReadBufferSize,
 		WriteBufferPool: &sync.Pool{}, // gorilla never writes data frames here; keep no idle write buffer
 		CheckOrigin:     func(*http.Request) bool { return true },
+		// The 101 answer is a write like any other answer's.
+		HandshakeTimeout: max(cfg.HTTPWriteTimeout, 0),
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			writeJSON(w, status, map[string]string{"error": reason.Error()})
 		},
@@ -189,12 +209,18 @@ func (s *Server) Start(addr string) error {
 	return s.serveLocked(ln)
 }
 
+// serveLocked serves ln with the server-wide HTTP bounds: the header and
+// idle timeouts and the connection limit (the read and write deadlines are
+// per request, see withHTTPDeadlines).
 func (s *Server) serveLocked(ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.HTTPReadHeaderTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
+		ConnState:         s.connState,
 		ErrorLog:          log.New(logWriter{s.log}, "", 0),
 	}
+	ln = limitListener{Listener: ln, s: s}
 	if !s.spawn(func() { _ = srv.Serve(ln) }) {
 		_ = ln.Close()
 		return ErrClosed
@@ -355,6 +381,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
 	s.closeListener()
+	s.httpConns.closeRefusing()
 	s.connMu.Lock()
 	s.connClosed = true
 	s.connMu.Unlock()
@@ -465,7 +492,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	vsn, err := protocol.ParseVersion(q.Get("vsn"))
 	if err != nil {
-		s.connectError(w, r, http.StatusBadRequest, "Unsupported serializer version: "+q.Get("vsn"))
+		s.connectError(w, r, http.StatusBadRequest, "Unsupported serializer version: "+clip(q.Get("vsn")))
 		return
 	}
 	token := r.Header.Get("x-api-key")
@@ -613,6 +640,7 @@ func (s *Server) connList() []*conn {
 func (s *Server) connectError(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.stats.connectErrors.Add(1)
 	if d := s.cfg.ConnectErrorDelay; d > 0 {
+		s.delayDeadlines(w, d)
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -686,6 +714,12 @@ type Stats struct {
 	// now, the default tenant's not counted; at most
 	// [Config].MaxTenantWindows.
 	TenantWindows int `json:"tenant_windows"`
+
+	// HTTPConnections are the listener's connections speaking HTTP now
+	// (not those upgraded to WebSockets); HTTPConnectionsRefused were
+	// refused over Config.MaxHTTPConnections.
+	HTTPConnections        int    `json:"http_connections"`
+	HTTPConnectionsRefused uint64 `json:"http_connections_refused"`
 }
 
 // Stats returns a snapshot of the counters.
@@ -702,6 +736,7 @@ func (s *Server) Stats() Stats {
 		Broadcasts: c.broadcasts.Load(), RESTBroadcasts: c.restBroadcasts.Load(), Deliveries: c.deliveries.Load(),
 		SlowConsumerDrops: c.slowDrops.Load(), BadFrames: c.badFrames.Load(), IdleCloses: c.idleCloses.Load(),
 		RateLimited: c.rateLimited.Load(), Drops: c.drops.Load(), Kicks: c.kicks.Load(), Restarts: c.restarts.Load(),
-		TenantWindows: s.tenants.windows(),
+		TenantWindows:   s.tenants.windows(),
+		HTTPConnections: int(s.httpConns.open.Load()), HTTPConnectionsRefused: s.httpConns.refused.Load(),
 	}
 }

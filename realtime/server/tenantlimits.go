@@ -237,12 +237,18 @@ func (tt *tenantTable) count(t tenant, k rateKind, now time.Time) int64 {
 	return 0
 }
 
-// allowAll charges one event of kind k per entry of ts (a tenant may
-// appear many times) to its tenant, all or none: when one tenant's
-// window has no room for its share, nothing is charged and allowAll
-// returns false with that share n and that window's count. A limit of 0
-// allows everything.
-func (tt *tenantTable) allowAll(k rateKind, now time.Time, limit int, ts []tenant) (n int, count int64, ok bool) {
+// tenantShare is how many events of one request a tenant pays for.
+type tenantShare struct {
+	t tenant
+	n int
+}
+
+// allowAll charges the events of one request, sh.n to tenant sh.t for
+// each share (a tenant may appear in several), all or none: when one
+// tenant's window has no room for its share, nothing is charged and
+// allowAll returns false with that share n and that window's count. A
+// limit of 0 allows everything.
+func (tt *tenantTable) allowAll(k rateKind, now time.Time, limit int, req []tenantShare) (n int, count int64, ok bool) {
 	if limit <= 0 {
 		return 0, 0, true
 	}
@@ -259,10 +265,11 @@ func (tt *tenantTable) allowAll(k rateKind, now time.Time, limit int, ts []tenan
 	index := make(map[tenant]int)
 	overflow := -1
 	fresh := 0
-	tt.sweepDueLocked(ratePeriod(now), len(ts)) // before taking any windows
-	for _, t := range ts {
+	tt.sweepDueLocked(ratePeriod(now), len(req)) // before taking any windows
+	for _, r := range req {
+		t := r.t
 		if i, ok := index[t]; ok {
-			shares[i].n++
+			shares[i].n += r.n
 			continue
 		}
 		tw := tt.getLocked(t)
@@ -275,14 +282,14 @@ func (tt *tenantTable) allowAll(k rateKind, now time.Time, limit int, ts []tenan
 				shares = append(shares, share{tw: tw})
 			}
 			index[t] = overflow
-			shares[overflow].n++
+			shares[overflow].n += r.n
 			continue
 		}
 		if tw == nil {
 			fresh++
 		}
 		index[t] = len(shares)
-		shares = append(shares, share{t: t, tw: tw, n: 1})
+		shares = append(shares, share{t: t, tw: tw, n: r.n})
 	}
 	for _, sh := range shares {
 		if sh.tw == nil {

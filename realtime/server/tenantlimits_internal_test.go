@@ -110,17 +110,17 @@ func TestTenantTableAllowAll(t *testing.T) {
 	a, x, y, z := namedTenant("a"), namedTenant("x"), namedTenant("y"), namedTenant("z")
 	tt.allow(a, rateEvents, t0, 5, 4)
 	// a's share of 2 does not fit: nothing is charged.
-	if n, count, ok := tt.allowAll(rateEvents, t0, 5, []tenant{x, a, x, a}); ok || n != 2 || count != 4 {
+	if n, count, ok := tt.allowAll(rateEvents, t0, 5, sharesOf(x, a, x, a)); ok || n != 2 || count != 4 {
 		t.Errorf("allowAll = %d, %d, %v; want 2, 4, false", n, count, ok)
 	}
 	if tt.windows() != 1 || tt.count(x, rateEvents, t0) != 0 {
 		t.Errorf("a refused batch charged something")
 	}
 	// x takes the last room; y and z overflow and share 3 + 3 > 5.
-	if n, _, ok := tt.allowAll(rateEvents, t0, 5, []tenant{x, y, y, y, z, z, z}); ok || n != 6 {
+	if n, _, ok := tt.allowAll(rateEvents, t0, 5, sharesOf(x, y, y, y, z, z, z)); ok || n != 6 {
 		t.Errorf("allowAll with 6 overflowing = %d, %v; want 6, false", n, ok)
 	}
-	if _, _, ok := tt.allowAll(rateEvents, t0, 5, []tenant{x, y, y, z, z, z, tenant{}}); !ok {
+	if _, _, ok := tt.allowAll(rateEvents, t0, 5, sharesOf(x, y, y, z, z, z, tenant{})); !ok {
 		t.Errorf("allowAll within every budget refused")
 	}
 	if tt.windows() != 2 || tt.count(x, rateEvents, t0) != 1 || tt.count(y, rateEvents, t0) != 5 || tt.count(tenant{}, rateEvents, t0) != 1 {
@@ -150,4 +150,13 @@ func TestTenantTableConns(t *testing.T) {
 	if len(tt.conns) != 0 {
 		t.Errorf("tenants without sockets are held: %v", tt.conns)
 	}
+}
+
+// sharesOf charges one event to each tenant listed.
+func sharesOf(ts ...tenant) []tenantShare {
+	out := make([]tenantShare, len(ts))
+	for i, t := range ts {
+		out[i] = tenantShare{t: t, n: 1}
+	}
+	return out
 }
