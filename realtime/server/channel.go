@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -142,8 +143,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	presenceLimited := false
 	if ch.presenceEnabled {
 		if s.presenceRate.allow(now, lim.MaxPresenceEventsPerSecond, 1) {
-			c.sendMsg(&protocol.Message{JoinRef: ch.joinRef, Topic: ch.topic, Event: protocol.EventPresenceState,
-				Payload: t.presenceStateLocked()})
+			c.sendPresenceStateLocked(ch, t)
 		} else {
 			presenceLimited = true
 		}
@@ -373,9 +373,10 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 			c.shutdownLocked(ch, "Track message size exceeded")
 			return
 		}
+		sent := sumOf(meta)
 		t := ch.t
 		t.mu.Lock()
-		if !sameMeta(t, ch, meta) { // a no-op re-track is not a presence event
+		if !sameMeta(t, ch, sent) { // a no-op re-track is not a presence event
 			if !s.presenceRate.allow(now, lim.MaxPresenceEventsPerSecond, 1) {
 				t.mu.Unlock()
 				s.stats.rateLimited.Add(1)
@@ -383,9 +384,17 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 				return
 			}
 		}
-		_, err := s.trackLocked(t, ch, meta, func() { c.reply(m, protocol.StatusOK, nil) })
+		_, err := s.trackLocked(t, ch, meta, sent, func() { c.reply(m, protocol.StatusOK, nil) })
 		t.mu.Unlock()
-		if err != nil {
+		var budget *presenceBudgetError
+		switch {
+		case errors.As(err, &budget):
+			// The channel stays, with its previous meta if any.
+			s.stats.presenceRefused.Add(1)
+			c.log.Warn("Presence track refused", logKeyTopic, ch.topic, logKeyReason, budget.Error(), "meta_bytes", len(meta))
+			c.replyError(m, budget.Error())
+			return
+		case err != nil:
 			c.replyError(m, "Presence track payload must be a map")
 			return
 		}
@@ -402,14 +411,11 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 	}
 }
 
-// sameMeta reports whether ch already tracks exactly meta (t.mu held).
-func sameMeta(t *topic, ch *channel, meta []byte) bool {
-	for _, e := range t.presence[ch.presenceKey] {
-		if e.ch == ch {
-			return string(e.user) == string(meta)
-		}
-	}
-	return false
+// sameMeta reports whether ch already tracks exactly the object sent
+// identifies (t.mu held).
+func sameMeta(t *topic, ch *channel, sent sentSum) bool {
+	e := t.entryOfLocked(ch)
+	return e != nil && e.sent == sent
 }
 
 // handleAccessToken applies an access_token push: a valid new token keeps

@@ -636,6 +636,8 @@ type counters struct {
 	broadcasts, deliveries, restBroadcasts        atomic.Uint64
 	slowDrops, badFrames, idleCloses, rateLimited atomic.Uint64
 	drops, kicks, restarts                        atomic.Uint64
+	presenceRefused                               atomic.Uint64
+	presenceBytes                                 atomic.Int64 // held to Config.MaxPresenceBytes
 }
 
 // Stats are counters of the server since New.
@@ -645,6 +647,11 @@ type Stats struct {
 	Channels    int    `json:"channels"`
 	Topics      int    `json:"topics"`
 	Presences   uint64 `json:"presences"`
+	// PresenceBytes is what the tracked presence costs the server now
+	// (held to Config.MaxPresenceBytes); PresenceRefused counts tracks
+	// refused because they would exceed a presence budget.
+	PresenceBytes   int64  `json:"presence_bytes"`
+	PresenceRefused uint64 `json:"presence_refused"`
 
 	ConnectionsTotal uint64 `json:"connections_total"`
 	ConnectErrors    uint64 `json:"connect_errors"`
@@ -686,5 +693,6 @@ func (s *Server) Stats() Stats {
 		Broadcasts: c.broadcasts.Load(), RESTBroadcasts: c.restBroadcasts.Load(), Deliveries: c.deliveries.Load(),
 		SlowConsumerDrops: c.slowDrops.Load(), BadFrames: c.badFrames.Load(), IdleCloses: c.idleCloses.Load(),
 		RateLimited: c.rateLimited.Load(), Drops: c.drops.Load(), Kicks: c.kicks.Load(), Restarts: c.restarts.Load(),
+		PresenceBytes: c.presenceBytes.Load(), PresenceRefused: c.presenceRefused.Load(),
 	}
 }
