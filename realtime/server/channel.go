@@ -64,6 +64,10 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		c.log.Warn("InvalidJoinPayload: using defaults for fields of the wrong shape", logKeyTopic, m.Topic,
 			"problems", strings.Join(problems, "; "))
 	}
+	if n := len(cfg.presenceKey); n > MaxPresenceKeyBytes {
+		c.joinError(m, presenceKeyTooLong(n))
+		return
+	}
 	now := s.now()
 	lim := s.cfg.Limits
 	if reason := s.rejections.take(now); reason != "" {
@@ -299,6 +303,16 @@ func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
 		}
 		return
 	}
+	if m.Broadcast == nil { // a binary push's event fits its one-byte length
+		if n := broadcastEventLen(m.Payload); n > MaxEventBytes {
+			c.log.Info("Broadcast dropped: event name too long", logKeyTopic, ch.topic, "bytes", n)
+			s.stats.badFrames.Add(1)
+			if ch.ack {
+				c.replyError(m, eventTooLong(n))
+			}
+			return
+		}
+	}
 	if !s.eventsRate.allow(s.now(), lim.MaxEventsPerSecond, 1) {
 		s.stats.rateLimited.Add(1)
 		c.shutdownIfCurrent(ch, "Too many messages per second")
@@ -406,7 +420,7 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 		s.untrackLocked(t, ch)
 		t.mu.Unlock()
 	default:
-		c.log.Info("UnknownPresenceEvent", logKeyTopic, ch.topic, logKeyEvent, *p.Event)
+		c.log.Info("UnknownPresenceEvent", logKeyTopic, ch.topic, logKeyEvent, clip(*p.Event))
 		c.reply(m, protocol.StatusError, nil)
 	}
 }

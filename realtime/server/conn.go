@@ -375,6 +375,9 @@ func (c *conn) handleFrame(mt int, data []byte) {
 		c.sendClose(code, "malformed frame: "+shortErr(err))
 		return
 	}
+	if c.refuseLongNames(&m) {
+		return
+	}
 	if m.Broadcast == nil && !protocol.IsObject(m.Payload) {
 		c.s.stats.badFrames.Add(1)
 		c.log.Warn("Refusing push without an object payload", logKeyTopic, m.Topic, logKeyEvent, m.Event)

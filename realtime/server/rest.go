@@ -177,6 +177,12 @@ func parseBatch(body []byte, maxPayload int) ([]restMessage, map[string]any) {
 		}
 		str("topic", &rm.topic)
 		str("event", &rm.event)
+		if len(rm.topic) > maxSubTopicBytes {
+			errs["topic"] = append(errs["topic"], fmt.Sprintf("must be at most %d bytes (%d with the %q prefix)", maxSubTopicBytes, MaxTopicBytes, protocol.TopicPrefix))
+		}
+		if len(rm.event) > MaxEventBytes {
+			errs["event"] = append(errs["event"], fmt.Sprintf("must be at most %d bytes", MaxEventBytes))
+		}
 		switch p, ok := m["payload"]; {
 		case !ok || isNull(p):
 			errs["payload"] = []string{"can't be blank"}
@@ -316,7 +322,7 @@ func (s *Server) serveSingle(w http.ResponseWriter, r *http.Request) {
 	if max := s.cfg.Limits.MaxPayloadSizeKB * 1000; max > 0 && len(body) > max {
 		errs["payload"] = []string{"Payload size exceeds tenant limit"}
 	}
-	if len(topic) > 255-len(protocol.TopicPrefix) || len(event) > 255 {
+	if len(topic) > maxSubTopicBytes || len(event) > MaxEventBytes {
 		errs["topic"] = append(errs["topic"], "topic and event must fit a binary frame header (255 bytes)")
 	}
 	if len(errs) > 0 {
