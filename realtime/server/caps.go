@@ -91,12 +91,17 @@ func (c *conn) refuseJoinNow(m *protocol.Message, reason string) {
 	c.replyError(m, reason)
 }
 
-// broadcastEventLen returns the byte length of the user event of a JSON
-// broadcast payload, or 0 when it has none (it is then forwarded as it
-// is, as before).
-func broadcastEventLen(payload []byte) int {
+// longBroadcastEvent returns the byte length of the user event of a JSON
+// broadcast payload when it exceeds MaxEventBytes, else 0. A payload
+// without an event is forwarded as it is, as before; one too short to
+// hold a longer event (decoding never lengthens a JSON string) is not
+// scanned.
+func longBroadcastEvent(payload []byte) int {
+	if len(payload) <= MaxEventBytes {
+		return 0
+	}
 	b, err := protocol.ParseBroadcast(payload)
-	if err != nil {
+	if err != nil || len(b.Event) <= MaxEventBytes {
 		return 0
 	}
 	return len(b.Event)

@@ -304,7 +304,7 @@ func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
 		return
 	}
 	if m.Broadcast == nil { // a binary push's event fits its one-byte length
-		if n := broadcastEventLen(m.Payload); n > MaxEventBytes {
+		if n := longBroadcastEvent(m.Payload); n > 0 {
 			c.log.Info("Broadcast dropped: event name too long", logKeyTopic, ch.topic, "bytes", n)
 			s.stats.badFrames.Add(1)
 			if ch.ack {
