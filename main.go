@@ -419,6 +419,9 @@ type serveCmd struct {
 	OutboundQueue     int           `default:"1024" help:"Frames queued per socket before it is dropped as a slow consumer."`
 	LogLevel          string        `default:"info" enum:"debug,info,warn,error" help:"Log level (logs go to stderr; tokens are masked)."`
 
+	MaxPresenceBytesPerConn int `default:"16777216" help:"Presence bytes one socket may keep tracked over all its channels (16 MiB); a track over it gets the error PresenceBudgetExceeded. Negative: no limit; --limits=off leaves it on."`
+	MaxPresenceBytes        int `default:"268435456" help:"Presence bytes all sockets together may keep tracked (256 MiB), refused the same way. Negative: no limit."`
+
 	DB          string `name:"db" env:"RTM_DB" help:"PostgreSQL URL whose changes feed postgres_changes (logical replication), or \"auto\" for a private demo database (needs PostgreSQL's binaries)."`
 	Publication string `default:"supabase_realtime" help:"Publication to stream (created when missing)."`
 	Slot        string `help:"Named replication slot (kept across restarts); empty uses a temporary slot."`
@@ -459,6 +462,9 @@ func (c serveCmd) Run(env *runEnv) error {
 		JoinErrorDelay:    c.JoinErrorDelay,
 		ConnectErrorDelay: c.ConnectErrorDelay,
 		OutboundQueue:     c.OutboundQueue,
+
+		MaxPresenceBytesPerConn: c.MaxPresenceBytesPerConn,
+		MaxPresenceBytes:        c.MaxPresenceBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -213,11 +213,14 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Default presence budgets (Config.MaxPresenceBytesPerConn,
-// Config.MaxPresenceBytes).
+// Default presence budgets.
 const (
+	// DefaultMaxPresenceBytesPerConn is Config.MaxPresenceBytesPerConn's
+	// default, 16 MiB.
 	DefaultMaxPresenceBytesPerConn = 16 << 20
-	DefaultMaxPresenceBytes        = 256 << 20
+	// DefaultMaxPresenceBytes is Config.MaxPresenceBytes's default,
+	// 256 MiB.
+	DefaultMaxPresenceBytes = 256 << 20
 )
 
 // byteBudget returns v, def when v is 0, or 0 (no limit) when v is

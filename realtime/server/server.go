@@ -28,6 +28,19 @@
 // the others. Within a topic, every subscriber receives presence_state
 // before the presence_diffs that follow it. All methods of Server are
 // safe for concurrent use.
+//
+// Hostile input: presence has byte budgets, per connection and
+// server-wide ([Config].MaxPresenceBytesPerConn, 16 MiB, and
+// MaxPresenceBytes, 256 MiB). Each meta is kept once, charged to both, and
+// given back on untrack, leave and close; a track over a budget is
+// answered {"status":"error","response":{"reason":"PresenceBudgetExceeded:
+// …"}} and changes nothing. A presence_state holds one topic's metas and a
+// joiner whose state could never fit its outbound queue is dropped before
+// it is encoded. Topics, event names, presence keys and join refs are
+// capped at 255 bytes ([MaxTopicBytes] and its siblings), the caps of the
+// 2.0.0 binary frames, for text frames and REST too; longer ones are
+// refused with TopicTooLong, EventTooLong, PresenceKeyTooLong or
+// RefTooLong and never kept.
 package server
 
 import (
