@@ -83,16 +83,16 @@ func TestPresenceBudgetPerConnection(t *testing.T) {
 	ok("realtime:b2", filler("two", 4000))
 	// An update of the same size fits (only its phx_ref_prev is new).
 	ok("realtime:b1", filler("uno", 4000))
-	used := s.Stats().PresenceBytes
-	if used < 8000 || used > budget {
-		t.Fatalf("PresenceBytes %d after two 4 KB metas", used)
-	}
 
 	// A third meta would exceed the budget: error reply, no diff, the
 	// channel stays joined.
 	obs.sync()
 	diffs := diffCount(obs, "realtime:b3")
+	used := s.Stats().PresenceBytes
 	wantBudgetError(t, a, track("realtime:b3", filler("three", 4000)), false, budget)
+	if used < 8000 || used > budget {
+		t.Errorf("PresenceBytes %d after two 4 KB metas", used)
+	}
 	if st := s.Stats(); st.PresenceRefused != 1 || st.Presences != 2 || st.PresenceBytes != used {
 		t.Errorf("after a refusal: %d refused, %d presences, %d bytes; want 1, 2, %d", st.PresenceRefused, st.Presences, st.PresenceBytes, used)
 	}
