@@ -46,8 +46,9 @@ type presenceEntry struct {
 }
 
 // sentSum identifies a tracked object by its bytes as sent: their length
-// and SHA-256. Two tracks are the same when their bytes are (as Supabase's
-// :no_payload_change), which the sum tells without keeping the bytes.
+// and SHA-256. A re-track is a no-op (no diff, as Supabase's
+// :no_payload_change) when its bytes are those of the tracked object,
+// which the sum tells without keeping the bytes.
 type sentSum struct {
 	n   int
 	sum [sha256.Size]byte
