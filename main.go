@@ -419,11 +419,13 @@ type serveCmd struct {
 	OutboundQueue     int           `default:"1024" help:"Frames queued per socket before it is dropped as a slow consumer."`
 	LogLevel          string        `default:"info" enum:"debug,info,warn,error" help:"Log level (logs go to stderr; tokens are masked)."`
 
-	HTTPReadHeaderTimeout time.Duration `name:"http-read-header-timeout" default:"10s" help:"Close a connection whose request headers have not arrived in this long (negative: never)."`
-	HTTPReadTimeout       time.Duration `name:"http-read-timeout" default:"30s" help:"Answer 408 and close when a request body has not arrived this long after its headers (negative: never)."`
-	HTTPWriteTimeout      time.Duration `name:"http-write-timeout" default:"30s" help:"Close a connection whose answer is not written this long after the request's headers; WebSockets are exempt once upgraded (negative: never)."`
-	HTTPIdleTimeout       time.Duration `name:"http-idle-timeout" default:"30s" help:"Close a keep-alive connection idle this long between requests (negative: never)."`
-	MaxHTTPConnections    int           `name:"max-http-connections" default:"1000" help:"Connections speaking HTTP (WebSockets leave the count once upgraded); beyond, 503 at once (negative: no limit)."`
+	HTTPReadHeaderTimeout   time.Duration `name:"http-read-header-timeout" default:"10s" help:"Close a connection whose request headers have not arrived in this long (negative: never)."`
+	HTTPReadTimeout         time.Duration `name:"http-read-timeout" default:"30s" help:"Answer 408 and close when a request body has not arrived this long after its headers (negative: never)."`
+	HTTPWriteTimeout        time.Duration `name:"http-write-timeout" default:"30s" help:"Close a connection whose answer is not written this long after the request's headers; WebSockets are exempt once upgraded (negative: never)."`
+	HTTPIdleTimeout         time.Duration `name:"http-idle-timeout" default:"30s" help:"Close a keep-alive connection idle this long between requests (negative: never)."`
+	MaxHTTPConnections      int           `name:"max-http-connections" default:"1000" help:"Connections speaking HTTP (WebSockets leave the count once upgraded); beyond, 503 at once (negative: no limit)."`
+	MaxPresenceBytesPerConn int           `default:"16777216" help:"Presence bytes one socket may keep tracked over all its channels (16 MiB); a track over it gets the error PresenceBudgetExceeded. Negative: no limit; --limits=off leaves it on."`
+	MaxPresenceBytes        int           `default:"268435456" help:"Presence bytes all sockets together may keep tracked (256 MiB), refused the same way. Negative: no limit."`
 
 	DB          string `name:"db" env:"RTM_DB" help:"PostgreSQL URL whose changes feed postgres_changes (logical replication), or \"auto\" for a private demo database (needs PostgreSQL's binaries)."`
 	Publication string `default:"supabase_realtime" help:"Publication to stream (created when missing)."`
@@ -466,11 +468,13 @@ func (c serveCmd) Run(env *runEnv) error {
 		ConnectErrorDelay: c.ConnectErrorDelay,
 		OutboundQueue:     c.OutboundQueue,
 
-		HTTPReadHeaderTimeout: c.HTTPReadHeaderTimeout,
-		HTTPReadTimeout:       c.HTTPReadTimeout,
-		HTTPWriteTimeout:      c.HTTPWriteTimeout,
-		HTTPIdleTimeout:       c.HTTPIdleTimeout,
-		MaxHTTPConnections:    c.MaxHTTPConnections,
+		HTTPReadHeaderTimeout:   c.HTTPReadHeaderTimeout,
+		HTTPReadTimeout:         c.HTTPReadTimeout,
+		HTTPWriteTimeout:        c.HTTPWriteTimeout,
+		HTTPIdleTimeout:         c.HTTPIdleTimeout,
+		MaxHTTPConnections:      c.MaxHTTPConnections,
+		MaxPresenceBytesPerConn: c.MaxPresenceBytesPerConn,
+		MaxPresenceBytes:        c.MaxPresenceBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"unicode/utf8"
 
 	"rtm/realtime/protocol"
@@ -40,6 +41,7 @@ const (
 	fieldBlank
 	fieldInvalid
 	fieldTooBig
+	fieldTooLong // a topic or event name over its cap (caps.go)
 )
 
 // list is the field's entry in an error answer, nil when the field is
@@ -54,6 +56,21 @@ func (e fieldErr) list() []string {
 		return []string{"Payload size exceeds tenant limit"}
 	}
 	return nil
+}
+
+// Answers for names over their caps.
+var (
+	topicTooLongErr = fmt.Sprintf("must be at most %d bytes (%d with the %q prefix)", maxSubTopicBytes, MaxTopicBytes, protocol.TopicPrefix)
+	eventTooLongErr = fmt.Sprintf("must be at most %d bytes", MaxEventBytes)
+)
+
+// nameList is list for a topic or event name, whose too-long answer
+// names its cap (tooLong).
+func (e fieldErr) nameList(tooLong string) []string {
+	if e == fieldTooLong {
+		return []string{tooLong}
+	}
+	return e.list()
 }
 
 // itemErrs are the errors of one batch message; message is set alone
@@ -80,8 +97,8 @@ type itemErrsJSON struct {
 }
 
 func (e *itemErrs) json(withIndex bool) itemErrsJSON {
-	j := itemErrsJSON{Event: e.event.list(), Message: e.message.list(), Payload: e.payload.list(),
-		Private: e.private.list(), Topic: e.topic.list()}
+	j := itemErrsJSON{Event: e.event.nameList(eventTooLongErr), Message: e.message.list(), Payload: e.payload.list(),
+		Private: e.private.list(), Topic: e.topic.nameList(topicTooLongErr)}
 	if withIndex {
 		j.Index = &e.index
 	}
@@ -104,8 +121,8 @@ func (it *batchItem) check(maxPayload int) itemErrs {
 		e.message = fieldInvalid
 		return e
 	}
-	e.topic = checkNonEmptyString(it.topic)
-	e.event = checkNonEmptyString(it.event)
+	e.topic = checkName(it.topic, maxSubTopicBytes)
+	e.event = checkName(it.event, MaxEventBytes)
 	switch p := it.payload; {
 	case p == nil || isNull(p):
 		e.payload = fieldBlank
@@ -146,6 +163,19 @@ func checkNonEmptyString(raw []byte) fieldErr {
 		return fieldInvalid
 	case len(raw) == 2: // an escape or any byte decodes to at least one
 		return fieldBlank
+	}
+	return fieldOK
+}
+
+// checkName is checkNonEmptyString for a name of at most limit bytes
+// once decoded (decoded only when it could be longer: an invalid UTF-8
+// byte decodes to three).
+func checkName(raw []byte, limit int) fieldErr {
+	if e := checkNonEmptyString(raw); e != fieldOK {
+		return e
+	}
+	if 3*(len(raw)-2) > limit && len(decodeJSONString(raw)) > limit {
+		return fieldTooLong
 	}
 	return fieldOK
 }

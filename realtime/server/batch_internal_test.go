@@ -59,6 +59,12 @@ func parseBatchMaps(body []byte, maxPayload int) ([]restMessage, map[string]any)
 		}
 		str("topic", &rm.topic)
 		str("event", &rm.event)
+		if len(rm.topic) > maxSubTopicBytes {
+			errs["topic"] = append(errs["topic"], fmt.Sprintf("must be at most %d bytes (%d with the %q prefix)", maxSubTopicBytes, MaxTopicBytes, protocol.TopicPrefix))
+		}
+		if len(rm.event) > MaxEventBytes {
+			errs["event"] = append(errs["event"], fmt.Sprintf("must be at most %d bytes", MaxEventBytes))
+		}
 		switch p, ok := m["payload"]; {
 		case !ok || isNull(p):
 			errs["payload"] = []string{"can't be blank"}
@@ -170,6 +176,10 @@ func checkBatchAgainstMaps(t *testing.T, body []byte, maxPayload int) {
 // batchSeeds are tricky bodies for scanBatch: escapes, repeated keys,
 // JSON edge cases, invalid UTF-8, tenants.
 var batchSeeds = []string{
+	// Names at and over their caps, plain and escaped.
+	`{"messages":[{"topic":"` + strings.Repeat("t", 246) + `","event":"` + strings.Repeat("e", 255) + `","payload":{}}]}`,
+	`{"messages":[{"topic":"` + strings.Repeat("t", 247) + `","event":"` + strings.Repeat("\\u0065", 256) + `","payload":{}}]}`,
+	`{"messages":[{"topic":"` + strings.Repeat("\xff", 90) + `","event":"e","payload":{}}]}`,
 	`{"messages":[{"topic":"room1","event":"x","payload":{"y":2},"private":false}]}`,
 	`{"messages":[{"topic":1,"payload":[1]},{}]}`, `{"messages":[]}`, `{}`, `[]`, `{"messages":null}`, `null`, ``, ` `,
 	`{"messages":[{"topic":"a","event":"b","payload":{},"private":"TRUE","id":"m"}]}`,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -62,6 +63,10 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	if len(problems) > 0 {
 		c.log.Warn("InvalidJoinPayload: using defaults for fields of the wrong shape", logKeyTopic, m.Topic,
 			"problems", strings.Join(problems, "; "))
+	}
+	if n := len(cfg.presenceKey); n > MaxPresenceKeyBytes {
+		c.joinError(m, presenceKeyTooLong(n))
+		return
 	}
 	now := s.now()
 	lim := s.cfg.Limits
@@ -139,8 +144,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	presenceLimited := false
 	if ch.presenceEnabled {
 		if s.tenants.allow(topicTenant(sub), ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
-			c.sendMsg(&protocol.Message{JoinRef: ch.joinRef, Topic: ch.topic, Event: protocol.EventPresenceState,
-				Payload: t.presenceStateLocked()})
+			c.sendPresenceStateLocked(ch, t)
 		} else {
 			presenceLimited = true
 		}
@@ -296,6 +300,16 @@ func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
 		}
 		return
 	}
+	if m.Broadcast == nil { // a binary push's event fits its one-byte length
+		if n := longBroadcastEvent(m.Payload); n > 0 {
+			c.log.Info("Broadcast dropped: event name too long", logKeyTopic, ch.topic, "bytes", n)
+			s.stats.badFrames.Add(1)
+			if ch.ack {
+				c.replyError(m, eventTooLong(n))
+			}
+			return
+		}
+	}
 	if !s.tenants.allow(topicTenant(ch.sub), rateEvents, s.now(), lim.MaxEventsPerSecond, 1) {
 		s.stats.rateLimited.Add(1)
 		c.shutdownIfCurrent(ch, "Too many messages per second")
@@ -370,9 +384,10 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 			c.shutdownLocked(ch, "Track message size exceeded")
 			return
 		}
+		sent := sumOf(meta)
 		t := ch.t
 		t.mu.Lock()
-		if !sameMeta(t, ch, meta) { // a no-op re-track is not a presence event
+		if !sameMeta(t, ch, sent) { // a no-op re-track is not a presence event
 			if !s.tenants.allow(topicTenant(ch.sub), ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
 				t.mu.Unlock()
 				s.stats.rateLimited.Add(1)
@@ -380,9 +395,17 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 				return
 			}
 		}
-		_, err := s.trackLocked(t, ch, meta, func() { c.reply(m, protocol.StatusOK, nil) })
+		_, err := s.trackLocked(t, ch, meta, sent, func() { c.reply(m, protocol.StatusOK, nil) })
 		t.mu.Unlock()
-		if err != nil {
+		var budget *presenceBudgetError
+		switch {
+		case errors.As(err, &budget):
+			// The channel stays, with its previous meta if any.
+			s.stats.presenceRefused.Add(1)
+			c.log.Warn("Presence track refused", logKeyTopic, ch.topic, logKeyReason, budget.Error(), "meta_bytes", len(meta))
+			c.replyError(m, budget.Error())
+			return
+		case err != nil:
 			c.replyError(m, "Presence track payload must be a map")
 			return
 		}
@@ -394,19 +417,16 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 		s.untrackLocked(t, ch)
 		t.mu.Unlock()
 	default:
-		c.log.Info("UnknownPresenceEvent", logKeyTopic, ch.topic, logKeyEvent, *p.Event)
+		c.log.Info("UnknownPresenceEvent", logKeyTopic, ch.topic, logKeyEvent, clipLog(*p.Event))
 		c.reply(m, protocol.StatusError, nil)
 	}
 }
 
-// sameMeta reports whether ch already tracks exactly meta (t.mu held).
-func sameMeta(t *topic, ch *channel, meta []byte) bool {
-	for _, e := range t.presence[ch.presenceKey] {
-		if e.ch == ch {
-			return string(e.user) == string(meta)
-		}
-	}
-	return false
+// sameMeta reports whether ch already tracks exactly the object sent
+// identifies (t.mu held).
+func sameMeta(t *topic, ch *channel, sent sentSum) bool {
+	e := t.entryOfLocked(ch)
+	return e != nil && e.sent == sent
 }
 
 // handleAccessToken applies an access_token push: a valid new token keeps

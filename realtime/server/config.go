@@ -119,6 +119,23 @@ type Config struct {
 	// Supabase.
 	MaxFrameSize int
 
+	// MaxPresenceBytesPerConn bounds the presence one connection keeps
+	// tracked over all its channels: each meta as stored (the tracked
+	// object with phx_ref added), its refs and presence key, and 192
+	// bytes of bookkeeping. A track that would exceed it is answered
+	// {"status":"error","response":{"reason":"PresenceBudgetExceeded: …"}}
+	// (realtime-js's track() resolves "error"); the channel stays joined
+	// and keeps its previous meta. Untrack, leave and close give the
+	// bytes back. Default 16 MiB: five metas of the largest payload
+	// (Limits.MaxPayloadSizeKB, 3000 KB) or thousands of ordinary ones.
+	// Negative: no limit. Limits.Off leaves it on (it bounds memory, not
+	// use).
+	MaxPresenceBytesPerConn int
+
+	// MaxPresenceBytes bounds the presence all connections keep, counted
+	// and refused the same way. Default 256 MiB; negative: no limit.
+	MaxPresenceBytes int
+
 	// Changes, when set, feeds postgres_changes bindings from a database
 	// (see ChangeSource); nil keeps the embedded behaviour: bindings are
 	// accepted at once and only EmitChange produces changes.
@@ -273,6 +290,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = 5_000_000
 	}
+	c.MaxPresenceBytesPerConn = byteBudget(c.MaxPresenceBytesPerConn, DefaultMaxPresenceBytesPerConn)
+	c.MaxPresenceBytes = byteBudget(c.MaxPresenceBytes, DefaultMaxPresenceBytes)
 	if c.ReadBufferSize <= 0 {
 		c.ReadBufferSize = 1024
 	}
@@ -280,4 +299,26 @@ func (c Config) withDefaults() Config {
 		c.MaxTenantWindows = defaultMaxTenantWindows
 	}
 	return c
+}
+
+// Default presence budgets.
+const (
+	// DefaultMaxPresenceBytesPerConn is Config.MaxPresenceBytesPerConn's
+	// default, 16 MiB.
+	DefaultMaxPresenceBytesPerConn = 16 << 20
+	// DefaultMaxPresenceBytes is Config.MaxPresenceBytes's default,
+	// 256 MiB.
+	DefaultMaxPresenceBytes = 256 << 20
+)
+
+// byteBudget returns v, def when v is 0, or 0 (no limit) when v is
+// negative.
+func byteBudget(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }

@@ -56,6 +56,9 @@ type conn struct {
 	mu       sync.Mutex // guards channels and the state of each channel
 	channels map[string]*channel
 	gone     bool // torn down: no more joins
+	// presenceBytes is what this connection's tracked presence costs
+	// (presenceCost), held to Config.MaxPresenceBytesPerConn.
+	presenceBytes int
 }
 
 // send queues a pre-encoded frame. It never blocks; a connection whose
@@ -370,6 +373,9 @@ func (c *conn) handleFrame(mt int, data []byte) {
 			code = websocket.CloseUnsupportedData
 		}
 		c.sendClose(code, "malformed frame: "+shortErr(err))
+		return
+	}
+	if c.refuseLongNames(&m) {
 		return
 	}
 	if m.Broadcast == nil && !protocol.IsObject(m.Payload) {

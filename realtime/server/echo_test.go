@@ -23,7 +23,9 @@ func TestErrorAnswersQuoteLittle(t *testing.T) {
 		status                              int
 	}{
 		{"batch tenant topic", "POST", "/realtime/v1/api/broadcast", s.AnonKey(), "application/json",
-			`{"messages":[{"topic":"tenant:` + long + `:a","event":"e","payload":{}}]}`, http.StatusForbidden},
+			`{"messages":[{"topic":"tenant:` + long[:230] + `:a","event":"e","payload":{}}]}`, http.StatusForbidden},
+		{"batch topic over its cap", "POST", "/realtime/v1/api/broadcast", s.AnonKey(), "application/json",
+			`{"messages":[{"topic":"tenant:` + long + `:a","event":"e","payload":{}}]}`, http.StatusUnprocessableEntity},
 		{"single content type", "POST", "/realtime/v1/api/broadcast/room/events/e", s.AnonKey(), "text/" + long[:50_000], `{}`, http.StatusUnsupportedMediaType},
 		{"admin path", "GET", "/admin/" + long[:50_000], s.ServiceRoleKey(), "", "", http.StatusNotFound},
 		{"admin pause id", "POST", "/admin/pause", s.ServiceRoleKey(), "application/json", `{"id":"` + long + `","for":"1s"}`, http.StatusNotFound},

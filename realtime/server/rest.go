@@ -328,7 +328,7 @@ func (s *Server) serveSingle(w http.ResponseWriter, r *http.Request) {
 	if max := s.cfg.Limits.MaxPayloadSizeKB * 1000; max > 0 && len(body) > max {
 		errs["payload"] = []string{"Payload size exceeds tenant limit"}
 	}
-	if len(topic) > 255-len(protocol.TopicPrefix) || len(event) > 255 {
+	if len(topic) > maxSubTopicBytes || len(event) > MaxEventBytes {
 		errs["topic"] = append(errs["topic"], "topic and event must fit a binary frame header (255 bytes)")
 	}
 	if len(errs) > 0 {

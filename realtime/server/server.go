@@ -55,6 +55,19 @@
 // the others. Within a topic, every subscriber receives presence_state
 // before the presence_diffs that follow it. All methods of Server are
 // safe for concurrent use.
+//
+// Hostile input: presence has byte budgets, per connection and
+// server-wide ([Config].MaxPresenceBytesPerConn, 16 MiB, and
+// MaxPresenceBytes, 256 MiB). Each meta is kept once, charged to both, and
+// given back on untrack, leave and close; a track over a budget is
+// answered {"status":"error","response":{"reason":"PresenceBudgetExceeded:
+// …"}} and changes nothing. A presence_state holds one topic's metas and a
+// joiner whose state could never fit its outbound queue is dropped before
+// it is encoded. Topics, event names, presence keys and join refs are
+// capped at 255 bytes ([MaxTopicBytes] and its siblings), the caps of the
+// 2.0.0 binary frames, for text frames and REST too; longer ones are
+// refused with TopicTooLong, EventTooLong, PresenceKeyTooLong or
+// RefTooLong and never kept.
 package server
 
 import (
@@ -675,6 +688,8 @@ type counters struct {
 	broadcasts, deliveries, restBroadcasts        atomic.Uint64
 	slowDrops, badFrames, idleCloses, rateLimited atomic.Uint64
 	drops, kicks, restarts                        atomic.Uint64
+	presenceRefused                               atomic.Uint64
+	presenceBytes                                 atomic.Int64 // held to Config.MaxPresenceBytes
 }
 
 // Stats are counters of the server since New.
@@ -684,6 +699,11 @@ type Stats struct {
 	Channels    int    `json:"channels"`
 	Topics      int    `json:"topics"`
 	Presences   uint64 `json:"presences"`
+	// PresenceBytes is what the tracked presence costs the server now
+	// (held to Config.MaxPresenceBytes); PresenceRefused counts tracks
+	// refused because they would exceed a presence budget.
+	PresenceBytes   int64  `json:"presence_bytes"`
+	PresenceRefused uint64 `json:"presence_refused"`
 
 	ConnectionsTotal uint64 `json:"connections_total"`
 	ConnectErrors    uint64 `json:"connect_errors"`
@@ -738,5 +758,6 @@ func (s *Server) Stats() Stats {
 		RateLimited: c.rateLimited.Load(), Drops: c.drops.Load(), Kicks: c.kicks.Load(), Restarts: c.restarts.Load(),
 		TenantWindows:   s.tenants.windows(),
 		HTTPConnections: int(s.httpConns.open.Load()), HTTPConnectionsRefused: s.httpConns.refused.Load(),
+		PresenceBytes: c.presenceBytes.Load(), PresenceRefused: c.presenceRefused.Load(),
 	}
 }

@@ -333,7 +333,8 @@ func TestTenantWindowsBounded(t *testing.T) {
 	}
 
 	// flood posts one message to each of n new tenants; ids 60 bytes
-	// long (kept as they are), every other one 300 (kept as a digest).
+	// long (kept as they are), every other one 200 (kept as a digest; a
+	// topic holds at most 246 bytes).
 	round := 0
 	flood := func(n int) (int, string) {
 		round++
@@ -344,7 +345,7 @@ func TestTenantWindowsBounded(t *testing.T) {
 				b.WriteByte(',')
 			}
 			id := fmt.Sprintf("flood-%d-%d-", round, i)
-			id += strings.Repeat("x", 60+240*(i%2)-len(id))
+			id += strings.Repeat("x", 60+140*(i%2)-len(id))
 			fmt.Fprintf(&b, `{"topic":"tenant:%s:room","event":"f","payload":{}}`, id)
 		}
 		b.WriteString(`]}`)

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"sort"
 	"sync"
@@ -36,11 +36,25 @@ type topic struct {
 }
 
 // presenceEntry is the meta one channel tracks under its presence key.
+// The meta is the only copy of the tracked object the server keeps; sent
+// identifies the object as it was sent, to detect no-op re-tracks.
 type presenceEntry struct {
 	ch   *channel
 	meta protocol.PresenceMeta
-	user []byte // the tracked object as sent, to detect no-op re-tracks
+	sent sentSum
+	cost int // bytes charged to the presence budgets (presenceCost)
 }
+
+// sentSum identifies a tracked object by its bytes as sent: their length
+// and SHA-256. A re-track is a no-op (no diff, as Supabase's
+// :no_payload_change) when its bytes are those of the tracked object,
+// which the sum tells without keeping the bytes.
+type sentSum struct {
+	n   int
+	sum [sha256.Size]byte
+}
+
+func sumOf(meta []byte) sentSum { return sentSum{n: len(meta), sum: sha256.Sum256(meta)} }
 
 func (t *topic) subscribers() []*channel {
 	if p := t.subs.Load(); p != nil {
@@ -234,19 +248,25 @@ const (
 	trackUpdated
 )
 
-// trackLocked tracks meta (a JSON object) for ch under its presence key
-// and sends the diff (t.mu held). reply, if not nil, is queued on ch
-// before the diff.
-func (s *Server) trackLocked(t *topic, ch *channel, meta []byte, reply func()) (trackResult, error) {
-	key := ch.presenceKey
-	var found *presenceEntry
-	for _, e := range t.presence[key] {
+// entryOfLocked returns the presence entry of ch, or nil (t.mu held).
+func (t *topic) entryOfLocked(ch *channel) *presenceEntry {
+	for _, e := range t.presence[ch.presenceKey] {
 		if e.ch == ch {
-			found = e
-			break
+			return e
 		}
 	}
-	if found != nil && bytes.Equal(found.user, meta) {
+	return nil
+}
+
+// trackLocked tracks meta (a JSON object whose sentSum is sent) for ch
+// under its presence key and sends the diff (t.mu and ch.c.mu held).
+// reply, if not nil, is queued on ch before the diff. A track that would
+// exceed a presence budget changes nothing and returns a
+// *presenceBudgetError.
+func (s *Server) trackLocked(t *topic, ch *channel, meta []byte, sent sentSum, reply func()) (trackResult, error) {
+	key := ch.presenceKey
+	found := t.entryOfLocked(ch)
+	if found != nil && found.sent == sent {
 		if reply != nil {
 			reply()
 		}
@@ -260,27 +280,35 @@ func (s *Server) trackLocked(t *topic, ch *channel, meta []byte, reply func()) (
 	if err != nil {
 		return trackNoop, err
 	}
-	user := append([]byte(nil), meta...)
+	cost := presenceCost(key, pm)
+	delta := cost
+	if found != nil {
+		delta -= found.cost
+	}
+	if err := s.chargePresence(ch.c, delta); err != nil {
+		return trackNoop, err
+	}
 	if reply != nil {
 		reply()
 	}
 	if found != nil {
 		old := found.meta
-		found.meta, found.user = pm, user
+		found.meta, found.sent, found.cost = pm, sent, cost
 		s.sendDiffLocked(t, key, []protocol.PresenceMeta{pm}, []protocol.PresenceMeta{old})
 		return trackUpdated, nil
 	}
 	if t.presence == nil {
 		t.presence = make(map[string][]*presenceEntry)
 	}
-	t.presence[key] = append(t.presence[key], &presenceEntry{ch: ch, meta: pm, user: user})
+	t.presence[key] = append(t.presence[key], &presenceEntry{ch: ch, meta: pm, sent: sent, cost: cost})
 	s.stats.presences.Add(1)
 	s.sendDiffLocked(t, key, []protocol.PresenceMeta{pm}, nil)
 	return trackJoined, nil
 }
 
-// untrackLocked removes ch's presence and sends the leave diff to the
-// remaining subscribers (t.mu held). It reports whether ch was present.
+// untrackLocked removes ch's presence, releases its budget and sends the
+// leave diff to the remaining subscribers (t.mu and ch.c.mu held). It
+// reports whether ch was present.
 func (s *Server) untrackLocked(t *topic, ch *channel) bool {
 	key := ch.presenceKey
 	entries := t.presence[key]
@@ -295,6 +323,7 @@ func (s *Server) untrackLocked(t *topic, ch *channel) bool {
 			t.presence[key] = rest
 		}
 		s.stats.presences.Add(^uint64(0))
+		s.releasePresence(ch.c, e.cost)
 		s.sendDiffLocked(t, key, nil, []protocol.PresenceMeta{e.meta})
 		return true
 	}
@@ -303,10 +332,8 @@ func (s *Server) untrackLocked(t *topic, ch *channel) bool {
 
 // metaOfLocked returns the meta ch tracks, or nil (t.mu held).
 func (t *topic) metaOfLocked(ch *channel) json.RawMessage {
-	for _, e := range t.presence[ch.presenceKey] {
-		if e.ch == ch {
-			return e.meta.Raw
-		}
+	if e := t.entryOfLocked(ch); e != nil {
+		return e.meta.Raw
 	}
 	return nil
 }
