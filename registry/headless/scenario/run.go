@@ -455,6 +455,12 @@ func (r *runner) expect(ctx context.Context, c *client, st Step) (string, string
 			if info.Status == st.Status {
 				return true, true, describeChannel(info)
 			}
+			// A join completed since then passed through connecting, even
+			// when the state events of a lagging subscriber were merged
+			// down to the latest one (the broker coalesces state).
+			if st.Status == registry.StatusConnecting && !info.JoinedAt.Before(from) {
+				return true, true, fmt.Sprintf("connecting, then joined at %s (now %s)", info.JoinedAt.Format("15:04:05.000"), describeChannel(info))
+			}
 			// A status the channel passed through since the previous
 			// step began counts too (it may have lasted less than a
 			// poll).
