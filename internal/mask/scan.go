@@ -305,9 +305,9 @@ func stopsValue(c byte) bool {
 }
 
 // valueAt returns the extent of the value at s[i:]: the content of a
-// quoted value ('"' or '\”, backslash escapes skipped), else the run up
-// to a character that ends a value. An unquoted authorization scheme
-// ("Bearer xyz") is taken with its credential.
+// quoted value (in double or single quotes, backslash escapes skipped),
+// else the run up to a character that ends a value. An unquoted
+// authorization scheme ("Bearer xyz") is taken with its credential.
 func valueAt(s string, i int) (a, b int) {
 	if i >= len(s) {
 		return i, i
