@@ -25,6 +25,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/alecthomas/kong"
 
+	"rtm/internal/mask"
 	"rtm/realtime/demo"
 	"rtm/realtime/protocol"
 	"rtm/realtime/server"
@@ -215,7 +216,7 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 	}
 	fileLog := slog.New(slog.DiscardHandler)
 	if logw != nil {
-		fileLog = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level}))
+		fileLog = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level, ReplaceAttr: mask.ReplaceAttr}))
 	}
 
 	// The embedded server when no project is configured, fed by the
@@ -434,7 +435,7 @@ func (c serveCmd) Run(env *runEnv) error {
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: mask.ReplaceAttr}))
 	changes, dbLine, closeDB, err := openChanges(env.ctx, c.DB, c.Publication, c.Slot, logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -573,14 +574,9 @@ func openChangesDemo(ctx context.Context, db, publication, slot string, log *slo
 	return feed.Source(), line, closeAll, nil
 }
 
-// maskURL hides a database URL's password.
-func maskURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
+// maskURL hides a database URL's password and any other secret in it
+// (a password= parameter, a key).
+func maskURL(s string) string { return mask.URL(s) }
 
 // doctorCmd runs the postgres_changes doctor (package
 // realtime/server/pgcdc/doctor) and exits 1 when a check is red.
@@ -748,7 +744,7 @@ func (f targetFlags) open(opts headless.EnvOptions) (*headless.Env, func(), erro
 		}
 		lw := &lockedWriter{w: fh}
 		opts.LogFile = lw
-		opts.Logger = slog.New(slog.NewJSONHandler(lw, nil))
+		opts.Logger = slog.New(slog.NewJSONHandler(lw, &slog.HandlerOptions{ReplaceAttr: mask.ReplaceAttr}))
 		closers = append(closers, func() { _ = fh.Close() })
 	}
 	opts.ServiceKey = f.ServiceKey
