@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {
-		fmt.Fprintf(stderr, "rtm: %v\n", err)
+		fmt.Fprintf(stderr, "rtm: %s\n", registry.MaskText(err.Error()))
 		return 2
 	}
 	kctx, err := parser.Parse(args)
@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitCode
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "rtm: %v\n", err)
+		fmt.Fprintf(stderr, "rtm: %s\n", registry.MaskText(err.Error()))
 		return 2
 	}
 	env := &runEnv{ctx: ctx, stdout: stdout, stderr: stderr}
@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, context.Canceled) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "rtm: %v\n", err)
+		fmt.Fprintf(stderr, "rtm: %s\n", registry.MaskText(err.Error()))
 		return 1
 	}
 	if exitCode >= 0 {
@@ -769,7 +769,7 @@ func exit(env *runEnv, parser *kong.Kong, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return nil
 	}
-	fmt.Fprintf(env.stderr, "rtm: %v\n", err)
+	fmt.Fprintf(env.stderr, "rtm: %s\n", registry.MaskText(err.Error()))
 	if errors.Is(err, headless.ErrInvalid) {
 		parser.Exit(2)
 	} else {

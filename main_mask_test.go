@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
 	"rtm/internal/mask/masktest"
@@ -111,5 +112,74 @@ func TestWatchFramesAndRecordMaskEscapedSecrets(t *testing.T) {
 	}
 	if code, out, errs := rtmRun(ctx, "diff", recPath, recPath); code != 0 || !strings.HasPrefix(out, "no differences") {
 		t.Fatalf("diff of the masked recording: exit %d: %s %s", code, out, errs)
+	}
+}
+
+// TestErrorsMasked: an error that quotes what was typed or received (a
+// flag's value, a server's reason) is printed with its keys masked.
+func TestErrorsMasked(t *testing.T) {
+	noProjectEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	padded := masktest.PaddedJWT([]byte("secret"), map[string]any{"role": "service_role"})
+	code, _, errs := rtmRun(ctx, "watch", "--join", "broadcast:a:1", "--connect-timeout", padded)
+	if code != 2 || !strings.Contains(errs, "--connect-timeout") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if masktest.Holds([]byte(errs), padded) || !strings.Contains(errs, "eyJh…") {
+		t.Fatalf("the error shows the key: %s", errs)
+	}
+}
+
+// TestServeLogsMasked: `rtm serve` logs what clients send (a topic) with
+// the keys in it masked, however the frame spelled them.
+func TestServeLogsMasked(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	noProjectEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sctx, stop := context.WithCancel(ctx)
+	var out lockedBuf
+	var errs lockedBuf
+	done := make(chan int, 1)
+	go func() {
+		done <- run(sctx, []string{"serve", "--addr", "127.0.0.1:0", "--jwt-secret", "serve-mask-test-secret", "--log-level", "debug"}, &out, &errs)
+	}()
+	var addr string
+	waitFor(t, "the banner", func() bool {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if a, ok := strings.CutPrefix(strings.TrimSpace(l), "Realtime URL: ws://"); ok {
+				addr, _, _ = strings.Cut(a, "/")
+			}
+		}
+		return addr != ""
+	})
+	anon := ""
+	for _, l := range strings.Split(out.String(), "\n") {
+		if k, ok := strings.CutPrefix(strings.TrimSpace(l), "anon key: "); ok {
+			anon = k
+		}
+	}
+	jwt := masktest.PaddedJWT([]byte("serve-mask-test-secret"), map[string]any{"role": "service_role"})
+	c, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+addr+"/realtime/v1/websocket?vsn=1.0.0&apikey="+anon, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	frame := `{"topic":"realtime:` + masktest.EscapeOne(jwt, 2) + `","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}`
+	if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the join logged", func() bool { return strings.Contains(errs.String(), "Joined") })
+	_ = c.Close()
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve: exit %d: %s", code, errs.String())
+	}
+	if masktest.Holds([]byte(errs.String()), jwt) || !strings.Contains(errs.String(), "eyJh…") {
+		t.Fatalf("the server's log shows the key:\n%s", errs.String())
 	}
 }

@@ -156,12 +156,12 @@ func Run(ctx context.Context, sc *Scenario, o Options) Report {
 		expected, observed, err := r.step(ctx, st)
 		r.stepStart = t0
 		res.TookMS = ms(time.Since(t0))
-		res.Expected, res.Observed = expected, observed
+		res.Expected, res.Observed = registry.MaskText(expected), registry.MaskText(observed)
 		if err != nil {
 			if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("the scenario's timeout (%s) ran out: %w", sc.Timeout, err)
 			}
-			res.Result, res.Reason = Failed, err.Error()
+			res.Result, res.Reason = Failed, registry.MaskText(err.Error())
 			rep.Failed++
 			rep.OK = false
 			if rep.FirstFailure == nil {
