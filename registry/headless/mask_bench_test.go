@@ -27,9 +27,9 @@ func benchFrames(b *testing.B) map[string]registry.FrameEvent {
 	}
 	return map[string]registry.FrameEvent{
 		"broadcast": text(`[null,null,"realtime:broadcast:doc:1","broadcast",{"type":"broadcast","event":"cursor","payload":{"x":120,"y":48,"user":"ann","color":"#ff8800"}}]`),
-		"join": text(`["1","1","realtime:broadcast:doc:1","phx_join",{"config":{"broadcast":{"ack":false,"self":false},"presence":{"key":"","enabled":false},"postgres_changes":[],"private":false},"access_token":"` + jwt + `"}]`),
-		"escaped": text(`[null,null,"realtime:broadcast:doc:1","broadcast",{"type":"broadcast","event":"note","payload":{"body":"{\"text\":\"she said \\\"hi\\\"\",\"n\":3}"}}]`),
-		"binary":  {Time: at, Direction: registry.In, Channel: ch, Topic: ch.Topic(), Event: "broadcast", Data: bin, Size: len(bin)},
+		"join":      text(`["1","1","realtime:broadcast:doc:1","phx_join",{"config":{"broadcast":{"ack":false,"self":false},"presence":{"key":"","enabled":false},"postgres_changes":[],"private":false},"access_token":"` + jwt + `"}]`),
+		"escaped":   text(`[null,null,"realtime:broadcast:doc:1","broadcast",{"type":"broadcast","event":"note","payload":{"body":"{\"text\":\"she said \\\"hi\\\"\",\"n\":3}"}}]`),
+		"binary":    {Time: at, Direction: registry.In, Channel: ch, Topic: ch.Topic(), Event: "broadcast", Data: bin, Size: len(bin)},
 	}
 }
 
