@@ -480,6 +480,8 @@ func TestKnownShapes(t *testing.T) {
 		{"connect: " + esc, "connect: eyJh…1cmU"},
 		{"join refused: InvalidJWTToken: Token has expired 3 seconds ago", "join refused: InvalidJWTToken: Token has expired 3 seconds ago"},
 		{"version 1.2.3 at 10.0.0.1", "version 1.2.3 at 10.0.0.1"},
+		{`["1","1","realtime:broadcast:token:1","phx_join",{}]`, `["1","1","realtime:broadcast:token:1","phx_join",{}]`},
+		{"password: hunter2-hunter2", "password: …"},
 		{`{"type":"presence","event":"track","payload":{"key":"ann","token_expiry":"x"}}`, `{"type":"presence","event":"track","payload":{"key":"ann","token_expiry":"x"}}`},
 	} {
 		if got := Text(c.in); got != c.want {

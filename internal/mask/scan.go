@@ -378,7 +378,8 @@ func valueAt(s string, i int) (a, b int) {
 
 // findNamed finds the values of secret-named parameters and members:
 // name=value (a query, a form, slog's text), "name": "value" (JSON-like
-// text, any quotes) and name: value (a header, YAML) for the exact names.
+// text, any quotes) and name: value (a header, YAML: a space after the
+// colon) for the exact names.
 func findNamed(s string, add func(a, b int, m string)) {
 	// addValue masks a value and returns where the scan goes on: after
 	// the value, so that "token=token=token=…" is read once.
@@ -417,7 +418,10 @@ func findNamed(s string, add func(a, b int, m string)) {
 					a--
 				}
 				ok = IsSecretName(strings.TrimSuffix(s[a:e], `\`))
-			} else {
+			} else if i+1 < len(s) && (s[i+1] == ' ' || s[i+1] == '\t') {
+				// An unquoted name takes a space after the colon, as in a
+				// header or YAML: a topic ("realtime:broadcast:token:1")
+				// has none.
 				a := k
 				for a > 0 && k-a < maxName && isNameChar(s[a-1]) {
 					a--
