@@ -101,8 +101,8 @@ func newSecretPattern() *secretPattern { return &secretPattern{} }
 func (*secretPattern) mask(s string) string { return mask.Text(s) }
 
 // sensitiveKey reports whether a log attribute key names a secret whose
-// whole value must be masked: a secret name (see mask.IsSecretName) or
-// one of the keys the manager logs keys under.
+// whole value must be masked: a secret name (see mask.IsSecretName:
+// apikey, token, access_token, password, …) or "key".
 func sensitiveKey(k string) bool {
 	if mask.IsSecretName(k) {
 		return true
@@ -110,9 +110,5 @@ func sensitiveKey(k string) bool {
 	if i := strings.LastIndexByte(k, '.'); i >= 0 {
 		k = k[i+1:]
 	}
-	switch strings.ToLower(k) {
-	case "key", "user_token", "jwt_secret":
-		return true
-	}
-	return false
+	return strings.EqualFold(k, "key")
 }

@@ -142,7 +142,9 @@ func (e *LineError) Unwrap() error { return ErrInvalid }
 // ReadRecording reads a recording (or the NDJSON of `rtm watch`): an
 // optional header line, one registry event per line, and an optional end
 // line. Blank lines are skipped. A bad line is a *[LineError] naming it;
-// name names the input in errors. It never panics.
+// name names the input in errors. It never panics. Keys and tokens in the
+// file are masked as it is read (registry.MaskJSON on each line,
+// registry.MaskEvent on each event), whoever wrote it.
 func ReadRecording(name string, r io.Reader) (*Recording, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	rec := &Recording{}
