@@ -25,6 +25,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/alecthomas/kong"
 
+	"rtm/internal/mask"
 	"rtm/realtime/demo"
 	"rtm/realtime/protocol"
 	"rtm/realtime/server"
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {
-		fmt.Fprintf(stderr, "rtm: %v\n", err)
+		fmt.Fprintf(stderr, "rtm: %s\n", registry.MaskText(err.Error()))
 		return 2
 	}
 	kctx, err := parser.Parse(args)
@@ -91,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitCode
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "rtm: %v\n", err)
+		fmt.Fprintf(stderr, "rtm: %s\n", registry.MaskText(err.Error()))
 		return 2
 	}
 	env := &runEnv{ctx: ctx, stdout: stdout, stderr: stderr}
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, context.Canceled) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "rtm: %v\n", err)
+		fmt.Fprintf(stderr, "rtm: %s\n", registry.MaskText(err.Error()))
 		return 1
 	}
 	if exitCode >= 0 {
@@ -215,7 +216,7 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 	}
 	fileLog := slog.New(slog.DiscardHandler)
 	if logw != nil {
-		fileLog = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level}))
+		fileLog = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level, ReplaceAttr: mask.ReplaceAttr}))
 	}
 
 	// The embedded server when no project is configured, fed by the
@@ -442,7 +443,7 @@ func (c serveCmd) Run(env *runEnv) error {
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: mask.ReplaceAttr}))
 	changes, dbLine, closeDB, err := openChanges(env.ctx, c.DB, c.Publication, c.Slot, logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -589,14 +590,9 @@ func openChangesDemo(ctx context.Context, db, publication, slot string, log *slo
 	return feed.Source(), line, closeAll, nil
 }
 
-// maskURL hides a database URL's password.
-func maskURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
+// maskURL hides a database URL's password and any other secret in it
+// (a password= parameter, a key).
+func maskURL(s string) string { return mask.URL(s) }
 
 // doctorCmd runs the postgres_changes doctor (package
 // realtime/server/pgcdc/doctor) and exits 1 when a check is red.
@@ -764,7 +760,7 @@ func (f targetFlags) open(opts headless.EnvOptions) (*headless.Env, func(), erro
 		}
 		lw := &lockedWriter{w: fh}
 		opts.LogFile = lw
-		opts.Logger = slog.New(slog.NewJSONHandler(lw, nil))
+		opts.Logger = slog.New(slog.NewJSONHandler(lw, &slog.HandlerOptions{ReplaceAttr: mask.ReplaceAttr}))
 		closers = append(closers, func() { _ = fh.Close() })
 	}
 	opts.ServiceKey = f.ServiceKey
@@ -789,7 +785,7 @@ func exit(env *runEnv, parser *kong.Kong, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return nil
 	}
-	fmt.Fprintf(env.stderr, "rtm: %v\n", err)
+	fmt.Fprintf(env.stderr, "rtm: %s\n", registry.MaskText(err.Error()))
 	if errors.Is(err, headless.ErrInvalid) {
 		parser.Exit(2)
 	} else {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"rtm/internal/mask"
 	"rtm/realtime/protocol"
 )
 
@@ -303,25 +304,7 @@ func EndpointURL(rawURL, apiKey string, vsn protocol.Version, logLevel string) (
 	return u.String(), nil
 }
 
-// maskSecret shows a key or token as its first 6 characters and an
-// ellipsis, for logs.
-func maskSecret(s string) string {
-	if len(s) <= 8 {
-		return "***"
-	}
-	return s[:6] + "…"
-}
-
-// maskURL masks the apikey query parameter of an endpoint URL.
-func maskURL(endpoint string) string {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	q := u.Query()
-	if k := q.Get("apikey"); k != "" {
-		q.Set("apikey", maskSecret(k))
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// maskURL masks an endpoint URL for logs and errors: its password, the
+// apikey and every other secret-named query parameter, and any key in it
+// (see rtm/internal/mask).
+func maskURL(endpoint string) string { return mask.URL(endpoint) }

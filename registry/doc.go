@@ -150,8 +150,15 @@
 // attempt, max, delay, user_id, err, code, reason). The client's logs go
 // to the same handler. API keys and tokens are masked everywhere the
 // manager writes them: log messages and attributes, kept and streamed
-// frames (join payloads carry the access token), connection URLs, token
-// infos. Users' own message payloads are passed through as sent.
+// frames (join payloads carry the access token; binary broadcast frames
+// are decoded, masked and encoded again), connection URLs, token infos,
+// the export. Masking works on decoded values ([MaskText], [MaskJSON]):
+// JSON is decoded, each string masked and the JSON encoded again, still
+// valid; other text is checked with its escapes decoded too, so that a
+// key spelled "ey\u004ahbGci…", padded with '=' or under any alg is
+// found. The message events a subscriber receives carry the users'
+// payloads as sent; whatever writes them ([MarshalMasked]: the export,
+// `rtm watch`, `rtm record`) or shows them (the UI) masks them.
 //
 // # Faults
 //

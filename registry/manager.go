@@ -435,9 +435,12 @@ func (m *Manager) Export(w io.Writer) error {
 	}
 	m.mu.Unlock()
 	slices.SortStableFunc(evs, func(a, b Event) int { return a.EventTime().Compare(b.EventTime()) })
-	enc := json.NewEncoder(w)
 	for _, ev := range evs {
-		if err := enc.Encode(ev); err != nil {
+		b, err := MarshalMasked(ev)
+		if err == nil {
+			_, err = w.Write(append(b, '\n'))
+		}
+		if err != nil {
 			return fmt.Errorf("registry: export: %w", err)
 		}
 	}
@@ -710,7 +713,7 @@ func (m *Manager) frameEvent(name Name, topic string, r rawFrame) FrameEvent {
 	fe := FrameEvent{Time: r.at, Direction: r.dir, Channel: name, Topic: topic, Event: r.event,
 		JoinRef: r.joinRef, Ref: r.ref, Size: r.wireSize}
 	if r.binary {
-		fe.Data = append([]byte(nil), r.data...)
+		fe.Data = append([]byte(nil), MaskBinaryFrame(r.data)...)
 	} else {
 		fe.Text = m.mask.mask(string(r.data))
 	}

@@ -15,6 +15,13 @@
 // hint. View renders only visible rows and keeps rendered areas and rows
 // cached until they change. Layout is computed on WindowSizeMsg.
 //
+// Everything that came from the network is shown masked: the text of
+// every row goes through sanitize, which masks keys and tokens on the
+// decoded text (registry.MaskText) before it strips control characters,
+// and JSON payloads and binary dumps are masked before they are laid
+// out. The UI does not rely on what feeds it (a recording, any
+// [Manager]) having masked them.
+//
 // The package uses the manager only through [Manager] and [Source]
 // (declared here) and registry value types; it never touches the
 // network. [NewRegistryManager] adapts *registry.Manager.

@@ -391,8 +391,12 @@ func changeDetail(payload json.RawMessage) json.RawMessage {
 	return b.Bytes()
 }
 
-// hexDump shows the first bytes of a binary payload.
+// hexDump shows the first bytes of a binary payload, its secrets
+// masked.
 func hexDump(m *Model, b []byte, w int) []string {
+	if t := registry.MaskText(string(b)); t != string(b) {
+		b = []byte(t)
+	}
 	var out []string
 	per := max(4, min(16, (w-10)/4))
 	for off := 0; off < len(b) && len(out) < 16; off += per {

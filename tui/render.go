@@ -11,6 +11,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
+	"rtm/registry"
 	"rtm/theme"
 )
 
@@ -56,10 +57,12 @@ func fitRight(s string, w int) string {
 	return s
 }
 
-// sanitize makes untrusted text safe for one terminal line: control
-// characters (escape sequences included) become spaces or visible
-// placeholders.
+// sanitize makes untrusted text safe for one terminal line: its secrets
+// are masked (registry.MaskText: keys however spelled, JSON decoded and
+// encoded again), and control characters (escape sequences included)
+// become spaces or visible placeholders.
 func sanitize(s string) string {
+	s = registry.MaskText(s)
 	clean := true
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == 0x7f {
@@ -453,6 +456,7 @@ func prettyJSON(st *theme.Styles, raw []byte, w int) []string {
 	if len(raw) == 0 {
 		return nil
 	}
+	raw = registry.MaskJSON(raw)
 	var b bytes.Buffer
 	if err := json.Indent(&b, raw, "", "  "); err != nil {
 		return []string{newLine(w).add(st.Muted, sanitize(string(raw))).done()}

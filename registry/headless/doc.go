@@ -10,7 +10,9 @@
 // or, with none, rtm's embedded server started in-process ([Open]).
 // Nothing here prints: output goes to the writers the caller gives, and
 // logs to its slog handler. Keys and tokens are masked in every line
-// written ([Writer]).
+// written ([Writer], on decoded values: see registry.MarshalMasked) and
+// again in every line read back ([ReadRecording]), so a recording from
+// elsewhere shows and replays no key either.
 //
 // # NDJSON
 //

@@ -142,7 +142,9 @@ func (e *LineError) Unwrap() error { return ErrInvalid }
 // ReadRecording reads a recording (or the NDJSON of `rtm watch`): an
 // optional header line, one registry event per line, and an optional end
 // line. Blank lines are skipped. A bad line is a *[LineError] naming it;
-// name names the input in errors. It never panics.
+// name names the input in errors. It never panics. Keys and tokens in the
+// file are masked as it is read (registry.MaskJSON on each line,
+// registry.MaskEvent on each event), whoever wrote it.
 func ReadRecording(name string, r io.Reader) (*Recording, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	rec := &Recording{}
@@ -191,6 +193,10 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 }
 
 func (r *Recording) add(b []byte, line int) error {
+	// A file from elsewhere (or from an older rtm) may hold secrets:
+	// masked on the way in too, so that none reaches a screen or a live
+	// channel.
+	b = registry.MaskJSON(b)
 	var head struct {
 		Type string `json:"type"`
 	}
@@ -228,6 +234,7 @@ func (r *Recording) add(b []byte, line int) error {
 	if err != nil {
 		return err
 	}
+	ev = registry.MaskEvent(ev)
 	if f, ok := ev.(registry.FrameEvent); ok {
 		if f.Direction != registry.In && f.Direction != registry.Out {
 			return errors.New("frame without a direction")
@@ -257,8 +264,8 @@ func NewWriter(w io.Writer, h *Header) (*Writer, error) {
 	if h != nil {
 		hh := *h
 		hh.Type, hh.Version = TypeRecording, RecordingVersion
-		hh.Target = maskString(hh.Target)
-		hh.Identity = maskString(hh.Identity)
+		hh.Target = registry.MaskURL(hh.Target)
+		hh.Identity = registry.MaskText(hh.Identity)
 		b, err := json.Marshal(hh)
 		if err != nil {
 			return nil, err
@@ -271,19 +278,16 @@ func NewWriter(w io.Writer, h *Header) (*Writer, error) {
 	return wr, nil
 }
 
-// Write writes one event. Secrets are masked: the registry masks what it
-// emits, and the writer masks again every JWT, opaque key and
-// apikey/token value it finds in the line and in binary payloads, so that
-// no file ever holds a usable key or token.
+// Write writes one event. Secrets are masked: the registry masks the
+// frames it emits, and the writer masks every event again
+// (registry.MarshalMasked) — every string of the line decoded (a frame's
+// text, a message's payload, reasons), every binary frame and binary
+// message — so that no file ever holds a usable key or token, however
+// the payload spelled it. The line stays valid JSON.
 func (w *Writer) Write(e registry.Event) error {
-	e = maskEvent(e)
-	b, err := json.Marshal(e)
+	b, err := registry.MarshalMasked(e)
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", e.EventType(), err)
-	}
-	b, err = maskLine(b)
-	if err != nil {
-		return err
 	}
 	w.end.Events++
 	switch e := e.(type) {
@@ -322,115 +326,4 @@ func (w *Writer) Close(at time.Time) error {
 		}
 	}
 	return w.w.Flush()
-}
-
-// maskString masks the secrets in s (see registry.MaskText).
-func maskString(s string) string { return registry.MaskText(s) }
-
-// maskEvent masks what JSON encoding would hide from a text pass: the
-// bytes of binary frames and binary messages (base64 in JSON).
-func maskEvent(e registry.Event) registry.Event {
-	switch v := e.(type) {
-	case registry.FrameEvent:
-		if len(v.Data) > 0 {
-			v.Data = maskBinaryFrame(v.Direction, v.Data)
-		}
-		return v
-	case registry.MessageEvent:
-		if len(v.Binary) > 0 {
-			if m := registry.MaskText(string(v.Binary)); m != string(v.Binary) {
-				v.Binary = []byte(m)
-			}
-		}
-		return v
-	}
-	return e
-}
-
-// maskBinaryFrame masks secrets in the user payload of a binary
-// broadcast frame, keeping the frame decodable.
-func maskBinaryFrame(dir registry.Direction, data []byte) []byte {
-	if registry.MaskText(string(data)) == string(data) {
-		return data
-	}
-	var (
-		m   protocol.Message
-		err error
-	)
-	if dir == registry.Out {
-		m, err = protocol.V2.DecodeClient(data, true)
-	} else {
-		m, err = protocol.V2.DecodeServer(data, true)
-	}
-	if err != nil || m.Broadcast == nil {
-		return []byte(registry.MaskText(string(data)))
-	}
-	b := *m.Broadcast
-	b.Event = registry.MaskText(b.Event)
-	b.Payload = []byte(registry.MaskText(string(b.Payload)))
-	if len(b.Meta) > 0 {
-		b.Meta = json.RawMessage(registry.MaskText(string(b.Meta)))
-	}
-	m.Broadcast = &b
-	m.Topic = registry.MaskText(m.Topic)
-	var out []byte
-	if dir == registry.Out {
-		out, _, err = protocol.V2.AppendClient(nil, &m)
-	} else {
-		out, _, err = protocol.V2.AppendServer(nil, &m)
-	}
-	if err != nil {
-		return []byte(registry.MaskText(string(data)))
-	}
-	return out
-}
-
-// maskLine masks every secret in one JSON line. When masking would break
-// the JSON (a secret next to an escaped quote), every string of the
-// decoded value is masked instead.
-func maskLine(b []byte) ([]byte, error) {
-	m := registry.MaskText(string(b))
-	if m == string(b) {
-		return b, nil
-	}
-	if json.Valid([]byte(m)) {
-		return []byte(m), nil
-	}
-	var v any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		return nil, fmt.Errorf("mask: %w", err)
-	}
-	out, err := json.Marshal(maskValue(v))
-	if err != nil {
-		return nil, fmt.Errorf("mask: %w", err)
-	}
-	return out, nil
-}
-
-func maskValue(v any) any {
-	switch v := v.(type) {
-	case string:
-		return registry.MaskText(v)
-	case []any:
-		for i := range v {
-			v[i] = maskValue(v[i])
-		}
-		return v
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			switch k {
-			case "apikey", "api_key", "access_token", "user_token", "token", "jwt", "secret", "password", "authorization":
-				if s, ok := x.(string); ok {
-					out[k] = registry.MaskSecret(s)
-					continue
-				}
-			}
-			out[registry.MaskText(k)] = maskValue(x)
-		}
-		return out
-	}
-	return v
 }

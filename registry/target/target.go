@@ -407,30 +407,10 @@ func (t *Target) Describe() []string {
 	return out
 }
 
-// MaskURL masks secrets in a URL's query (apikey, token, ...) and its user
-// info.
-func MaskURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return registry.MaskText(raw)
-	}
-	if u.User != nil {
-		u.User = url.User("…")
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k, vs := range q {
-			switch strings.ToLower(k) {
-			case "apikey", "api_key", "token", "access_token", "jwt":
-				for i := range vs {
-					vs[i] = registry.MaskSecret(vs[i])
-				}
-			}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
+// MaskURL masks a URL for display: the password of its user info, the
+// values of apikey, token and every other secret-named query parameter,
+// and any key in it (see registry.MaskURL).
+func MaskURL(raw string) string { return registry.MaskURL(raw) }
 
 func checkURL(s Setting) error {
 	v := s.Value

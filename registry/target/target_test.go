@@ -211,6 +211,18 @@ func TestMaskURL(t *testing.T) {
 	}
 }
 
+// TestMaskURLEveryShape: a key under any parameter name, padded or
+// percent-escaped, and a password in the query are masked too.
+func TestMaskURLEveryShape(t *testing.T) {
+	padded := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsifQ==.eyJyb2xlIjoic2VydmljZV9yb2xlIn0=.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU="
+	got := MaskURL("https://x.supabase.co/?ref=" + padded + "&next=ey%4a" + padded[3:] + "&password=hunter2&client_secret=s3cr3t-v4lu3")
+	for _, s := range []string{padded, padded[3:], "c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU", "hunter2", "s3cr3t-v4lu3"} {
+		if strings.Contains(got, s) {
+			t.Fatalf("MaskURL kept %q: %s", s, got)
+		}
+	}
+}
+
 func TestMint(t *testing.T) {
 	tg := &Target{JWTSecret: []byte("k"), now: func() time.Time { return t0 }}
 	tok, c, err := tg.Mint("carol", 5*time.Minute)

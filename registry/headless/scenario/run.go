@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"rtm/registry"
 	"rtm/registry/headless"
@@ -144,7 +145,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) Report {
 	defer r.close()
 	stop := false
 	for _, st := range sc.Steps {
-		res := StepResult{Line: st.Line, Step: stepName(st), Text: st.Text, Client: st.Client}
+		res := StepResult{Line: st.Line, Step: stepName(st), Text: registry.MaskText(st.Text), Client: st.Client}
 		if stop {
 			res.Result = Skipped
 			rep.Skipped++
@@ -155,12 +156,12 @@ func Run(ctx context.Context, sc *Scenario, o Options) Report {
 		expected, observed, err := r.step(ctx, st)
 		r.stepStart = t0
 		res.TookMS = ms(time.Since(t0))
-		res.Expected, res.Observed = expected, observed
+		res.Expected, res.Observed = registry.MaskText(expected), registry.MaskText(observed)
 		if err != nil {
 			if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("the scenario's timeout (%s) ran out: %w", sc.Timeout, err)
 			}
-			res.Result, res.Reason = Failed, err.Error()
+			res.Result, res.Reason = Failed, registry.MaskText(err.Error())
 			rep.Failed++
 			rep.OK = false
 			if rep.FirstFailure == nil {
@@ -730,9 +731,15 @@ func payloadList(msgs []registry.MessageEvent, n int) string {
 	return strings.Join(parts, ", ")
 }
 
+// clip shortens a received payload for a report, its secrets masked.
 func clip(s string) string {
+	s = registry.MaskText(s)
 	if len(s) > 200 {
-		return s[:200] + "…"
+		n := 200
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		return s[:n] + "…"
 	}
 	return s
 }

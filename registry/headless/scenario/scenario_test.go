@@ -172,6 +172,34 @@ func TestFailingExpectations(t *testing.T) {
 	}
 }
 
+// TestFailureReportMasks: a failed payload expectation quotes the
+// payload received, with the keys in it masked, and the steps the report
+// quotes are masked too.
+func TestFailureReportMasks(t *testing.T) {
+	jwt := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsifQ==.eyJyb2xlIjoic2VydmljZV9yb2xlIn0=.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU="
+	src := "steps:\n  - connect: {user: alice}\n  - connect: {user: bob}\n  - join: {client: bob, channel: broadcast:room:1}\n" +
+		"  - join: {client: alice, channel: broadcast:room:1}\n" +
+		"  - expect:\n      status: {client: bob, channel: broadcast:room:1, is: connected}\n" +
+		"  - expect:\n      status: {client: alice, channel: broadcast:room:1, is: connected}\n" +
+		"  - broadcast: {client: alice, channel: broadcast:room:1, event: e, payload: {t: \"" + jwt + "\", k: sb_secret_Zm9vYmFyYmF6cXV4cXV1eGNvcmdl}}\n" +
+		"  - expect:\n      messages: {client: bob, channel: broadcast:room:1, payloads: [{seq: 1}], within: 2s}\n"
+	sc, err := scenario.Parse("mask.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := run(t, sc)
+	f := rep.FirstFailure
+	if f == nil || !strings.Contains(f.Observed, `"t":"eyJh…`) {
+		t.Fatalf("want a failure quoting the masked payload: %+v", f)
+	}
+	b, _ := json.Marshal(rep)
+	for _, k := range []string{jwt, "c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU", "sb_secret_Zm9vYmFyYmF6cXV4cXV1eGNvcmdl"} {
+		if strings.Contains(string(b), k) {
+			t.Fatalf("the report holds a key: %s", b)
+		}
+	}
+}
+
 // TestInvalidScenarios: bad files give the line and the reason.
 func TestInvalidScenarios(t *testing.T) {
 	want := map[string]string{
