@@ -25,8 +25,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/alecthomas/kong"
 
-	"rtm/internal/mask"
 	"rtm/realtime/demo"
+	"rtm/realtime/mask"
 	"rtm/realtime/protocol"
 	"rtm/realtime/server"
 	"rtm/realtime/server/pgcdc"

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"rtm/internal/mask"
+	"rtm/realtime/mask"
 	"rtm/realtime/protocol"
 )
 
@@ -306,5 +306,5 @@ func EndpointURL(rawURL, apiKey string, vsn protocol.Version, logLevel string) (
 
 // maskURL masks an endpoint URL for logs and errors: its password, the
 // apikey and every other secret-named query parameter, and any key in it
-// (see rtm/internal/mask).
+// (see rtm/realtime/mask).
 func maskURL(endpoint string) string { return mask.URL(endpoint) }

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 
-	"rtm/internal/mask"
+	"rtm/realtime/mask"
 )
 
 // MaskSecret masks a whole secret (an API key, a JWT) for display: the

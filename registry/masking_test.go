@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"rtm/internal/mask/masktest"
+	"rtm/realtime/mask/masktest"
 	"rtm/realtime/protocol"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"rtm/internal/mask/masktest"
+	"rtm/realtime/mask/masktest"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
 )

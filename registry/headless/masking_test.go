@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"rtm/internal/mask/masktest"
+	"rtm/realtime/mask/masktest"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
 	"rtm/registry/headless"

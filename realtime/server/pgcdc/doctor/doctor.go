@@ -28,7 +28,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"rtm/internal/mask"
+	"rtm/realtime/mask"
 	"rtm/realtime/server/pgcdc"
 )
 
