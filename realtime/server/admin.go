@@ -78,12 +78,20 @@ func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// adminConnections lists the sockets within [MaxListedChannels] and
+// [MaxListedPresenceBytes]: "total" counts every open socket, "listed"
+// those in the reply.
 func (s *Server) adminConnections(w http.ResponseWriter, r *http.Request, _ *Claims) {
-	writeJSON(w, http.StatusOK, map[string]any{"connections": s.Conns()})
+	conns, total := s.listConns(MaxListedChannels)
+	writeJSON(w, http.StatusOK, map[string]any{"connections": conns, "total": total, "listed": len(conns)})
 }
 
+// adminChannels lists the topics within [MaxListedTopics] and
+// [MaxListedPresenceBytes]: "total" counts every topic, "listed" those in
+// the reply.
 func (s *Server) adminChannels(w http.ResponseWriter, r *http.Request, _ *Claims) {
-	writeJSON(w, http.StatusOK, map[string]any{"channels": s.Topics()})
+	topics, total := s.listTopics(MaxListedTopics)
+	writeJSON(w, http.StatusOK, map[string]any{"channels": topics, "total": total, "listed": len(topics)})
 }
 
 func (s *Server) adminStats(w http.ResponseWriter, r *http.Request, _ *Claims) {

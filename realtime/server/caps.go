@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -37,6 +38,14 @@ const (
 	// keeps: a join with a longer one is refused at once with
 	// "RefTooLong: …".
 	MaxRefBytes = 255
+
+	// MaxBindings and MaxBindingBytes cap the postgres_changes bindings of
+	// one join, which its channel keeps (realtime-js sends one per
+	// on('postgres_changes') listener: a few, of a hundred bytes each): a
+	// join with more, or with more bytes in all, is refused with
+	// "PostgresChangesTooLarge: …".
+	MaxBindings     = 100
+	MaxBindingBytes = 64 << 10
 )
 
 // maxSubTopicBytes caps a topic's name (REST takes names, not topics).
@@ -53,6 +62,20 @@ func eventTooLong(n int) string {
 
 func presenceKeyTooLong(n int) string {
 	return fmt.Sprintf("PresenceKeyTooLong: Presence keys are limited to %d bytes; this one has %d", MaxPresenceKeyBytes, n)
+}
+
+// bindingsTooLarge returns the join error for bindings over the caps, or
+// "".
+func bindingsTooLarge(bindings []json.RawMessage) string {
+	size := 0
+	for _, b := range bindings {
+		size += len(b)
+	}
+	if len(bindings) <= MaxBindings && size <= MaxBindingBytes {
+		return ""
+	}
+	return fmt.Sprintf("PostgresChangesTooLarge: A join may hold at most %d postgres_changes bindings of %d bytes in all; this one has %d of %d bytes",
+		MaxBindings, MaxBindingBytes, len(bindings), size)
 }
 
 func refTooLong(n int) string {

@@ -234,3 +234,41 @@ func TestRESTNameCaps(t *testing.T) {
 		t.Errorf("single over the event cap: %d", got)
 	}
 }
+
+// TestBindingCaps: a join keeps its postgres_changes bindings, so their
+// number and bytes are capped: at the caps the join succeeds with every
+// binding echoed; one more binding, or one more byte, is refused.
+func TestBindingCaps(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	c := dialV2(t, s)
+	binding := func(filter string) string {
+		return `{"event":"*","schema":"public","table":"todos","filter":"` + filter + `"}`
+	}
+	bindings := func(n int, filter string) string {
+		list := make([]string, n)
+		for i := range list {
+			list[i] = binding(fmt.Sprintf("id=eq.%d%s", i, filter))
+		}
+		return `{"config":{"postgres_changes":[` + strings.Join(list, ",") + `]}}`
+	}
+	_, resp := c.join("realtime:many", bindings(server.MaxBindings, ""))
+	var r struct {
+		PG []json.RawMessage `json:"postgres_changes"`
+	}
+	if err := json.Unmarshal(resp, &r); err != nil || len(r.PG) != server.MaxBindings {
+		t.Fatalf("join with %d bindings: %d echoed, %v", server.MaxBindings, len(r.PG), err)
+	}
+	if reason := c.joinErr("realtime:toomany", bindings(server.MaxBindings+1, "")); !strings.HasPrefix(reason, "PostgresChangesTooLarge: ") {
+		t.Errorf("join with %d bindings: %q", server.MaxBindings+1, reason)
+	}
+	// One binding whose filter takes the bytes over the cap (the filter
+	// value is a list: id=in.(...)).
+	big := "," + strings.Repeat("9", server.MaxBindingBytes)
+	if reason := c.joinErr("realtime:big", bindings(1, big)); !strings.HasPrefix(reason, "PostgresChangesTooLarge: ") {
+		t.Errorf("join with a %d-byte binding: %q", len(big), reason)
+	}
+	if n := len(s.Conns()[0].Channels); n != 1 {
+		t.Errorf("%d channels kept, want the one within the caps", n)
+	}
+}

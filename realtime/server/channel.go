@@ -68,6 +68,10 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		c.joinError(m, presenceKeyTooLong(n))
 		return
 	}
+	if reason := bindingsTooLarge(cfg.bindings); reason != "" {
+		c.joinError(m, reason)
+		return
+	}
 	now := s.now()
 	lim := s.cfg.Limits
 	if reason := s.rejections.take(now); reason != "" {

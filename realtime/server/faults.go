@@ -32,8 +32,13 @@ type ChannelInfo struct {
 	TokenExpires    time.Time `json:"token_expires"`
 	PresenceKey     string    `json:"presence_key"`
 	PresenceEnabled bool      `json:"presence_enabled"`
-	// Meta is what this channel tracks (with phx_ref), or null.
-	Meta json.RawMessage `json:"meta"`
+	// Meta is what this channel tracks (with phx_ref), or null: null too
+	// when the listing had no room left for it (see
+	// [MaxListedPresenceBytes]), with MetaOmitted set; MetaBytes is its
+	// size either way.
+	Meta        json.RawMessage `json:"meta"`
+	MetaBytes   int             `json:"meta_bytes,omitempty"`
+	MetaOmitted bool            `json:"meta_omitted,omitempty"`
 	// PostgresChanges are the bindings with their ids, as in the join reply.
 	PostgresChanges []json.RawMessage `json:"postgres_changes,omitempty"`
 }
@@ -44,15 +49,51 @@ type TopicInfo struct {
 	Topic       string `json:"topic"`
 	Private     bool   `json:"private"`
 	Subscribers int    `json:"subscribers"`
-	// Presence is the topic's presence_state payload.
-	Presence json.RawMessage `json:"presence"`
+	// Presence is the topic's presence_state payload: null when the
+	// listing had no room left for it (see [MaxListedPresenceBytes]),
+	// with PresenceOmitted set. PresenceKeys and PresenceBytes are its
+	// keys and the bytes of its metas either way.
+	Presence        json.RawMessage `json:"presence"`
+	PresenceKeys    int             `json:"presence_keys"`
+	PresenceBytes   int             `json:"presence_bytes"`
+	PresenceOmitted bool            `json:"presence_omitted,omitempty"`
 }
 
-// Conns lists the open sockets and their channels, sorted by id.
+// Bounds of the listings ([Server.Conns], [Server.Topics] and the
+// /admin/connections and /admin/channels replies), so that a listing
+// stays small whatever the server holds.
+const (
+	// MaxListedPresenceBytes bounds the presence one listing copies (the
+	// metas of Conns, the presence_state payloads of Topics): a meta or
+	// a topic's presence that no longer fits is left out, its size given.
+	MaxListedPresenceBytes = 4 << 20
+	// MaxListedChannels bounds the channels one /admin/connections reply
+	// lists: the sockets after the one that reaches it are left out, and
+	// the reply counts them ("total", "listed").
+	MaxListedChannels = 10_000
+	// MaxListedTopics bounds the topics one /admin/channels reply lists
+	// (the first in order; "total" counts them all).
+	MaxListedTopics = 10_000
+)
+
+// Conns lists the open sockets and their channels, sorted by id. Metas
+// beyond [MaxListedPresenceBytes] are left out.
 func (s *Server) Conns() []ConnInfo {
+	out, _ := s.listConns(0)
+	return out
+}
+
+// listConns lists the sockets, sorted by id, until maxChannels channels
+// are listed (0: all); total is the number of open sockets.
+func (s *Server) listConns(maxChannels int) (out []ConnInfo, total int) {
 	conns := s.connList()
-	out := make([]ConnInfo, 0, len(conns))
+	sort.Slice(conns, func(i, j int) bool { return connSeqOf(conns[i].id) < connSeqOf(conns[j].id) })
+	out = make([]ConnInfo, 0, min(len(conns), 1024))
+	presenceLeft, channels := MaxListedPresenceBytes, 0
 	for _, c := range conns {
+		if maxChannels > 0 && channels >= maxChannels {
+			break
+		}
 		ci := ConnInfo{
 			ID: c.id, Remote: c.remote, Vsn: c.vsn.String(), Role: c.claims.Role, Sub: c.claims.Sub,
 			TenantID: c.claims.TenantID, Created: c.created, Paused: c.pause.Load() != nil,
@@ -73,17 +114,23 @@ func (s *Server) Conns() []ConnInfo {
 			}
 			ch.t.mu.Lock()
 			if m := ch.t.metaOfLocked(ch); m != nil {
-				info.Meta = append(json.RawMessage(nil), m...)
+				info.MetaBytes = len(m)
+				if len(m) <= presenceLeft {
+					presenceLeft -= len(m)
+					info.Meta = append(json.RawMessage(nil), m...)
+				} else {
+					info.MetaOmitted = true
+				}
 			}
 			ch.t.mu.Unlock()
 			ci.Channels = append(ci.Channels, info)
 		}
 		c.mu.Unlock()
+		channels += len(ci.Channels)
 		sort.Slice(ci.Channels, func(i, j int) bool { return ci.Channels[i].Topic < ci.Channels[j].Topic })
 		out = append(out, ci)
 	}
-	sort.Slice(out, func(i, j int) bool { return connSeqOf(out[i].ID) < connSeqOf(out[j].ID) })
-	return out
+	return out, len(conns)
 }
 
 func connSeqOf(id string) int {
@@ -92,18 +139,51 @@ func connSeqOf(id string) int {
 	return n
 }
 
-// Topics lists the fan-out groups with their subscribers and presence.
+// Topics lists the fan-out groups with their subscribers and presence;
+// presence beyond [MaxListedPresenceBytes] is left out.
 func (s *Server) Topics() []TopicInfo {
+	out, _ := s.listTopics(0)
+	return out
+}
+
+// listTopics lists at most max fan-out groups (0: all), sorted by topic;
+// total is the number of groups.
+func (s *Server) listTopics(max int) (out []TopicInfo, total int) {
 	ts := s.allTopics()
-	out := make([]TopicInfo, 0, len(ts))
+	total = len(ts)
+	if max > 0 && len(ts) > max {
+		ts = ts[:max]
+	}
+	out = make([]TopicInfo, 0, len(ts))
+	left := MaxListedPresenceBytes
 	for _, t := range ts {
 		t.mu.Lock()
 		info := TopicInfo{Topic: t.name, Private: t.key.private, Subscribers: len(t.subscribers()),
-			Presence: t.presenceStateLocked()}
+			PresenceKeys: len(t.presence), PresenceBytes: t.presenceSizeLocked()}
+		if size := t.presenceStateSizeLocked(); size <= left {
+			left -= size
+			info.Presence = t.presenceStateLocked()
+		} else {
+			info.PresenceOmitted = true
+		}
 		t.mu.Unlock()
 		out = append(out, info)
 	}
-	return out
+	return out, total
+}
+
+// presenceStateSizeLocked returns the size of t's presence_state payload
+// (t.mu held): what presenceStateLocked would encode, without encoding
+// it.
+func (t *topic) presenceStateSizeLocked() int {
+	n := 2 // {}
+	for k, entries := range t.presence {
+		n += len(protocol.AppendString(nil, k)) + len(`:{"metas":[]},`)
+		for _, e := range entries {
+			n += len(e.meta.Raw) + 1
+		}
+	}
+	return n
 }
 
 // Drop closes the given sockets abruptly (no close frame, as a network

@@ -482,3 +482,63 @@ func TestHandlerInAnotherServer(t *testing.T) {
 		}
 	}
 }
+
+// TestListingsBounded: the listings (Conns, Topics, /admin/connections,
+// /admin/channels) copy at most MaxListedPresenceBytes of presence, however
+// much is tracked: the metas and states beyond are left out with their
+// sizes, and the replies stay small.
+func TestListingsBounded(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t, servertest.WithConfig(func(c *server.Config) { c.MaxPresenceBytesPerConn = 64 << 20 }))
+	c := dialV2(t, s)
+	meta := `{"pad":"` + strings.Repeat("m", 1_000_000) + `"}`
+	const n = 8 // 8 MB tracked, twice the listing's budget
+	for i := range n {
+		topic := fmt.Sprintf("realtime:big-%d", i)
+		jr, _ := c.join(topic, joinPayload(`{}`, `{"enabled":true}`, false, ""))
+		if _, r := c.awaitReply(c.send(jr, topic, protocol.EventPresence, `{"type":"presence","event":"track","payload":`+meta+`}`)); r.Status != protocol.StatusOK {
+			t.Fatalf("track %d: %+v", i, r)
+		}
+	}
+	listed, omitted := 0, 0
+	for _, ch := range s.Conns()[0].Channels {
+		if ch.MetaBytes < 1_000_000 {
+			t.Errorf("%s: meta_bytes %d", ch.Topic, ch.MetaBytes)
+		}
+		switch {
+		case ch.MetaOmitted && ch.Meta == nil:
+			omitted++
+		case !ch.MetaOmitted && len(ch.Meta) == ch.MetaBytes:
+			listed++
+		default:
+			t.Errorf("%s: %d bytes of meta listed, omitted %v", ch.Topic, len(ch.Meta), ch.MetaOmitted)
+		}
+	}
+	if listed == 0 || omitted == 0 || listed*1_000_000 > server.MaxListedPresenceBytes {
+		t.Errorf("Conns: %d metas listed, %d omitted", listed, omitted)
+	}
+	listed, omitted = 0, 0
+	for _, tp := range s.Topics() {
+		if tp.PresenceKeys != 1 || tp.PresenceBytes < 1_000_000 {
+			t.Errorf("%s: %d keys, %d bytes", tp.Topic, tp.PresenceKeys, tp.PresenceBytes)
+		}
+		if tp.PresenceOmitted {
+			omitted++
+		} else {
+			listed++
+		}
+	}
+	if listed == 0 || omitted == 0 {
+		t.Errorf("Topics: %d states listed, %d omitted", listed, omitted)
+	}
+	for _, path := range []string{"/admin/connections", "/admin/channels"} {
+		status, body := httpDo(t, "GET", s.URL+path, s.ServiceRoleKey(), "", "")
+		var reply struct{ Total, Listed int }
+		if err := json.Unmarshal([]byte(body), &reply); err != nil || status != 200 {
+			t.Fatalf("%s: %d %v", path, status, err)
+		}
+		if len(body) > server.MaxListedPresenceBytes+64<<10 || reply.Total == 0 || reply.Listed != reply.Total {
+			t.Errorf("%s: %d bytes, total %d, listed %d", path, len(body), reply.Total, reply.Listed)
+		}
+	}
+}
