@@ -414,11 +414,14 @@ type serveCmd struct {
 	ClientPresenceWindow       time.Duration `default:"30s" help:"Window of --client-presence-max-calls."`
 	MaxPayloadSizeKB           int           `name:"max-payload-size-kb" default:"3000" help:"Largest broadcast or presence payload, in KB (1000 bytes)."`
 
-	IdleTimeout       time.Duration `default:"60s" help:"Close a socket that sent nothing for this long."`
-	JoinErrorDelay    time.Duration `default:"0s" help:"Delay join error replies (Supabase: 5s)."`
-	ConnectErrorDelay time.Duration `default:"0s" help:"Delay refused upgrades (Supabase: 2s)."`
-	OutboundQueue     int           `default:"1024" help:"Frames queued per socket before it is dropped as a slow consumer."`
-	LogLevel          string        `default:"info" enum:"debug,info,warn,error" help:"Log level (logs go to stderr; tokens are masked)."`
+	IdleTimeout        time.Duration `default:"60s" help:"Close a socket that sent nothing for this long."`
+	JoinErrorDelay     time.Duration `default:"0s" help:"Delay join error replies (Supabase: 5s)."`
+	ConnectErrorDelay  time.Duration `default:"0s" help:"Delay refused upgrades (Supabase: 2s)."`
+	OutboundQueue      int           `default:"1024" help:"Frames queued per socket before it is dropped as a slow consumer."`
+	OutboundQueueBytes int           `default:"16777216" help:"Bytes queued per socket (16 MiB) before it is dropped as a slow consumer."`
+	MaxFrameSize       int           `default:"5000000" help:"Largest frame a client may send, in bytes (Supabase: 5,000,000); a bigger one closes the socket with 1009."`
+	MaxTenantWindows   int           `default:"1000" help:"Tenants whose rate windows are held at once; tenants beyond share one overflow budget until idle ones are dropped."`
+	LogLevel           string        `default:"info" enum:"debug,info,warn,error" help:"Log level (logs go to stderr; tokens are masked)."`
 
 	HTTPReadHeaderTimeout   time.Duration `name:"http-read-header-timeout" default:"10s" help:"Close a connection whose request headers have not arrived in this long (negative: never)."`
 	HTTPReadTimeout         time.Duration `name:"http-read-timeout" default:"30s" help:"Answer 408 and close when a request body has not arrived this long after its headers (negative: never)."`
@@ -469,6 +472,9 @@ func (c serveCmd) Run(env *runEnv) error {
 		ConnectErrorDelay: c.ConnectErrorDelay,
 		OutboundQueue:     c.OutboundQueue,
 
+		OutboundQueueBytes:      c.OutboundQueueBytes,
+		MaxFrameSize:            c.MaxFrameSize,
+		MaxTenantWindows:        c.MaxTenantWindows,
 		HTTPReadHeaderTimeout:   c.HTTPReadHeaderTimeout,
 		HTTPReadTimeout:         c.HTTPReadTimeout,
 		HTTPWriteTimeout:        c.HTTPWriteTimeout,

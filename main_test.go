@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -915,6 +916,53 @@ func TestServePresenceBudgetFlags(t *testing.T) {
 		t.Errorf("track over the flag's budget: %v", r)
 	}
 	ws.Close()
+	stop()
+	if code, stderr := wait(); code != 0 {
+		t.Errorf("serve exited %d: %s", code, stderr)
+	}
+}
+
+// TestServeFrameFlag: rtm serve's --max-frame-size reaches the server: a
+// frame over it closes the socket with 1009, naming the limit, while one
+// under it is answered.
+func TestServeFrameFlag(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sctx, stop := context.WithCancel(ctx)
+	var out lockedBuf
+	wait := background(sctx, &out, "serve", "--addr", "127.0.0.1:0", "--log-level", "error",
+		"--max-frame-size", "2000", "--outbound-queue-bytes", "100000", "--max-tenant-windows", "10")
+	banner := regexp.MustCompile(`Realtime URL: (ws://\S+)\n(?s:.*)anon key: (\S+)\n`)
+	waitFor(t, "the banner", func() bool { return banner.MatchString(out.String()) })
+	m := banner.FindStringSubmatch(out.String())
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, m[1]+"?vsn=2.0.0&apikey="+m[2], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	small := `["1","1","realtime:room","phx_join",{"pad":"` + strings.Repeat("s", 1500) + `"}]`
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(small)); err != nil {
+		t.Fatal(err)
+	}
+	if _, data, err := ws.ReadMessage(); err != nil || !strings.Contains(string(data), `"status":"ok"`) {
+		t.Fatalf("a frame under --max-frame-size: %s %v", data, err)
+	}
+	big := `["1","2","realtime:room","broadcast",{"pad":"` + strings.Repeat("b", 2500) + `"}]`
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig || !strings.Contains(ce.Text, "2000") {
+			t.Errorf("a frame over --max-frame-size: %v, want close 1009 naming 2000 bytes", err)
+		}
+		break
+	}
 	stop()
 	if code, stderr := wait(); code != 0 {
 		t.Errorf("serve exited %d: %s", code, stderr)
