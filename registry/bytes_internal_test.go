@@ -3,8 +3,11 @@ package registry
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -237,4 +240,59 @@ func FuzzTruncate(f *testing.F) {
 			t.Fatalf("Truncate(%d) of %q: preview %q not UTF-8", n, p, c.Preview)
 		}
 	})
+}
+
+// The log ring holds at most its bytes, and a value or message longer
+// than MaxTextBytes is cut (after masking) in the ring, the sink and the
+// file.
+func TestLogHandlerBytes(t *testing.T) {
+	var file bytes.Buffer
+	h := NewLogHandler(LogOptions{Ring: 1000, Bytes: 256 << 10, File: &file})
+	var sunk []LogRecord
+	h.SetSink(func(r LogRecord) { sunk = append(sunk, r) })
+	log := slog.New(h)
+	big := strings.Repeat("r", 1<<20)
+	for range 200 {
+		log.Warn("Channel error "+big, KeyErr, big, KeyChannel, "broadcast:a:b")
+	}
+	recs := h.Records(0)
+	total := 0
+	for i := range recs {
+		total += logRecordBytes(&recs[i])
+	}
+	if total > 256<<10 || len(recs) < 10 {
+		t.Errorf("the ring holds %d records, %d bytes", len(recs), total)
+	}
+	r := sunk[len(sunk)-1]
+	v, _ := r.Attr(KeyErr)
+	if len(v) > MaxTextBytes+32 || !strings.HasSuffix(v, "… (1048576 bytes)") || len(r.Message) > MaxTextBytes+32 {
+		t.Errorf("a record: message %d bytes, err %d bytes (%q...)", len(r.Message), len(v), v[len(v)-30:])
+	}
+	if line, _, _ := bytes.Cut(file.Bytes(), []byte("\n")); len(line) > 3*MaxTextBytes {
+		t.Errorf("a file line of %d bytes", len(line))
+	}
+	// A secret at the cut is masked before it is cut.
+	log.Info("x", "v", strings.Repeat("a", MaxTextBytes-20)+" "+testJWT)
+	if v, _ := h.Records(1)[0].Attr("v"); strings.Contains(v, testJWT[:30]) {
+		t.Errorf("a JWT at the cut is kept: %q", v[len(v)-60:])
+	}
+}
+
+// The history keeps at most its bytes; an event larger than them is not
+// kept.
+func TestHistoryBytes(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	b := newBroker(func() time.Time { return t0 }, 1000, 64<<10)
+	for i := range 100 {
+		b.publish(ErrorEvent{Op: "join", Message: strings.Repeat("e", 4<<10) + fmt.Sprint(i)})
+	}
+	b.publish(ErrorEvent{Op: "join", Message: strings.Repeat("h", 100<<10)})
+	evs := b.hist.all()
+	total := 0
+	for _, ev := range evs {
+		total += eventBytes(ev)
+	}
+	if total > 64<<10 || len(evs) < 10 || !strings.HasSuffix(evs[len(evs)-1].(ErrorEvent).Message, "99") {
+		t.Errorf("history of %d events, %d bytes", len(evs), total)
+	}
 }

@@ -1,7 +1,10 @@
 package registry_test
 
 import (
+	"encoding/json"
+	"errors"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,4 +196,44 @@ func TestSmallPayloadsPinNoSlab(t *testing.T) {
 		t.Errorf("batched subscriber: %d messages", k)
 	}
 	runtime.KeepAlive(m)
+}
+
+// The offline queue is bounded in bytes too: a broadcast that would take
+// it beyond OfflineQueueBytes is refused with ErrQueueFull, counted.
+func TestOfflineQueueBytes(t *testing.T) {
+	e := newEnv(t, withOpts(func(o *registry.Options) { o.OfflineQueueBytes = 10 << 10 }))
+	h, err := e.m.JoinBroadcast(ctx(t), "document", "bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	f := e.m.Faults()
+	_ = f.FailConnects(1_000_000)
+	if _, err := f.Drop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the channel down", func() bool { return e.info(h.Name()).Status == registry.StatusDisconnected })
+	payload := json.RawMessage(`{"v":"` + strings.Repeat("x", 4<<10) + `"}`)
+	for i := range 2 {
+		if err := h.Broadcast(ctx(t), "msg", payload); err != nil {
+			t.Fatalf("queued broadcast %d: %v", i, err)
+		}
+	}
+	if err := h.Broadcast(ctx(t), "msg", payload); !errors.Is(err, registry.ErrQueueFull) || !strings.Contains(err.Error(), "bytes") {
+		t.Fatalf("a broadcast beyond the bytes: %v", err)
+	}
+	if i := e.info(h.Name()); i.Queued != 2 || i.QueueDropped != 1 {
+		t.Fatalf("queue info: %d queued, %d dropped", i.Queued, i.QueueDropped)
+	}
+	_ = f.FailConnects(0)
+	e.waitStatus(h.Name(), registry.StatusConnected)
+	eventually(t, "the queue flushed", func() bool { return e.info(h.Name()).Queued == 0 })
+	// Room again.
+	for range 2 {
+		if err := h.Broadcast(ctx(t), "msg", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
