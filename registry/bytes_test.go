@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"runtime"
@@ -235,5 +236,48 @@ func TestOfflineQueueBytes(t *testing.T) {
 		if err := h.Broadcast(ctx(t), "msg", payload); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A server's text that the manager keeps and repeats (here a system
+// error of 1 MiB) is cut to MaxTextBytes in the channel's info, the
+// error event and the log.
+func TestServerTextCut(t *testing.T) {
+	msg := strings.Repeat("e", 1<<20)
+	payload, _ := json.Marshal(map[string]string{"extension": "system", "status": "error", "message": msg})
+	srv := hostile.New(t, func(string) hostile.Script {
+		return func(ctx context.Context, ch *hostile.Channel) error {
+			if err := ch.Push("system", payload); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return nil
+		}
+	})
+	m := hostileManager(t, srv, nil)
+	sub := m.Subscribe(ctx(t), registry.SubscribeOptions{NoInitialState: true, Types: []registry.EventType{registry.TypeError}})
+	h, err := m.JoinBroadcast(ctx(t), "room", "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the system error", func() bool { info, _ := h.Info(); return info.LastError != "" })
+	info, _ := h.Info()
+	if len(info.LastError) > registry.MaxTextBytes+32 || !strings.HasSuffix(info.LastError, "(1048576 bytes)") {
+		t.Errorf("LastError of %d bytes", len(info.LastError))
+	}
+	eventually(t, "the error event", func() bool { return sub.Len() > 0 })
+	if e := sub.Drain(nil)[0].(registry.ErrorEvent); len(e.Message) > registry.MaxTextBytes+32 {
+		t.Errorf("error event message of %d bytes", len(e.Message))
+	}
+	for _, r := range m.Logs(0) {
+		for _, a := range r.Attrs {
+			if len(a.Value) > registry.MaxTextBytes+32 {
+				t.Errorf("log %q: %s of %d bytes", r.Message, a.Key, len(a.Value))
+			}
+		}
+	}
+	msgs, _ := m.Messages(h.Name(), 0)
+	if len(msgs) != 1 || len(msgs[0].Event) > registry.MaxTextBytes+32 || msgs[0].Size < 1<<20 {
+		t.Errorf("the system message kept: %d, event of %d bytes", len(msgs), len(msgs[0].Event))
 	}
 }
