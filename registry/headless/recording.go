@@ -247,7 +247,6 @@ type Writer struct {
 	w      *bufio.Writer
 	header bool
 	end    End
-	buf    []byte
 }
 
 // NewWriter returns a writer to w; with h it first writes h as the
@@ -277,6 +276,9 @@ func NewWriter(w io.Writer, h *Header) (*Writer, error) {
 // no file ever holds a usable key or token.
 func (w *Writer) Write(e registry.Event) error {
 	e = maskEvent(e)
+	if big, err := w.writeBig(e); big {
+		return err
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", e.EventType(), err)
@@ -285,6 +287,12 @@ func (w *Writer) Write(e registry.Event) error {
 	if err != nil {
 		return err
 	}
+	w.count(e)
+	return w.line(b)
+}
+
+// count counts e in the end line.
+func (w *Writer) count(e registry.Event) {
 	w.end.Events++
 	switch e := e.(type) {
 	case registry.FrameEvent:
@@ -292,13 +300,15 @@ func (w *Writer) Write(e registry.Event) error {
 	case registry.DroppedEvent:
 		w.end.Dropped += e.Count
 	}
-	return w.line(b)
 }
 
+// line writes b and a newline (not into a buffer of the Writer's: a big
+// line would keep it big).
 func (w *Writer) line(b []byte) error {
-	w.buf = append(append(w.buf[:0], b...), '\n')
-	_, err := w.w.Write(w.buf)
-	return err
+	if _, err := w.w.Write(b); err != nil {
+		return err
+	}
+	return w.w.WriteByte('\n')
 }
 
 // Flush writes buffered lines to the underlying writer.
