@@ -231,11 +231,12 @@ func (b *broker) publishMessages(ms []MessageEvent) {
 	if !plain {
 		return
 	}
+	group := newCopyGroup(ms) // the copies of the run's small payloads
 	for i := range ms {
 		var boxed Event // an owned copy, boxed once for every plain subscriber
 		for _, s := range subs {
 			if !s.batches && s.wantsMessage(&ms[i]) {
-				s.pushMessage(&ms[i], &boxed)
+				s.pushMessage(&ms[i], &boxed, &group)
 			}
 		}
 	}
@@ -417,9 +418,10 @@ func (s *Subscription) own(me *MessageEvent) {
 
 // pushMessage queues a message for a plain (not batched) subscriber:
 // *boxed, the owned copy shared by the plain subscribers, made on first
-// use; or a truncated copy when that does not fit in the bytes left. It
-// drops (and counts) what does not fit at all.
-func (s *Subscription) pushMessage(me *MessageEvent, boxed *Event) {
+// use (its payload copied into *group, see MessageEvent.own); or a
+// truncated copy when that does not fit in the bytes left. It drops (and
+// counts) what does not fit at all.
+func (s *Subscription) pushMessage(me *MessageEvent, boxed *Event, group *copyGroup) {
 	size := eventOverhead + me.Bytes()
 	s.mu.Lock()
 	if s.closed {
@@ -431,7 +433,7 @@ func (s *Subscription) pushMessage(me *MessageEvent, boxed *Event) {
 	case s.stream >= s.buffer:
 	case s.bytes+size <= s.bufMax:
 		if *boxed == nil {
-			*boxed = me.own()
+			*boxed = me.own(group)
 		}
 		ev = *boxed
 	default:

@@ -87,15 +87,53 @@ func (e MessageEvent) Truncate(n int) MessageEvent {
 
 // own returns e with a payload that shares nothing with a frame's slab:
 // payloads up to aliasMax are copied, bigger ones (in buffers of their
-// own) shared.
-func (e MessageEvent) own() MessageEvent {
-	if n := len(e.Payload); n > 0 && n <= aliasMax {
-		e.Payload = append(make([]byte, 0, n), e.Payload...)
-	}
-	if n := len(e.Binary); n > 0 && n <= aliasMax {
-		e.Binary = append(make([]byte, 0, n), e.Binary...)
-	}
+// own) shared. Small payloads are copied into g, a buffer shared by the
+// messages of a run (at most groupMax bytes, so that what one kept
+// message keeps alive is small), which saves an allocation per message.
+func (e MessageEvent) own(g *copyGroup) MessageEvent {
+	e.Payload = ownBytes(e.Payload, g)
+	e.Binary = ownBytes(e.Binary, g)
 	return e
+}
+
+// groupMax bounds the buffers shared by the copies of a run's payloads,
+// and groupItem the payloads copied into them.
+const (
+	groupMax  = 4 << 10
+	groupItem = 1 << 10
+)
+
+// copyGroup is the buffer of the copies of a run's small payloads.
+type copyGroup struct {
+	buf  []byte
+	need int // the bytes of the run's small payloads not copied yet
+}
+
+func newCopyGroup(ms []MessageEvent) copyGroup {
+	need := 0
+	for i := range ms {
+		if n := len(ms[i].Payload) + len(ms[i].Binary); n <= groupItem {
+			need += n
+		}
+	}
+	return copyGroup{need: need}
+}
+
+func ownBytes[T ~[]byte](p T, g *copyGroup) T {
+	n := len(p)
+	switch {
+	case n == 0 || n > aliasMax:
+		return p
+	case n > groupItem:
+		return append(make(T, 0, n), p...)
+	}
+	if cap(g.buf)-len(g.buf) < n {
+		g.buf = make([]byte, 0, min(max(g.need, n), groupMax))
+	}
+	off := len(g.buf)
+	g.buf = append(g.buf, p...)
+	g.need -= n
+	return T(g.buf[off:len(g.buf):len(g.buf)])
 }
 
 // eventBytes returns what ev costs in a byte bound: a fixed overhead and

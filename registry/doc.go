@@ -216,12 +216,15 @@
 // The manager takes a channel's events from the client in batches
 // (realtime.ChannelConfig.OnEvents): a run of broadcasts takes the
 // manager's lock once and reaches each subscriber as one batch. Per
-// broadcast received, it adds about 35-40 ns and no allocation with
-// MessageBatches subscribers under load (about 85 ns for a lone message;
-// 150-180 ns and one allocation with per-message events), see
-// BenchmarkManagerDispatch; BenchmarkEvents100k measures its overhead
-// over the bare client at 100,000 messages per second (about 7 % of the
-// client's CPU on average with one MessageBatches subscriber). The raw
+// broadcast received, it adds about 45-50 ns and no allocation with
+// MessageBatches subscribers under load (about 100 ns for a lone
+// message; 250-400 ns and one allocation with per-message events), see
+// BenchmarkManagerDispatch. About 15 ns of it are the copies (see
+// Memory): the payload into the channel's ring and into the subscriber's
+// arena, both without allocating. BenchmarkEvents100k measures its
+// overhead over the bare client at 100,000 messages per second (about
+// 8 % of the client's CPU on average with one MessageBatches subscriber;
+// 4 % before the copies, in the same runs). The raw
 // frame tap costs more: it runs only while the per-channel frame rings
 // are on (the default; [Manager.SetFrameCapture] switches them,
 // Options.NoFrames removes them) or a subscriber asked for frames.
