@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"rtm/realtime/hostile"
 	"rtm/realtime/hostile/tarpit"
 	"rtm/realtime/mask/masktest"
 	"rtm/realtime/protocol"
@@ -1132,5 +1134,197 @@ func TestServeLogsMasked(t *testing.T) {
 	}
 	if masktest.Holds([]byte(errs.String()), jwt) || !strings.Contains(errs.String(), "eyJh…") {
 		t.Fatalf("the server's log shows the key:\n%s", errs.String())
+	}
+}
+
+// peakRSS returns the peak resident set size of process pid (VmHWM), in
+// bytes.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %w", v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
+// ndjsonCounter counts the lines of an NDJSON stream by the type their
+// first bytes name, without holding a line: it reads 30 MiB lines in
+// constant memory.
+type ndjsonCounter struct {
+	mu    sync.Mutex
+	head  []byte // the first bytes of the line being read
+	lines map[string]int
+	bytes int64
+}
+
+var lineType = regexp.MustCompile(`^\{"type":"([a-z_]+)"`)
+
+func (c *ndjsonCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lines == nil {
+		c.lines = map[string]int{}
+	}
+	n := len(p)
+	c.bytes += int64(n)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		part := p
+		if i >= 0 {
+			part = p[:i]
+		}
+		if room := 64 - len(c.head); room > 0 {
+			c.head = append(c.head, part[:min(room, len(part))]...)
+		}
+		if i < 0 {
+			break
+		}
+		t := "?"
+		if m := lineType.FindSubmatch(c.head); m != nil {
+			t = string(m[1])
+		}
+		c.lines[t]++
+		c.head = c.head[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (c *ndjsonCounter) count(t string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lines[t]
+}
+
+func (c *ndjsonCounter) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("%d bytes, lines %v", c.bytes, c.lines)
+}
+
+// TestHugeBroadcastsPeakRSS runs the built `rtm watch` and `rtm record`
+// against a hostile server that sends 30 MiB broadcasts without end (the
+// client accepts frames up to 32 MiB): while the server sends hundreds
+// of megabytes, the child's peak RSS stays under maxRSS, it keeps
+// writing NDJSON (messages, and for record frames, with counted drops
+// when it falls behind), and it exits cleanly on SIGINT. Before the
+// byte bounds, watch reached about 1.4 GB.
+func TestHugeBroadcastsPeakRSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	// What the process holds at most: a frame being read (30 MiB, and as
+	// much again while it is copied into a buffer of its size), the
+	// events queued for the writer (the subscription's 32 MiB) and the
+	// batch being written (as much), the line being written (one copy of
+	// the payload, to mask it; for record also the frame's masked text),
+	// the runtime: about 200 MiB live, and the garbage collector lets the
+	// heap grow to twice what was live at its last cycle (GOGC=100).
+	// Before the byte bounds, watch peaked at 1.3 GB.
+	const size = 30 << 20
+	const maxRSS = 512 << 20
+	bin := filepath.Join(t.TempDir(), "rtm")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	srv := hostile.New(t, func(string) hostile.Script { return hostile.HugeBroadcasts("big", 0, size) })
+	for _, mode := range []string{"watch", "record"} {
+		t.Run(mode, func(t *testing.T) {
+			args := []string{mode, "--url", srv.URL, "--key", "sb_publishable_hostile", "--join", "broadcast:room:" + mode}
+			var out ndjsonCounter
+			cmd := exec.Command(bin, args...)
+			var fifo string
+			if mode == "record" {
+				// The recording goes to a pipe the test reads, so that
+				// gigabytes need no disk.
+				fifo = filepath.Join(t.TempDir(), "rec.ndjson")
+				if err := exec.Command("mkfifo", fifo).Run(); err != nil {
+					t.Skipf("mkfifo: %v", err)
+				}
+				cmd.Args = append(cmd.Args, "--out", fifo)
+			} else {
+				cmd.Stdout = &out
+			}
+			var errb lockedBuf
+			cmd.Stderr = &errb
+			sent0 := srv.BytesOut()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			readDone := make(chan struct{})
+			if fifo != "" {
+				go func() {
+					defer close(readDone)
+					f, err := os.Open(fifo)
+					if err != nil {
+						t.Errorf("open the fifo: %v", err)
+						return
+					}
+					defer f.Close()
+					_, _ = io.Copy(&out, f)
+				}()
+			} else {
+				close(readDone)
+			}
+			go func() { exited <- cmd.Wait() }()
+			var peak int64
+			sample := func() {
+				if v, err := peakRSS(cmd.Process.Pid); err == nil {
+					peak = max(peak, v)
+				}
+			}
+			deadline := time.Now().Add(3 * time.Minute)
+			for srv.BytesOut()-sent0 < 800<<20 || out.count("message") < 5 || (mode == "record" && out.count("frame") < 5) {
+				sample()
+				select {
+				case err := <-exited:
+					t.Fatalf("rtm %s exited early: %v\n%s\noutput: %s", mode, err, errb.String(), out.String())
+				default:
+				}
+				if time.Now().After(deadline) {
+					_ = cmd.Process.Kill()
+					<-exited
+					t.Fatalf("rtm %s: after 3 min the server sent %d MB; output: %s; peak RSS %d MB\n%s",
+						mode, (srv.BytesOut()-sent0)>>20, out.String(), peak>>20, errb.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			sample()
+			sentMB := (srv.BytesOut() - sent0) >> 20
+			stopAt := time.Now()
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Errorf("rtm %s after SIGINT: %v\n%s", mode, err, errb.String())
+				}
+			case <-time.After(30 * time.Second):
+				sample()
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Fatalf("rtm %s did not exit within 30 s of SIGINT (peak RSS %d MB; output %s)", mode, peak>>20, out.String())
+			}
+			<-readDone
+			t.Logf("rtm %s: server sent %d MB; peak RSS %d MB; exited %v after SIGINT; output %s", mode, sentMB, peak>>20,
+				time.Since(stopAt).Round(time.Millisecond), out.String())
+			if peak > maxRSS {
+				t.Errorf("rtm %s: peak RSS %d MB, want at most %d MB", mode, peak>>20, maxRSS>>20)
+			}
+			if mode == "record" && out.count("recording_end") != 1 {
+				t.Errorf("rtm record: the recording has no end line: %s", out.String())
+			}
+		})
 	}
 }

@@ -108,7 +108,12 @@
 // unknown event is logged and dropped (malformed ones are counted in
 // [Stats].DecodeErrors); the client never panics on input. Frames are
 // read into 64 KiB slabs and event payloads alias them: a payload a
-// consumer keeps keeps its slab alive; copy payloads kept for long.
+// consumer keeps keeps its slab alive; copy payloads kept for long. A
+// frame that does not fit in its slab's free space (every frame, and so
+// every payload, larger than 64 KiB) gets a buffer of its own of exactly
+// its size, so keeping a part of a big frame costs the frame's size, no
+// more; reading it holds about twice its size for the time of one copy
+// (its length is not known before it is read).
 //
 // # Concurrency and shutdown
 //

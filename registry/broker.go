@@ -7,11 +7,27 @@ import (
 	"time"
 )
 
+// Defaults of [SubscribeOptions].
+const (
+	// DefaultBuffer is the number of stream events held for a
+	// subscriber.
+	DefaultBuffer = 4096
+	// DefaultBufferBytes bounds the bytes of the stream events held for
+	// a subscriber: room for a frame of the client's largest (32 MiB).
+	DefaultBufferBytes = 32 << 20
+)
+
 // SubscribeOptions configures a [Subscription].
 type SubscribeOptions struct {
 	// Buffer is the number of stream events held for the subscriber
-	// (default 4096). State events do not count against it.
-	Buffer int
+	// (default 4096), and BufferBytes their bytes (default 32 MiB: event
+	// names, payloads, frames, log records and a small overhead per
+	// event). State events do not count against either. A message that
+	// does not fit in the bytes left is held truncated (its first
+	// PreviewBytes, see [MessageEvent].Truncated) if that fits; other
+	// stream events that do not fit are dropped and counted.
+	Buffer      int
+	BufferBytes int
 	// Types, when not empty, restricts the subscription to these event
 	// types. DroppedEvent is always delivered.
 	Types []EventType
@@ -30,9 +46,9 @@ type SubscribeOptions struct {
 	// one MessageEvent each: the messages of a channel that arrive
 	// between two drains form one batch, at the place of the first. It
 	// is the cheap way to take a high message rate: no allocation per
-	// message. With [Subscription.Drain], a batch's Messages slice is
-	// reused after the next Drain (copy what you keep); with Events it is
-	// yours.
+	// message. With [Subscription.Drain], a batch's Messages slice, and
+	// the bytes of the payloads up to 64 KiB, are reused after the next
+	// Drain (copy what you keep); with Events they are yours.
 	MessageBatches bool
 }
 
@@ -50,6 +66,7 @@ type SubscribeOptions struct {
 type Subscription struct {
 	broker  *broker
 	buffer  int
+	bufMax  int // BufferBytes
 	types   map[EventType]bool
 	chans   map[Name]bool
 	frames  bool
@@ -61,6 +78,7 @@ type Subscription struct {
 	q         []slot
 	live      int // live slots in q
 	stream    int // live stream events in q
+	bytes     int // their bytes (see eventBytes)
 	pending   map[stateKey]int
 	dropped   uint64
 	unnoticed uint64
@@ -73,6 +91,7 @@ type Subscription struct {
 	last    *msgBatch          // the open batch used last
 	lent    []*msgBatch        // batches given out by the last Drain
 	free    []*msgBatch        // batches to reuse
+	arena   subArena           // copies of the batches' payloads
 
 	pumpOnce sync.Once
 	out      chan Event
@@ -105,20 +124,24 @@ type broker struct {
 	onFrames func()
 }
 
-func newBroker(now func() time.Time, history int) *broker {
+func newBroker(now func() time.Time, history, historyBytes int) *broker {
 	b := &broker{now: now}
 	b.subs.Store(&[]*Subscription{})
-	b.hist.init(history)
+	b.hist.ring = newBoundedRing[Event](history, historyBytes)
 	return b
 }
 
 func (b *broker) subscribe(ctx context.Context, o SubscribeOptions) *Subscription {
 	if o.Buffer <= 0 {
-		o.Buffer = 4096
+		o.Buffer = DefaultBuffer
+	}
+	if o.BufferBytes <= 0 {
+		o.BufferBytes = DefaultBufferBytes
 	}
 	s := &Subscription{
 		broker:  b,
 		buffer:  o.Buffer,
+		bufMax:  o.BufferBytes,
 		frames:  o.Frames,
 		ready:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -208,12 +231,42 @@ func (b *broker) publishMessages(ms []MessageEvent) {
 	if !plain {
 		return
 	}
+	group := newCopyGroup(ms) // the copies of the run's small payloads
 	for i := range ms {
-		var boxed Event = ms[i] // boxed once, for every plain subscriber
+		var boxed Event // an owned copy, boxed once for every plain subscriber
 		for _, s := range subs {
 			if !s.batches && s.wantsMessage(&ms[i]) {
-				s.push(boxed)
+				s.pushMessage(&ms[i], &boxed, &group)
 			}
+		}
+	}
+}
+
+// publishFrame hands the frame event that build returns to the
+// subscribers that want frames, building it (masking and copying its
+// size bytes) only if one of them has room for it.
+func (b *broker) publishFrame(channel Name, size int, build func() FrameEvent) {
+	probe := FrameEvent{Channel: channel}
+	subs := *b.subs.Load()
+	room := false
+	for _, s := range subs {
+		if s.wants(probe) && s.hasRoom(eventOverhead+size) {
+			room = true
+			break
+		}
+	}
+	if !room {
+		for _, s := range subs {
+			if s.wants(probe) {
+				s.drop(1)
+			}
+		}
+		return
+	}
+	ev := build()
+	for _, s := range subs {
+		if s.wants(ev) {
+			s.push(ev)
 		}
 	}
 }
@@ -287,8 +340,10 @@ func (s *Subscription) wantsMessage(me *MessageEvent) bool {
 	return s.chans == nil || s.chans[me.Channel]
 }
 
-// pushMessages adds messages of one channel to its open batch, dropping
-// (and counting) those beyond the buffer.
+// pushMessages adds messages of one channel to its open batch, with
+// their payloads copied into the subscription's arena (up to aliasMax);
+// those beyond the buffer are dropped and counted, those beyond its
+// bytes truncated, or dropped when even that does not fit.
 func (s *Subscription) pushMessages(ms []MessageEvent) {
 	s.mu.Lock()
 	if s.closed {
@@ -296,21 +351,130 @@ func (s *Subscription) pushMessages(ms []MessageEvent) {
 		return
 	}
 	keep := min(len(ms), max(s.buffer-s.stream, 0))
-	if dropped := len(ms) - keep; dropped > 0 {
-		// The buffer is full: the newest are dropped (as they would be
-		// one at a time: nothing is drained meanwhile).
-		s.dropped += uint64(dropped)
-		s.unnoticed += uint64(dropped)
-		s.broker.dropped.Add(uint64(dropped))
-	}
+	dropped := len(ms) - keep // the buffer is full: the newest are dropped
 	if keep == 0 {
+		s.dropLocked(dropped)
 		s.mu.Unlock()
 		return
 	}
 	b := s.batchLocked(ms[0].Channel)
-	b.msgs = append(b.msgs, ms[:keep]...)
-	s.stream += keep
+	size := 0
+	for i := range ms[:keep] {
+		size += eventOverhead + ms[i].Bytes()
+	}
+	if s.bytes+size <= s.bufMax {
+		// The usual case: all of them, as they are, then their payloads
+		// copied.
+		start := len(b.msgs)
+		b.msgs = append(b.msgs, ms[:keep]...)
+		for i := range b.msgs[start:] {
+			s.own(&b.msgs[start+i])
+		}
+		s.stream += keep
+		s.bytes += size
+	} else {
+		dropped += s.pushSome(b, ms[:keep])
+	}
+	if dropped > 0 {
+		s.dropLocked(dropped)
+	}
 	s.unlockSignal()
+}
+
+// pushSome adds messages to b one by one within the bytes left: whole,
+// truncated, or not at all; it returns the number not added.
+func (s *Subscription) pushSome(b *msgBatch, ms []MessageEvent) (dropped int) {
+	for i := range ms {
+		me := &ms[i]
+		if size := eventOverhead + me.Bytes(); s.bytes+size <= s.bufMax {
+			b.msgs = append(b.msgs, *me)
+			s.own(&b.msgs[len(b.msgs)-1])
+			s.stream++
+			s.bytes += size
+			continue
+		}
+		t := me.Truncate(PreviewBytes)
+		if size := eventOverhead + t.Bytes(); s.bytes+size <= s.bufMax {
+			b.msgs = append(b.msgs, t)
+			s.stream++
+			s.bytes += size
+			continue
+		}
+		dropped++
+	}
+	return dropped
+}
+
+// own makes a queued message's payload (up to aliasMax) a copy in the
+// arena.
+func (s *Subscription) own(me *MessageEvent) {
+	if n := len(me.Payload); n > 0 && n <= aliasMax {
+		me.Payload = s.arena.copy(me.Payload)
+	}
+	if n := len(me.Binary); n > 0 && n <= aliasMax {
+		me.Binary = s.arena.copy(me.Binary)
+	}
+}
+
+// pushMessage queues a message for a plain (not batched) subscriber:
+// *boxed, the owned copy shared by the plain subscribers, made on first
+// use (its payload copied into *group, see MessageEvent.own); or a
+// truncated copy when that does not fit in the bytes left. It drops (and
+// counts) what does not fit at all.
+func (s *Subscription) pushMessage(me *MessageEvent, boxed *Event, group *copyGroup) {
+	size := eventOverhead + me.Bytes()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	var ev Event
+	switch {
+	case s.stream >= s.buffer:
+	case s.bytes+size <= s.bufMax:
+		if *boxed == nil {
+			*boxed = me.own(group)
+		}
+		ev = *boxed
+	default:
+		t := me.Truncate(PreviewBytes)
+		if tsize := eventOverhead + t.Bytes(); s.bytes+tsize <= s.bufMax {
+			ev, size = t, tsize
+		}
+	}
+	if ev == nil {
+		s.dropLocked(1)
+		s.mu.Unlock()
+		return
+	}
+	s.noticeLocked()
+	s.stream++
+	s.bytes += size
+	s.q = append(s.q, slot{ev: ev})
+	s.live++
+	s.unlockSignal()
+}
+
+// hasRoom reports whether a stream event of size bytes would be queued.
+func (s *Subscription) hasRoom(size int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && s.stream < s.buffer && s.bytes+size <= s.bufMax
+}
+
+// drop counts n stream events dropped.
+func (s *Subscription) drop(n int) {
+	s.mu.Lock()
+	if !s.closed {
+		s.dropLocked(n)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Subscription) dropLocked(n int) {
+	s.dropped += uint64(n)
+	s.unnoticed += uint64(n)
+	s.broker.dropped.Add(uint64(n))
 }
 
 // batchLocked returns the open batch of channel, queueing a new one (after
@@ -373,6 +537,10 @@ func (s *Subscription) noticeLocked() {
 
 func (s *Subscription) push(ev Event) {
 	key, state := keyOf(ev)
+	size := 0
+	if !state {
+		size = eventBytes(ev)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -385,11 +553,9 @@ func (s *Subscription) push(ev Event) {
 			s.q[i].ev = nil
 			s.live--
 		}
-	} else if s.stream >= s.buffer {
-		s.dropped++
-		s.unnoticed++
+	} else if s.stream >= s.buffer || s.bytes+size > s.bufMax {
+		s.dropLocked(1)
 		s.mu.Unlock()
-		s.broker.dropped.Add(1)
 		return
 	}
 	// Report drops before this event; a notice still waiting absorbs the
@@ -399,6 +565,7 @@ func (s *Subscription) push(ev Event) {
 		s.pending[key] = len(s.q)
 	} else {
 		s.stream++
+		s.bytes += size
 	}
 	s.q = append(s.q, slot{ev: ev, state: state})
 	s.live++
@@ -462,6 +629,7 @@ func (s *Subscription) drainLocked(dst []Event) []Event {
 		clear(s.lent)
 		s.lent = s.lent[:0]
 	}
+	s.arena.drained(s.recycle)
 	for _, sl := range s.q {
 		switch {
 		case sl.dead:
@@ -489,9 +657,67 @@ func (s *Subscription) drainLocked(dst []Event) []Event {
 		s.q = s.q[:0]
 	}
 	clear(s.pending)
-	s.live, s.stream = 0, 0
+	s.live, s.stream, s.bytes = 0, 0, 0
 	s.signaled = false
 	return dst
+}
+
+// arenaChunk is the size of the chunks of a subscription's arena.
+const arenaChunk = 64 << 10
+
+// subArena holds the copies of the payloads (up to aliasMax) queued for
+// a MessageBatches subscriber, in chunks of arenaChunk bytes, so that
+// what a subscriber holds is what it was sent, not the client's slabs.
+// Bytes are appended, never overwritten while lent: with Drain
+// (recycle), the chunks given out by a Drain come back at the next one;
+// otherwise they are the consumer's.
+type subArena struct {
+	cur  []byte   // the chunk being filled
+	full [][]byte // chunks filled since the last Drain
+	lent [][]byte // chunks given out by the last Drain (recycle)
+	free [][]byte // chunks to reuse (recycle)
+}
+
+// maxFreeChunks bounds the chunks an arena keeps for reuse.
+const maxFreeChunks = 16
+
+// copy returns a copy of p (at most arenaChunk bytes) in the arena.
+func (a *subArena) copy(p []byte) []byte {
+	if cap(a.cur)-len(a.cur) < len(p) {
+		if a.cur != nil {
+			a.full = append(a.full, a.cur)
+		}
+		if n := len(a.free); n > 0 {
+			a.cur, a.free = a.free[n-1][:0], a.free[:n-1]
+		} else {
+			a.cur = make([]byte, 0, max(arenaChunk, len(p)))
+		}
+	}
+	off := len(a.cur)
+	a.cur = append(a.cur, p...)
+	return a.cur[off:len(a.cur):len(a.cur)]
+}
+
+// drained is called by Drain: the bytes queued so far are given out.
+func (a *subArena) drained(recycle bool) {
+	if recycle {
+		// The chunks of the last Drain come back; this one's are lent.
+		for _, c := range a.lent {
+			if len(a.free) < maxFreeChunks {
+				a.free = append(a.free, c)
+			}
+		}
+		clear(a.lent)
+		a.lent = append(a.lent[:0], a.full...)
+		if a.cur != nil {
+			a.lent = append(a.lent, a.cur)
+			a.cur = nil
+		}
+	}
+	// Without recycle the consumer owns what it got, and cur goes on
+	// filling after it.
+	clear(a.full)
+	a.full = a.full[:0]
 }
 
 // Len returns the number of events waiting.
@@ -581,22 +807,20 @@ func (s *Subscription) Wait() {
 	<-s.pumpDone
 }
 
-// eventRing keeps the last events for Export.
+// eventRing keeps the last events for Export, bounded by count and
+// bytes.
 type eventRing struct {
 	mu   sync.Mutex
-	ring ring[Event] // grows to its size as events come
-}
-
-func (r *eventRing) init(n int) {
-	r.ring.max = n
+	ring boundedRing[Event] // grows to its size as events come
 }
 
 func (r *eventRing) add(ev Event) {
-	if r.ring.max <= 0 {
+	if r.ring.maxN <= 0 {
 		return
 	}
+	size := eventBytes(ev)
 	r.mu.Lock()
-	r.ring.add(ev)
+	r.ring.add(ev, size)
 	r.mu.Unlock()
 }
 

@@ -12,7 +12,7 @@ import (
 
 func testBroker() *broker {
 	t0 := time.Unix(0, 0)
-	return newBroker(func() time.Time { return t0 }, 100)
+	return newBroker(func() time.Time { return t0 }, 100, DefaultHistoryBytes)
 }
 
 func msg(i int) MessageEvent {

@@ -76,12 +76,13 @@ type entry struct {
 	debounced []*Debouncer
 
 	queue        []outMsg
+	queueBytes   int // event names and payloads in queue
 	queueDropped uint64
 	flushing     bool
 	flushDone    chan struct{} // closed when the flush under way ends
 
-	msgs   ring[msgRec]
-	frames frameRing // guarded by the manager's fmu
+	msgs   msgRing
+	frames arenaRing[rawFrame] // guarded by the manager's fmu
 
 	leaving chan struct{} // closed when the leave is done
 	detach  chan struct{} // closed when a detached client channel is gone
@@ -466,8 +467,8 @@ func (m *Manager) newEntryLocked(name Name, o *joinOpts) *entry {
 	if o.policy != nil {
 		e.policySpec = o.policy.Info().Spec
 	}
-	e.msgs.max = m.opts.MessageRing
-	e.frames = newFrameRing(m.opts.FrameRing, m.opts.FrameBytes)
+	e.msgs = newMsgRing(m.opts.MessageRing, m.opts.MessageBytes)
+	e.frames = newArenaRing[rawFrame](m.opts.FrameRing, m.opts.FrameBytes)
 	if o.ack != nil {
 		e.cfg.Ack = *o.ack
 	}
@@ -759,14 +760,15 @@ func (m *Manager) onBroadcasts(e *entry, gen uint64, evs []realtime.Event) {
 	m.msgsIn.Add(uint64(len(evs)))
 	e.msgsIn += uint64(len(evs))
 	e.lastMsg = evs[len(evs)-1].Time
-	for i := range evs {
-		if r := e.msgs.next(); r != nil {
-			fillRec(r, &evs[i])
+	if e.msgs.on() {
+		for i := range evs {
+			keepBroadcast(&e.msgs, &evs[i])
 		}
 	}
 	if m.broker.wantMessages() {
-		// Built in a buffer that stays in cache (it keeps the last run's
-		// payloads until the next run), copied once per subscriber.
+		// Built in a buffer that stays in cache, copied once per
+		// subscriber (whose copies own their payloads); cleared after,
+		// so that it keeps no frame alive.
 		if len(m.runMsgs) < len(evs) {
 			m.runMsgs = make([]MessageEvent, max(len(evs), 64))
 		}
@@ -775,6 +777,9 @@ func (m *Manager) onBroadcasts(e *entry, gen uint64, evs []realtime.Event) {
 			fillMessage(&msgs[i], e, &evs[i])
 		}
 		m.broker.publishMessages(msgs)
+		for i := range msgs {
+			msgs[i].Payload, msgs[i].Binary = nil, nil
+		}
 	}
 	ls := e.bcast
 	m.mu.Unlock()
@@ -800,17 +805,17 @@ func callBroadcastListeners(name Name, ls []*bcastListener, evs []realtime.Event
 	}
 }
 
-// fillRec sets *r to the ring record of a received broadcast.
-func fillRec(r *msgRec, ev *realtime.Event) {
+// keepBroadcast puts a copy of a received broadcast in a channel's
+// ring (which is on).
+func keepBroadcast(r *msgRing, ev *realtime.Event) {
 	b := &ev.Broadcast
-	r.time = ev.Time
-	r.event = b.Event
-	r.kind = MessageBroadcast
-	r.payload = b.Payload
-	r.size = len(b.Payload)
-	r.dir = In
-	r.binary = b.Binary
-	r.queued = false
+	rec := r.reserve(b.Event, b.Payload, b.Binary)
+	rec.time = ev.Time
+	rec.kind = MessageBroadcast
+	rec.size = len(b.Payload)
+	rec.dir = In
+	rec.binary = b.Binary
+	rec.queued = false
 }
 
 // fillMessage sets *me to the MessageEvent of e's received broadcast ev.
@@ -958,7 +963,14 @@ func socketDown(err error) bool {
 }
 
 // errorCode extracts a code and a message from a channel status error.
+// Both are cut to MaxTextBytes: they come from the server, and are kept
+// and repeated (channel info, logs, events).
 func errorCode(st realtime.SubscribeStatus, err error) (code, msg string) {
+	code, msg = errorCodeOf(st, err)
+	return clipText(code, MaxTextBytes), clipText(msg, MaxTextBytes)
+}
+
+func errorCodeOf(st realtime.SubscribeStatus, err error) (code, msg string) {
 	code = st.String()
 	if err == nil {
 		return code, code
@@ -1258,7 +1270,7 @@ func (m *Manager) release(ctx context.Context, e *entry, force bool) error {
 	}
 	m.fmu.Unlock()
 	e.presence.reset()
-	e.queue = nil
+	e.queue, e.queueBytes = nil, 0
 	m.broker.publish(ChannelStateEvent{Time: m.clk.Now(), Channel: e.name, Status: e.status, Previous: e.status,
 		Reason: "left", Removed: true, Info: m.infoLocked(e)})
 	close(e.leaving)
@@ -1443,7 +1455,7 @@ func (m *Manager) onChangeLocked(e *entry, ev realtime.Event) []func() {
 	e.lastMsg = ev.Time
 	payload, _ := json.Marshal(c.ChangeData)
 	me := MessageEvent{Time: ev.Time, Channel: e.name, Direction: In, Kind: MessagePostgresChanges, Event: c.Type, Payload: payload, Size: len(payload)}
-	e.msgs.add(recOf(&me))
+	e.msgs.putEvent(&me)
 	m.broker.publish(me)
 	change := Change{Channel: e.name, Type: c.Type, Schema: c.Schema, Table: c.Table, CommitTimestamp: c.CommitTimestamp,
 		Columns: c.Columns, Record: c.Record, OldRecord: c.OldRecord, Errors: c.Errors, IDs: c.IDs, Time: ev.Time}
@@ -1466,8 +1478,11 @@ func (m *Manager) onSystemLocked(e *entry, ev realtime.Event) []func() {
 	e.msgsIn++
 	e.lastMsg = ev.Time
 	payload, _ := json.Marshal(s)
-	me := MessageEvent{Time: ev.Time, Channel: e.name, Direction: In, Kind: MessageSystem, Event: s.Message, Payload: payload, Size: len(payload)}
-	e.msgs.add(recOf(&me))
+	// The server's text, kept and repeated: cut (the payload has it
+	// whole, within the byte bounds).
+	text := clipText(s.Message, MaxTextBytes)
+	me := MessageEvent{Time: ev.Time, Channel: e.name, Direction: In, Kind: MessageSystem, Event: text, Payload: payload, Size: len(payload)}
+	e.msgs.putEvent(&me)
 	m.broker.publish(me)
 	switch {
 	case s.Status == protocol.StatusOK && s.Extension == "postgres_changes":
@@ -1475,9 +1490,9 @@ func (m *Manager) onSystemLocked(e *entry, ev realtime.Event) []func() {
 		m.publishStateLocked(e, "postgres changes ready")
 		m.log.Info("Postgres changes ready", KeyChannel, e.name.String(), "message", s.Message)
 	case s.Status == protocol.StatusError:
-		e.lastErr, e.lastCode, e.lastErrAt = s.Message, "system", m.clk.Now()
-		m.publishErrorLocked(e.name, "system", "", s.Message)
-		m.log.Warn("Channel system error", KeyChannel, e.name.String(), "extension", s.Extension, KeyErr, s.Message)
+		e.lastErr, e.lastCode, e.lastErrAt = text, "system", m.clk.Now()
+		m.publishErrorLocked(e.name, "system", "", text)
+		m.log.Warn("Channel system error", KeyChannel, e.name.String(), "extension", s.Extension, KeyErr, text)
 	default:
 		m.log.Debug("System message", KeyChannel, e.name.String(), "extension", s.Extension, "message", s.Message)
 	}
@@ -1514,7 +1529,7 @@ func (m *Manager) doTrack(e *entry, gen uint64) {
 	m.msgsOut.Add(1)
 	e.msgsOut++
 	me := MessageEvent{Time: m.clk.Now(), Channel: e.name, Direction: Out, Kind: MessagePresence, Event: "track", Payload: t.payload, Size: len(t.payload)}
-	e.msgs.add(recOf(&me))
+	e.msgs.putEvent(&me)
 	m.broker.publish(me)
 	m.log.Info("Tracking presence", KeyChannel, e.name.String(), KeyUserID, t.user.UserID)
 }

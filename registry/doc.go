@@ -101,8 +101,9 @@
 //
 // [Manager.Broadcast] sends a JSON payload (validated first:
 // [*PayloadError]). While the channel is not connected the broadcast goes
-// into the channel's offline queue (Options.OfflineQueue, default 100);
-// beyond it the broadcast is refused with ErrQueueFull, counted
+// into the channel's offline queue (Options.OfflineQueue, default 100
+// broadcasts, and OfflineQueueBytes, default 4 MiB of event names and
+// payloads); beyond it the broadcast is refused with ErrQueueFull, counted
 // (ChannelInfo.QueueDropped, Metrics.QueueDropped) and reported (an
 // ErrorEvent and a warning). After the rejoin the queue is sent in order,
 // and broadcasts made meanwhile wait for it, so the order is the order of
@@ -130,11 +131,13 @@
 // atomically with its registration. Events then arrive in the order the
 // manager published them. Publishing never blocks the manager: each
 // subscriber has a bounded buffer (SubscribeOptions.Buffer stream events,
-// default 4096). State events (channel states, socket, stats, token,
-// presence sync) are never dropped: one still waiting is replaced by a
-// newer one about the same subject, which moves to the end of the queue.
-// Stream events (messages, frames, logs, presence joins and leaves,
-// retries, errors) that do not fit are dropped and counted
+// default 4096, and BufferBytes, default 32 MiB). State events (channel
+// states, socket, stats, token, presence sync) are never dropped: one
+// still waiting is replaced by a newer one about the same subject, which
+// moves to the end of the queue. A message that does not fit in the bytes
+// left is queued truncated (see Memory) if that fits. Stream events
+// (messages, frames, logs, presence joins and leaves, retries, errors)
+// that do not fit are dropped and counted
 // ([Subscription.Dropped], Metrics.EventsDropped); a [DroppedEvent] then
 // tells the subscriber how many it lost, before the next event it gets.
 // The latest truth is always available from [Manager.Snapshot] (a
@@ -172,17 +175,63 @@
 // /admin/ HTTP API): kick a channel (phx_error or phx_close), refuse
 // joins, drop all sockets, restart.
 //
+// # Memory
+//
+// Everything the manager keeps or queues is bounded in bytes as well as
+// in count, with these defaults, and is a copy: nothing it keeps shares a
+// frame buffer (the client's 64 KiB slabs, which a small payload kept as
+// it is would keep alive whole).
+//
+//   - Per channel: the message ring (Options.MessageRing, 200 messages;
+//     MessageBytes, 2 MiB of event names and payloads, copied into an
+//     arena of the ring), the frame ring (FrameRing, 200 frames;
+//     FrameBytes, 64 KiB; a bigger frame is kept cut, FrameEvent.Size
+//     saying how big it was) and the offline queue (OfflineQueue, 100;
+//     OfflineQueueBytes, 4 MiB).
+//   - Per subscriber: SubscribeOptions.Buffer, 4096 stream events, and
+//     BufferBytes, 32 MiB. Payloads up to 64 KiB are copied (for a
+//     MessageBatches subscriber into an arena of the subscription, whose
+//     chunks Drain reuses; otherwise one copy shared by the plain
+//     subscribers); bigger ones are shared with the client, which reads
+//     each into a buffer of exactly its frame's size. A frame event is
+//     built (masked and copied) only if a subscriber has room for it.
+//   - The manager: the history of Export (History, 5000 events;
+//     HistoryBytes, 8 MiB) and the log ring (LogRing, 5000 records;
+//     LogBytes, 4 MiB). Text from the server that the manager keeps and
+//     repeats (join errors, system messages, log values) is cut to
+//     MaxTextBytes (4 KiB), with "… (N bytes)" at its end.
+//
+// A message too big for a bound is kept truncated rather than lost when
+// a preview fits: [MessageEvent].Truncated is set, Size is still the
+// whole payload's size, and its first [PreviewBytes] (16 KiB) are in
+// Preview (Binary for a binary payload). The channel rings keep every
+// message larger than MessageBytes so; a subscriber gets a message that
+// does not fit in its bytes left so. A 30 MiB broadcast (the client takes
+// frames up to 32 MiB) thus reaches a subscriber with room whole, and
+// the ring as its first 16 KiB.
+//
+// So the manager holds at most about channels × (MessageBytes +
+// FrameBytes + OfflineQueueBytes) + subscribers × 2 × BufferBytes (what a
+// Drain gave out is the consumer's while the next events queue) +
+// HistoryBytes + LogBytes. Below it, the client's per-channel event queue
+// (the manager asks for 65,536 events) and tap queue hold events that
+// alias the frames read, bounded by the client (package realtime); the
+// manager takes them as they come, in the client's delivery goroutines.
+//
 // # Cost
 //
 // The manager takes a channel's events from the client in batches
 // (realtime.ChannelConfig.OnEvents): a run of broadcasts takes the
 // manager's lock once and reaches each subscriber as one batch. Per
-// broadcast received, it adds about 35-40 ns and no allocation with
-// MessageBatches subscribers under load (about 85 ns for a lone message;
-// 150-180 ns and one allocation with per-message events), see
-// BenchmarkManagerDispatch; BenchmarkEvents100k measures its overhead
-// over the bare client at 100,000 messages per second (about 7 % of the
-// client's CPU on average with one MessageBatches subscriber). The raw
+// broadcast received, it adds about 45-50 ns and no allocation with
+// MessageBatches subscribers under load (about 100 ns for a lone
+// message; 250-400 ns and one allocation with per-message events), see
+// BenchmarkManagerDispatch. About 15 ns of it are the copies (see
+// Memory): the payload into the channel's ring and into the subscriber's
+// arena, both without allocating. BenchmarkEvents100k measures its
+// overhead over the bare client at 100,000 messages per second (about
+// 8 % of the client's CPU on average with one MessageBatches subscriber;
+// 4 % before the copies, in the same runs). The raw
 // frame tap costs more: it runs only while the per-channel frame rings
 // are on (the default; [Manager.SetFrameCapture] switches them,
 // Options.NoFrames removes them) or a subscriber asked for frames.

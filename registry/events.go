@@ -135,6 +135,14 @@ type MessageEvent struct {
 	// Queued is true for an outgoing broadcast put in the offline queue
 	// (a second event with Queued false follows when it is sent).
 	Queued bool `json:"queued,omitempty"`
+	// Truncated is true when the payload was too big for a byte bound it
+	// went through (a channel's message ring, a subscriber's buffer, the
+	// UI's rings): Size is still the whole payload's size, but only its
+	// first bytes are here, at most PreviewBytes: a JSON payload's in
+	// Preview (cut at a UTF-8 boundary, so not valid JSON; Payload is
+	// empty), a binary payload's in Binary.
+	Truncated bool   `json:"truncated,omitempty"`
+	Preview   string `json:"preview,omitempty"`
 }
 
 // MessageBatchEvent is the messages of one channel delivered together,

@@ -320,7 +320,7 @@ func (m *Manager) sentLocked(e *entry, msg outMsg, lock bool) {
 	} else {
 		me.Payload = msg.payload
 	}
-	e.msgs.add(recOf(&me))
+	e.msgs.putEvent(&me)
 	m.broker.publish(me)
 }
 
@@ -329,17 +329,24 @@ func (m *Manager) enqueueLocked(e *entry, msg outMsg) error {
 	if m.opts.OfflineQueue < 0 {
 		return fmt.Errorf("broadcast on %s: %w (the offline queue is off)", e.name, realtime.ErrNotJoined)
 	}
-	if len(e.queue) >= m.opts.OfflineQueue {
+	size := len(msg.event) + len(msg.payload)
+	if full := len(e.queue) >= m.opts.OfflineQueue; full || e.queueBytes+size > m.opts.OfflineQueueBytes {
 		e.queueDropped++
 		m.queueDrops++
 		n := e.queueDropped
-		m.publishErrorLocked(e.name, "broadcast", "QueueFull", fmt.Sprintf("offline queue full (%d broadcasts waiting); broadcast %q refused", len(e.queue), msg.event))
+		why := fmt.Sprintf("%d broadcasts waiting", len(e.queue))
+		if !full {
+			why = fmt.Sprintf("%d of %d bytes used, this one is %d", e.queueBytes, m.opts.OfflineQueueBytes, size)
+		}
+		m.publishErrorLocked(e.name, "broadcast", "QueueFull", fmt.Sprintf("offline queue full (%s); broadcast %q refused", why, msg.event))
 		m.publishStateLocked(e, "offline queue full")
-		m.log.Warn("Offline queue full, broadcast refused", KeyChannel, e.name.String(), KeyEvent, msg.event, "queued", len(e.queue), "refused", n)
-		return fmt.Errorf("broadcast on %s: %w (%d waiting)", e.name, ErrQueueFull, len(e.queue))
+		m.log.Warn("Offline queue full, broadcast refused", KeyChannel, e.name.String(), KeyEvent, msg.event, "queued", len(e.queue),
+			"queued_bytes", e.queueBytes, "size", size, "refused", n)
+		return fmt.Errorf("broadcast on %s: %w (%s)", e.name, ErrQueueFull, why)
 	}
 	msg.payload = append([]byte(nil), msg.payload...)
 	e.queue = append(e.queue, msg)
+	e.queueBytes += size
 	me := MessageEvent{Time: m.clk.Now(), Channel: e.name, Direction: Out, Kind: MessageBroadcast, Event: msg.event, Size: len(msg.payload), Queued: true}
 	if msg.binary {
 		me.Binary = msg.payload
@@ -392,6 +399,7 @@ func (m *Manager) flush(e *entry, gen uint64) {
 			return
 		}
 		if len(e.queue) > 0 {
+			e.queueBytes -= len(e.queue[0].event) + len(e.queue[0].payload)
 			e.queue[0] = outMsg{}
 			e.queue = e.queue[1:]
 		}
@@ -453,7 +461,7 @@ func (m *Manager) track(ctx context.Context, e *entry, user PresenceUser) error 
 	m.msgsOut.Add(1)
 	e.msgsOut++
 	me := MessageEvent{Time: m.clk.Now(), Channel: e.name, Direction: Out, Kind: MessagePresence, Event: "track", Payload: payload, Size: len(payload)}
-	e.msgs.add(recOf(&me))
+	e.msgs.putEvent(&me)
 	m.broker.publish(me)
 	m.mu.Unlock()
 	m.log.Info("Tracking presence", KeyChannel, e.name.String(), KeyUserID, user.UserID)

@@ -29,10 +29,22 @@ const (
 	KeyCount   = "count"
 )
 
+// Defaults of [LogOptions].
+const (
+	// DefaultLogRing is the number of records a LogHandler keeps, and
+	// DefaultLogBytes their bytes.
+	DefaultLogRing  = 5000
+	DefaultLogBytes = 4 << 20
+)
+
 // LogOptions configures a [LogHandler].
 type LogOptions struct {
-	// Ring is the number of records kept for the UI (default 5000).
-	Ring int
+	// Ring is the number of records kept for the UI (default 5000), and
+	// Bytes their bytes, messages and attributes (default 4 MiB). A
+	// message or attribute value longer than MaxTextBytes is cut (in the
+	// ring, the stream and the file), with "… (N bytes)" at the end.
+	Ring  int
+	Bytes int
 	// File, when set, receives every record as one JSON object per line
 	// (JSONL), secrets masked. Write errors are counted, never returned
 	// to the logger (see [LogHandler.FileErrors]).
@@ -58,7 +70,7 @@ type LogHandler struct {
 
 type logCore struct {
 	mu      sync.Mutex
-	ring    ring[LogRecord] // grows to its size as records come
+	ring    boundedRing[LogRecord] // grows to its size as records come
 	seq     uint64
 	level   slog.Leveler
 	now     func() time.Time
@@ -70,7 +82,10 @@ type logCore struct {
 // NewLogHandler returns a handler with the given options.
 func NewLogHandler(opts LogOptions) *LogHandler {
 	if opts.Ring <= 0 {
-		opts.Ring = 5000
+		opts.Ring = DefaultLogRing
+	}
+	if opts.Bytes <= 0 {
+		opts.Bytes = DefaultLogBytes
 	}
 	if opts.Level == nil {
 		opts.Level = slog.LevelDebug
@@ -78,7 +93,7 @@ func NewLogHandler(opts LogOptions) *LogHandler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &logCore{ring: ring[LogRecord]{max: opts.Ring}, level: opts.Level, now: opts.Now, mask: newSecretPattern()}
+	c := &logCore{ring: newBoundedRing[LogRecord](opts.Ring, opts.Bytes), level: opts.Level, now: opts.Now, mask: newSecretPattern()}
 	h := &LogHandler{core: c}
 	if opts.File != nil {
 		w := &countingWriter{w: opts.File, core: c}
@@ -132,7 +147,7 @@ func (h *LogHandler) Enabled(_ context.Context, l slog.Level) bool {
 // Handle implements slog.Handler.
 func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 	c := h.core
-	rec := LogRecord{Time: r.Time, Level: r.Level, Message: c.mask.mask(r.Message)}
+	rec := LogRecord{Time: r.Time, Level: r.Level, Message: clipText(c.mask.mask(r.Message), MaxTextBytes)}
 	if rec.Time.IsZero() {
 		rec.Time = c.now()
 	}
@@ -154,10 +169,11 @@ func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 			}
 		}
 	}
+	size := logRecordBytes(&rec)
 	c.mu.Lock()
 	c.seq++
 	rec.Seq = c.seq
-	c.ring.add(rec)
+	c.ring.add(rec, size)
 	sink := c.sink
 	c.mu.Unlock()
 	var err error
@@ -291,5 +307,7 @@ func (c *logCore) maskValue(key string, v slog.Value) string {
 	if sensitiveKey(key) {
 		return MaskSecret(s)
 	}
-	return c.mask.mask(s)
+	// Masked before it is cut: a secret cut in two might not be
+	// recognised.
+	return clipText(c.mask.mask(s), MaxTextBytes)
 }

@@ -28,16 +28,22 @@ const (
 	// max_channels_per_client.
 	DefaultMaxChannels = 100
 	// DefaultOfflineQueue is the number of broadcasts a channel keeps
-	// while it is down.
-	DefaultOfflineQueue = 100
-	// DefaultMessageRing is the number of messages kept per channel.
-	DefaultMessageRing = 200
+	// while it is down, and DefaultOfflineQueueBytes their bytes (event
+	// names and payloads).
+	DefaultOfflineQueue      = 100
+	DefaultOfflineQueueBytes = 4 << 20
+	// DefaultMessageRing is the number of messages kept per channel, and
+	// DefaultMessageBytes their bytes (event names and payloads).
+	DefaultMessageRing  = 200
+	DefaultMessageBytes = 2 << 20
 	// DefaultFrameRing is the number of raw frames kept per channel.
 	DefaultFrameRing = 200
 	// DefaultFrameBytes bounds the bytes of the frames kept per channel.
 	DefaultFrameBytes = 64 << 10
-	// DefaultHistory is the number of events kept for Export.
-	DefaultHistory = 5000
+	// DefaultHistory is the number of events kept for Export, and
+	// DefaultHistoryBytes their bytes.
+	DefaultHistory      = 5000
+	DefaultHistoryBytes = 8 << 20
 	// DefaultRTTHistory is the number of RTT samples kept.
 	DefaultRTTHistory = 60
 	// rateHistory is the number of per-second rate samples kept.
@@ -81,8 +87,12 @@ type Options struct {
 	// key "id").
 	Entities map[string]EntityMapping
 	// OfflineQueue is the number of broadcasts kept per channel while it
-	// is down (default 100; negative: none, such broadcasts fail).
-	OfflineQueue int
+	// is down (default 100; negative: none, such broadcasts fail), and
+	// OfflineQueueBytes bounds their bytes, event names and payloads
+	// (default 4 MiB): a broadcast beyond either is refused with
+	// ErrQueueFull.
+	OfflineQueue      int
+	OfflineQueueBytes int
 	// BroadcastRate limits outgoing broadcasts over all channels, per
 	// second, with BroadcastBurst (default 0: no limit).
 	BroadcastRate  float64
@@ -95,10 +105,12 @@ type Options struct {
 	Rand  func() float64
 
 	// LogHandler receives the manager's and the client's logs (default: a
-	// new handler with LogRing records, writing LogFile if set, at
-	// LogLevel).
+	// new handler with LogRing records of at most LogBytes in all,
+	// writing LogFile if set, at LogLevel; see LogOptions for the
+	// defaults).
 	LogHandler *LogHandler
 	LogRing    int
+	LogBytes   int
 	LogFile    io.Writer
 	LogLevel   slog.Leveler
 
@@ -116,15 +128,24 @@ type Options struct {
 	MintToken func(claims map[string]any) (string, error)
 
 	// MessageRing and FrameRing are the messages and raw frames kept per
-	// channel (defaults 200; negative: none); FrameBytes bounds the bytes
-	// of the kept frames per channel (default 64 KiB). NoFrames turns the
-	// frame tap off entirely.
-	MessageRing int
-	FrameRing   int
-	FrameBytes  int
-	NoFrames    bool
-	// History is the number of events kept for Export (default 5000).
-	History int
+	// channel (defaults 200; negative: none). MessageBytes bounds the
+	// bytes of the kept messages per channel, event names and payloads
+	// (default 2 MiB); a message larger than that is kept truncated to
+	// its first PreviewBytes (MessageEvent.Truncated). FrameBytes bounds
+	// the bytes of the kept frames per channel (default 64 KiB); a frame
+	// larger than that is kept cut to it (FrameEvent.Size says how big
+	// it was). What the rings keep are copies. NoFrames turns the frame
+	// tap off entirely.
+	MessageRing  int
+	MessageBytes int
+	FrameRing    int
+	FrameBytes   int
+	NoFrames     bool
+	// History is the number of events kept for Export (default 5000),
+	// and HistoryBytes their bytes (default 8 MiB); an event larger than
+	// that is not kept.
+	History      int
+	HistoryBytes int
 	// StatsInterval is the period of StatsEvents and rate samples
 	// (default 1 s).
 	StatsInterval time.Duration
@@ -213,8 +234,14 @@ func New(opts Options) (*Manager, error) {
 	if opts.OfflineQueue == 0 {
 		opts.OfflineQueue = DefaultOfflineQueue
 	}
+	if opts.OfflineQueueBytes <= 0 {
+		opts.OfflineQueueBytes = DefaultOfflineQueueBytes
+	}
 	if opts.MessageRing == 0 {
 		opts.MessageRing = DefaultMessageRing
+	}
+	if opts.MessageBytes <= 0 {
+		opts.MessageBytes = DefaultMessageBytes
 	}
 	if opts.FrameRing == 0 {
 		opts.FrameRing = DefaultFrameRing
@@ -224,6 +251,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.History == 0 {
 		opts.History = DefaultHistory
+	}
+	if opts.HistoryBytes <= 0 {
+		opts.HistoryBytes = DefaultHistoryBytes
 	}
 	if opts.StatsInterval <= 0 {
 		opts.StatsInterval = time.Second
@@ -261,9 +291,9 @@ func New(opts Options) (*Manager, error) {
 	m.started = m.clk.Now()
 	m.logs = opts.LogHandler
 	if m.logs == nil {
-		m.logs = NewLogHandler(LogOptions{Ring: opts.LogRing, File: opts.LogFile, Level: opts.LogLevel, Now: m.clk.Now})
+		m.logs = NewLogHandler(LogOptions{Ring: opts.LogRing, Bytes: opts.LogBytes, File: opts.LogFile, Level: opts.LogLevel, Now: m.clk.Now})
 	}
-	m.broker = newBroker(m.clk.Now, opts.History)
+	m.broker = newBroker(m.clk.Now, opts.History, opts.HistoryBytes)
 	m.logs.SetSink(func(r LogRecord) { m.broker.publish(LogEvent{Record: r}) })
 	m.log = slog.New(m.logs).With("component", "registry")
 	m.limiter = NewLimiter(opts.BroadcastRate, opts.BroadcastBurst, m.clk)
@@ -429,8 +459,8 @@ func (m *Manager) Export(w io.Writer) error {
 	evs := m.broker.hist.all()
 	m.mu.Lock()
 	for _, e := range m.entries {
-		for _, r := range e.msgs.last(0) {
-			evs = append(evs, r.message(e.name))
+		for _, me := range e.msgs.messages(e.name, 0) {
+			evs = append(evs, me)
 		}
 	}
 	m.mu.Unlock()
@@ -689,11 +719,15 @@ func (m *Manager) onFrame(f realtime.Frame) {
 		e = m.topics[topic]
 		m.lastFrame = e
 	}
+	// The frame's own strings are short on any sane server; a hostile
+	// one's are cut, as the frame's bytes are (the rings copy them).
+	raw := rawFrame{at: f.Time, dir: Direction(f.Dir), event: clipText(f.Message.Event, maxFrameField),
+		joinRef: clipText(f.Message.JoinRef, maxFrameField), ref: clipText(f.Message.Ref, maxFrameField),
+		binary: f.Binary, wireSize: len(f.Data)}
 	var name Name
 	if e != nil {
 		if keep {
-			e.frames.add(rawFrame{at: f.Time, dir: Direction(f.Dir), event: f.Message.Event, joinRef: f.Message.JoinRef,
-				ref: f.Message.Ref, binary: f.Binary, wireSize: len(f.Data)}, f.Data)
+			e.frames.add(raw, "", f.Data)
 		}
 		name = e.name
 	}
@@ -702,11 +736,16 @@ func (m *Manager) onFrame(f realtime.Frame) {
 		return
 	}
 	if name.IsZero() {
-		name, _ = ParseName(topic)
+		name, _ = ParseName(clipText(topic, maxFrameField))
 	}
-	m.broker.publish(m.frameEvent(name, topic, rawFrame{at: f.Time, dir: Direction(f.Dir), event: f.Message.Event,
-		joinRef: f.Message.JoinRef, ref: f.Message.Ref, data: f.Data, binary: f.Binary, wireSize: len(f.Data)}))
+	raw.data = f.Data
+	// The event (a masked copy of the frame) is made only if a
+	// subscriber has room for it.
+	m.broker.publishFrame(name, len(f.Data), func() FrameEvent { return m.frameEvent(name, clipText(topic, maxFrameField), raw) })
 }
+
+// maxFrameField bounds the topic, event and refs kept of a frame.
+const maxFrameField = 512
 
 // frameEvent masks a raw frame into a FrameEvent.
 func (m *Manager) frameEvent(name Name, topic string, r rawFrame) FrameEvent {
@@ -929,46 +968,7 @@ func (m *Manager) Messages(name Name, n int) ([]MessageEvent, error) {
 	if e == nil {
 		return nil, fmt.Errorf("messages %s: %w", name, ErrNotFound)
 	}
-	recs := e.msgs.last(n)
-	out := make([]MessageEvent, len(recs))
-	for i := range recs {
-		out[i] = recs[i].message(name)
-	}
-	return out, nil
-}
-
-// msgRec is a message as a channel's ring keeps it: a MessageEvent
-// without the channel (the ring's) and with one payload field, 96 bytes
-// instead of 184, written for every message received.
-type msgRec struct {
-	time    time.Time
-	event   string
-	kind    MessageKind
-	payload []byte
-	size    int
-	dir     Direction
-	binary  bool
-	queued  bool
-}
-
-// recOf returns the ring record of me.
-func recOf(me *MessageEvent) msgRec {
-	r := msgRec{time: me.Time, event: me.Event, kind: me.Kind, payload: me.Payload, size: me.Size, dir: me.Direction, queued: me.Queued}
-	if me.Binary != nil {
-		r.payload, r.binary = me.Binary, true
-	}
-	return r
-}
-
-// message returns the MessageEvent of r, a message of the named channel.
-func (r *msgRec) message(name Name) MessageEvent {
-	me := MessageEvent{Time: r.time, Channel: name, Direction: r.dir, Kind: r.kind, Event: r.event, Size: r.size, Queued: r.queued}
-	if r.binary {
-		me.Binary = r.payload
-	} else {
-		me.Payload = r.payload
-	}
-	return me
+	return e.msgs.messages(name, n), nil
 }
 
 // Frames returns up to the last n raw frames of the named channel (all
@@ -981,90 +981,11 @@ func (m *Manager) Frames(name Name, n int) ([]FrameEvent, error) {
 		return nil, fmt.Errorf("frames %s: %w", name, ErrNotFound)
 	}
 	m.fmu.Lock()
-	raw := e.frames.last(n)
+	raw := frames(&e.frames, n)
 	m.fmu.Unlock()
 	out := make([]FrameEvent, len(raw))
 	for i, r := range raw {
 		out[i] = m.frameEvent(e.name, e.topic, r)
 	}
 	return out, nil
-}
-
-// ring is a bounded FIFO of values, oldest dropped.
-type ring[T any] struct {
-	buf   []T
-	start int
-	n     int
-	max   int
-}
-
-func (r *ring[T]) add(v T) {
-	if r.max <= 0 {
-		return
-	}
-	if len(r.buf) < r.max {
-		r.grow()
-		r.buf = append(r.buf, v)
-		r.n++
-		return
-	}
-	r.buf[(r.start+r.n)%len(r.buf)] = v
-	if r.n == len(r.buf) {
-		r.start = (r.start + 1) % len(r.buf)
-	} else {
-		r.n++
-	}
-}
-
-// next returns the slot the next value goes to (the oldest is dropped
-// when full), or nil when the ring keeps nothing.
-func (r *ring[T]) next() *T {
-	if r.max <= 0 {
-		return nil
-	}
-	if len(r.buf) < r.max {
-		r.grow()
-		r.buf = r.buf[:len(r.buf)+1]
-		r.n++
-		return &r.buf[len(r.buf)-1]
-	}
-	// Full: overwrite the oldest (no division on this path).
-	i := r.start
-	if r.start++; r.start == len(r.buf) {
-		r.start = 0
-	}
-	return &r.buf[i]
-}
-
-// grow makes room for one more value while the ring fills: capacity
-// doubles, up to max (never beyond).
-func (r *ring[T]) grow() {
-	if len(r.buf) < cap(r.buf) {
-		return
-	}
-	buf := make([]T, len(r.buf), min(max(2*cap(r.buf), 8), r.max))
-	copy(buf, r.buf)
-	r.buf = buf
-}
-
-// each calls fn with every value, oldest first.
-func (r *ring[T]) each(fn func(*T)) {
-	for i := range r.n {
-		j := r.start + i
-		if j >= len(r.buf) {
-			j -= len(r.buf)
-		}
-		fn(&r.buf[j])
-	}
-}
-
-func (r *ring[T]) last(n int) []T {
-	if n <= 0 || n > r.n {
-		n = r.n
-	}
-	out := make([]T, n)
-	for i := range n {
-		out[i] = r.buf[(r.start+r.n-n+i)%len(r.buf)]
-	}
-	return out
 }

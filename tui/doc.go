@@ -8,7 +8,13 @@
 // default), with a fresh registry.State snapshot when state changed.
 // [Model.Update] appends the batch to bounded ring buffers (the log,
 // messages per channel, raw frames, retry events, presence feeds), so its
-// cost follows the batch, not the history. Update does no I/O: every
+// cost follows the batch, not the history. Each ring is bounded by a
+// count and by bytes (Options: LogBytes 8 MiB, MessageBytes 1 MiB per
+// channel, FrameBytes 8 MiB, RetryBytes 2 MiB, FeedBytes 512 KiB per
+// channel), and what it keeps is a copy cut to Options.Preview (16 KiB):
+// a 30 MiB payload is kept and shown as its first 16 KiB, marked
+// truncated with its size, and a View never renders more than that of
+// it. Update does no I/O: every
 // action (join, leave, track, broadcast, retry, faults, export) is a
 // tea.Cmd that calls the [Manager] interface with a context and returns a
 // result message; errors show in the status line and in the log with a

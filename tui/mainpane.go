@@ -43,7 +43,7 @@ func dirArrow(d registry.Direction) string {
 
 // msgText returns a message's plain text for filtering.
 func msgText(e *msgEntry) string {
-	return string(e.ev.Kind) + " " + e.ev.Event + " " + string(e.ev.Payload)
+	return string(e.ev.Kind) + " " + e.ev.Event + " " + string(e.ev.Payload) + e.ev.Preview
 }
 
 // msgMatches reports whether a message passes the messages filter.
@@ -127,8 +127,14 @@ func (m *Model) msgRow(e *msgEntry, w int, narrow bool) string {
 		l.add(m.st.Primary, fitText(sanitize(ev), ew)).plain(" ")
 	}
 	switch {
+	case len(e.ev.Binary) > 0 && e.ev.Truncated:
+		l.add(m.st.Muted, fmt.Sprintf("<%s binary, truncated>", sizeText(e.ev.Size)))
 	case len(e.ev.Binary) > 0:
 		l.add(m.st.Muted, fmt.Sprintf("<%d bytes binary>", len(e.ev.Binary)))
+	case e.ev.Truncated:
+		// A cut payload: the size first (the row is cut to the width),
+		// then the start of its text.
+		l.add(m.st.Warn, "["+sizeText(e.ev.Size)+", truncated] ").add(m.st.Text, sanitize(e.ev.Preview[:min(len(e.ev.Preview), 4*w)]))
 	case e.ev.Kind == registry.MessagePostgresChanges:
 		if where, rec, ok := changeRow(e.ev.Payload); ok {
 			l.add(m.st.Muted, where+" ").add(m.st.Text, rec)
@@ -293,11 +299,21 @@ func (m *Model) viewMessages(c registry.ChannelInfo, w, h int) []string {
 		return out
 	}
 	e := d.msgs.Ptr(sel)
-	head := fmt.Sprintf("─ %s %s · %s · %d B · %s ", msgKindShort(e.ev.Kind), sanitize(e.ev.Event), e.ev.Direction,
-		e.ev.Size, e.ev.Time.Format("15:04:05.000"))
+	size := fmt.Sprintf("%d B", e.ev.Size)
+	if e.ev.Truncated {
+		size = fmt.Sprintf("%s, truncated to %s", sizeText(e.ev.Size), sizeText(len(e.ev.Preview)+len(e.ev.Binary)))
+	}
+	head := fmt.Sprintf("─ %s %s · %s · %s · %s ", msgKindShort(e.ev.Kind), sanitize(e.ev.Event), e.ev.Direction,
+		size, e.ev.Time.Format("15:04:05.000"))
 	out = append(out, newLine(w).add(m.st.Subtle, head+strings.Repeat("─", max(0, w-textWidth(head)))).done())
 	var body []string
 	switch {
+	case e.ev.Truncated && len(e.ev.Binary) == 0:
+		// Not JSON any more: its text, wrapped, as far as the pane goes.
+		text := e.ev.Preview[:min(len(e.ev.Preview), detailH*w*4)]
+		for _, l := range strings.Split(ansiHardwrap(sanitize(text), max(1, w)), "\n") {
+			body = append(body, newLine(w).add(m.st.Text, l).done())
+		}
 	case len(e.ev.Binary) > 0:
 		body = hexDump(m, e.ev.Binary, w)
 	case e.ev.Kind == registry.MessagePostgresChanges:
@@ -822,8 +838,11 @@ func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
 		l.add(dp, dirArrow(f.Direction)).plain(" ")
 		l.add(m.st.Subtle, f.Time.Format("15:04:05.000")).plain(" ")
 		l.add(m.st.Primary, fitText(sanitize(f.Event), 12)).plain(" ")
+		if frameCut(f) {
+			l.add(m.st.Warn, "["+sizeText(f.Size)+", truncated] ")
+		}
 		if f.Text != "" {
-			l.add(m.st.Text, sanitize(f.Text))
+			l.add(m.st.Text, sanitize(f.Text[:min(len(f.Text), 4*w)]))
 		} else {
 			l.add(m.st.Muted, fmt.Sprintf("<binary %d bytes>", f.Size))
 		}

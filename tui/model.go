@@ -29,6 +29,17 @@ const (
 	maxChannelData = 256
 )
 
+// Defaults of [Options]: the rings' byte bounds (see keep.go).
+const (
+	// The log, messages per channel, raw frames, retry events,
+	// presence feed per channel.
+	DefaultLogBytes     = 8 << 20
+	DefaultMessageBytes = 1 << 20
+	DefaultFrameBytes   = 8 << 20
+	DefaultRetryBytes   = 2 << 20
+	DefaultFeedBytes    = 512 << 10
+)
+
 // Options configures the root model. Zero fields get the defaults.
 type Options struct {
 	// Manager runs the actions; nil makes every action report an error.
@@ -50,8 +61,13 @@ type Options struct {
 	// ActionTimeout bounds every action.
 	ActionTimeout time.Duration
 	// Ring sizes: the log, messages per channel, raw frames, retry
-	// events, presence feed per channel.
-	LogRing, MessageRing, FrameRing, RetryRing, FeedRing int
+	// events, presence feed per channel; and their bytes (defaults
+	// 8 MiB, 1 MiB, 8 MiB, 2 MiB, 512 KiB).
+	LogRing, MessageRing, FrameRing, RetryRing, FeedRing      int
+	LogBytes, MessageBytes, FrameBytes, RetryBytes, FeedBytes int
+	// Preview is the most of a payload or frame kept (default 16 KiB):
+	// a longer one is kept cut, shown with its size and "truncated".
+	Preview int
 	// Tick is the clock period (ages, token expiry); FastTick the period
 	// while a countdown runs.
 	Tick, FastTick time.Duration
@@ -104,6 +120,12 @@ func (o Options) withDefaults() Options {
 	def(&o.FrameRing, DefaultFrameRing)
 	def(&o.RetryRing, DefaultRetryRing)
 	def(&o.FeedRing, DefaultFeedRing)
+	def(&o.LogBytes, DefaultLogBytes)
+	def(&o.MessageBytes, DefaultMessageBytes)
+	def(&o.FrameBytes, DefaultFrameBytes)
+	def(&o.RetryBytes, DefaultRetryBytes)
+	def(&o.FeedBytes, DefaultFeedBytes)
+	def(&o.Preview, DefaultPreview)
 	if o.Schedule == nil {
 		o.Schedule = func(d time.Duration, f func(time.Time) tea.Msg) tea.Cmd { return tea.Tick(d, f) }
 	}
@@ -323,9 +345,9 @@ func New(opts Options) *Model {
 		st:        opts.Theme(true),
 		help:      help.New(),
 		chData:    map[registry.Name]*chanData{},
-		retries:   NewRing[registry.RetryEvent](opts.RetryRing),
-		frames:    NewRing[registry.FrameEvent](opts.FrameRing),
-		logs:      NewRing[logEntry](opts.LogRing),
+		retries:   NewSizedRing(opts.RetryRing, opts.RetryBytes, retryBytes),
+		frames:    NewSizedRing(opts.FrameRing, opts.FrameBytes, frameBytes),
+		logs:      NewSizedRing(opts.LogRing, opts.LogBytes, logEntryBytes),
 		logFollow: true,
 		tabAuto:   true,
 		now:       opts.Now(),
@@ -504,9 +526,9 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 		case registry.PresenceEvent:
 			m.applyPresence(e)
 		case registry.FrameEvent:
-			m.frames.Push(e)
+			m.frames.Push(keepFrame(e, m.opts.Preview))
 			if (e.Event == "presence_state" || e.Event == "presence_diff") && !e.Channel.IsZero() {
-				m.data(e.Channel).raw.Push(rawFrame{time: e.Time, event: e.Event, text: e.Text})
+				m.data(e.Channel).raw.Push(rawFrame{time: e.Time, event: e.Event, text: clipKept(e.Text, rawPreview)})
 				if e.Channel == m.sel && m.tab == tabPresence {
 					m.cache.main.valid = false
 				}
@@ -553,13 +575,18 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 	return cmd
 }
 
-// addMessage stores a message in its channel's ring.
+// addMessage stores a copy of a message, cut to the preview, in its
+// channel's ring.
 func (m *Model) addMessage(e registry.MessageEvent) {
 	d := m.data(e.Channel)
-	d.msgs.Push(msgEntry{ev: e, seq: d.msgs.Seq() + 1})
 	if e.Kind == registry.MessagePresenceState || e.Kind == registry.MessagePresenceDiff {
-		d.raw.Push(rawFrame{time: e.Time, event: string(e.Kind), text: string(e.Payload)})
+		text := e.Preview
+		if !e.Truncated {
+			text = string(e.Payload[:min(len(e.Payload), rawPreview)])
+		}
+		d.raw.Push(rawFrame{time: e.Time, event: string(e.Kind), text: text})
 	}
+	d.msgs.Push(msgEntry{ev: keepMessage(e, m.opts.Preview), seq: d.msgs.Seq() + 1})
 	if d.follow {
 		d.selSeq = d.msgs.Seq()
 	}
@@ -639,9 +666,9 @@ func (m *Model) data(n registry.Name) *chanData {
 			m.pruneChannelData()
 		}
 		d = &chanData{
-			msgs:   NewRing[msgEntry](m.opts.MessageRing),
-			feed:   NewRing[registry.PresenceEvent](m.opts.FeedRing),
-			raw:    NewRing[rawFrame](100),
+			msgs:   NewSizedRing(m.opts.MessageRing, m.opts.MessageBytes, msgEntryBytes),
+			feed:   NewSizedRing(m.opts.FeedRing, m.opts.FeedBytes, feedBytes),
+			raw:    NewSizedRing(100, rawBytes, rawFrameBytes),
 			follow: true,
 		}
 		m.chData[n] = d

@@ -3,14 +3,18 @@ package tui
 // Ring is a bounded FIFO of the newest values: pushing onto a full ring
 // overwrites the oldest value and counts it in Overwritten. Index 0 is the
 // oldest value kept. Seq numbers every value ever pushed, so a view can
-// tell how many arrived since it last looked. Not safe for concurrent use:
-// the root model owns its rings.
+// tell how many arrived since it last looked. A ring made by NewSizedRing
+// is bounded in bytes too. Not safe for concurrent use: the root model
+// owns its rings.
 type Ring[T any] struct {
 	buf         []T // grows up to capacity, then wraps
 	capacity    int
 	start, n    int
 	seq         uint64
 	overwritten uint64
+	// Byte bound (NewSizedRing): size gives a value's bytes.
+	size            func(*T) int
+	bytes, maxBytes int
 }
 
 // NewRing returns a ring that keeps the newest capacity values (at least
@@ -22,23 +26,66 @@ func NewRing[T any](capacity int) *Ring[T] {
 	return &Ring[T]{capacity: capacity}
 }
 
+// NewSizedRing returns a ring that keeps the newest capacity values (at
+// least 1) of at most maxBytes in all, size giving the bytes of a value
+// (it must not change while the value is kept): pushing drops the oldest
+// values until the new one fits, and a value larger than maxBytes is
+// kept alone. Callers cut what they keep to a preview first.
+func NewSizedRing[T any](capacity, maxBytes int, size func(*T) int) *Ring[T] {
+	r := NewRing[T](capacity)
+	r.size, r.maxBytes = size, maxBytes
+	return r
+}
+
+// Bytes returns the bytes of the values kept (0 for a ring not made by
+// NewSizedRing).
+func (r *Ring[T]) Bytes() int { return r.bytes }
+
 // Push appends v, overwriting the oldest value when full.
 func (r *Ring[T]) Push(v T) {
-	if r.n < r.capacity && r.n == len(r.buf) && r.start == 0 {
-		r.buf = append(r.buf, v) // still growing
+	if r.size != nil {
+		n := r.size(&v)
+		for r.n > 0 && r.bytes+n > r.maxBytes {
+			r.dropOldest()
+		}
+		r.bytes += n
+	}
+	switch {
+	case r.n < len(r.buf): // room left by dropped values
+		r.buf[(r.start+r.n)%len(r.buf)] = v
+		r.n++
+	case r.n < r.capacity: // still growing
+		if r.start != 0 {
+			buf := make([]T, 0, min(r.capacity, max(2*len(r.buf), 8)))
+			for i := range r.n {
+				buf = append(buf, r.buf[(r.start+i)%len(r.buf)])
+			}
+			r.buf, r.start = buf, 0
+		}
+		r.buf = append(r.buf, v)
 		if c := cap(r.buf); c > r.capacity {
 			r.buf = r.buf[:len(r.buf):r.capacity]
 		}
 		r.n++
-	} else if r.n < len(r.buf) {
-		r.buf[(r.start+r.n)%len(r.buf)] = v
-		r.n++
-	} else {
+	default:
+		if r.size != nil {
+			r.bytes -= r.size(&r.buf[r.start])
+		}
 		r.buf[r.start] = v
 		r.start = (r.start + 1) % len(r.buf)
 		r.overwritten++
 	}
 	r.seq++
+}
+
+// dropOldest drops the oldest value (a sized ring making room).
+func (r *Ring[T]) dropOldest() {
+	var zero T
+	r.bytes -= r.size(&r.buf[r.start])
+	r.buf[r.start] = zero
+	r.start = (r.start + 1) % len(r.buf)
+	r.n--
+	r.overwritten++
 }
 
 // Len returns the number of values kept.
@@ -101,7 +148,7 @@ func (r *Ring[T]) Clear() {
 	for i := range r.buf {
 		r.buf[i] = zero
 	}
-	r.start, r.n = 0, 0
+	r.start, r.n, r.bytes = 0, 0, 0
 }
 
 // rowCache keeps the rendered rows of the last two renders of a pane,

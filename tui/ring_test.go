@@ -54,3 +54,45 @@ func TestRing(t *testing.T) {
 	}()
 	r.At(2)
 }
+
+// A sized ring keeps at most its bytes, the oldest dropped first (and
+// counted), and still grows to its capacity.
+func TestSizedRing(t *testing.T) {
+	r := NewSizedRing[string](100, 1000, func(s *string) int { return len(*s) })
+	for i := range 50 {
+		r.Push(string(rune('a'+i%26)) + string(make([]byte, 99))) // 100 bytes
+	}
+	if r.Len() != 10 || r.Bytes() != 1000 || r.Overwritten() != 40 || r.Seq() != 50 {
+		t.Fatalf("len %d, bytes %d, overwritten %d", r.Len(), r.Bytes(), r.Overwritten())
+	}
+	if got := r.At(9)[0]; got != byte('a'+49%26) {
+		t.Fatalf("newest %c", got)
+	}
+	for range 60 {
+		r.Push("x") // small ones: it grows past the 10 it held
+	}
+	if r.Len() != 69 || r.Bytes() != 9*100+60 { // the first made room
+		t.Fatalf("after small ones: len %d, bytes %d", r.Len(), r.Bytes())
+	}
+	for range 100 {
+		r.Push("y")
+	}
+	if r.Len() != 100 || r.Bytes() != 100 {
+		t.Fatalf("full of small ones: len %d, bytes %d", r.Len(), r.Bytes())
+	}
+	r.Push(string(make([]byte, 5000))) // larger than the bound: alone
+	if r.Len() != 1 || r.Bytes() != 5000 {
+		t.Fatalf("a big value: len %d, bytes %d", r.Len(), r.Bytes())
+	}
+	r.Push("z")
+	if r.Len() != 1 || r.At(0) != "z" || r.Bytes() != 1 {
+		t.Fatalf("after the big value: len %d, bytes %d", r.Len(), r.Bytes())
+	}
+	if i := r.Index(r.Seq()); i != 0 {
+		t.Fatalf("Index of the newest: %d", i)
+	}
+	r.Clear()
+	if r.Bytes() != 0 {
+		t.Fatal("Clear keeps bytes")
+	}
+}

@@ -429,3 +429,23 @@ func Garbage(n int) Script {
 		})
 	}
 }
+
+// SpreadOverSlabs sends n broadcasts of event with payload (a valid JSON
+// value) on the channel, each followed by a broadcast of fill bytes
+// ({"data":"xxx..."}) on otherTopic, a topic the client did not join
+// (whose frames it drops). With fill chosen so that the two frames all
+// but fill the client's read buffer, every broadcast of the channel is
+// read into a buffer of its own: a client that keeps its payloads as
+// they are keeps every such buffer alive.
+func SpreadOverSlabs(event string, payload []byte, n int, otherTopic string, fill int) Script {
+	filler := Payload(fill)
+	return func(ctx context.Context, ch *Channel) error {
+		return Repeat(ctx, n, func(int) error {
+			if err := ch.Broadcast(event, payload); err != nil {
+				return err
+			}
+			return ch.Send(&protocol.Message{Topic: otherTopic, Event: protocol.EventBroadcast,
+				Broadcast: &protocol.Broadcast{Event: "fill", Payload: filler}})
+		})
+	}
+}

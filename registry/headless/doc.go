@@ -21,4 +21,18 @@
 // registry.DecodeEvent reads back. A recording adds a first line
 // {"type":"recording","version":1,...} ([Header]) and a last line
 // {"type":"recording_end",...} ([End]); [ReadRecording] reads both forms.
+//
+// # Memory
+//
+// [Watch] and [Record] never wait for their output and hold at most the
+// subscription's buffer (StreamOptions.Buffer, 65,536 events, and
+// BufferBytes, 32 MiB) and the batch being written: when the output is
+// slower than the stream, a message that does not fit whole is written
+// truncated (registry.MessageEvent.Truncated, its size and first 16 KiB),
+// and other events, frames included (never cut: they are the record),
+// are dropped and counted ("dropped" lines, End.Dropped). The [Writer]
+// streams a payload, text or bytes over 64 KiB after the rest of its
+// line (the member comes last; the line decodes to the same event), so a
+// line of a 30 MiB payload costs about one copy of it (to mask it), not
+// the half dozen that encoding it whole into the line would.
 package headless

@@ -254,7 +254,6 @@ type Writer struct {
 	w      *bufio.Writer
 	header bool
 	end    End
-	buf    []byte
 }
 
 // NewWriter returns a writer to w; with h it first writes h as the
@@ -280,15 +279,27 @@ func NewWriter(w io.Writer, h *Header) (*Writer, error) {
 
 // Write writes one event. Secrets are masked: the registry masks the
 // frames it emits, and the writer masks every event again
-// (registry.MarshalMasked) — every string of the line decoded (a frame's
+// (registry.MaskEvent, then registry.MaskJSON on the line, or on its big
+// field written after it: see bigField) — every string of the line decoded (a frame's
 // text, a message's payload, reasons), every binary frame and binary
 // message — so that no file ever holds a usable key or token, however
 // the payload spelled it. The line stays valid JSON.
 func (w *Writer) Write(e registry.Event) error {
-	b, err := registry.MarshalMasked(e)
+	e = registry.MaskEvent(e)
+	if big, err := w.writeBig(e); big {
+		return err
+	}
+	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", e.EventType(), err)
 	}
+	b = registry.MaskJSON(b)
+	w.count(e)
+	return w.line(b)
+}
+
+// count counts e in the end line.
+func (w *Writer) count(e registry.Event) {
 	w.end.Events++
 	switch e := e.(type) {
 	case registry.FrameEvent:
@@ -296,13 +307,15 @@ func (w *Writer) Write(e registry.Event) error {
 	case registry.DroppedEvent:
 		w.end.Dropped += e.Count
 	}
-	return w.line(b)
 }
 
+// line writes b and a newline (not into a buffer of the Writer's: a big
+// line would keep it big).
 func (w *Writer) line(b []byte) error {
-	w.buf = append(append(w.buf[:0], b...), '\n')
-	_, err := w.w.Write(w.buf)
-	return err
+	if _, err := w.w.Write(b); err != nil {
+		return err
+	}
+	return w.w.WriteByte('\n')
 }
 
 // Flush writes buffered lines to the underlying writer.

@@ -35,8 +35,17 @@ type StreamOptions struct {
 	ConnectTimeout time.Duration
 	// Policy is the channel retry policy (nil: the default).
 	Policy registry.Policy
-	// Buffer is the subscription's buffer (default 65,536 events).
-	Buffer int
+	// Buffer is the subscription's buffer (default 65,536 events) and
+	// BufferBytes its bytes (default registry.DefaultBufferBytes, 32 MiB):
+	// the events waiting for the writer. When the output is slower than
+	// the stream, what does not fit is dropped and counted (a "dropped"
+	// line tells how many), and a message that does not fit whole is
+	// written truncated (its first registry.PreviewBytes, "truncated":
+	// true, its "size"); frames are never cut, only dropped. The stream
+	// never waits for the output: what it holds is the buffer and the
+	// batch being written, at most twice BufferBytes.
+	Buffer      int
+	BufferBytes int
 	// OnReady is called once the socket is open and the joins are made
 	// (they may still be under way); tests use it to start traffic.
 	OnReady func(m *registry.Manager)
@@ -84,7 +93,7 @@ func stream(ctx context.Context, env *Env, w io.Writer, o StreamOptions, header 
 		return sum, err
 	}
 	defer m.Close()
-	sub := m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: o.Buffer, Types: o.Types, Frames: o.Frames})
+	sub := m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: o.Buffer, BufferBytes: o.BufferBytes, Types: o.Types, Frames: o.Frames})
 	defer sub.Close()
 
 	var h *Header
@@ -185,10 +194,11 @@ func pump(sub *registry.Subscription, wr *Writer, stop <-chan struct{}) error {
 		case <-sub.Ready():
 		}
 		buf = sub.Drain(buf[:0])
-		for _, e := range buf {
+		for i, e := range buf {
 			if err := wr.Write(e); err != nil {
 				return err
 			}
+			buf[i] = nil // written: it may hold a frame of 32 MiB
 		}
 		if err := wr.Flush(); err != nil {
 			return err

@@ -228,7 +228,7 @@ func Swarm(ctx context.Context, env *Env, o SwarmOptions) (SwarmReport, error) {
 			return rep, err
 		}
 		c := &swarmClient{m: m, user: user}
-		c.sub = m.Subscribe(ctx, registry.SubscribeOptions{Buffer: 1024, NoInitialState: true,
+		c.sub = m.Subscribe(ctx, registry.SubscribeOptions{Buffer: 1024, BufferBytes: 256 << 10, NoInitialState: true,
 			Types: []registry.EventType{registry.TypeError, registry.TypeRetry, registry.TypeSocket, registry.TypeChannelState}})
 		clients[i] = c
 	}

@@ -16,7 +16,7 @@ func TestFrameRingKeepsIntactFrames(t *testing.T) {
 }
 
 func testFrameRing(t *testing.T, seed uint64, size int) {
-	r := newFrameRing(50, size)
+	r := newArenaRing[rawFrame](50, size)
 	rnd := rand.New(rand.NewPCG(seed, 2))
 	var written [][]byte
 	for i := range 5000 {
@@ -26,12 +26,15 @@ func testFrameRing(t *testing.T, seed uint64, size int) {
 		}
 		data := bytes.Repeat([]byte{byte(i)}, n)
 		copy(data, fmt.Sprintf("#%d#", i))
-		r.add(rawFrame{event: fmt.Sprint(i), wireSize: n}, data)
+		r.add(rawFrame{event: fmt.Sprint(i), wireSize: n}, "", data)
 		written = append(written, data)
 		if i%5 != 0 && i < 4900 {
 			continue
 		}
-		got := r.last(0)
+		got := frames(&r, 0)
+		if r.bytes() > size {
+			t.Fatalf("frame %d: %d bytes kept in a ring of %d", i, r.bytes(), size)
+		}
 		if len(got) == 0 {
 			t.Fatalf("frame %d: nothing kept", i)
 		}
@@ -55,24 +58,20 @@ func testFrameRing(t *testing.T, seed uint64, size int) {
 			}
 		}
 	}
-	if got := r.last(3); len(got) != 3 {
+	if got := frames(&r, 3); len(got) != 3 {
 		t.Fatalf("last(3) gave %d", len(got))
 	}
-	var empty frameRing
-	empty.add(rawFrame{}, []byte("x"))
-	if len(empty.last(0)) != 0 {
+	var empty arenaRing[rawFrame]
+	empty.add(rawFrame{}, "", []byte("x"))
+	if len(frames(&empty, 0)) != 0 {
 		t.Fatal("disabled ring kept a frame")
 	}
 }
 
-func TestRing(t *testing.T) {
-	r := ring[int]{max: 200}
+func TestBoundedRing(t *testing.T) {
+	r := newBoundedRing[int](200, 1<<20)
 	for i := range 250 {
-		if i%2 == 0 {
-			r.add(i)
-		} else {
-			*r.next() = i
-		}
+		r.add(i, 1)
 	}
 	got := r.last(0)
 	if len(got) != 200 || got[0] != 50 || got[199] != 249 {
@@ -91,19 +90,35 @@ func TestRing(t *testing.T) {
 	if !slices.Equal(each, got) {
 		t.Fatalf("each %v, last %v", each, got)
 	}
-	if cap(r.buf) != 200 {
-		t.Fatalf("a ring of 200 has capacity %d", cap(r.buf))
+	if len(r.vals) != 200 {
+		t.Fatalf("a ring of 200 has room for %d", len(r.vals))
 	}
 	// It grows as values come, not before.
-	small := ring[int]{max: 5000}
+	small := newBoundedRing[int](5000, 1<<20)
 	for i := range 3 {
-		small.add(i)
+		small.add(i, 10)
 	}
-	if cap(small.buf) > 8 || !slices.Equal(small.last(0), []int{0, 1, 2}) {
-		t.Fatalf("3 values in a ring of 5000: cap %d, %v", cap(small.buf), small.last(0))
+	if len(small.vals) > 8 || !slices.Equal(small.last(0), []int{0, 1, 2}) {
+		t.Fatalf("3 values in a ring of 5000: room %d, %v", len(small.vals), small.last(0))
 	}
-	var off ring[int]
-	if off.next() != nil {
-		t.Fatal("a ring of 0 gave a slot")
+	var off boundedRing[int]
+	if off.add(1, 1) || len(off.last(0)) != 0 {
+		t.Fatal("a ring of 0 kept a value")
+	}
+	// Bytes: the oldest go first to make room; what is larger than the
+	// whole bound is not kept.
+	b := newBoundedRing[int](100, 1000)
+	for i := range 10 {
+		b.add(i, 300)
+	}
+	if got := b.last(0); !slices.Equal(got, []int{7, 8, 9}) || b.bytes != 900 {
+		t.Fatalf("by bytes: %v (%d bytes)", got, b.bytes)
+	}
+	if b.add(99, 1001) || !slices.Equal(b.last(0), []int{7, 8, 9}) {
+		t.Fatalf("a value over the bound: %v", b.last(0))
+	}
+	b.add(100, 1000)
+	if got := b.last(0); !slices.Equal(got, []int{100}) || b.bytes != 1000 {
+		t.Fatalf("a value of the whole bound: %v (%d bytes)", got, b.bytes)
 	}
 }
