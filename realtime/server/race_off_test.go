@@ -2,5 +2,8 @@
 
 package server_test
 
-// raceEnabled: see race_on_test.go.
-const raceEnabled = false
+// Without the race detector (see race_on_test.go).
+const (
+	raceSlack   = 1
+	raceEnabled = false
+)
