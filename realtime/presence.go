@@ -1091,8 +1091,11 @@ func (p *Presence) applyDiffLocked(ps *protocol.PresenceSpans, events []Presence
 			} else {
 				n = min(n, p.fitMetas(p.joined, ok, p.lim.MaxMetas-len(cur.metas)+p.plan.metas[cur.key], len(key), p.lim.MaxBytes+p.plan.bytes-p.bytes))
 			}
-			if n >= 0 {
+			if n > 0 || n == 0 && len(spans) == 0 {
 				events = append(events, p.joinLocked(key, cur, ok, p.joined[:n], false))
+			} // else: nothing of the join is kept, nor told
+			if n == 0 && !ok && len(spans) > 0 {
+				n = -1
 			}
 		}
 		if n < 0 {

@@ -38,7 +38,8 @@ const (
 )
 
 // queue delivers values to fn (or in batches to fnBatch) in order, off
-// the producer's goroutine. It holds at most limits.count values and
+// the producer's goroutine. It holds at most limits.count values (holes
+// left by coalesced values aside: at most a quarter more) and
 // limits.bytes bytes waiting, plus the batch being delivered (at most
 // min(count, 64) values): push of a droppable value beyond that fails and
 // is counted, so a producer (the read loop) never waits for a slow
@@ -114,7 +115,7 @@ func (q *queue[T]) fitsLocked(size int, class pushClass) bool {
 		count += q.reserve.count
 		bytes += q.reserve.bytes
 	}
-	return q.n < count && q.bytes+size <= bytes
+	return q.n-q.holes < count && q.bytes+size <= bytes
 }
 
 // slotLocked queues a value of size bytes under q.mu (see push) and
@@ -144,11 +145,32 @@ func (q *queue[T]) lastLocked(size int) *T {
 		q.ring[i] = zero
 		q.bytes -= int(q.sizes[i])
 		q.sizes[i] = -1
-		q.holes++
+		if q.holes++; q.holes > max(64, (q.n-q.holes)/4) {
+			q.compactLocked()
+		}
 	}
 	slot := q.appendLocked(size)
 	q.last = q.taken + uint64(q.n)
 	return slot
+}
+
+// compactLocked removes the holes, keeping the order: the holes are at
+// most a quarter of the values (and 64), so a hole costs O(1) amortized.
+func (q *queue[T]) compactLocked() {
+	w := 0
+	for r := 0; r < q.n; r++ {
+		i := q.index(r)
+		if q.sizes[i] < 0 {
+			continue
+		}
+		if j := q.index(w); j != i {
+			q.ring[j], q.sizes[j] = q.ring[i], q.sizes[i]
+			var zero T
+			q.ring[i] = zero
+		}
+		w++
+	}
+	q.n, q.holes = w, 0
 }
 
 func (q *queue[T]) index(k int) int {
