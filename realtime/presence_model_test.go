@@ -199,7 +199,7 @@ func eventStrings(evs []PresenceEvent) []string {
 // modelFrame is one payload of a random sequence: a presence_state (set)
 // or a presence_diff (joins, leaves).
 type modelFrame struct {
-	event, payload       string
+	event, payload     string
 	set, joins, leaves map[string][]modelMeta
 }
 
