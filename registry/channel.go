@@ -1295,8 +1295,8 @@ func (m *Manager) infoLocked(e *entry) ChannelInfo {
 		RetryReason: e.retryReason, LastError: e.lastErr, LastErrorCode: e.lastCode, LastErrorAt: e.lastErrAt,
 		MessagesIn: e.msgsIn, MessagesOut: e.msgsOut, LastMessageAt: e.lastMsg, TokenExpiry: e.tokenExpiry,
 		PresenceCount: e.presence.len(), Tracked: e.tracked != nil, TrackedAs: e.trackedKey(),
+		Queued: len(e.queue), QueueDropped: e.queueDropped,
 		PresenceTruncated: e.presence.truncation(),
-		Queued:            len(e.queue), QueueDropped: e.queueDropped,
 	}
 	if e.ch != nil {
 		info.ClientDropped = e.ch.Stats().Dropped
