@@ -288,7 +288,8 @@ type ChannelInfo struct {
 	Queued       int    `json:"queued"`
 	QueueDropped uint64 `json:"queue_dropped"`
 	// ClientDropped counts events the client dropped because the
-	// manager fell behind (its per-channel buffer holds 65,536).
+	// manager fell behind (its per-channel buffer holds 65,536 events
+	// and 64 MiB).
 	ClientDropped uint64 `json:"client_dropped"`
 }
 
