@@ -83,7 +83,7 @@ func runHostile(t *testing.T, script hostile.Script, sendBytes int64, limit uint
 // channel may keep (the presence state's 64 MiB, the event queue's 32
 // MiB), plus slack for the frames in flight and the GC's accounting.
 const (
-	hostileSend     = 200 << 20
+	hostileSend     = hostileScale * 100 << 20
 	hostileHeapMax  = 160 << 20
 	hostilePadding  = 1000
 	hostileQueueMax = DefaultEventBuffer + DefaultEventBuffer/8 + 1
