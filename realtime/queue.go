@@ -17,9 +17,14 @@ func (l queueLimits) reserve() queueLimits {
 	return queueLimits{count: max(l.count/8, 64), bytes: max(l.bytes/8, 64<<10)}
 }
 
-// maxIdleRing is the largest ring a queue keeps while empty: the ring of
-// a burst of tens of thousands of events is freed once it is delivered.
-const maxIdleRing = 4096
+// maxIdleRing is the largest ring a queue keeps while empty whatever its
+// bursts (about 3 MB of events); a larger one (at most the count and its
+// reserve) is kept while the bursts need an eighth of it, and freed after
+// smallBursts bursts in a row that did not.
+const (
+	maxIdleRing = 16384
+	smallBursts = 64
+)
 
 // pushClass says what a push does when the queue is full.
 type pushClass uint8
@@ -73,6 +78,8 @@ type queue[T any] struct {
 	holes   int    // slots of sizes -1 waiting
 	taken   uint64 // slots taken out of the ring so far
 	last    uint64 // 1 + the slot number (taken + index) of the coalesced value waiting; 0: none
+	peak    int    // the most values waiting since the worker started
+	small   int    // bursts in a row that used less than an eighth of the ring
 	running bool   // a worker exists
 	batch   []T    // the worker's buffer, kept across bursts (one worker at a time)
 
@@ -187,6 +194,7 @@ func (q *queue[T]) appendLocked(size int) *T {
 	}
 	i := q.index(q.n)
 	q.n++
+	q.peak = max(q.peak, q.n)
 	q.bytes += size
 	q.sizes[i] = int32(min(size, 1<<31-1))
 	return &q.ring[i]
@@ -252,9 +260,15 @@ func (q *queue[T]) run() {
 		if q.n == 0 {
 			q.running = false
 			q.batch = batch
-			if cap(q.ring) > maxIdleRing {
-				q.ring, q.sizes, q.head = nil, nil, 0 // free the ring of a burst
+			switch {
+			case cap(q.ring) <= maxIdleRing || q.peak >= cap(q.ring)/8:
+				q.small = 0
+			case q.small < smallBursts-1:
+				q.small++
+			default:
+				q.ring, q.sizes, q.head, q.small = nil, nil, 0, 0 // free the ring of earlier bursts
 			}
+			q.peak = 0
 			q.mu.Unlock()
 			return
 		}
