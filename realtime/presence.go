@@ -160,7 +160,6 @@ type Presence struct {
 type presenceEntry struct {
 	key   string
 	metas []PresenceMeta
-	bytes int              // keyCost and the metaCost of each meta
 	refs  map[string]int32 // phx_ref → metas with it, when more than indexMin
 }
 
@@ -891,8 +890,8 @@ func (p *Presence) syncDiffLocked(joins, leaves presenceSet, events []PresenceEv
 func (p *Presence) joinLocked(key string, cur presenceEntry, ok bool, joined []PresenceMeta, owned bool) PresenceEvent {
 	e := cur
 	if !ok {
-		e = presenceEntry{key: key, bytes: keyCost(len(key))}
-		p.bytes += e.bytes
+		e = presenceEntry{key: key}
+		p.bytes += keyCost(len(key))
 	}
 	l, n := len(cur.metas), len(joined)
 	added := metasCost(joined)
@@ -933,7 +932,6 @@ func (p *Presence) joinLocked(key string, cur presenceEntry, ok bool, joined []P
 		size += l * metaOverhead
 		e.reindex(nil, nil, true)
 	}
-	e.bytes += added
 	p.bytes += added
 	p.state[key] = e
 	var changed []PresenceMeta
@@ -981,13 +979,12 @@ func (p *Presence) leaveLocked(cur presenceEntry, refs *refSet) (remaining, run 
 			size += l * metaOverhead // the old array lives on in readers
 			e.reindex(nil, nil, true)
 		}
-		e.bytes -= gone
 		p.bytes -= gone
 		size += gone
 	}
 	if len(e.metas) == 0 {
 		delete(p.state, e.key)
-		p.bytes -= e.bytes
+		p.bytes -= keyCost(len(e.key))
 		return nil, run, size
 	}
 	if removed > 0 {
