@@ -233,19 +233,18 @@ func (ch *Channel) emitPresence(events []PresenceEvent, sync bool, at time.Time)
 	}
 }
 
-// logTruncation logs the news of the presence state's truncation.
+// logTruncation logs the news of the presence state's truncation that
+// the frame just applied made (on the read loop, which applies them).
 func (ch *Channel) logTruncation() {
 	p := ch.presence
-	p.mu.Lock()
-	t, report, complete := p.truncationNews()
-	p.mu.Unlock()
+	n := p.takeNews()
 	switch {
-	case report:
-		l := p.lim
+	case n.report:
+		l, t := p.lim, n.t
 		ch.s.log.Warn("Presence truncated: the state is over its limits, what does not fit is not kept", logTopic, ch.topic,
 			"members_not_kept", t.Members, "metas_not_kept", t.Metas, "diffs_dropped", t.Diffs,
 			"max_members", l.MaxMembers, "max_metas", l.MaxMetas, "max_bytes", l.MaxBytes)
-	case complete:
+	case n.complete:
 		ch.s.log.Info("Presence complete again: a presence_state fit", logTopic, ch.topic)
 	}
 }

@@ -132,6 +132,7 @@ type Presence struct {
 	lim     PresenceLimits
 	state   map[string]presenceEntry
 	bytes   int                // counted against lim.MaxBytes
+	longest int                // at least the metas of the longest key
 	trunc   PresenceTruncation // since the last state that fit
 	logged  uint64             // trunc.total() when last reported (see truncationNews)
 	joinRef string             // join of the last presence_state applied
@@ -139,6 +140,11 @@ type Presence struct {
 	pending [][]byte           // diffs held until the state arrives (copies)
 	pendLen int                // their bytes
 	pendCut uint64             // held diffs dropped since the last state
+	// news is the change of trunc the last apply made worth a log line
+	// (see truncationNews): written by the applies, under mu, and read
+	// by the goroutine that made them (the read loop; see
+	// Channel.logTruncation).
+	news truncNews
 
 	// Scratch, guarded by mu.
 	spans  protocol.PresenceSpans // for payloads not scanned by the reader
@@ -388,20 +394,32 @@ func (p *Presence) Bytes() int {
 	return p.bytes
 }
 
-// truncationNews reports, under p.mu, a change of the truncation worth
-// a log line: it began, it doubled since it was last reported, or it
-// cleared (complete).
-func (p *Presence) truncationNews() (t PresenceTruncation, report, complete bool) {
+// truncNews is a change of a state's truncation worth a log line.
+type truncNews struct {
+	t                PresenceTruncation
+	report, complete bool
+}
+
+// noteTruncation sets p.news, under p.mu, to the change of the
+// truncation worth a log line, if any: it began, it doubled since it was
+// last reported, or it cleared (complete).
+func (p *Presence) noteTruncation() {
 	n := p.trunc.total()
 	switch {
 	case n == 0 && p.logged != 0:
 		p.logged = 0
-		return p.trunc, false, true
+		p.news = truncNews{t: p.trunc, complete: true}
 	case n != 0 && (p.logged == 0 || n >= 2*p.logged):
 		p.logged = n
-		return p.trunc, true, false
+		p.news = truncNews{t: p.trunc, report: true}
 	}
-	return p.trunc, false, false
+}
+
+// takeNews returns and clears the news of the last apply (see news).
+func (p *Presence) takeNews() truncNews {
+	n := p.news
+	p.news = truncNews{}
+	return n
 }
 
 // newJoin marks a (re)join: diffs are held until its presence_state.
@@ -416,7 +434,7 @@ func (p *Presence) reset() {
 	defer p.mu.Unlock()
 	p.state = make(map[string]presenceEntry)
 	p.synced, p.joinRef, p.pending, p.pendLen, p.pendCut = false, "", nil, 0, 0
-	p.bytes, p.trunc, p.logged = 0, PresenceTruncation{}, 0
+	p.bytes, p.trunc, p.logged, p.longest, p.news = 0, PresenceTruncation{}, 0, 0, truncNews{}
 }
 
 // eventBuf returns an empty slice with room for n events: carved out of
@@ -701,9 +719,16 @@ func (p *Presence) buildPlan(ps *protocol.PresenceSpans) {
 // keepJoins decides, into p.kept, how many metas of each join of the
 // diff scanned into ps the state keeps under its limits (-1: the key is
 // refused), as the joins before it in the diff leave the state: only
-// those are copied. The joins check the limits again as they apply.
-func (p *Presence) keepJoins(ps *protocol.PresenceSpans) {
+// those are copied. The joins check the limits again as they apply,
+// unless all reports that everything fits anyway.
+func (p *Presence) keepJoins(ps *protocol.PresenceSpans) (all bool) {
 	p.kept = p.kept[:0]
+	if p.fitsAll(ps) {
+		for k := range ps.Entries {
+			p.kept = append(p.kept, int32(ps.Entries[k].N))
+		}
+		return true
+	}
 	members, used := len(p.state), p.bytes
 	for k := range ps.Entries {
 		e := &ps.Entries[k]
@@ -726,6 +751,28 @@ func (p *Presence) keepJoins(ps *protocol.PresenceSpans) {
 			used += spanCost(&spans[i])
 		}
 	}
+	return false
+}
+
+// fitsAll reports whether all the joins of the diff scanned into ps fit
+// the limits whatever the keys they name (the usual case: no lookup is
+// needed to know it): as many new keys as joins, all their bytes, and all
+// their metas added to the longest key.
+func (p *Presence) fitsAll(ps *protocol.PresenceSpans) bool {
+	keys, metas, cost := 0, 0, 0
+	for k := range ps.Entries {
+		e := &ps.Entries[k]
+		if e.Leave {
+			continue
+		}
+		keys++
+		metas += e.N
+		cost += keyCost(len(e.Key))
+		for _, m := range ps.MetasOf(e) {
+			cost += spanCost(&m)
+		}
+	}
+	return len(p.state)+keys <= p.lim.MaxMembers && p.bytes+cost <= p.lim.MaxBytes && p.longest+metas <= p.lim.MaxMetas
 }
 
 // keepJoin is how many of spans a join keeps (-1: refused) with the state
@@ -767,6 +814,7 @@ func (p *Presence) applyState(payload []byte, joinRef string) ([]PresenceEvent, 
 func (p *Presence) applyStateSpans(ps *protocol.PresenceSpans, joinRef string) (events []PresenceEvent, sync bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.noteTruncation()
 	return p.applyStateLocked(ps, joinRef)
 }
 
@@ -809,6 +857,10 @@ func (p *Presence) applyStateLocked(ps *protocol.PresenceSpans, joinRef string) 
 		}
 	}
 	events = p.syncDiffLocked(joins, leaves, make([]PresenceEvent, 0, len(joins.keys)+len(leaves.keys)))
+	p.longest = 0
+	for _, e := range p.state {
+		p.longest = max(p.longest, len(e.metas))
+	}
 	p.joinRef, p.synced = joinRef, true
 	// A state that fits clears the truncation, but for the held diffs
 	// that were dropped before it.
@@ -865,7 +917,7 @@ func (p *Presence) syncDiffLocked(joins, leaves presenceSet, events []PresenceEv
 		if ok {
 			key = cur.key
 		}
-		events = append(events, p.joinLocked(key, cur, ok, joins.metas[i], true))
+		events = p.joinLocked(events, key, cur, ok, joins.metas[i], true)
 	}
 	for i, k := range leaves.keys {
 		cur, ok := p.state[k]
@@ -882,12 +934,12 @@ func (p *Presence) syncDiffLocked(joins, leaves presenceSet, events []PresenceEv
 }
 
 // joinLocked applies a join of joined to key (cur, when ok: its entry),
-// as phoenix's syncDiff does: the key's metas whose ref is not among
-// joined's, then joined. joined is owned by the state from now on when
+// as phoenix's syncDiff does, and appends its event to events: the key's
+// metas whose ref is not among joined's, then joined. joined is owned by the state from now on when
 // owned, else it is copied. When no meta of the key has a ref of joined
 // (a new connection, the usual case) they are appended in place: the
 // cost is that of joined.
-func (p *Presence) joinLocked(key string, cur presenceEntry, ok bool, joined []PresenceMeta, owned bool) PresenceEvent {
+func (p *Presence) joinLocked(events []PresenceEvent, key string, cur presenceEntry, ok bool, joined []PresenceMeta, owned bool) []PresenceEvent {
 	e := cur
 	if !ok {
 		e = presenceEntry{key: key}
@@ -934,11 +986,12 @@ func (p *Presence) joinLocked(key string, cur presenceEntry, ok bool, joined []P
 	}
 	p.bytes += added
 	p.state[key] = e
+	p.longest = max(p.longest, len(e.metas))
 	var changed []PresenceMeta
 	if n > 0 {
 		changed = view(e.metas[len(e.metas)-n:])
 	}
-	return PresenceEvent{Kind: PresenceJoin, Key: key, Current: view(cur.metas), Changed: changed, Metas: view(e.metas), size: size}
+	return append(events, PresenceEvent{Kind: PresenceJoin, Key: key, Current: view(cur.metas), Changed: changed, Metas: view(e.metas), size: size})
 }
 
 // leaveLocked removes the metas of cur whose ref is in refs (phoenix's
@@ -1015,6 +1068,7 @@ func (p *Presence) applyDiff(payload []byte, joinRef string) (events []PresenceE
 func (p *Presence) applyDiffSpans(ps *protocol.PresenceSpans, payload []byte, joinRef string) (events []PresenceEvent, held bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.noteTruncation()
 	return p.applyDiffSpansLocked(ps, payload, joinRef)
 }
 
@@ -1060,7 +1114,7 @@ func (p *Presence) holdLocked(payload []byte) {
 // bytes.
 func (p *Presence) applyDiffLocked(ps *protocol.PresenceSpans, events []PresenceEvent) []PresenceEvent {
 	p.plan.reset()
-	p.keepJoins(ps)
+	all := p.keepJoins(ps)
 	// The strings (new keys, refs) and meta objects of the joins kept, in
 	// one allocation each.
 	c := newSpanCopy(ps, p.kept)
@@ -1083,13 +1137,15 @@ func (p *Presence) applyDiffLocked(ps *protocol.PresenceSpans, events []Presence
 			}
 			// The limits again, on the state as the joins before this one
 			// left it (they only ever keep less than keepJoins allowed).
-			if !ok && len(p.state) >= p.lim.MaxMembers+p.plan.keys {
+			switch {
+			case all:
+			case !ok && len(p.state) >= p.lim.MaxMembers+p.plan.keys:
 				n = -1
-			} else {
+			default:
 				n = min(n, p.fitMetas(p.joined, ok, p.lim.MaxMetas-len(cur.metas)+p.plan.metas[cur.key], len(key), p.lim.MaxBytes+p.plan.bytes-p.bytes))
 			}
 			if n > 0 || n == 0 && len(spans) == 0 {
-				events = append(events, p.joinLocked(key, cur, ok, p.joined[:n], false))
+				events = p.joinLocked(events, key, cur, ok, p.joined[:n], false)
 			} // else: nothing of the join is kept, nor told
 			if n == 0 && !ok && len(spans) > 0 {
 				n = -1

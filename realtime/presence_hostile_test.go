@@ -1,13 +1,38 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"rtm/realtime/hostile"
 )
+
+// logBuf collects a socket's log lines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// count returns the number of lines containing s.
+func (l *logBuf) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+func (l *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 // liveHeap returns the heap in use after a collection.
 func liveHeap() uint64 {
@@ -23,6 +48,7 @@ type hostileRun struct {
 	sock *Socket
 	ch   *Channel
 	peak uint64 // the largest live heap seen, above the heap before
+	logs *logBuf
 }
 
 // runHostile joins one channel, whose consumer blocks until the test
@@ -33,10 +59,10 @@ type hostileRun struct {
 func runHostile(t *testing.T, script hostile.Script, sendBytes int64, limit uint64, cfg ChannelConfig) *hostileRun {
 	t.Helper()
 	base := liveHeap()
-	r := &hostileRun{srv: hostile.New(t, func(string) hostile.Script { return script })}
+	r := &hostileRun{srv: hostile.New(t, func(string) hostile.Script { return script }), logs: &logBuf{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sock, err := Dial(ctx, r.srv.URL, &Options{APIKey: "k"})
+	sock, err := Dial(ctx, r.srv.URL, &Options{APIKey: "k", Logger: r.logs.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +151,16 @@ func TestHostileEndlessDiffsManyKeys(t *testing.T) {
 	if tr.Members == 0 || tr.Metas < tr.Members || p.Bytes() > DefaultPresenceMaxBytes || p.Len() > DefaultPresenceMaxMembers {
 		t.Errorf("%d keys, %d bytes, truncation %+v", p.Len(), p.Bytes(), tr)
 	}
-	// A small limit on keys is the one that applies.
+	// A small limit on keys is the one that applies. The truncation is
+	// logged when it begins and each time it doubles: tens of lines for
+	// a hundred thousand joins not kept.
 	r = runHostile(t, hostile.EndlessDiffs("u", 0, 10, true), 20<<20, hostileHeapMax, ChannelConfig{PresenceLimits: PresenceLimits{MaxMembers: 1000}})
-	if p := r.ch.Presence(); p.Len() != 1000 || p.Truncation().Members == 0 {
+	p = r.ch.Presence()
+	if p.Len() != 1000 || p.Truncation().Members < 50_000 {
 		t.Errorf("MaxMembers 1000: %d keys, truncation %+v", p.Len(), p.Truncation())
+	}
+	if n := r.logs.count("Presence truncated"); n == 0 || n > 40 {
+		t.Errorf("%d log lines of the truncation (%d joins not kept)", n, p.Truncation().Members)
 	}
 }
 
@@ -171,7 +203,8 @@ func TestHostileBigState(t *testing.T) {
 	base := liveHeap()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sock, err := Dial(ctx, srv.URL, &Options{APIKey: "k"})
+	logs := &logBuf{}
+	sock, err := Dial(ctx, srv.URL, &Options{APIKey: "k", Logger: logs.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,9 +227,14 @@ func TestHostileBigState(t *testing.T) {
 	if heap > base && heap-base > 100<<20 {
 		t.Errorf("the live heap grew by %d MB with the big state", (heap-base)>>20)
 	}
+	eventually(t, "the log line of the truncation", func() bool { return logs.count("Presence truncated") > 0 })
+	if n := logs.count("Presence truncated"); n != 1 || logs.count("members_not_kept=100000") != 1 {
+		t.Errorf("%d log lines of the truncation", n)
+	}
 	close(next)
 	eventually(t, "the state that fits", func() bool { return p.Len() == 10 })
 	if tr := p.Truncation(); tr.Truncated() {
 		t.Errorf("a state that fits left the truncation at %+v", tr)
 	}
+	eventually(t, "the log line of the truncation's end", func() bool { return logs.count("Presence complete again") == 1 })
 }

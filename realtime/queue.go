@@ -44,7 +44,7 @@ const (
 
 // queue delivers values to fn (or in batches to fnBatch) in order, off
 // the producer's goroutine. It holds at most limits.count values (holes
-// left by coalesced values aside: at most a quarter more) and
+// left by coalesced values aside: at most half as many more) and
 // limits.bytes bytes waiting, plus the batch being delivered (at most
 // min(count, 64) values): push of a droppable value beyond that fails and
 // is counted, so a producer (the read loop) never waits for a slow
@@ -148,11 +148,11 @@ func (q *queue[T]) lastLocked(size int) *T {
 			q.sizes[i] = int32(size)
 			return &q.ring[i]
 		}
-		var zero T
-		q.ring[i] = zero
+		// The hole keeps its value until it is taken or compacted away
+		// (both clear it): it is the same coalesced value.
 		q.bytes -= int(q.sizes[i])
 		q.sizes[i] = -1
-		if q.holes++; q.holes > max(64, (q.n-q.holes)/4) {
+		if q.holes++; q.holes > max(64, (q.n-q.holes)/2) {
 			q.compactLocked()
 		}
 	}
@@ -162,7 +162,7 @@ func (q *queue[T]) lastLocked(size int) *T {
 }
 
 // compactLocked removes the holes, keeping the order: the holes are at
-// most a quarter of the values (and 64), so a hole costs O(1) amortized.
+// most half the values (and 64), so a hole costs O(1) amortized.
 func (q *queue[T]) compactLocked() {
 	w := 0
 	for r := 0; r < q.n; r++ {
@@ -172,10 +172,12 @@ func (q *queue[T]) compactLocked() {
 		}
 		if j := q.index(w); j != i {
 			q.ring[j], q.sizes[j] = q.ring[i], q.sizes[i]
-			var zero T
-			q.ring[i] = zero
 		}
 		w++
+	}
+	var zero T
+	for r := w; r < q.n; r++ {
+		q.ring[q.index(r)] = zero
 	}
 	q.n, q.holes = w, 0
 }

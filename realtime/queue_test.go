@@ -118,7 +118,7 @@ func TestQueueForcedReserve(t *testing.T) {
 
 // A coalesced value waits at most once: a new one takes the slot of the
 // one waiting when nothing came after it, else the one waiting leaves its
-// place (a hole, compacted away) and the new one goes last. Endless
+// place (a hole, compacted away when they are many) and the new one goes last. Endless
 // coalesced values between droppable ones keep the queue within its
 // bounds, and the consumer sees each droppable value that was kept in
 // order, with one coalesced value after the last of them.
@@ -134,7 +134,7 @@ func TestQueueCoalesced(t *testing.T) {
 		}
 		*b.q.lastLocked(1) = sync
 		b.q.unlock()
-		if b.q.n > 100+100/4+64+1 || b.q.len() > 101 {
+		if b.q.n > 100+100/2+64+1 || b.q.len() > 101 {
 			t.Fatalf("after %d pushes: %d slots, %d values", i+1, b.q.n, b.q.len())
 		}
 	}
