@@ -97,8 +97,8 @@ func runHostile(t *testing.T, script hostile.Script, sendBytes int64, limit uint
 		time.Sleep(time.Millisecond)
 	}
 	t.Logf("server sent %d MB in %d frames; live heap grew by at most %d MB; queue %d events, %d KB; presence %d keys, %d KB; truncated %+v; dropped %d",
-		r.srv.BytesOut()>>20, r.srv.FramesOut(), r.peak>>20, r.ch.q.len(), r.ch.q.size()>>10,
-		r.ch.Presence().Len(), r.ch.Presence().Bytes()>>10, r.ch.Stats().PresenceTruncated, r.ch.Stats().Dropped)
+		r.srv.BytesOut()>>20, r.srv.FramesOut(), r.peak>>20, r.ch.q.len(), qSize(r.ch.q)>>10,
+		r.ch.Presence().Len(), bytesOf(r.ch.Presence())>>10, chanTruncation(r.ch), r.ch.Stats().Dropped)
 	if r.peak > limit {
 		t.Errorf("the live heap grew by %d MB, want at most %d MB", r.peak>>20, limit>>20)
 	}
@@ -120,7 +120,7 @@ const (
 // that it dropped events rather than grow.
 func (r *hostileRun) checkQueue(t *testing.T, drops bool) {
 	t.Helper()
-	if n, b := r.ch.q.len(), r.ch.q.size(); n > hostileQueueMax || b > DefaultEventBufferBytes+DefaultEventBufferBytes/8 {
+	if n, b := r.ch.q.len(), qSize(r.ch.q); n > hostileQueueMax || b > DefaultEventBufferBytes+DefaultEventBufferBytes/8 {
 		t.Errorf("the event queue holds %d events, %d bytes", n, b)
 	}
 	if drops && r.ch.Stats().Dropped == 0 {
@@ -134,7 +134,7 @@ func (r *hostileRun) checkQueue(t *testing.T, drops bool) {
 func TestHostileEndlessDiffsOneKey(t *testing.T) {
 	r := runHostile(t, hostile.EndlessDiffs("u", 0, hostilePadding, false), hostileSend, hostileHeapMax, ChannelConfig{})
 	r.checkQueue(t, false) // 1024 joins and one sync fit
-	tr := r.ch.Stats().PresenceTruncated
+	tr := chanTruncation(r.ch)
 	if n := len(r.ch.Presence().Get("u")); n != DefaultPresenceMaxMetas || tr.Metas == 0 || tr.Members != 0 {
 		t.Errorf("key u has %d metas, truncation %+v; want %d metas kept and the others counted", n, tr, DefaultPresenceMaxMetas)
 	}
@@ -147,20 +147,20 @@ func TestHostileEndlessDiffsManyKeys(t *testing.T) {
 	r := runHostile(t, hostile.EndlessDiffs("u", 0, hostilePadding, true), hostileSend, hostileHeapMax, ChannelConfig{})
 	r.checkQueue(t, true)
 	p := r.ch.Presence()
-	tr := p.Truncation()
-	if tr.Members == 0 || tr.Metas < tr.Members || p.Bytes() > DefaultPresenceMaxBytes || p.Len() > DefaultPresenceMaxMembers {
-		t.Errorf("%d keys, %d bytes, truncation %+v", p.Len(), p.Bytes(), tr)
+	tr := truncationOf(p)
+	if tr.Members == 0 || tr.Metas < tr.Members || bytesOf(p) > DefaultPresenceMaxBytes || p.Len() > DefaultPresenceMaxMembers {
+		t.Errorf("%d keys, %d bytes, truncation %+v", p.Len(), bytesOf(p), tr)
 	}
 	// A small limit on keys is the one that applies. The truncation is
 	// logged when it begins and each time it doubles: tens of lines for
 	// a hundred thousand joins not kept.
-	r = runHostile(t, hostile.EndlessDiffs("u", 0, 10, true), 20<<20, hostileHeapMax, ChannelConfig{PresenceLimits: PresenceLimits{MaxMembers: 1000}})
+	r = runHostile(t, hostile.EndlessDiffs("u", 0, 10, true), 20<<20, hostileHeapMax, withPresenceLimits(ChannelConfig{}, 1000))
 	p = r.ch.Presence()
-	if p.Len() != 1000 || p.Truncation().Members < 50_000 {
-		t.Errorf("MaxMembers 1000: %d keys, truncation %+v", p.Len(), p.Truncation())
+	if p.Len() != 1000 || truncationOf(p).Members < 50_000 {
+		t.Errorf("MaxMembers 1000: %d keys, truncation %+v", p.Len(), truncationOf(p))
 	}
 	if n := r.logs.count("Presence truncated"); n == 0 || n > 40 {
-		t.Errorf("%d log lines of the truncation (%d joins not kept)", n, p.Truncation().Members)
+		t.Errorf("%d log lines of the truncation (%d joins not kept)", n, truncationOf(p).Members)
 	}
 }
 
@@ -169,10 +169,8 @@ func TestHostileEndlessDiffsManyKeys(t *testing.T) {
 func TestHostileDiffsWithoutState(t *testing.T) {
 	r := runHostile(t, hostile.DiffsWithoutState(0, hostilePadding), hostileSend, hostileHeapMax, ChannelConfig{})
 	p := r.ch.Presence()
-	p.mu.RLock()
-	held, heldBytes := len(p.pending), p.pendLen
-	p.mu.RUnlock()
-	if tr := p.Truncation(); tr.Diffs == 0 || heldBytes > DefaultPresenceMaxBytes/4 || held > maxPendingDiffs || p.Synced() {
+	held, heldBytes := heldOf(p)
+	if tr := truncationOf(p); tr.Diffs == 0 || heldBytes > DefaultPresenceMaxBytes/4 || held > maxPendingDiffs || p.Synced() {
 		t.Errorf("%d diffs held (%d bytes), truncation %+v", held, heldBytes, tr)
 	}
 }
@@ -219,9 +217,9 @@ func TestHostileBigState(t *testing.T) {
 	p := ch.Presence()
 	eventually(t, "the big state", func() bool { return p.Len() > 0 })
 	heap := liveHeap()
-	tr := p.Truncation()
-	t.Logf("big state: %d keys, %d KB counted, truncation %+v; live heap +%d MB", p.Len(), p.Bytes()>>10, tr, (heap-min(heap, base))>>20)
-	if p.Len() != DefaultPresenceMaxMembers || tr.Members != members-DefaultPresenceMaxMembers || tr.Metas != tr.Members || ch.Stats().PresenceTruncated != tr {
+	tr := truncationOf(p)
+	t.Logf("big state: %d keys, %d KB counted, truncation %+v; live heap +%d MB", p.Len(), bytesOf(p)>>10, tr, (heap-min(heap, base))>>20)
+	if p.Len() != DefaultPresenceMaxMembers || tr.Members != members-DefaultPresenceMaxMembers || tr.Metas != tr.Members || chanTruncation(ch) != tr {
 		t.Errorf("after the big state: %d keys, truncation %+v", p.Len(), tr)
 	}
 	if heap > base && heap-base > 100<<20 {
@@ -233,7 +231,7 @@ func TestHostileBigState(t *testing.T) {
 	}
 	close(next)
 	eventually(t, "the state that fits", func() bool { return p.Len() == 10 })
-	if tr := p.Truncation(); tr.Truncated() {
+	if tr := truncationOf(p); tr.Truncated() {
 		t.Errorf("a state that fits left the truncation at %+v", tr)
 	}
 	eventually(t, "the log line of the truncation's end", func() bool { return logs.count("Presence complete again") == 1 })

@@ -1,14 +1,8 @@
 package realtime
 
 import (
-	"context"
-	"fmt"
-	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"rtm/realtime/hostile"
 )
 
 // blockedQueue is a queue of ints whose consumer blocks until release;
@@ -152,62 +146,5 @@ func TestQueueCoalesced(t *testing.T) {
 		if v != i {
 			t.Fatalf("value %d is %d: %v", i+1, v, got)
 		}
-	}
-}
-
-// A server flooding a channel with system messages (which are never
-// dropped while the queue has room for them) cannot grow the queue of a
-// consumer that never returns beyond half its reserve; a status still
-// fits after them.
-func TestHostileSystemFlood(t *testing.T) {
-	msg := fmt.Sprintf(`{"extension":"postgres_changes","status":"ok","message":%q,"channel":"room"}`, strings.Repeat("x", 1000))
-	srv := hostile.New(t, func(string) hostile.Script {
-		return func(ctx context.Context, ch *hostile.Channel) error {
-			return hostile.Repeat(ctx, 0, func(int) error { return ch.Push("system", []byte(msg)) })
-		}
-	})
-	base := liveHeap()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	sock, err := Dial(ctx, srv.URL, &Options{APIKey: "k"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	release := make(chan struct{})
-	var mu sync.Mutex
-	var last Event
-	ch, err := sock.Channel("room", ChannelConfig{OnEvent: func(e Event) {
-		<-release
-		mu.Lock()
-		last = e
-		mu.Unlock()
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Subscribe(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var peak uint64
-	for next := int64(0); srv.BytesOut() < 40<<20 && ctx.Err() == nil; time.Sleep(time.Millisecond) {
-		if srv.BytesOut() >= next {
-			next += 8 << 20
-			if h := liveHeap(); h > base && h-base > peak {
-				peak = h - base
-			}
-		}
-	}
-	n, size := ch.q.len(), ch.q.size()
-	t.Logf("server sent %d MB; queue %d events, %d KB; live heap +%d MB; dropped %d", srv.BytesOut()>>20, n, size>>10, peak>>20, ch.Stats().Dropped)
-	reserve := queueLimits{count: DefaultEventBuffer, bytes: DefaultEventBufferBytes}.reserve()
-	if n > DefaultEventBuffer+reserve.count/2 || ch.Stats().Dropped == 0 || peak > 80<<20 {
-		t.Errorf("queue %d events (limit %d + %d), dropped %d, heap +%d MB", n, DefaultEventBuffer, reserve.count/2, ch.Stats().Dropped, peak>>20)
-	}
-	close(release)
-	sock.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	if last.Type != EventStatus || last.Status != Closed {
-		t.Errorf("the last event is %v %v, want the CLOSED status", last.Type, last.Status)
 	}
 }
