@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"rtm/realtime"
 	"rtm/realtime/hostile"
 	"rtm/registry"
 )
@@ -47,7 +46,7 @@ func truncatedSyncs(t *testing.T, m *registry.Manager) *atomic.Int64 {
 	var n atomic.Int64
 	go func() {
 		for ev := range sub.Events() {
-			if pe, ok := ev.(registry.PresenceEvent); ok && pe.Action == registry.PresenceSync && pe.Truncated != nil && pe.Truncated.Members > 0 {
+			if pe, ok := ev.(registry.PresenceEvent); ok && pe.Action == registry.PresenceSync && eventTruncation(pe) != nil && eventTruncation(pe).Members > 0 {
 				n.Add(1)
 			}
 		}
@@ -62,7 +61,7 @@ func truncatedSyncs(t *testing.T, m *registry.Manager) *atomic.Int64 {
 func TestPresenceHostileEndlessUsers(t *testing.T) {
 	srv := hostile.New(t, func(string) hostile.Script { return hostile.EndlessDiffs("u", 0, 10, true) })
 	base := liveHeap()
-	m := hostileManager(t, srv, registry.Options{PresenceLimits: realtime.PresenceLimits{MaxMembers: 1000}})
+	m := hostileManager(t, srv, presenceOptions(1000))
 	syncs := truncatedSyncs(t, m)
 	name := registry.MustName(registry.KindPresence, "room", "1", "")
 	h, err := m.Join(ctx(t), name)
@@ -85,9 +84,9 @@ func TestPresenceHostileEndlessUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("server sent %d MB in %d frames; live heap +%d MB; %d users, truncated %+v, client dropped %d",
-		srv.BytesOut()>>20, srv.FramesOut(), peak>>20, info.PresenceCount, info.PresenceTruncated, info.ClientDropped)
-	if info.PresenceCount > 1000 || info.PresenceTruncated == nil || info.PresenceTruncated.Members == 0 {
-		t.Errorf("presence: %d users, truncated %+v", info.PresenceCount, info.PresenceTruncated)
+		srv.BytesOut()>>20, srv.FramesOut(), peak>>20, info.PresenceCount, infoTruncation(info), info.ClientDropped)
+	if tr := infoTruncation(info); info.PresenceCount > 1000 || tr == nil || tr.Members == 0 {
+		t.Errorf("presence: %d users, truncated %+v", info.PresenceCount, tr)
 	}
 	if users := m.Snapshot().Presence[name]; len(users) > 1000 {
 		t.Errorf("the snapshot lists %d users", len(users))
@@ -113,13 +112,13 @@ func TestPresenceHostileBigState(t *testing.T) {
 	defer func() { _ = h.Release(context.Background()) }()
 	eventually(t, "the big state", func() bool {
 		info, _ := m.Info(name)
-		return info.PresenceTruncated != nil && info.PresenceCount == realtime.DefaultPresenceMaxMembers
+		return info.PresenceCount >= defaultMaxMembers
 	})
 	heap := liveHeap()
 	info, _ := m.Info(name)
-	t.Logf("%d users, truncated %+v; live heap +%d MB", info.PresenceCount, info.PresenceTruncated, (heap-min(heap, base))>>20)
-	if tr := info.PresenceTruncated; tr.Members != 100_000 || tr.Metas != 100_000 {
-		t.Errorf("truncated %+v, want 100000 users and metas", tr)
+	t.Logf("%d users, truncated %+v; live heap +%d MB", info.PresenceCount, infoTruncation(info), (heap-min(heap, base))>>20)
+	if tr := infoTruncation(info); info.PresenceCount != defaultMaxMembers || tr == nil || tr.Members != 100_000 || tr.Metas != 100_000 {
+		t.Errorf("%d users, truncated %+v; want %d and 100000 users and metas", info.PresenceCount, tr, defaultMaxMembers)
 	}
 	eventually(t, "a sync event telling the truncation", func() bool { return syncs.Load() > 0 })
 	if heap > base && heap-base > 150<<20 {
@@ -147,7 +146,7 @@ func TestPresenceReconciledAfterDrops(t *testing.T) {
 		info, _ := m.Info(name)
 		return info.PresenceCount == users
 	})
-	if info, _ := m.Info(name); info.ClientDropped == 0 || info.PresenceTruncated != nil {
-		t.Errorf("client dropped %d, truncated %+v; want drops and no truncation", info.ClientDropped, info.PresenceTruncated)
+	if info, _ := m.Info(name); info.ClientDropped == 0 || infoTruncation(info) != nil {
+		t.Errorf("client dropped %d, truncated %+v; want drops and no truncation", info.ClientDropped, infoTruncation(info))
 	}
 }
