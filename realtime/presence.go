@@ -134,14 +134,14 @@ type Presence struct {
 	bytes   int                // counted against lim.MaxBytes
 	longest int                // at least the metas of the longest key
 	trunc   PresenceTruncation // since the last state that fit
-	logged  uint64             // trunc.total() when last reported (see truncationNews)
+	logged  uint64             // trunc.total() when last reported (see noteTruncation)
 	joinRef string             // join of the last presence_state applied
 	synced  bool               // a presence_state was applied for joinRef
 	pending [][]byte           // diffs held until the state arrives (copies)
 	pendLen int                // their bytes
 	pendCut uint64             // held diffs dropped since the last state
 	// news is the change of trunc the last apply made worth a log line
-	// (see truncationNews): written by the applies, under mu, and read
+	// (see noteTruncation): written by the applies, under mu, and read
 	// by the goroutine that made them (the read loop; see
 	// Channel.logTruncation).
 	news truncNews
@@ -738,7 +738,7 @@ func (p *Presence) keepJoins(ps *protocol.PresenceSpans) (all bool) {
 		}
 		spans := ps.MetasOf(e)
 		cur, ok := p.state[string(e.Key)]
-		n := p.keepJoin(ps, spans, cur, ok, len(e.Key), members, used, true)
+		n := p.keepJoin(ps, spans, cur, ok, len(e.Key), members, used)
 		p.kept = append(p.kept, int32(n))
 		if n < 0 {
 			continue
@@ -768,8 +768,9 @@ func (p *Presence) fitsAll(ps *protocol.PresenceSpans) bool {
 		keys++
 		metas += e.N
 		cost += keyCost(len(e.Key))
-		for _, m := range ps.MetasOf(e) {
-			cost += spanCost(&m)
+		spans := ps.MetasOf(e)
+		for i := range spans {
+			cost += spanCost(&spans[i])
 		}
 	}
 	return len(p.state)+keys <= p.lim.MaxMembers && p.bytes+cost <= p.lim.MaxBytes && p.longest+metas <= p.lim.MaxMetas
@@ -777,8 +778,8 @@ func (p *Presence) fitsAll(ps *protocol.PresenceSpans) bool {
 
 // keepJoin is how many of spans a join keeps (-1: refused) with the state
 // at members keys and used bytes, with the room its diff's leaves free
-// (worked out when needed if plan is set).
-func (p *Presence) keepJoin(ps *protocol.PresenceSpans, spans []protocol.PresenceMetaSpan, cur presenceEntry, exists bool, keyLen, members, used int, plan bool) int {
+// (worked out the first time a join does not fit).
+func (p *Presence) keepJoin(ps *protocol.PresenceSpans, spans []protocol.PresenceMetaSpan, cur presenceEntry, exists bool, keyLen, members, used int) int {
 	for {
 		credit, freedKeys, freedBytes := 0, 0, 0
 		if p.plan.built {
@@ -788,7 +789,7 @@ func (p *Presence) keepJoin(ps *protocol.PresenceSpans, spans []protocol.Presenc
 		if exists || members < p.lim.MaxMembers+freedKeys {
 			n = p.fitSpans(spans, exists, p.lim.MaxMetas-len(cur.metas)+credit, keyLen, p.lim.MaxBytes+freedBytes-used)
 		}
-		if n == len(spans) || p.plan.built || !plan {
+		if n == len(spans) || p.plan.built {
 			return n
 		}
 		p.buildPlan(ps)

@@ -34,10 +34,11 @@ const (
 	logCount   = "count"
 )
 
-// noticeLimits bound the notices waiting for OnStatus and OnHeartbeat
-// (few by nature: a socket status change per connection attempt, a
-// heartbeat per interval); frameCost and noticeCost are what a tapped
-// frame (besides its bytes) and a notice cost in their queues.
+// noticeBuffer and noticeBufferBytes bound the notices waiting for
+// OnStatus and OnHeartbeat (few by nature: a socket status change per
+// connection attempt, a heartbeat per interval; statuses are forced,
+// heartbeats softly, see queue); frameCost and noticeCost are what a
+// tapped frame (besides its bytes) and a notice cost in their queues.
 const (
 	noticeBuffer      = 1024
 	noticeBufferBytes = 1 << 20
