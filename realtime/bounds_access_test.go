@@ -32,4 +32,9 @@ func noticeLimit() int {
 	return noticeBuffer + queueLimits{count: noticeBuffer, bytes: noticeBufferBytes}.reserve().count/2
 }
 
+// noticeLimitHard is the most notices that may wait (statuses).
+func noticeLimitHard() int {
+	return noticeBuffer + queueLimits{count: noticeBuffer, bytes: noticeBufferBytes}.reserve().count
+}
+
 func noticeDrops(s *Socket) uint64 { return s.Stats().NoticeDrops }

@@ -114,25 +114,33 @@ func TestHostileHugeBroadcastsBounded(t *testing.T) {
 	}
 }
 
-// OnHeartbeat not returning, with a heartbeat every millisecond: the
-// notices wait within their bound (1024, and half the reserve for
-// heartbeats), the others are dropped and counted.
+// OnStatus and OnHeartbeat not returning while notices keep coming
+// (thousands of heartbeats and statuses: a socket flapping for hours):
+// the notices wait within their bound (1024, then the reserve: half of
+// it for heartbeats), the others are dropped and counted.
 func TestNoticesBounded(t *testing.T) {
-	srv := hostile.New(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	release := make(chan struct{})
-	sock, err := Dial(ctx, srv.URL, &Options{APIKey: "k", HeartbeatInterval: time.Millisecond, OnHeartbeat: func(Heartbeat) { <-release }})
+	block := func() { <-release }
+	s, err := NewSocket("http://127.0.0.1:1", &Options{APIKey: "k",
+		OnStatus: func(StatusChange) { block() }, OnHeartbeat: func(Heartbeat) { block() }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
 		close(release)
-		sock.Close()
+		s.Close()
 	}()
+	for i := range 5000 {
+		s.notifyHeartbeat(Heartbeat{Status: HeartbeatSent, Ref: fmt.Sprint(i), At: time.Now()})
+	}
 	limit := noticeLimit()
-	eventually(t, "notices beyond the bound", func() bool { return sock.Stats().HeartbeatsSent > uint64(2*limit) })
-	if n := sock.notices.len(); n > limit || noticeDrops(sock) == 0 {
-		t.Errorf("%d notices waiting (bound %d), %d dropped", n, limit, noticeDrops(sock))
+	if n := s.notices.len(); n > limit || noticeDrops(s) == 0 {
+		t.Errorf("%d heartbeat notices waiting (bound %d), %d dropped", n, limit, noticeDrops(s))
+	}
+	for range 5000 {
+		s.notifyStatus(StatusChange{Status: StatusReconnecting, Prev: StatusConnecting, At: time.Now(), Err: ErrDisconnected})
+	}
+	if n, hard := s.notices.len(), noticeLimitHard(); n > hard || noticeDrops(s) < 5000 {
+		t.Errorf("%d notices waiting (bound %d), %d dropped", n, hard, noticeDrops(s))
 	}
 }
