@@ -109,7 +109,8 @@ func TestHostileHugeBroadcastsBounded(t *testing.T) {
 	if qSize(ch.q) > DefaultEventBufferBytes+size || qSize(tap) > DefaultTapBufferBytes+size || ch.Stats().Dropped == 0 || sock.Stats().TapDrops == 0 {
 		t.Errorf("queues over their bytes, or nothing dropped")
 	}
-	if peak > 200<<20 {
+	// The queues' 96 MiB, and the frames in flight.
+	if peak > 260<<20 {
 		t.Errorf("the live heap grew by %d MB", peak>>20)
 	}
 }
