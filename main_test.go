@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1326,5 +1328,124 @@ func TestHugeBroadcastsPeakRSS(t *testing.T) {
 				t.Errorf("rtm record: the recording has no end line: %s", out.String())
 			}
 		})
+	}
+}
+
+// TestWatchHostilePresenceBounded runs the built rtm watch (no -race: the
+// race detector multiplies memory) against a server that sends endless
+// presence_diffs: on one channel each adds a meta to the same user, on
+// another each adds a new user. Until the server has sent
+// watchHostileBytes, the child's peak RSS (VmHWM) must stay under
+// watchHostileRSS, the NDJSON must keep coming (more lines in the second
+// half) and report the truncated presence, and an interrupt must end it
+// cleanly (exit 0).
+//
+// The bound: what the process may hold by design is the client's
+// presence state of the two channels (100,000 users of small metas, about
+// 25 MB; one user of 1024 metas), their event queues (at most 64 MiB
+// each, the registry's client buffers), the manager's presence cache
+// (about 15 MB), the subscription's buffer and the runtime, and the GC
+// lets the heap grow to twice what is live: about 350 MB at worst. It
+// measured 223 MB after 300 MB sent (244 MB after 900 MB); before the
+// bounds it passed 3 GB after the server had sent 6 MB.
+func TestWatchHostilePresenceBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds rtm and streams hundreds of MB")
+	}
+	const (
+		watchHostileBytes = 300 << 20
+		watchHostileRSS   = 400 << 20
+	)
+	noProjectEnv(t)
+	srv := hostile.New(t, func(topic string) hostile.Script {
+		switch topic {
+		case "realtime:presence:room:one":
+			return hostile.EndlessDiffs("u", 0, 40, false)
+		case "realtime:presence:room:many":
+			return hostile.EndlessDiffs("u", 0, 40, true)
+		}
+		return nil
+	})
+	bin := filepath.Join(t.TempDir(), "rtm")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "watch", "--url", srv.URL, "--key", "sb_publishable_hostile",
+		"--join", "presence:room:one", "--join", "presence:room:many", "--types", "presence,channel_state,stats")
+	cmd.Dir = t.TempDir()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuf
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var lines, bad, truncated atomic.Int64
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+		for sc.Scan() {
+			lines.Add(1)
+			if !json.Valid(sc.Bytes()) {
+				bad.Add(1)
+			}
+			if bytes.Contains(sc.Bytes(), []byte(`"truncated"`)) {
+				truncated.Add(1)
+			}
+		}
+		done <- cmd.Wait()
+	}()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	}()
+	var peak, linesAtHalf int64
+	deadline := time.Now().Add(3 * time.Minute)
+	for srv.BytesOut() < watchHostileBytes {
+		if linesAtHalf == 0 && srv.BytesOut() >= watchHostileBytes/2 {
+			linesAtHalf = lines.Load()
+		}
+		hwm, err := peakRSS(cmd.Process.Pid)
+		if err != nil {
+			t.Fatalf("rtm watch ended early (%v): %s", err, stderr.String())
+		}
+		peak = hwm
+		if peak > watchHostileRSS {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server sent only %d MB in 3 minutes", srv.BytesOut()>>20)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if hwm, err := peakRSS(cmd.Process.Pid); err == nil {
+		peak = hwm
+	}
+	linesAt := lines.Load()
+	t.Logf("server sent %d MB in %d frames; rtm watch peak RSS %d MB; %d NDJSON lines (%d with truncated)",
+		srv.BytesOut()>>20, srv.FramesOut(), peak>>20, linesAt, truncated.Load())
+	if peak > watchHostileRSS {
+		t.Errorf("rtm watch peak RSS %d MB, want at most %d MB", peak>>20, watchHostileRSS>>20)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("rtm watch exited with %v: %s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("rtm watch did not exit within 30 s of the interrupt")
+	}
+	if linesAt <= linesAtHalf || bad.Load() != 0 {
+		t.Errorf("%d NDJSON lines (%d at half the load), %d not JSON", linesAt, linesAtHalf, bad.Load())
+	}
+	if truncated.Load() == 0 {
+		t.Errorf("no event reported the truncated presence")
 	}
 }

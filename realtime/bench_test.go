@@ -161,4 +161,45 @@ func BenchmarkPresence(b *testing.B) {
 	})
 }
 
+// BenchmarkPresenceDiffOneKey applies, through the dispatcher, diffs to a
+// key of n metas: each joins a new meta and leaves the oldest (phoenix's
+// update of a connection), so the key keeps n metas. A diff must cost
+// what it names, not what the key holds: ns/op stays flat as n grows.
+func BenchmarkPresenceDiffOneKey(b *testing.B) {
+	meta := func(i int) string {
+		return fmt.Sprintf(`{"phx_ref":"R%07d","user_id":"user-1","name":"Tab %d","online_at":1764150000000}`, i, i)
+	}
+	for _, n := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("metas=%d", n), func(b *testing.B) {
+			s, c, ch := benchSocket(b, ChannelConfig{Presence: PresenceConfig{Enabled: true}}, func(Event) {})
+			defer s.Close()
+			// The refs cycle through u of them: diff i joins ref n+i and
+			// leaves ref i (mod u), the oldest.
+			u := n + 1024
+			metas := make([]string, n)
+			for i := range metas {
+				metas[i] = meta(i)
+			}
+			state := fmt.Sprintf(`["1",null,%q,"presence_state",{"user-1":{"metas":[%s]}}]`, benchTopic, strings.Join(metas, ","))
+			s.handleFrame(c, []byte(state), false, time.Now())
+			diffs := make([][]byte, u)
+			for i := range diffs {
+				diffs[i] = []byte(fmt.Sprintf(`[null,null,%q,"presence_diff",{"joins":{"user-1":{"metas":[%s]}},"leaves":{"user-1":{"metas":[%s]}}}]`,
+					benchTopic, meta((n+i)%u), meta(i%u)))
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				s.handleFrame(c, diffs[i], false, time.Now())
+				if i++; i == u {
+					i = 0
+				}
+			}
+			if got := len(ch.Presence().Get("user-1")); got != n {
+				b.Fatalf("the key has %d metas, want %d", got, n)
+			}
+		})
+	}
+}
+
 var _ = protocol.V2

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"rtm/realtime/protocol"
 )
@@ -33,9 +34,14 @@ type ChannelConfig struct {
 	// slice (payloads are not reused). Set one of OnEvent and OnEvents.
 	OnEvents func([]Event)
 	// EventBuffer bounds the events waiting for OnEvent or OnEvents
-	// (default Options.EventBuffer); see the package doc for what happens
+	// (default Options.EventBuffer), EventBufferBytes their bytes (default
+	// Options.EventBufferBytes); see the package doc for what happens
 	// beyond.
-	EventBuffer int
+	EventBuffer      int
+	EventBufferBytes int
+	// PresenceLimits bound the channel's presence state (zero fields:
+	// the defaults, 100,000 keys, 1024 metas per key, 64 MiB).
+	PresenceLimits PresenceLimits
 	// PushTimeout overrides Options.PushTimeout for this channel.
 	PushTimeout time.Duration
 }
@@ -91,6 +97,9 @@ type ChannelStats struct {
 	MessagesOut, BytesOut uint64
 	// Dropped counts events dropped because the consumer was slow.
 	Dropped uint64
+	// PresenceTruncated counts what the presence state did not keep
+	// because of its limits (see [Presence.Truncation]).
+	PresenceTruncated PresenceTruncation
 	// LastMessage is when the last frame arrived (zero when none).
 	LastMessage time.Time
 }
@@ -179,17 +188,20 @@ func (s *Socket) Channel(name string, cfg ChannelConfig) (*Channel, error) {
 	if ch.timeout <= 0 {
 		ch.timeout = s.opts.PushTimeout
 	}
-	limit := cfg.EventBuffer
-	if limit <= 0 {
-		limit = s.opts.EventBuffer
+	limits := queueLimits{count: cfg.EventBuffer, bytes: cfg.EventBufferBytes}
+	if limits.count <= 0 {
+		limits.count = s.opts.EventBuffer
+	}
+	if limits.bytes <= 0 {
+		limits.bytes = s.opts.EventBufferBytes
 	}
 	switch {
 	case cfg.OnEvent != nil:
-		ch.q = newQueue(cfg.OnEvent, limit, &s.dwg)
+		ch.q = newQueue(cfg.OnEvent, limits, &s.dwg)
 	case cfg.OnEvents != nil:
-		ch.q = newBatchQueue(cfg.OnEvents, limit, &s.dwg)
+		ch.q = newBatchQueue(cfg.OnEvents, limits, &s.dwg)
 	}
-	ch.presence = newPresence()
+	ch.presence = newPresence(cfg.PresenceLimits)
 	s.channels[topic] = ch
 	return ch, nil
 }
@@ -261,6 +273,7 @@ func (ch *Channel) Stats() ChannelStats {
 	if ch.q != nil {
 		st.Dropped = ch.q.dropped.Load()
 	}
+	st.PresenceTruncated = ch.presence.Truncation()
 	return st
 }
 
@@ -732,20 +745,31 @@ func (ch *Channel) notifyWaitersLocked(err error) {
 	ch.waiters = nil
 }
 
-// emitStatusLocked delivers a status event; statuses are never dropped.
+// eventCost is what an event costs in a channel's queue besides what it
+// points to; a status costs statusCost.
+const (
+	eventCost  = int(unsafe.Sizeof(Event{}))
+	statusCost = eventCost + 128
+)
+
+// emitStatusLocked delivers a status event; statuses are forced (see
+// queue): dropped only when the reserve beyond the limits is full too.
 func (ch *Channel) emitStatusLocked(st SubscribeStatus, err error) {
 	if ch.q == nil {
 		return
 	}
-	ch.q.push(Event{Type: EventStatus, Time: ch.s.now(), Channel: ch, Status: st, Err: err, JoinRef: ch.joinRef}, true)
+	if !ch.q.push(Event{Type: EventStatus, Time: ch.s.now(), Channel: ch, Status: st, Err: err, JoinRef: ch.joinRef}, statusCost, pushHard) {
+		ch.countDrop()
+	}
 }
 
-// emit delivers a stream event, dropping it when the consumer is behind.
-func (ch *Channel) emit(ev Event) {
+// emit delivers a stream event of size bytes (its frame's), dropping it
+// when the consumer is behind.
+func (ch *Channel) emit(ev Event, size int) {
 	if ch.q == nil {
 		return
 	}
-	if !ch.q.push(ev, false) {
+	if !ch.q.push(ev, eventCost+size, pushDrop) {
 		ch.countDrop()
 	}
 }

@@ -197,7 +197,7 @@ func (c *conn) write(f *outFrame) error {
 	}
 	// Tap before writing, so the frame precedes its reply in the tap.
 	if tap := c.s.tap.Load(); tap != nil {
-		tap.push(Frame{Dir: Out, Time: c.s.now(), Conn: c.gen, Data: f.data, Binary: f.binary, Message: f.msg}, false)
+		tap.push(Frame{Dir: Out, Time: c.s.now(), Conn: c.gen, Data: f.data, Binary: f.binary, Message: f.msg}, frameCost+len(f.data), pushDrop)
 	}
 	if err := c.ws.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout)); err != nil {
 		return err

@@ -22,7 +22,7 @@ func (s *Socket) handleFrame(c *conn, data []byte, binary bool, at time.Time) {
 	tap := s.tap.Load()
 	if err != nil {
 		if tap != nil {
-			tap.push(Frame{Dir: In, Time: at, Conn: c.gen, Data: data, Binary: binary, Err: err}, false)
+			tap.push(Frame{Dir: In, Time: at, Conn: c.gen, Data: data, Binary: binary, Err: err}, frameCost+len(data), pushDrop)
 		}
 		n := s.st.decodeErrors.Add(1)
 		if n <= 10 || n%1000 == 0 {
@@ -32,7 +32,7 @@ func (s *Socket) handleFrame(c *conn, data []byte, binary bool, at time.Time) {
 	}
 	if f.Event == protocol.EventReply && isPhoenix(f.Topic) {
 		if tap != nil {
-			tap.push(tapFrame(c, data, binary, at, &f, protocol.PhoenixTopic, ""), false)
+			tap.push(tapFrame(c, data, binary, at, &f, protocol.PhoenixTopic, ""), frameCost+len(data), pushDrop)
 		}
 		s.heartbeatReply(c, &f, at)
 		return
@@ -47,7 +47,7 @@ func (s *Socket) handleFrame(c *conn, data []byte, binary bool, at time.Time) {
 				joinRef = ch.joinRef
 			}
 		}
-		tap.push(tapFrame(c, data, binary, at, &f, topic, joinRef), false)
+		tap.push(tapFrame(c, data, binary, at, &f, topic, joinRef), frameCost+len(data), pushDrop)
 	}
 	s.dispatchLocked(&f, ps, len(data), at)
 	s.mu.Unlock()
@@ -110,7 +110,7 @@ func (s *Socket) dispatchLocked(f *protocol.ServerFrame, ps *protocol.PresenceSp
 			Payload: f.BroadcastPayload,
 			Binary:  f.BroadcastBinary,
 			Meta:    f.BroadcastMeta,
-		}})
+		}}, size)
 	case protocol.EventReply:
 		s.replyLocked(ch, f)
 	case protocol.EventPresenceState:
@@ -126,7 +126,7 @@ func (s *Socket) dispatchLocked(f *protocol.ServerFrame, ps *protocol.PresenceSp
 		}
 		ch.emitPresence(events, !held && err == nil, at)
 	case protocol.EventPostgresChanges:
-		s.postgresChangeLocked(ch, f, at)
+		s.postgresChangeLocked(ch, f, size, at)
 	case protocol.EventSystem:
 		var sys protocol.System
 		if !protocol.IsObject(f.Payload) {
@@ -141,8 +141,8 @@ func (s *Socket) dispatchLocked(f *protocol.ServerFrame, ps *protocol.PresenceSp
 			ch.systemErr = &SystemError{System: sys}
 		}
 		s.log.Info("System message", logTopic, ch.topic, "extension", sys.Extension, "status", sys.Status, "message", sys.Message)
-		if ch.q != nil {
-			ch.q.push(Event{Type: EventSystem, Time: at, Channel: ch, System: &sys}, true)
+		if ch.q != nil && !ch.q.push(Event{Type: EventSystem, Time: at, Channel: ch, System: &sys}, eventCost+size, pushSoft) {
+			ch.countDrop()
 		}
 	case protocol.EventClose:
 		if f.Ref != nil && string(f.Ref) != ch.joinRef {
@@ -179,7 +179,7 @@ func (s *Socket) replyLocked(ch *Channel, f *protocol.ServerFrame) {
 	s.completeLocked(p, r.Status, r.Response, nil)
 }
 
-func (s *Socket) postgresChangeLocked(ch *Channel, f *protocol.ServerFrame, at time.Time) {
+func (s *Socket) postgresChangeLocked(ch *Channel, f *protocol.ServerFrame, size int, at time.Time) {
 	var pc protocol.PostgresChangesPayload
 	if err := json.Unmarshal(f.Payload, &pc); err != nil {
 		s.log.Warn("Bad postgres_changes message", logTopic, ch.topic, logErr, err)
@@ -199,32 +199,52 @@ func (s *Socket) postgresChangeLocked(ch *Channel, f *protocol.ServerFrame, at t
 		s.log.Debug("Dropping postgres change matching no binding", logTopic, ch.topic)
 		return
 	}
-	ch.emit(Event{Type: EventPostgresChange, Time: at, Channel: ch, Change: &PostgresChange{Bindings: matched, IDs: pc.IDs, ChangeData: pc.Data}})
+	ch.emit(Event{Type: EventPostgresChange, Time: at, Channel: ch, Change: &PostgresChange{Bindings: matched, IDs: pc.IDs, ChangeData: pc.Data}}, size)
 }
 
 // emitPresence delivers the presence events of one frame, then a sync
 // when sync is set, in one hand-off to the channel's queue: joins and
-// leaves may be dropped for a slow consumer like other stream events,
-// syncs never are (the state itself is always complete in
-// [Channel.Presence]).
+// leaves may be dropped for a slow consumer like other stream events
+// (each costs what it keeps alive), syncs never are but are coalesced: at
+// most one waits, after the last join or leave queued (a sync carries
+// nothing; the state itself is always complete in [Channel.Presence]).
+// It also logs a change of the state's truncation (rate-limited: when it
+// begins, each time it doubles, when it clears).
 func (ch *Channel) emitPresence(events []PresenceEvent, sync bool, at time.Time) {
+	ch.logTruncation()
 	if ch.q == nil || (len(events) == 0 && !sync) {
 		return
 	}
 	dropped := 0
 	ch.q.lock()
 	for i := range events {
-		if slot := ch.q.slotLocked(false); slot != nil {
+		if slot := ch.q.slotLocked(eventCost+events[i].size, pushDrop); slot != nil {
 			*slot = Event{Type: EventPresence, Time: at, Channel: ch, Presence: &events[i]}
 		} else {
 			dropped++
 		}
 	}
 	if sync {
-		*ch.q.slotLocked(true) = Event{Type: EventPresence, Time: at, Channel: ch, Presence: &ch.presence.syncEvent}
+		*ch.q.lastLocked(eventCost) = Event{Type: EventPresence, Time: at, Channel: ch, Presence: &ch.presence.syncEvent}
 	}
 	ch.q.unlock()
 	for range dropped {
 		ch.countDrop()
+	}
+}
+
+// logTruncation logs the news of the presence state's truncation that
+// the frame just applied made (on the read loop, which applies them).
+func (ch *Channel) logTruncation() {
+	p := ch.presence
+	n := p.takeNews()
+	switch {
+	case n.report:
+		l, t := p.lim, n.t
+		ch.s.log.Warn("Presence truncated: the state is over its limits, what does not fit is not kept", logTopic, ch.topic,
+			"members_not_kept", t.Members, "metas_not_kept", t.Metas, "diffs_dropped", t.Diffs,
+			"max_members", l.MaxMembers, "max_metas", l.MaxMetas, "max_bytes", l.MaxBytes)
+	case n.complete:
+		ch.s.log.Info("Presence complete again: a presence_state fit", logTopic, ch.topic)
 	}
 }

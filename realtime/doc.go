@@ -73,19 +73,32 @@
 // delivered in order on a goroutine of that channel, never on the read
 // loop; the goroutine exists only while events are waiting.
 //
-// A consumer that falls behind never blocks the reader. Each channel holds
-// at most EventBuffer (default 4096) stream events waiting for its consumer
-// (plus the batch of at most 64 being delivered); beyond
-// that new broadcasts, postgres changes and presence join/leave events are
-// dropped and counted ([ChannelStats].Dropped, [Stats].Drops, and a
-// warning logged at powers of two). Status events, system messages and
-// presence syncs are never dropped, and the channel's state
-// ([Channel.State], [Channel.Presence]) is maintained by the client, so it
-// is complete whatever the consumer does. [Options].OnStatus and
-// OnHeartbeat run on a goroutine of the socket and are never dropped (they
-// are few). The frame tap ([Options].Tap: every frame in and out with
-// direction, time, raw bytes and decoded envelope) has its own goroutine
-// and is bounded like a channel (TapBuffer, drops in [Stats].TapDrops).
+// A consumer that falls behind never blocks the reader, and nothing it
+// does not take grows without bound. Each channel holds at most
+// EventBuffer (default 4096) stream events and EventBufferBytes (default
+// 32 MiB) of them waiting for its consumer (plus the batch of at most 64
+// being delivered; one event larger than the bytes still goes through
+// when nothing waits). An event costs its frame's size and about 200
+// bytes; a presence join or leave costs the metas it keeps alive. Beyond
+// that new broadcasts, postgres changes and presence join/leave events
+// are dropped and counted ([ChannelStats].Dropped, [Stats].Drops, and a
+// warning logged at powers of two). Status events and system messages
+// are forced: they go beyond the bounds into a reserve of an eighth of
+// them (system messages, which a server may send at will, into half of
+// it, so that statuses always find room), and only a consumer that stops
+// for good can fill that — then they too are dropped and counted.
+// Presence syncs are never dropped but coalesced: a sync carries nothing
+// (the state is read from [Channel.Presence]), so at most one waits, after
+// the last join or leave queued. The channel's state ([Channel.State],
+// [Channel.Presence]) is maintained by the client, so it is complete
+// whatever the consumer does. [Options].OnStatus and OnHeartbeat run on a
+// goroutine of the socket; their notices are few (a status per
+// connection attempt, a heartbeat per interval) and bounded like forced
+// events (1024 and 1 MiB, then a reserve; drops in [Stats].NoticeDrops).
+// The frame tap ([Options].Tap: every frame in and out with direction,
+// time, raw bytes and decoded envelope) has its own goroutine and is
+// bounded like a channel (TapBuffer frames, default 8192, and
+// TapBufferBytes, default 64 MiB; drops in [Stats].TapDrops).
 //
 // # Presence
 //
@@ -97,8 +110,29 @@
 // payload's keys and metas in the same pass that validates the frame
 // ([protocol.Version.ScanServerPresence]); what the state keeps (keys,
 // refs, meta objects) is copied out of the frame in one block each, so
-// the state never keeps a read slab alive. About 1.2-1.4 µs per diff into
-// a 10k-member state, 11-14x realtime-js (BenchmarkPresenceVsRealtimeJS).
+// the state never keeps a read slab alive. A diff costs what it names,
+// not what the keys hold: a key's new metas are appended in place to an
+// array the state owns, beyond the length of any slice handed out (those
+// are never modified), and a key of more than 32 metas keeps an index of
+// its refs; a leave of the oldest or newest metas of a key is a view of
+// the same array (BenchmarkPresenceDiffOneKey: flat from 1 to 1000 metas
+// per key). About 1.2-1.4 µs per diff into a 10k-member state, 11-14x
+// realtime-js (BenchmarkPresenceVsRealtimeJS).
+//
+// The state is bounded by [ChannelConfig].PresenceLimits: at most
+// MaxMembers keys (default 100,000: twice the most concurrent clients a
+// Supabase project allows, so a real channel is never cut), MaxMetas
+// metas per key (default 1024) and MaxBytes (default 64 MiB: keys, refs
+// and meta objects, plus 64 bytes per meta and 96 per key). What does
+// not fit is not kept: the join of a new key beyond them is left out
+// whole (no event), a join to a present key keeps the metas that fit
+// (its event has those). The keys and metas not kept are counted
+// ([Presence.Truncation], [ChannelStats].PresenceTruncated) and the
+// channel logs it when it begins, each time the count doubles and when
+// it ends; it ends when a later presence_state fits entirely. The room a diff's leaves free is counted
+// for its joins (which apply first), so a user updating its meta in a
+// full state keeps it. Diffs held for the presence_state are bounded too
+// (4096 of them and MaxBytes/4), the oldest dropped and counted.
 //
 // # Bad input and memory
 //
@@ -114,6 +148,15 @@
 // its size, so keeping a part of a big frame costs the frame's size, no
 // more; reading it holds about twice its size for the time of one copy
 // (its length is not known before it is read).
+//
+// What a server sends can make the client hold only bounded memory per
+// channel: its presence state (PresenceLimits, 64 MiB by default), its
+// event queue (EventBuffer and EventBufferBytes, with the reserve of
+// forced events and one coalesced sync) and the frame tap's queue
+// (TapBuffer, TapBufferBytes). A server sending endless presence diffs,
+// a presence_state of 200,000 members, diffs without ever the state, or a
+// flood of system messages is tested against these bounds (package
+// realtime/hostile).
 //
 // # Concurrency and shutdown
 //

@@ -162,3 +162,35 @@ func TestDispatchSeeds(t *testing.T) {
 		t.Fatalf("room2 %v %v", room2.State(), room2.ServerIDs())
 	}
 }
+
+// FuzzPresenceLimits applies a sequence of presence payloads (lines;
+// one starting with "s" is a presence_state, others diffs) to states
+// under small limits and to one under the defaults: nothing panics, the
+// bytes counted are the state's, the limits hold after every diff, and
+// a state bounded by its limits never holds more than an unbounded one.
+func FuzzPresenceLimits(f *testing.F) {
+	f.Add([]byte("s{\"a\":{\"metas\":[{\"phx_ref\":\"1\"}]}}\n{\"joins\":{\"b\":{\"metas\":[{\"phx_ref\":\"2\"},{\"phx_ref\":\"3\"}]}},\"leaves\":{\"a\":{\"metas\":[{\"phx_ref\":\"1\"}]}}}"), uint8(1), uint8(1))
+	f.Add([]byte("{\"joins\":{\"x\":{\"metas\":[{\"phx_ref\":\"9\",\"pad\":\"xxxxxxxxxxxxxxxx\"}]}},\"leaves\":{}}\ns{}\n{\"joins\":{\"x\":{\"metas\":[{\"phx_ref\":\"8\"}]},\"y\":{\"metas\":[]}},\"leaves\":{\"x\":{\"metas\":[{\"phx_ref\":\"9\"}]}}}"), uint8(2), uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, members, metas uint8) {
+		lim := PresenceLimits{MaxMembers: 1 + int(members%8), MaxMetas: 1 + int(metas%8), MaxBytes: 200 + 37*int(members)}
+		small, full := newPresence(lim), newPresence(PresenceLimits{})
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			for _, p := range []*Presence{small, full} {
+				if s, ok := bytes.CutPrefix(line, []byte("s")); ok {
+					_, _ = p.applyState(s, "1")
+				} else {
+					_, _, _ = p.applyDiff(line, "1")
+				}
+				if b := stateCost(p); b != p.Bytes() {
+					t.Fatalf("bytes counted %d, the state's %d", p.Bytes(), b)
+				}
+			}
+			if small.Len() > lim.MaxMembers {
+				t.Fatalf("%d members, limit %d", small.Len(), lim.MaxMembers)
+			}
+			if !small.Truncation().Truncated() && full.Truncation().Truncated() {
+				t.Fatalf("the unbounded state truncated (%+v), the bounded one not", full.Truncation())
+			}
+		}
+	})
+}

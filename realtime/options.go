@@ -32,12 +32,20 @@ const (
 	// DefaultEventBuffer is the number of events a channel holds for a
 	// slow consumer before it drops (see the package doc).
 	DefaultEventBuffer = 4096
+	// DefaultEventBufferBytes is the bytes of events a channel holds for a
+	// slow consumer before it drops: 4096 events of 8 KiB (an event costs
+	// its frame's size and about 200 bytes; a presence event the metas it
+	// keeps alive).
+	DefaultEventBufferBytes = 32 << 20
 	// DefaultSendBuffer is the number of user pushes (broadcasts, track)
 	// queued for the writer before Send fails with ErrSendBufferFull.
 	DefaultSendBuffer = 1024
 	// DefaultTapBuffer is the number of frames the tap holds for a slow
 	// consumer before it drops.
 	DefaultTapBuffer = 8192
+	// DefaultTapBufferBytes is the bytes of frames the tap holds for a
+	// slow consumer before it drops: two of the largest frames accepted.
+	DefaultTapBufferBytes = 64 << 20
 	// DefaultReadLimit is the largest frame accepted from the server.
 	DefaultReadLimit = 32 << 20
 )
@@ -117,8 +125,11 @@ type Options struct {
 	// one closes the connection.
 	ReadLimit int64
 
-	// EventBuffer is the default per-channel event buffer (default 4096).
-	EventBuffer int
+	// EventBuffer is the default per-channel event buffer (default 4096);
+	// EventBufferBytes bounds its bytes (default 32 MiB). See the package
+	// doc for what happens beyond.
+	EventBuffer      int
+	EventBufferBytes int
 	// SendBuffer bounds the user pushes waiting for the writer (default
 	// 1024); beyond it Send, Track and Untrack fail with ErrSendBufferFull.
 	SendBuffer int
@@ -144,11 +155,13 @@ type Options struct {
 	// Tap is called with every frame read (as read) or written (just
 	// before the write, so a frame precedes its reply), in order, on a
 	// goroutine of its own, holding at most TapBuffer frames (default
-	// 8192) for a slow consumer; beyond that frames are dropped and
-	// counted in [Stats].TapDrops. Frames hold tokens: mask before
-	// showing them.
-	Tap       func(Frame)
-	TapBuffer int
+	// 8192) and TapBufferBytes of them (default 64 MiB; a frame larger
+	// than that still goes through when nothing waits) for a slow
+	// consumer; beyond that frames are dropped and counted in
+	// [Stats].TapDrops. Frames hold tokens: mask before showing them.
+	Tap            func(Frame)
+	TapBuffer      int
+	TapBufferBytes int
 }
 
 // DefaultReconnectAfter is realtime-js's socket reconnect ladder without
@@ -229,6 +242,12 @@ func (o *Options) normalize() (Options, error) {
 	}
 	if n.TapBuffer <= 0 {
 		n.TapBuffer = DefaultTapBuffer
+	}
+	if n.EventBufferBytes <= 0 {
+		n.EventBufferBytes = DefaultEventBufferBytes
+	}
+	if n.TapBufferBytes <= 0 {
+		n.TapBufferBytes = DefaultTapBufferBytes
 	}
 	if n.Logger == nil {
 		n.Logger = slog.New(slog.DiscardHandler)

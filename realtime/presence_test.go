@@ -124,7 +124,7 @@ func TestPresenceThreeClients(t *testing.T) {
 // The phoenix algorithm on hand-made payloads: diffs wait for the state of
 // the current join; a new state is synced against the old one.
 func TestPresenceSyncAlgorithm(t *testing.T) {
-	p := newPresence()
+	p := newPresence(PresenceLimits{})
 	meta := func(ref string) string { return fmt.Sprintf(`{"phx_ref":%q}`, ref) }
 	diff := func(joins, leaves string) []byte {
 		return []byte(fmt.Sprintf(`{"joins":{%s},"leaves":{%s}}`, joins, leaves))

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 
@@ -34,6 +35,18 @@ const (
 	logDelay   = "delay"
 	logConn    = "conn"
 	logCount   = "count"
+)
+
+// noticeBuffer and noticeBufferBytes bound the notices waiting for
+// OnStatus and OnHeartbeat (few by nature: a socket status change per
+// connection attempt, a heartbeat per interval; statuses are forced,
+// heartbeats softly, see queue); frameCost and noticeCost are what a
+// tapped frame (besides its bytes) and a notice cost in their queues.
+const (
+	noticeBuffer      = 1024
+	noticeBufferBytes = 1 << 20
+	frameCost         = int(unsafe.Sizeof(Frame{}))
+	noticeCost        = int(unsafe.Sizeof(StatusChange{})) + 64
 )
 
 // closeGrace bounds the wait for the writer to send a close frame before
@@ -124,10 +137,10 @@ func NewSocket(rawURL string, opts *Options) (*Socket, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if o.OnStatus != nil || o.OnHeartbeat != nil {
-		s.notices = newQueue(s.deliverNotice, 1<<16, &s.dwg)
+		s.notices = newQueue(s.deliverNotice, queueLimits{count: noticeBuffer, bytes: noticeBufferBytes}, &s.dwg)
 	}
 	if o.Tap != nil {
-		s.tap.Store(newQueue(o.Tap, o.TapBuffer, &s.dwg))
+		s.tap.Store(newQueue(o.Tap, s.tapLimits(), &s.dwg))
 	}
 	return s, nil
 }
@@ -258,11 +271,15 @@ func (s *Socket) Close() error {
 func (s *Socket) SetTap(fn func(Frame)) {
 	var q *queue[Frame]
 	if fn != nil {
-		q = newQueue(fn, s.opts.TapBuffer, &s.dwg)
+		q = newQueue(fn, s.tapLimits(), &s.dwg)
 	}
 	if old := s.tap.Swap(q); old != nil {
 		s.tapDrops.Add(old.dropped.Load())
 	}
+}
+
+func (s *Socket) tapLimits() queueLimits {
+	return queueLimits{count: s.opts.TapBuffer, bytes: s.opts.TapBufferBytes}
 }
 
 // Status returns the current connection status.
@@ -296,6 +313,9 @@ func (s *Socket) Stats() Stats {
 	st.RTT, st.RTTAvg = time.Duration(c.rtt.Load()), time.Duration(c.rttAvg.Load())
 	st.Drops, st.SendRejects = c.drops.Load(), c.sendRejects.Load()
 	st.TapDrops = s.tapDrops.Load()
+	if s.notices != nil {
+		st.NoticeDrops = s.notices.dropped.Load()
+	}
 	if q := s.tap.Load(); q != nil {
 		st.TapDrops += q.dropped.Load()
 	}
@@ -325,14 +345,22 @@ func (s *Socket) notifyStatus(c StatusChange) {
 	} else {
 		s.log.Info("Socket "+c.Status.String(), logAttempt, c.Attempt)
 	}
-	if s.notices != nil && s.opts.OnStatus != nil {
-		s.notices.push(notice{status: &c}, true)
+	if s.notices != nil && s.opts.OnStatus != nil && !s.notices.push(notice{status: &c}, noticeCost, pushHard) {
+		s.noticeDropped()
 	}
 }
 
 func (s *Socket) notifyHeartbeat(h Heartbeat) {
-	if s.notices != nil && s.opts.OnHeartbeat != nil {
-		s.notices.push(notice{heartbeat: &h}, true)
+	if s.notices != nil && s.opts.OnHeartbeat != nil && !s.notices.push(notice{heartbeat: &h}, noticeCost, pushSoft) {
+		s.noticeDropped()
+	}
+}
+
+// noticeDropped logs a notice dropped because OnStatus or OnHeartbeat
+// does not return (at powers of two; counted in Stats.NoticeDrops).
+func (s *Socket) noticeDropped() {
+	if n := s.notices.dropped.Load(); n&(n-1) == 0 {
+		s.log.Warn("OnStatus or OnHeartbeat too slow, dropping notices", logCount, n)
 	}
 }
 

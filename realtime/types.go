@@ -117,6 +117,9 @@ type Stats struct {
 	Drops uint64
 	// TapDrops counts frames the tap dropped because its consumer was slow.
 	TapDrops uint64
+	// NoticeDrops counts status and heartbeat notices dropped because
+	// OnStatus or OnHeartbeat did not return (over a thousand waiting).
+	NoticeDrops uint64
 	// SendRejects counts pushes refused with ErrSendBufferFull.
 	SendRejects uint64
 	// Channels is the number of channels on the socket.
@@ -346,4 +349,10 @@ type PresenceEvent struct {
 	Current []PresenceMeta
 	// Changed is the joined (join) or left (leave) metas.
 	Changed []PresenceMeta
+	// Metas is the key's metas after the event, as the state holds them
+	// (join, leave): Current then Changed for a join, unless Changed
+	// replaced metas of Current (same ref); Current for a leave.
+	Metas []PresenceMeta
+
+	size int // what the event keeps alive, in bytes (see the channel's queue)
 }

@@ -16,8 +16,12 @@ import (
 	"rtm/registry/clock"
 )
 
-// clientEventBuffer is the client-side event buffer of each channel.
-const clientEventBuffer = 1 << 16
+// clientEventBuffer and clientEventBufferBytes bound the client-side
+// event buffer of each channel: 65,536 events of 1 KiB.
+const (
+	clientEventBuffer      = 1 << 16
+	clientEventBufferBytes = 64 << 20
+)
 
 // entry is one channel of the registry. All fields are guarded by the
 // manager's mutex.
@@ -461,7 +465,7 @@ func (m *Manager) newEntryLocked(name Name, o *joinOpts) *entry {
 	now := m.clk.Now()
 	e := &entry{
 		name: name, topic: name.Topic(), status: StatusConnecting, reason: "joining",
-		createdAt: now, presence: newPresenceCache(), policy: o.policy,
+		createdAt: now, presence: newPresenceCache(m.maxPresenceMembers()), policy: o.policy,
 		tokenExpiry: m.tokenInfo.Expiry,
 	}
 	if o.policy != nil {
@@ -582,7 +586,9 @@ func (m *Manager) clientConfigLocked(e *entry, gen uint64) realtime.ChannelConfi
 		OnEvents:        func(evs []realtime.Event) { m.onChannelEvents(e, gen, evs) },
 		// A deep buffer: the manager is fast, but a GC pause or a busy
 		// machine must not make the client drop broadcasts.
-		EventBuffer: clientEventBuffer,
+		EventBuffer:      clientEventBuffer,
+		EventBufferBytes: clientEventBufferBytes,
+		PresenceLimits:   m.opts.PresenceLimits,
 	}
 }
 
@@ -1302,6 +1308,7 @@ func (m *Manager) infoLocked(e *entry) ChannelInfo {
 		MessagesIn: e.msgsIn, MessagesOut: e.msgsOut, LastMessageAt: e.lastMsg, TokenExpiry: e.tokenExpiry,
 		PresenceCount: e.presence.len(), Tracked: e.tracked != nil, TrackedAs: e.trackedKey(),
 		Queued: len(e.queue), QueueDropped: e.queueDropped,
+		PresenceTruncated: e.presence.truncation(),
 	}
 	if e.ch != nil {
 		info.ClientDropped = e.ch.Stats().Dropped
@@ -1363,6 +1370,15 @@ func (m *Manager) publishError(n Name, op, code, msg string) {
 	m.mu.Unlock()
 }
 
+// maxPresenceMembers is the users a presence cache holds at most: the
+// client's MaxMembers.
+func (m *Manager) maxPresenceMembers() int {
+	if n := m.opts.PresenceLimits.MaxMembers; n > 0 {
+		return n
+	}
+	return realtime.DefaultPresenceMaxMembers
+}
+
 // onPresenceLocked updates the presence cache.
 func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 	pe := ev.Presence
@@ -1378,9 +1394,12 @@ func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 			// who never left.
 			return nil
 		}
-		u := e.presence.join(pe.Key, pe.Current, pe.Changed, now)
+		u, ok := e.presence.join(pe.Key, pe.Metas, now)
+		if !ok {
+			return nil // beyond the cache's bound: counted, not told
+		}
 		u.Self = pe.Key == e.trackedKey()
-		out = PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceJoin, User: u, Count: e.presence.len()}
+		out = PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceJoin, User: u, Count: e.presence.len(), Truncated: e.presence.truncation()}
 		if len(pe.Current) == 0 {
 			m.log.Info("User joined presence", KeyChannel, e.name.String(), KeyUserID, pe.Key, "name", u.Name, KeyCount, out.Count)
 		} else {
@@ -1389,7 +1408,7 @@ func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 	case realtime.PresenceLeave:
 		u, gone := e.presence.leave(pe.Key, pe.Current)
 		u.Self = pe.Key == e.trackedKey()
-		out = PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceLeave, User: u, Count: e.presence.len()}
+		out = PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceLeave, User: u, Count: e.presence.len(), Truncated: e.presence.truncation()}
 		if gone {
 			m.log.Info("User left presence", KeyChannel, e.name.String(), KeyUserID, pe.Key, KeyCount, out.Count)
 		} else {
@@ -1398,28 +1417,12 @@ func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 	case realtime.PresenceSync:
 		var calls []func()
 		if e.ch != nil {
-			state := e.ch.Presence().State()
-			if e.presence.resyncing {
-				// Who left while the channel was recreated.
-				for _, k := range e.presence.missing(state) {
-					u, _ := e.presence.leave(k, nil)
-					u.Self = k == e.trackedKey()
-					left := PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceLeave, User: u, Count: e.presence.len()}
-					m.log.Info("User left presence", KeyChannel, e.name.String(), KeyUserID, k, KeyCount, left.Count)
-					m.broker.publish(left)
-					for _, l := range e.pres {
-						fn := l.fn
-						calls = append(calls, func() { fn(left) })
-					}
-				}
-				e.presence.resyncing = false
-			}
-			e.presence.reconcile(state, now)
+			calls = m.syncPresenceLocked(e, ev.Time, now)
 		}
 		m.msgsIn.Add(1)
 		e.msgsIn++
 		e.lastMsg = ev.Time
-		out = PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceSync, Count: e.presence.len()}
+		out = PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceSync, Count: e.presence.len(), Truncated: e.presence.truncation()}
 		level := slog.LevelDebug
 		if !e.synced {
 			level = slog.LevelInfo
@@ -1443,6 +1446,54 @@ func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 		calls = append(calls, func() { fn(out) })
 	}
 	return calls
+}
+
+// syncPresenceLocked brings e's presence cache up to the client's state
+// at a sync: the client's truncation, and a reconcile when needed (see
+// presenceCache). A recreated channel's first sync also reports who left
+// meanwhile; the listener calls are returned.
+func (m *Manager) syncPresenceLocked(e *entry, at, now time.Time) []func() {
+	p := e.ch.Presence()
+	c := e.presence
+	c.trunc = p.Truncation()
+	dropped := e.ch.Stats().Dropped
+	if !c.needsReconcile(dropped) {
+		return nil
+	}
+	state := p.State()
+	var calls []func()
+	if c.resyncing {
+		// Who left while the channel was recreated.
+		for _, k := range c.missing(state) {
+			u, _ := c.leave(k, nil)
+			u.Self = k == e.trackedKey()
+			left := PresenceEvent{Time: at, Channel: e.name, Action: PresenceLeave, User: u, Count: c.len(), Truncated: c.truncation()}
+			m.log.Info("User left presence", KeyChannel, e.name.String(), KeyUserID, k, KeyCount, left.Count)
+			m.broker.publish(left)
+			for _, l := range e.pres {
+				fn := l.fn
+				calls = append(calls, func() { fn(left) })
+			}
+		}
+		c.resyncing = false
+	}
+	c.reconcile(state, dropped, now)
+	return calls
+}
+
+// reconcileDueLocked runs the reconciles put off by syncs (see
+// presenceCache.needsReconcile), at a stats tick, and tells the new
+// counts with a sync event.
+func (m *Manager) reconcileDueLocked(now time.Time) {
+	for _, e := range m.entries {
+		c := e.presence
+		if !c.due || e.ch == nil || e.leaving != nil {
+			continue
+		}
+		c.reconcile(e.ch.Presence().State(), e.ch.Stats().Dropped, now)
+		m.publishStateLocked(e, "presence synced")
+		m.broker.publish(PresenceEvent{Time: now, Channel: e.name, Action: PresenceSync, Count: c.len(), Truncated: c.truncation()})
+	}
 }
 
 func (m *Manager) onChangeLocked(e *entry, ev realtime.Event) []func() {

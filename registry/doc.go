@@ -89,13 +89,26 @@
 // [Manager.JoinPresence] tracks the user with its payload plus user_id,
 // name and online_at. [Manager.Track] on a channel joined with another
 // key (or none: the server would pick a UUID) rejoins it with the user's
-// id as key first, so the user always shows under its id. The presence cache (name -> user id ->
-// [PresenceUser]: name, payload, online since, number of metas) follows
-// the client's presence sync (phoenix's algorithm) and is reconciled with
-// the client's state at every sync, so it converges even if a join or
-// leave event was lost; each change is a [PresenceEvent] (join, leave,
-// sync) and is logged ("User joined presence", "User left presence",
-// "Presence synced").
+// id as key first, so the user always shows under its id. The presence
+// cache (name -> user id -> [PresenceUser]: name, payload, online since,
+// number of metas) follows the client's presence sync (phoenix's
+// algorithm): it holds the client's own metas (immutable, shared, so it
+// costs a small entry per user, not a copy), set from each event. When
+// the client dropped events for a slow manager, the cache is reconciled
+// with the client's state at a sync — at most once per an eighth of its
+// users in events, else at the next stats tick — so it converges even if
+// a join or leave event was lost, at a cost proportional to the traffic;
+// each change is a [PresenceEvent] (join, leave, sync) and is logged
+// ("User joined presence", "User left presence", "Presence synced").
+//
+// The client bounds each channel's presence (Options.PresenceLimits,
+// realtime.PresenceLimits: by default 100,000 users, 1024 metas per user,
+// 64 MiB) and the cache holds at most as many users. What does not fit
+// is not kept and is reported: ChannelInfo.PresenceTruncated and
+// PresenceEvent.Truncated ([PresenceTruncation]: users and metas not
+// kept, early diffs dropped) until a presence_state fits again; `rtm
+// watch` writes them, the UI's presence pane says how many users are not
+// shown.
 //
 // # Broadcasts
 //
@@ -243,6 +256,7 @@
 // calling user code. Listener callbacks run on the channel's delivery
 // goroutine (the client's, never its read loop), in order; a slow
 // callback delays that channel's events (the client buffers up to 65,536
-// per channel, then drops and counts: ChannelInfo.ClientDropped). Close
+// events and 64 MiB per channel, then drops and counts:
+// ChannelInfo.ClientDropped). Close
 // stops every goroutine the manager started and ends every subscription.
 package registry

@@ -100,6 +100,9 @@ type PresenceEvent struct {
 	User PresenceUser `json:"user,omitzero"`
 	// Count is the number of users in the cache after the change.
 	Count int `json:"count"`
+	// Truncated, when set, says the cache is incomplete (see
+	// [PresenceTruncation]): users beyond the limits are not counted.
+	Truncated *PresenceTruncation `json:"truncated,omitempty"`
 }
 
 // MessageKind classifies messages.

@@ -141,6 +141,12 @@ type Options struct {
 	FrameRing    int
 	FrameBytes   int
 	NoFrames     bool
+	// PresenceLimits bound each channel's presence state in the client
+	// (default: realtime's, 100,000 users, 1024 metas per user, 64 MiB);
+	// the presence cache follows it and holds at most MaxMembers users.
+	// What does not fit is counted and reported
+	// (ChannelInfo.PresenceTruncated, PresenceEvent.Truncated).
+	PresenceLimits realtime.PresenceLimits
 	// History is the number of events kept for Export (default 5000),
 	// and HistoryBytes their bytes (default 8 MiB); an event larger than
 	// that is not kept.
@@ -796,6 +802,7 @@ func (m *Manager) sample() {
 		m.errSamples = append(m.errSamples[:0], m.errSamples[len(m.errSamples)-n:]...)
 	}
 	m.broker.publish(StatsEvent{Time: now, Stats: m.statsLocked(), Metrics: m.metricsLocked(now)})
+	m.reconcileDueLocked(now)
 }
 
 func pushBounded(h []float64, v float64, n int) []float64 {

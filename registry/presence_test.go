@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,10 +20,10 @@ func meta(t *testing.T, ref, payload string) protocol.PresenceMeta {
 }
 
 func TestPresenceCache(t *testing.T) {
-	c := newPresenceCache()
+	c := newPresenceCache(100)
 	t0 := time.Unix(1000, 0)
 	a1 := meta(t, "r1", `{"name":"Ann","online_at":"2026-01-02T03:04:05Z"}`)
-	u := c.join("ann", nil, []protocol.PresenceMeta{a1}, t0)
+	u, _ := c.join("ann", []protocol.PresenceMeta{a1}, t0)
 	if u.UserID != "ann" || u.Name != "Ann" || u.Metas != 1 || !u.OnlineSince.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
 		t.Fatalf("user %+v", u)
 	}
@@ -32,11 +33,11 @@ func TestPresenceCache(t *testing.T) {
 	}
 	// A second connection of ann, and bob without online_at.
 	a2 := meta(t, "r2", `{"name":"Ann 2"}`)
-	u = c.join("ann", []protocol.PresenceMeta{a1}, []protocol.PresenceMeta{a2}, t0.Add(time.Second))
+	u, _ = c.join("ann", []protocol.PresenceMeta{a1, a2}, t0.Add(time.Second))
 	if u.Metas != 2 || u.Name != "Ann 2" {
 		t.Fatalf("after second join %+v", u)
 	}
-	c.join("bob", nil, []protocol.PresenceMeta{meta(t, "r3", `{"online_at":1767323045000}`)}, t0)
+	c.join("bob", []protocol.PresenceMeta{meta(t, "r3", `{"online_at":1767323045000}`)}, t0)
 	list := c.list("bob")
 	if len(list) != 2 || list[0].UserID != "ann" || list[1].UserID != "bob" || !list[1].Self || list[0].Self {
 		t.Fatalf("list %+v", list)
@@ -44,9 +45,9 @@ func TestPresenceCache(t *testing.T) {
 	if !list[1].OnlineSince.Equal(time.UnixMilli(1767323045000)) {
 		t.Fatalf("bob online since %v", list[1].OnlineSince)
 	}
-	// An update replaces a meta (phx_ref_prev): the join carries the new
-	// meta and current holds the others.
-	u = c.join("ann", []protocol.PresenceMeta{a1, a2}, []protocol.PresenceMeta{meta(t, "r1", `{"name":"Ann*"}`)}, t0)
+	// An update replaces a meta (phx_ref_prev): the key's metas after the
+	// join are the others, then the new one.
+	u, _ = c.join("ann", []protocol.PresenceMeta{a2, meta(t, "r1", `{"name":"Ann*"}`)}, t0)
 	if u.Metas != 2 || u.Name != "Ann*" {
 		t.Fatalf("after update %+v", u)
 	}
@@ -64,6 +65,33 @@ func TestPresenceCache(t *testing.T) {
 	c.reset()
 	if c.len() != 0 {
 		t.Fatal("reset left users")
+	}
+}
+
+// The cache holds at most its bound of users (the client's MaxMembers):
+// beyond it a join is refused and counted, a reconcile keeps the bound,
+// and the client's truncation shows with the cache's own.
+func TestPresenceCacheBounded(t *testing.T) {
+	c := newPresenceCache(2)
+	t0 := time.Unix(1000, 0)
+	for _, k := range []string{"a", "b", "c"} {
+		c.join(k, []protocol.PresenceMeta{meta(t, "r"+k, `{}`)}, t0)
+	}
+	if c.len() != 2 || c.truncation() == nil || *c.truncation() != (PresenceTruncation{Members: 1}) {
+		t.Fatalf("%d users, truncation %+v", c.len(), c.truncation())
+	}
+	state := map[string][]protocol.PresenceMeta{}
+	for _, k := range []string{"d", "e", "f", "g"} {
+		state[k] = []protocol.PresenceMeta{meta(t, "r"+k, `{}`)}
+	}
+	c.reconcile(state, 0, t0)
+	if c.len() != 2 || c.truncation().Members != 2 {
+		t.Fatalf("after reconcile: %d users, truncation %+v", c.len(), c.truncation())
+	}
+	c.reset()
+	c.trunc.Metas = 5
+	if tr := c.truncation(); tr == nil || tr.Metas != 5 || tr.Members != 0 {
+		t.Fatalf("client truncation shown as %+v", tr)
 	}
 }
 
@@ -85,5 +113,42 @@ func TestTrackPayload(t *testing.T) {
 		if !errors.Is(err, ErrInvalidPayload) {
 			t.Fatalf("payload %s: %v", bad, err)
 		}
+	}
+}
+
+// A sync reconciles the cache with the client's state when a resync is
+// under way, or when the client dropped events and enough of them came
+// since the last reconcile (an eighth of the users); else it is put off
+// (due) to the next stats tick, so that reconciling costs at most a few
+// operations per event.
+func TestPresenceCacheReconcilePolicy(t *testing.T) {
+	c := newPresenceCache(1000)
+	t0 := time.Unix(1000, 0)
+	state := map[string][]protocol.PresenceMeta{}
+	for i := range 80 {
+		k := "u" + strconv.Itoa(i)
+		state[k] = []protocol.PresenceMeta{meta(t, "r"+k, `{}`)}
+	}
+	c.reconcile(state, 0, t0)
+	if c.len() != 80 || c.needsReconcile(0) {
+		t.Fatalf("%d users; reconcile wanted without drops", c.len())
+	}
+	c.join("x", []protocol.PresenceMeta{meta(t, "rx", `{}`)}, t0)
+	if c.needsReconcile(5) || !c.due {
+		t.Fatal("drops after one event: want the reconcile put off")
+	}
+	for i := range 10 {
+		c.leave("u"+strconv.Itoa(i), nil)
+	}
+	if !c.needsReconcile(5) {
+		t.Fatal("drops and 11 events for 71 users: want a reconcile")
+	}
+	c.reconcile(state, 5, t0)
+	if c.len() != 80 || c.due || c.needsReconcile(5) {
+		t.Fatalf("after reconcile: %d users, due %v", c.len(), c.due)
+	}
+	c.resyncing = true
+	if !c.needsReconcile(5) {
+		t.Fatal("a resync wants a reconcile")
 	}
 }

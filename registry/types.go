@@ -279,13 +279,32 @@ type ChannelInfo struct {
 	PresenceCount int    `json:"presence_count"`
 	Tracked       bool   `json:"tracked"`
 	TrackedAs     string `json:"tracked_as,omitempty"`
+	// PresenceTruncated, when set, says the presence cache is incomplete:
+	// the client's presence state reached its limits (Options.
+	// PresenceLimits) and did not keep what it counts here.
+	PresenceTruncated *PresenceTruncation `json:"presence_truncated,omitempty"`
 	// Queued is the number of broadcasts waiting in the offline queue,
 	// QueueDropped the number refused because it was full.
 	Queued       int    `json:"queued"`
 	QueueDropped uint64 `json:"queue_dropped"`
 	// ClientDropped counts events the client dropped because the
-	// manager fell behind (its per-channel buffer holds 65,536).
+	// manager fell behind (its per-channel buffer holds 65,536 events
+	// and 64 MiB).
 	ClientDropped uint64 `json:"client_dropped"`
+}
+
+// PresenceTruncation counts what a channel's presence state did not keep
+// because it reached its limits (realtime.PresenceLimits: by default
+// 100,000 users, 1024 metas per user, 64 MiB), since the last
+// presence_state that fit entirely (which clears it). While it is set,
+// users may be missing (Members of them, the joins of new users refused)
+// and users may lack metas (Metas counts the metas not kept, those of
+// the missing users included); Diffs counts the diffs received before
+// the presence_state that were dropped.
+type PresenceTruncation struct {
+	Members uint64 `json:"members"`
+	Metas   uint64 `json:"metas"`
+	Diffs   uint64 `json:"diffs,omitempty"`
 }
 
 // PresenceUser is one present user of a presence channel, derived from

@@ -32,6 +32,16 @@ func screens() []struct {
 		{"messages", func(m *Model) { keys(m, "j", "tab", "1") }},
 		{"presence", func(m *Model) { keys(m, "2") }},
 		{"presence-raw", func(m *Model) { keys(m, "2", "v") }},
+		{"presence-truncated", func(m *Model) {
+			st := sampleState(t0)
+			for i := range st.Channels {
+				if st.Channels[i].Name == presenceCh {
+					st.Channels[i].PresenceTruncated = &registry.PresenceTruncation{Members: 100_000, Metas: 100_000}
+				}
+			}
+			m.Update(EventsBatchMsg{State: &st})
+			keys(m, "2")
+		}},
 		{"retries", func(m *Model) { keys(m, "j", "j", "3") }},
 		{"info", func(m *Model) { keys(m, "4") }},
 		{"faults", func(m *Model) { keys(m, "x") }},

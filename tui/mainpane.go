@@ -466,11 +466,13 @@ func (m *Model) viewPresence(c registry.ChannelInfo, w, h int) []string {
 	if c.Name.Kind != registry.KindPresence && len(users) == 0 {
 		return []string{newLine(w).add(m.st.Muted, "not a presence channel — :join presence <type>:<id> to see viewers").done()}
 	}
-	title := fmt.Sprintf("VIEWERS %d", len(users))
+	tracked := ""
 	if c.Tracked {
-		title += " · you are tracked as " + sanitize(c.TrackedAs)
+		tracked = " · you are tracked as " + sanitize(c.TrackedAs)
 	}
-	out = append(out, newLine(w).add(m.st.Table.Header, title).done())
+	// The truncation first: at a narrow width it is what must show.
+	out = append(out, newLine(w).add(m.st.Table.Header, fmt.Sprintf("VIEWERS %d", len(users))).
+		add(m.st.Warn, truncatedMarker(c.PresenceTruncated)).add(m.st.Table.Header, tracked).done())
 	idW := max(8, min(24, w/3))
 	nameW := max(6, min(20, w/4))
 	out = append(out, newLine(w).add(m.st.Muted, fitText("USER ID", idW)+" "+fitText("NAME", nameW)+" "+fitText("ONLINE", 8)+" METAS").done())
@@ -547,6 +549,23 @@ func (m *Model) viewPresence(c registry.ChannelInfo, w, h int) []string {
 		out = append(out, rows[i])
 	}
 	return out
+}
+
+// truncatedMarker tells that the presence shown is incomplete (the
+// client's presence state reached its limits): how many users are not
+// shown, else how many metas or early diffs were not kept ("" when
+// complete).
+func truncatedMarker(t *registry.PresenceTruncation) string {
+	switch {
+	case t == nil:
+		return ""
+	case t.Members > 0:
+		return fmt.Sprintf(" · truncated: %d not shown", t.Members)
+	case t.Metas > 0:
+		return fmt.Sprintf(" · truncated: %d metas not kept", t.Metas)
+	default:
+		return fmt.Sprintf(" · truncated: %d diffs dropped", t.Diffs)
+	}
 }
 
 // lastScheduled returns the newest scheduled retry of a scope (and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/help"
@@ -595,7 +596,10 @@ func (m *Model) addMessage(e registry.MessageEvent) {
 	}
 }
 
-// applyPresence updates the presence cache and feed.
+// applyPresence updates the presence cache and feed. The users of a
+// channel are sorted by id and updated in place (the state is the
+// model's own copy of a snapshot): an event costs a binary search, not a
+// copy of every user.
 func (m *Model) applyPresence(e registry.PresenceEvent) {
 	d := m.data(e.Channel)
 	if e.Action == registry.PresenceJoin || e.Action == registry.PresenceLeave {
@@ -604,32 +608,25 @@ func (m *Model) applyPresence(e registry.PresenceEvent) {
 			m.state.Presence = map[registry.Name][]registry.PresenceUser{}
 		}
 		users := m.state.Presence[e.Channel]
-		i := slices.IndexFunc(users, func(u registry.PresenceUser) bool { return u.UserID == e.User.UserID })
+		i, found := slices.BinarySearchFunc(users, e.User.UserID, func(u registry.PresenceUser, id string) int {
+			return strings.Compare(u.UserID, id)
+		})
 		switch {
 		case e.Action == registry.PresenceLeave && e.User.Metas <= 0:
-			if i >= 0 {
-				users = slices.Delete(slices.Clone(users), i, i+1)
+			if found {
+				users = slices.Delete(users, i, i+1)
 			}
-		case i >= 0:
-			users = slices.Clone(users)
+		case found:
 			users[i] = e.User
 		default:
-			users = append(slices.Clone(users), e.User)
-			slices.SortFunc(users, func(a, b registry.PresenceUser) int {
-				if a.UserID < b.UserID {
-					return -1
-				}
-				if a.UserID > b.UserID {
-					return 1
-				}
-				return 0
-			})
+			users = slices.Insert(users, i, e.User)
 		}
 		m.state.Presence[e.Channel] = users
 	}
 	for i := range m.state.Channels {
 		if m.state.Channels[i].Name == e.Channel {
 			m.state.Channels[i].PresenceCount = e.Count
+			m.state.Channels[i].PresenceTruncated = e.Truncated
 			m.cache.channels.valid = false
 		}
 	}

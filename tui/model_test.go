@@ -818,3 +818,35 @@ func TestRetryConnectedChannel(t *testing.T) {
 		t.Fatalf("calls %v", fm.Calls())
 	}
 }
+
+// Presence events update the viewers in place, in user id order, and
+// carry the truncation of the channel's presence: the pane says how many
+// users are not shown, until an event says the presence is whole again.
+func TestPresenceEventsAndTruncation(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40)
+	keys(m, "2")
+	join := func(id string, metas int, tr *registry.PresenceTruncation) registry.PresenceEvent {
+		return registry.PresenceEvent{Time: t0, Channel: presenceCh, Action: registry.PresenceJoin,
+			User: registry.PresenceUser{UserID: id, Metas: metas}, Count: 4, Truncated: tr}
+	}
+	tr := &registry.PresenceTruncation{Members: 7, Metas: 7}
+	m.Update(EventsBatchMsg{Events: []registry.Event{
+		join("dave", 1, nil), join("aaron", 1, nil), join("bob", 3, nil),
+		registry.PresenceEvent{Time: t0, Channel: presenceCh, Action: registry.PresenceLeave, User: registry.PresenceUser{UserID: "carol"}, Count: 4},
+		registry.PresenceEvent{Time: t0, Channel: presenceCh, Action: registry.PresenceSync, Count: 4, Truncated: tr},
+	}})
+	var ids []string
+	for _, u := range m.state.Presence[presenceCh] {
+		ids = append(ids, fmt.Sprintf("%s:%d", u.UserID, u.Metas))
+	}
+	if got := strings.Join(ids, " "); got != "aaron:1 alice:1 bob:3 dave:1" {
+		t.Fatalf("viewers %s", got)
+	}
+	if out := ansi.Strip(m.Render()); !strings.Contains(out, "VIEWERS 4 · truncated: 7 not shown") {
+		t.Fatalf("no truncation marker:\n%s", out)
+	}
+	m.Update(EventsBatchMsg{Events: []registry.Event{registry.PresenceEvent{Time: t0, Channel: presenceCh, Action: registry.PresenceSync, Count: 4}}})
+	if out := ansi.Strip(m.Render()); strings.Contains(out, "truncated") {
+		t.Fatalf("the marker stayed:\n%s", out)
+	}
+}
