@@ -16,15 +16,21 @@ import (
 // hostileManager returns a manager connected to a hostile server.
 func hostileManager(t *testing.T, srv *hostile.Server, mod func(*registry.Options)) *registry.Manager {
 	t.Helper()
-	o := registry.Options{URL: srv.URL, APIKey: "anything"}
+	var o registry.Options
 	if mod != nil {
 		mod(&o)
 	}
+	o.URL, o.APIKey = srv.URL, "anything"
+	o.ReconnectAfter = func(int) time.Duration { return 20 * time.Millisecond }
 	m, err := registry.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.Close() })
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	if err := m.Connect(ctx(t)); err != nil {
 		t.Fatal(err)
 	}

@@ -18,26 +18,6 @@ func liveHeap() uint64 {
 	return ms.HeapAlloc
 }
 
-// hostileManager is a manager connected to a hostile server.
-func hostileManager(t *testing.T, srv *hostile.Server, o registry.Options) *registry.Manager {
-	t.Helper()
-	o.URL, o.APIKey = srv.URL, "k"
-	o.ReconnectAfter = func(int) time.Duration { return 20 * time.Millisecond }
-	m, err := registry.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	if err := m.Connect(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // truncatedSyncs counts the presence syncs a subscriber sees that report
 // a truncated cache.
 func truncatedSyncs(t *testing.T, m *registry.Manager) *atomic.Int64 {
@@ -61,7 +41,7 @@ func truncatedSyncs(t *testing.T, m *registry.Manager) *atomic.Int64 {
 func TestPresenceHostileEndlessUsers(t *testing.T) {
 	srv := hostile.New(t, func(string) hostile.Script { return hostile.EndlessDiffs("u", 0, 10, true) })
 	base := liveHeap()
-	m := hostileManager(t, srv, presenceOptions(1000))
+	m := hostileManager(t, srv, func(o *registry.Options) { *o = presenceOptions(1000) })
 	syncs := truncatedSyncs(t, m)
 	name := registry.MustName(registry.KindPresence, "room", "1", "")
 	h, err := m.Join(ctx(t), name)
@@ -102,7 +82,7 @@ func TestPresenceHostileEndlessUsers(t *testing.T) {
 func TestPresenceHostileBigState(t *testing.T) {
 	srv := hostile.New(t, func(string) hostile.Script { return hostile.BigState(200_000, 20) })
 	base := liveHeap()
-	m := hostileManager(t, srv, registry.Options{})
+	m := hostileManager(t, srv, nil)
 	syncs := truncatedSyncs(t, m)
 	name := registry.MustName(registry.KindPresence, "room", "1", "")
 	h, err := m.Join(ctx(t), name)
@@ -132,7 +112,7 @@ func TestPresenceHostileBigState(t *testing.T) {
 func TestPresenceReconciledAfterDrops(t *testing.T) {
 	const users = 100_000
 	srv := hostile.New(t, func(string) hostile.Script { return hostile.EndlessDiffs("u", users, 0, true) })
-	m := hostileManager(t, srv, registry.Options{})
+	m := hostileManager(t, srv, nil)
 	release := make(chan struct{})
 	name := registry.MustName(registry.KindPresence, "room", "1", "")
 	h, err := m.Join(ctx(t), name, registry.OnPresence(func(registry.PresenceEvent) { <-release }))
