@@ -871,24 +871,33 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }
 
-// TestServePresenceBudgetFlags: rtm serve's presence budget flags reach
-// the server: a track over --max-presence-bytes-per-conn gets the error
-// reply naming that budget.
-func TestServePresenceBudgetFlags(t *testing.T) {
+// serveAndDial runs `rtm serve` on a free port with args and dials it
+// with the anon key under 2.0.0; stop ends the server and wait returns
+// its exit code and stderr. The socket is closed when the test ends.
+func serveAndDial(t *testing.T, args ...string) (ws *websocket.Conn, stop func(), wait func() (int, string)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	sctx, stop := context.WithCancel(ctx)
 	var out lockedBuf
-	wait := background(sctx, &out, "serve", "--addr", "127.0.0.1:0", "--log-level", "error",
-		"--max-presence-bytes-per-conn", "5000", "--max-presence-bytes", "1000000")
+	wait = background(sctx, &out, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error"}, args...)...)
 	banner := regexp.MustCompile(`Realtime URL: (ws://\S+)\n(?s:.*)anon key: (\S+)\n`)
 	waitFor(t, "the banner", func() bool { return banner.MatchString(out.String()) })
 	m := banner.FindStringSubmatch(out.String())
 	ws, _, err := websocket.DefaultDialer.DialContext(ctx, m[1]+"?vsn=2.0.0&apikey="+m[2], nil)
 	if err != nil {
+		stop()
 		t.Fatal(err)
 	}
-	defer ws.Close()
+	t.Cleanup(func() { ws.Close() })
+	return ws, stop, wait
+}
+
+// TestServePresenceBudgetFlags: rtm serve's presence budget flags reach
+// the server: a track over --max-presence-bytes-per-conn gets the error
+// reply naming that budget.
+func TestServePresenceBudgetFlags(t *testing.T) {
+	ws, stop, wait := serveAndDial(t, "--max-presence-bytes-per-conn", "5000", "--max-presence-bytes", "1000000")
 	push := func(frame string) map[string]any {
 		t.Helper()
 		if err := ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
@@ -930,20 +939,7 @@ func TestServePresenceBudgetFlags(t *testing.T) {
 // frame over it closes the socket with 1009, naming the limit, while one
 // under it is answered.
 func TestServeFrameFlag(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sctx, stop := context.WithCancel(ctx)
-	var out lockedBuf
-	wait := background(sctx, &out, "serve", "--addr", "127.0.0.1:0", "--log-level", "error",
-		"--max-frame-size", "2000", "--outbound-queue-bytes", "100000", "--max-tenant-windows", "10")
-	banner := regexp.MustCompile(`Realtime URL: (ws://\S+)\n(?s:.*)anon key: (\S+)\n`)
-	waitFor(t, "the banner", func() bool { return banner.MatchString(out.String()) })
-	m := banner.FindStringSubmatch(out.String())
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, m[1]+"?vsn=2.0.0&apikey="+m[2], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	ws, stop, wait := serveAndDial(t, "--max-frame-size", "2000", "--outbound-queue-bytes", "100000", "--max-tenant-windows", "10")
 	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	small := `["1","1","realtime:room","phx_join",{"pad":"` + strings.Repeat("s", 1500) + `"}]`
 	if err := ws.WriteMessage(websocket.TextMessage, []byte(small)); err != nil {

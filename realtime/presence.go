@@ -608,43 +608,32 @@ func (p *Presence) capState(ps *protocol.PresenceSpans) PresenceTruncation {
 // keyLen bytes), fit in budget bytes and MaxMetas: a prefix of them, or
 // -1 when the key is new and none fits (the key is refused).
 func (p *Presence) fitSpans(spans []protocol.PresenceMetaSpan, exists bool, room, keyLen, budget int) int {
-	if !exists {
-		room = p.lim.MaxMetas
-		budget -= keyCost(keyLen)
-		if budget < 0 {
-			return -1
-		}
-	}
-	n := min(len(spans), max(room, 0))
-	for i := range spans[:n] {
-		if budget -= spanCost(&spans[i]); budget < 0 {
-			n = i
-			break
-		}
-	}
-	if n == 0 && !exists && len(spans) > 0 {
-		return -1
-	}
-	return n
+	return fitPrefix(p.lim.MaxMetas, spans, spanCost, exists, room, keyLen, budget)
 }
 
 // fitMetas is fitSpans of metas already copied.
 func (p *Presence) fitMetas(metas []PresenceMeta, exists bool, room, keyLen, budget int) int {
+	return fitPrefix(p.lim.MaxMetas, metas, metaCost, exists, room, keyLen, budget)
+}
+
+// fitPrefix is fitSpans and fitMetas: maxMetas is the limit of metas per
+// key, cost what one item takes.
+func fitPrefix[T any](maxMetas int, items []T, cost func(*T) int, exists bool, room, keyLen, budget int) int {
 	if !exists {
-		room = p.lim.MaxMetas
+		room = maxMetas
 		budget -= keyCost(keyLen)
 		if budget < 0 {
 			return -1
 		}
 	}
-	n := min(len(metas), max(room, 0))
-	for i := range metas[:n] {
-		if budget -= metaCost(&metas[i]); budget < 0 {
+	n := min(len(items), max(room, 0))
+	for i := range items[:n] {
+		if budget -= cost(&items[i]); budget < 0 {
 			n = i
 			break
 		}
 	}
-	if n == 0 && !exists && len(metas) > 0 {
+	if n == 0 && !exists && len(items) > 0 {
 		return -1
 	}
 	return n

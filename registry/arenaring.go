@@ -76,15 +76,9 @@ func (r *arenaRing[M]) add(meta M, s string, b []byte) {
 	copy(r.arena[off+len(s):], b)
 	end := off + size
 	r.head = end
-	// Forget older entries whose bytes were overwritten (an empty one
-	// counts as overwritten when its place was: entries go in order).
-	for r.n > 0 {
-		o := &r.slots[r.start]
-		if o.off < end && (off < o.off+o.len || (o.len == 0 && o.off >= off)) {
-			r.drop()
-			continue
-		}
-		break
+	// Forget older entries whose bytes were overwritten.
+	for r.n > 0 && overwritten(r.slots[r.start].off, r.slots[r.start].len, off, end) {
+		r.drop()
 	}
 	i := (r.start + r.n) % len(r.slots)
 	if r.n == len(r.slots) {
@@ -226,15 +220,9 @@ func (r *msgRing) reserve(event string, payload []byte, binary bool) *msgRec {
 	copy(r.arena[off+len(event):], payload)
 	end := off + size
 	r.head = end
-	// Forget older messages whose bytes were overwritten (an empty one
-	// counts as overwritten when its place was: messages go in order).
-	for r.n > 0 {
-		o := &r.slots[r.start]
-		if o.off < end && (off < o.off+o.len || (o.len == 0 && o.off >= off)) {
-			r.drop()
-			continue
-		}
-		break
+	// Forget older messages whose bytes were overwritten.
+	for r.n > 0 && overwritten(r.slots[r.start].off, r.slots[r.start].len, off, end) {
+		r.drop()
 	}
 	i := r.start + r.n
 	if i >= len(r.slots) {
@@ -342,4 +330,11 @@ func (r *msgRing) messages(name Name, n int) []MessageEvent {
 		out = append(out, me)
 	})
 	return out
+}
+
+// overwritten reports whether the entry of n bytes at at lies in the
+// bytes [off, end) just written over (an empty entry counts as
+// overwritten when its place was: entries go in order).
+func overwritten(at, n, off, end int) bool {
+	return at < end && (off < at+n || (n == 0 && at >= off))
 }
