@@ -209,33 +209,36 @@ func TestBreakerPolicyHoldsAndProbes(t *testing.T) {
 	e.srv.RejectJoins(server.Rejection{Count: 1000})
 	a := registry.MustName(registry.KindBroadcast, "doc", "a", "")
 	c := registry.MustName(registry.KindBroadcast, "doc", "c", "")
+	// a and c fail their joins, half a second apart, so that their first
+	// attempts fall due one after the other (at the same instant, which
+	// failure reached the breaker first would be a race).
 	if _, err := e.m.Join(ctx(t), a); err != nil {
 		t.Fatal(err)
 	}
+	e.waitScheduled(a, 0)
+	clk.Advance(500 * time.Millisecond)
 	if _, err := e.m.Join(ctx(t), c); err != nil {
 		t.Fatal(err)
 	}
-	// Two initial failures; attempt 1 of each makes two more, and the
-	// third failure opens the breaker.
-	e.waitScheduled(a, 0)
 	e.waitScheduled(c, 0)
-	clk.Advance(time.Second)
+	// a's attempt 1 fails: the third failure in the window opens the
+	// breaker.
+	clk.Advance(500 * time.Millisecond)
 	e.waitScheduled(a, 1)
-	e.waitScheduled(c, 1)
 	st := e.m.Snapshot().Policy.Breaker
 	if st == nil || st.State != "open" {
 		t.Fatalf("breaker %+v, want open", st)
 	}
 	refused := e.srv.Stats().RejectedJoins
-	if refused != 4 {
-		t.Fatalf("refused %d joins, want 4", refused)
+	if refused != 3 {
+		t.Fatalf("refused %d joins, want 3", refused)
 	}
-	// While open, attempts are held until the cooldown ends: nothing
-	// reaches the server.
+	// While open, attempts are held until the cooldown: c's attempt 1,
+	// due now, does not go, and nothing reaches the server.
 	clk.Advance(time.Second)
 	eventually(t, "attempts held until the cooldown", func() bool {
 		ia, ic := e.info(a), e.info(c)
-		return ia.NextAttemptAt.Equal(st.OpenUntil) && ic.NextAttemptAt.Equal(st.OpenUntil) && ia.Attempts == 1 && ic.Attempts == 1
+		return ia.NextAttemptAt.Equal(st.OpenUntil) && ic.NextAttemptAt.Equal(st.OpenUntil) && ia.Attempts == 1 && ic.Attempts == 0
 	})
 	if got := e.srv.Stats().RejectedJoins; got != refused {
 		t.Fatalf("attempts reached the server while the breaker was open (%d -> %d)", refused, got)
