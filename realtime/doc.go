@@ -1,6 +1,6 @@
 // Package realtime is rtm's Go client for Supabase Realtime. On the wire it
-// behaves like @supabase/realtime-js 2.119.0 with @supabase/phoenix 0.4.5
-// (shared/PROTOCOL.md); frames are those of package realtime/protocol.
+// behaves like @supabase/realtime-js 2.119.0 with @supabase/phoenix 0.4.5;
+// frames are those of package realtime/protocol.
 //
 // # Socket
 //

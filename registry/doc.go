@@ -1,5 +1,5 @@
-// Package registry is rtm's channel manager: the RealtimeChannelManager of
-// shared/DESIGN.md, built on the Go client of package realtime. It keeps
+// Package registry is rtm's channel manager (a RealtimeChannelManager),
+// built on the Go client of package realtime. It keeps
 // the registry of the channels a client holds (name -> channel info),
 // shares channels between their users, retries failed channels under a
 // policy, keeps a presence cache, counts what flows, logs every operation,

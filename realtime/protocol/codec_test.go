@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// Frames observed from realtime-js 2.119.0 (shared/PROTOCOL.md).
+// Frames observed from realtime-js 2.119.0.
 const (
 	observedJoin = `["6","6","realtime:room1","phx_join",{"config":{"broadcast":{"ack":false,"self":false},"presence":{"key":"","enabled":false},"postgres_changes":[],"private":false}}]`
 	observedV1   = `{"topic":"realtime:room1","event":"phx_join","payload":{"config":{}},"ref":"6","join_ref":"6"}`

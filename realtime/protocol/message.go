@@ -5,8 +5,8 @@
 // and the typed payloads of joins, replies, presence, system messages and
 // postgres changes.
 //
-// The reference is shared/PROTOCOL.md, checked against
-// @supabase/realtime-js 2.119.0. Frames are named after their sender:
+// The reference is what @supabase/realtime-js 2.119.0 sends and
+// accepts. Frames are named after their sender:
 // [Version.AppendClient] encodes what a client sends and
 // [Version.DecodeClient] decodes it on the server; [Version.AppendServer]
 // and [Version.DecodeServer] do the same for what a server sends.

@@ -17,7 +17,7 @@
 // with fences (a server broadcast that must arrive after anything the
 // server sent before it) or with the client's own heartbeats as a clock.
 //
-// Scenarios of shared/PROTOCOL.md §12:
+// Scenarios:
 //
 //  1. TestS01ConnectAndHeartbeat, TestS01BadAPIKeyRefused: upgrade without
 //     subprotocol, heartbeat replies within the interval, sent/ok callbacks;
