@@ -46,11 +46,51 @@ func (r *arenaRing[M]) add(meta M, s string, b []byte) {
 	if len(s)+len(b) > r.maxBytes {
 		b = b[:r.maxBytes-len(s)]
 	}
-	size := len(s) + len(b)
-	if r.head+size > len(r.arena) && len(r.arena) < r.maxBytes {
+	sl, dst := r.reserve(len(s) + len(b))
+	copy(dst[copy(dst, s):], b)
+	sl.meta = meta
+}
+
+// reserve makes a new newest entry of size bytes (at most maxBytes; the
+// ring keeps something) and returns its slot, whose meta the caller
+// sets, and its bytes in the arena, which the caller writes. Older
+// entries whose bytes it takes, and the oldest when the ring is full,
+// are forgotten.
+func (r *arenaRing[M]) reserve(size int) (*arenaSlot[M], []byte) {
+	if r.head+size > len(r.arena) || (r.n == len(r.slots) && r.n < r.maxN) {
+		r.makeRoom(size)
+	}
+	off := r.head
+	end := off + size
+	r.head = end
+	// Forget older entries whose bytes are overwritten.
+	for r.n > 0 && overwritten(r.slots[r.start].off, r.slots[r.start].len, off, end) {
+		r.drop()
+	}
+	if r.n == len(r.slots) {
+		r.drop()
+	}
+	i := r.start + r.n
+	if i >= len(r.slots) {
+		i -= len(r.slots)
+	}
+	r.n++
+	sl := &r.slots[i]
+	sl.off, sl.len = off, size
+	return sl, r.arena[off:end:end]
+}
+
+// makeRoom grows the arena and the slots toward their bounds, or wraps
+// the arena, before size bytes are written at head.
+func (r *arenaRing[M]) makeRoom(size int) {
+	// The arena grows only when the bytes at its start are still held
+	// (by more than the count keeps, as when entries are many and
+	// small, it could grow to maxBytes holding a few KiB).
+	fitsAtStart := size <= len(r.arena) &&
+		(r.n == 0 || (r.slots[r.start].off < r.head && r.slots[r.start].off >= size))
+	if r.head+size > len(r.arena) && !fitsAtStart && len(r.arena) < r.maxBytes {
 		// Grow the arena; offsets stay valid.
-		grown := min(r.maxBytes, max(2*len(r.arena), r.head+size, 1024))
-		arena := make([]byte, grown)
+		arena := make([]byte, min(r.maxBytes, max(2*len(r.arena), r.head+size, 1024)))
 		copy(arena, r.arena[:r.head])
 		r.arena = arena
 	}
@@ -71,23 +111,6 @@ func (r *arenaRing[M]) add(meta M, s string, b []byte) {
 			r.drop()
 		}
 	}
-	off := r.head
-	copy(r.arena[off:], s)
-	copy(r.arena[off+len(s):], b)
-	end := off + size
-	r.head = end
-	// Forget older entries whose bytes were overwritten.
-	for r.n > 0 && overwritten(r.slots[r.start].off, r.slots[r.start].len, off, end) {
-		r.drop()
-	}
-	i := (r.start + r.n) % len(r.slots)
-	if r.n == len(r.slots) {
-		r.slots[r.start] = arenaSlot[M]{}
-		r.start = (r.start + 1) % len(r.slots)
-	} else {
-		r.n++
-	}
-	r.slots[i] = arenaSlot[M]{meta: meta, off: off, len: size}
 }
 
 // drop forgets the oldest entry.
@@ -161,37 +184,18 @@ type msgRec struct {
 	truncated bool
 }
 
-// msgRing is a channel's ring of messages, bounded by count and bytes,
-// as arenaRing (whose logic it repeats, without its generality: it runs
-// for every message received). A message that does not fit in the bytes
-// at all is kept truncated to its first PreviewBytes (see
+// msgRing is a channel's ring of messages, bounded by count and bytes:
+// an arenaRing of msgRec. A message that does not fit in the bytes at all
+// is kept truncated to its first PreviewBytes (see
 // MessageEvent.Truncated).
 type msgRing struct {
-	arena    []byte
-	maxBytes int
-	head     int
-	slots    []msgSlot
-	maxN     int
-	start, n int
+	arenaRing[msgRec]
 }
 
-type msgSlot struct {
-	rec      msgRec
-	off, len int
-}
-
-func newMsgRing(n, bytes int) msgRing {
-	if n <= 0 || bytes <= 0 {
-		return msgRing{}
-	}
-	return msgRing{maxBytes: bytes, maxN: n}
-}
+func newMsgRing(n, bytes int) msgRing { return msgRing{newArenaRing[msgRec](n, bytes)} }
 
 // on reports whether the ring keeps anything.
 func (r *msgRing) on() bool { return r.maxN > 0 }
-
-// len returns the number of messages kept.
-func (r *msgRing) len() int { return r.n }
 
 // reserve keeps a copy of a message's event name and payload (binary or
 // JSON, to know where to cut it) and returns its record, in which only
@@ -212,90 +216,10 @@ func (r *msgRing) reserve(event string, payload []byte, binary bool) *msgRec {
 		truncated = true
 		size = len(event) + keep
 	}
-	if r.head+size > len(r.arena) || (r.n == len(r.slots) && r.n < r.maxN) {
-		r.makeRoom(size)
-	}
-	off := r.head
-	copy(r.arena[off:], event)
-	copy(r.arena[off+len(event):], payload)
-	end := off + size
-	r.head = end
-	// Forget older messages whose bytes were overwritten.
-	for r.n > 0 && overwritten(r.slots[r.start].off, r.slots[r.start].len, off, end) {
-		r.drop()
-	}
-	i := r.start + r.n
-	if i >= len(r.slots) {
-		i -= len(r.slots)
-	}
-	if r.n == len(r.slots) {
-		r.drop()
-	}
-	r.n++
-	sl := &r.slots[i]
-	sl.off, sl.len = off, size
-	sl.rec.evLen, sl.rec.truncated = len(event), truncated
-	return &sl.rec
-}
-
-// makeRoom grows the arena and the slots toward their bounds, or wraps
-// the arena, before size bytes are written at head.
-func (r *msgRing) makeRoom(size int) {
-	// The arena grows only when the bytes at its start are still held
-	// (by more than the count keeps, as when messages are many and
-	// small, it could grow to maxBytes holding a few KiB).
-	fitsAtStart := size <= len(r.arena) &&
-		(r.n == 0 || (r.slots[r.start].off < r.head && r.slots[r.start].off >= size))
-	if r.head+size > len(r.arena) && !fitsAtStart && len(r.arena) < r.maxBytes {
-		// Grow the arena; offsets stay valid.
-		arena := make([]byte, min(r.maxBytes, max(2*len(r.arena), r.head+size, 1024)))
-		copy(arena, r.arena[:r.head])
-		r.arena = arena
-	}
-	if r.n == len(r.slots) && len(r.slots) < r.maxN {
-		slots := make([]msgSlot, min(r.maxN, max(2*len(r.slots), 8)))
-		for i := range r.n {
-			slots[i] = r.slots[(r.start+i)%len(r.slots)]
-		}
-		r.slots, r.start = slots, 0
-	}
-	if r.head+size > len(r.arena) {
-		// Wrap. The messages after head (written before those at the
-		// start) are the oldest; forget them so that the messages
-		// overwritten next are always the oldest ones.
-		old := r.head
-		r.head = 0
-		for r.n > 0 && r.slots[r.start].off >= old {
-			r.drop()
-		}
-	}
-}
-
-// drop forgets the oldest message.
-func (r *msgRing) drop() {
-	if r.start++; r.start == len(r.slots) {
-		r.start = 0
-	}
-	r.n--
-}
-
-// each calls fn with the last n messages (all when n <= 0), oldest
-// first; data (the event name, then the payload) is in the arena.
-func (r *msgRing) each(n int, fn func(rec *msgRec, data []byte)) {
-	if n <= 0 || n > r.n {
-		n = r.n
-	}
-	for i := range n {
-		s := &r.slots[(r.start+r.n-n+i)%len(r.slots)]
-		fn(&s.rec, r.arena[s.off:s.off+s.len])
-	}
-}
-
-// bytes returns the bytes of the messages kept.
-func (r *msgRing) bytes() int {
-	n := 0
-	r.each(0, func(_ *msgRec, data []byte) { n += len(data) })
-	return n
+	sl, dst := r.arenaRing.reserve(size)
+	copy(dst[copy(dst, event):], payload)
+	sl.meta.evLen, sl.meta.truncated = len(event), truncated
+	return &sl.meta
 }
 
 // putEvent keeps a copy of me.
