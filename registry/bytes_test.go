@@ -220,11 +220,7 @@ func TestOfflineQueueBytes(t *testing.T) {
 	if err := h.Ready(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	f := e.m.Faults()
-	_ = f.FailConnects(1_000_000)
-	if _, err := f.Drop(); err != nil {
-		t.Fatal(err)
-	}
+	e.socketDownForGood()
 	eventually(t, "the channel down", func() bool { return e.info(h.Name()).Status == registry.StatusDisconnected })
 	payload := json.RawMessage(`{"v":"` + strings.Repeat("x", 4<<10) + `"}`)
 	for i := range 2 {
@@ -238,7 +234,7 @@ func TestOfflineQueueBytes(t *testing.T) {
 	if i := e.info(h.Name()); i.Queued != 2 || i.QueueDropped != 1 {
 		t.Fatalf("queue info: %d queued, %d dropped", i.Queued, i.QueueDropped)
 	}
-	_ = f.FailConnects(0)
+	_ = e.m.Faults().FailConnects(0)
 	e.waitStatus(h.Name(), registry.StatusConnected)
 	eventually(t, "the queue flushed", func() bool { return e.info(h.Name()).Queued == 0 })
 	// Room again.

@@ -30,13 +30,7 @@ func TestSocketDownDoesNotSpendAttempts(t *testing.T) {
 	refused := e.srv.Stats().RejectedJoins // 3
 
 	// The socket goes down and stays down: the pending attempt is held.
-	f := e.m.Faults()
-	if err := f.FailConnects(1_000_000); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Drop(); err != nil {
-		t.Fatal(err)
-	}
+	e.socketDownForGood()
 	eventually(t, "the channel to see the socket down", func() bool {
 		i := e.info(name)
 		return i.Status == registry.StatusDisconnected && i.NextAttemptAt.IsZero()
@@ -54,7 +48,7 @@ func TestSocketDownDoesNotSpendAttempts(t *testing.T) {
 
 	// The socket comes back: the client's own rejoin (free) is refused,
 	// and the series resumes at attempt 3.
-	if err := f.FailConnects(0); err != nil {
+	if err := e.m.Faults().FailConnects(0); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the socket to reconnect", func() bool { return e.m.Snapshot().Socket.Status == registry.SocketConnected })
@@ -246,11 +240,7 @@ func TestOfflineQueueOrderAndOverflow(t *testing.T) {
 	if err := h.Ready(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	f := e.m.Faults()
-	_ = f.FailConnects(1_000_000)
-	if _, err := f.Drop(); err != nil {
-		t.Fatal(err)
-	}
+	e.socketDownForGood()
 	eventually(t, "the channel down", func() bool { return e.info(h.Name()).Status == registry.StatusDisconnected })
 	for i := range 5 {
 		if err := h.Broadcast(ctx(t), "msg", json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))); err != nil {
@@ -267,7 +257,7 @@ func TestOfflineQueueOrderAndOverflow(t *testing.T) {
 	if e.m.Metrics().QueueDropped != 1 {
 		t.Fatal("queue drop not in the metrics")
 	}
-	_ = f.FailConnects(0)
+	_ = e.m.Faults().FailConnects(0)
 	e.waitStatus(h.Name(), registry.StatusConnected)
 	// After the rejoin a new broadcast goes after the queued ones.
 	if err := h.Broadcast(ctx(t), "msg", json.RawMessage(`{"i":6}`)); err != nil {

@@ -141,6 +141,18 @@ func (e *env) serverChannels() []string {
 
 func (e *env) joins() uint64 { return e.srv.Stats().Joins }
 
+// socketDownForGood drops the socket and fails every reconnect.
+func (e *env) socketDownForGood() {
+	e.t.Helper()
+	f := e.m.Faults()
+	if err := f.FailConnects(1_000_000); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := f.Drop(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func TestDuplicatePreventionUnderConcurrency(t *testing.T) {
 	e := newEnv(t)
 	name := registry.MustName(registry.KindPresence, "contact", "123", "")
