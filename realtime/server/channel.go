@@ -19,6 +19,7 @@ type channel struct {
 	t        *topic
 	topic    string // wire topic
 	sub      string
+	tenant   tenant // the topic's, which its events are charged to
 	joinRef  string
 	private  bool
 	ack      bool
@@ -111,7 +112,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	}
 
 	ch := &channel{
-		c: c, topic: m.Topic, sub: sub, joinRef: m.JoinRef, private: cfg.private,
+		c: c, topic: m.Topic, sub: sub, tenant: topicTenant(sub), joinRef: m.JoinRef, private: cfg.private,
 		ack: cfg.ack, self: cfg.self, joined: now, bindings: cfg.bindings,
 		presenceKey: cfg.presenceKey, presenceEnabled: cfg.presenceEnabled,
 		token: token, claims: claims,
@@ -147,7 +148,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	c.reply(m, protocol.StatusOK, response)
 	presenceLimited := false
 	if ch.presenceEnabled {
-		if s.tenants.allow(topicTenant(sub), ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
+		if s.tenants.allow(ch.tenant, ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
 			c.sendPresenceStateLocked(ch, t)
 		} else {
 			presenceLimited = true
@@ -314,7 +315,7 @@ func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
 			return
 		}
 	}
-	if !s.tenants.allow(topicTenant(ch.sub), rateEvents, s.now(), lim.MaxEventsPerSecond, 1) {
+	if !s.tenants.allow(ch.tenant, rateEvents, s.now(), lim.MaxEventsPerSecond, 1) {
 		s.stats.rateLimited.Add(1)
 		c.shutdownIfCurrent(ch, "Too many messages per second")
 		return
@@ -392,7 +393,7 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 		t := ch.t
 		t.mu.Lock()
 		if !sameMeta(t, ch, sent) { // a no-op re-track is not a presence event
-			if !s.tenants.allow(topicTenant(ch.sub), ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
+			if !s.tenants.allow(ch.tenant, ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
 				t.mu.Unlock()
 				s.stats.rateLimited.Add(1)
 				c.shutdownLocked(ch, "Too many presence messages per second")

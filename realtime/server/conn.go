@@ -420,7 +420,7 @@ func (c *conn) handleFrame(mt int, data []byte) {
 		c.handleAccessToken(ch, &m)
 	default:
 		c.log.Info("Unexpected message from client", logKeyTopic, m.Topic, logKeyEvent, m.Event)
-		if !c.s.tenants.allow(topicTenant(ch.sub), rateEvents, c.s.now(), c.s.cfg.Limits.MaxEventsPerSecond, 1) {
+		if !c.s.tenants.allow(ch.tenant, rateEvents, c.s.now(), c.s.cfg.Limits.MaxEventsPerSecond, 1) {
 			c.s.stats.rateLimited.Add(1)
 			c.shutdownIfCurrent(ch, "Too many messages per second")
 		}
