@@ -245,9 +245,6 @@ type Channel struct {
 	Topic, JoinRef string
 }
 
-// Version returns the serializer of the client's connection.
-func (ch *Channel) Version() protocol.Version { return ch.c.vsn }
-
 // Send encodes m for the connection's serializer (topic and join ref
 // default to the channel's) and writes it.
 func (ch *Channel) Send(m *protocol.Message) error {
@@ -287,14 +284,6 @@ func Repeat(ctx context.Context, n int, step func(i int) error) error {
 		}
 	}
 	return nil
-}
-
-// Hold keeps the channel joined and sends nothing.
-func Hold() Script {
-	return func(ctx context.Context, _ *Channel) error {
-		<-ctx.Done()
-		return nil
-	}
 }
 
 // Meta returns a presence meta object with ref and a "pad" member of
