@@ -53,6 +53,7 @@ func TestSoakHostileMix(t *testing.T) {
 		c.MaxPresenceBytesPerConn = 2 << 20
 		c.MaxPresenceBytes = 16 << 20
 	}))
+	runtime.GC() // the base: what is live, not what earlier tests left
 	base := heapInuse()
 	// REST clients let idle connections go before the server's idle
 	// timeout closes them, so that no request goes out on a connection
