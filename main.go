@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,8 +141,13 @@ type helpCmd struct {
 	Command []string `arg:"" optional:"" help:"Command to show help for."`
 }
 
-// Run prints the help text.
-func (h helpCmd) Run(env *runEnv, parser *kong.Kong) error {
+// Run prints what `rtm CMD --help` prints (`rtm --help` with no
+// command). Tracing the command alone would not do: with no command kong
+// applies the default one and prints the monitor's flags. So it checks
+// the command exists, then parses it again with --help, whose hook
+// prints the help and asks to exit 0 (run's kong.Exit records it); what
+// that second parse says about missing flags or arguments is moot.
+func (h helpCmd) Run(parser *kong.Kong) error {
 	kctx, err := kong.Trace(parser, h.Command)
 	if err != nil {
 		return err
@@ -149,7 +155,8 @@ func (h helpCmd) Run(env *runEnv, parser *kong.Kong) error {
 	if kctx.Error != nil {
 		return fmt.Errorf("help: %w", kctx.Error)
 	}
-	return kctx.PrintUsage(false)
+	_, _ = parser.Parse(append(slices.Clone(h.Command), "--help"))
+	return nil
 }
 
 // monitorCmd opens the terminal UI: against the project the flags,

@@ -1446,3 +1446,23 @@ func TestWatchHostilePresenceBounded(t *testing.T) {
 		t.Errorf("no event reported the truncated presence")
 	}
 }
+
+// TestHelpCommand: `rtm help` prints what `rtm --help` prints (the
+// command list, not the default command's flags), and `rtm help CMD`
+// what `rtm CMD --help` prints.
+func TestHelpCommand(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{nil, {"watch"}, {"serve"}, {"monitor"}} {
+		code, got, errs := rtmRun(ctx, append([]string{"help"}, args...)...)
+		wcode, want, _ := rtmRun(ctx, append(args, "--help")...)
+		if code != 0 || wcode != 0 || got != want || errs != "" {
+			t.Fatalf("rtm help %v: exit %d (--help %d), stderr %q\n--- help:\n%s\n--- --help:\n%s", args, code, wcode, errs, got, want)
+		}
+	}
+	if _, out, _ := rtmRun(ctx, "help"); !strings.Contains(out, "Usage: rtm <command>") || !strings.Contains(out, "swarm") {
+		t.Fatalf("rtm help is not the command list:\n%s", out)
+	}
+	if code, _, errs := rtmRun(ctx, "help", "nope"); code != 1 || !strings.Contains(errs, "unexpected argument nope") {
+		t.Fatalf("rtm help nope: exit %d %s", code, errs)
+	}
+}
