@@ -33,6 +33,7 @@ import (
 	"rtm/realtime/server/pgcdc"
 	"rtm/realtime/server/pgcdc/demodb"
 	"rtm/realtime/server/pgcdc/doctor"
+	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/headless"
 	"rtm/registry/headless/scenario"
@@ -266,7 +267,7 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 	var mint func(map[string]any) (string, error)
 	if len(tg.JWTSecret) > 0 {
 		secret := tg.JWTSecret
-		mint = func(claims map[string]any) (string, error) { return server.SignToken(secret, claims) }
+		mint = func(claims map[string]any) (string, error) { return token.Sign(secret, claims) }
 	}
 	mgr, err := registry.New(registry.Options{
 		URL: tg.URL.Value, APIKey: tg.Key.Value, Token: tg.Token.Value, Tenant: tg.Tenant,
@@ -344,7 +345,7 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 			URL: srv.URL(), APIKey: srv.AnonKey(), EmitChange: emit, WriteChange: write,
 			PresenceTopic: topic(ex[0]), SubscriptionTopic: topic(ex[1]), BroadcastTopic: topic(ex[2]),
 			Token: func(user string) (string, error) {
-				return server.UserToken(secret, user, 24*time.Hour, extra)
+				return token.User(secret, user, time.Now(), 24*time.Hour, extra)
 			},
 			Logger: fileLog.With("component", "demo"),
 		})

@@ -17,6 +17,7 @@ import (
 
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
+	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/clock"
 	"rtm/registry/serverctl"
@@ -67,7 +68,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		o.ReconnectAfter = func(int) time.Duration { return 20 * time.Millisecond }
 	}
 	secret := srv.Secret()
-	o.MintToken = func(claims map[string]any) (string, error) { return server.SignToken(secret, claims) }
+	o.MintToken = func(claims map[string]any) (string, error) { return token.Sign(secret, claims) }
 	m, err := registry.New(o)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"rtm/realtime/server"
+	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/serverctl"
 	"rtm/registry/target"
@@ -172,7 +173,7 @@ func (e *Env) Token(id Identity) (string, error) {
 		if tg.Tenant != "" {
 			claims["tenant_id"] = tg.Tenant
 		}
-		return server.SignToken(tg.JWTSecret, claims)
+		return token.Sign(tg.JWTSecret, claims)
 	default:
 		return "", fmt.Errorf("%w: unknown role %q (want %s)", ErrInvalid, id.Role, strings.Join(Roles(), ", "))
 	}
@@ -206,7 +207,7 @@ func (e *Env) NewManager(id Identity, o ManagerOptions) (*registry.Manager, erro
 	}
 	if len(tg.JWTSecret) > 0 {
 		secret := tg.JWTSecret
-		opts.MintToken = func(claims map[string]any) (string, error) { return server.SignToken(secret, claims) }
+		opts.MintToken = func(claims map[string]any) (string, error) { return token.Sign(secret, claims) }
 	}
 	if o.Tune != nil {
 		o.Tune(&opts)
