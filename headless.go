@@ -40,8 +40,11 @@ type targetFlags struct {
 	LogFile    string `help:"Write the managers' JSONL log to this file."`
 }
 
-// open resolves the target and starts the embedded server if needed.
-func (f targetFlags) open(opts headless.EnvOptions) (*headless.Env, func(), error) {
+// open resolves the target; with no project configured, the embedded
+// target (embedded.go) starts with the limits of embedded and the log of
+// --log-file.
+func (f targetFlags) open(ctx context.Context, embedded embeddedConfig) (*headless.Env, func(), error) {
+	var opts headless.EnvOptions
 	closers := []func(){}
 	if f.LogFile != "" {
 		fh, err := os.OpenFile(f.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -54,6 +57,14 @@ func (f targetFlags) open(opts headless.EnvOptions) (*headless.Env, func(), erro
 		closers = append(closers, func() { _ = fh.Close() })
 	}
 	opts.ServiceKey = f.ServiceKey
+	embedded.logger = opts.Logger
+	opts.StartEmbedded = func() (*headless.EmbeddedTarget, error) {
+		et, err := startEmbedded(ctx, embedded)
+		if err != nil {
+			return nil, err
+		}
+		return et.headless(), nil
+	}
 	env, err := headless.Open(target.Input{URL: f.URL, Key: f.Key, JWT: f.JWT, Tenant: f.Tenant, As: f.As, JWTSecret: f.JWTSecret}, opts)
 	if err != nil {
 		for _, c := range closers {
@@ -102,7 +113,7 @@ func (c watchCmd) Run(env *runEnv, parser *kong.Kong) error {
 	for _, t := range c.Types {
 		o.Types = append(o.Types, registry.EventType(t))
 	}
-	e, done, err := c.open(headless.EnvOptions{})
+	e, done, err := c.open(env.ctx, embeddedConfig{})
 	if err != nil {
 		return exit(env, parser, err)
 	}
@@ -150,7 +161,7 @@ func (c recordCmd) Run(env *runEnv, parser *kong.Kong) error {
 		return exit(env, parser, fmt.Errorf("%w: --out: %w", headless.ErrInvalid, err))
 	}
 	defer f.Close()
-	e, done, err := c.open(headless.EnvOptions{})
+	e, done, err := c.open(env.ctx, embeddedConfig{})
 	if err != nil {
 		return exit(env, parser, err)
 	}
@@ -189,7 +200,7 @@ func (c replayCmd) Run(env *runEnv, parser *kong.Kong) error {
 	if err != nil {
 		return exit(env, parser, err)
 	}
-	e, done, err := c.open(headless.EnvOptions{})
+	e, done, err := c.open(env.ctx, embeddedConfig{})
 	if err != nil {
 		return exit(env, parser, err)
 	}
@@ -346,7 +357,7 @@ func (c runCmd) Run(env *runEnv, parser *kong.Kong) error {
 	if err != nil {
 		return exit(env, parser, err)
 	}
-	e, done, err := c.open(headless.EnvOptions{})
+	e, done, err := c.open(env.ctx, embeddedConfig{})
 	if err != nil {
 		return exit(env, parser, err)
 	}
@@ -403,7 +414,7 @@ func (c swarmCmd) Run(env *runEnv, parser *kong.Kong) error {
 	if err != nil {
 		return exit(env, parser, err)
 	}
-	e, done, err := c.open(headless.EnvOptions{Limits: server.Limits{Off: c.Limits == "off"}})
+	e, done, err := c.open(env.ctx, embeddedConfig{limits: server.Limits{Off: c.Limits == "off"}})
 	if err != nil {
 		return exit(env, parser, err)
 	}

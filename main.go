@@ -9,10 +9,12 @@
 //   - main.go: the CLI (the command list, run, exit codes), version, help
 //   - monitor.go: the terminal UI (the default command)
 //   - serve.go: rtm serve; changes.go: the change feed of --db it shares
-//     with the UI's embedded server
+//     with the embedded target
 //   - doctor.go: rtm doctor, and the UI's doctor
 //   - headless.go: watch, record, replay, diff, run, swarm (package
 //     registry/headless and its scenario sub-package)
+//   - embedded.go: the embedded target (server, change feed, demo peers,
+//     server-side controls), the one place that starts it
 //
 // A new headless command is a struct in headless.go (embedding
 // targetFlags for a live target), its field in [cli] and its code in

@@ -1466,3 +1466,30 @@ func TestHelpCommand(t *testing.T) {
 		t.Fatalf("rtm help nope: exit %d %s", code, errs)
 	}
 }
+
+// TestEmbeddedControl drives the embedded server's Go API through the
+// registry.ServerControl of embedded.go.
+func TestEmbeddedControl(t *testing.T) {
+	srv := servertest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := embeddedControl{s: srv.Server}
+	if c.Target() != "embedded server at "+srv.URL {
+		t.Fatalf("target %q", c.Target())
+	}
+	if n, err := c.Kick(ctx, "realtime:nobody", registry.KickClose); err != nil || n != 0 {
+		t.Fatalf("kick: %d %v", n, err)
+	}
+	if err := c.RejectJoins(ctx, registry.Rejection{Count: 1, Reason: "X: y"}); err != nil {
+		t.Fatalf("reject: %v", err)
+	}
+	if err := c.RejectJoins(ctx, registry.Rejection{Count: -1}); err == nil {
+		t.Fatal("negative count accepted")
+	}
+	if n, err := c.DropAll(ctx); err != nil || n != 0 {
+		t.Fatalf("drop: %d %v", n, err)
+	}
+	if err := c.Restart(ctx, 10*time.Millisecond); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +14,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"rtm/realtime/demo"
 	"rtm/realtime/mask"
-	"rtm/realtime/protocol"
-	"rtm/realtime/server"
-	"rtm/realtime/server/pgcdc/demodb"
 	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/serverctl"
@@ -51,96 +46,34 @@ type monitorCmd struct {
 	Publication string `default:"supabase_realtime" help:"Publication the embedded server streams (created when missing) and the doctor checks."`
 }
 
-// Run resolves the target, starts the embedded server and the demo peers
-// when there is no project, builds the channel manager, and runs the UI
-// until it quits; then it shuts everything down in order.
-func (c monitorCmd) Run(env *runEnv) (err error) {
+// Run resolves the target, starts the embedded target (server, change
+// feed, demo peers) when there is no project, builds the channel manager,
+// and runs the UI until it quits; then it shuts everything down in order
+// (defers run in reverse: the demo peers, the background connect and
+// joins, the subscription, the manager, the embedded server and its
+// feed, the log file).
+func (c monitorCmd) Run(env *runEnv) error {
 	ctx, cancel := context.WithCancel(env.ctx)
 	defer cancel()
-	tg, err := target.Resolve(target.Input{
-		URL: c.URL, Key: c.Key, JWT: c.JWT, Tenant: c.Tenant, As: c.As, JWTSecret: c.JWTSecret,
-	})
+	s, err := c.settings()
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	policy, err := registry.ParsePolicy(c.Policy)
+	logw, fileLog, closeLog, err := openLogFile(c.LogFile, s.level)
 	if err != nil {
-		return fmt.Errorf("--policy: %w", err)
+		return err
 	}
-	var joins []registry.Name
-	for _, j := range c.Join {
-		n, err := registry.ParseName(j)
-		if err != nil {
-			return fmt.Errorf("--join: %w", err)
-		}
-		joins = append(joins, n)
+	defer closeLog()
+	mt, err := c.openTarget(ctx, s.target, fileLog)
+	if err != nil {
+		return err
 	}
-
-	// Logs go to the file or nowhere, never to the terminal.
-	var logw io.Writer
-	if c.LogFile != "" {
-		f, err := os.OpenFile(c.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return fmt.Errorf("--log-file: %w", err)
-		}
-		defer f.Close()
-		logw = &lockedWriter{w: f}
-	}
-	fileLog := slog.New(slog.DiscardHandler)
-	if logw != nil {
-		fileLog = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level, ReplaceAttr: mask.ReplaceAttr}))
-	}
-
-	// The embedded server when no project is configured, fed by the
-	// database of --db. Its feed closes after the server (defers run in
-	// reverse).
-	var (
-		srv     *server.Server
-		control registry.ServerControl
-		status  string
-		feed    changeFeed
-	)
-	db := monitorDatabase(c.DB, c.Publication, tg.Embedded)
-	if tg.Embedded {
-		feed, err = openFeed(ctx, c.DB, c.Publication, "", fileLog.With("component", "db"))
-		if err != nil {
-			return fmt.Errorf("--db: %w", err)
-		}
-		defer feed.Close()
-		db = db.embedded(feed)
-		secret := []byte(rand.Text() + rand.Text())
-		srv, err = server.New(server.Config{JWTSecret: secret, Changes: feed.Source, Logger: fileLog.With("component", "server")})
-		if err != nil {
-			return fmt.Errorf("embedded server: %w", err)
-		}
-		if err := srv.Start("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("embedded server: %w", err)
-		}
-		defer srv.Close()
-		if err := tg.Embed(srv.URL(), srv.AnonKey(), secret); err != nil {
-			return err
-		}
-		control = serverctl.Embedded{S: srv}
-		status = "embedded server on " + srv.Addr() + " — no project configured (see --url, SUPABASE_URL, .env)"
-	} else if c.ServiceKey != "" {
-		control, err = serverctl.NewHTTP(tg.URL.Value, c.ServiceKey, nil)
-		if err != nil {
-			return fmt.Errorf("--service-key: %w", err)
-		}
-	}
-	var mint func(map[string]any) (string, error)
-	if len(tg.JWTSecret) > 0 {
-		secret := tg.JWTSecret
-		mint = func(claims map[string]any) (string, error) { return token.Sign(secret, claims) }
-	}
+	defer mt.close()
+	tg := s.target
 	mgr, err := registry.New(registry.Options{
 		URL: tg.URL.Value, APIKey: tg.Key.Value, Token: tg.Token.Value, Tenant: tg.Tenant,
-		Policy: policy, LogFile: logw, LogLevel: level,
-		Server: control, Embedded: tg.Embedded, MintToken: mint,
+		Policy: s.policy, LogFile: logw, LogLevel: s.level,
+		Server: mt.control, Embedded: tg.Embedded, MintToken: token.Signer(tg.JWTSecret),
 	})
 	if err != nil {
 		return err
@@ -149,22 +82,137 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 	for _, w := range tg.Warnings {
 		mgr.LogHandler().Handle(ctx, slog.NewRecord(time.Now(), slog.LevelWarn, w, 0))
 	}
-	db.log(ctx, mgr.LogHandler())
+	mt.db.log(ctx, mgr.LogHandler())
 	sub := mgr.Subscribe(ctx, registry.SubscribeOptions{Frames: true, Buffer: 8192})
 	defer sub.Close()
 
-	// Connect and open the channels in the background: the UI shows the
-	// progress and the errors.
+	adapter := tui.NewRegistryManager(mgr)
 	var bg sync.WaitGroup
 	defer bg.Wait()
+	c.connectAndJoin(ctx, &bg, mgr, adapter, tg, s.joins, fileLog)
+	status := mt.status
+	if mt.embedded != nil && !c.NoDemo {
+		stopDemo, err := mt.embedded.startDemo(ctx, tg.Tenant)
+		if err != nil {
+			return err
+		}
+		defer stopDemo()
+		status += " · demo peers on (--no-demo turns them off)"
+	}
+
+	model := tui.New(tui.Options{
+		Manager: adapter, Context: ctx, ReadOnly: c.ReadOnly,
+		Logger: fileLog.With("component", "tui"), Status: status,
+		Database: mt.db.info, Doctor: mt.db.doctor(), User: os.Getenv("USER"),
+		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
+	})
+	return runUI(ctx, cancel, model, sub, mgr)
+}
+
+// monitorSettings are the monitor's flags, checked.
+type monitorSettings struct {
+	target *target.Target
+	level  slog.Level
+	policy registry.Policy
+	joins  []registry.Name
+}
+
+// settings resolves the target and parses the other flags.
+func (c monitorCmd) settings() (monitorSettings, error) {
+	tg, err := target.Resolve(target.Input{
+		URL: c.URL, Key: c.Key, JWT: c.JWT, Tenant: c.Tenant, As: c.As, JWTSecret: c.JWTSecret,
+	})
+	if err != nil {
+		return monitorSettings{}, err
+	}
+	s := monitorSettings{target: tg}
+	if err := s.level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return monitorSettings{}, fmt.Errorf("--log-level: %w", err)
+	}
+	if s.policy, err = registry.ParsePolicy(c.Policy); err != nil {
+		return monitorSettings{}, fmt.Errorf("--policy: %w", err)
+	}
+	for _, j := range c.Join {
+		n, err := registry.ParseName(j)
+		if err != nil {
+			return monitorSettings{}, fmt.Errorf("--join: %w", err)
+		}
+		s.joins = append(s.joins, n)
+	}
+	return s, nil
+}
+
+// openLogFile opens --log-file: logs go to the file or nowhere, never to
+// the terminal. w is nil without a file.
+func openLogFile(path string, level slog.Level) (w io.Writer, log *slog.Logger, closeFn func(), err error) {
+	if path == "" {
+		return nil, slog.New(slog.DiscardHandler), func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--log-file: %w", err)
+	}
+	lw := &lockedWriter{w: f}
+	log = slog.New(slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: level, ReplaceAttr: mask.ReplaceAttr}))
+	return lw, log, func() { _ = f.Close() }, nil
+}
+
+// monitorTarget is what the UI runs against beside the resolved target:
+// the embedded target (nil for a project), the server-side controls
+// (nil: none), the status line and the database of the postgres changes.
+type monitorTarget struct {
+	embedded *embeddedTarget
+	control  registry.ServerControl
+	status   string
+	db       monitorDB
+}
+
+// openTarget starts the embedded target, fed by the database of --db,
+// when no project is configured; for a project, --service-key gives the
+// server-side controls of an `rtm serve`.
+func (c monitorCmd) openTarget(ctx context.Context, tg *target.Target, log *slog.Logger) (monitorTarget, error) {
+	mt := monitorTarget{db: monitorDatabase(c.DB, c.Publication, tg.Embedded)}
+	switch {
+	case tg.Embedded:
+		et, err := startEmbedded(ctx, embeddedConfig{db: c.DB, publication: c.Publication, logger: log})
+		if err != nil {
+			return monitorTarget{}, err
+		}
+		if err := et.embed(tg); err != nil {
+			_ = et.Close()
+			return monitorTarget{}, err
+		}
+		mt.embedded, mt.control, mt.status = et, et.control(), et.status()
+		mt.db = mt.db.embedded(et.feed)
+	case c.ServiceKey != "":
+		control, err := serverctl.NewHTTP(tg.URL.Value, c.ServiceKey, nil)
+		if err != nil {
+			return monitorTarget{}, fmt.Errorf("--service-key: %w", err)
+		}
+		mt.control = control
+	}
+	return mt, nil
+}
+
+// close stops the embedded target, if one was started.
+func (mt monitorTarget) close() {
+	if mt.embedded != nil {
+		_ = mt.embedded.Close()
+	}
+}
+
+// connectAndJoin connects and opens the channels in the background (the
+// UI shows the progress and the errors): the --join channels, after the
+// design's examples on the embedded server. bg counts the goroutines.
+func (c monitorCmd) connectAndJoin(ctx context.Context, bg *sync.WaitGroup, mgr *registry.Manager, adapter *tui.RegistryManager,
+	tg *target.Target, joins []registry.Name, log *slog.Logger) {
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
 		if err := mgr.Connect(ctx); err != nil && ctx.Err() == nil {
-			fileLog.Warn("Connect", "err", err)
+			log.Warn("Connect", "err", err)
 		}
 	}()
-	adapter := tui.NewRegistryManager(mgr)
 	if tg.Embedded && !c.NoExamples {
 		joins = append(exampleChannels(tg.Tenant), joins...)
 	}
@@ -177,59 +225,15 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 				req.As, req.UserName = tg.As, tg.As
 			}
 			if err := adapter.Join(ctx, req); err != nil && ctx.Err() == nil {
-				fileLog.Warn("Join", "channel", n.String(), "err", err)
+				log.Warn("Join", "channel", n.String(), "err", err)
 			}
 		}
 	}()
-	if tg.Embedded && !c.NoDemo {
-		secret, tenant := tg.JWTSecret, tg.Tenant
-		var extra map[string]any
-		topic := func(n registry.Name) string { return n.String() }
-		if tenant != "" {
-			extra = map[string]any{"tenant_id": tenant}
-		}
-		ex := exampleChannels(tenant)
-		// Changes: real rows in the demo database, simulated ones
-		// without a database, none when a database of the user's is
-		// streamed (or the demo database could not start: the
-		// subscription channel says why).
-		var (
-			emit  func(string, protocol.ChangeData) int
-			write func(context.Context) (string, error)
-		)
-		switch {
-		case feed.DemoURL != "":
-			w, err := demodb.NewWriter(ctx, feed.DemoURL, nil)
-			if err != nil {
-				fileLog.Warn("Demo database writer", "err", err)
-				break
-			}
-			defer w.Close() // after the demo (defers run in reverse)
-			write = w.Step
-		case c.DB == "":
-			emit = srv.EmitChange
-		}
-		d, err := demo.Start(ctx, demo.Options{
-			URL: srv.URL(), APIKey: srv.AnonKey(), EmitChange: emit, WriteChange: write,
-			PresenceTopic: topic(ex[0]), SubscriptionTopic: topic(ex[1]), BroadcastTopic: topic(ex[2]),
-			Token: func(user string) (string, error) {
-				return token.User(secret, user, time.Now(), 24*time.Hour, extra)
-			},
-			Logger: fileLog.With("component", "demo"),
-		})
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		status += " · demo peers on (--no-demo turns them off)"
-	}
+}
 
-	model := tui.New(tui.Options{
-		Manager: adapter, Context: ctx, ReadOnly: c.ReadOnly,
-		Logger: fileLog.With("component", "tui"), Status: status,
-		Database: db.info, Doctor: db.doctor(), User: os.Getenv("USER"),
-		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
-	})
+// runUI runs the terminal UI on model, fed by the bridge from sub, until
+// it quits; then it stops the bridge and cancels the monitor's context.
+func runUI(ctx context.Context, cancel context.CancelFunc, model *tui.Model, sub *registry.Subscription, mgr *registry.Manager) error {
 	p := tea.NewProgram(model, tea.WithContext(ctx))
 	bctx, stopBridge := context.WithCancel(ctx)
 	bridgeDone := make(chan struct{})
@@ -244,22 +248,7 @@ func (c monitorCmd) Run(env *runEnv) (err error) {
 	if runErr != nil && !errors.Is(runErr, tea.ErrProgramKilled) && !errors.Is(runErr, tea.ErrInterrupted) {
 		return fmt.Errorf("terminal UI: %w", runErr)
 	}
-	if err := model.Err(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// exampleChannels are the channels of the design, opened on the embedded
-// server: a presence channel, a postgres-changes subscription and a
-// broadcast channel, in the --tenant's namespace (the token minted for
-// --as then carries its tenant_id claim).
-func exampleChannels(tenant string) []registry.Name {
-	return []registry.Name{
-		registry.MustName(registry.KindPresence, "contact", "123", tenant),
-		registry.MustName(registry.KindSubscription, "project", "456", tenant),
-		registry.MustName(registry.KindBroadcast, "document", "789", tenant),
-	}
+	return model.Err()
 }
 
 // monitorDB is the database of the terminal UI's postgres changes: what

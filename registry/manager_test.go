@@ -62,7 +62,11 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	srv := servertest.New(t, so...)
 	o.URL = srv.URL
 	o.APIKey = srv.AnonKey()
-	o.Server = serverctl.Embedded{S: srv.Server}
+	control, err := serverctl.NewHTTP(srv.URL, srv.ServiceRoleKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Server = control
 	o.Embedded = true
 	if o.ReconnectAfter == nil {
 		o.ReconnectAfter = func(int) time.Duration { return 20 * time.Millisecond }
