@@ -1446,3 +1446,50 @@ func TestWatchHostilePresenceBounded(t *testing.T) {
 		t.Errorf("no event reported the truncated presence")
 	}
 }
+
+// TestHelpCommand: `rtm help` prints what `rtm --help` prints (the
+// command list, not the default command's flags), and `rtm help CMD`
+// what `rtm CMD --help` prints.
+func TestHelpCommand(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{nil, {"watch"}, {"serve"}, {"monitor"}} {
+		code, got, errs := rtmRun(ctx, append([]string{"help"}, args...)...)
+		wcode, want, _ := rtmRun(ctx, append(args, "--help")...)
+		if code != 0 || wcode != 0 || got != want || errs != "" {
+			t.Fatalf("rtm help %v: exit %d (--help %d), stderr %q\n--- help:\n%s\n--- --help:\n%s", args, code, wcode, errs, got, want)
+		}
+	}
+	if _, out, _ := rtmRun(ctx, "help"); !strings.Contains(out, "Usage: rtm <command>") || !strings.Contains(out, "swarm") {
+		t.Fatalf("rtm help is not the command list:\n%s", out)
+	}
+	if code, _, errs := rtmRun(ctx, "help", "nope"); code != 1 || !strings.Contains(errs, "unexpected argument nope") {
+		t.Fatalf("rtm help nope: exit %d %s", code, errs)
+	}
+}
+
+// TestEmbeddedControl drives the embedded server's Go API through the
+// registry.ServerControl of embedded.go.
+func TestEmbeddedControl(t *testing.T) {
+	srv := servertest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := embeddedControl{s: srv.Server}
+	if c.Target() != "embedded server at "+srv.URL {
+		t.Fatalf("target %q", c.Target())
+	}
+	if n, err := c.Kick(ctx, "realtime:nobody", registry.KickClose); err != nil || n != 0 {
+		t.Fatalf("kick: %d %v", n, err)
+	}
+	if err := c.RejectJoins(ctx, registry.Rejection{Count: 1, Reason: "X: y"}); err != nil {
+		t.Fatalf("reject: %v", err)
+	}
+	if err := c.RejectJoins(ctx, registry.Rejection{Count: -1}); err == nil {
+		t.Fatal("negative count accepted")
+	}
+	if n, err := c.DropAll(ctx); err != nil || n != 0 {
+		t.Fatalf("drop: %d %v", n, err)
+	}
+	if err := c.Restart(ctx, 10*time.Millisecond); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
+	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/clock"
 	"rtm/registry/serverctl"
@@ -61,13 +62,17 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	srv := servertest.New(t, so...)
 	o.URL = srv.URL
 	o.APIKey = srv.AnonKey()
-	o.Server = serverctl.Embedded{S: srv.Server}
+	control, err := serverctl.NewHTTP(srv.URL, srv.ServiceRoleKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Server = control
 	o.Embedded = true
 	if o.ReconnectAfter == nil {
 		o.ReconnectAfter = func(int) time.Duration { return 20 * time.Millisecond }
 	}
 	secret := srv.Secret()
-	o.MintToken = func(claims map[string]any) (string, error) { return server.SignToken(secret, claims) }
+	o.MintToken = func(claims map[string]any) (string, error) { return token.Sign(secret, claims) }
 	m, err := registry.New(o)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"rtm/realtime/server/pgcdc"
 	"rtm/realtime/server/pgcdc/demodb"
 	"rtm/realtime/server/servertest"
+	"rtm/realtime/token"
 )
 
 var pg = pgtest.New()
@@ -102,7 +103,7 @@ func TestDemoPeersComeAndGo(t *testing.T) {
 	d, err := Start(ctx, Options{
 		URL: srv.URL, APIKey: srv.AnonKey(),
 		Token: func(user string) (string, error) {
-			return server.UserToken(secret, user, time.Hour, nil)
+			return token.User(secret, user, time.Now(), time.Hour, nil)
 		},
 		EmitChange: srv.EmitChange,
 		Pace:       15 * time.Millisecond,

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"rtm/realtime/token"
 )
 
 // Roles that Supabase issues and this server gives meaning to.
@@ -214,44 +216,6 @@ func claimString(v any) string {
 	return ""
 }
 
-// SignToken signs claims as an HS256 JWT with secret.
-func SignToken(secret []byte, claims map[string]any) (string, error) {
-	if len(secret) == 0 {
-		return "", errors.New("server: sign token: empty secret")
-	}
-	body, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("server: sign token: %w", err)
-	}
-	const header = `{"alg":"HS256","typ":"JWT"}`
-	signing := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString(body)
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(signing))
-	return signing + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), nil
-}
-
-// UserToken signs a token for an authenticated user: role
-// "authenticated", sub, iat now and exp now+ttl (a negative ttl makes an
-// expired token), plus extra claims (which may override those).
-func UserToken(secret []byte, sub string, ttl time.Duration, extra map[string]any) (string, error) {
-	return userTokenAt(secret, time.Now(), sub, ttl, extra)
-}
-
-func userTokenAt(secret []byte, now time.Time, sub string, ttl time.Duration, extra map[string]any) (string, error) {
-	claims := map[string]any{
-		"role": RoleAuthenticated,
-		"sub":  sub,
-		"iat":  now.Unix(),
-		"exp":  now.Add(ttl).Unix(),
-		"aud":  "authenticated",
-		"iss":  "rtm",
-	}
-	for k, v := range extra {
-		claims[k] = v
-	}
-	return SignToken(secret, claims)
-}
-
 // Project keys carry fixed times, so that one secret always gives the
 // same keys (an app's .env stays valid across restarts).
 const (
@@ -262,8 +226,8 @@ const (
 // roleKey signs the long-lived project key of role, like `supabase
 // status` prints.
 func roleKey(secret []byte, role string) (string, error) {
-	return SignToken(secret, map[string]any{
-		"iss":  "rtm",
+	return token.Sign(secret, map[string]any{
+		"iss":  token.Issuer,
 		"role": role,
 		"iat":  keyIssuedAt,
 		"exp":  keyExpiresAt,

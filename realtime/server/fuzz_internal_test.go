@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"rtm/realtime/protocol"
+	"rtm/realtime/token"
 )
 
 func FuzzParseJoin(f *testing.F) {
@@ -61,7 +62,7 @@ func FuzzParseFilter(f *testing.F) {
 
 func FuzzVerifyToken(f *testing.F) {
 	secret := []byte("secret")
-	good, _ := SignToken(secret, map[string]any{"role": "anon", "exp": 2_000_000_000})
+	good, _ := token.Sign(secret, map[string]any{"role": "anon", "exp": 2_000_000_000})
 	f.Add(good)
 	f.Add("a.b.c")
 	f.Add("eyJhbGciOiJIUzI1NiJ9.e30.")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"rtm/realtime/protocol"
+	"rtm/realtime/token"
 )
 
 var protoChange = protocol.ChangeData{Schema: "public", Table: "t", Type: "INSERT"}
@@ -59,16 +60,16 @@ func TestParseJoin(t *testing.T) {
 func TestVerifyTokenClaims(t *testing.T) {
 	secret := []byte("s")
 	now := time.Unix(1_800_000_000, 0)
-	tok, _ := SignToken(secret, map[string]any{"role": "authenticated", "exp": 1_800_000_060.4, "sub": "u", "app_metadata": map[string]any{"tenant_id": 7}})
+	tok, _ := token.Sign(secret, map[string]any{"role": "authenticated", "exp": 1_800_000_060.4, "sub": "u", "app_metadata": map[string]any{"tenant_id": 7}})
 	c, err := verifyToken(tok, secret, now)
 	if err != nil || c.Exp != 1_800_000_060 || c.TenantID != "7" || c.Sub != "u" {
 		t.Fatalf("verifyToken: %+v %v", c, err)
 	}
-	tok, _ = SignToken(secret, map[string]any{"role": "x", "exp": 1_800_000_000})
+	tok, _ = token.Sign(secret, map[string]any{"role": "x", "exp": 1_800_000_000})
 	if _, err := verifyToken(tok, secret, now); err == nil || err.Message != "Token has expired 0 seconds ago" || err.Connect != "Token has expired" {
 		t.Errorf("exp == now: %v", err)
 	}
-	tok, _ = SignToken(secret, map[string]any{"role": "x", "exp": 1_800_000_100, "iat": "yesterday"})
+	tok, _ = token.Sign(secret, map[string]any{"role": "x", "exp": 1_800_000_100, "iat": "yesterday"})
 	if _, err := verifyToken(tok, secret, now); err != errMalformedJWT {
 		t.Errorf("iat string: %v", err)
 	}

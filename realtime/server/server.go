@@ -289,7 +289,7 @@ func (s *Server) apiKeyJWT(token string) string {
 }
 
 // Secret returns a copy of the JWT secret, to sign test tokens with
-// [SignToken].
+// package realtime/token.
 func (s *Server) Secret() []byte { return append([]byte(nil), s.cfg.JWTSecret...) }
 
 // Restart simulates a server restart: every connection is dropped

@@ -16,6 +16,7 @@ import (
 	"rtm/realtime/protocol"
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
+	"rtm/realtime/token"
 )
 
 func TestHeartbeatV2AndV1(t *testing.T) {
@@ -70,7 +71,7 @@ func TestConnectErrors(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	now := time.Now().Unix()
-	other, _ := server.SignToken([]byte("another secret"), map[string]any{"role": "anon", "exp": now + 60})
+	other, _ := token.Sign([]byte("another secret"), map[string]any{"role": "anon", "exp": now + 60})
 	none := "eyJhbGciOiJub25lIn0." + strings.Split(s.AnonKey(), ".")[1] + "."
 	for _, tc := range []struct {
 		name, key string
@@ -200,7 +201,7 @@ func TestJoinTokenReasons(t *testing.T) {
 	s := servertest.New(t)
 	c := dialV2(t, s)
 	now := time.Now().Unix()
-	other, _ := server.SignToken([]byte("x"), map[string]any{"role": "anon", "exp": now + 60})
+	other, _ := token.Sign([]byte("x"), map[string]any{"role": "anon", "exp": now + 60})
 	hs512 := signWith(t, s.Secret(), "HS512", map[string]any{"role": "authenticated", "exp": now + 60})
 	hs384 := signWith(t, s.Secret(), "HS384", map[string]any{"role": "authenticated", "exp": now + 60})
 	rs256 := signWith(t, s.Secret(), "RS256", map[string]any{"role": "authenticated", "exp": now + 60})
@@ -244,7 +245,7 @@ func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 // signWith signs claims with an HMAC alg (or pretends for others).
 func signWith(t *testing.T, secret []byte, alg string, claims map[string]any) string {
 	t.Helper()
-	tok, err := server.SignToken(secret, claims)
+	tok, err := token.Sign(secret, claims)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,10 @@
 //
 // Every command takes the same target as the UI (package
 // registry/target): a project from flags, the environment or .env files,
-// or, with none, rtm's embedded server started in-process ([Open]).
+// or, with none, rtm's embedded server started in-process. Package main
+// owns that server: [Open] starts it through EnvOptions.StartEmbedded and
+// gets back an [EmbeddedTarget] (URL, anon key, JWT secret, server-side
+// controls), so this package does not import realtime/server.
 // Nothing here prints: output goes to the writers the caller gives, and
 // logs to its slog handler. Keys and tokens are masked in every line
 // written ([Writer], on decoded values: see registry.MarshalMasked) and

@@ -2,7 +2,6 @@ package headless
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"rtm/realtime/server"
+	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/serverctl"
 	"rtm/registry/target"
@@ -25,15 +24,15 @@ type EnvOptions struct {
 	// ServiceKey is the service_role key of an `rtm serve` target: it
 	// enables the server-side faults through its admin API.
 	ServiceKey string
-	// Server, when set, is the server-side fault control to use (tests
-	// give the embedded server of servertest). It wins over ServiceKey.
+	// Server, when set, is the server-side fault control to use. It
+	// wins over ServiceKey and the embedded target's.
 	Server registry.ServerControl
-	// Limits are the embedded server's limits when no project is
-	// configured (zero: Supabase's defaults).
-	Limits server.Limits
-	// Logger receives the embedded server's logs and the headless
-	// machinery's own (nil: discarded). Nothing is ever printed by this
-	// package.
+	// StartEmbedded starts rtm's embedded server when no project is
+	// configured (package main gives it; tests build one from
+	// servertest). Nil: Open fails then, saying a project is needed.
+	StartEmbedded func() (*EmbeddedTarget, error)
+	// Logger receives the headless machinery's logs (nil: discarded).
+	// Nothing is ever printed by this package.
 	Logger *slog.Logger
 	// LogFile receives every manager's JSONL log (nil: none).
 	LogFile io.Writer
@@ -49,6 +48,24 @@ type EnvOptions struct {
 	PushTimeout time.Duration
 }
 
+// EmbeddedTarget is rtm's embedded server running in-process, as [Open]
+// needs it: where it listens, its anon key and JWT secret (Open completes
+// the target with them, see target.Target.Embed; tokens are minted with
+// the secret, package realtime/token), its server-side controls and how
+// to stop it.
+type EmbeddedTarget struct {
+	// URL is the project URL (http://127.0.0.1:PORT).
+	URL string
+	// AnonKey is the server's anon key.
+	AnonKey string
+	// Secret is the server's JWT secret.
+	Secret []byte
+	// Control drives the server-side faults.
+	Control registry.ServerControl
+	// Close stops the server (nil: nothing to stop).
+	Close func() error
+}
+
 // Env is a resolved target: a project, `rtm serve`, or rtm's embedded
 // server started in-process when nothing is configured. It makes
 // managers for identities (roles or users) on that target.
@@ -56,17 +73,16 @@ type Env struct {
 	// Target is the resolved target (keys and tokens inside; show it
 	// with Target.Describe, which masks them).
 	Target *target.Target
-	// Server is the embedded server, or nil.
-	Server *server.Server
 
-	control registry.ServerControl
-	opts    EnvOptions
-	log     *slog.Logger
+	embedded *EmbeddedTarget // or nil
+	control  registry.ServerControl
+	opts     EnvOptions
+	log      *slog.Logger
 }
 
 // Open resolves the target from in (flags, environment, .env files; see
 // package target) and, when no project is configured, starts the embedded
-// server on a loopback port. Close releases it.
+// server with opts.StartEmbedded. Close releases it.
 func Open(in target.Input, opts EnvOptions) (*Env, error) {
 	tg, err := target.Resolve(in)
 	if err != nil {
@@ -78,20 +94,19 @@ func Open(in target.Input, opts EnvOptions) (*Env, error) {
 	}
 	e := &Env{Target: tg, opts: opts, log: log}
 	if tg.Embedded {
-		secret := []byte(rand.Text() + rand.Text())
-		srv, err := server.New(server.Config{JWTSecret: secret, Limits: opts.Limits, Logger: log.With("component", "server")})
+		if opts.StartEmbedded == nil {
+			return nil, fmt.Errorf("%w: no project configured (--url, SUPABASE_URL, .env) and no embedded server to start", ErrInvalid)
+		}
+		et, err := opts.StartEmbedded()
 		if err != nil {
-			return nil, fmt.Errorf("embedded server: %w", err)
-		}
-		if err := srv.Start("127.0.0.1:0"); err != nil {
-			return nil, fmt.Errorf("embedded server: %w", err)
-		}
-		if err := tg.Embed(srv.URL(), srv.AnonKey(), secret); err != nil {
-			_ = srv.Close()
 			return nil, err
 		}
-		e.Server = srv
-		e.control = serverctl.Embedded{S: srv}
+		e.embedded = et
+		if err := tg.Embed(et.URL, et.AnonKey, et.Secret); err != nil {
+			_ = e.Close()
+			return nil, err
+		}
+		e.control = et.Control
 	}
 	switch {
 	case opts.Server != nil:
@@ -99,6 +114,7 @@ func Open(in target.Input, opts EnvOptions) (*Env, error) {
 	case e.control == nil && opts.ServiceKey != "":
 		c, err := serverctl.NewHTTP(tg.URL.Value, opts.ServiceKey, nil)
 		if err != nil {
+			_ = e.Close()
 			return nil, fmt.Errorf("%w: --service-key: %w", ErrInvalid, err)
 		}
 		e.control = c
@@ -108,8 +124,8 @@ func Open(in target.Input, opts EnvOptions) (*Env, error) {
 
 // Close stops the embedded server, if one was started.
 func (e *Env) Close() error {
-	if e.Server != nil {
-		return e.Server.Close()
+	if e.embedded != nil && e.embedded.Close != nil {
+		return e.embedded.Close()
 	}
 	return nil
 }
@@ -140,7 +156,7 @@ func (id Identity) String() string {
 
 // Roles returns the roles an Identity may name.
 func Roles() []string {
-	return []string{server.RoleAnon, server.RoleAuthenticated, server.RoleServiceRole}
+	return []string{token.RoleAnon, token.RoleAuthenticated, token.RoleServiceRole}
 }
 
 // Token returns the token of id: minted for a user or a role when the JWT
@@ -157,22 +173,22 @@ func (e *Env) Token(id Identity) (string, error) {
 		return tok, nil
 	case id.Role == "":
 		return tg.Token.Value, nil
-	case id.Role == server.RoleAnon:
+	case id.Role == token.RoleAnon:
 		return "", nil
-	case id.Role == server.RoleAuthenticated || id.Role == server.RoleServiceRole:
+	case id.Role == token.RoleAuthenticated || id.Role == token.RoleServiceRole:
 		if len(tg.JWTSecret) == 0 {
 			return "", fmt.Errorf("%w: a token with role %s needs the project's JWT secret (--jwt-secret or SUPABASE_JWT_SECRET)", ErrInvalid, id.Role)
 		}
 		now := time.Now()
-		claims := map[string]any{"role": id.Role, "sub": "rtm-" + id.Role, "iss": "rtm",
+		claims := map[string]any{"role": id.Role, "sub": "rtm-" + id.Role, "iss": token.Issuer,
 			"iat": now.Unix(), "exp": now.Add(target.DefaultTokenTTL).Unix()}
-		if id.Role == server.RoleAuthenticated {
+		if id.Role == token.RoleAuthenticated {
 			claims["aud"] = "authenticated"
 		}
 		if tg.Tenant != "" {
 			claims["tenant_id"] = tg.Tenant
 		}
-		return server.SignToken(tg.JWTSecret, claims)
+		return token.Sign(tg.JWTSecret, claims)
 	default:
 		return "", fmt.Errorf("%w: unknown role %q (want %s)", ErrInvalid, id.Role, strings.Join(Roles(), ", "))
 	}
@@ -203,10 +219,7 @@ func (e *Env) NewManager(id Identity, o ManagerOptions) (*registry.Manager, erro
 		PushTimeout:       e.opts.PushTimeout,
 		LogFile:           e.opts.LogFile,
 		LogLevel:          e.opts.LogLevel,
-	}
-	if len(tg.JWTSecret) > 0 {
-		secret := tg.JWTSecret
-		opts.MintToken = func(claims map[string]any) (string, error) { return server.SignToken(secret, claims) }
+		MintToken:         token.Signer(tg.JWTSecret),
 	}
 	if o.Tune != nil {
 		o.Tune(&opts)

@@ -26,6 +26,28 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// serverControl drives srv's server-side faults through its admin API
+// (rtm's Go-API adapter is package main's: nothing under registry/
+// imports realtime/server outside tests).
+func serverControl(t *testing.T, srv *servertest.Server) registry.ServerControl {
+	t.Helper()
+	c, err := serverctl.NewHTTP(srv.URL, srv.ServiceRoleKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startEmbedded is EnvOptions.StartEmbedded on a fresh servertest
+// server, as package main's embedded target gives it.
+func startEmbedded(t *testing.T, so ...servertest.Option) func() (*headless.EmbeddedTarget, error) {
+	return func() (*headless.EmbeddedTarget, error) {
+		srv := servertest.New(t, so...)
+		return &headless.EmbeddedTarget{URL: srv.URL, AnonKey: srv.AnonKey(), Secret: srv.Secret(),
+			Control: serverControl(t, srv), Close: srv.Close}, nil
+	}
+}
+
 // testEnv is an Env on a fresh embedded server reached over loopback as
 // a project (URL, key, secret), with the server's faults.
 func testEnv(t *testing.T, so ...servertest.Option) (*headless.Env, *servertest.Server) {
@@ -33,7 +55,7 @@ func testEnv(t *testing.T, so ...servertest.Option) (*headless.Env, *servertest.
 	srv := servertest.New(t, so...)
 	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()),
 		NoDotenv: true, LookupEnv: func(string) (string, bool) { return "", false }},
-		headless.EnvOptions{Server: serverctl.Embedded{S: srv.Server},
+		headless.EnvOptions{Server: serverControl(t, srv),
 			ReconnectAfter: func(int) time.Duration { return 50 * time.Millisecond }})
 	if err != nil {
 		t.Fatal(err)
@@ -271,12 +293,16 @@ func TestOpenInvalidTarget(t *testing.T) {
 	if !errors.Is(err, headless.ErrInvalid) || !strings.Contains(err.Error(), "no API key") {
 		t.Fatalf("err = %v, want an invalid target naming the missing key", err)
 	}
-	env, err := headless.Open(target.Input{NoDotenv: true, LookupEnv: func(string) (string, bool) { return "", false }}, headless.EnvOptions{})
+	noProject := target.Input{NoDotenv: true, LookupEnv: func(string) (string, bool) { return "", false }}
+	if _, err := headless.Open(noProject, headless.EnvOptions{}); !errors.Is(err, headless.ErrInvalid) || !strings.Contains(err.Error(), "no project configured") {
+		t.Fatalf("no project and no embedded server: err = %v", err)
+	}
+	env, err := headless.Open(noProject, headless.EnvOptions{StartEmbedded: startEmbedded(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer env.Close()
-	if env.Server == nil || !env.Target.Embedded || !env.ServerFaults() {
+	if !env.Target.Embedded || !env.ServerFaults() || !strings.HasPrefix(env.Target.URL.Value, "http://127.0.0.1:") {
 		t.Fatalf("no target must start the embedded server in-process")
 	}
 	if _, err := env.Token(headless.Identity{Role: "root"}); !errors.Is(err, headless.ErrInvalid) {

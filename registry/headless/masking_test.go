@@ -12,7 +12,6 @@ import (
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
 	"rtm/registry/headless"
-	"rtm/registry/serverctl"
 	"rtm/registry/target"
 )
 
@@ -29,7 +28,7 @@ func TestRecordAndWatchMaskEscapedSecrets(t *testing.T) {
 	var logFile syncBuffer
 	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()),
 		NoDotenv: true, LookupEnv: func(string) (string, bool) { return "", false }},
-		headless.EnvOptions{Server: serverctl.Embedded{S: srv.Server}, LogFile: &logFile, LogLevel: slog.LevelDebug})
+		headless.EnvOptions{Server: serverControl(t, srv), LogFile: &logFile, LogLevel: slog.LevelDebug})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,14 +45,13 @@ type SwarmOptions struct {
 
 // SwarmProgress is a live view of a swarm.
 type SwarmProgress struct {
-	Phase                          string // "connecting", "converging", "load", "done"
-	Clients, Connected, Joined     int
-	Present                        int // users the slowest client sees (presence)
-	Sent, Received                 uint64
-	LimitErrors, Errors            int
-	Elapsed                        time.Duration
-	ReceiveRate                    float64 // per second, over the last report
-	sentAt, receivedAt, lastReport time.Time
+	Phase                      string // "connecting", "converging", "load", "done"
+	Clients, Connected, Joined int
+	Present                    int // users the slowest client sees (presence)
+	Sent, Received             uint64
+	LimitErrors, Errors        int
+	Elapsed                    time.Duration
+	ReceiveRate                float64 // per second, over the last report
 }
 
 // Dist summarizes durations in milliseconds.
@@ -125,39 +123,65 @@ type SwarmReport struct {
 	DurationMS  float64        `json:"duration_ms"`
 }
 
-type swarmClient struct {
-	m        *registry.Manager
-	sub      *registry.Subscription
-	h        *registry.Handle
-	user     string
-	received atomic.Uint64
-	joined   bool
-
-	errMu   sync.Mutex
-	errSeen map[string]bool
-	errList []string
-}
-
 // Swarm runs o.Clients simulated clients on the target: each connects
 // with its own token, joins o.Channel (tracking itself with o.Presence),
 // then broadcasts at o.Rate for o.Duration. It measures connect and join
 // latency, presence convergence and fan-out, and counts the limit errors
 // met. It returns an error only when it cannot start (bad options, no
 // way to make a manager); failures of clients are in the report.
+//
+// The phases are methods of the unexported swarm type, in order:
+// connectAndJoin, converge (with Presence), load and settle (with a
+// Rate), finish; runProgress reports beside them.
 func Swarm(ctx context.Context, env *Env, o SwarmOptions) (SwarmReport, error) {
 	rep := SwarmReport{Channel: o.Channel.String(), Clients: o.Clients, Presence: o.Presence,
 		LimitErrors: map[string]int{}, Errors: map[string]int{}}
+	o, err := o.withDefaults()
+	if err != nil {
+		return rep, err
+	}
+	rep.OwnTokens = len(env.Target.JWTSecret) > 0
+	sw := &swarm{o: o, rep: rep, start: time.Now(), clients: make([]*swarmClient, o.Clients)}
+	sw.phase.Store("connecting")
+	defer sw.close()
+
+	jctx, cancel := context.WithTimeout(ctx, o.JoinTimeout)
+	defer cancel()
+	if err := sw.makeClients(ctx, env); err != nil {
+		return sw.rep, err
+	}
+	stopProgress := sw.runProgress(ctx)
+	defer stopProgress()
+
+	sw.connectAndJoin(ctx, jctx)
+	if o.Presence && sw.rep.Joined > 0 {
+		sw.phase.Store("converging")
+		sw.converge(ctx)
+	}
+	base := sw.received()
+	loadStart := time.Now()
+	if o.Rate > 0 && sw.rep.Joined > 0 && ctx.Err() == nil {
+		sw.phase.Store("load")
+		sw.load(ctx)
+		sw.settle(ctx)
+	}
+	sw.finish(base, time.Since(loadStart))
+	return sw.rep, nil
+}
+
+// withDefaults checks o and fills in its defaults.
+func (o SwarmOptions) withDefaults() (SwarmOptions, error) {
 	if o.Clients < 1 {
-		return rep, fmt.Errorf("%w: --clients %d: want at least 1", ErrInvalid, o.Clients)
+		return o, fmt.Errorf("%w: --clients %d: want at least 1", ErrInvalid, o.Clients)
 	}
 	if o.Channel.IsZero() {
-		return rep, fmt.Errorf("%w: a swarm needs a channel (--join)", ErrInvalid)
+		return o, fmt.Errorf("%w: a swarm needs a channel (--join)", ErrInvalid)
 	}
 	if o.Presence && o.Channel.Kind != registry.KindPresence {
-		return rep, fmt.Errorf("%w: --presence needs a presence channel, not %s", ErrInvalid, o.Channel)
+		return o, fmt.Errorf("%w: --presence needs a presence channel, not %s", ErrInvalid, o.Channel)
 	}
 	if o.Rate < 0 {
-		return rep, fmt.Errorf("%w: --rate %v: must not be negative", ErrInvalid, o.Rate)
+		return o, fmt.Errorf("%w: --rate %v: must not be negative", ErrInvalid, o.Rate)
 	}
 	if o.Duration <= 0 {
 		o.Duration = 10 * time.Second
@@ -174,47 +198,33 @@ func Swarm(ctx context.Context, env *Env, o SwarmOptions) (SwarmReport, error) {
 	if o.Event == "" {
 		o.Event = "swarm"
 	}
-	rep.OwnTokens = len(env.Target.JWTSecret) > 0
-	start := time.Now()
+	return o, nil
+}
 
-	clients := make([]*swarmClient, o.Clients)
-	var (
-		mu                 sync.Mutex
-		connLat, joinLat   []time.Duration
-		connected, joinedN atomic.Int64
-		sent, sendFail     atomic.Uint64
-		lastJoin           time.Time
-		phase              atomic.Value
-	)
-	phase.Store("connecting")
-	defer func() {
-		var wg sync.WaitGroup
-		for _, c := range clients {
-			if c == nil {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				_ = c.m.CleanupAll(lctx)
-				cancel()
-				_ = c.m.Close()
-				c.sub.Close()
-			}()
-		}
-		wg.Wait()
-	}()
+// swarm is one run of [Swarm]: its clients, its counters and the report
+// its phases fill in.
+type swarm struct {
+	o       SwarmOptions
+	rep     SwarmReport
+	start   time.Time
+	clients []*swarmClient // nil entries: not made (NewManager failed)
+	phase   atomic.Value   // string: SwarmProgress.Phase
 
-	// Connect and join, Concurrency at a time.
-	jctx, cancel := context.WithTimeout(ctx, o.JoinTimeout)
-	defer cancel()
-	sem := make(chan struct{}, o.Concurrency)
-	var wg sync.WaitGroup
-	for i := range clients {
-		user := fmt.Sprintf("%s%d", o.UserPrefix, i+1)
+	connected, joined atomic.Int64
+	sent, sendFail    atomic.Uint64
+
+	mu               sync.Mutex // guards the latencies and lastJoin
+	connLat, joinLat []time.Duration
+	lastJoin         time.Time
+}
+
+// makeClients makes one manager per client (not connected yet), each
+// with a subscription to the events that carry its errors.
+func (sw *swarm) makeClients(ctx context.Context, env *Env) error {
+	for i := range sw.clients {
+		user := fmt.Sprintf("%s%d", sw.o.UserPrefix, i+1)
 		id := Identity{User: user}
-		if !rep.OwnTokens {
+		if !sw.rep.OwnTokens {
 			id = Identity{}
 		}
 		m, err := env.NewManager(id, ManagerOptions{Tune: func(opts *registry.Options) {
@@ -225,60 +235,101 @@ func Swarm(ctx context.Context, env *Env, o SwarmOptions) (SwarmReport, error) {
 			opts.LogRing = 64
 		}})
 		if err != nil {
-			return rep, err
+			return err
 		}
 		c := &swarmClient{m: m, user: user}
 		c.sub = m.Subscribe(ctx, registry.SubscribeOptions{Buffer: 1024, BufferBytes: 256 << 10, NoInitialState: true,
 			Types: []registry.EventType{registry.TypeError, registry.TypeRetry, registry.TypeSocket, registry.TypeChannelState}})
-		clients[i] = c
+		sw.clients[i] = c
 	}
-	// Progress reports.
-	progress := func() SwarmProgress {
-		p := SwarmProgress{Phase: phase.Load().(string), Clients: o.Clients, Connected: int(connected.Load()),
-			Joined: int(joinedN.Load()), Sent: sent.Load(), Elapsed: time.Since(start)}
-		for _, c := range clients {
-			if c != nil {
-				p.Received += c.received.Load()
-			}
+	return nil
+}
+
+// close leaves every client's channels and closes its manager, all at
+// once.
+func (sw *swarm) close() {
+	var wg sync.WaitGroup
+	for _, c := range sw.clients {
+		if c == nil {
+			continue
 		}
-		lim, other := classifyAll(clients)
-		p.LimitErrors, p.Errors = sum(lim), sum(other)
-		return p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = c.m.CleanupAll(lctx)
+			cancel()
+			_ = c.m.Close()
+			c.sub.Close()
+		}()
 	}
-	pctx, stopProgress := context.WithCancel(ctx)
-	progressDone := make(chan struct{})
+	wg.Wait()
+}
+
+// received is the broadcasts all clients received so far.
+func (sw *swarm) received() uint64 {
+	var n uint64
+	for _, c := range sw.clients {
+		if c != nil {
+			n += c.received.Load()
+		}
+	}
+	return n
+}
+
+// progress is the live view of the swarm now.
+func (sw *swarm) progress() SwarmProgress {
+	p := SwarmProgress{Phase: sw.phase.Load().(string), Clients: sw.o.Clients, Connected: int(sw.connected.Load()),
+		Joined: int(sw.joined.Load()), Sent: sw.sent.Load(), Elapsed: time.Since(sw.start), Received: sw.received()}
+	lim, other := classifyAll(sw.clients)
+	p.LimitErrors, p.Errors = sum(lim), sum(other)
+	return p
+}
+
+// runProgress calls o.Progress about four times a second until stop.
+func (sw *swarm) runProgress(ctx context.Context) (stop func()) {
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
-		defer close(progressDone)
-		if o.Progress == nil {
+		defer close(done)
+		if sw.o.Progress == nil {
 			return
 		}
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
-		var last SwarmProgress
+		var (
+			last   SwarmProgress
+			lastAt time.Time
+		)
 		for {
 			select {
 			case <-pctx.Done():
 				return
 			case now := <-t.C:
-				p := progress()
-				if !last.lastReport.IsZero() {
-					if d := now.Sub(last.lastReport).Seconds(); d > 0 {
+				p := sw.progress()
+				if !lastAt.IsZero() {
+					if d := now.Sub(lastAt).Seconds(); d > 0 {
 						p.ReceiveRate = float64(p.Received-last.Received) / d
 					}
 				}
-				p.lastReport = now
-				o.Progress(p)
+				lastAt = now
+				sw.o.Progress(p)
 				last = p
 			}
 		}
 	}()
-	defer func() {
-		stopProgress()
-		<-progressDone
-	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
 
-	for _, c := range clients {
-		user := c.user
+// connectAndJoin connects and joins every client, o.Concurrency at a
+// time, within jctx (the join timeout), and records the latencies.
+func (sw *swarm) connectAndJoin(ctx, jctx context.Context) {
+	sem := make(chan struct{}, sw.o.Concurrency)
+	var wg sync.WaitGroup
+	for _, c := range sw.clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -286,188 +337,191 @@ func Swarm(ctx context.Context, env *Env, o SwarmOptions) (SwarmReport, error) {
 			case sem <- struct{}{}:
 			case <-jctx.Done():
 				if ctx.Err() == nil {
-					c.note(fmt.Sprintf("connect: not started within %s (--concurrency %d busy)", o.JoinTimeout, o.Concurrency))
+					c.note(fmt.Sprintf("connect: not started within %s (--concurrency %d busy)", sw.o.JoinTimeout, sw.o.Concurrency))
 				}
 				return
 			}
 			defer func() { <-sem }()
-			t0 := time.Now()
-			if err := c.m.Connect(jctx); err != nil {
-				if ctx.Err() == nil {
-					c.note(connectFailure(err, o.JoinTimeout))
-				}
-				return
-			}
-			connected.Add(1)
-			t1 := time.Now()
-			onB := registry.OnBroadcast(o.Event, func(registry.Broadcast) { c.received.Add(1) })
-			var (
-				h   *registry.Handle
-				err error
-			)
-			if o.Presence {
-				h, err = c.m.JoinPresence(jctx, o.Channel.EntityType, o.Channel.EntityID, registry.PresenceUser{UserID: user, Name: user},
-					registry.WithTenant(o.Channel.Tenant), onB)
-			} else {
-				h, err = c.m.Join(jctx, o.Channel, onB)
-			}
-			if err != nil {
-				return
-			}
-			if err := h.Ready(jctx); err != nil {
-				return
-			}
-			t2 := time.Now()
-			c.h, c.joined = h, true
-			joinedN.Add(1)
-			mu.Lock()
-			connLat = append(connLat, t1.Sub(t0))
-			joinLat = append(joinLat, t2.Sub(t1))
-			if t2.After(lastJoin) {
-				lastJoin = t2
-			}
-			mu.Unlock()
+			sw.joinOne(ctx, jctx, c)
 		}()
 	}
 	wg.Wait()
-	rep.Connected, rep.Joined = int(connected.Load()), int(joinedN.Load())
-	rep.ConnectLatency, rep.JoinLatency = distOf(connLat), distOf(joinLat)
+	sw.rep.Connected, sw.rep.Joined = int(sw.connected.Load()), int(sw.joined.Load())
+	sw.rep.ConnectLatency, sw.rep.JoinLatency = distOf(sw.connLat), distOf(sw.joinLat)
+}
 
-	// Presence convergence: every joined client sees every joined user.
-	if o.Presence && rep.Joined > 0 {
-		phase.Store("converging")
-		want := map[string]bool{}
-		for _, c := range clients {
-			if c != nil && c.joined {
-				want[c.user] = true
-			}
+// joinOne connects c and joins the channel (tracking c's user with
+// o.Presence), counting a broadcast of o.Event it receives.
+func (sw *swarm) joinOne(ctx, jctx context.Context, c *swarmClient) {
+	t0 := time.Now()
+	if err := c.m.Connect(jctx); err != nil {
+		if ctx.Err() == nil {
+			c.note(connectFailure(err, sw.o.JoinTimeout))
 		}
-		converged := func() bool {
-			for _, c := range clients {
-				if c == nil || !c.joined {
-					continue
-				}
-				users, err := c.m.Presence(o.Channel)
-				if err != nil {
-					return false
-				}
-				seen := 0
-				for _, u := range users {
-					if want[u.UserID] {
-						seen++
-					}
-				}
-				if seen < len(want) {
-					return false
-				}
-			}
-			return true
-		}
-		cctx, ccancel := context.WithTimeout(ctx, o.JoinTimeout)
-		ok := pollUntil(cctx, 10*time.Millisecond, converged)
-		ccancel()
-		if ok {
-			d := msf(time.Since(lastJoin))
-			rep.PresenceConverged, rep.PresenceConvergenceMS = true, &d
+		return
+	}
+	sw.connected.Add(1)
+	t1 := time.Now()
+	onB := registry.OnBroadcast(sw.o.Event, func(registry.Broadcast) { c.received.Add(1) })
+	var (
+		h   *registry.Handle
+		err error
+	)
+	ch := sw.o.Channel
+	if sw.o.Presence {
+		h, err = c.m.JoinPresence(jctx, ch.EntityType, ch.EntityID, registry.PresenceUser{UserID: c.user, Name: c.user},
+			registry.WithTenant(ch.Tenant), onB)
+	} else {
+		h, err = c.m.Join(jctx, ch, onB)
+	}
+	if err != nil {
+		return
+	}
+	if err := h.Ready(jctx); err != nil {
+		return
+	}
+	t2 := time.Now()
+	c.h, c.joined = h, true
+	sw.joined.Add(1)
+	sw.mu.Lock()
+	sw.connLat = append(sw.connLat, t1.Sub(t0))
+	sw.joinLat = append(sw.joinLat, t2.Sub(t1))
+	if t2.After(sw.lastJoin) {
+		sw.lastJoin = t2
+	}
+	sw.mu.Unlock()
+}
+
+// converge waits (up to the join timeout) until every joined client sees
+// every joined user present, and records how long that took after the
+// last join.
+func (sw *swarm) converge(ctx context.Context) {
+	want := map[string]bool{}
+	for _, c := range sw.clients {
+		if c != nil && c.joined {
+			want[c.user] = true
 		}
 	}
-
-	// Load: each joined client broadcasts at Rate.
-	var base uint64
-	for _, c := range clients {
-		if c != nil {
-			base += c.received.Load()
-		}
-	}
-	loadStart := time.Now()
-	if o.Rate > 0 && rep.Joined > 0 && ctx.Err() == nil {
-		phase.Store("load")
-		lctx, lcancel := context.WithTimeout(ctx, o.Duration)
-		var lwg sync.WaitGroup
-		every := time.Duration(float64(time.Second) / o.Rate)
-		for i, c := range clients {
+	converged := func() bool {
+		for _, c := range sw.clients {
 			if c == nil || !c.joined {
 				continue
 			}
-			lwg.Add(1)
-			go func() {
-				defer lwg.Done()
-				// Spread the clients over one period.
-				if err := sleepCtx(lctx, every*time.Duration(i)/time.Duration(len(clients))); err != nil {
-					return
+			users, err := c.m.Presence(sw.o.Channel)
+			if err != nil {
+				return false
+			}
+			seen := 0
+			for _, u := range users {
+				if want[u.UserID] {
+					seen++
 				}
-				t := time.NewTicker(every)
-				defer t.Stop()
-				for n := 1; ; n++ {
-					payload, _ := json.Marshal(map[string]any{"from": c.user, "n": n})
-					if err := c.h.Broadcast(lctx, o.Event, payload); err != nil {
-						if lctx.Err() != nil {
-							return
-						}
-						sendFail.Add(1)
-					} else {
-						sent.Add(1)
-					}
-					select {
-					case <-lctx.Done():
-						return
-					case <-t.C:
-					}
-				}
-			}()
+			}
+			if seen < len(want) {
+				return false
+			}
 		}
-		lwg.Wait()
-		lcancel()
-		// Let the last deliveries arrive: wait until the count stops
-		// moving (bounded).
-		var last uint64
-		stable := 0
-		dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
-		pollUntil(dctx, 50*time.Millisecond, func() bool {
-			var n uint64
-			for _, c := range clients {
-				if c != nil {
-					n += c.received.Load()
-				}
-			}
-			if n == last {
-				stable++
-			} else {
-				stable = 0
-			}
-			last = n
-			return stable >= 4
-		})
-		dcancel()
+		return true
 	}
-	load := time.Since(loadStart)
-	phase.Store("done")
+	cctx, cancel := context.WithTimeout(ctx, sw.o.JoinTimeout)
+	ok := pollUntil(cctx, 10*time.Millisecond, converged)
+	cancel()
+	if ok {
+		d := msf(time.Since(sw.lastJoin))
+		sw.rep.PresenceConverged, sw.rep.PresenceConvergenceMS = true, &d
+	}
+}
+
+// load has each joined client broadcast at o.Rate for o.Duration, the
+// clients spread over one period.
+func (sw *swarm) load(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, sw.o.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	every := time.Duration(float64(time.Second) / sw.o.Rate)
+	for i, c := range sw.clients {
+		if c == nil || !c.joined {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sleepCtx(lctx, every*time.Duration(i)/time.Duration(len(sw.clients))); err != nil {
+				return
+			}
+			sw.broadcastLoop(lctx, c, every)
+		}()
+	}
+	wg.Wait()
+}
+
+// broadcastLoop sends c's broadcasts, one every period, until ctx ends.
+func (sw *swarm) broadcastLoop(ctx context.Context, c *swarmClient, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		payload, _ := json.Marshal(map[string]any{"from": c.user, "n": n})
+		if err := c.h.Broadcast(ctx, sw.o.Event, payload); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			sw.sendFail.Add(1)
+		} else {
+			sw.sent.Add(1)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// settle lets the last deliveries arrive: it waits until the count of
+// received broadcasts stops moving (at most 2 s).
+func (sw *swarm) settle(ctx context.Context) {
+	var last uint64
+	stable := 0
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	pollUntil(dctx, 50*time.Millisecond, func() bool {
+		n := sw.received()
+		if n == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = n
+		return stable >= 4
+	})
+}
+
+// finish completes the report: what the load phase (of length load)
+// sent and delivered beyond base (the broadcasts received before it),
+// the errors, and the last progress report.
+func (sw *swarm) finish(base uint64, load time.Duration) {
+	sw.phase.Store("done")
+	rep := &sw.rep
 	rep.LoadMS = msf(load)
-	rep.Sent, rep.SendFailures = sent.Load(), sendFail.Load()
-	for _, c := range clients {
-		if c != nil {
-			rep.Received += c.received.Load()
-		}
-	}
-	rep.Received -= base
+	rep.Sent, rep.SendFailures = sw.sent.Load(), sw.sendFail.Load()
+	rep.Received = sw.received() - base
 	if rep.Joined > 1 {
 		rep.Expected = rep.Sent * uint64(rep.Joined-1)
 	}
 	if rep.Expected > 0 {
 		rep.Delivery = float64(rep.Received) / float64(rep.Expected)
 	}
-	if s := load.Seconds(); s > 0 && o.Rate > 0 {
+	if s := load.Seconds(); s > 0 && sw.o.Rate > 0 {
 		rep.SendRate = float64(rep.Sent) / s
 		rep.FanoutRate = float64(rep.Received) / s
 	}
-	rep.LimitErrors, rep.Errors = classifyAll(clients)
-	rep.DurationMS = msf(time.Since(start))
-	if o.Progress != nil {
-		p := progress()
+	rep.LimitErrors, rep.Errors = classifyAll(sw.clients)
+	rep.DurationMS = msf(time.Since(sw.start))
+	if sw.o.Progress != nil {
+		p := sw.progress()
 		p.Phase = "done"
-		o.Progress(p)
+		sw.o.Progress(p)
 	}
-	return rep, nil
 }
 
 func pollUntil(ctx context.Context, every time.Duration, cond func() bool) bool {
@@ -497,128 +551,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func sum(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
-// limitWords mark an error as a limit error (Supabase's limit reasons
-// and HTTP 429).
-var limitWords = []string{"ratelimit", "rate limit", "too many", "429", "limit reached", "limit exceeded", "payload_size_exceeded", "capreached", "cap reached"}
-
-// IsLimitError reports whether an error text is about a limit.
-func IsLimitError(s string) bool {
-	l := strings.ToLower(s)
-	for _, w := range limitWords {
-		if strings.Contains(l, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// classifyAll counts the errors each client met so far (without
-// consuming them twice: the events stay in the subscriptions until
-// drained here, and are kept per client).
-func classifyAll(clients []*swarmClient) (limits, others map[string]int) {
-	limits, others = map[string]int{}, map[string]int{}
-	for _, c := range clients {
-		if c == nil {
-			continue
-		}
-		for _, e := range c.errors() {
-			if IsLimitError(e) {
-				limits[e]++
-			} else {
-				others[e]++
-			}
-		}
-	}
-	return limits, others
-}
-
-// connectFailure is the error a client that could not connect within
-// the join timeout counts: the timeout and the end of Connect's error
-// (the step the attempt was stuck in), without the URL.
-func connectFailure(err error, timeout time.Duration) string {
-	s := err.Error()
-	if i := strings.LastIndex(s, ": "); i >= 0 {
-		s = s[i+2:]
-	}
-	return fmt.Sprintf("connect: no connection within %s: %s", timeout, s)
-}
-
-// abandoned reports an attempt's error that is the end of a Connect's
-// context, not a failure of its own.
-func abandoned(reason string) bool {
-	return strings.HasPrefix(reason, context.DeadlineExceeded.Error()) || strings.HasPrefix(reason, context.Canceled.Error())
-}
-
-// note counts an error the client met outside its events.
-func (c *swarmClient) note(s string) {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	c.addLocked(s)
-}
-
-func (c *swarmClient) addLocked(s string) {
-	if c.errSeen == nil {
-		c.errSeen = map[string]bool{}
-	}
-	s = errorKey(s)
-	if s != "" && !c.errSeen[s] {
-		c.errSeen[s] = true
-		c.errList = append(c.errList, s)
-	}
-}
-
-// errors drains the client's subscription and returns the distinct
-// errors it met (each counted once per client).
-func (c *swarmClient) errors() []string {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	add := c.addLocked
-	for _, e := range c.sub.Drain(nil) {
-		switch e := e.(type) {
-		case registry.ErrorEvent:
-			add(firstOf(e.Code+": "+e.Message, e.Message, e.Code == ""))
-		case registry.RetryEvent:
-			if e.Outcome == registry.RetryFailed || e.Outcome == registry.RetryExhausted {
-				add(e.Err)
-			}
-		case registry.SocketEvent:
-			// An attempt abandoned when the join timeout passed (or the
-			// swarm was interrupted) is counted once, by the connect
-			// failure noted.
-			if e.Status == registry.SocketDisconnected && !abandoned(e.Reason) {
-				add(e.Reason)
-			}
-		case registry.ChannelStateEvent:
-			if e.Status == registry.StatusError || e.Status == registry.StatusDisconnected {
-				add(e.Info.LastError)
-			}
-		}
-	}
-	return slices.Clone(c.errList)
-}
-
-func firstOf(a, b string, useB bool) string {
-	if useB {
-		return b
-	}
-	return a
-}
-
-// errorKey trims an error text for counting.
-func errorKey(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) > 160 {
-		s = s[:160]
-	}
-	return s
 }

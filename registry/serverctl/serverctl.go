@@ -1,7 +1,10 @@
 // Package serverctl implements registry.ServerControl, the server-side
-// fault controls, for rtm's embedded server (its Go API, [Embedded]) and
-// for `rtm serve` or any server exposing the same /admin/ HTTP API with
-// its service_role key ([HTTP]).
+// fault controls, for `rtm serve` or any server exposing the same /admin/
+// HTTP API with its service_role key ([HTTP]).
+//
+// rtm's embedded server, started in-process, is driven through its Go API
+// by an adapter in package main (embedded.go), which owns the embedded
+// target: nothing under registry/ imports realtime/server.
 package serverctl
 
 import (
@@ -16,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"rtm/realtime/server"
 	"rtm/registry"
 )
 
@@ -140,51 +142,32 @@ func (h *HTTP) Restart(ctx context.Context, downtime time.Duration) error {
 	return h.call(ctx, http.MethodPost, "/admin/restart", map[string]string{"downtime": downtime.String()}, nil)
 }
 
+// Connection is one socket in the server's view (the fields of GET
+// /admin/connections that identify it; the answer has more).
+type Connection struct {
+	ID       string              `json:"id"`
+	Remote   string              `json:"remote"`
+	Role     string              `json:"role"`
+	Sub      string              `json:"sub,omitempty"`
+	TenantID string              `json:"tenant_id,omitempty"`
+	Created  time.Time           `json:"created"`
+	Channels []ConnectionChannel `json:"channels"`
+}
+
+// ConnectionChannel is one channel a [Connection] joined.
+type ConnectionChannel struct {
+	Topic   string `json:"topic"`
+	Private bool   `json:"private"`
+}
+
 // Connections returns the server's view of its sockets and their
 // channels (GET /admin/connections).
-func (h *HTTP) Connections(ctx context.Context) ([]server.ConnInfo, error) {
+func (h *HTTP) Connections(ctx context.Context) ([]Connection, error) {
 	var out struct {
-		Connections []server.ConnInfo `json:"connections"`
+		Connections []Connection `json:"connections"`
 	}
 	err := h.call(ctx, http.MethodGet, "/admin/connections", nil, &out)
 	return out.Connections, err
 }
 
-// Embedded drives rtm's embedded server through its Go API.
-type Embedded struct {
-	S *server.Server
-}
-
-// Target implements registry.ServerControl.
-func (e Embedded) Target() string { return "embedded server at " + e.S.URL() }
-
-// Kick implements registry.ServerControl.
-func (e Embedded) Kick(_ context.Context, topic string, mode registry.KickMode) (int, error) {
-	m := server.KickError
-	if mode == registry.KickClose {
-		m = server.KickClose
-	}
-	return e.S.Kick(topic, m), nil
-}
-
-// RejectJoins implements registry.ServerControl.
-func (e Embedded) RejectJoins(_ context.Context, r registry.Rejection) error {
-	if r.Count < 0 || r.For < 0 {
-		return fmt.Errorf("serverctl: reject joins: count and duration must not be negative")
-	}
-	e.S.RejectJoins(server.Rejection{Count: r.Count, For: r.For, Reason: r.Reason})
-	return nil
-}
-
-// DropAll implements registry.ServerControl.
-func (e Embedded) DropAll(context.Context) (int, error) { return e.S.Drop(), nil }
-
-// Restart implements registry.ServerControl.
-func (e Embedded) Restart(ctx context.Context, downtime time.Duration) error {
-	return e.S.Restart(ctx, downtime)
-}
-
-var (
-	_ registry.ServerControl = (*HTTP)(nil)
-	_ registry.ServerControl = Embedded{}
-)
+var _ registry.ServerControl = (*HTTP)(nil)

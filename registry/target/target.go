@@ -28,6 +28,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"rtm/realtime/token"
 	"rtm/registry"
 )
 
@@ -336,19 +337,11 @@ func (t *Target) Mint(user string, ttl time.Duration) (string, Claims, error) {
 	}
 	now := nowf().Truncate(time.Second)
 	exp := now.Add(ttl)
-	claims := jwt.MapClaims{
-		"sub":  user,
-		"role": "authenticated",
-		"aud":  "authenticated",
-		"iss":  "rtm",
-		"iat":  now.Unix(),
-		"exp":  exp.Unix(),
-	}
+	var extra map[string]any
 	if t.Tenant != "" {
-		claims["tenant_id"] = t.Tenant
+		extra = map[string]any{"tenant_id": t.Tenant}
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-	s, err := tok.SignedString(t.JWTSecret)
+	s, err := token.User(t.JWTSecret, user, now, ttl, extra)
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("%w: sign token for %s: %w", ErrConfig, user, err)
 	}

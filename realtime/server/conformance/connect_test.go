@@ -10,7 +10,7 @@ import (
 
 	"rtm/realtime/internal/jsharness"
 	"rtm/realtime/protocol"
-	"rtm/realtime/server"
+	"rtm/realtime/token"
 )
 
 // Scenario 1: connect and heartbeat.
@@ -86,7 +86,7 @@ func TestS01BadAPIKeyRefused(t *testing.T) {
 	secret := e.srv.Secret()
 	exp := time.Now().Add(time.Hour).Unix()
 	sign := func(secret []byte, claims map[string]any) string {
-		tok, err := server.SignToken(secret, claims)
+		tok, err := token.Sign(secret, claims)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"rtm/realtime/server"
+	"rtm/realtime/token"
 )
 
 // Server is a started server with its URLs and secret.
@@ -127,7 +128,7 @@ func (s *Server) UserToken(t testing.TB, sub string, ttl time.Duration, extra ma
 // Token signs arbitrary claims with the server's secret.
 func (s *Server) Token(t testing.TB, claims map[string]any) string {
 	t.Helper()
-	tok, err := server.SignToken(s.Secret(), claims)
+	tok, err := token.Sign(s.Secret(), claims)
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
+	"rtm/realtime/token"
 )
 
 func TestMain(m *testing.M) {
@@ -39,7 +40,7 @@ func TestNewServesAndCleansUp(t *testing.T) {
 		t.Errorf("Conns() = %+v", conns)
 	}
 	// A token signed with another secret is refused.
-	other, _ := server.SignToken([]byte("other"), map[string]any{"role": "anon", "exp": time.Now().Unix() + 60})
+	other, _ := token.Sign([]byte("other"), map[string]any{"role": "anon", "exp": time.Now().Unix() + 60})
 	if _, resp, err := websocket.DefaultDialer.Dial(s.SocketURL(other, "2.0.0"), nil); err == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("foreign token: %v", err)
 	}

@@ -28,9 +28,13 @@ const dir = "../../../testdata/scenarios"
 func testEnv(t *testing.T) *headless.Env {
 	t.Helper()
 	srv := servertest.New(t)
+	control, err := serverctl.NewHTTP(srv.URL, srv.ServiceRoleKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()),
 		NoDotenv: true, LookupEnv: func(string) (string, bool) { return "", false }},
-		headless.EnvOptions{Server: serverctl.Embedded{S: srv.Server}})
+		headless.EnvOptions{Server: control})
 	if err != nil {
 		t.Fatal(err)
 	}
