@@ -13,7 +13,7 @@ import (
 // any server; server faults (Server reports which) need Options.Server.
 //
 // Adding a fault: its transport or server control, a constant here with
-// its row in faultSpecs, its case in [Faults.Apply] and its text in
+// its row in FaultKind.spec, its case in [Faults.Apply] and its text in
 // [Fault.Summary]; the TUI menu, the TUI's ":" commands and the scenario
 // parser and runner pick it up from here.
 type FaultKind uint8
@@ -86,33 +86,39 @@ type faultSpec struct {
 	needsAnyText string
 }
 
-// faultSpecs is the one table of faults, indexed by FaultKind.
-var faultSpecs = [...]faultSpec{
-	FaultDrop:         {name: "drop", doc: "drop the connection (client side)"},
-	FaultFreeze:       {name: "freeze", doc: "freeze the connection half-open", args: "<duration>", takes: []FaultSetting{SettingFor}, needs: []FaultSetting{SettingFor}},
-	FaultLatency:      {name: "latency", doc: "add latency each way (0 removes it)", args: "<duration>", takes: []FaultSetting{SettingDelay}, needs: []FaultSetting{SettingDelay}},
-	FaultFailConnects: {name: "fail-connects", doc: "fail the next n connection attempts", args: "<n>", takes: []FaultSetting{SettingCount}, needs: []FaultSetting{SettingCount}},
-	FaultExpireToken:  {name: "expire-token", doc: "expire the user token now"},
-	FaultChannelError: {name: "channel-error", doc: "inject a channel error (phx_error) on a joined channel", args: "<name>", takes: []FaultSetting{SettingChannel}, needs: []FaultSetting{SettingChannel}},
-	FaultKick:         {name: "kick", server: true, doc: "server ends the channel (embedded server / rtm serve)", args: "<name> [error|close]", takes: []FaultSetting{SettingChannel, SettingMode}, needs: []FaultSetting{SettingChannel}},
-	FaultRejectJoins: {name: "reject-joins", server: true, doc: "server refuses the next n joins or joins for a while", args: "<n|duration>",
-		takes: []FaultSetting{SettingCount, SettingFor, SettingReason}, needsAny: []FaultSetting{SettingCount, SettingFor},
-		needsAnyText: "count (the next N joins), for (a duration) or both"},
-	FaultDropAll: {name: "drop-all", server: true, doc: "server drops every socket"},
-	FaultRestart: {name: "restart", server: true, doc: "server restarts, its listener down for a while", args: "[duration]", takes: []FaultSetting{SettingFor}},
-}
-
+// spec returns the fault's row of the one table of faults.
 func (k FaultKind) spec() (faultSpec, bool) {
-	if k == 0 || int(k) >= len(faultSpecs) {
-		return faultSpec{}, false
+	switch k {
+	case FaultDrop:
+		return faultSpec{name: "drop", doc: "drop the connection (client side)"}, true
+	case FaultFreeze:
+		return faultSpec{name: "freeze", doc: "freeze the connection half-open", args: "<duration>", takes: []FaultSetting{SettingFor}, needs: []FaultSetting{SettingFor}}, true
+	case FaultLatency:
+		return faultSpec{name: "latency", doc: "add latency each way (0 removes it)", args: "<duration>", takes: []FaultSetting{SettingDelay}, needs: []FaultSetting{SettingDelay}}, true
+	case FaultFailConnects:
+		return faultSpec{name: "fail-connects", doc: "fail the next n connection attempts", args: "<n>", takes: []FaultSetting{SettingCount}, needs: []FaultSetting{SettingCount}}, true
+	case FaultExpireToken:
+		return faultSpec{name: "expire-token", doc: "expire the user token now"}, true
+	case FaultChannelError:
+		return faultSpec{name: "channel-error", doc: "inject a channel error (phx_error) on a joined channel", args: "<name>", takes: []FaultSetting{SettingChannel}, needs: []FaultSetting{SettingChannel}}, true
+	case FaultKick:
+		return faultSpec{name: "kick", server: true, doc: "server ends the channel (embedded server / rtm serve)", args: "<name> [error|close]", takes: []FaultSetting{SettingChannel, SettingMode}, needs: []FaultSetting{SettingChannel}}, true
+	case FaultRejectJoins:
+		return faultSpec{name: "reject-joins", server: true, doc: "server refuses the next n joins or joins for a while", args: "<n|duration>",
+			takes: []FaultSetting{SettingCount, SettingFor, SettingReason}, needsAny: []FaultSetting{SettingCount, SettingFor},
+			needsAnyText: "count (the next N joins), for (a duration) or both"}, true
+	case FaultDropAll:
+		return faultSpec{name: "drop-all", server: true, doc: "server drops every socket"}, true
+	case FaultRestart:
+		return faultSpec{name: "restart", server: true, doc: "server restarts, its listener down for a while", args: "[duration]", takes: []FaultSetting{SettingFor}}, true
 	}
-	return faultSpecs[k], true
+	return faultSpec{}, false
 }
 
 // FaultKinds lists every fault, client faults first.
 func FaultKinds() []FaultKind {
-	out := make([]FaultKind, 0, len(faultSpecs)-1)
-	for k := FaultKind(1); int(k) < len(faultSpecs); k++ {
+	out := make([]FaultKind, 0, int(FaultRestart))
+	for k := FaultDrop; k <= FaultRestart; k++ {
 		out = append(out, k)
 	}
 	return out
@@ -140,7 +146,7 @@ func (k FaultKind) String() string {
 // ParseFaultKind parses a fault's name.
 func ParseFaultKind(s string) (FaultKind, error) {
 	for _, k := range FaultKinds() {
-		if faultSpecs[k].name == s {
+		if k.String() == s {
 			return k, nil
 		}
 	}
@@ -180,14 +186,14 @@ func (k FaultKind) Usage() string {
 // Takes lists the settings the fault takes.
 func (k FaultKind) Takes() []FaultSetting {
 	s, _ := k.spec()
-	return append([]FaultSetting(nil), s.takes...)
+	return s.takes
 }
 
 // Needs lists the settings the fault cannot do without. Reject-joins
 // needs count, for or both: CheckSettings says so.
 func (k FaultKind) Needs() []FaultSetting {
 	s, _ := k.spec()
-	return append([]FaultSetting(nil), s.needs...)
+	return s.needs
 }
 
 // FaultSettingError says that a fault was given a setting it does not
