@@ -13,9 +13,11 @@ import (
 // any server; server faults (Server reports which) need Options.Server.
 //
 // Adding a fault: its transport or server control, a constant here with
-// its row in FaultKind.spec, its case in [Faults.Apply] and its text in
-// [Fault.Summary]; the TUI menu, the TUI's ":" commands and the scenario
-// parser and runner pick it up from here.
+// its row in FaultKind.spec (name, doc line, command-line arguments,
+// settings taken and needed), its case in [Faults.Apply] and its text in
+// [Fault.Summary] (and, if it takes arguments, how [ParseFault] reads
+// them); the TUI's ":" commands and the scenario parser and runner pick
+// it up from here.
 type FaultKind uint8
 
 // The faults, client faults first.

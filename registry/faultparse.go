@@ -70,23 +70,8 @@ func ParseFaultNames(args []string, name func(string) (Name, error)) (Fault, err
 	fail := func(arg string, err error) (Fault, error) {
 		return Fault{}, &FaultParseError{Command: cmd, Arg: arg, Err: err}
 	}
-	wantArgs := func(lo, hi int) error {
-		if len(args) < lo || len(args) > hi {
-			return fmt.Errorf("%w: %s", ErrFaultUsage, kind.Usage())
-		}
-		return nil
-	}
-	var lo, hi int
-	switch kind {
-	case FaultFreeze, FaultLatency, FaultFailConnects, FaultChannelError, FaultRejectJoins:
-		lo, hi = 1, 1
-	case FaultKick:
-		lo, hi = 1, 2
-	case FaultRestart:
-		lo, hi = 0, 1
-	}
-	if err := wantArgs(lo, hi); err != nil {
-		return fail("", err)
+	if lo, hi := kind.arity(); len(args) < lo || len(args) > hi {
+		return fail("", fmt.Errorf("%w: %s", ErrFaultUsage, kind.Usage()))
 	}
 	switch kind {
 	case FaultFreeze, FaultLatency, FaultRestart:
@@ -141,6 +126,18 @@ func ParseFaultNames(args []string, name func(string) (Name, error)) (Fault, err
 		return fail("", err)
 	}
 	return f, nil
+}
+
+// arity returns how many command-line arguments the fault takes, as
+// its Args say: each <required> and each [optional] word.
+func (k FaultKind) arity() (lo, hi int) {
+	for _, w := range strings.Fields(k.Args()) {
+		hi++
+		if strings.HasPrefix(w, "<") {
+			lo++
+		}
+	}
+	return lo, hi
 }
 
 // parseCommandDuration reads "10s", "500ms" or a bare number of seconds.
