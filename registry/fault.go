@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -223,7 +224,7 @@ func (k FaultKind) CheckSettings(given func(FaultSetting) bool) error {
 		return fmt.Errorf("unknown fault %v", k)
 	}
 	for _, set := range FaultSettings() {
-		if !given(set) || containsSetting(s.takes, set) {
+		if !given(set) || slices.Contains(s.takes, set) {
 			continue
 		}
 		e := &FaultSettingError{Kind: k, Setting: set}
@@ -248,15 +249,6 @@ func (k FaultKind) CheckSettings(given func(FaultSetting) bool) error {
 		return &FaultSettingError{Kind: k, Missing: true, msg: fmt.Sprintf("fault %s needs %s", s.name, s.needsAnyText)}
 	}
 	return nil
-}
-
-func containsSetting(ss []FaultSetting, s FaultSetting) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func joinSettings(ss []FaultSetting) string {
