@@ -188,6 +188,16 @@
 // /admin/ HTTP API): kick a channel (phx_error or phx_close), refuse
 // joins, drop all sockets, restart.
 //
+// One vocabulary names them all (fault.go, faultparse.go): a [Fault] is
+// a [FaultKind] and its settings; [ParseFault] reads one from the words
+// of a command line, [FaultKind.CheckSettings] checks settings given by
+// name (as a scenario gives them) against the one table of which fault
+// takes and needs what, [Fault.Validate] checks the values,
+// [Faults.Apply] injects it and [Fault.Summary] says what was done. The
+// TUI and the scenarios use it. Adding a fault: its transport or server
+// control, a FaultKind constant and its row in the table, its case in
+// Apply and in Summary.
+//
 // # Memory
 //
 // Everything the manager keeps or queues is bounded in bytes as well as

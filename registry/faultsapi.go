@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -213,4 +214,52 @@ func (f *Faults) Restart(ctx context.Context, downtime time.Duration) error {
 // State returns the client faults in force.
 func (f *Faults) State() FaultState {
 	return f.m.Snapshot().Faults
+}
+
+// Apply injects flt: the one dispatch from a [Fault] to the controls
+// above, used by the TUI and by scenarios. It validates flt first
+// (Fault.Validate) and returns the control's error; flt.Summary says
+// what was done once it returns nil.
+//
+// Two outcomes that would otherwise pass silently are errors: a drop
+// when no connection is open ("no open connection to drop"), and a kick
+// of a channel the server does not hold ("the server holds no channel
+// ... to kick").
+func (f *Faults) Apply(ctx context.Context, flt Fault) error {
+	if err := flt.Validate(); err != nil {
+		return err
+	}
+	switch flt.Kind {
+	case FaultDrop:
+		n, err := f.Drop()
+		if err == nil && n == 0 {
+			err = errors.New("no open connection to drop")
+		}
+		return err
+	case FaultFreeze:
+		_, err := f.Freeze(flt.Duration)
+		return err
+	case FaultLatency:
+		return f.Latency(flt.Delay)
+	case FaultFailConnects:
+		return f.FailConnects(flt.Count)
+	case FaultExpireToken:
+		return f.ExpireToken(ctx)
+	case FaultChannelError:
+		return f.InjectChannelError(flt.Channel)
+	case FaultKick:
+		n, err := f.Kick(ctx, flt.Channel, flt.mode())
+		if err == nil && n == 0 {
+			err = fmt.Errorf("the server holds no channel %s to kick", flt.Channel)
+		}
+		return err
+	case FaultRejectJoins:
+		return f.RejectJoins(ctx, Rejection{Count: flt.Count, For: flt.Duration, Reason: flt.Reason})
+	case FaultDropAll:
+		_, err := f.DropAll(ctx)
+		return err
+	case FaultRestart:
+		return f.Restart(ctx, flt.Duration)
+	}
+	return fmt.Errorf("unknown fault %v", flt.Kind)
 }

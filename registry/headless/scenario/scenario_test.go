@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"rtm/realtime/server/servertest"
+	"rtm/registry"
 	"rtm/registry/headless"
 	"rtm/registry/headless/scenario"
 	"rtm/registry/serverctl"
@@ -80,8 +81,8 @@ func TestExampleScenarios(t *testing.T) {
 			if st.Expect != "" {
 				expects[st.Expect] = true
 			}
-			if st.Fault != "" {
-				faults[st.Fault] = true
+			if st.Kind == scenario.StepFault {
+				faults[st.Fault.Kind.String()] = true
 			}
 		}
 		if filepath.Base(f) == "broken-reconnect.yaml" {
@@ -112,7 +113,7 @@ func TestExampleScenarios(t *testing.T) {
 			t.Errorf("no example uses expectation %s", k)
 		}
 	}
-	for _, k := range scenario.FaultKinds() {
+	for _, k := range registry.FaultKindNames() {
 		if !faults[k] {
 			t.Errorf("no example uses fault %s", k)
 		}
@@ -302,4 +303,46 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFaultSteps: a fault step's kind and settings are checked against
+// the registry's table, with the line of the setting at fault.
+func TestFaultSteps(t *testing.T) {
+	head := "steps:\n  - connect: {user: alice}\n  - join: {channel: broadcast:room:1}\n"
+	for _, tc := range []struct {
+		step, want string
+	}{
+		{"  - fault: {channel: broadcast:room:1}\n", "f.yaml:4: fault needs kind: one of " + strings.Join(registry.FaultKindNames(), ", ")},
+		{"  - fault: {kind: explode}\n", `f.yaml:4: unknown fault "explode" (want ` + strings.Join(registry.FaultKindNames(), ", ") + ")"},
+		{"  - fault:\n      kind: kick\n      channel: broadcast:room:1\n      for: 1s\n", "f.yaml:7: fault kick takes no for (it takes channel, mode)"},
+		{"  - fault: {kind: kick}\n", "f.yaml:4: fault kick needs channel"},
+		{"  - fault: {kind: reject-joins, reason: busy}\n", "f.yaml:4: fault reject-joins needs count (the next N joins), for (a duration) or both"},
+		{"  - fault: {kind: kick, channel: broadcast:room:1, mode: gently}\n", `f.yaml:4: mode "gently": want error or close`},
+		{"  - fault: {kind: latency, delay: -1s}\n", "f.yaml:4: delay must be more than 0, not -1s"},
+		{"  - fault: {kind: fail-connects, count: -1}\n", "f.yaml:4: count must be a whole number of at least 0, not \"-1\""},
+	} {
+		_, err := scenario.Parse("f.yaml", []byte(head+tc.step))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%q:\n got %v\nwant %s", tc.step, err, tc.want)
+		}
+	}
+	room := registry.MustName(registry.KindBroadcast, "room", "1", "")
+	for _, tc := range []struct {
+		step string
+		want registry.Fault
+	}{
+		{"  - fault: {kind: kick, channel: broadcast:room:1}\n", registry.Fault{Kind: registry.FaultKick, Channel: room, Mode: registry.KickError}},
+		{"  - fault: {kind: latency, delay: 0s}\n", registry.Fault{Kind: registry.FaultLatency}},
+		{"  - fault: {kind: reject-joins, count: 2, for: 1s, reason: busy}\n", registry.Fault{Kind: registry.FaultRejectJoins, Count: 2, Duration: time.Second, Reason: "busy"}},
+		// A restart without for: no downtime.
+		{"  - fault: {kind: restart}\n", registry.Fault{Kind: registry.FaultRestart}},
+	} {
+		sc, err := scenario.Parse("f.yaml", []byte(head+tc.step))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.step, err)
+		}
+		if st := sc.Steps[2]; st.Kind != scenario.StepFault || st.Fault != tc.want {
+			t.Errorf("%q: %+v, want %+v", tc.step, st.Fault, tc.want)
+		}
+	}
 }

@@ -1,0 +1,162 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrFaultUsage marks a fault command with the wrong number of
+// arguments; the error says the usage (FaultKind.Usage).
+var ErrFaultUsage = errors.New("usage")
+
+// FaultParseError is an error of ParseFault: the command (the fault's
+// name as typed), the argument at fault ("" when the command as a whole
+// is wrong) and the reason.
+type FaultParseError struct {
+	Command, Arg string
+	Err          error
+}
+
+func (e *FaultParseError) Error() string {
+	s := e.Command
+	if e.Arg != "" {
+		s += " " + e.Arg
+	}
+	if s == "" {
+		return e.Err.Error()
+	}
+	return s + ": " + e.Err.Error()
+}
+
+func (e *FaultParseError) Unwrap() error { return e.Err }
+
+// ParseFault parses the words of a command-line fault, as the TUI's ":"
+// commands take them:
+//
+//	drop
+//	freeze <duration>           a positive duration: 10s, 500ms, or seconds (2.5)
+//	latency <duration>          0 removes the added latency
+//	fail-connects <n>           0 cancels
+//	expire-token
+//	channel-error <name>
+//	kick <name> [error|close]   error by default
+//	reject-joins <n|duration>   the next n joins, or joins for a while
+//	drop-all
+//	restart [duration]          the downtime (none by default)
+//
+// Channel names are read with ParseName. Errors are *FaultParseError
+// values; a wrong number of arguments wraps ErrFaultUsage. Fault.String
+// writes a parsed fault back in this form.
+func ParseFault(args []string) (Fault, error) {
+	return ParseFaultNames(args, ParseName)
+}
+
+// ParseFaultNames is ParseFault with another reader of channel names
+// (one that completes a short name against the channels joined, say).
+func ParseFaultNames(args []string, name func(string) (Name, error)) (Fault, error) {
+	if len(args) == 0 {
+		return Fault{}, &FaultParseError{Err: fmt.Errorf("no fault: want one of %s", strings.Join(FaultKindNames(), ", "))}
+	}
+	cmd, args := args[0], args[1:]
+	kind, err := ParseFaultKind(cmd)
+	if err != nil {
+		return Fault{}, &FaultParseError{Err: err}
+	}
+	f := Fault{Kind: kind}
+	fail := func(arg string, err error) (Fault, error) {
+		return Fault{}, &FaultParseError{Command: cmd, Arg: arg, Err: err}
+	}
+	if lo, hi := kind.arity(); len(args) < lo || len(args) > hi {
+		return fail("", fmt.Errorf("%w: %s", ErrFaultUsage, kind.Usage()))
+	}
+	switch kind {
+	case FaultFreeze, FaultLatency, FaultRestart:
+		if len(args) == 0 {
+			break
+		}
+		d, err := parseCommandDuration(args[0])
+		if err != nil {
+			return fail(args[0], err)
+		}
+		switch kind {
+		case FaultFreeze:
+			if d <= 0 {
+				return fail(args[0], errors.New("freeze needs a positive duration"))
+			}
+			f.Duration = d
+		case FaultLatency:
+			f.Delay = d
+		default:
+			f.Duration = d
+		}
+	case FaultFailConnects:
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 0 {
+			return fail(args[0], fmt.Errorf("%q is not a count (0 or more)", args[0]))
+		}
+		f.Count = n
+	case FaultChannelError, FaultKick:
+		n, err := name(args[0])
+		if err != nil {
+			return fail(args[0], err)
+		}
+		f.Channel = n
+		if kind == FaultKick {
+			f.Mode = KickError
+			if len(args) == 2 {
+				if f.Mode, err = ParseKickMode(args[1]); err != nil {
+					return fail(args[1], err)
+				}
+			}
+		}
+	case FaultRejectJoins:
+		if n, err := strconv.Atoi(args[0]); err == nil && n >= 0 {
+			f.Count = n
+		} else if d, err := time.ParseDuration(args[0]); err == nil && d >= 0 {
+			f.Duration = d
+		} else {
+			return fail(args[0], fmt.Errorf("%q is neither a count nor a duration (3, 10s)", args[0]))
+		}
+	}
+	if err := f.Validate(); err != nil {
+		return fail("", err)
+	}
+	return f, nil
+}
+
+// arity returns how many command-line arguments the fault takes, as
+// its Args say: each <required> and each [optional] word.
+func (k FaultKind) arity() (lo, hi int) {
+	for _, w := range strings.Fields(k.Args()) {
+		hi++
+		if strings.HasPrefix(w, "<") {
+			lo++
+		}
+	}
+	return lo, hi
+}
+
+// parseCommandDuration reads "10s", "500ms" or a bare number of seconds.
+func parseCommandDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("duration %q is negative", s)
+		}
+		if math.IsNaN(n) || n > float64(math.MaxInt64)/float64(time.Second) {
+			return 0, fmt.Errorf("%q is not a duration (10s, 500ms, 2m)", s)
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (10s, 500ms, 2m)", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("duration %q is negative", s)
+	}
+	return d, nil
+}
