@@ -222,23 +222,19 @@ func isActionKey(msg tea.KeyPressMsg, k KeyMap) bool {
 }
 
 func (m *Model) channelsKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	page := max(1, m.channelRowsVisible()-1)
-	switch {
-	case key.Matches(msg, k.Up):
-		m.moveSelection(-1)
-	case key.Matches(msg, k.Down):
-		m.moveSelection(1)
-	case key.Matches(msg, k.PageUp):
-		m.moveSelection(-page)
-	case key.Matches(msg, k.PageDown):
-		m.moveSelection(page)
-	case key.Matches(msg, k.Top):
-		m.selectRow(0)
-	case key.Matches(msg, k.Bottom):
-		m.selectRow(len(m.rows) - 1)
-		m.moveSelection(0)
-	case key.Matches(msg, k.Open):
+	if mv, ok := navKey(msg, m.keys, max(1, m.channelRowsVisible()-1)); ok {
+		switch {
+		case mv.top:
+			m.selectRow(0)
+		case mv.bottom:
+			m.selectRow(len(m.rows) - 1)
+			m.moveSelection(0)
+		default:
+			m.moveSelection(mv.delta)
+		}
+		return nil
+	}
+	if key.Matches(msg, m.keys.Open) {
 		if _, ok := m.selected(); ok {
 			m.setFocus(focusMain)
 		}
@@ -247,80 +243,62 @@ func (m *Model) channelsKey(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (m *Model) mainKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
 	page := max(1, m.lay.main.h-4)
 	if m.tab == tabMessages {
+		page /= 2
+	}
+	if mv, ok := navKey(msg, m.keys, page); ok {
+		if m.tab != tabMessages {
+			m.mainScroll.apply(mv)
+			return nil
+		}
 		switch {
-		case key.Matches(msg, k.Up):
-			m.msgMove(-1)
-		case key.Matches(msg, k.Down):
-			m.msgMove(1)
-		case key.Matches(msg, k.PageUp):
-			m.msgMove(-page / 2)
-		case key.Matches(msg, k.PageDown):
-			m.msgMove(page / 2)
-		case key.Matches(msg, k.Top):
+		case mv.top:
 			m.msgEdge(true)
-		case key.Matches(msg, k.Bottom):
+		case mv.bottom:
 			m.msgEdge(false)
-		case key.Matches(msg, k.Open):
-			m.zoom = !m.zoom
-			m.relayout()
+		default:
+			m.msgMove(mv.delta)
 		}
 		return nil
 	}
-	switch {
-	case key.Matches(msg, k.Up):
-		m.mainScroll = max(0, m.mainScroll-1)
-	case key.Matches(msg, k.Down):
-		m.mainScroll++
-	case key.Matches(msg, k.PageUp):
-		m.mainScroll = max(0, m.mainScroll-page)
-	case key.Matches(msg, k.PageDown):
-		m.mainScroll += page
-	case key.Matches(msg, k.Top):
-		m.mainScroll = 0
-	case key.Matches(msg, k.Bottom):
-		m.mainScroll = 1 << 20
-	case key.Matches(msg, k.Open):
+	if key.Matches(msg, m.keys.Open) {
 		m.zoom = !m.zoom
 		m.relayout()
 	}
-	m.mainScroll = min(m.mainScroll, 1<<20)
 	return nil
 }
 
 func (m *Model) logKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
-	page := max(1, m.lay.log.h-3)
+	if mv, ok := navKey(msg, k, max(1, m.lay.log.h-3)); ok {
+		switch {
+		case mv.top:
+			m.logTop()
+		case mv.bottom:
+			m.logCur.follow, m.logNew = true, 0
+		default:
+			m.logScroll(mv.delta)
+		}
+		m.cache.log.valid = false
+		return nil
+	}
 	switch {
 	case key.Matches(msg, k.Log.Follow):
-		if m.logFollow {
-			m.logFollow = false
+		if m.logCur.follow {
+			m.logCur.follow = false
 			if e, ok := m.logs.Last(); ok {
-				m.logAnchor = e.seq
+				m.logCur.seq = e.seq
 			}
 			m.logNew = 0
 		} else {
-			m.logFollow, m.logNew = true, 0
+			m.logCur.follow, m.logNew = true, 0
 		}
 	case key.Matches(msg, k.Log.Wrap):
 		m.logWrap = !m.logWrap
 	case key.Matches(msg, k.Log.Clear):
 		m.logs.Clear()
 		m.logNew = 0
-	case key.Matches(msg, k.Up):
-		m.logScroll(-1)
-	case key.Matches(msg, k.Down):
-		m.logScroll(1)
-	case key.Matches(msg, k.PageUp):
-		m.logScroll(-page)
-	case key.Matches(msg, k.PageDown):
-		m.logScroll(page)
-	case key.Matches(msg, k.Top):
-		m.logTop()
-	case key.Matches(msg, k.Bottom):
-		m.logFollow, m.logNew = true, 0
 	case key.Matches(msg, k.Open):
 		m.zoom = !m.zoom
 		m.relayout()

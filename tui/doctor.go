@@ -111,7 +111,7 @@ func (r *doctorResult) summary() string {
 type doctorView struct {
 	name   registry.Name
 	gen    int
-	scroll int
+	scroll scroll
 }
 
 // doctorDoneMsg carries the outcome of a doctor run.
@@ -274,21 +274,13 @@ func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
 func (m *Model) doctorKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
 	v := m.doctor
+	if mv, ok := navKey(msg, k, 10); ok {
+		v.scroll.apply(mv)
+		return nil
+	}
 	switch {
 	case key.Matches(msg, k.Dialog.Cancel, k.Quit, k.Help):
 		m.doctor, m.overlay = nil, overlayNone
-	case key.Matches(msg, k.Up):
-		v.scroll = max(0, v.scroll-1)
-	case key.Matches(msg, k.Down):
-		v.scroll++
-	case key.Matches(msg, k.PageUp):
-		v.scroll = max(0, v.scroll-10)
-	case key.Matches(msg, k.PageDown):
-		v.scroll += 10
-	case key.Matches(msg, k.Top):
-		v.scroll = 0
-	case key.Matches(msg, k.Bottom):
-		v.scroll = 1 << 20
 	case key.Matches(msg, k.Channel.Doctor):
 		if c, ok := m.state.Channel(v.name); ok {
 			return m.runDoctor(c)
@@ -323,10 +315,11 @@ func (m *Model) viewDoctor(w, h int) []string {
 	// line and the footer take 4).
 	room := max(1, h-4)
 	if n := len(body); n > room {
-		v.scroll = min(v.scroll, n-room)
-		body = body[v.scroll : v.scroll+room]
+		v.scroll = min(v.scroll, scroll(n-room))
+		off := int(v.scroll)
+		body = body[off : off+room]
 		foot = st.Muted.Render(truncText(fmt.Sprintf("↑/↓ scroll (%d above, %d below) · D runs again · esc closes",
-			v.scroll, n-room-v.scroll), inner))
+			off, n-room-off), inner))
 	} else {
 		v.scroll = 0
 	}

@@ -63,31 +63,16 @@ func (m *Model) logMatches(e *logEntry) bool {
 
 // logEnd returns the index of the newest entry to show.
 func (m *Model) logEnd() int {
-	if m.logs.Len() == 0 {
-		return -1
-	}
-	if m.logFollow {
-		return m.logs.Len() - 1
-	}
-	return m.logs.Index(m.logAnchor)
+	return m.logCur.index(m.logs.Len(), m.logs.Index)
 }
 
 // logScroll moves the paused view by delta matching entries (negative:
 // older). Scrolling pauses follow; reaching the newest entry resumes it.
 func (m *Model) logScroll(delta int) {
-	n := m.logs.Len()
-	if n == 0 {
-		return
-	}
-	i := m.logEnd()
-	if m.logFollow {
-		m.logFollow = false
-		m.logNew = 0
-	}
-	i = stepMatching(i, n, delta, func(j int) bool { return m.logMatches(m.logs.Ptr(j)) })
-	m.logAnchor = m.logs.At(i).seq
-	if delta > 0 && i == n-1 {
-		m.logFollow = true
+	wasFollow := m.logCur.follow
+	m.logCur.step(m.logs.Len(), m.logs.Index, func(i int) uint64 { return m.logs.Ptr(i).seq }, delta,
+		func(j int) bool { return m.logMatches(m.logs.Ptr(j)) })
+	if wasFollow || m.logCur.follow {
 		m.logNew = 0
 	}
 	m.cache.log.valid = false
@@ -99,7 +84,7 @@ func (m *Model) logTop() {
 	if n == 0 {
 		return
 	}
-	m.logFollow = false
+	m.logCur.follow = false
 	h := m.lay.log.h - 2
 	seen := 0
 	i := 0
@@ -114,7 +99,7 @@ func (m *Model) logTop() {
 	if i >= n {
 		i = n - 1
 	}
-	m.logAnchor = m.logs.At(i).seq
+	m.logCur.seq = m.logs.At(i).seq
 	m.cache.log.valid = false
 }
 
@@ -214,7 +199,7 @@ func (m *Model) viewLog() *framed {
 		lines = append(lines, newLine(inner).add(m.st.Muted, msg).done())
 	}
 	title := "Log"
-	if m.logFollow {
+	if m.logCur.follow {
 		title += " · following"
 	} else {
 		title += " · paused"
@@ -226,7 +211,7 @@ func (m *Model) viewLog() *framed {
 		title += " · /" + m.logFilter.text
 	}
 	badge := ""
-	if !m.logFollow && m.logNew > 0 {
+	if !m.logCur.follow && m.logNew > 0 {
 		badge = fmt.Sprintf("%d new", m.logNew)
 	}
 	return box(m.st, r.w, r.h, title, badge, m.focus == focusLog, lines)

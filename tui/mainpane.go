@@ -65,17 +65,11 @@ func (m *Model) msgListHeight() (list, detail int) {
 // msgMove moves the message selection by delta matching messages.
 func (m *Model) msgMove(delta int) {
 	d, ok := m.chData[m.sel]
-	if !ok || d.msgs.Len() == 0 {
+	if !ok {
 		return
 	}
-	n := d.msgs.Len()
-	i := d.msgs.Index(d.selSeq)
-	if d.follow {
-		i = n - 1
-	}
-	i = stepMatching(i, n, delta, func(j int) bool { return m.msgMatches(d.msgs.Ptr(j)) })
-	d.selSeq = d.msgs.At(i).seq
-	d.follow = i == n-1 && delta > 0
+	d.cur.step(d.msgs.Len(), d.msgs.Index, func(i int) uint64 { return d.msgs.Ptr(i).seq }, delta,
+		func(j int) bool { return m.msgMatches(d.msgs.Ptr(j)) })
 	m.cache.main.valid = false
 }
 
@@ -86,14 +80,12 @@ func (m *Model) msgEdge(top bool) {
 		return
 	}
 	if top {
-		d.follow = false
-		d.selSeq = d.msgs.At(0).seq
+		d.cur = cursor{seq: d.msgs.At(0).seq}
 		m.msgMove(1)
 		m.msgMove(-1)
 		return
 	}
-	d.follow = true
-	d.selSeq = d.msgs.Seq()
+	d.cur = cursor{seq: d.msgs.Seq(), follow: true}
 	m.cache.main.valid = false
 }
 
@@ -180,8 +172,8 @@ func (m *Model) viewMain() *framed {
 
 // scrolled applies the main pane's scroll offset to lines.
 func (m *Model) scrolled(lines []string, h int) []string {
-	if m.mainScroll > 0 && len(lines) > h {
-		off := min(m.mainScroll, len(lines)-h)
+	if int(m.mainScroll) > 0 && len(lines) > h {
+		off := min(int(m.mainScroll), len(lines)-h)
 		lines = lines[off:]
 	}
 	if len(lines) > h {
@@ -250,9 +242,8 @@ func (m *Model) viewMessages(c registry.ChannelInfo, w, h int) []string {
 		detailH += listH - max(1, n)
 		listH = max(1, n)
 	}
-	sel := d.msgs.Index(d.selSeq)
-	if d.follow {
-		sel = n - 1
+	sel := d.cur.index(n, d.msgs.Index)
+	if d.cur.follow {
 		for sel > 0 && !m.msgMatches(d.msgs.Ptr(sel)) {
 			sel--
 		}
@@ -443,7 +434,7 @@ func (m *Model) viewPresence(c registry.ChannelInfo, w, h int) []string {
 		// Newest last: collect frames from the newest until the pane is
 		// full, each as a header and its payload wrapped.
 		var blocks [][]string
-		room := h - 1 + m.mainScroll
+		room := h - 1 + int(m.mainScroll)
 		for i := d.raw.Len() - 1; i >= 0 && room > 0; i-- {
 			e := d.raw.At(i)
 			block := []string{newLine(w).add(m.st.Subtle, e.time.Format("15:04:05.000")).plain(" ").add(m.st.Primary, e.event).done()}
@@ -456,7 +447,7 @@ func (m *Model) viewPresence(c registry.ChannelInfo, w, h int) []string {
 		for i := len(blocks) - 1; i >= 0; i-- {
 			out = append(out, blocks[i]...)
 		}
-		if len(out) > h+m.mainScroll {
+		if len(out) > h+int(m.mainScroll) {
 			out = append(out[:1], out[len(out)-h+1:]...)
 		}
 		return out
@@ -646,7 +637,7 @@ func (m *Model) viewRetries(c registry.ChannelInfo, w, h int) []string {
 	out = append(out, newLine(w).add(m.st.Table.Header, hdr).done())
 	room := h - len(out)
 	var rows []*registry.RetryEvent
-	for i := m.retries.Len() - 1; i >= 0 && len(rows) < room+m.mainScroll; i-- {
+	for i := m.retries.Len() - 1; i >= 0 && len(rows) < room+int(m.mainScroll); i-- {
 		e := m.retries.Ptr(i)
 		if e.Scope == registry.ScopeSocket || e.Channel == c.Name {
 			rows = append(rows, e)
@@ -836,7 +827,7 @@ func (m *Model) viewInfo(c registry.ChannelInfo, w, h int) []string {
 
 	// Raw frames of this channel, oldest first.
 	out = append(out, newLine(w).add(m.st.Table.Header, "RAW FRAMES").add(m.st.Muted, "  (→ out, ← in)").done())
-	room := h - len(out) + m.mainScroll
+	room := h - len(out) + int(m.mainScroll)
 	var fr []*registry.FrameEvent
 	for i := m.frames.Len() - 1; i >= 0 && len(fr) < room; i-- {
 		f := m.frames.Ptr(i)

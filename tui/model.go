@@ -235,10 +235,8 @@ type chanData struct {
 	msgs *Ring[msgEntry]
 	feed *Ring[registry.PresenceEvent]
 	raw  *Ring[rawFrame]
-	// selSeq is the selected message's seq; follow keeps the newest
-	// selected.
-	selSeq uint64
-	follow bool
+	// cur is the selected message (follow keeps the newest selected).
+	cur cursor
 	// lastSeen is when the channel was last in the registry.
 	lastSeen time.Time
 	// doctor is the last doctor run on the channel (nil: none).
@@ -297,16 +295,16 @@ type Model struct {
 	msgFilter filter
 
 	// Log pane.
-	logs      *Ring[logEntry]
-	logFollow bool
-	logAnchor uint64 // seq of the newest visible entry while paused
+	logs *Ring[logEntry]
+	// logCur is the newest visible entry (follow: the newest).
+	logCur    cursor
 	logNew    int
 	logWrap   bool
 	logFilter filter
 	filterGen uint64
 
 	// Main pane scrolling (presence, retries, info tabs).
-	mainScroll  int
+	mainScroll  scroll
 	presenceRaw bool
 
 	dropped    uint64
@@ -341,17 +339,17 @@ type Model struct {
 func New(opts Options) *Model {
 	opts = opts.withDefaults()
 	m := &Model{
-		opts:      opts,
-		keys:      DefaultKeyMap(),
-		st:        opts.Theme(true),
-		help:      help.New(),
-		chData:    map[registry.Name]*chanData{},
-		retries:   NewSizedRing(opts.RetryRing, opts.RetryBytes, retryBytes),
-		frames:    NewSizedRing(opts.FrameRing, opts.FrameBytes, frameBytes),
-		logs:      NewSizedRing(opts.LogRing, opts.LogBytes, logEntryBytes),
-		logFollow: true,
-		tabAuto:   true,
-		now:       opts.Now(),
+		opts:    opts,
+		keys:    DefaultKeyMap(),
+		st:      opts.Theme(true),
+		help:    help.New(),
+		chData:  map[registry.Name]*chanData{},
+		retries: NewSizedRing(opts.RetryRing, opts.RetryBytes, retryBytes),
+		frames:  NewSizedRing(opts.FrameRing, opts.FrameBytes, frameBytes),
+		logs:    NewSizedRing(opts.LogRing, opts.LogBytes, logEntryBytes),
+		logCur:  cursor{follow: true},
+		tabAuto: true,
+		now:     opts.Now(),
 	}
 	m.keys.setReadOnly(opts.ReadOnly)
 	m.keys.setReplay(opts.Replay != nil)
@@ -588,8 +586,8 @@ func (m *Model) addMessage(e registry.MessageEvent) {
 		d.raw.Push(rawFrame{time: e.Time, event: string(e.Kind), text: text})
 	}
 	d.msgs.Push(msgEntry{ev: keepMessage(e, m.opts.Preview), seq: d.msgs.Seq() + 1})
-	if d.follow {
-		d.selSeq = d.msgs.Seq()
+	if d.cur.follow {
+		d.cur.seq = d.msgs.Seq()
 	}
 	if e.Channel == m.sel {
 		m.cache.main.valid = false
@@ -663,10 +661,10 @@ func (m *Model) data(n registry.Name) *chanData {
 			m.pruneChannelData()
 		}
 		d = &chanData{
-			msgs:   NewSizedRing(m.opts.MessageRing, m.opts.MessageBytes, msgEntryBytes),
-			feed:   NewSizedRing(m.opts.FeedRing, m.opts.FeedBytes, feedBytes),
-			raw:    NewSizedRing(100, rawBytes, rawFrameBytes),
-			follow: true,
+			msgs: NewSizedRing(m.opts.MessageRing, m.opts.MessageBytes, msgEntryBytes),
+			feed: NewSizedRing(m.opts.FeedRing, m.opts.FeedBytes, feedBytes),
+			raw:  NewSizedRing(100, rawBytes, rawFrameBytes),
+			cur:  cursor{follow: true},
 		}
 		m.chData[n] = d
 	}
@@ -706,7 +704,7 @@ func (m *Model) pruneChannelData() {
 // addLog appends a log record.
 func (m *Model) addLog(r registry.LogRecord, local bool) {
 	m.logs.Push(logEntry{rec: r, local: local, seq: m.logs.Seq() + 1})
-	if !m.logFollow && m.logFilter.match(m.logText(m.logs.Ptr(m.logs.Len()-1))) {
+	if !m.logCur.follow && m.logFilter.match(m.logText(m.logs.Ptr(m.logs.Len()-1))) {
 		m.logNew++
 	}
 	m.cache.log.valid = false

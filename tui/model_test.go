@@ -486,7 +486,7 @@ func logRecord(i int, msg string) registry.Event {
 func TestLogFollowPauseBadge(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40)
 	keys(m, "tab", "tab", "f")
-	if m.logFollow {
+	if m.logCur.follow {
 		t.Fatal("f must pause")
 	}
 	var evs []registry.Event
@@ -503,11 +503,11 @@ func TestLogFollowPauseBadge(t *testing.T) {
 	mustNotContain(t, s, "3 new")
 	// Scrolling up pauses; scrolling back down to the end resumes.
 	keys(m, "k")
-	if m.logFollow {
+	if m.logCur.follow {
 		t.Fatal("k must pause")
 	}
 	keys(m, "j")
-	if !m.logFollow {
+	if !m.logCur.follow {
 		t.Fatal("j back to the newest must resume following")
 	}
 }
@@ -573,11 +573,11 @@ func TestMessagesTab(t *testing.T) {
 	s = screen(m)
 	mustContain(t, s, `"x": 50,`)
 	d := m.chData[docCh]
-	if d.follow {
+	if d.cur.follow {
 		t.Fatal("moving up must stop following")
 	}
 	keys(m, "G")
-	if !d.follow {
+	if !d.cur.follow {
 		t.Fatal("G must follow again")
 	}
 	// New messages are followed.

@@ -414,7 +414,7 @@ func (m *Model) ShortHelp() []key.Binding {
 		out = append(out, m.channelActions()...)
 	case focusLog:
 		follow := k.Log.Follow
-		if m.logFollow {
+		if m.logCur.follow {
 			follow.SetHelp("f", "pause")
 		} else {
 			follow.SetHelp("f", "follow")
