@@ -6,11 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -25,7 +21,6 @@ var errReadOnly = errors.New("read-only mode: actions are off (restart without -
 type actionDoneMsg struct {
 	op, subject, ok string
 	err             error
-	quit            bool
 }
 
 // handleKey routes a key: the open dialog first, then global keys, then
@@ -35,8 +30,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.quitting = true
 		return tea.Quit
 	}
-	if m.overlay != overlayNone {
-		return m.handleOverlayKey(msg)
+	if m.dialogs.top() != nil {
+		return m.updateDialog(msg)
 	}
 	k := m.keys
 	switch {
@@ -44,7 +39,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.quitting = true
 		return tea.Quit
 	case key.Matches(msg, k.Help):
-		m.overlay = overlayHelp
+		m.openDialog(helpDialog{})
 		return nil
 	case key.Matches(msg, k.Command):
 		return m.openCommand("")
@@ -171,8 +166,7 @@ func (m *Model) channelKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 		return nil, false
 	}
 	if key.Matches(msg, k.Faults) {
-		m.faults = newFaultMenu(m.state, m.sel)
-		m.overlay = overlayFaults
+		m.openDialog(newFaultMenu(m.state, m.sel))
 		return nil, true
 	}
 	c, ok := m.selected()
@@ -203,12 +197,11 @@ func (m *Model) channelKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 		if c.Tracked {
 			track = " Your presence (" + c.TrackedAs + ") is untracked."
 		}
-		m.confirm = &confirm{
+		m.openDialog(&confirmDialog{
 			title: "Leave channel",
 			text:  "Leave " + c.Name.String() + "?" + refs + track,
 			yes:   m.leave(c.Name),
-		}
-		m.overlay = overlayConfirm
+		})
 		return nil, true
 	}
 	return nil, false
@@ -307,295 +300,11 @@ func (m *Model) logKey(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-// handleOverlayKey routes a key to the open dialog.
-func (m *Model) handleOverlayKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	switch m.overlay {
-	case overlayHelp:
-		if key.Matches(msg, k.Help, k.Back, k.Quit) {
-			m.overlay = overlayNone
-		}
-		return nil
-	case overlayConfirm:
-		switch {
-		case key.Matches(msg, k.Dialog.Yes):
-			cmd := m.confirm.yes
-			m.confirm, m.overlay = nil, overlayNone
-			return cmd
-		case key.Matches(msg, k.Dialog.No):
-			m.confirm, m.overlay = nil, overlayNone
-		}
-		return nil
-	case overlayDoctor:
-		return m.doctorKey(msg)
-	case overlayFaults:
-		f, closeMenu, why := m.faults.handle(msg, k)
-		if why != "" {
-			return m.setStatus(slog.LevelWarn, why)
-		}
-		if closeMenu {
-			m.faults, m.overlay = nil, overlayNone
-		}
-		if f != nil {
-			return m.fault(*f)
-		}
-		return nil
-	case overlayForm:
-		switch {
-		case key.Matches(msg, k.Dialog.Cancel):
-			m.form, m.overlay = nil, overlayNone
-			return nil
-		case key.Matches(msg, k.Dialog.Submit):
-			cmd, err := m.form.submit(m.form.values())
-			if err != nil {
-				m.form.err = err.Error()
-				return nil
-			}
-			m.form, m.overlay = nil, overlayNone
-			return cmd
-		case key.Matches(msg, k.Dialog.NextField):
-			return m.form.focusField(m.form.focus + 1)
-		case key.Matches(msg, k.Dialog.PrevField):
-			return m.form.focusField(m.form.focus - 1)
-		}
-		m.form.err = ""
-		return m.form.update(msg)
-	case overlayFilter:
-		switch {
-		case key.Matches(msg, k.Dialog.Cancel):
-			m.filterIn.Blur()
-			m.overlay = overlayNone
-			return nil
-		case key.Matches(msg, k.Dialog.Submit):
-			m.filterIn.Blur()
-			m.overlay = overlayNone
-			return m.applyFilter(m.filterIn.Value())
-		}
-		var cmd tea.Cmd
-		m.filterIn, cmd = m.filterIn.Update(msg)
-		return cmd
-	case overlayCommand:
-		switch {
-		case key.Matches(msg, k.Dialog.Cancel):
-			m.cmd.input.Blur()
-			m.overlay = overlayNone
-			return nil
-		case key.Matches(msg, k.Dialog.Submit):
-			line := m.cmd.input.Value()
-			m.cmd.input.Blur()
-			m.overlay = overlayNone
-			if strings.TrimSpace(line) == "" {
-				return nil
-			}
-			if n := len(m.cmd.history); n == 0 || m.cmd.history[n-1] != line {
-				m.cmd.history = append(m.cmd.history, line)
-				if len(m.cmd.history) > 100 {
-					m.cmd.history = m.cmd.history[1:]
-				}
-			}
-			return m.runCommand(line)
-		case (msg.String() == "up" || msg.String() == "down") && len(m.cmd.input.MatchedSuggestions()) <= 1:
-			// History when there is nothing to choose from.
-			if len(m.cmd.history) == 0 {
-				return nil
-			}
-			if msg.String() == "up" {
-				m.cmd.histPos = max(0, m.cmd.histPos-1)
-			} else {
-				m.cmd.histPos = min(len(m.cmd.history), m.cmd.histPos+1)
-			}
-			v := ""
-			if m.cmd.histPos < len(m.cmd.history) {
-				v = m.cmd.history[m.cmd.histPos]
-			}
-			m.cmd.input.SetValue(v)
-			m.cmd.input.CursorEnd()
-			m.cmd.refresh()
-			return nil
-		}
-		var cmd tea.Cmd
-		m.cmd.input, cmd = m.cmd.input.Update(msg)
-		m.cmd.refresh()
-		return cmd
-	}
-	return nil
-}
-
-// updateOverlay passes non-key messages (cursor blinks) to the dialog.
-func (m *Model) updateOverlay(msg tea.Msg) tea.Cmd {
-	var cmd tea.Cmd
-	switch m.overlay {
-	case overlayCommand:
-		m.cmd.input, cmd = m.cmd.input.Update(msg)
-		m.cache.status.valid = false
-	case overlayFilter:
-		m.filterIn, cmd = m.filterIn.Update(msg)
-		m.cache.status.valid = false
-	case overlayForm:
-		cmd = m.form.update(msg)
-	}
-	return cmd
-}
-
-// handlePaste sends pasted text to the open input.
+// handlePaste sends pasted text to the open dialog.
 func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
-	var cmd tea.Cmd
-	switch m.overlay {
-	case overlayCommand:
-		m.cmd.input, cmd = m.cmd.input.Update(msg)
-		m.cmd.refresh()
-	case overlayFilter:
-		m.filterIn, cmd = m.filterIn.Update(msg)
-	case overlayForm:
-		cmd = m.form.update(msg)
-	}
+	cmd := m.updateDialog(msg)
 	m.invalidate()
 	return cmd
-}
-
-// openCommand opens the command line with text.
-func (m *Model) openCommand(text string) tea.Cmd {
-	m.overlay = overlayCommand
-	names := make([]string, 0, len(m.state.Channels))
-	for _, c := range m.state.Channels {
-		names = append(names, c.Name.String())
-	}
-	m.cmd.names = names
-	m.cmd.histPos = len(m.cmd.history)
-	m.cmd.input.SetValue(text)
-	m.cmd.input.CursorEnd()
-	m.cmd.refresh()
-	return m.cmd.input.Focus()
-}
-
-// openFilter opens the filter input of the focused pane.
-func (m *Model) openFilter() tea.Cmd {
-	m.overlay = overlayFilter
-	cur := m.chanFilter.text
-	switch m.focus {
-	case focusLog:
-		cur = m.logFilter.text
-	case focusMain:
-		cur = m.msgFilter.text
-		m.setTab(tabMessages)
-	}
-	m.filterIn.SetValue(cur)
-	m.filterIn.CursorEnd()
-	return m.filterIn.Focus()
-}
-
-// applyFilter sets the focused pane's filter.
-func (m *Model) applyFilter(text string) tea.Cmd {
-	f, err := newFilter(text)
-	switch m.focus {
-	case focusChannels:
-		m.chanFilter = f
-		m.rebuildRows()
-	case focusLog:
-		m.logFilter = f
-		m.filterGen++
-		m.logNew = 0
-	case focusMain:
-		m.msgFilter = f
-	}
-	if err != nil {
-		return m.setStatus(slog.LevelWarn, err.Error())
-	}
-	if f.active() {
-		return m.setStatus(slog.LevelInfo, "filter "+f.text+" on "+m.focusName()+" (esc clears)")
-	}
-	return nil
-}
-
-// openTrackForm opens the track-presence form for a channel.
-func (m *Model) openTrackForm(c registry.ChannelInfo) tea.Cmd {
-	if c.Name.Kind != registry.KindPresence {
-		return m.setStatus(slog.LevelWarn, "p tracks presence: "+c.Name.String()+" is a "+c.Name.Kind.String()+" channel")
-	}
-	user := m.state.Token.Subject
-	if user == "" {
-		user = m.opts.User
-	}
-	if user == "" {
-		user = "me"
-	}
-	intro := "on " + c.Name.String() + " — you show under this user id (your presence key), marked (you)"
-	if c.Config.PresenceKey != "" {
-		user = c.Config.PresenceKey
-	}
-	if c.Config.PresenceKey == "" || c.Tracked {
-		intro += "; the channel rejoins with it"
-	}
-	name := c.Name
-	m.form = newForm(m.st, "Track presence", intro, func(v []string) (tea.Cmd, error) {
-		id := strings.TrimSpace(v[0])
-		if id == "" {
-			return nil, errors.New("user id is empty")
-		}
-		payload := json.RawMessage("{}")
-		if strings.TrimSpace(v[2]) != "" {
-			p, err := parseObject("payload", v[2])
-			if err != nil {
-				return nil, err
-			}
-			payload = p
-		}
-		payload, err := mergeUser(payload, id, strings.TrimSpace(v[1]))
-		if err != nil {
-			return nil, err
-		}
-		u := registry.PresenceUser{UserID: id, Name: strings.TrimSpace(v[1]), Payload: payload}
-		return m.track(name, u), nil
-	},
-		[3]string{"User id (presence key)", user, "alice"},
-		[3]string{"Name", user, "Alice"},
-		[3]string{"Payload (JSON object)", `{"status":"online"}`, `{"status":"online"}`},
-	)
-	m.form.setWidth(m.dialogWidth())
-	m.overlay = overlayForm
-	return m.form.focusField(0)
-}
-
-// mergeUser adds user_id and name to a presence payload object unless set.
-func mergeUser(payload json.RawMessage, id, name string) (json.RawMessage, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &obj); err != nil {
-		return nil, fmt.Errorf("payload: %w", err)
-	}
-	if obj == nil {
-		obj = map[string]json.RawMessage{}
-	}
-	if _, ok := obj["user_id"]; !ok {
-		b, _ := json.Marshal(id)
-		obj["user_id"] = b
-	}
-	if _, ok := obj["name"]; !ok && name != "" {
-		b, _ := json.Marshal(name)
-		obj["name"] = b
-	}
-	return json.Marshal(obj)
-}
-
-// openBroadcastForm opens the broadcast form for a channel.
-func (m *Model) openBroadcastForm(c registry.ChannelInfo) tea.Cmd {
-	name := c.Name
-	m.form = newForm(m.st, "Broadcast", "on "+name.String()+" — the payload is checked before sending", func(v []string) (tea.Cmd, error) {
-		ev := strings.TrimSpace(v[0])
-		if ev == "" {
-			return nil, errors.New("event is empty")
-		}
-		p, err := parseObject("payload", v[1])
-		if err != nil {
-			return nil, err
-		}
-		return m.broadcast(name, ev, p), nil
-	},
-		[3]string{"Event", "message", "cursor"},
-		[3]string{"Payload (JSON object)", `{"text":"hello"}`, `{"x":1,"y":2}`},
-	)
-	m.form.setWidth(m.dialogWidth())
-	m.overlay = overlayForm
-	return m.form.focusField(0)
 }
 
 // action returns a Cmd that runs f against the manager with a timeout and
@@ -656,220 +365,6 @@ func (m *Model) retry(n registry.Name) tea.Cmd {
 	return m.action("retry", n.String(), "retrying "+n.String()+" now", func(ctx context.Context, mgr Manager) error {
 		return mgr.RetryNow(ctx, n)
 	})
-}
-
-func (m *Model) fault(f Fault) tea.Cmd {
-	return m.action("fault", f.String(), faultSummary(f), func(ctx context.Context, mgr Manager) error {
-		return mgr.Fault(ctx, f)
-	})
-}
-
-// runCommand parses and runs a ":" command line.
-func (m *Model) runCommand(line string) tea.Cmd {
-	c, err := parseCommand(line)
-	if err != nil {
-		return m.fail("command", line, err)
-	}
-	name := func(i int) (registry.Name, error) {
-		if i >= len(c.args) {
-			return registry.Name{}, fmt.Errorf("%w: %s", errUsage, usage(c.name))
-		}
-		return resolveName(c.args[i], m.state.Channels, m.state.Target.Tenant)
-	}
-	wantArgs := func(n int) error {
-		if len(c.args) != n {
-			return fmt.Errorf("%w: %s", errUsage, usage(c.name))
-		}
-		return nil
-	}
-	switch c.name {
-	case "quit":
-		m.quitting = true
-		return tea.Quit
-	case "help":
-		m.overlay = overlayHelp
-		return nil
-	case "join":
-		req, err := parseJoin(c, m.state.Target.Tenant)
-		if err != nil {
-			return m.fail("join", line, err)
-		}
-		return m.join(req)
-	case "leave", "untrack", "retry":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err)
-		}
-		n, err := name(0)
-		if err != nil {
-			return m.fail(c.name, c.args[0], err)
-		}
-		switch c.name {
-		case "leave":
-			return m.leave(n)
-		case "untrack":
-			return m.untrack(n)
-		}
-		return m.retry(n)
-	case "track":
-		n, err := name(0)
-		if err != nil {
-			return m.fail("track", line, err)
-		}
-		p, err := parseObject("payload", c.rest)
-		if err != nil {
-			return m.fail("track", n.String(), err)
-		}
-		u, err := presenceUser(p, "")
-		if err != nil {
-			return m.fail("track", n.String(), err)
-		}
-		return m.track(n, u)
-	case "broadcast":
-		n, err := name(0)
-		if err != nil {
-			return m.fail("broadcast", line, err)
-		}
-		if len(c.args) < 2 {
-			return m.fail("broadcast", n.String(), fmt.Errorf("%w: %s", errUsage, usage("broadcast")))
-		}
-		p, err := parseObject("payload", c.rest)
-		if err != nil {
-			return m.fail("broadcast", n.String(), err)
-		}
-		return m.broadcast(n, c.args[1], p)
-	case "drop", "expire-token", "cleanup":
-		if err := wantArgs(0); err != nil {
-			return m.fail(c.name, "", err)
-		}
-		switch c.name {
-		case "drop":
-			return m.fault(Fault{Kind: FaultDrop})
-		case "expire-token":
-			return m.fault(Fault{Kind: FaultExpireToken})
-		}
-		return m.action("cleanup", "", "left every channel", func(ctx context.Context, mgr Manager) error {
-			return mgr.Cleanup(ctx)
-		})
-	case "freeze", "latency":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err)
-		}
-		d, err := parseDuration(c.args[0])
-		if err != nil {
-			return m.fail(c.name, c.args[0], err)
-		}
-		if c.name == "freeze" {
-			if d <= 0 {
-				return m.fail("freeze", c.args[0], errors.New("freeze needs a positive duration"))
-			}
-			return m.fault(Fault{Kind: FaultFreeze, Duration: d})
-		}
-		return m.fault(Fault{Kind: FaultLatency, Duration: d})
-	case "fail-connects":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err)
-		}
-		n, err := strconv.Atoi(c.args[0])
-		if err != nil || n < 0 {
-			return m.fail(c.name, c.args[0], fmt.Errorf("%q is not a count (0 or more)", c.args[0]))
-		}
-		return m.fault(Fault{Kind: FaultFailConnects, Count: n})
-	case "kick":
-		if len(c.args) < 1 || len(c.args) > 2 {
-			return m.fail("kick", "", fmt.Errorf("%w: %s", errUsage, usage("kick")))
-		}
-		n, err := name(0)
-		if err != nil {
-			return m.fail("kick", c.args[0], err)
-		}
-		mode := registry.KickError
-		if len(c.args) == 2 {
-			if mode, err = registry.ParseKickMode(c.args[1]); err != nil {
-				return m.fail("kick", c.args[1], err)
-			}
-		}
-		return m.fault(Fault{Kind: FaultKick, Channel: n, Mode: mode})
-	case "reject-joins":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err)
-		}
-		f := Fault{Kind: FaultRejectJoins}
-		if n, err := strconv.Atoi(c.args[0]); err == nil && n >= 0 {
-			f.Count = n
-		} else if d, err := time.ParseDuration(c.args[0]); err == nil && d >= 0 {
-			f.Duration = d
-		} else {
-			return m.fail(c.name, c.args[0], fmt.Errorf("%q is neither a count nor a duration (3, 10s)", c.args[0]))
-		}
-		return m.fault(f)
-	case "doctor":
-		if len(c.args) > 1 {
-			return m.fail(c.name, "", fmt.Errorf("%w: %s", errUsage, usage(c.name)))
-		}
-		sel, ok := m.selected()
-		if len(c.args) == 1 {
-			n, err := name(0)
-			if err != nil {
-				return m.fail(c.name, c.args[0], err)
-			}
-			if sel, ok = m.state.Channel(n); !ok {
-				return m.fail(c.name, n.String(), registry.ErrNotFound)
-			}
-		}
-		if !ok {
-			return m.fail(c.name, "", errors.New("no channel selected: give a subscription channel, e.g. :doctor subscription:project:456"))
-		}
-		return m.runDoctor(sel)
-	case "seek", "speed":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err)
-		}
-		if c.name == "seek" {
-			return m.seekCommand(c.args[0])
-		}
-		return m.speedCommand(c.args[0])
-	case "policy":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err)
-		}
-		spec := c.args[0]
-		return m.action("policy", spec, "retry policy set to "+spec, func(ctx context.Context, mgr Manager) error {
-			return mgr.SetPolicy(ctx, spec)
-		})
-	case "export":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err)
-		}
-		path := c.args[0]
-		return m.action("export", path, "exported the log and events to "+path, func(ctx context.Context, mgr Manager) error {
-			return exportFile(ctx, mgr, path)
-		})
-	}
-	return m.fail("command", line, fmt.Errorf("unknown command %q", c.name))
-}
-
-// exportFile writes the manager's NDJSON export to path (created, or
-// truncated; a temporary file renamed in place so a failure loses
-// nothing).
-func exportFile(ctx context.Context, mgr Manager, path string) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".rtm-export-*")
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = mgr.Export(ctx, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	return nil
 }
 
 // actionDone reports an action's outcome.

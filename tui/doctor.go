@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"rtm/registry"
@@ -107,13 +106,6 @@ func (r *doctorResult) summary() string {
 	return fmt.Sprintf("%d of %d checks failed: %s", len(failed), total, strings.Join(failed, ", "))
 }
 
-// doctorView is the doctor dialog.
-type doctorView struct {
-	name   registry.Name
-	gen    int
-	scroll scroll
-}
-
 // doctorDoneMsg carries the outcome of a doctor run.
 type doctorDoneMsg struct {
 	res doctorResult
@@ -177,8 +169,7 @@ func (m *Model) runDoctor(c registry.ChannelInfo) tea.Cmd {
 	}
 	d := m.data(c.Name)
 	d.doctor = &res
-	m.doctor = &doctorView{name: c.Name, gen: res.gen}
-	m.overlay = overlayDoctor
+	m.openDialog(&doctorView{name: c.Name, gen: res.gen})
 	m.cache.main.valid = false
 	doc, as, ready, parent := m.opts.Doctor, m.subscriberAs(), c.Ready, m.opts.Context
 	timeout := m.opts.DoctorTimeout
@@ -225,7 +216,7 @@ func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
 	text := "doctor " + r.name.String() + ": " + r.summary()
 	if len(failed) > 0 || errs > 0 {
 		level = slog.LevelWarn
-		if m.overlay != overlayDoctor {
+		if _, open := topDialog[*doctorView](m); !open {
 			text += " — D shows the report"
 		}
 	}
@@ -268,63 +259,6 @@ func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
 		})
 	}
 	return tea.Batch(cmds...)
-}
-
-// doctorKey handles a key in the doctor dialog.
-func (m *Model) doctorKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	v := m.doctor
-	if mv, ok := navKey(msg, k, 10); ok {
-		v.scroll.apply(mv)
-		return nil
-	}
-	switch {
-	case key.Matches(msg, k.Dialog.Cancel, k.Quit, k.Help):
-		m.doctor, m.overlay = nil, overlayNone
-	case key.Matches(msg, k.Channel.Doctor):
-		if c, ok := m.state.Channel(v.name); ok {
-			return m.runDoctor(c)
-		}
-		return m.setStatus(slog.LevelWarn, v.name.String()+" is no longer in the registry")
-	}
-	return nil
-}
-
-// viewDoctor renders the doctor dialog, at most h rows high.
-func (m *Model) viewDoctor(w, h int) []string {
-	v := m.doctor
-	st := m.st
-	inner := w - 4
-	var body []string
-	var res *doctorResult
-	if d, ok := m.chData[v.name]; ok {
-		res = d.doctor
-	}
-	if m.opts.Database.Detail != "" {
-		for _, l := range wrapText("database "+sanitize(m.opts.Database.Detail), inner) {
-			body = append(body, st.Muted.Render(l))
-		}
-	}
-	if res == nil {
-		body = append(body, st.Muted.Render("no run"))
-	} else {
-		body = append(body, doctorLines(st, res, inner, m.subscriberAs())...)
-	}
-	foot := st.Muted.Render(truncText("↑/↓ scroll · D runs again · esc closes", inner))
-	// Scroll the body so the dialog fits in h rows (borders, a blank
-	// line and the footer take 4).
-	room := max(1, h-4)
-	if n := len(body); n > room {
-		v.scroll = min(v.scroll, scroll(n-room))
-		off := int(v.scroll)
-		body = body[off : off+room]
-		foot = st.Muted.Render(truncText(fmt.Sprintf("↑/↓ scroll (%d above, %d below) · D runs again · esc closes",
-			off, n-room-off), inner))
-	} else {
-		v.scroll = 0
-	}
-	body = append(body, "", foot)
-	return dialogBox(st, "Doctor — "+v.name.String(), body, w)
 }
 
 // doctorLines renders a run: per binding, one line per check (✓ green,

@@ -81,8 +81,8 @@ func TestDoctorKey(t *testing.T) {
 	doc := &fakeDoctor{checks: doctorChecks()}
 	m, fm := newDoctorModel(t, doc)
 	cmd := keys(m, "D")[0]
-	if m.overlay != overlayDoctor || cmd == nil {
-		t.Fatalf("D opened %v", m.overlay)
+	if !isTop[*doctorView](m) || cmd == nil {
+		t.Fatalf("D opened %T", m.dialogs.top())
 	}
 	if len(doc.Requests()) != 0 {
 		t.Fatal("Update ran the doctor")
@@ -124,7 +124,7 @@ func TestDoctorKey(t *testing.T) {
 	}
 	// esc closes; the Info tab keeps the summary.
 	keys(m, "esc")
-	if m.overlay != overlayNone {
+	if m.dialogs.top() != nil {
 		t.Fatal("esc must close the doctor")
 	}
 	keys(m, "4")
@@ -165,8 +165,8 @@ func TestDoctorErrors(t *testing.T) {
 		m, _ := newDoctorModel(t, doc)
 		keys(m, "g")
 		feed(m, keys(m, "D")[0])
-		if m.overlay != overlayNone || len(doc.Requests()) != 0 {
-			t.Fatalf("D on a presence channel: overlay %v, requests %v", m.overlay, doc.Requests())
+		if m.dialogs.top() != nil || len(doc.Requests()) != 0 {
+			t.Fatalf("D on a presence channel: overlay %T, requests %v", m.dialogs.top(), doc.Requests())
 		}
 		mustContain(t, m.status.text, "presence:contact:123 is a presence channel")
 		if slices.Contains(helpKeys(m.ShortHelp()), "D") {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/help"
-	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
 	"rtm/registry"
@@ -203,20 +202,6 @@ func (t tab) String() string {
 	return "?"
 }
 
-// overlayKind is the dialog on top of the panes, if any.
-type overlayKind uint8
-
-const (
-	overlayNone overlayKind = iota
-	overlayHelp
-	overlayCommand
-	overlayFilter
-	overlayForm
-	overlayConfirm
-	overlayFaults
-	overlayDoctor
-)
-
 // msgEntry is one message of a channel.
 type msgEntry struct {
 	ev  registry.MessageEvent
@@ -312,13 +297,12 @@ type Model struct {
 	statusN    int
 	statusRows int
 
-	overlay  overlayKind
-	cmd      cmdLine
-	filterIn textinput.Model
-	form     *form
-	confirm  *confirm
-	faults   *faultMenu
-	doctor   *doctorView
+	// dialogs are the open dialogs, the top last; cmd and filter are
+	// the command line and the filter input, kept while closed (the
+	// history, the last filter typed).
+	dialogs dialogStack
+	cmd     *cmdLine
+	filter  *filterInput
 	// doctorGen numbers doctor runs, so a late result of an older run
 	// never replaces a newer one.
 	doctorGen int
@@ -355,9 +339,8 @@ func New(opts Options) *Model {
 	m.keys.setReplay(opts.Replay != nil)
 	m.sampleReplay()
 	m.help.Styles = m.st.Help
-	m.cmd = newCmdLine(m.st)
-	m.cmd.replay = opts.Replay != nil
-	m.filterIn = newInput(m.st, "/", "regexp, ! inverts")
+	m.cmd = newCmdLine(m.st, opts.Replay != nil)
+	m.filter = newFilterInput(m.st)
 	if opts.Status != "" {
 		m.status = status{level: slog.LevelInfo, text: opts.Status}
 	}
@@ -460,7 +443,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, cmd
 	}
 	// Cursor blinks and other component messages go to the open dialog.
-	return m, m.updateOverlay(msg)
+	return m, m.updateDialog(msg)
 }
 
 // setTheme switches the styles.
@@ -468,9 +451,11 @@ func (m *Model) setTheme(st *theme.Styles) {
 	m.st = st
 	m.help.Styles = st.Help
 	m.cmd.setStyles(st)
-	setInputStyles(&m.filterIn, st)
-	if m.form != nil {
-		m.form.setStyles(st)
+	m.filter.setStyles(st)
+	for _, d := range m.dialogs {
+		if r, ok := d.(restyler); ok {
+			r.setStyles(st)
+		}
 	}
 	m.clearRowCaches()
 	m.invalidate()
@@ -490,10 +475,12 @@ func (m *Model) relayout() {
 	}
 	m.lay = computeLayout(m.width, m.height, header, 1, m.statusRows, m.zoom, m.focus)
 	m.help.SetWidth(m.width)
-	m.cmd.setWidth(m.width)
-	m.filterIn.SetWidth(max(10, m.width-44))
-	if m.form != nil {
-		m.form.setWidth(m.dialogWidth())
+	m.cmd.setWidth(m)
+	m.filter.setWidth(m)
+	for _, d := range m.dialogs {
+		if r, ok := d.(resizer); ok {
+			r.setWidth(m)
+		}
 	}
 	m.clampChannelScroll()
 	m.invalidate()

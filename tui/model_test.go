@@ -161,7 +161,7 @@ func TestTrackForm(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40)
 	// Untrack first so p is offered (the sample tracks alice).
 	keys(m, "p")
-	if m.overlay != overlayForm {
+	if !isTop[*form](m) {
 		t.Fatalf("p on a presence channel must open the form")
 	}
 	mustContain(t, screen(m), "Track presence", "User id (presence key)", "Payload (JSON object)")
@@ -179,13 +179,13 @@ func TestTrackForm(t *testing.T) {
 	// Break the JSON: the form refuses and explains.
 	m.Update(press("backspace"))
 	cmds := keys(m, "enter")
-	if m.overlay != overlayForm || cmds[0] != nil {
+	if !isTop[*form](m) || cmds[0] != nil {
 		t.Fatalf("invalid JSON must keep the form open without an action")
 	}
 	mustContain(t, screen(m), "payload is not valid JSON")
 	typeText(m, "}")
 	cmds = keys(m, "enter")
-	if m.overlay != overlayNone || cmds[0] == nil {
+	if m.dialogs.top() != nil || cmds[0] == nil {
 		t.Fatalf("valid form must close and return the action")
 	}
 	feed(m, cmds[0])
@@ -206,8 +206,8 @@ func TestTrackForm(t *testing.T) {
 func TestTrackOnlyOnPresence(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40)
 	keys(m, "j", "p") // broadcast:document:789
-	if m.overlay != overlayNone {
-		t.Fatalf("p on a broadcast channel opened %v", m.overlay)
+	if m.dialogs.top() != nil {
+		t.Fatalf("p on a broadcast channel opened %T", m.dialogs.top())
 	}
 	mustContain(t, screen(m), "p tracks presence: broadcast:document:789 is a broadcast channel")
 	if len(fm.Calls()) != 0 {
@@ -218,7 +218,7 @@ func TestTrackOnlyOnPresence(t *testing.T) {
 func TestBroadcastFormValidatesJSON(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40)
 	keys(m, "j", "b")
-	if m.overlay != overlayForm {
+	if !isTop[*form](m) {
 		t.Fatal("b must open the broadcast form")
 	}
 	keys(m, "tab")
@@ -243,12 +243,12 @@ func TestBroadcastFormValidatesJSON(t *testing.T) {
 func TestLeaveNeedsConfirm(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40)
 	keys(m, "j", "ctrl+d")
-	if m.overlay != overlayConfirm {
+	if !isTop[*confirmDialog](m) {
 		t.Fatal("ctrl+d must ask for confirmation")
 	}
 	mustContain(t, screen(m), "Leave broadcast:document:789?", "It holds 2 references")
 	cmds := keys(m, "n")
-	if m.overlay != overlayNone || cmds[0] != nil {
+	if m.dialogs.top() != nil || cmds[0] != nil {
 		t.Fatal("n must cancel")
 	}
 	keys(m, "ctrl+d")
@@ -279,7 +279,7 @@ func TestFaultMenu(t *testing.T) {
 	keys(m2, "x")
 	mustContain(t, screen(m2), "needs the embedded server or rtm serve")
 	cmds = keys(m2, "a")
-	if m2.overlay != overlayFaults || len(fm2.Calls()) != 0 {
+	if !isTop[*faultMenu](m2) || len(fm2.Calls()) != 0 {
 		t.Fatal("a disabled fault must not run")
 	}
 	mustContain(t, screen(m2), "server: drop every socket: needs the embedded server or rtm serve")
@@ -414,8 +414,8 @@ func TestReadOnly(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40, func(o *Options) { o.ReadOnly = true })
 	for _, k := range []string{"p", "u", "b", "r", "ctrl+d", "x"} {
 		cmds := keys(m, k)
-		if m.overlay != overlayNone {
-			t.Fatalf("%s opened %v in read-only mode", k, m.overlay)
+		if m.dialogs.top() != nil {
+			t.Fatalf("%s opened %T in read-only mode", k, m.dialogs.top())
 		}
 		feed(m, cmds[0])
 		if !strings.Contains(m.status.text, "read-only") {
@@ -694,7 +694,7 @@ func TestCommandCompletion(t *testing.T) {
 	typeText(m, "f")
 	mustContain(t, screen(m), ":freeze", ":fail-connects")
 	keys(m, "esc")
-	if m.overlay != overlayNone {
+	if m.dialogs.top() != nil {
 		t.Fatal("esc must close the command line")
 	}
 }
@@ -719,7 +719,7 @@ func TestHelpOverlay(t *testing.T) {
 	keys(m, "?")
 	mustContain(t, screen(m), "Keys", "track presence", "retry now", "raw frames", "commands (:)")
 	keys(m, "?")
-	if m.overlay != overlayNone {
+	if m.dialogs.top() != nil {
 		t.Fatal("? must close help")
 	}
 }
