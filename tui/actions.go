@@ -138,9 +138,8 @@ func (m *Model) back() tea.Cmd {
 	case m.focus == focusChannels && m.chanFilter.active():
 		m.chanFilter = filter{}
 		m.rebuildRows()
-	case m.focus == focusLog && m.logFilter.active():
-		m.logFilter = filter{}
-		m.filterGen++
+	case m.focus == focusLog && m.log.filter.active():
+		m.log.setFilter(filter{})
 	case m.focus == focusMain && m.msgFilter.active():
 		m.msgFilter = filter{}
 	case m.focus != focusChannels:
@@ -263,40 +262,10 @@ func (m *Model) mainKey(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (m *Model) logKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	if mv, ok := navKey(msg, k, max(1, m.lay.log.h-3)); ok {
-		switch {
-		case mv.top:
-			m.logTop()
-		case mv.bottom:
-			m.logCur.follow, m.logNew = true, 0
-		default:
-			m.logScroll(mv.delta)
-		}
-		m.cache.log.valid = false
-		return nil
-	}
-	switch {
-	case key.Matches(msg, k.Log.Follow):
-		if m.logCur.follow {
-			m.logCur.follow = false
-			if e, ok := m.logs.Last(); ok {
-				m.logCur.seq = e.seq
-			}
-			m.logNew = 0
-		} else {
-			m.logCur.follow, m.logNew = true, 0
-		}
-	case key.Matches(msg, k.Log.Wrap):
-		m.logWrap = !m.logWrap
-	case key.Matches(msg, k.Log.Clear):
-		m.logs.Clear()
-		m.logNew = 0
-	case key.Matches(msg, k.Open):
+	if !m.log.update(msg, m.keys) && key.Matches(msg, m.keys.Open) {
 		m.zoom = !m.zoom
 		m.relayout()
 	}
-	m.cache.log.valid = false
 	return nil
 }
 

@@ -25,7 +25,7 @@ func (m *Model) openFilter() tea.Cmd {
 	cur := m.chanFilter.text
 	switch m.focus {
 	case focusLog:
-		cur = m.logFilter.text
+		cur = m.log.filter.text
 	case focusMain:
 		cur = m.msgFilter.text
 		m.setTab(tabMessages)
@@ -80,9 +80,8 @@ func (m *Model) applyFilter(text string) tea.Cmd {
 		m.chanFilter = f
 		m.rebuildRows()
 	case focusLog:
-		m.logFilter = f
-		m.filterGen++
-		m.logNew = 0
+		m.log.setFilter(f)
+		m.log.newN = 0
 	case focusMain:
 		m.msgFilter = f
 	}

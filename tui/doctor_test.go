@@ -108,8 +108,8 @@ func TestDoctorKey(t *testing.T) {
 	}
 	// The log has the summary and the red check with its fix.
 	var failed *registry.LogRecord
-	for i := 0; i < m.logs.Len(); i++ {
-		if r := m.logs.At(i).rec; r.Message == "Doctor check failed" {
+	for i := 0; i < m.log.logs.Len(); i++ {
+		if r := m.log.logs.At(i).rec; r.Message == "Doctor check failed" {
 			failed = &r
 		}
 	}

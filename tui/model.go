@@ -279,14 +279,8 @@ type Model struct {
 	frames    *Ring[registry.FrameEvent]
 	msgFilter filter
 
-	// Log pane.
-	logs *Ring[logEntry]
-	// logCur is the newest visible entry (follow: the newest).
-	logCur    cursor
-	logNew    int
-	logWrap   bool
-	logFilter filter
-	filterGen uint64
+	// log is the log pane.
+	log *logPane
 
 	// Main pane scrolling (presence, retries, info tabs).
 	mainScroll  scroll
@@ -315,8 +309,10 @@ type Model struct {
 	tickGen  int
 
 	cache viewCache
-	// logRows and msgRows cache the rendered rows on screen.
-	logRows, msgRows rowCache
+	// epoch counts invalidate calls: every pane's cache key holds it.
+	epoch uint64
+	// msgRows caches the rendered rows on screen.
+	msgRows rowCache
 }
 
 // New returns the root model.
@@ -330,8 +326,7 @@ func New(opts Options) *Model {
 		chData:  map[registry.Name]*chanData{},
 		retries: NewSizedRing(opts.RetryRing, opts.RetryBytes, retryBytes),
 		frames:  NewSizedRing(opts.FrameRing, opts.FrameBytes, frameBytes),
-		logs:    NewSizedRing(opts.LogRing, opts.LogBytes, logEntryBytes),
-		logCur:  cursor{follow: true},
+		log:     newLogPane(opts.LogRing, opts.LogBytes),
 		tabAuto: true,
 		now:     opts.Now(),
 	}
@@ -463,7 +458,7 @@ func (m *Model) setTheme(st *theme.Styles) {
 
 // clearRowCaches forgets cached rows (after a theme change).
 func (m *Model) clearRowCaches() {
-	m.logRows.reset()
+	m.log.rows.reset()
 	m.msgRows.reset()
 }
 
@@ -482,6 +477,7 @@ func (m *Model) relayout() {
 			r.setWidth(m)
 		}
 	}
+	m.log.setSize(m.lay.log)
 	m.clampChannelScroll()
 	m.invalidate()
 }
@@ -690,11 +686,7 @@ func (m *Model) pruneChannelData() {
 
 // addLog appends a log record.
 func (m *Model) addLog(r registry.LogRecord, local bool) {
-	m.logs.Push(logEntry{rec: r, local: local, seq: m.logs.Seq() + 1})
-	if !m.logCur.follow && m.logFilter.match(m.logText(m.logs.Ptr(m.logs.Len()-1))) {
-		m.logNew++
-	}
-	m.cache.log.valid = false
+	m.log.add(r, local)
 }
 
 // selected returns the selected channel's info.
@@ -771,6 +763,7 @@ func (m *Model) showError(e registry.ErrorEvent) tea.Cmd {
 // invalidate marks every cached area for redraw.
 func (m *Model) invalidate() {
 	m.cache = viewCache{}
+	m.epoch++
 }
 
 // Err returns the error that made the UI quit (a failed bridge), or nil.

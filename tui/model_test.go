@@ -44,7 +44,7 @@ func mustNotContain(t *testing.T, s string, subs ...string) {
 // lastLog returns the newest log entry.
 func lastLog(t *testing.T, m *Model) registry.LogRecord {
 	t.Helper()
-	e, ok := m.logs.Last()
+	e, ok := m.log.logs.Last()
 	if !ok {
 		t.Fatal("log is empty")
 	}
@@ -486,7 +486,7 @@ func logRecord(i int, msg string) registry.Event {
 func TestLogFollowPauseBadge(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40)
 	keys(m, "tab", "tab", "f")
-	if m.logCur.follow {
+	if m.log.cur.follow {
 		t.Fatal("f must pause")
 	}
 	var evs []registry.Event
@@ -503,11 +503,11 @@ func TestLogFollowPauseBadge(t *testing.T) {
 	mustNotContain(t, s, "3 new")
 	// Scrolling up pauses; scrolling back down to the end resumes.
 	keys(m, "k")
-	if m.logCur.follow {
+	if m.log.cur.follow {
 		t.Fatal("k must pause")
 	}
 	keys(m, "j")
-	if !m.logCur.follow {
+	if !m.log.cur.follow {
 		t.Fatal("j back to the newest must resume following")
 	}
 }

@@ -27,7 +27,7 @@ type cachedPane struct {
 // viewCache holds the rendered areas; Update invalidates what changed.
 type viewCache struct {
 	header, status, footer cached
-	channels, main, log    cachedPane
+	channels, main         cachedPane
 }
 
 // View renders the screen from the cached areas, re-rendering only the
@@ -73,13 +73,13 @@ func (m *Model) Render() string {
 	case m.zoom && m.focus == focusChannels:
 		left = pane(&m.cache.channels, m.viewChannels)
 	case m.zoom && m.focus == focusLog:
-		bottom = pane(&m.cache.log, m.viewLog)
+		bottom = m.log.view(m.st, true, m.epoch)
 	case m.zoom:
 		left = pane(&m.cache.main, m.viewMain)
 	default:
 		left = pane(&m.cache.channels, m.viewChannels)
 		right = pane(&m.cache.main, m.viewMain)
-		bottom = pane(&m.cache.log, m.viewLog)
+		bottom = m.log.view(m.st, m.focus == focusLog, m.epoch)
 	}
 	topRows := 0
 	if left != nil {
@@ -402,7 +402,7 @@ func (m *Model) ShortHelp() []key.Binding {
 		out = append(out, m.channelActions()...)
 	case focusLog:
 		follow := k.Log.Follow
-		if m.logCur.follow {
+		if m.log.following() {
 			follow.SetHelp("f", "pause")
 		} else {
 			follow.SetHelp("f", "follow")
