@@ -115,11 +115,11 @@ func (m *Model) setTab(t tab) {
 // autoTab shows the tab that suits the selected channel until the user
 // picks one: the viewers of a presence channel, else the messages.
 func (m *Model) autoTab() {
-	if !m.tabAuto || m.sel.IsZero() {
+	if !m.tabAuto || m.chans.sel.IsZero() {
 		return
 	}
 	t := tabMessages
-	if m.sel.Kind == registry.KindPresence {
+	if m.chans.sel.Kind == registry.KindPresence {
 		t = tabPresence
 	}
 	if t != m.tab {
@@ -135,8 +135,8 @@ func (m *Model) back() tea.Cmd {
 	case m.zoom:
 		m.zoom = false
 		m.relayout()
-	case m.focus == focusChannels && m.chanFilter.active():
-		m.chanFilter = filter{}
+	case m.focus == focusChannels && m.chans.filter.active():
+		m.chans.filter = filter{}
 		m.rebuildRows()
 	case m.focus == focusLog && m.log.filter.active():
 		m.log.setFilter(filter{})
@@ -165,7 +165,7 @@ func (m *Model) channelKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 		return nil, false
 	}
 	if key.Matches(msg, k.Faults) {
-		m.openDialog(newFaultMenu(m.state, m.sel))
+		m.openDialog(newFaultMenu(m.state, m.chans.sel))
 		return nil, true
 	}
 	c, ok := m.selected()
@@ -214,16 +214,8 @@ func isActionKey(msg tea.KeyPressMsg, k KeyMap) bool {
 }
 
 func (m *Model) channelsKey(msg tea.KeyPressMsg) tea.Cmd {
-	if mv, ok := navKey(msg, m.keys, max(1, m.channelRowsVisible()-1)); ok {
-		switch {
-		case mv.top:
-			m.selectRow(0)
-		case mv.bottom:
-			m.selectRow(len(m.rows) - 1)
-			m.moveSelection(0)
-		default:
-			m.moveSelection(mv.delta)
-		}
+	if mv, ok := navKey(msg, m.keys, m.chans.page()); ok {
+		m.channelSelected(m.chans.navigate(mv))
 		return nil
 	}
 	if key.Matches(msg, m.keys.Open) {

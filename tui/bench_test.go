@@ -116,7 +116,7 @@ func BenchmarkView(b *testing.B) {
 	}
 	render := func() { _ = m.View() }
 	run("cold", func(int) { m.invalidate(); m.clearRowCaches() }, render)
-	ch := m.sel
+	ch := m.chans.sel
 	seq := 0
 	run("frame", func(int) {
 		evs := make([]registry.Event, 0, 50)

@@ -22,7 +22,7 @@ func newFilterInput(st *theme.Styles) *filterInput {
 
 // openFilter opens the filter input of the focused pane.
 func (m *Model) openFilter() tea.Cmd {
-	cur := m.chanFilter.text
+	cur := m.chans.filter.text
 	switch m.focus {
 	case focusLog:
 		cur = m.log.filter.text
@@ -77,7 +77,7 @@ func (m *Model) applyFilter(text string) tea.Cmd {
 	f, err := newFilter(text)
 	switch m.focus {
 	case focusChannels:
-		m.chanFilter = f
+		m.chans.filter = f
 		m.rebuildRows()
 	case focusLog:
 		m.log.setFilter(f)

@@ -208,7 +208,7 @@ func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
 		return nil // a newer run is under way
 	}
 	d.doctor = &r
-	if r.name == m.sel {
+	if r.name == m.chans.sel {
 		m.cache.main.valid = false
 	}
 	failed, total, errs := r.failed()

@@ -69,8 +69,8 @@ func newDoctorModel(t *testing.T, doc Doctor, opts ...func(*Options)) (*Model, *
 	st := readyState()
 	m.Update(EventsBatchMsg{State: &st})
 	keys(m, "j", "j") // subscription:project:456
-	if m.sel != projCh {
-		t.Fatalf("selected %v", m.sel)
+	if m.chans.sel != projCh {
+		t.Fatalf("selected %v", m.chans.sel)
 	}
 	return m, fm
 }

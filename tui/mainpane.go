@@ -64,7 +64,7 @@ func (m *Model) msgListHeight() (list, detail int) {
 
 // msgMove moves the message selection by delta matching messages.
 func (m *Model) msgMove(delta int) {
-	d, ok := m.chData[m.sel]
+	d, ok := m.chData[m.chans.sel]
 	if !ok {
 		return
 	}
@@ -75,7 +75,7 @@ func (m *Model) msgMove(delta int) {
 
 // msgEdge selects the first (top) or the newest message.
 func (m *Model) msgEdge(top bool) {
-	d, ok := m.chData[m.sel]
+	d, ok := m.chData[m.chans.sel]
 	if !ok || d.msgs.Len() == 0 {
 		return
 	}
@@ -92,7 +92,7 @@ func (m *Model) msgEdge(top bool) {
 // msgRow renders a message of the selected channel as a row of width w
 // (cached while on screen).
 func (m *Model) msgRow(e *msgEntry, w int, narrow bool) string {
-	if s, ok := m.msgRows.get(e.seq, w, m.sel); ok {
+	if s, ok := m.msgRows.get(e.seq, w, m.chans.sel); ok {
 		return s
 	}
 	l := newLine(w)

@@ -268,11 +268,11 @@ type Model struct {
 	tabAuto bool
 	zoom    bool
 
-	// Channels pane.
-	rows       []chanRow
-	sel        registry.Name
-	chanTop    int
-	chanFilter filter
+	// chans is the channels pane; chansGen numbers the versions of the
+	// channels it shows (state.Channels, their presence counts, the
+	// limit).
+	chans    *channelsPane
+	chansGen uint64
 
 	chData    map[registry.Name]*chanData
 	retries   *Ring[registry.RetryEvent]
@@ -309,8 +309,9 @@ type Model struct {
 	tickGen  int
 
 	cache viewCache
-	// epoch counts invalidate calls: every pane's cache key holds it.
-	epoch uint64
+	// epoch counts invalidate calls and clock the clock's ticks: the
+	// cache keys of the panes hold them.
+	epoch, clock uint64
 	// msgRows caches the rendered rows on screen.
 	msgRows rowCache
 }
@@ -327,6 +328,7 @@ func New(opts Options) *Model {
 		retries: NewSizedRing(opts.RetryRing, opts.RetryBytes, retryBytes),
 		frames:  NewSizedRing(opts.FrameRing, opts.FrameBytes, frameBytes),
 		log:     newLogPane(opts.LogRing, opts.LogBytes),
+		chans:   &channelsPane{},
 		tabAuto: true,
 		now:     opts.Now(),
 	}
@@ -408,8 +410,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.now = m.opts.Now()
 		m.sampleReplay()
+		m.clock++
 		m.cache.header.valid = false
-		m.cache.channels.valid = false
 		m.cache.main.valid = false
 		return m, m.tickCmd()
 	case statusClearMsg:
@@ -478,7 +480,7 @@ func (m *Model) relayout() {
 		}
 	}
 	m.log.setSize(m.lay.log)
-	m.clampChannelScroll()
+	m.chans.setSize(m.lay.channels)
 	m.invalidate()
 }
 
@@ -502,7 +504,7 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 			m.addLog(e.Record, false)
 		case registry.RetryEvent:
 			m.retries.Push(e)
-			if e.Scope == registry.ScopeSocket || e.Channel == m.sel {
+			if e.Scope == registry.ScopeSocket || e.Channel == m.chans.sel {
 				m.cache.main.valid = false
 			}
 		case registry.PresenceEvent:
@@ -511,7 +513,7 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 			m.frames.Push(keepFrame(e, m.opts.Preview))
 			if (e.Event == "presence_state" || e.Event == "presence_diff") && !e.Channel.IsZero() {
 				m.data(e.Channel).raw.Push(rawFrame{time: e.Time, event: e.Event, text: clipKept(e.Text, rawPreview)})
-				if e.Channel == m.sel && m.tab == tabPresence {
+				if e.Channel == m.chans.sel && m.tab == tabPresence {
 					m.cache.main.valid = false
 				}
 			}
@@ -532,6 +534,9 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 			s.Attempt, s.NextAttemptAt = e.Attempt, e.NextAttemptAt
 			m.cache.header.valid = false
 		case registry.StatsEvent:
+			if e.Stats.Limit != m.state.Stats.Limit {
+				m.chansGen++ // the pane's title shows it
+			}
 			m.state.Stats, m.state.Metrics = e.Stats, e.Metrics
 			m.cache.header.valid = false
 		case registry.TokenEvent:
@@ -572,7 +577,7 @@ func (m *Model) addMessage(e registry.MessageEvent) {
 	if d.cur.follow {
 		d.cur.seq = d.msgs.Seq()
 	}
-	if e.Channel == m.sel {
+	if e.Channel == m.chans.sel {
 		m.cache.main.valid = false
 	}
 }
@@ -608,10 +613,10 @@ func (m *Model) applyPresence(e registry.PresenceEvent) {
 		if m.state.Channels[i].Name == e.Channel {
 			m.state.Channels[i].PresenceCount = e.Count
 			m.state.Channels[i].PresenceTruncated = e.Truncated
-			m.cache.channels.valid = false
+			m.chansGen++
 		}
 	}
-	if e.Channel == m.sel {
+	if e.Channel == m.chans.sel {
 		m.cache.main.valid = false
 	}
 }
@@ -666,7 +671,7 @@ func (m *Model) pruneChannelData() {
 	}
 	names := make([]registry.Name, 0, len(m.chData))
 	for n := range m.chData {
-		if n != m.sel {
+		if n != m.chans.sel {
 			names = append(names, n)
 		}
 	}
@@ -691,10 +696,10 @@ func (m *Model) addLog(r registry.LogRecord, local bool) {
 
 // selected returns the selected channel's info.
 func (m *Model) selected() (registry.ChannelInfo, bool) {
-	if m.sel.IsZero() {
+	if m.chans.sel.IsZero() {
 		return registry.ChannelInfo{}, false
 	}
-	return m.state.Channel(m.sel)
+	return m.state.Channel(m.chans.sel)
 }
 
 // setStatus shows text in the status line; it clears after a while.

@@ -98,7 +98,7 @@ func TestChannelSelectionSkipsTenantHeadings(t *testing.T) {
 	mustContain(t, s, "▸ no tenant", "▸ tenant abc")
 	var got []string
 	for i := 0; i < 5; i++ {
-		got = append(got, m.sel.String())
+		got = append(got, m.chans.sel.String())
 		keys(m, "j")
 	}
 	want := []string{presenceCh.String(), docCh.String(), projCh.String(), tenantCh.String(), tenantCh.String()}
@@ -106,12 +106,12 @@ func TestChannelSelectionSkipsTenantHeadings(t *testing.T) {
 		t.Fatalf("selection order %v, want %v", got, want)
 	}
 	keys(m, "g")
-	if m.sel != presenceCh {
-		t.Fatalf("g: %v", m.sel)
+	if m.chans.sel != presenceCh {
+		t.Fatalf("g: %v", m.chans.sel)
 	}
 	keys(m, "G")
-	if m.sel != tenantCh {
-		t.Fatalf("G: %v", m.sel)
+	if m.chans.sel != tenantCh {
+		t.Fatalf("G: %v", m.chans.sel)
 	}
 	keys(m, "enter")
 	if m.focus != focusMain {
@@ -385,8 +385,8 @@ func TestActionErrorsShowReasonAndHint(t *testing.T) {
 	mustContain(t, m.status.text, "not supported here", "need the embedded server")
 	// The UI is still usable.
 	keys(m, "j")
-	if m.sel != docCh {
-		t.Fatalf("selection stuck at %v", m.sel)
+	if m.chans.sel != docCh {
+		t.Fatalf("selection stuck at %v", m.chans.sel)
 	}
 	mustContain(t, screen(m), "Channels 4/100")
 }
@@ -400,7 +400,7 @@ func TestActionTimeout(t *testing.T) {
 	done := make(chan []tea.Msg, 1)
 	go func() { done <- runCmd(cmd) }()
 	keys(m, "j", "k") // Update is not blocked by the pending action
-	if m.sel != projCh {
+	if m.chans.sel != projCh {
 		t.Fatal("keys must work while an action runs")
 	}
 	msgs := <-done
@@ -549,8 +549,8 @@ func TestChannelFilter(t *testing.T) {
 	s := screen(m)
 	mustContain(t, s, "document:789", "/doc")
 	mustNotContain(t, s, "project:456            sub")
-	if m.sel != docCh {
-		t.Fatalf("selection must move to a visible channel: %v", m.sel)
+	if m.chans.sel != docCh {
+		t.Fatalf("selection must move to a visible channel: %v", m.chans.sel)
 	}
 	// An invalid expression is taken literally, with a warning.
 	keys(m, "/")

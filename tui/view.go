@@ -27,7 +27,7 @@ type cachedPane struct {
 // viewCache holds the rendered areas; Update invalidates what changed.
 type viewCache struct {
 	header, status, footer cached
-	channels, main         cachedPane
+	main                   cachedPane
 }
 
 // View renders the screen from the cached areas, re-rendering only the
@@ -71,13 +71,13 @@ func (m *Model) Render() string {
 	var left, right, bottom *framed
 	switch {
 	case m.zoom && m.focus == focusChannels:
-		left = pane(&m.cache.channels, m.viewChannels)
+		left = m.chans.view(m.chansView())
 	case m.zoom && m.focus == focusLog:
 		bottom = m.log.view(m.st, true, m.epoch)
 	case m.zoom:
 		left = pane(&m.cache.main, m.viewMain)
 	default:
-		left = pane(&m.cache.channels, m.viewChannels)
+		left = m.chans.view(m.chansView())
 		right = pane(&m.cache.main, m.viewMain)
 		bottom = m.log.view(m.st, m.focus == focusLog, m.epoch)
 	}
