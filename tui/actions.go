@@ -52,10 +52,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.setFocus((m.focus + numFocus - 1) % numFocus)
 		return nil
 	case key.Matches(msg, k.NextTab):
-		m.setTab((m.tab + 1) % numTabs)
+		m.setTab((m.main.tab + 1) % numTabs)
 		return nil
 	case key.Matches(msg, k.PrevTab):
-		m.setTab((m.tab + numTabs - 1) % numTabs)
+		m.setTab((m.main.tab + numTabs - 1) % numTabs)
 		return nil
 	case key.Matches(msg, k.Zoom):
 		m.zoom = !m.zoom
@@ -64,9 +64,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Back):
 		return m.back()
 	}
-	if key.Matches(msg, k.Presence.Raw) && m.tab == tabPresence && m.focus != focusLog {
-		m.presenceRaw = !m.presenceRaw
-		m.mainScroll = 0
+	if m.focus != focusLog && m.main.current().update(msg, k) {
 		return nil
 	}
 	for i, b := range k.Tabs {
@@ -105,27 +103,21 @@ func (m *Model) setFocus(f focus) {
 // setTab shows tab t, chosen by the user: from now on the tab no longer
 // follows the selected channel's kind.
 func (m *Model) setTab(t tab) {
-	m.tabAuto = false
-	if t != m.tab {
-		m.tab = t
-		m.mainScroll = 0
-	}
+	m.main.auto = false
+	m.main.show(t)
 }
 
 // autoTab shows the tab that suits the selected channel until the user
 // picks one: the viewers of a presence channel, else the messages.
 func (m *Model) autoTab() {
-	if !m.tabAuto || m.chans.sel.IsZero() {
+	if !m.main.auto || m.chans.sel.IsZero() {
 		return
 	}
 	t := tabMessages
 	if m.chans.sel.Kind == registry.KindPresence {
 		t = tabPresence
 	}
-	if t != m.tab {
-		m.tab = t
-		m.mainScroll = 0
-	}
+	m.main.show(t)
 }
 
 // back is esc: unzoom, clear the focused pane's filter, or focus the
@@ -140,8 +132,8 @@ func (m *Model) back() tea.Cmd {
 		m.rebuildRows()
 	case m.focus == focusLog && m.log.filter.active():
 		m.log.setFilter(filter{})
-	case m.focus == focusMain && m.msgFilter.active():
-		m.msgFilter = filter{}
+	case m.focus == focusMain && m.main.messages().filter.active():
+		m.main.messages().filter = filter{}
 	case m.focus != focusChannels:
 		m.setFocus(focusChannels)
 	}
@@ -227,23 +219,9 @@ func (m *Model) channelsKey(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (m *Model) mainKey(msg tea.KeyPressMsg) tea.Cmd {
-	page := max(1, m.lay.main.h-4)
-	if m.tab == tabMessages {
-		page /= 2
-	}
-	if mv, ok := navKey(msg, m.keys, page); ok {
-		if m.tab != tabMessages {
-			m.mainScroll.apply(mv)
-			return nil
-		}
-		switch {
-		case mv.top:
-			m.msgEdge(true)
-		case mv.bottom:
-			m.msgEdge(false)
-		default:
-			m.msgMove(mv.delta)
-		}
+	t := m.main.current()
+	if mv, ok := navKey(msg, m.keys, t.page(m.main.r.h)); ok {
+		t.navigate(m.mainView(), mv)
 		return nil
 	}
 	if key.Matches(msg, m.keys.Open) {

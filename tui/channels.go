@@ -28,11 +28,11 @@ func (r chanRow) isGroup() bool { return r.group != "" }
 // filter changed.
 func (m *Model) rebuildRows() {
 	if m.chans.rebuild(m.state.Channels) {
-		m.mainScroll = 0
+		m.main.current().reset()
 	}
 	m.chansGen++
+	m.stateGen++
 	m.autoTab()
-	m.cache.main.valid = false
 	m.cache.header.valid = false
 }
 
@@ -40,7 +40,7 @@ func (m *Model) rebuildRows() {
 // pane shows the new channel from its top, in the tab that suits it.
 func (m *Model) channelSelected(changed bool) {
 	if changed {
-		m.mainScroll = 0
+		m.main.current().reset()
 		m.autoTab()
 	}
 }

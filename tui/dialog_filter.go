@@ -27,7 +27,7 @@ func (m *Model) openFilter() tea.Cmd {
 	case focusLog:
 		cur = m.log.filter.text
 	case focusMain:
-		cur = m.msgFilter.text
+		cur = m.main.messages().filter.text
 		m.setTab(tabMessages)
 	}
 	f := m.filter
@@ -83,7 +83,7 @@ func (m *Model) applyFilter(text string) tea.Cmd {
 		m.log.setFilter(f)
 		m.log.newN = 0
 	case focusMain:
-		m.msgFilter = f
+		m.main.messages().filter = f
 	}
 	if err != nil {
 		return m.setStatus(slog.LevelWarn, err.Error())

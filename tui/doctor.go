@@ -170,7 +170,6 @@ func (m *Model) runDoctor(c registry.ChannelInfo) tea.Cmd {
 	d := m.data(c.Name)
 	d.doctor = &res
 	m.openDialog(&doctorView{name: c.Name, gen: res.gen})
-	m.cache.main.valid = false
 	doc, as, ready, parent := m.opts.Doctor, m.subscriberAs(), c.Ready, m.opts.Context
 	timeout := m.opts.DoctorTimeout
 	now := m.opts.Now
@@ -208,9 +207,6 @@ func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
 		return nil // a newer run is under way
 	}
 	d.doctor = &r
-	if r.name == m.chans.sel {
-		m.cache.main.valid = false
-	}
 	failed, total, errs := r.failed()
 	level := slog.LevelInfo
 	text := "doctor " + r.name.String() + ": " + r.summary()

@@ -396,20 +396,20 @@ func m0() *Model { return New(Options{}) }
 // The tab follows the selected channel's kind until the user picks one.
 func TestTabFollowsChannelKind(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40)
-	if m.tab != tabPresence {
-		t.Fatalf("first presence channel: tab %v", m.tab)
+	if m.main.tab != tabPresence {
+		t.Fatalf("first presence channel: tab %v", m.main.tab)
 	}
 	keys(m, "j")
-	if m.tab != tabMessages {
-		t.Fatalf("broadcast channel: tab %v", m.tab)
+	if m.main.tab != tabMessages {
+		t.Fatalf("broadcast channel: tab %v", m.main.tab)
 	}
 	keys(m, "k")
-	if m.tab != tabPresence {
-		t.Fatalf("back on presence: tab %v", m.tab)
+	if m.main.tab != tabPresence {
+		t.Fatalf("back on presence: tab %v", m.main.tab)
 	}
 	keys(m, "3", "esc", "j")
-	if m.tab != tabRetries {
-		t.Fatalf("a chosen tab stays: %v", m.tab)
+	if m.main.tab != tabRetries {
+		t.Fatalf("a chosen tab stays: %v", m.main.tab)
 	}
 }
 

@@ -176,32 +176,6 @@ func (f focus) String() string {
 	return "?"
 }
 
-// tab is a tab of the main pane.
-type tab uint8
-
-const (
-	tabMessages tab = iota
-	tabPresence
-	tabRetries
-	tabInfo
-	numTabs
-)
-
-// String returns the tab's title.
-func (t tab) String() string {
-	switch t {
-	case tabMessages:
-		return "Messages"
-	case tabPresence:
-		return "Presence"
-	case tabRetries:
-		return "Retries"
-	case tabInfo:
-		return "Info"
-	}
-	return "?"
-}
-
 // msgEntry is one message of a channel.
 type msgEntry struct {
 	ev  registry.MessageEvent
@@ -261,12 +235,12 @@ type Model struct {
 	state     registry.State
 	haveState bool
 
+	// stateGen numbers the versions of state that the main pane shows
+	// (channels, presence, socket, token).
+	stateGen uint64
+
 	focus focus
-	tab   tab
-	// tabAuto makes the tab follow the selected channel's kind until the
-	// user picks a tab.
-	tabAuto bool
-	zoom    bool
+	zoom  bool
 
 	// chans is the channels pane; chansGen numbers the versions of the
 	// channels it shows (state.Channels, their presence counts, the
@@ -274,17 +248,17 @@ type Model struct {
 	chans    *channelsPane
 	chansGen uint64
 
-	chData    map[registry.Name]*chanData
-	retries   *Ring[registry.RetryEvent]
-	frames    *Ring[registry.FrameEvent]
-	msgFilter filter
+	// chData holds the buffers of each channel; retries and frames the
+	// retry events and raw frames of every channel.
+	chData  map[registry.Name]*chanData
+	retries *Ring[registry.RetryEvent]
+	frames  *Ring[registry.FrameEvent]
 
 	// log is the log pane.
 	log *logPane
 
-	// Main pane scrolling (presence, retries, info tabs).
-	mainScroll  scroll
-	presenceRaw bool
+	// main is the main pane and its tabs.
+	main *mainPane
 
 	dropped    uint64
 	status     status
@@ -312,8 +286,6 @@ type Model struct {
 	// epoch counts invalidate calls and clock the clock's ticks: the
 	// cache keys of the panes hold them.
 	epoch, clock uint64
-	// msgRows caches the rendered rows on screen.
-	msgRows rowCache
 }
 
 // New returns the root model.
@@ -329,7 +301,7 @@ func New(opts Options) *Model {
 		frames:  NewSizedRing(opts.FrameRing, opts.FrameBytes, frameBytes),
 		log:     newLogPane(opts.LogRing, opts.LogBytes),
 		chans:   &channelsPane{},
-		tabAuto: true,
+		main:    newMainPane(),
 		now:     opts.Now(),
 	}
 	m.keys.setReadOnly(opts.ReadOnly)
@@ -412,7 +384,6 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.sampleReplay()
 		m.clock++
 		m.cache.header.valid = false
-		m.cache.main.valid = false
 		return m, m.tickCmd()
 	case statusClearMsg:
 		if msg.id == m.status.id {
@@ -461,7 +432,7 @@ func (m *Model) setTheme(st *theme.Styles) {
 // clearRowCaches forgets cached rows (after a theme change).
 func (m *Model) clearRowCaches() {
 	m.log.rows.reset()
-	m.msgRows.reset()
+	m.main.restyle()
 }
 
 // relayout recomputes the layout after a size, footer or zoom change.
@@ -481,6 +452,7 @@ func (m *Model) relayout() {
 	}
 	m.log.setSize(m.lay.log)
 	m.chans.setSize(m.lay.channels)
+	m.main.setSize(m.lay.main)
 	m.invalidate()
 }
 
@@ -504,21 +476,12 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 			m.addLog(e.Record, false)
 		case registry.RetryEvent:
 			m.retries.Push(e)
-			if e.Scope == registry.ScopeSocket || e.Channel == m.chans.sel {
-				m.cache.main.valid = false
-			}
 		case registry.PresenceEvent:
 			m.applyPresence(e)
 		case registry.FrameEvent:
 			m.frames.Push(keepFrame(e, m.opts.Preview))
 			if (e.Event == "presence_state" || e.Event == "presence_diff") && !e.Channel.IsZero() {
 				m.data(e.Channel).raw.Push(rawFrame{time: e.Time, event: e.Event, text: clipKept(e.Text, rawPreview)})
-				if e.Channel == m.chans.sel && m.tab == tabPresence {
-					m.cache.main.valid = false
-				}
-			}
-			if m.tab == tabInfo {
-				m.cache.main.valid = false
 			}
 		case registry.ErrorEvent:
 			cmd = m.showError(e)
@@ -532,6 +495,7 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 				s.RTT = e.RTT
 			}
 			s.Attempt, s.NextAttemptAt = e.Attempt, e.NextAttemptAt
+			m.stateGen++
 			m.cache.header.valid = false
 		case registry.StatsEvent:
 			if e.Stats.Limit != m.state.Stats.Limit {
@@ -541,6 +505,7 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 			m.cache.header.valid = false
 		case registry.TokenEvent:
 			m.state.Token = e.Token
+			m.stateGen++
 			m.cache.header.valid = false
 		}
 	}
@@ -576,9 +541,6 @@ func (m *Model) addMessage(e registry.MessageEvent) {
 	d.msgs.Push(msgEntry{ev: keepMessage(e, m.opts.Preview), seq: d.msgs.Seq() + 1})
 	if d.cur.follow {
 		d.cur.seq = d.msgs.Seq()
-	}
-	if e.Channel == m.chans.sel {
-		m.cache.main.valid = false
 	}
 }
 
@@ -616,9 +578,7 @@ func (m *Model) applyPresence(e registry.PresenceEvent) {
 			m.chansGen++
 		}
 	}
-	if e.Channel == m.chans.sel {
-		m.cache.main.valid = false
-	}
+	m.stateGen++
 }
 
 // applyChannel merges a channel state event into the state.

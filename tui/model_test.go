@@ -74,17 +74,17 @@ func TestFocusAndTabs(t *testing.T) {
 	}
 	for i, want := range []tab{tabMessages, tabPresence, tabRetries, tabInfo} {
 		keys(m, fmt.Sprint(i+1))
-		if m.tab != want || m.focus != focusMain {
-			t.Fatalf("key %d: tab %v focus %v", i+1, m.tab, m.focus)
+		if m.main.tab != want || m.focus != focusMain {
+			t.Fatalf("key %d: tab %v focus %v", i+1, m.main.tab, m.focus)
 		}
 	}
 	keys(m, "]")
-	if m.tab != tabMessages {
-		t.Fatalf("] from Info: %v", m.tab)
+	if m.main.tab != tabMessages {
+		t.Fatalf("] from Info: %v", m.main.tab)
 	}
 	keys(m, "[")
-	if m.tab != tabInfo {
-		t.Fatalf("[ from Messages: %v", m.tab)
+	if m.main.tab != tabInfo {
+		t.Fatalf("[ from Messages: %v", m.main.tab)
 	}
 	keys(m, "esc")
 	if m.focus != focusChannels {

@@ -18,16 +18,10 @@ type cached struct {
 	valid bool
 }
 
-// cachedPane is one rendered pane and whether it is still valid.
-type cachedPane struct {
-	f     *framed
-	valid bool
-}
-
-// viewCache holds the rendered areas; Update invalidates what changed.
+// viewCache holds the root's own rendered areas; Update invalidates
+// what changed. The panes cache themselves (paneCache).
 type viewCache struct {
 	header, status, footer cached
-	main                   cachedPane
 }
 
 // View renders the screen from the cached areas, re-rendering only the
@@ -56,12 +50,6 @@ func (m *Model) Render() string {
 		}
 		return c.s
 	}
-	pane := func(c *cachedPane, f func() *framed) *framed {
-		if !c.valid {
-			c.f, c.valid = f(), true
-		}
-		return c.f
-	}
 	header := text(&m.cache.header, m.viewHeader)
 	statusLine := m.viewStatusLine()
 	footer := text(&m.cache.footer, m.viewFooter)
@@ -75,10 +63,10 @@ func (m *Model) Render() string {
 	case m.zoom && m.focus == focusLog:
 		bottom = m.log.view(m.st, true, m.epoch)
 	case m.zoom:
-		left = pane(&m.cache.main, m.viewMain)
+		left = m.main.view(m.mainView())
 	default:
 		left = m.chans.view(m.chansView())
-		right = pane(&m.cache.main, m.viewMain)
+		right = m.main.view(m.mainView())
 		bottom = m.log.view(m.st, m.focus == focusLog, m.epoch)
 	}
 	topRows := 0
@@ -393,12 +381,7 @@ func (m *Model) ShortHelp() []key.Binding {
 		out = append(out, m.channelActions()...)
 	case focusMain:
 		out = append(out, k.TabKeys)
-		switch m.tab {
-		case tabMessages:
-			out = append(out, withHelp(k.Down, "↑/↓", "message"), withHelp(k.Open, "enter", "zoom"))
-		case tabPresence:
-			out = append(out, k.Presence.Raw)
-		}
+		out = append(out, m.main.current().help(k)...)
 		out = append(out, m.channelActions()...)
 	case focusLog:
 		follow := k.Log.Follow
