@@ -33,7 +33,6 @@ func (m *Model) rebuildRows() {
 	m.chansGen++
 	m.stateGen++
 	m.autoTab()
-	m.cache.header.valid = false
 }
 
 // channelSelected follows a move of the channel selection: the main

@@ -238,7 +238,7 @@ func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
 		}
 	}
 	for _, rec := range records {
-		m.addLog(rec, true)
+		m.log.add(rec, true)
 	}
 	cmds := []tea.Cmd{m.setStatus(level, text)}
 	if logger := m.opts.Logger; logger != nil {
