@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
+
 	"rtm/registry"
 	"rtm/theme"
 )
@@ -134,6 +136,18 @@ func (p *channelsPane) rebuild(chans []registry.ChannelInfo) (changed bool) {
 	}
 	p.clamp()
 	return changed
+}
+
+func (p *channelsPane) filterText() string { return p.filter.text }
+
+// setFilter sets the filter; the model rebuilds the rows.
+func (p *channelsPane) setFilter(f filter) { p.filter = f }
+
+func (p *channelsPane) clearFilter() { p.filter = filter{} }
+
+// help returns the pane's keys for the footer.
+func (p *channelsPane) help(k KeyMap) []key.Binding {
+	return []key.Binding{withHelp(k.Down, "↑/↓", "select"), withHelp(k.Open, "enter", "open")}
 }
 
 // rowIndex returns the row of a channel, or -1.

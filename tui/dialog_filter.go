@@ -22,12 +22,8 @@ func newFilterInput(st *theme.Styles) *filterInput {
 
 // openFilter opens the filter input of the focused pane.
 func (m *Model) openFilter() tea.Cmd {
-	cur := m.chans.filter.text
-	switch m.focus {
-	case focusLog:
-		cur = m.log.filter.text
-	case focusMain:
-		cur = m.main.messages().filter.text
+	cur := m.filterPane().filterText()
+	if m.focus == focusMain {
 		m.setTab(tabMessages)
 	}
 	f := m.filter
@@ -72,18 +68,23 @@ func (f *filterInput) setStyles(st *theme.Styles) { setInputStyles(&f.input, st)
 
 func (f *filterInput) setWidth(m *Model) { f.input.SetWidth(max(10, m.width-44)) }
 
+// filterPane returns the focused pane.
+func (m *Model) filterPane() filterable {
+	switch m.focus {
+	case focusLog:
+		return m.log
+	case focusMain:
+		return m.main
+	}
+	return m.chans
+}
+
 // applyFilter sets the focused pane's filter.
 func (m *Model) applyFilter(text string) tea.Cmd {
 	f, err := newFilter(text)
-	switch m.focus {
-	case focusChannels:
-		m.chans.filter = f
+	m.filterPane().setFilter(f)
+	if m.focus == focusChannels {
 		m.rebuildRows()
-	case focusLog:
-		m.log.setFilter(f)
-		m.log.newN = 0
-	case focusMain:
-		m.main.messages().filter = f
 	}
 	if err != nil {
 		return m.setStatus(slog.LevelWarn, err.Error())

@@ -74,14 +74,32 @@ func (p *logPane) clear() {
 	p.newN = 0
 }
 
-// setFilter sets the filter.
+func (p *logPane) filterText() string { return p.filter.text }
+
+// setFilter sets the filter: the records that arrive while paused are
+// counted from now on.
 func (p *logPane) setFilter(f filter) {
 	p.filter = f
 	p.filterGen++
+	p.newN = 0
 }
 
-// following reports whether the pane follows the newest record.
-func (p *logPane) following() bool { return p.cur.follow }
+// clearFilter drops the filter, keeping the count of new records.
+func (p *logPane) clearFilter() {
+	p.filter = filter{}
+	p.filterGen++
+}
+
+// help returns the pane's keys for the footer.
+func (p *logPane) help(k KeyMap) []key.Binding {
+	follow := k.Log.Follow
+	if p.cur.follow {
+		follow.SetHelp("f", "pause")
+	} else {
+		follow.SetHelp("f", "follow")
+	}
+	return []key.Binding{follow, k.Log.Wrap, withHelp(k.Down, "↑/↓", "scroll"), k.Zoom}
+}
 
 // update handles the log pane's keys (navigation, follow, wrap, clear);
 // ok is false for other keys.

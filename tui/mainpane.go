@@ -132,6 +132,15 @@ func (p *mainPane) current() mainTab { return p.tabs[p.tab] }
 // messages returns the Messages tab (its filter is the pane's).
 func (p *mainPane) messages() *messagesTab { return p.tabs[tabMessages].(*messagesTab) }
 
+func (p *mainPane) filterText() string { return p.messages().filter.text }
+
+func (p *mainPane) setFilter(f filter) { p.messages().filter = f }
+
+func (p *mainPane) clearFilter() { p.messages().filter = filter{} }
+
+// page returns the rows of a page of the open tab.
+func (p *mainPane) page() int { return p.current().page(p.r.h) }
+
 // setSize sets the pane's area.
 func (p *mainPane) setSize(r rect) { p.r = r }
 

@@ -1,5 +1,16 @@
 package tui
 
+// filterable is a pane with a "/" filter (the channels, the main
+// pane's messages, the log).
+type filterable interface {
+	// filterText returns the filter as typed.
+	filterText() string
+	// setFilter sets a filter typed in the filter input.
+	setFilter(f filter)
+	// clearFilter drops the filter (esc).
+	clearFilter()
+}
+
 // paneCache keeps a pane's last render and the key it was rendered
 // from: a comparable value of everything the render reads (the
 // versions of its data — a ring's Seq and Len, the state's generation —

@@ -118,13 +118,11 @@ func (m *Model) back() tea.Cmd {
 	case m.zoom:
 		m.zoom = false
 		m.relayout()
-	case m.focus == focusChannels && m.chans.filter.active():
-		m.chans.filter = filter{}
-		m.rebuildRows()
-	case m.focus == focusLog && m.log.filter.active():
-		m.log.setFilter(filter{})
-	case m.focus == focusMain && m.main.messages().filter.active():
-		m.main.messages().filter = filter{}
+	case m.filterPane().filterText() != "":
+		m.filterPane().clearFilter()
+		if m.focus == focusChannels {
+			m.rebuildRows()
+		}
 	case m.focus != focusChannels:
 		m.setFocus(focusChannels)
 	}
@@ -211,7 +209,7 @@ func (m *Model) channelsKey(msg tea.KeyPressMsg) tea.Cmd {
 
 func (m *Model) mainKey(msg tea.KeyPressMsg) tea.Cmd {
 	t := m.main.current()
-	if mv, ok := navKey(msg, m.keys, t.page(m.main.r.h)); ok {
+	if mv, ok := navKey(msg, m.keys, m.main.page()); ok {
 		t.navigate(m.mainView(), mv)
 		return nil
 	}

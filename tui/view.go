@@ -377,22 +377,14 @@ func (m *Model) ShortHelp() []key.Binding {
 	var out []key.Binding
 	switch m.focus {
 	case focusChannels:
-		out = append(out, withHelp(k.Down, "↑/↓", "select"), withHelp(k.Open, "enter", "open"))
-		out = append(out, m.channelActions()...)
+		out = append(out, m.chans.help(k)...)
 	case focusMain:
 		out = append(out, k.TabKeys)
 		out = append(out, m.main.current().help(k)...)
-		out = append(out, m.channelActions()...)
 	case focusLog:
-		follow := k.Log.Follow
-		if m.log.following() {
-			follow.SetHelp("f", "pause")
-		} else {
-			follow.SetHelp("f", "follow")
-		}
-		out = append(out, follow, k.Log.Wrap, withHelp(k.Down, "↑/↓", "scroll"), k.Zoom)
-		out = append(out, m.channelActions()...)
+		out = append(out, m.log.help(k)...)
 	}
+	out = append(out, m.channelActions()...)
 	out = append(out, k.Filter, k.Command, k.NextFocus, k.Help, k.Quit)
 	if m.opts.Replay != nil {
 		out = append([]key.Binding{k.Replay.Pause, k.Replay.Seek, k.Replay.Speed}, out...)
