@@ -72,8 +72,8 @@ func (c *cmdLine) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
 		c.input, cmd = c.input.Update(msg)
 		c.refresh()
 	default:
+		// A cursor blink: the status line draws the input afresh.
 		c.input, cmd = c.input.Update(msg)
-		m.cache.status.valid = false
 	}
 	return cmd, false
 }

@@ -46,9 +46,6 @@ func (f *filterInput) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
 	}
 	var cmd tea.Cmd
 	f.input, cmd = f.input.Update(msg)
-	if _, ok := msg.(tea.KeyPressMsg); !ok {
-		m.cache.status.valid = false
-	}
 	return cmd, false
 }
 
