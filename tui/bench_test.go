@@ -65,8 +65,8 @@ func bigModel(tb testing.TB, w, h int) *Model {
 			Delay: 3 * time.Second, Outcome: registry.RetryFailed, Err: "RealtimeRestarting"})
 	}
 	m.Update(EventsBatchMsg{Events: evs, State: &st})
-	if m.logs.Len() != 10000 || len(m.state.Channels) != 100 {
-		tb.Fatalf("model has %d logs, %d channels", m.logs.Len(), len(m.state.Channels))
+	if m.log.logs.Len() != 10000 || len(m.state.Channels) != 100 {
+		tb.Fatalf("model has %d logs, %d channels", m.log.logs.Len(), len(m.state.Channels))
 	}
 	return m
 }
@@ -116,7 +116,7 @@ func BenchmarkView(b *testing.B) {
 	}
 	render := func() { _ = m.View() }
 	run("cold", func(int) { m.invalidate(); m.clearRowCaches() }, render)
-	ch := m.sel
+	ch := m.chans.sel
 	seq := 0
 	run("frame", func(int) {
 		evs := make([]registry.Event, 0, 50)
@@ -132,8 +132,8 @@ func BenchmarkView(b *testing.B) {
 	run("tick", func(int) { m.Update(tickMsg{t: t0, gen: m.tickGen}) }, render)
 
 	var lines []string
-	for i := 0; i < m.logs.Len(); i++ {
-		lines = append(lines, m.logRow(m.logs.Ptr(i), 198))
+	for i := 0; i < m.log.logs.Len(); i++ {
+		lines = append(lines, m.log.row(m.st, m.log.logs.Ptr(i), 198))
 	}
 	vp := viewport.New(viewport.WithWidth(200), viewport.WithHeight(50))
 	vp.SetContentLines(lines)

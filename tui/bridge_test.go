@@ -263,8 +263,8 @@ func TestModelMemoryBounded(t *testing.T) {
 			m.Render()
 		}
 	}
-	if m.logs.Len() != 1000 || m.frames.Len() != 100 || m.retries.Len() != 100 {
-		t.Fatalf("rings log %d frames %d retries %d", m.logs.Len(), m.frames.Len(), m.retries.Len())
+	if m.log.logs.Len() != 1000 || m.frames.Len() != 100 || m.retries.Len() != 100 {
+		t.Fatalf("rings log %d frames %d retries %d", m.log.logs.Len(), m.frames.Len(), m.retries.Len())
 	}
 	if len(m.chData) > maxChannelData {
 		t.Fatalf("%d channel buffers, want at most %d", len(m.chData), maxChannelData)

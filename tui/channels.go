@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
 
 	"rtm/registry"
 	"rtm/theme"
@@ -23,20 +26,89 @@ type chanRow struct {
 
 func (r chanRow) isGroup() bool { return r.group != "" }
 
-// rebuildRows recomputes the table rows from the state and the filter,
-// keeping the selection on the same channel.
+// rebuildRows rebuilds the channels table after the channels or its
+// filter changed.
 func (m *Model) rebuildRows() {
+	if m.chans.rebuild(m.state.Channels) {
+		m.main.current().reset()
+	}
+	m.chansGen++
+	m.stateGen++
+	m.autoTab()
+}
+
+// channelSelected follows a move of the channel selection: the main
+// pane shows the new channel from its top, in the tab that suits it.
+func (m *Model) channelSelected(changed bool) {
+	if changed {
+		m.main.current().reset()
+		m.autoTab()
+	}
+}
+
+// chansView is what the channels pane renders from now.
+func (m *Model) chansView() *chansView {
+	return &chansView{st: m.st, chans: m.state.Channels, limit: m.state.Stats.Limit, now: m.now, readOnly: m.opts.ReadOnly,
+		focused: m.focus == focusChannels, epoch: m.epoch, clock: m.clock, gen: m.chansGen}
+}
+
+// channelsPane is the channels table: rows grouped by tenant, the
+// selected channel (which the main pane shows), the scroll that keeps it
+// in sight, and the filter. It renders from the state's channels, passed
+// in with their generation.
+type channelsPane struct {
+	rows   []chanRow
+	sel    registry.Name
+	top    int
+	filter filter
+	r      rect
+	cache  paneCache[chansKey]
+}
+
+// chansKey is what a render of the channels pane depends on.
+type chansKey struct {
+	epoch, clock, gen uint64
+	sel               registry.Name
+	top               int
+	filter            string
+	focused           bool
+	r                 rect
+	st                themeStyles
+}
+
+// chansView is what the channels pane renders from: the state's
+// channels and their generation, the clock (ages), and whether the UI
+// is read-only.
+type chansView struct {
+	st                themeStyles
+	chans             []registry.ChannelInfo
+	limit             int
+	now               time.Time
+	readOnly, focused bool
+	epoch, clock, gen uint64
+}
+
+// setSize sets the pane's area and keeps the selection in sight.
+func (p *channelsPane) setSize(r rect) {
+	p.r = r
+	p.clamp()
+}
+
+// rebuild recomputes the table rows from the channels and the filter,
+// keeping the selection on the same channel; changed reports that the
+// selection moved to another channel.
+func (p *channelsPane) rebuild(chans []registry.ChannelInfo) (changed bool) {
 	grouped := false
-	for _, c := range m.state.Channels {
+	for _, c := range chans {
 		if c.Name.Tenant != "" {
 			grouped = true
 			break
 		}
 	}
-	rows := m.rows[:0]
+	rows := p.rows[:0]
 	lastTenant := "\x00"
-	for i, c := range m.state.Channels {
-		if !m.chanFilter.match(c.Name.String() + " " + c.Status.String()) {
+	for i, c := range chans {
+		if !p.filter.match(c.Name.String() + " " + c.Status.String()) {
 			continue
 		}
 		if grouped && c.Name.Tenant != lastTenant {
@@ -50,28 +122,37 @@ func (m *Model) rebuildRows() {
 		ent := sanitize(c.Name.Entity())
 		rows = append(rows, chanRow{name: c.Name, idx: i, entity: ent, long: c.Name.Kind.String() + ":" + ent})
 	}
-	m.rows = rows
-	if m.sel.IsZero() || m.rowIndex(m.sel) < 0 {
+	p.rows = rows
+	if p.sel.IsZero() || p.rowIndex(p.sel) < 0 {
 		// Select the first presence channel (the viewers are the most
 		// telling view), else the first channel.
-		m.sel = registry.Name{}
+		p.sel = registry.Name{}
 		for _, r := range rows {
-			if !r.isGroup() && (m.sel.IsZero() || (r.name.Kind == registry.KindPresence && m.sel.Kind != registry.KindPresence)) {
-				m.sel = r.name
+			if !r.isGroup() && (p.sel.IsZero() || (r.name.Kind == registry.KindPresence && p.sel.Kind != registry.KindPresence)) {
+				p.sel = r.name
 			}
 		}
-		m.mainScroll = 0
+		changed = true
 	}
-	m.autoTab()
-	m.clampChannelScroll()
-	m.cache.channels.valid = false
-	m.cache.main.valid = false
-	m.cache.header.valid = false
+	p.clamp()
+	return changed
+}
+
+func (p *channelsPane) filterText() string { return p.filter.text }
+
+// setFilter sets the filter; the model rebuilds the rows.
+func (p *channelsPane) setFilter(f filter) { p.filter = f }
+
+func (p *channelsPane) clearFilter() { p.filter = filter{} }
+
+// help returns the pane's keys for the footer.
+func (p *channelsPane) help(k KeyMap) []key.Binding {
+	return []key.Binding{withHelp(k.Down, "↑/↓", "select"), withHelp(k.Open, "enter", "open")}
 }
 
 // rowIndex returns the row of a channel, or -1.
-func (m *Model) rowIndex(n registry.Name) int {
-	for i, r := range m.rows {
+func (p *channelsPane) rowIndex(n registry.Name) int {
+	for i, r := range p.rows {
 		if !r.isGroup() && r.name == n {
 			return i
 		}
@@ -79,13 +160,28 @@ func (m *Model) rowIndex(n registry.Name) int {
 	return -1
 }
 
-// moveSelection moves the channel selection by delta rows, skipping
-// headings.
-func (m *Model) moveSelection(delta int) {
-	if len(m.rows) == 0 {
-		return
+// navigate applies a navigation key; changed reports that another
+// channel is selected.
+func (p *channelsPane) navigate(mv navMove) (changed bool) {
+	switch {
+	case mv.top:
+		return p.selectRow(0)
+	case mv.bottom:
+		changed = p.selectRow(len(p.rows) - 1)
+		return p.move(0) || changed
 	}
-	i := m.rowIndex(m.sel)
+	return p.move(mv.delta)
+}
+
+// page is the rows of a page up or down.
+func (p *channelsPane) page() int { return max(1, p.visible()-1) }
+
+// move moves the selection by delta rows, skipping headings.
+func (p *channelsPane) move(delta int) (changed bool) {
+	if len(p.rows) == 0 {
+		return false
+	}
+	i := p.rowIndex(p.sel)
 	if i < 0 {
 		i = 0
 	}
@@ -95,63 +191,63 @@ func (m *Model) moveSelection(delta int) {
 	}
 	for n := 0; n < abs(delta); n++ {
 		j := i + step
-		for j >= 0 && j < len(m.rows) && m.rows[j].isGroup() {
+		for j >= 0 && j < len(p.rows) && p.rows[j].isGroup() {
 			j += step
 		}
-		if j < 0 || j >= len(m.rows) {
+		if j < 0 || j >= len(p.rows) {
 			break
 		}
 		i = j
 	}
-	m.selectRow(i)
+	return p.selectRow(i)
 }
 
 // selectRow selects the channel at row i (or the next channel row).
-func (m *Model) selectRow(i int) {
-	for i < len(m.rows) && i >= 0 && m.rows[i].isGroup() {
+func (p *channelsPane) selectRow(i int) (changed bool) {
+	for i < len(p.rows) && i >= 0 && p.rows[i].isGroup() {
 		i++
 	}
-	if i < 0 || i >= len(m.rows) {
-		return
+	if i < 0 || i >= len(p.rows) {
+		return false
 	}
-	if m.rows[i].name != m.sel {
-		m.sel = m.rows[i].name
-		m.mainScroll = 0
-		m.autoTab()
+	if p.rows[i].name != p.sel {
+		p.sel = p.rows[i].name
+		changed = true
 	}
-	m.clampChannelScroll()
+	p.clamp()
+	return changed
 }
 
-// clampChannelScroll keeps the selected row visible.
-func (m *Model) clampChannelScroll() {
-	h := m.channelRowsVisible()
+// clamp keeps the selected row visible.
+func (p *channelsPane) clamp() {
+	h := p.visible()
 	if h <= 0 {
 		return
 	}
-	i := m.rowIndex(m.sel)
+	i := p.rowIndex(p.sel)
 	if i < 0 {
 		i = 0
 	}
-	if i < m.chanTop {
-		m.chanTop = i
-		if i > 0 && m.rows[i-1].isGroup() {
-			m.chanTop = i - 1
+	if i < p.top {
+		p.top = i
+		if i > 0 && p.rows[i-1].isGroup() {
+			p.top = i - 1
 		}
 	}
-	if i >= m.chanTop+h {
-		m.chanTop = i - h + 1
+	if i >= p.top+h {
+		p.top = i - h + 1
 	}
-	if m.chanTop > max(0, len(m.rows)-h) {
-		m.chanTop = max(0, len(m.rows)-h)
+	if p.top > max(0, len(p.rows)-h) {
+		p.top = max(0, len(p.rows)-h)
 	}
-	if m.chanTop < 0 {
-		m.chanTop = 0
+	if p.top < 0 {
+		p.top = 0
 	}
 }
 
-// channelRowsVisible is the number of table rows that fit.
-func (m *Model) channelRowsVisible() int {
-	return m.lay.channels.h - 3 // borders and the column header
+// visible is the number of table rows that fit.
+func (p *channelsPane) visible() int {
+	return p.r.h - 3 // borders and the column header
 }
 
 // chanCol is one column of the channels table.
@@ -159,57 +255,57 @@ type chanCol struct {
 	title string
 	w     int
 	right bool
-	cell  func(m *Model, c *registry.ChannelInfo) (string, theme.Paint)
+	cell  func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint)
 }
 
 // channelColumns picks the columns that fit an inner width; the name
 // column takes what is left.
 func channelColumns(inner int) (cols []chanCol, nameW int, longName bool) {
-	typeLong := chanCol{"TYPE", 12, false, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		return c.Name.Kind.String(), m.st.Muted
+	typeLong := chanCol{"TYPE", 12, false, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
+		return c.Name.Kind.String(), v.st.Muted
 	}}
-	typeShort := chanCol{"TYPE", 5, false, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		return shortKind(c.Name.Kind), m.st.Muted
+	typeShort := chanCol{"TYPE", 5, false, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
+		return shortKind(c.Name.Kind), v.st.Muted
 	}}
-	statusWord := chanCol{"STATUS", 12, false, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		w := chanStatus(c)
-		return w, m.st.StatusPaint(w)
+	statusWord := chanCol{"STATUS", 12, false, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
+		word := chanStatus(c)
+		return word, v.st.StatusPaint(word)
 	}}
-	statusGlyph := chanCol{"S", 1, false, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		w := chanStatus(c)
-		if w == "refused" {
-			return "!", m.st.StatusPaint(w)
+	statusGlyph := chanCol{"S", 1, false, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
+		word := chanStatus(c)
+		if word == "refused" {
+			return "!", v.st.StatusPaint(word)
 		}
-		return statusGlyph(c.Status), m.st.StatusPaint(w)
+		return statusGlyph(c.Status), v.st.StatusPaint(word)
 	}}
-	refs := chanCol{"REFS", 4, true, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		p := m.st.Text
+	refs := chanCol{"REFS", 4, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
+		p := v.st.Text
 		if c.RefCount > 1 {
-			p = m.st.Warn
+			p = v.st.Warn
 		}
 		return strconv.Itoa(c.RefCount), p
 	}}
-	pres := chanCol{"PRES", 4, true, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
+	pres := chanCol{"PRES", 4, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
 		if c.Name.Kind != registry.KindPresence && c.PresenceCount == 0 {
-			return "-", m.st.Subtle
+			return "-", v.st.Subtle
 		}
-		return strconv.Itoa(c.PresenceCount), m.st.Text
+		return strconv.Itoa(c.PresenceCount), v.st.Text
 	}}
-	msgs := chanCol{"MSGS", 6, true, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		return fmtCount(c.MessagesIn + c.MessagesOut), m.st.Text
+	msgs := chanCol{"MSGS", 6, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
+		return fmtCount(c.MessagesIn + c.MessagesOut), v.st.Text
 	}}
-	att := chanCol{"ATT", 5, true, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		p := m.st.Subtle
+	att := chanCol{"ATT", 5, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
+		p := v.st.Subtle
 		if c.Attempts > 0 {
-			p = m.st.Warn
+			p = v.st.Warn
 		}
 		if c.Status == registry.StatusError {
-			p = m.st.Error
+			p = v.st.Error
 		}
 		return attempts(c.Attempts, c.MaxAttempts), p
 	}}
-	age := chanCol{"AGE", 4, true, func(m *Model, c *registry.ChannelInfo) (string, theme.Paint) {
-		return fmtAge(m.now.Sub(c.CreatedAt)), m.st.Muted
+	age := chanCol{"AGE", 4, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
+		return fmtAge(v.now.Sub(c.CreatedAt)), v.st.Muted
 	}}
 	// Degrade step by step until the name keeps at least 14 cells; the
 	// status word stays as long as it can (NO_COLOR users read it), and
@@ -343,47 +439,55 @@ func abs(n int) int {
 	return n
 }
 
-// viewChannels renders the channels pane.
-func (m *Model) viewChannels() *framed {
-	r := m.lay.channels
+// view returns the pane, rendered again only when what it shows
+// changed.
+func (p *channelsPane) view(v *chansView) *framed {
+	k := chansKey{epoch: v.epoch, clock: v.clock, gen: v.gen, sel: p.sel, top: p.top, filter: p.filter.text,
+		focused: v.focused, r: p.r, st: v.st}
+	return p.cache.get(k, func() *framed { return p.render(v) })
+}
+
+// render renders the pane.
+func (p *channelsPane) render(v *chansView) *framed {
+	r := p.r
 	inner := r.w - 2
-	focused := m.focus == focusChannels
+	focused := v.focused
 	cols, nameW, longName := channelColumns(inner)
 	lines := make([]string, 0, r.h-2)
 
 	// Column header.
 	hl := newLine(inner)
-	hl.add(m.st.Table.Header, fitText("NAME", nameW))
+	hl.add(v.st.Table.Header, fitText("NAME", nameW))
 	for _, c := range cols {
 		hl.plain(" ")
 		if c.right {
-			hl.add(m.st.Table.Header, fitRight(c.title, c.w))
+			hl.add(v.st.Table.Header, fitRight(c.title, c.w))
 		} else {
-			hl.add(m.st.Table.Header, fitText(c.title, c.w))
+			hl.add(v.st.Table.Header, fitText(c.title, c.w))
 		}
 	}
 	lines = append(lines, hl.done())
 
-	visible := m.channelRowsVisible()
-	if len(m.rows) == 0 {
+	visible := p.visible()
+	if len(p.rows) == 0 {
 		msg := "no channels — :join presence contact:123"
-		if m.chanFilter.active() {
+		if p.filter.active() {
 			msg = "no channel matches the filter"
-		} else if m.opts.ReadOnly {
+		} else if v.readOnly {
 			msg = "no channels"
 		}
-		lines = append(lines, newLine(inner).add(m.st.Muted, msg).done())
+		lines = append(lines, newLine(inner).add(v.st.Muted, msg).done())
 	}
-	for i := m.chanTop; i < len(m.rows) && i < m.chanTop+visible; i++ {
-		row := m.rows[i]
+	for i := p.top; i < len(p.rows) && i < p.top+visible; i++ {
+		row := p.rows[i]
 		if row.isGroup() {
-			lines = append(lines, newLine(inner).add(m.st.Table.Group, "▸ "+row.group).done())
+			lines = append(lines, newLine(inner).add(v.st.Table.Group, "▸ "+row.group).done())
 			continue
 		}
-		if row.idx >= len(m.state.Channels) {
+		if row.idx >= len(v.chans) {
 			continue
 		}
-		c := &m.state.Channels[row.idx]
+		c := &v.chans[row.idx]
 		name := row.entity
 		if longName {
 			name = row.long
@@ -391,13 +495,13 @@ func (m *Model) viewChannels() *framed {
 		if c.Tracked {
 			name += " ★"
 		}
-		selected := c.Name == m.sel
+		selected := c.Name == p.sel
 		if selected {
 			// The selected row: one paint over the whole row.
 			var b strings.Builder
 			b.WriteString(fitText(name, nameW))
 			for _, col := range cols {
-				s, _ := col.cell(m, c)
+				s, _ := col.cell(v, c)
 				b.WriteByte(' ')
 				if col.right {
 					b.WriteString(fitRight(s, col.w))
@@ -405,17 +509,17 @@ func (m *Model) viewChannels() *framed {
 					b.WriteString(fitText(s, col.w))
 				}
 			}
-			p := m.st.Table.SelectedBlur
+			p := v.st.Table.SelectedBlur
 			if focused {
-				p = m.st.Table.Selected
+				p = v.st.Table.Selected
 			}
 			lines = append(lines, p.Render(fitText(b.String(), inner)))
 			continue
 		}
 		l := newLine(inner)
-		l.addFit(m.st.Text, name, nameW)
+		l.addFit(v.st.Text, name, nameW)
 		for _, col := range cols {
-			s, p := col.cell(m, c)
+			s, p := col.cell(v, c)
 			l.pad(1)
 			l.used++
 			if col.right {
@@ -427,15 +531,15 @@ func (m *Model) viewChannels() *framed {
 		lines = append(lines, l.done())
 	}
 	title := "Channels"
-	n, limit := len(m.state.Channels), m.state.Stats.Limit
+	n, limit := len(v.chans), v.limit
 	if limit > 0 {
 		title += fmt.Sprintf(" %d/%d", n, limit)
 	} else {
 		title += fmt.Sprintf(" %d", n)
 	}
 	badge := ""
-	if m.chanFilter.active() {
-		badge = "/" + m.chanFilter.text
+	if p.filter.active() {
+		badge = "/" + p.filter.text
 	}
-	return box(m.st, r.w, r.h, title, badge, focused, lines)
+	return box(v.st, r.w, r.h, title, badge, focused, lines)
 }

@@ -1,57 +1,20 @@
 package tui
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 
+	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"rtm/registry"
 	"rtm/theme"
 )
 
-// commandSpec describes one ":" command for completion and help.
-type commandSpec struct {
-	name, args, help string
-	// action is false for commands that change nothing (help, quit).
-	action bool
-}
-
-// commands returns the command set, in help order.
-func commands() []commandSpec {
-	return []commandSpec{
-		{"join", "presence|broadcast|subscription <entity_type>:<entity_id> [--tenant T] [--as USER]", "join a channel (shared if it exists)", true},
-		{"leave", "<name>", "leave a channel (all references)", true},
-		{"track", "<name> <json>", "track a presence, e.g. {\"user_id\":\"alice\",\"name\":\"Alice\"}", true},
-		{"untrack", "<name>", "stop tracking your presence", true},
-		{"broadcast", "<name> <event> <json>", "send a broadcast with a JSON object payload", true},
-		{"retry", "<name>", "retry a channel now (fresh series)", true},
-		{"drop", "", "drop the connection (client side)", true},
-		{"freeze", "<duration>", "freeze the connection half-open", true},
-		{"latency", "<duration>", "add latency each way (0 removes it)", true},
-		{"fail-connects", "<n>", "fail the next n connection attempts", true},
-		{"expire-token", "", "expire the user token now", true},
-		{"kick", "<name> [error|close]", "server ends the channel (embedded server / rtm serve)", true},
-		{"reject-joins", "<n|duration>", "server refuses the next n joins or joins for a while", true},
-		{"policy", "fixed:3s|exp|breaker", "set the retry policy", true},
-		{"seek", "<1:30|+10s|-1m>", "replay: go to a position or step (rtm replay)", false},
-		{"speed", "<x>", "replay: set the speed, e.g. 2 or 0.5 (rtm replay)", false},
-		{"doctor", "[name]", "why no postgres changes? check a subscription channel against its database", false},
-		{"export", "<file>", "write the log and events as NDJSON", true},
-		{"cleanup", "", "leave every channel", true},
-		{"help", "", "show the keys", false},
-		{"quit", "", "quit rtm", false},
-	}
-}
-
-// cmdLine is the ":" command line with completion and history.
+// cmdLine is the ":" command line, a dialog drawn in the status line
+// with its completions above it. It owns its history (the last
+// maxHistory lines run, ↑/↓ recall them) and lives on across openings.
 type cmdLine struct {
 	input   textinput.Model
 	history []string
@@ -60,6 +23,104 @@ type cmdLine struct {
 	width   int
 	// replay offers the replay commands in completions.
 	replay bool
+}
+
+// maxHistory bounds the command line's history.
+const maxHistory = 100
+
+// openCommand opens the command line with text.
+func (m *Model) openCommand(text string) tea.Cmd {
+	names := make([]string, 0, len(m.state.Channels))
+	for _, c := range m.state.Channels {
+		names = append(names, c.Name.String())
+	}
+	c := m.cmd
+	c.names = names
+	c.histPos = len(c.history)
+	c.input.SetValue(text)
+	c.input.CursorEnd()
+	c.refresh()
+	m.openDialog(c)
+	return c.input.Focus()
+}
+
+func (c *cmdLine) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
+	var cmd tea.Cmd
+	switch msg := msg.(type) {
+	case tea.KeyPressMsg:
+		k := m.keys.Dialog
+		switch {
+		case key.Matches(msg, k.Cancel):
+			c.input.Blur()
+			return nil, true
+		case key.Matches(msg, k.Submit):
+			line := c.input.Value()
+			c.input.Blur()
+			if strings.TrimSpace(line) == "" {
+				return nil, true
+			}
+			c.remember(line)
+			return m.runCommand(line), true
+		case (msg.String() == "up" || msg.String() == "down") && len(c.input.MatchedSuggestions()) <= 1:
+			// History when there is nothing to choose from.
+			c.recall(msg.String() == "up")
+			return nil, false
+		}
+		c.input, cmd = c.input.Update(msg)
+		c.refresh()
+	case tea.PasteMsg:
+		c.input, cmd = c.input.Update(msg)
+		c.refresh()
+	default:
+		// A cursor blink: the status line draws the input afresh.
+		c.input, cmd = c.input.Update(msg)
+	}
+	return cmd, false
+}
+
+// remember appends a line run to the history (not twice in a row).
+func (c *cmdLine) remember(line string) {
+	if n := len(c.history); n > 0 && c.history[n-1] == line {
+		return
+	}
+	c.history = append(c.history, line)
+	if len(c.history) > maxHistory {
+		c.history = c.history[1:]
+	}
+}
+
+// recall shows the previous (up) or next history line; past the newest
+// the line is empty.
+func (c *cmdLine) recall(up bool) {
+	if len(c.history) == 0 {
+		return
+	}
+	if up {
+		c.histPos = max(0, c.histPos-1)
+	} else {
+		c.histPos = min(len(c.history), c.histPos+1)
+	}
+	v := ""
+	if c.histPos < len(c.history) {
+		v = c.history[c.histPos]
+	}
+	c.input.SetValue(v)
+	c.input.CursorEnd()
+	c.refresh()
+}
+
+func (c *cmdLine) help(k KeyMap) []key.Binding {
+	return []key.Binding{k.Dialog.Complete, withHelp(k.Dialog.NextField, "↑/↓", "history"), withHelp(k.Dialog.Submit, "enter", "run"), k.Dialog.Cancel}
+}
+
+func (c *cmdLine) statusLine(m *Model, w int) string {
+	return m.padStatus(fitInput(c.input.View(), w))
+}
+
+// view puts the completions just above the command line, left aligned.
+func (c *cmdLine) view(m *Model, w, h int) ([]string, int, int) {
+	rows := c.suggestionsView(m.st, w)
+	return rows, 0, h - len(rows)
 }
 
 func newInput(st *theme.Styles, prompt, placeholder string) textinput.Model {
@@ -86,17 +147,17 @@ func setInputStyles(in *textinput.Model, st *theme.Styles) {
 	in.SetStyles(s)
 }
 
-func newCmdLine(st *theme.Styles) cmdLine {
+func newCmdLine(st *theme.Styles, replay bool) *cmdLine {
 	in := newInput(st, ":", "command — tab completes, help lists them")
 	in.ShowSuggestions = true
-	return cmdLine{input: in}
+	return &cmdLine{input: in, replay: replay}
 }
 
 func (c *cmdLine) setStyles(st *theme.Styles) { setInputStyles(&c.input, st) }
 
-func (c *cmdLine) setWidth(w int) {
-	c.width = w
-	c.input.SetWidth(max(10, w-4))
+func (c *cmdLine) setWidth(m *Model) {
+	c.width = m.width
+	c.input.SetWidth(max(10, m.width-4))
 }
 
 // refresh recomputes the completion candidates for the current value.
@@ -135,368 +196,4 @@ func (c *cmdLine) suggestionsView(st *theme.Styles, w int) []string {
 		out = append(out, st.Subtle.Render(fitText(fmt.Sprintf(" … %d more", len(ms)-end), width)))
 	}
 	return out
-}
-
-// completions returns full command lines that extend value.
-func completions(value string, names []string, replay bool) []string {
-	fields := strings.Fields(value)
-	trailing := strings.HasSuffix(value, " ")
-	// Completing the command name.
-	if len(fields) == 0 || (len(fields) == 1 && !trailing) {
-		var out []string
-		for _, c := range commands() {
-			if !replay && (c.name == "seek" || c.name == "speed") {
-				continue
-			}
-			s := c.name
-			if c.args != "" {
-				s += " "
-			}
-			out = append(out, s)
-		}
-		return out
-	}
-	cmd := fields[0]
-	argIdx := len(fields) - 1 // index of the argument being typed
-	if trailing {
-		argIdx = len(fields)
-	}
-	prefix := strings.Join(fields[:argIdx], " ") + " "
-	var cands []string
-	switch cmd {
-	case "join":
-		switch argIdx {
-		case 1:
-			cands = []string{"presence ", "broadcast ", "subscription "}
-		case 2:
-			cands = exampleEntities(fields[1], names)
-		default:
-			cands = []string{"--tenant ", "--as "}
-		}
-	case "leave", "untrack", "retry", "track", "broadcast":
-		if argIdx == 1 {
-			cands = names
-		}
-		if cmd == "broadcast" && argIdx == 2 {
-			cands = []string{"cursor ", "message ", "ping "}
-		}
-		if cmd == "track" && argIdx == 2 {
-			cands = []string{`{"user_id":"me","name":"Me"}`}
-		}
-		if cmd == "broadcast" && argIdx == 3 {
-			cands = []string{`{"x":1,"y":2}`}
-		}
-	case "doctor":
-		if argIdx == 1 {
-			for _, n := range names {
-				if strings.HasPrefix(n, "subscription:") || strings.Contains(n, ":subscription:") {
-					cands = append(cands, n)
-				}
-			}
-		}
-	case "kick":
-		switch argIdx {
-		case 1:
-			cands = names
-		case 2:
-			cands = []string{"error", "close"}
-		}
-	case "policy":
-		if argIdx == 1 {
-			cands = []string{"fixed:3s", "exp", "breaker", "fixed:1s,max=10"}
-		}
-	case "seek":
-		cands = []string{"+10s", "-10s", "0:00"}
-	case "speed":
-		cands = []string{"1", "2", "10", "0.5"}
-	case "freeze":
-		cands = []string{"10s", "30s"}
-	case "latency":
-		cands = []string{"200ms", "1s", "0"}
-	case "fail-connects":
-		cands = []string{"3", "10"}
-	case "reject-joins":
-		cands = []string{"3", "10s"}
-	case "export":
-		cands = []string{"rtm-export.ndjson"}
-	}
-	out := make([]string, 0, len(cands))
-	for _, c := range cands {
-		out = append(out, prefix+c)
-	}
-	return out
-}
-
-// exampleEntities suggests entities for a join of kind: the entities
-// of existing channels of that kind, then the design's examples.
-func exampleEntities(kind string, names []string) []string {
-	var out []string
-	for _, n := range names {
-		if nm, err := registry.ParseName(n); err == nil && nm.Kind.String() == kind {
-			out = append(out, nm.Entity())
-		}
-	}
-	switch kind {
-	case "presence":
-		out = append(out, "contact:123")
-	case "broadcast":
-		out = append(out, "document:789")
-	case "subscription":
-		out = append(out, "project:456")
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// command is a parsed ":" command line.
-type command struct {
-	name  string
-	args  []string
-	rest  string // the raw text after the fixed arguments (JSON)
-	flags map[string]string
-}
-
-// errUsage marks a command error that the usage line explains.
-var errUsage = errors.New("usage")
-
-// parseCommand splits line into the command name, nFixed arguments, the
-// raw rest, and --flag value pairs (flags only where allowed).
-func parseCommand(line string) (command, error) {
-	line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), ":"))
-	if line == "" {
-		return command{}, fmt.Errorf("empty command: type help for the list")
-	}
-	name, rest, _ := strings.Cut(line, " ")
-	c := command{name: name, flags: map[string]string{}}
-	var spec *commandSpec
-	for _, s := range commands() {
-		if s.name == name {
-			spec = &s
-			break
-		}
-	}
-	if name == "q" {
-		c.name = "quit"
-		return c, nil
-	}
-	if spec == nil {
-		return c, fmt.Errorf("unknown command %q: type help for the list (tab completes)", name)
-	}
-	nFixed := 0
-	switch name {
-	case "track":
-		nFixed = 1
-	case "broadcast":
-		nFixed = 2
-	}
-	rest = strings.TrimSpace(rest)
-	if nFixed > 0 {
-		for i := 0; i < nFixed; i++ {
-			tok, r, _ := strings.Cut(rest, " ")
-			if tok == "" {
-				break
-			}
-			c.args = append(c.args, tok)
-			rest = strings.TrimSpace(r)
-		}
-		c.rest = rest
-		return c, nil
-	}
-	toks := strings.Fields(rest)
-	for i := 0; i < len(toks); i++ {
-		t := toks[i]
-		if strings.HasPrefix(t, "--") && name == "join" {
-			k, v, ok := strings.Cut(t[2:], "=")
-			if !ok {
-				if i+1 >= len(toks) {
-					return c, fmt.Errorf("flag --%s needs a value", k)
-				}
-				v = toks[i+1]
-				i++
-			}
-			if k != "tenant" && k != "as" {
-				return c, fmt.Errorf("unknown flag --%s for join (want --tenant or --as)", k)
-			}
-			c.flags[k] = v
-			continue
-		}
-		c.args = append(c.args, t)
-	}
-	return c, nil
-}
-
-// usage returns the usage line of a command.
-func usage(name string) string {
-	for _, s := range commands() {
-		if s.name == name {
-			return strings.TrimSpace(":" + s.name + " " + s.args)
-		}
-	}
-	return ""
-}
-
-// parseJoin builds a join request from "join <kind> <entity> [flags]" or
-// "join <full name>".
-func parseJoin(c command, defaultTenant string) (JoinRequest, error) {
-	var n registry.Name
-	var err error
-	tenant := defaultTenant
-	if t, ok := c.flags["tenant"]; ok {
-		tenant = t
-	}
-	switch len(c.args) {
-	case 1:
-		n, err = registry.ParseName(c.args[0])
-		if err == nil && n.Tenant == "" && tenant != "" {
-			n.Tenant = tenant
-			err = n.Validate()
-		}
-	case 2:
-		kind, kerr := registry.ParseKind(c.args[0])
-		if kerr != nil {
-			return JoinRequest{}, fmt.Errorf("%w: %s", kerr, usage("join"))
-		}
-		et, id, ok := strings.Cut(c.args[1], ":")
-		if !ok {
-			return JoinRequest{}, fmt.Errorf("entity %q must be <entity_type>:<entity_id>, e.g. contact:123", c.args[1])
-		}
-		n, err = registry.NewName(kind, et, id, tenant)
-	default:
-		return JoinRequest{}, fmt.Errorf("%w: %s", errUsage, usage("join"))
-	}
-	if err != nil {
-		return JoinRequest{}, err
-	}
-	req := JoinRequest{Name: n}
-	if as, ok := c.flags["as"]; ok {
-		if n.Kind != registry.KindPresence {
-			return JoinRequest{}, fmt.Errorf("--as tracks a presence: it applies to presence channels only")
-		}
-		if strings.TrimSpace(as) == "" {
-			return JoinRequest{}, fmt.Errorf("--as needs a user id")
-		}
-		req.As = as
-		req.UserName = as
-	}
-	return req, nil
-}
-
-// resolveName finds the channel a command names: a full name, or the
-// entity (or kind:entity) of exactly one existing channel.
-func resolveName(arg string, chans []registry.ChannelInfo, defaultTenant string) (registry.Name, error) {
-	if arg == "" {
-		return registry.Name{}, fmt.Errorf("no channel named: give a channel name (tab completes)")
-	}
-	if n, err := registry.ParseName(arg); err == nil {
-		return n, nil
-	}
-	var found []registry.Name
-	for _, c := range chans {
-		if c.Name.Entity() == arg || c.Name.String() == arg || strings.HasSuffix(c.Name.String(), ":"+arg) {
-			found = append(found, c.Name)
-		}
-	}
-	if len(found) > 1 {
-		// Prefer the channel of the default tenant.
-		var own []registry.Name
-		for _, n := range found {
-			if n.Tenant == defaultTenant {
-				own = append(own, n)
-			}
-		}
-		if len(own) == 1 {
-			return own[0], nil
-		}
-	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		return registry.Name{}, fmt.Errorf("no channel %q: use a full name like presence:contact:123 (tab completes)", arg)
-	}
-	return registry.Name{}, fmt.Errorf("%q is ambiguous (%d channels): use the full name", arg, len(found))
-}
-
-// parseObject validates a JSON object payload.
-func parseObject(what, s string) (json.RawMessage, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, fmt.Errorf("%s is empty: give a JSON object, e.g. {\"x\":1}", what)
-	}
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, fmt.Errorf("%s is not valid JSON at offset %d: %v", what, se.Offset, err)
-		}
-		return nil, fmt.Errorf("%s is not valid JSON: %v", what, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s has text after the JSON value", what)
-	}
-	if _, ok := v.(map[string]any); !ok {
-		return nil, fmt.Errorf("%s must be a JSON object ({...}), not %s", what, jsonKind(v))
-	}
-	var b bytes.Buffer
-	if err := json.Compact(&b, []byte(s)); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return json.RawMessage(b.Bytes()), nil
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case []any:
-		return "an array"
-	case string:
-		return "a string"
-	case json.Number:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case nil:
-		return "null"
-	}
-	return "a value"
-}
-
-// presenceUser builds the user of a track payload: user_id (or id, key)
-// and name from the object.
-func presenceUser(payload json.RawMessage, fallbackID string) (registry.PresenceUser, error) {
-	var obj map[string]any
-	if err := json.Unmarshal(payload, &obj); err != nil {
-		return registry.PresenceUser{}, fmt.Errorf("presence payload: %w", err)
-	}
-	id := fallbackID
-	for _, k := range []string{"user_id", "id", "key"} {
-		if v, ok := obj[k].(string); ok && v != "" {
-			id = v
-			break
-		}
-	}
-	if id == "" {
-		return registry.PresenceUser{}, fmt.Errorf("the presence payload needs a \"user_id\" string")
-	}
-	name, _ := obj["name"].(string)
-	return registry.PresenceUser{UserID: id, Name: name, Payload: payload}, nil
-}
-
-// parseDuration reads "10s", "500ms" or a bare number of seconds.
-func parseDuration(s string) (time.Duration, error) {
-	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("duration %q is negative", s)
-		}
-		return time.Duration(n * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (10s, 500ms, 2m)", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("duration %q is negative", s)
-	}
-	return d, nil
 }

@@ -3,6 +3,50 @@
 // retries, info), the log stream, a status line and key hints, plus the
 // command line, forms, the confirm dialog and the fault menu.
 //
+// Components. The root [Model] (model.go) holds the data the panes show
+// and routes messages and lays out; every pane and dialog is its own
+// type owning its state:
+//
+//   - panes: channelsPane (channels.go: rows, selection, scroll,
+//     filter), mainPane (mainpane.go) with one mainTab per tab
+//     (tab_messages.go, tab_presence.go, tab_retries.go, tab_info.go:
+//     each owns its scroll, filter or toggle), logPane (logpane.go: its
+//     ring, cursor, wrap, filter). Each has setSize, its keys, its
+//     footer help and view, which renders again only when its cache key
+//     changed ([paneCache] in pane.go): the versions of the data it
+//     shows (a ring's Seq and Len, the model's chansGen and stateGen,
+//     bumped in batch.go where the data changes), its own state, its
+//     size, focus and styles, and the model's epoch and clock (key
+//     presses and ticks redraw everything, as before).
+//   - navigation: nav.go decodes the navigation keys once (navKey) for
+//     every list, with the two cursors lists use: scroll (an offset the
+//     view clamps) and cursor (a numbered entry, or the newest while
+//     following).
+//   - dialogs: the dialog interface (dialog.go: update, view, help) and
+//     a stack in the root model; the top dialog gets every key, paste
+//     and blink. One file each: dialog_help.go, dialog_confirm.go,
+//     dialog_form.go (with dialog_track.go and dialog_broadcast.go),
+//     dialog_faults.go (the fault menu, faultSummary and the fault
+//     commands: everything of the UI that knows the faults),
+//     dialog_doctor.go, dialog_filter.go, and cmdline.go (the command
+//     line, which owns its history; the commands are in commands.go).
+//   - the root: route.go routes keys (top dialog, global keys, the open
+//     tab's keys, replay, channel actions, the focused pane), actions.go
+//     turns actions into Cmds, batch.go applies batches, view.go draws
+//     the header, status line and footer and composes the screen,
+//     status.go keeps the status line.
+//
+// Adding a tab: a file tab_<name>.go with a type implementing mainTab,
+// a tab constant and its entry in newMainPane (mainpane.go), its key in
+// KeyMap.Tabs (keys.go). Adding a dialog: a file dialog_<name>.go with a
+// type implementing dialog, opened with Model.openDialog from the key
+// (route.go) or command (commands.go) that shows it. Adding a command:
+// its commandSpec and runCommand case in commands.go (and completions
+// there); a fault command goes in faultCommand (dialog_faults.go).
+// Adding a pane: a file with its type (setSize, keys, help, a cached
+// view), its rect in layout.go, a focus value and field in model.go,
+// its case in route.go and in view.go (Render, ShortHelp).
+//
 // Data flow: a [Bridge] goroutine reads the channel manager's event
 // subscription and sends at most one [EventsBatchMsg] per frame (40 ms by
 // default), with a fresh registry.State snapshot when state changed.
@@ -18,8 +62,9 @@
 // action (join, leave, track, broadcast, retry, faults, export) is a
 // tea.Cmd that calls the [Manager] interface with a context and returns a
 // result message; errors show in the status line and in the log with a
-// hint. View renders only visible rows and keeps rendered areas and rows
-// cached until they change. Layout is computed on WindowSizeMsg.
+// hint. View renders only visible rows and keeps rendered panes and rows
+// cached until what they show changes. Layout is computed on
+// WindowSizeMsg.
 //
 // Everything that came from the network is shown masked: the text of
 // every row goes through sanitize, which masks keys and tokens on the

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"rtm/registry"
@@ -107,13 +106,6 @@ func (r *doctorResult) summary() string {
 	return fmt.Sprintf("%d of %d checks failed: %s", len(failed), total, strings.Join(failed, ", "))
 }
 
-// doctorView is the doctor dialog.
-type doctorView struct {
-	name   registry.Name
-	gen    int
-	scroll int
-}
-
 // doctorDoneMsg carries the outcome of a doctor run.
 type doctorDoneMsg struct {
 	res doctorResult
@@ -177,9 +169,7 @@ func (m *Model) runDoctor(c registry.ChannelInfo) tea.Cmd {
 	}
 	d := m.data(c.Name)
 	d.doctor = &res
-	m.doctor = &doctorView{name: c.Name, gen: res.gen}
-	m.overlay = overlayDoctor
-	m.cache.main.valid = false
+	m.openDialog(&doctorView{name: c.Name, gen: res.gen})
 	doc, as, ready, parent := m.opts.Doctor, m.subscriberAs(), c.Ready, m.opts.Context
 	timeout := m.opts.DoctorTimeout
 	now := m.opts.Now
@@ -217,15 +207,12 @@ func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
 		return nil // a newer run is under way
 	}
 	d.doctor = &r
-	if r.name == m.sel {
-		m.cache.main.valid = false
-	}
 	failed, total, errs := r.failed()
 	level := slog.LevelInfo
 	text := "doctor " + r.name.String() + ": " + r.summary()
 	if len(failed) > 0 || errs > 0 {
 		level = slog.LevelWarn
-		if m.overlay != overlayDoctor {
+		if _, open := topDialog[*doctorView](m); !open {
 			text += " — D shows the report"
 		}
 	}
@@ -251,7 +238,7 @@ func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
 		}
 	}
 	for _, rec := range records {
-		m.addLog(rec, true)
+		m.log.add(rec, true)
 	}
 	cmds := []tea.Cmd{m.setStatus(level, text)}
 	if logger := m.opts.Logger; logger != nil {
@@ -268,70 +255,6 @@ func (m *Model) doctorDone(msg doctorDoneMsg) tea.Cmd {
 		})
 	}
 	return tea.Batch(cmds...)
-}
-
-// doctorKey handles a key in the doctor dialog.
-func (m *Model) doctorKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	v := m.doctor
-	switch {
-	case key.Matches(msg, k.Dialog.Cancel, k.Quit, k.Help):
-		m.doctor, m.overlay = nil, overlayNone
-	case key.Matches(msg, k.Up):
-		v.scroll = max(0, v.scroll-1)
-	case key.Matches(msg, k.Down):
-		v.scroll++
-	case key.Matches(msg, k.PageUp):
-		v.scroll = max(0, v.scroll-10)
-	case key.Matches(msg, k.PageDown):
-		v.scroll += 10
-	case key.Matches(msg, k.Top):
-		v.scroll = 0
-	case key.Matches(msg, k.Bottom):
-		v.scroll = 1 << 20
-	case key.Matches(msg, k.Channel.Doctor):
-		if c, ok := m.state.Channel(v.name); ok {
-			return m.runDoctor(c)
-		}
-		return m.setStatus(slog.LevelWarn, v.name.String()+" is no longer in the registry")
-	}
-	return nil
-}
-
-// viewDoctor renders the doctor dialog, at most h rows high.
-func (m *Model) viewDoctor(w, h int) []string {
-	v := m.doctor
-	st := m.st
-	inner := w - 4
-	var body []string
-	var res *doctorResult
-	if d, ok := m.chData[v.name]; ok {
-		res = d.doctor
-	}
-	if m.opts.Database.Detail != "" {
-		for _, l := range wrapText("database "+sanitize(m.opts.Database.Detail), inner) {
-			body = append(body, st.Muted.Render(l))
-		}
-	}
-	if res == nil {
-		body = append(body, st.Muted.Render("no run"))
-	} else {
-		body = append(body, doctorLines(st, res, inner, m.subscriberAs())...)
-	}
-	foot := st.Muted.Render(truncText("↑/↓ scroll · D runs again · esc closes", inner))
-	// Scroll the body so the dialog fits in h rows (borders, a blank
-	// line and the footer take 4).
-	room := max(1, h-4)
-	if n := len(body); n > room {
-		v.scroll = min(v.scroll, n-room)
-		body = body[v.scroll : v.scroll+room]
-		foot = st.Muted.Render(truncText(fmt.Sprintf("↑/↓ scroll (%d above, %d below) · D runs again · esc closes",
-			v.scroll, n-room-v.scroll), inner))
-	} else {
-		v.scroll = 0
-	}
-	body = append(body, "", foot)
-	return dialogBox(st, "Doctor — "+v.name.String(), body, w)
 }
 
 // doctorLines renders a run: per binding, one line per check (✓ green,

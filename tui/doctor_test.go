@@ -69,8 +69,8 @@ func newDoctorModel(t *testing.T, doc Doctor, opts ...func(*Options)) (*Model, *
 	st := readyState()
 	m.Update(EventsBatchMsg{State: &st})
 	keys(m, "j", "j") // subscription:project:456
-	if m.sel != projCh {
-		t.Fatalf("selected %v", m.sel)
+	if m.chans.sel != projCh {
+		t.Fatalf("selected %v", m.chans.sel)
 	}
 	return m, fm
 }
@@ -81,8 +81,8 @@ func TestDoctorKey(t *testing.T) {
 	doc := &fakeDoctor{checks: doctorChecks()}
 	m, fm := newDoctorModel(t, doc)
 	cmd := keys(m, "D")[0]
-	if m.overlay != overlayDoctor || cmd == nil {
-		t.Fatalf("D opened %v", m.overlay)
+	if !isTop[*doctorView](m) || cmd == nil {
+		t.Fatalf("D opened %T", m.dialogs.top())
 	}
 	if len(doc.Requests()) != 0 {
 		t.Fatal("Update ran the doctor")
@@ -108,8 +108,8 @@ func TestDoctorKey(t *testing.T) {
 	}
 	// The log has the summary and the red check with its fix.
 	var failed *registry.LogRecord
-	for i := 0; i < m.logs.Len(); i++ {
-		if r := m.logs.At(i).rec; r.Message == "Doctor check failed" {
+	for i := 0; i < m.log.logs.Len(); i++ {
+		if r := m.log.logs.At(i).rec; r.Message == "Doctor check failed" {
 			failed = &r
 		}
 	}
@@ -124,7 +124,7 @@ func TestDoctorKey(t *testing.T) {
 	}
 	// esc closes; the Info tab keeps the summary.
 	keys(m, "esc")
-	if m.overlay != overlayNone {
+	if m.dialogs.top() != nil {
 		t.Fatal("esc must close the doctor")
 	}
 	keys(m, "4")
@@ -165,8 +165,8 @@ func TestDoctorErrors(t *testing.T) {
 		m, _ := newDoctorModel(t, doc)
 		keys(m, "g")
 		feed(m, keys(m, "D")[0])
-		if m.overlay != overlayNone || len(doc.Requests()) != 0 {
-			t.Fatalf("D on a presence channel: overlay %v, requests %v", m.overlay, doc.Requests())
+		if m.dialogs.top() != nil || len(doc.Requests()) != 0 {
+			t.Fatalf("D on a presence channel: overlay %T, requests %v", m.dialogs.top(), doc.Requests())
 		}
 		mustContain(t, m.status.text, "presence:contact:123 is a presence channel")
 		if slices.Contains(helpKeys(m.ShortHelp()), "D") {
@@ -396,20 +396,20 @@ func m0() *Model { return New(Options{}) }
 // The tab follows the selected channel's kind until the user picks one.
 func TestTabFollowsChannelKind(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40)
-	if m.tab != tabPresence {
-		t.Fatalf("first presence channel: tab %v", m.tab)
+	if m.main.tab != tabPresence {
+		t.Fatalf("first presence channel: tab %v", m.main.tab)
 	}
 	keys(m, "j")
-	if m.tab != tabMessages {
-		t.Fatalf("broadcast channel: tab %v", m.tab)
+	if m.main.tab != tabMessages {
+		t.Fatalf("broadcast channel: tab %v", m.main.tab)
 	}
 	keys(m, "k")
-	if m.tab != tabPresence {
-		t.Fatalf("back on presence: tab %v", m.tab)
+	if m.main.tab != tabPresence {
+		t.Fatalf("back on presence: tab %v", m.main.tab)
 	}
 	keys(m, "3", "esc", "j")
-	if m.tab != tabRetries {
-		t.Fatalf("a chosen tab stays: %v", m.tab)
+	if m.main.tab != tabRetries {
+		t.Fatalf("a chosen tab stays: %v", m.main.tab)
 	}
 }
 

@@ -95,3 +95,9 @@ func teaBackground(dark bool) tea.BackgroundColorMsg {
 	}
 	return tea.BackgroundColorMsg{Color: color.White}
 }
+
+// isTop reports whether the top dialog is a T.
+func isTop[T dialog](m *Model) bool {
+	_, ok := topDialog[T](m)
+	return ok
+}

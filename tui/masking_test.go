@@ -16,9 +16,9 @@ import (
 // messages, "2" presence, "4" info).
 func selectChannel(t *testing.T, m *Model, n registry.Name, k string) {
 	t.Helper()
-	for i, r := range m.rows {
+	for i, r := range m.chans.rows {
 		if r.name == n {
-			m.selectRow(i)
+			m.channelSelected(m.chans.selectRow(i))
 			keys(m, k)
 			return
 		}

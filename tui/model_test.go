@@ -44,7 +44,7 @@ func mustNotContain(t *testing.T, s string, subs ...string) {
 // lastLog returns the newest log entry.
 func lastLog(t *testing.T, m *Model) registry.LogRecord {
 	t.Helper()
-	e, ok := m.logs.Last()
+	e, ok := m.log.logs.Last()
 	if !ok {
 		t.Fatal("log is empty")
 	}
@@ -74,17 +74,17 @@ func TestFocusAndTabs(t *testing.T) {
 	}
 	for i, want := range []tab{tabMessages, tabPresence, tabRetries, tabInfo} {
 		keys(m, fmt.Sprint(i+1))
-		if m.tab != want || m.focus != focusMain {
-			t.Fatalf("key %d: tab %v focus %v", i+1, m.tab, m.focus)
+		if m.main.tab != want || m.focus != focusMain {
+			t.Fatalf("key %d: tab %v focus %v", i+1, m.main.tab, m.focus)
 		}
 	}
 	keys(m, "]")
-	if m.tab != tabMessages {
-		t.Fatalf("] from Info: %v", m.tab)
+	if m.main.tab != tabMessages {
+		t.Fatalf("] from Info: %v", m.main.tab)
 	}
 	keys(m, "[")
-	if m.tab != tabInfo {
-		t.Fatalf("[ from Messages: %v", m.tab)
+	if m.main.tab != tabInfo {
+		t.Fatalf("[ from Messages: %v", m.main.tab)
 	}
 	keys(m, "esc")
 	if m.focus != focusChannels {
@@ -98,7 +98,7 @@ func TestChannelSelectionSkipsTenantHeadings(t *testing.T) {
 	mustContain(t, s, "▸ no tenant", "▸ tenant abc")
 	var got []string
 	for i := 0; i < 5; i++ {
-		got = append(got, m.sel.String())
+		got = append(got, m.chans.sel.String())
 		keys(m, "j")
 	}
 	want := []string{presenceCh.String(), docCh.String(), projCh.String(), tenantCh.String(), tenantCh.String()}
@@ -106,12 +106,12 @@ func TestChannelSelectionSkipsTenantHeadings(t *testing.T) {
 		t.Fatalf("selection order %v, want %v", got, want)
 	}
 	keys(m, "g")
-	if m.sel != presenceCh {
-		t.Fatalf("g: %v", m.sel)
+	if m.chans.sel != presenceCh {
+		t.Fatalf("g: %v", m.chans.sel)
 	}
 	keys(m, "G")
-	if m.sel != tenantCh {
-		t.Fatalf("G: %v", m.sel)
+	if m.chans.sel != tenantCh {
+		t.Fatalf("G: %v", m.chans.sel)
 	}
 	keys(m, "enter")
 	if m.focus != focusMain {
@@ -161,7 +161,7 @@ func TestTrackForm(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40)
 	// Untrack first so p is offered (the sample tracks alice).
 	keys(m, "p")
-	if m.overlay != overlayForm {
+	if !isTop[*form](m) {
 		t.Fatalf("p on a presence channel must open the form")
 	}
 	mustContain(t, screen(m), "Track presence", "User id (presence key)", "Payload (JSON object)")
@@ -179,13 +179,13 @@ func TestTrackForm(t *testing.T) {
 	// Break the JSON: the form refuses and explains.
 	m.Update(press("backspace"))
 	cmds := keys(m, "enter")
-	if m.overlay != overlayForm || cmds[0] != nil {
+	if !isTop[*form](m) || cmds[0] != nil {
 		t.Fatalf("invalid JSON must keep the form open without an action")
 	}
 	mustContain(t, screen(m), "payload is not valid JSON")
 	typeText(m, "}")
 	cmds = keys(m, "enter")
-	if m.overlay != overlayNone || cmds[0] == nil {
+	if m.dialogs.top() != nil || cmds[0] == nil {
 		t.Fatalf("valid form must close and return the action")
 	}
 	feed(m, cmds[0])
@@ -206,8 +206,8 @@ func TestTrackForm(t *testing.T) {
 func TestTrackOnlyOnPresence(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40)
 	keys(m, "j", "p") // broadcast:document:789
-	if m.overlay != overlayNone {
-		t.Fatalf("p on a broadcast channel opened %v", m.overlay)
+	if m.dialogs.top() != nil {
+		t.Fatalf("p on a broadcast channel opened %T", m.dialogs.top())
 	}
 	mustContain(t, screen(m), "p tracks presence: broadcast:document:789 is a broadcast channel")
 	if len(fm.Calls()) != 0 {
@@ -218,7 +218,7 @@ func TestTrackOnlyOnPresence(t *testing.T) {
 func TestBroadcastFormValidatesJSON(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40)
 	keys(m, "j", "b")
-	if m.overlay != overlayForm {
+	if !isTop[*form](m) {
 		t.Fatal("b must open the broadcast form")
 	}
 	keys(m, "tab")
@@ -243,12 +243,12 @@ func TestBroadcastFormValidatesJSON(t *testing.T) {
 func TestLeaveNeedsConfirm(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40)
 	keys(m, "j", "ctrl+d")
-	if m.overlay != overlayConfirm {
+	if !isTop[*confirmDialog](m) {
 		t.Fatal("ctrl+d must ask for confirmation")
 	}
 	mustContain(t, screen(m), "Leave broadcast:document:789?", "It holds 2 references")
 	cmds := keys(m, "n")
-	if m.overlay != overlayNone || cmds[0] != nil {
+	if m.dialogs.top() != nil || cmds[0] != nil {
 		t.Fatal("n must cancel")
 	}
 	keys(m, "ctrl+d")
@@ -279,7 +279,7 @@ func TestFaultMenu(t *testing.T) {
 	keys(m2, "x")
 	mustContain(t, screen(m2), "needs the embedded server or rtm serve")
 	cmds = keys(m2, "a")
-	if m2.overlay != overlayFaults || len(fm2.Calls()) != 0 {
+	if !isTop[*faultMenu](m2) || len(fm2.Calls()) != 0 {
 		t.Fatal("a disabled fault must not run")
 	}
 	mustContain(t, screen(m2), "server: drop every socket: needs the embedded server or rtm serve")
@@ -385,8 +385,8 @@ func TestActionErrorsShowReasonAndHint(t *testing.T) {
 	mustContain(t, m.status.text, "not supported here", "need the embedded server")
 	// The UI is still usable.
 	keys(m, "j")
-	if m.sel != docCh {
-		t.Fatalf("selection stuck at %v", m.sel)
+	if m.chans.sel != docCh {
+		t.Fatalf("selection stuck at %v", m.chans.sel)
 	}
 	mustContain(t, screen(m), "Channels 4/100")
 }
@@ -400,7 +400,7 @@ func TestActionTimeout(t *testing.T) {
 	done := make(chan []tea.Msg, 1)
 	go func() { done <- runCmd(cmd) }()
 	keys(m, "j", "k") // Update is not blocked by the pending action
-	if m.sel != projCh {
+	if m.chans.sel != projCh {
 		t.Fatal("keys must work while an action runs")
 	}
 	msgs := <-done
@@ -414,8 +414,8 @@ func TestReadOnly(t *testing.T) {
 	m, fm := newTestModel(t, 120, 40, func(o *Options) { o.ReadOnly = true })
 	for _, k := range []string{"p", "u", "b", "r", "ctrl+d", "x"} {
 		cmds := keys(m, k)
-		if m.overlay != overlayNone {
-			t.Fatalf("%s opened %v in read-only mode", k, m.overlay)
+		if m.dialogs.top() != nil {
+			t.Fatalf("%s opened %T in read-only mode", k, m.dialogs.top())
 		}
 		feed(m, cmds[0])
 		if !strings.Contains(m.status.text, "read-only") {
@@ -486,7 +486,7 @@ func logRecord(i int, msg string) registry.Event {
 func TestLogFollowPauseBadge(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40)
 	keys(m, "tab", "tab", "f")
-	if m.logFollow {
+	if m.log.cur.follow {
 		t.Fatal("f must pause")
 	}
 	var evs []registry.Event
@@ -503,11 +503,11 @@ func TestLogFollowPauseBadge(t *testing.T) {
 	mustNotContain(t, s, "3 new")
 	// Scrolling up pauses; scrolling back down to the end resumes.
 	keys(m, "k")
-	if m.logFollow {
+	if m.log.cur.follow {
 		t.Fatal("k must pause")
 	}
 	keys(m, "j")
-	if !m.logFollow {
+	if !m.log.cur.follow {
 		t.Fatal("j back to the newest must resume following")
 	}
 }
@@ -549,8 +549,8 @@ func TestChannelFilter(t *testing.T) {
 	s := screen(m)
 	mustContain(t, s, "document:789", "/doc")
 	mustNotContain(t, s, "project:456            sub")
-	if m.sel != docCh {
-		t.Fatalf("selection must move to a visible channel: %v", m.sel)
+	if m.chans.sel != docCh {
+		t.Fatalf("selection must move to a visible channel: %v", m.chans.sel)
 	}
 	// An invalid expression is taken literally, with a warning.
 	keys(m, "/")
@@ -573,11 +573,11 @@ func TestMessagesTab(t *testing.T) {
 	s = screen(m)
 	mustContain(t, s, `"x": 50,`)
 	d := m.chData[docCh]
-	if d.follow {
+	if d.cur.follow {
 		t.Fatal("moving up must stop following")
 	}
 	keys(m, "G")
-	if !d.follow {
+	if !d.cur.follow {
 		t.Fatal("G must follow again")
 	}
 	// New messages are followed.
@@ -694,7 +694,7 @@ func TestCommandCompletion(t *testing.T) {
 	typeText(m, "f")
 	mustContain(t, screen(m), ":freeze", ":fail-connects")
 	keys(m, "esc")
-	if m.overlay != overlayNone {
+	if m.dialogs.top() != nil {
 		t.Fatal("esc must close the command line")
 	}
 }
@@ -719,7 +719,7 @@ func TestHelpOverlay(t *testing.T) {
 	keys(m, "?")
 	mustContain(t, screen(m), "Keys", "track presence", "retry now", "raw frames", "commands (:)")
 	keys(m, "?")
-	if m.overlay != overlayNone {
+	if m.dialogs.top() != nil {
 		t.Fatal("? must close help")
 	}
 }

@@ -188,15 +188,6 @@ func (l *line) done() string {
 	return l.b.String()
 }
 
-// doneWith pads with p's painted spaces (a selected row's background).
-func (l *line) doneWith(p theme.Paint) string {
-	if l.used < l.max {
-		l.b.WriteString(p.Render(strings.Repeat(" ", l.max-l.used)))
-		l.used = l.max
-	}
-	return l.b.String()
-}
-
 // blank returns w spaces.
 func blank(w int) string {
 	if w <= 0 {

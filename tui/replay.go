@@ -220,8 +220,7 @@ func parsePosition(s string) (time.Duration, error) {
 // clearHistory forgets everything kept from the event stream (a replay
 // rewound); the next snapshot brings the state back.
 func (m *Model) clearHistory() {
-	m.logs.Clear()
-	m.logNew = 0
+	m.log.clear()
 	m.retries.Clear()
 	m.frames.Clear()
 	clear(m.chData)

@@ -214,8 +214,8 @@ func TestReplayRewindClearsHistory(t *testing.T) {
 	if d := m.chData[docCh]; d == nil || d.msgs.Len() != 1 {
 		t.Fatalf("messages after the rewind: %+v", d)
 	}
-	if m.retries.Len() != 0 || m.logs.Len() != 1 {
-		t.Fatalf("retries %d, logs %d after the rewind", m.retries.Len(), m.logs.Len())
+	if m.retries.Len() != 0 || m.log.logs.Len() != 1 {
+		t.Fatalf("retries %d, logs %d after the rewind", m.retries.Len(), m.log.logs.Len())
 	}
 }
 

@@ -18,16 +18,10 @@ type cached struct {
 	valid bool
 }
 
-// cachedPane is one rendered pane and whether it is still valid.
-type cachedPane struct {
-	f     *framed
-	valid bool
-}
-
-// viewCache holds the rendered areas; Update invalidates what changed.
+// viewCache holds the root's own rendered areas; Update invalidates
+// what changed. The panes cache themselves (paneCache).
 type viewCache struct {
 	header, status, footer cached
-	channels, main, log    cachedPane
 }
 
 // View renders the screen from the cached areas, re-rendering only the
@@ -56,12 +50,6 @@ func (m *Model) Render() string {
 		}
 		return c.s
 	}
-	pane := func(c *cachedPane, f func() *framed) *framed {
-		if !c.valid {
-			c.f, c.valid = f(), true
-		}
-		return c.f
-	}
 	header := text(&m.cache.header, m.viewHeader)
 	statusLine := m.viewStatusLine()
 	footer := text(&m.cache.footer, m.viewFooter)
@@ -71,15 +59,15 @@ func (m *Model) Render() string {
 	var left, right, bottom *framed
 	switch {
 	case m.zoom && m.focus == focusChannels:
-		left = pane(&m.cache.channels, m.viewChannels)
+		left = m.chans.view(m.chansView())
 	case m.zoom && m.focus == focusLog:
-		bottom = pane(&m.cache.log, m.viewLog)
+		bottom = m.log.view(m.st, true, m.epoch)
 	case m.zoom:
-		left = pane(&m.cache.main, m.viewMain)
+		left = m.main.view(m.mainView())
 	default:
-		left = pane(&m.cache.channels, m.viewChannels)
-		right = pane(&m.cache.main, m.viewMain)
-		bottom = pane(&m.cache.log, m.viewLog)
+		left = m.chans.view(m.chansView())
+		right = m.main.view(m.mainView())
+		bottom = m.log.view(m.st, m.focus == focusLog, m.epoch)
 	}
 	topRows := 0
 	if left != nil {
@@ -93,7 +81,12 @@ func (m *Model) Render() string {
 	b.Grow(len(header) + len(statusLine) + len(footer) + left.size() + right.size() + bottom.size() + m.height*4)
 	b.WriteString(header)
 	b.WriteByte('\n')
-	if m.overlay == overlayNone || m.overlay == overlayFilter {
+	var dlg []string
+	var dx, dy int
+	if d := m.dialogs.top(); d != nil {
+		dlg, dx, dy = d.view(m, m.width, topRows+bottomRows)
+	}
+	if len(dlg) == 0 {
 		for i := 0; i < topRows; i++ {
 			left.write(&b, i)
 			right.write(&b, i)
@@ -115,7 +108,7 @@ func (m *Model) Render() string {
 		for i := 0; i < bottomRows; i++ {
 			body = append(body, bottom.row(i))
 		}
-		for _, l := range m.overlayBody(body) {
+		for _, l := range drawDialog(body, dlg, dx, dy, m.width) {
 			b.WriteString(l)
 			b.WriteByte('\n')
 		}
@@ -302,12 +295,8 @@ func statusDot(s registry.SocketStatus) string {
 // input when open.
 func (m *Model) viewStatusLine() string {
 	w := m.width
-	switch m.overlay {
-	case overlayCommand:
-		return m.padStatus(fitInput(m.cmd.input.View(), w))
-	case overlayFilter:
-		in := fitInput(m.filterIn.View(), max(10, w-40))
-		return m.padStatus(fitANSI(in+"  "+m.st.Muted.Render("in "+m.focusName()+" · enter apply · esc cancel"), w))
+	if in, ok := m.dialogs.top().(inputLine); ok {
+		return in.statusLine(m, w)
 	}
 	if m.cache.status.valid {
 		return m.cache.status.s
@@ -382,46 +371,20 @@ func (m *Model) viewFooter() string {
 // open dialog.
 func (m *Model) ShortHelp() []key.Binding {
 	k := m.keys
-	switch m.overlay {
-	case overlayCommand:
-		return []key.Binding{k.Dialog.Complete, withHelp(k.Dialog.NextField, "↑/↓", "history"), withHelp(k.Dialog.Submit, "enter", "run"), k.Dialog.Cancel}
-	case overlayFilter:
-		return []key.Binding{withHelp(k.Dialog.Submit, "enter", "apply"), withHelp(k.Dialog.Cancel, "esc", "cancel")}
-	case overlayForm:
-		return []key.Binding{k.Dialog.NextField, k.Dialog.PrevField, k.Dialog.Submit, k.Dialog.Cancel}
-	case overlayConfirm:
-		return []key.Binding{k.Dialog.Yes, k.Dialog.No}
-	case overlayFaults:
-		return []key.Binding{withHelp(k.Down, "↑/↓", "select"), withHelp(k.Dialog.Submit, "enter", "inject"), withHelp(k.Dialog.Cancel, "esc", "close")}
-	case overlayHelp:
-		return []key.Binding{withHelp(k.Help, "?", "close help"), k.Dialog.Cancel}
-	case overlayDoctor:
-		return []key.Binding{withHelp(k.Down, "↑/↓", "scroll"), withHelp(k.Channel.Doctor, "D", "run again"), withHelp(k.Dialog.Cancel, "esc", "close")}
+	if d := m.dialogs.top(); d != nil {
+		return d.help(k)
 	}
 	var out []key.Binding
 	switch m.focus {
 	case focusChannels:
-		out = append(out, withHelp(k.Down, "↑/↓", "select"), withHelp(k.Open, "enter", "open"))
-		out = append(out, m.channelActions()...)
+		out = append(out, m.chans.help(k)...)
 	case focusMain:
 		out = append(out, k.TabKeys)
-		switch m.tab {
-		case tabMessages:
-			out = append(out, withHelp(k.Down, "↑/↓", "message"), withHelp(k.Open, "enter", "zoom"))
-		case tabPresence:
-			out = append(out, k.Presence.Raw)
-		}
-		out = append(out, m.channelActions()...)
+		out = append(out, m.main.current().help(k)...)
 	case focusLog:
-		follow := k.Log.Follow
-		if m.logFollow {
-			follow.SetHelp("f", "pause")
-		} else {
-			follow.SetHelp("f", "follow")
-		}
-		out = append(out, follow, k.Log.Wrap, withHelp(k.Down, "↑/↓", "scroll"), k.Zoom)
-		out = append(out, m.channelActions()...)
+		out = append(out, m.log.help(k)...)
 	}
+	out = append(out, m.channelActions()...)
 	out = append(out, k.Filter, k.Command, k.NextFocus, k.Help, k.Quit)
 	if m.opts.Replay != nil {
 		out = append([]key.Binding{k.Replay.Pause, k.Replay.Seek, k.Replay.Speed}, out...)
@@ -481,149 +444,6 @@ func enabled(bs []key.Binding) []key.Binding {
 			out = append(out, b)
 		}
 	}
-	return out
-}
-
-// overlayBody draws the open dialog over the body lines.
-func (m *Model) overlayBody(body []string) []string {
-	var dlg []string
-	switch m.overlay {
-	case overlayHelp:
-		dlg = m.viewHelpDialog(len(body))
-	case overlayForm:
-		if m.form != nil {
-			dlg = m.form.view(m.st, m.dialogWidth())
-		}
-	case overlayConfirm:
-		if m.confirm != nil {
-			dlg = m.confirm.view(m.st, m.dialogWidth())
-		}
-	case overlayFaults:
-		if m.faults != nil {
-			dlg = m.faults.view(m.st, m.dialogWidth())
-		}
-	case overlayDoctor:
-		if m.doctor != nil {
-			dlg = m.viewDoctor(m.dialogWidth(), len(body))
-		}
-	case overlayCommand:
-		dlg = m.cmd.suggestionsView(m.st, m.width)
-		if len(dlg) > 0 {
-			// Suggestions sit just above the command line, left aligned.
-			out := append([]string(nil), body...)
-			top := len(out) - len(dlg)
-			for i, d := range dlg {
-				if top+i >= 0 {
-					out[top+i] = splice(out[top+i], d, 0, m.width)
-				}
-			}
-			return out
-		}
-		return body
-	}
-	if len(dlg) == 0 {
-		return body
-	}
-	dw := ansi.StringWidth(dlg[0])
-	x := max(0, (m.width-dw)/2)
-	y := max(0, (len(body)-len(dlg))/2)
-	out := append([]string(nil), body...)
-	for i, d := range dlg {
-		if y+i < len(out) {
-			out[y+i] = splice(out[y+i], d, x, m.width)
-		}
-	}
-	return out
-}
-
-// splice puts painted text over line at column x.
-func splice(line, over string, x, w int) string {
-	ow := ansi.StringWidth(over)
-	left := ansi.Truncate(line, x, "")
-	if lw := ansi.StringWidth(left); lw < x {
-		left += blank(x - lw)
-	}
-	right := ""
-	if want := w - x - ow; want > 0 {
-		right = ansi.TruncateLeft(line, x+ow, "")
-		// A wide character across the dialog's right edge is kept whole
-		// by TruncateLeft: drop it and pad instead.
-		if rw := ansi.StringWidth(right); rw > want {
-			right = ansi.TruncateLeft(line, x+ow+rw-want, "")
-		}
-		if rw := ansi.StringWidth(right); rw < want {
-			right = blank(want-rw) + right
-		}
-	}
-	return left + "\x1b[m" + over + "\x1b[m" + right
-}
-
-// dialogWidth is the width of dialogs.
-func (m *Model) dialogWidth() int {
-	return max(40, min(m.width-4, 76))
-}
-
-// viewHelpDialog renders the full help.
-func (m *Model) viewHelpDialog(maxH int) []string {
-	w := min(m.width-2, 110)
-	hm := m.help
-	hm.ShowAll = true
-	hm.SetWidth(w - 4)
-	// The key groups side by side, or in as many bands as it takes for
-	// none to be cut.
-	groups := m.FullHelp()
-	var body []string
-	measure := hm
-	measure.SetWidth(0) // unlimited: the width the columns need
-	for len(groups) > 0 {
-		n := len(groups)
-		for n > 1 && ansi.StringWidth(firstLine(measure.FullHelpView(groups[:n]))) > w-4 {
-			n--
-		}
-		if len(body) > 0 {
-			body = append(body, "")
-		}
-		body = append(body, strings.Split(hm.FullHelpView(groups[:n]), "\n")...)
-		groups = groups[n:]
-	}
-	var names []string
-	for _, c := range commands() {
-		if m.opts.Replay == nil && (c.name == "seek" || c.name == "speed") {
-			continue
-		}
-		names = append(names, c.name)
-	}
-	cmds := wrapText("commands (:) — "+strings.Join(names, " "), w-4)
-	if len(body)+1+len(cmds)+2 > maxH {
-		cmds = []string{"commands: type : and tab lists them"}
-	}
-	body = append(body, "")
-	for _, l := range cmds {
-		body = append(body, m.st.Muted.Render(l))
-	}
-	if len(body)+2 > maxH && maxH > 3 {
-		body = append(body[:maxH-3], m.st.Muted.Render("… (a taller terminal shows every key)"))
-	}
-	return dialogBox(m.st, "Keys", body, w)
-}
-
-// firstLine returns s up to its first newline.
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
-}
-
-// dialogBox frames lines in a dialog of width w.
-func dialogBox(st themeStyles, title string, body []string, w int) []string {
-	inner := w - 4
-	out := make([]string, 0, len(body)+2)
-	top := "╭─ " + title + " " + strings.Repeat("─", max(0, w-5-textWidth(title))) + "╮"
-	out = append(out, st.Dialog.Border.Render(top))
-	side := st.Dialog.Border.Render("│")
-	for _, l := range body {
-		out = append(out, side+" "+fitANSI(l, inner)+" "+side)
-	}
-	out = append(out, st.Dialog.Border.Render("╰"+strings.Repeat("─", w-2)+"╯"))
 	return out
 }
 

@@ -1,150 +1,24 @@
 package tui
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"strings"
+	"log/slog"
+	"strconv"
 	"time"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
 	"rtm/registry"
-	"rtm/theme"
 )
 
-// formField is one labelled input of a form.
-type formField struct {
-	label string
-	input textinput.Model
-}
-
-// form is a dialog of labelled inputs; submit validates the values and
-// returns the action to run, or an error shown in the form.
-type form struct {
-	title  string
-	intro  string
-	fields []formField
-	focus  int
-	err    string
-	submit func(values []string) (tea.Cmd, error)
-}
-
-func newForm(st *theme.Styles, title, intro string, submit func([]string) (tea.Cmd, error), fields ...[3]string) *form {
-	f := &form{title: title, intro: intro, submit: submit}
-	for _, fl := range fields {
-		in := newInput(st, "› ", fl[2])
-		in.SetValue(fl[1])
-		in.CursorEnd()
-		f.fields = append(f.fields, formField{label: fl[0], input: in})
-	}
-	return f
-}
-
-func (f *form) setStyles(st *theme.Styles) {
-	for i := range f.fields {
-		setInputStyles(&f.fields[i].input, st)
-	}
-}
-
-func (f *form) setWidth(w int) {
-	for i := range f.fields {
-		f.fields[i].input.SetWidth(max(10, w-8))
-	}
-}
-
-// focusField focuses field i.
-func (f *form) focusField(i int) tea.Cmd {
-	f.focus = (i + len(f.fields)) % len(f.fields)
-	var cmd tea.Cmd
-	for j := range f.fields {
-		if j == f.focus {
-			cmd = f.fields[j].input.Focus()
-		} else {
-			f.fields[j].input.Blur()
-		}
-	}
-	return cmd
-}
-
-func (f *form) values() []string {
-	out := make([]string, len(f.fields))
-	for i, fl := range f.fields {
-		out[i] = fl.input.Value()
-	}
-	return out
-}
-
-// update passes a message to the focused input.
-func (f *form) update(msg tea.Msg) tea.Cmd {
-	var cmd tea.Cmd
-	f.fields[f.focus].input, cmd = f.fields[f.focus].input.Update(msg)
-	return cmd
-}
-
-func (f *form) view(st *theme.Styles, w int) []string {
-	inner := w - 4
-	var body []string
-	for _, l := range wrapText(f.intro, inner) {
-		if l != "" {
-			body = append(body, st.Muted.Render(l))
-		}
-	}
-	for i, fl := range f.fields {
-		lp := st.Dialog.Label
-		if i == f.focus {
-			lp = st.Dialog.Input
-		}
-		body = append(body, "", lp.Render(fl.label))
-		body = append(body, fitInput(fl.input.View(), inner))
-	}
-	body = append(body, "")
-	if f.err != "" {
-		for _, l := range wrapText(f.err, inner) {
-			body = append(body, st.Dialog.Error.Render(l))
-		}
-	} else {
-		body = append(body, st.Muted.Render("tab next field · enter submit · esc cancel"))
-	}
-	return dialogBox(st, f.title, body, w)
-}
-
-// wrapText wraps plain text at spaces to width w.
-func wrapText(s string, w int) []string {
-	var out []string
-	for _, para := range strings.Split(s, "\n") {
-		cur := ""
-		for _, word := range strings.Fields(para) {
-			switch {
-			case cur == "":
-				cur = word
-			case textWidth(cur)+1+textWidth(word) <= w:
-				cur += " " + word
-			default:
-				out = append(out, truncText(cur, w))
-				cur = word
-			}
-		}
-		out = append(out, truncText(cur, w))
-	}
-	return out
-}
-
-// confirm is a yes/no dialog.
-type confirm struct {
-	title string
-	text  string
-	yes   tea.Cmd
-}
-
-func (c *confirm) view(st *theme.Styles, w int) []string {
-	var body []string
-	for _, l := range wrapText(c.text, w-4) {
-		body = append(body, st.Text.Render(l))
-	}
-	body = append(body, "", st.Dialog.Key.Render("y")+st.Muted.Render(" yes   ")+st.Dialog.Key.Render("n")+st.Muted.Render(" no"))
-	return dialogBox(st, c.title, body, w)
-}
+// This file holds everything of the TUI that knows the faults: the fault
+// menu (x), what the status line says of an injected fault, and the
+// fault commands. Adding a fault: a menu row in newFaultMenu, a case in
+// faultSummary and, for a command, one in faultCommand (and its
+// commandSpec).
 
 // faultItem is one entry of the fault menu.
 type faultItem struct {
@@ -192,6 +66,25 @@ func newFaultMenu(st registry.State, ch registry.Name) *faultMenu {
 	return &faultMenu{items: items}
 }
 
+func (f *faultMenu) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
+	k, ok := msg.(tea.KeyPressMsg)
+	if !ok {
+		return nil, false
+	}
+	chosen, closeMenu, why := f.handle(k, m.keys)
+	if why != "" {
+		return m.setStatus(slog.LevelWarn, why), false
+	}
+	if chosen != nil {
+		return m.fault(*chosen), closeMenu
+	}
+	return nil, closeMenu
+}
+
+func (f *faultMenu) help(k KeyMap) []key.Binding {
+	return []key.Binding{withHelp(k.Down, "↑/↓", "select"), withHelp(k.Dialog.Submit, "enter", "inject"), withHelp(k.Dialog.Cancel, "esc", "close")}
+}
+
 // handle processes a key: it returns the chosen fault, whether to close
 // the menu, and a reason when a disabled fault was chosen.
 func (f *faultMenu) handle(msg tea.KeyPressMsg, km KeyMap) (chosen *Fault, closeMenu bool, why string) {
@@ -225,8 +118,9 @@ func (f *faultMenu) pick(i int) (*Fault, bool, string) {
 	return &fl, true, ""
 }
 
-func (f *faultMenu) view(st *theme.Styles, w int) []string {
-	inner := w - 4
+func (f *faultMenu) view(m *Model, w, h int) ([]string, int, int) {
+	st, dw := m.st, m.dialogWidth()
+	inner := dw - 4
 	var body []string
 	body = append(body, st.Muted.Render("Simulate a failure and watch the retries recover."))
 	for i, it := range f.items {
@@ -245,10 +139,10 @@ func (f *faultMenu) view(st *theme.Styles, w int) []string {
 		body = append(body, row)
 	}
 	body = append(body, "", st.Muted.Render("letter or enter injects · esc closes"))
-	return dialogBox(st, "Faults", body, w)
+	return centred(dialogBox(st, "Faults", body, dw), w, h)
 }
 
-// summary describes a fault for the status line.
+// faultSummary describes a fault for the status line.
 func faultSummary(f Fault) string {
 	switch f.Kind {
 	case FaultDrop:
@@ -277,4 +171,85 @@ func faultSummary(f Fault) string {
 		return "server dropped every socket"
 	}
 	return f.String()
+}
+
+func (m *Model) fault(f Fault) tea.Cmd {
+	return m.action("fault", f.String(), faultSummary(f), func(ctx context.Context, mgr Manager) error {
+		return mgr.Fault(ctx, f)
+	})
+}
+
+// faultCommand runs the fault commands (:drop, :freeze, :latency,
+// :fail-connects, :expire-token, :kick, :reject-joins); ok is false for
+// other commands. name resolves argument i as a channel.
+func (m *Model) faultCommand(c command, name func(i int) (registry.Name, error)) (cmd tea.Cmd, ok bool) {
+	wantArgs := func(n int) error {
+		if len(c.args) != n {
+			return fmt.Errorf("%w: %s", errUsage, usage(c.name))
+		}
+		return nil
+	}
+	switch c.name {
+	case "drop", "expire-token":
+		if err := wantArgs(0); err != nil {
+			return m.fail(c.name, "", err), true
+		}
+		if c.name == "drop" {
+			return m.fault(Fault{Kind: FaultDrop}), true
+		}
+		return m.fault(Fault{Kind: FaultExpireToken}), true
+	case "freeze", "latency":
+		if err := wantArgs(1); err != nil {
+			return m.fail(c.name, "", err), true
+		}
+		d, err := parseDuration(c.args[0])
+		if err != nil {
+			return m.fail(c.name, c.args[0], err), true
+		}
+		if c.name == "freeze" {
+			if d <= 0 {
+				return m.fail("freeze", c.args[0], errors.New("freeze needs a positive duration")), true
+			}
+			return m.fault(Fault{Kind: FaultFreeze, Duration: d}), true
+		}
+		return m.fault(Fault{Kind: FaultLatency, Duration: d}), true
+	case "fail-connects":
+		if err := wantArgs(1); err != nil {
+			return m.fail(c.name, "", err), true
+		}
+		n, err := strconv.Atoi(c.args[0])
+		if err != nil || n < 0 {
+			return m.fail(c.name, c.args[0], fmt.Errorf("%q is not a count (0 or more)", c.args[0])), true
+		}
+		return m.fault(Fault{Kind: FaultFailConnects, Count: n}), true
+	case "kick":
+		if len(c.args) < 1 || len(c.args) > 2 {
+			return m.fail("kick", "", fmt.Errorf("%w: %s", errUsage, usage("kick"))), true
+		}
+		n, err := name(0)
+		if err != nil {
+			return m.fail("kick", c.args[0], err), true
+		}
+		mode := registry.KickError
+		if len(c.args) == 2 {
+			if mode, err = registry.ParseKickMode(c.args[1]); err != nil {
+				return m.fail("kick", c.args[1], err), true
+			}
+		}
+		return m.fault(Fault{Kind: FaultKick, Channel: n, Mode: mode}), true
+	case "reject-joins":
+		if err := wantArgs(1); err != nil {
+			return m.fail(c.name, "", err), true
+		}
+		f := Fault{Kind: FaultRejectJoins}
+		if n, err := strconv.Atoi(c.args[0]); err == nil && n >= 0 {
+			f.Count = n
+		} else if d, err := time.ParseDuration(c.args[0]); err == nil && d >= 0 {
+			f.Duration = d
+		} else {
+			return m.fail(c.name, c.args[0], fmt.Errorf("%q is neither a count nor a duration (3, 10s)", c.args[0])), true
+		}
+		return m.fault(f), true
+	}
+	return nil, false
 }
