@@ -27,20 +27,14 @@ type commandSpec struct {
 
 // commands returns the command set, in help order.
 func commands() []commandSpec {
-	return []commandSpec{
+	return slices.Concat([]commandSpec{
 		{"join", "presence|broadcast|subscription <entity_type>:<entity_id> [--tenant T] [--as USER]", "join a channel (shared if it exists)", true},
 		{"leave", "<name>", "leave a channel (all references)", true},
 		{"track", "<name> <json>", "track a presence, e.g. {\"user_id\":\"alice\",\"name\":\"Alice\"}", true},
 		{"untrack", "<name>", "stop tracking your presence", true},
 		{"broadcast", "<name> <event> <json>", "send a broadcast with a JSON object payload", true},
 		{"retry", "<name>", "retry a channel now (fresh series)", true},
-		{"drop", "", "drop the connection (client side)", true},
-		{"freeze", "<duration>", "freeze the connection half-open", true},
-		{"latency", "<duration>", "add latency each way (0 removes it)", true},
-		{"fail-connects", "<n>", "fail the next n connection attempts", true},
-		{"expire-token", "", "expire the user token now", true},
-		{"kick", "<name> [error|close]", "server ends the channel (embedded server / rtm serve)", true},
-		{"reject-joins", "<n|duration>", "server refuses the next n joins or joins for a while", true},
+	}, faultCommands(), []commandSpec{
 		{"policy", "fixed:3s|exp|breaker", "set the retry policy", true},
 		{"seek", "<1:30|+10s|-1m>", "replay: go to a position or step (rtm replay)", false},
 		{"speed", "<x>", "replay: set the speed, e.g. 2 or 0.5 (rtm replay)", false},
@@ -49,7 +43,7 @@ func commands() []commandSpec {
 		{"cleanup", "", "leave every channel", true},
 		{"help", "", "show the keys", false},
 		{"quit", "", "quit rtm", false},
-	}
+	})
 }
 
 // completions returns full command lines that extend value.
@@ -109,6 +103,10 @@ func completions(value string, names []string, replay bool) []string {
 				}
 			}
 		}
+	case "channel-error":
+		if argIdx == 1 {
+			cands = names
+		}
 	case "kick":
 		switch argIdx {
 		case 1:
@@ -132,6 +130,8 @@ func completions(value string, names []string, replay bool) []string {
 		cands = []string{"3", "10"}
 	case "reject-joins":
 		cands = []string{"3", "10s"}
+	case "restart":
+		cands = []string{"3s", "0"}
 	case "export":
 		cands = []string{"rtm-export.ndjson"}
 	}
@@ -434,7 +434,7 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		}
 		return nil
 	}
-	if cmd, ok := m.faultCommand(c, name); ok {
+	if cmd, ok := m.faultCommand(c); ok {
 		return cmd
 	}
 	switch c.name {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
+	"slices"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -14,17 +14,19 @@ import (
 	"rtm/registry"
 )
 
-// This file holds everything of the TUI that knows the faults: the fault
-// menu (x), what the status line says of an injected fault, and the
-// fault commands. Adding a fault: a menu row in newFaultMenu, a case in
-// faultSummary and, for a command, one in faultCommand (and its
-// commandSpec).
+// This file holds the TUI's side of the faults. The vocabulary (kinds,
+// settings, parsing, validation, the status-line summary, the dispatch)
+// is registry's (registry.Fault, registry.ParseFault, Faults.Apply), the
+// same the scenarios use. Here: the fault menu (x), whose rows pick
+// ready-made faults, and the ":" fault commands, which registry parses.
+// Adding a fault: registry's side, then one menu row in newFaultMenu;
+// its command and help line come from registry.FaultKinds.
 
 // faultItem is one entry of the fault menu.
 type faultItem struct {
 	key     string
 	label   string
-	fault   Fault
+	fault   registry.Fault
 	enabled bool
 	why     string // why it is disabled
 }
@@ -44,24 +46,40 @@ func newFaultMenu(st registry.State, ch registry.Name) *faultMenu {
 	if haveCh {
 		chName = ch.String()
 	}
-	lat := Fault{Kind: FaultLatency, Duration: 500 * time.Millisecond}
+	lat := registry.Fault{Kind: registry.FaultLatency, Delay: 500 * time.Millisecond}
 	latLabel := "add 500ms latency each way"
 	if st.Faults.Latency > 0 {
-		lat.Duration = 0
+		lat.Delay = 0
 		latLabel = "remove the added latency (" + fmtDur(st.Faults.Latency) + ")"
 	}
-	items := []faultItem{
-		{"d", "drop the connection (abrupt close)", Fault{Kind: FaultDrop}, true, ""},
-		{"f", "freeze the connection 10s (half-open)", Fault{Kind: FaultFreeze, Duration: 10 * time.Second}, true, ""},
-		{"l", latLabel, lat, true, ""},
-		{"c", "fail the next 3 connection attempts", Fault{Kind: FaultFailConnects, Count: 3}, true, ""},
-		{"t", "expire the token now", Fault{Kind: FaultExpireToken}, true, ""},
-		{"e", "channel error on " + chName, Fault{Kind: FaultChannelError, Channel: ch}, haveCh, "select a channel first"},
-		{"s", "server: kick " + chName + " (phx_error)", Fault{Kind: FaultKick, Channel: ch, Mode: registry.KickError}, server && haveCh, noServer},
-		{"S", "server: close " + chName + " (phx_close)", Fault{Kind: FaultKick, Channel: ch, Mode: registry.KickClose}, server && haveCh, noServer},
-		{"r", "server: reject the next 3 joins", Fault{Kind: FaultRejectJoins, Count: 3}, server, noServer},
-		{"R", "server: reject joins for 10s", Fault{Kind: FaultRejectJoins, Duration: 10 * time.Second}, server, noServer},
-		{"a", "server: drop every socket", Fault{Kind: FaultDropAll}, server, noServer},
+	type row struct {
+		key, label string
+		fault      registry.Fault
+	}
+	rows := []row{
+		{"d", "drop the connection (abrupt close)", registry.Fault{Kind: registry.FaultDrop}},
+		{"f", "freeze the connection 10s (half-open)", registry.Fault{Kind: registry.FaultFreeze, Duration: 10 * time.Second}},
+		{"l", latLabel, lat},
+		{"c", "fail the next 3 connection attempts", registry.Fault{Kind: registry.FaultFailConnects, Count: 3}},
+		{"t", "expire the token now", registry.Fault{Kind: registry.FaultExpireToken}},
+		{"e", "channel error on " + chName, registry.Fault{Kind: registry.FaultChannelError, Channel: ch}},
+		{"s", "server: kick " + chName + " (phx_error)", registry.Fault{Kind: registry.FaultKick, Channel: ch, Mode: registry.KickError}},
+		{"S", "server: close " + chName + " (phx_close)", registry.Fault{Kind: registry.FaultKick, Channel: ch, Mode: registry.KickClose}},
+		{"r", "server: reject the next 3 joins", registry.Fault{Kind: registry.FaultRejectJoins, Count: 3}},
+		{"R", "server: reject joins for 10s", registry.Fault{Kind: registry.FaultRejectJoins, Duration: 10 * time.Second}},
+		{"a", "server: drop every socket", registry.Fault{Kind: registry.FaultDropAll}},
+		{"b", "server: restart, down for 3s", registry.Fault{Kind: registry.FaultRestart, Duration: 3 * time.Second}},
+	}
+	items := make([]faultItem, len(rows))
+	for i, r := range rows {
+		it := faultItem{key: r.key, label: r.label, fault: r.fault, enabled: true}
+		switch {
+		case r.fault.Kind.Server() && !server:
+			it.enabled, it.why = false, noServer
+		case slices.Contains(r.fault.Kind.Needs(), registry.SettingChannel) && !haveCh:
+			it.enabled, it.why = false, "select a channel first"
+		}
+		items[i] = it
 	}
 	return &faultMenu{items: items}
 }
@@ -87,7 +105,7 @@ func (f *faultMenu) help(k KeyMap) []key.Binding {
 
 // handle processes a key: it returns the chosen fault, whether to close
 // the menu, and a reason when a disabled fault was chosen.
-func (f *faultMenu) handle(msg tea.KeyPressMsg, km KeyMap) (chosen *Fault, closeMenu bool, why string) {
+func (f *faultMenu) handle(msg tea.KeyPressMsg, km KeyMap) (chosen *registry.Fault, closeMenu bool, why string) {
 	switch {
 	case key.Matches(msg, km.Dialog.Cancel):
 		return nil, true, ""
@@ -109,7 +127,7 @@ func (f *faultMenu) handle(msg tea.KeyPressMsg, km KeyMap) (chosen *Fault, close
 	return nil, false, ""
 }
 
-func (f *faultMenu) pick(i int) (*Fault, bool, string) {
+func (f *faultMenu) pick(i int) (*registry.Fault, bool, string) {
 	it := f.items[i]
 	if !it.enabled {
 		return nil, false, it.label + ": " + it.why
@@ -142,114 +160,41 @@ func (f *faultMenu) view(m *Model, w, h int) ([]string, int, int) {
 	return centred(dialogBox(st, "Faults", body, dw), w, h)
 }
 
-// faultSummary describes a fault for the status line.
-func faultSummary(f Fault) string {
-	switch f.Kind {
-	case FaultDrop:
-		return "dropped the connection"
-	case FaultFreeze:
-		return fmt.Sprintf("froze the connection for %s", f.Duration)
-	case FaultLatency:
-		if f.Duration == 0 {
-			return "removed the added latency"
-		}
-		return fmt.Sprintf("added %s latency each way", fmtDur(f.Duration))
-	case FaultFailConnects:
-		return fmt.Sprintf("the next %d connection attempts will fail", f.Count)
-	case FaultExpireToken:
-		return "expired the token"
-	case FaultChannelError:
-		return "injected a channel error on " + f.Channel.String()
-	case FaultKick:
-		return fmt.Sprintf("server kicked %s (%s)", f.Channel, f.Mode)
-	case FaultRejectJoins:
-		if f.Duration > 0 {
-			return fmt.Sprintf("server rejects joins for %s", f.Duration)
-		}
-		return fmt.Sprintf("server rejects the next %d joins", f.Count)
-	case FaultDropAll:
-		return "server dropped every socket"
-	}
-	return f.String()
-}
-
-func (m *Model) fault(f Fault) tea.Cmd {
-	return m.action("fault", f.String(), faultSummary(f), func(ctx context.Context, mgr Manager) error {
+func (m *Model) fault(f registry.Fault) tea.Cmd {
+	return m.action("fault", f.String(), f.Summary(), func(ctx context.Context, mgr Manager) error {
 		return mgr.Fault(ctx, f)
 	})
 }
 
-// faultCommand runs the fault commands (:drop, :freeze, :latency,
-// :fail-connects, :expire-token, :kick, :reject-joins); ok is false for
-// other commands. name resolves argument i as a channel.
-func (m *Model) faultCommand(c command, name func(i int) (registry.Name, error)) (cmd tea.Cmd, ok bool) {
-	wantArgs := func(n int) error {
-		if len(c.args) != n {
-			return fmt.Errorf("%w: %s", errUsage, usage(c.name))
-		}
-		return nil
+// faultCommands returns the ":" commands of the faults, one per
+// registry.FaultKinds, in its order.
+func faultCommands() []commandSpec {
+	kinds := registry.FaultKinds()
+	out := make([]commandSpec, len(kinds))
+	for i, k := range kinds {
+		out[i] = commandSpec{k.String(), k.Args(), k.Doc(), true}
 	}
-	switch c.name {
-	case "drop", "expire-token":
-		if err := wantArgs(0); err != nil {
-			return m.fail(c.name, "", err), true
-		}
-		if c.name == "drop" {
-			return m.fault(Fault{Kind: FaultDrop}), true
-		}
-		return m.fault(Fault{Kind: FaultExpireToken}), true
-	case "freeze", "latency":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err), true
-		}
-		d, err := parseDuration(c.args[0])
-		if err != nil {
-			return m.fail(c.name, c.args[0], err), true
-		}
-		if c.name == "freeze" {
-			if d <= 0 {
-				return m.fail("freeze", c.args[0], errors.New("freeze needs a positive duration")), true
-			}
-			return m.fault(Fault{Kind: FaultFreeze, Duration: d}), true
-		}
-		return m.fault(Fault{Kind: FaultLatency, Duration: d}), true
-	case "fail-connects":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err), true
-		}
-		n, err := strconv.Atoi(c.args[0])
-		if err != nil || n < 0 {
-			return m.fail(c.name, c.args[0], fmt.Errorf("%q is not a count (0 or more)", c.args[0])), true
-		}
-		return m.fault(Fault{Kind: FaultFailConnects, Count: n}), true
-	case "kick":
-		if len(c.args) < 1 || len(c.args) > 2 {
-			return m.fail("kick", "", fmt.Errorf("%w: %s", errUsage, usage("kick"))), true
-		}
-		n, err := name(0)
-		if err != nil {
-			return m.fail("kick", c.args[0], err), true
-		}
-		mode := registry.KickError
-		if len(c.args) == 2 {
-			if mode, err = registry.ParseKickMode(c.args[1]); err != nil {
-				return m.fail("kick", c.args[1], err), true
-			}
-		}
-		return m.fault(Fault{Kind: FaultKick, Channel: n, Mode: mode}), true
-	case "reject-joins":
-		if err := wantArgs(1); err != nil {
-			return m.fail(c.name, "", err), true
-		}
-		f := Fault{Kind: FaultRejectJoins}
-		if n, err := strconv.Atoi(c.args[0]); err == nil && n >= 0 {
-			f.Count = n
-		} else if d, err := time.ParseDuration(c.args[0]); err == nil && d >= 0 {
-			f.Duration = d
-		} else {
-			return m.fail(c.name, c.args[0], fmt.Errorf("%q is neither a count nor a duration (3, 10s)", c.args[0])), true
-		}
-		return m.fault(f), true
+	return out
+}
+
+// faultCommand runs a fault command (any of registry.FaultKinds, read by
+// registry.ParseFaultNames with channel names completed against the
+// channels joined); ok is false for other commands.
+func (m *Model) faultCommand(c command) (cmd tea.Cmd, ok bool) {
+	if _, err := registry.ParseFaultKind(c.name); err != nil {
+		return nil, false
 	}
-	return nil, false
+	f, err := registry.ParseFaultNames(append([]string{c.name}, c.args...), func(s string) (registry.Name, error) {
+		return resolveName(s, m.state.Channels, m.state.Target.Tenant)
+	})
+	var pe *registry.FaultParseError
+	switch {
+	case errors.Is(err, registry.ErrFaultUsage):
+		return m.fail(c.name, "", fmt.Errorf("%w: %s", errUsage, usage(c.name))), true
+	case errors.As(err, &pe):
+		return m.fail(c.name, pe.Arg, pe.Err), true
+	case err != nil:
+		return m.fail(c.name, "", err), true
+	}
+	return m.fault(f), true
 }

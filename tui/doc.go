@@ -26,8 +26,8 @@
 //     a stack in the root model; the top dialog gets every key, paste
 //     and blink. One file each: dialog_help.go, dialog_confirm.go,
 //     dialog_form.go (with dialog_track.go and dialog_broadcast.go),
-//     dialog_faults.go (the fault menu, faultSummary and the fault
-//     commands: everything of the UI that knows the faults),
+//     dialog_faults.go (the fault menu and the fault commands, on
+//     registry's fault vocabulary: registry.Fault, ParseFault, Apply),
 //     dialog_doctor.go, dialog_filter.go, and cmdline.go (the command
 //     line, which owns its history; the commands are in commands.go).
 //   - the root: route.go routes keys (top dialog, global keys, the open
@@ -42,7 +42,9 @@
 // type implementing dialog, opened with Model.openDialog from the key
 // (route.go) or command (commands.go) that shows it. Adding a command:
 // its commandSpec and runCommand case in commands.go (and completions
-// there); a fault command goes in faultCommand (dialog_faults.go).
+// there). A fault needs nothing here but its menu row (newFaultMenu in
+// dialog_faults.go): its command, help line and parsing come from
+// registry.FaultKinds.
 // Adding a pane: a file with its type (setSize, keys, help, a cached
 // view), its rect in layout.go, a focus value and field in model.go,
 // its case in route.go and in view.go (Render, ShortHelp).

@@ -71,7 +71,7 @@ func (f *fakeManager) SetPolicy(ctx context.Context, spec string) error {
 	return f.record(ctx, "policy", " ", spec)
 }
 func (f *fakeManager) Cleanup(ctx context.Context) error { return f.record(ctx, "cleanup") }
-func (f *fakeManager) Fault(ctx context.Context, fl Fault) error {
+func (f *fakeManager) Fault(ctx context.Context, fl registry.Fault) error {
 	return f.record(ctx, "fault", " ", fl.String())
 }
 func (f *fakeManager) Export(ctx context.Context, w io.Writer) error {

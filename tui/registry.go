@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -115,37 +114,10 @@ func (r *RegistryManager) Cleanup(ctx context.Context) error {
 	return err
 }
 
-// Fault implements [Manager].
-func (r *RegistryManager) Fault(ctx context.Context, f Fault) error {
-	fs := r.m.Faults()
-	var err error
-	switch f.Kind {
-	case FaultDrop:
-		_, err = fs.Drop()
-	case FaultFreeze:
-		_, err = fs.Freeze(f.Duration)
-	case FaultLatency:
-		err = fs.Latency(f.Duration)
-	case FaultFailConnects:
-		err = fs.FailConnects(f.Count)
-	case FaultExpireToken:
-		err = fs.ExpireToken(ctx)
-	case FaultChannelError:
-		err = fs.InjectChannelError(f.Channel)
-	case FaultKick:
-		var n int
-		n, err = fs.Kick(ctx, f.Channel, f.Mode)
-		if err == nil && n == 0 {
-			err = fmt.Errorf("the server holds no channel %s to kick", f.Channel)
-		}
-	case FaultRejectJoins:
-		err = fs.RejectJoins(ctx, registry.Rejection{Count: f.Count, For: f.Duration})
-	case FaultDropAll:
-		_, err = fs.DropAll(ctx)
-	default:
-		err = fmt.Errorf("unknown fault %v", f.Kind)
-	}
-	return err
+// Fault implements [Manager]: one call to the registry's dispatch
+// (registry.Faults.Apply), so the TUI injects exactly what scenarios do.
+func (r *RegistryManager) Fault(ctx context.Context, f registry.Fault) error {
+	return r.m.Faults().Apply(ctx, f)
 }
 
 // Export implements [Manager].
