@@ -213,7 +213,6 @@ type Manager struct {
 	lastOut       uint64
 	lastTick      time.Time
 	queueDrops    uint64
-	drops         int
 }
 
 // New returns a manager for the target of opts. It does not connect; call
