@@ -592,16 +592,17 @@ func (m *Manager) onSocketStatus(c realtime.StatusChange) {
 		m.sockAttempt = c.Attempt
 		m.socket.NextAttemptAt = time.Time{}
 		m.setSocketLocked(SocketConnecting, "")
-		if c.Attempt > 1 {
-			// Attempt 1 is the first connection; reconnects count from 2.
-			retry = &RetryEvent{Scope: ScopeSocket, Attempt: c.Attempt - 1, Outcome: RetryStarted, Reason: m.socket.LastError}
+		if c.Attempt > 0 {
+			// Attempt 0 is the first connection; c.Attempt numbers the
+			// reconnects, as the client's log does.
+			retry = &RetryEvent{Scope: ScopeSocket, Attempt: c.Attempt, Outcome: RetryStarted, Reason: m.socket.LastError}
 		}
 	case realtime.StatusOpen:
 		if m.everConnected {
 			m.reconnects++
 		}
-		if m.sockAttempt > 1 {
-			retry = &RetryEvent{Scope: ScopeSocket, Attempt: m.sockAttempt - 1, Outcome: RetrySucceeded}
+		if m.sockAttempt > 0 {
+			retry = &RetryEvent{Scope: ScopeSocket, Attempt: m.sockAttempt, Outcome: RetrySucceeded}
 		}
 		m.everConnected = true
 		m.sockAttempt = 0
@@ -618,18 +619,18 @@ func (m *Manager) onSocketStatus(c realtime.StatusChange) {
 			m.connTotal += now.Sub(m.socket.ConnectedAt)
 			m.errors++
 		}
-		if m.socket.Status == SocketConnecting && m.sockAttempt > 1 {
-			// Reconnect attempt sockAttempt-1 failed.
-			m.broker.publish(RetryEvent{Time: now, Scope: ScopeSocket, Attempt: m.sockAttempt - 1, Outcome: RetryFailed, Err: reason})
+		if m.socket.Status == SocketConnecting && m.sockAttempt > 0 {
+			// Reconnect attempt sockAttempt failed.
+			m.broker.publish(RetryEvent{Time: now, Scope: ScopeSocket, Attempt: m.sockAttempt, Outcome: RetryFailed, Err: reason})
 		}
 		m.connected = false
 		m.socket.ConnectedAt = time.Time{}
 		m.socket.LastError = reason
-		m.socket.Attempt = c.Attempt - 1
+		m.socket.Attempt = c.Attempt
 		m.socket.NextAttemptAt = now.Add(c.Delay)
 		m.setSocketLocked(SocketDisconnected, reason)
 		m.onSocketDownLocked(reason)
-		retry = &RetryEvent{Scope: ScopeSocket, Attempt: c.Attempt - 1, Delay: c.Delay, NextAt: now.Add(c.Delay), Outcome: RetryScheduled, Reason: reason}
+		retry = &RetryEvent{Scope: ScopeSocket, Attempt: c.Attempt, Delay: c.Delay, NextAt: now.Add(c.Delay), Outcome: RetryScheduled, Reason: reason}
 	case realtime.StatusClosed:
 		if m.connected {
 			m.connTotal += now.Sub(m.socket.ConnectedAt)
@@ -645,7 +646,7 @@ func (m *Manager) onSocketStatus(c realtime.StatusChange) {
 	m.mu.Unlock()
 	switch c.Status {
 	case realtime.StatusReconnecting:
-		m.log.Warn("Scheduling reconnect", "scope", "socket", KeyAttempt, c.Attempt-1, KeyDelay, c.Delay, KeyErr, reason)
+		m.log.Warn("Scheduling reconnect", "scope", "socket", KeyAttempt, c.Attempt, KeyDelay, c.Delay, KeyErr, reason)
 	case realtime.StatusOpen:
 		m.log.Info("Connected", "url", m.sock.Endpoint())
 	}
