@@ -179,7 +179,7 @@
 // # Faults
 //
 // [Manager.Faults] simulates failures. Client side, through the
-// fault-injecting transport of package registry/faults under the client's
+// fault-injecting transport of package realtime/faultnet under the client's
 // dialer (works against any server): drop the connection, freeze it
 // half-open, add latency, fail the next N connects, inject a channel
 // error (a phx_error for the channel's current join), expire the token

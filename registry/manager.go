@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"rtm/realtime"
+	"rtm/realtime/faultnet"
 	"rtm/realtime/protocol"
 	"rtm/registry/clock"
-	"rtm/registry/faults"
 )
 
 // Defaults of [Options].
@@ -167,7 +167,7 @@ type Manager struct {
 	log     *slog.Logger
 	broker  *broker
 	sock    *realtime.Socket
-	tr      *faults.Transport
+	tr      *faultnet.Transport
 	limiter *Limiter
 	mask    *secretPattern
 	vsn     protocol.Version
@@ -307,7 +307,9 @@ func New(opts Options) (*Manager, error) {
 
 	dial := opts.Dial
 	if !opts.NoFaults {
-		m.tr = faults.New(faults.Options{Dial: opts.Dial, Clock: m.clk})
+		clk := m.clk
+		m.tr = faultnet.New(faultnet.Options{Dial: opts.Dial, Now: clk.Now,
+			AfterFunc: func(d time.Duration, f func()) func() bool { return clk.AfterFunc(d, f).Stop }})
 		dial = m.tr.DialContext
 	}
 	co := &realtime.Options{
@@ -876,7 +878,7 @@ func (m *Manager) metricsLocked(now time.Time) Metrics {
 
 // Snapshot returns a consistent copy of everything the manager knows.
 func (m *Manager) Snapshot() State {
-	var fs faults.State
+	var fs faultnet.State
 	if m.tr != nil {
 		fs = m.tr.State()
 	}
