@@ -9,7 +9,10 @@ import (
 )
 
 // entry is one channel of the registry. All fields are guarded by the
-// manager's mutex.
+// manager's mutex. The state of each concern is a sub-struct: the current
+// join (join), the retry series (retry, see retry.go), the listener
+// configurations that survive rejoins (listeners), the offline queue
+// (outbox), the counters (traffic) and the last error.
 type entry struct {
 	name  Name
 	topic string
@@ -22,59 +25,86 @@ type entry struct {
 	keepAlive  bool
 	policy     Policy // per-channel override
 	policySpec string // its Info().Spec
+	waiters    []chan struct{}
+	debounced  []*Debouncer
 
-	status      Status
-	reason      string
-	createdAt   time.Time
-	joinedAt    time.Time
-	joins       int
-	joinRef     string
-	ready       bool
-	synced      bool // a presence sync arrived since the last join
-	ids         []int64
-	tokenExpiry time.Time
-
-	// Retry state.
-	attempts    int
-	series      bool
-	retryReason string
-	timer       clock.Timer
-	nextAt      time.Time
-	exhausted   bool
-	inFlight    bool
-	heldSocket  bool
-	heldBreaker bool
-
+	status        Status
+	reason        string
 	lastPublished Status
-
-	lastErr, lastCode string
-	lastErrAt         time.Time
-
-	msgsIn, msgsOut uint64
-	lastMsg         time.Time
+	createdAt     time.Time
+	joinRef       string
+	join          joinState
+	retry         retryState
+	lastError     errorInfo
+	traffic       traffic
 
 	presence *presenceCache
 	tracked  *tracked
 
-	nextID    uint64
-	bcast     []*bcastListener
-	pres      []*presListener
-	changes   []*changeListener
-	system    []*systemListener
-	waiters   []chan struct{}
-	debounced []*Debouncer
-
-	queue        []outMsg
-	queueBytes   int // event names and payloads in queue
-	queueDropped uint64
-	flushing     bool
-	flushDone    chan struct{} // closed when the flush under way ends
+	listeners listeners
+	outbox    outbox
 
 	msgs   msgRing
 	frames arenaRing[rawFrame] // guarded by the manager's fmu
 
 	leaving chan struct{} // closed when the leave is done
 	detach  chan struct{} // closed when a detached client channel is gone
+}
+
+// joinState is what is known of the channel's joins.
+type joinState struct {
+	count       int       // successful joins
+	at          time.Time // of the last one
+	ready       bool      // postgres changes ready since the last join
+	synced      bool      // a presence sync arrived since the last join
+	ids         []int64   // the server ids of the postgres bindings
+	tokenExpiry time.Time // of the token the channel joined with
+}
+
+// retryState is the channel's retry series (see failLocked and attempt).
+type retryState struct {
+	attempts    int         // spent in the series
+	series      bool        // a series is under way
+	reason      string      // what started it
+	timer       clock.Timer // the next attempt's, or a breaker's hold
+	nextAt      time.Time   // when the next attempt is due
+	exhausted   bool        // the policy gave up
+	inFlight    bool        // an attempt's join is on the wire
+	heldSocket  bool        // waiting for the socket to reopen
+	heldBreaker bool        // held by an open circuit breaker
+}
+
+// errorInfo is the channel's last error.
+type errorInfo struct {
+	msg, code string
+	at        time.Time
+}
+
+// traffic counts the channel's messages.
+type traffic struct {
+	in, out uint64
+	last    time.Time // the last message received
+}
+
+// listeners are the listener configurations of the channel: they belong
+// to the entry, survive rejoins and are installed again on a re-created
+// channel. Each has an id, which the handle that added it holds.
+type listeners struct {
+	nextID  uint64
+	bcast   []*bcastListener
+	pres    []*presListener
+	changes []*changeListener
+	system  []*systemListener
+}
+
+// outbox is the offline queue: the broadcasts made while the channel is
+// not connected, flushed in order after the rejoin.
+type outbox struct {
+	queue     []outMsg
+	bytes     int // event names and payloads in queue
+	dropped   uint64
+	flushing  bool
+	flushDone chan struct{} // closed when the flush under way ends
 }
 
 type tracked struct {
@@ -119,12 +149,13 @@ type systemListener struct {
 
 func (e *entry) prevStatus() Status { return e.lastPublished }
 
-func (e *entry) stopTimerLocked() {
-	if e.timer != nil {
-		e.timer.Stop()
-		e.timer = nil
+// stopTimer cancels the next attempt, if one is scheduled.
+func (r *retryState) stopTimer() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
 	}
-	e.nextAt = time.Time{}
+	r.nextAt = time.Time{}
 }
 
 // infoLocked builds the ChannelInfo of e.
@@ -132,19 +163,19 @@ func (m *Manager) infoLocked(e *entry) ChannelInfo {
 	p := m.policyOf(e)
 	info := ChannelInfo{
 		Name: e.name, Topic: e.topic, Status: e.status, Reason: e.reason,
-		CreatedAt: e.createdAt, JoinedAt: e.joinedAt, Joins: e.joins, JoinRef: e.joinRef,
-		Config: e.cfg, Ready: e.ready, RefCount: e.refs, KeepAlive: e.keepAlive,
-		Attempts: e.attempts, MaxAttempts: p.MaxAttempts(), NextAttemptAt: e.nextAt, Policy: m.specOf(e),
-		RetryReason: e.retryReason, LastError: e.lastErr, LastErrorCode: e.lastCode, LastErrorAt: e.lastErrAt,
-		MessagesIn: e.msgsIn, MessagesOut: e.msgsOut, LastMessageAt: e.lastMsg, TokenExpiry: e.tokenExpiry,
+		CreatedAt: e.createdAt, JoinedAt: e.join.at, Joins: e.join.count, JoinRef: e.joinRef,
+		Config: e.cfg, Ready: e.join.ready, RefCount: e.refs, KeepAlive: e.keepAlive,
+		Attempts: e.retry.attempts, MaxAttempts: p.MaxAttempts(), NextAttemptAt: e.retry.nextAt, Policy: m.specOf(e),
+		RetryReason: e.retry.reason, LastError: e.lastError.msg, LastErrorCode: e.lastError.code, LastErrorAt: e.lastError.at,
+		MessagesIn: e.traffic.in, MessagesOut: e.traffic.out, LastMessageAt: e.traffic.last, TokenExpiry: e.join.tokenExpiry,
 		PresenceCount: e.presence.len(), Tracked: e.tracked != nil, TrackedAs: e.trackedKey(),
-		Queued: len(e.queue), QueueDropped: e.queueDropped,
+		Queued: len(e.outbox.queue), QueueDropped: e.outbox.dropped,
 		PresenceTruncated: e.presence.truncation(),
 	}
 	if e.ch != nil {
 		info.ClientDropped = e.ch.Stats().Dropped
 	}
-	info.Config.Presence = e.cfg.Presence || len(e.pres) > 0
+	info.Config.Presence = e.cfg.Presence || len(e.listeners.pres) > 0
 	info.Bindings = e.bindingsLocked()
 	return info
 }
@@ -153,7 +184,7 @@ func (e *entry) bindingsLocked() []Binding {
 	var out []Binding
 	events := map[string]int{}
 	var order []string
-	for _, l := range e.bcast {
+	for _, l := range e.listeners.bcast {
 		if _, ok := events[l.event]; !ok {
 			order = append(order, l.event)
 		}
@@ -162,24 +193,24 @@ func (e *entry) bindingsLocked() []Binding {
 	for _, ev := range order {
 		out = append(out, Binding{Type: "broadcast", Event: ev, Listeners: events[ev]})
 	}
-	if e.cfg.Presence || len(e.pres) > 0 {
-		out = append(out, Binding{Type: "presence", Listeners: len(e.pres)})
+	if e.cfg.Presence || len(e.listeners.pres) > 0 {
+		out = append(out, Binding{Type: "presence", Listeners: len(e.listeners.pres)})
 	}
 	for i, b := range e.pg {
 		n := 0
-		for _, l := range e.changes {
+		for _, l := range e.listeners.changes {
 			if l.binding == i {
 				n++
 			}
 		}
 		bd := Binding{Type: "postgres_changes", Event: b.Event, Schema: b.Schema, Table: b.Table, Filter: b.Filter, Listeners: n}
-		if i < len(e.ids) {
-			bd.ID = e.ids[i]
+		if i < len(e.join.ids) {
+			bd.ID = e.join.ids[i]
 		}
 		out = append(out, bd)
 	}
-	if len(e.system) > 0 {
-		out = append(out, Binding{Type: "system", Listeners: len(e.system)})
+	if len(e.listeners.system) > 0 {
+		out = append(out, Binding{Type: "system", Listeners: len(e.listeners.system)})
 	}
 	return out
 }

@@ -90,8 +90,8 @@ func (m *Manager) onBroadcasts(e *entry, gen uint64, evs []realtime.Event) {
 		return
 	}
 	m.msgsIn.Add(uint64(len(evs)))
-	e.msgsIn += uint64(len(evs))
-	e.lastMsg = evs[len(evs)-1].Time
+	e.traffic.in += uint64(len(evs))
+	e.traffic.last = evs[len(evs)-1].Time
 	if e.msgs.on() {
 		for i := range evs {
 			keepBroadcast(&e.msgs, &evs[i])
@@ -113,7 +113,7 @@ func (m *Manager) onBroadcasts(e *entry, gen uint64, evs []realtime.Event) {
 			msgs[i].Payload, msgs[i].Binary = nil, nil
 		}
 	}
-	ls := e.bcast
+	ls := e.listeners.bcast
 	m.mu.Unlock()
 	if len(ls) > 0 {
 		callBroadcastListeners(e.name, ls, evs)
@@ -245,18 +245,18 @@ func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 			calls = m.syncPresenceLocked(e, ev.Time, now)
 		}
 		m.msgsIn.Add(1)
-		e.msgsIn++
-		e.lastMsg = ev.Time
+		e.traffic.in++
+		e.traffic.last = ev.Time
 		out = PresenceEvent{Time: ev.Time, Channel: e.name, Action: PresenceSync, Count: e.presence.len(), Truncated: e.presence.truncation()}
 		level := slog.LevelDebug
-		if !e.synced {
+		if !e.join.synced {
 			level = slog.LevelInfo
 		}
-		e.synced = true
+		e.join.synced = true
 		m.log.Log(context.Background(), level, "Presence synced", KeyChannel, e.name.String(), KeyCount, out.Count)
 		m.publishStateLocked(e, "presence synced")
 		m.broker.publish(out)
-		for _, l := range e.pres {
+		for _, l := range e.listeners.pres {
 			fn := l.fn
 			calls = append(calls, func() { fn(out) })
 		}
@@ -265,8 +265,8 @@ func (m *Manager) onPresenceLocked(e *entry, ev realtime.Event) []func() {
 		return nil
 	}
 	m.broker.publish(out)
-	calls := make([]func(), 0, len(e.pres))
-	for _, l := range e.pres {
+	calls := make([]func(), 0, len(e.listeners.pres))
+	for _, l := range e.listeners.pres {
 		fn := l.fn
 		calls = append(calls, func() { fn(out) })
 	}
@@ -295,7 +295,7 @@ func (m *Manager) syncPresenceLocked(e *entry, at, now time.Time) []func() {
 			left := PresenceEvent{Time: at, Channel: e.name, Action: PresenceLeave, User: u, Count: c.len(), Truncated: c.truncation()}
 			m.log.Info("User left presence", KeyChannel, e.name.String(), KeyUserID, k, KeyCount, left.Count)
 			m.broker.publish(left)
-			for _, l := range e.pres {
+			for _, l := range e.listeners.pres {
 				fn := l.fn
 				calls = append(calls, func() { fn(left) })
 			}
@@ -327,8 +327,8 @@ func (m *Manager) onChangeLocked(e *entry, ev realtime.Event) []func() {
 		return nil
 	}
 	m.msgsIn.Add(1)
-	e.msgsIn++
-	e.lastMsg = ev.Time
+	e.traffic.in++
+	e.traffic.last = ev.Time
 	payload, _ := json.Marshal(c.ChangeData)
 	me := MessageEvent{Time: ev.Time, Channel: e.name, Direction: In, Kind: MessagePostgresChanges, Event: c.Type, Payload: payload, Size: len(payload)}
 	e.msgs.putEvent(&me)
@@ -336,7 +336,7 @@ func (m *Manager) onChangeLocked(e *entry, ev realtime.Event) []func() {
 	change := Change{Channel: e.name, Type: c.Type, Schema: c.Schema, Table: c.Table, CommitTimestamp: c.CommitTimestamp,
 		Columns: c.Columns, Record: c.Record, OldRecord: c.OldRecord, Errors: c.Errors, IDs: c.IDs, Time: ev.Time}
 	var calls []func()
-	for _, l := range e.changes {
+	for _, l := range e.listeners.changes {
 		if slices.Contains(c.Bindings, l.binding) {
 			fn := l.fn
 			calls = append(calls, func() { fn(change) })
@@ -351,8 +351,8 @@ func (m *Manager) onSystemLocked(e *entry, ev realtime.Event) []func() {
 		return nil
 	}
 	m.msgsIn.Add(1)
-	e.msgsIn++
-	e.lastMsg = ev.Time
+	e.traffic.in++
+	e.traffic.last = ev.Time
 	payload, _ := json.Marshal(s)
 	// The server's text, kept and repeated: cut (the payload has it
 	// whole, within the byte bounds).
@@ -362,18 +362,18 @@ func (m *Manager) onSystemLocked(e *entry, ev realtime.Event) []func() {
 	m.broker.publish(me)
 	switch {
 	case s.Status == protocol.StatusOK && s.Extension == "postgres_changes":
-		e.ready = true
+		e.join.ready = true
 		m.publishStateLocked(e, "postgres changes ready")
 		m.log.Info("Postgres changes ready", KeyChannel, e.name.String(), "message", s.Message)
 	case s.Status == protocol.StatusError:
-		e.lastErr, e.lastCode, e.lastErrAt = text, "system", m.clk.Now()
+		e.lastError = errorInfo{msg: text, code: "system", at: m.clk.Now()}
 		m.publishErrorLocked(e.name, "system", "", text)
 		m.log.Warn("Channel system error", KeyChannel, e.name.String(), "extension", s.Extension, KeyErr, text)
 	default:
 		m.log.Debug("System message", KeyChannel, e.name.String(), "extension", s.Extension, "message", s.Message)
 	}
-	calls := make([]func(), 0, len(e.system))
-	for _, l := range e.system {
+	calls := make([]func(), 0, len(e.listeners.system))
+	for _, l := range e.listeners.system {
 		fn := l.fn
 		calls = append(calls, func() { fn(me) })
 	}

@@ -295,7 +295,7 @@ func (m *Manager) newEntryLocked(name Name, o *joinOpts) *entry {
 	e := &entry{
 		name: name, topic: name.Topic(), status: StatusConnecting, reason: "joining",
 		createdAt: now, presence: newPresenceCache(m.maxPresenceMembers()), policy: o.policy,
-		tokenExpiry: m.tokenInfo.Expiry,
+		join: joinState{tokenExpiry: m.tokenInfo.Expiry},
 	}
 	if o.policy != nil {
 		e.policySpec = o.policy.Info().Spec
@@ -373,20 +373,20 @@ func (m *Manager) newHandleLocked(e *entry, o *joinOpts) *Handle {
 	e.refs++
 	h := &Handle{m: m, e: e, name: e.name}
 	for _, l := range o.bcast {
-		e.nextID++
-		l.id = e.nextID
-		e.bcast = append(e.bcast, l)
+		e.listeners.nextID++
+		l.id = e.listeners.nextID
+		e.listeners.bcast = append(e.listeners.bcast, l)
 		h.ids = append(h.ids, l.id)
 	}
 	for _, fn := range o.pres {
-		e.nextID++
-		e.pres = append(e.pres, &presListener{id: e.nextID, fn: fn})
-		h.ids = append(h.ids, e.nextID)
+		e.listeners.nextID++
+		e.listeners.pres = append(e.listeners.pres, &presListener{id: e.listeners.nextID, fn: fn})
+		h.ids = append(h.ids, e.listeners.nextID)
 	}
 	for _, fn := range o.system {
-		e.nextID++
-		e.system = append(e.system, &systemListener{id: e.nextID, fn: fn})
-		h.ids = append(h.ids, e.nextID)
+		e.listeners.nextID++
+		e.listeners.system = append(e.listeners.system, &systemListener{id: e.listeners.nextID, fn: fn})
+		h.ids = append(h.ids, e.listeners.nextID)
 	}
 	for i, f := range o.changeFilter {
 		b := f.binding(e.name, m.opts.Entities[e.name.EntityType])
@@ -397,9 +397,9 @@ func (m *Manager) newHandleLocked(e *entry, o *joinOpts) *Handle {
 			e.pg = append(e.pg, b)
 			idx = len(e.pg) - 1
 		}
-		e.nextID++
-		e.changes = append(e.changes, &changeListener{id: e.nextID, binding: idx, fn: o.changeFn[i]})
-		h.ids = append(h.ids, e.nextID)
+		e.listeners.nextID++
+		e.listeners.changes = append(e.listeners.changes, &changeListener{id: e.listeners.nextID, binding: idx, fn: o.changeFn[i]})
+		h.ids = append(h.ids, e.listeners.nextID)
 	}
 	return h
 }
@@ -409,7 +409,7 @@ func (m *Manager) newHandleLocked(e *entry, o *joinOpts) *Handle {
 func (m *Manager) clientConfigLocked(e *entry, gen uint64) realtime.ChannelConfig {
 	return realtime.ChannelConfig{
 		Broadcast:       realtime.BroadcastConfig{Ack: e.cfg.Ack, Self: e.cfg.Self},
-		Presence:        realtime.PresenceConfig{Key: e.cfg.PresenceKey, Enabled: e.cfg.Presence || len(e.pres) > 0},
+		Presence:        realtime.PresenceConfig{Key: e.cfg.PresenceKey, Enabled: e.cfg.Presence || len(e.listeners.pres) > 0},
 		PostgresChanges: slices.Clone(e.pg),
 		Private:         e.cfg.Private,
 		OnEvents:        func(evs []realtime.Event) { m.onChannelEvents(e, gen, evs) },
@@ -475,7 +475,7 @@ func (m *Manager) recreate(e *entry) {
 	// against it, so people present before and after are not announced
 	// again (no ghost join/leave pairs).
 	e.presence.resyncing = true
-	e.synced = false
+	e.join.synced = false
 	e.status = StatusConnecting
 	e.reason = "rejoining with a new configuration"
 	m.publishStateLocked(e, e.reason)
@@ -533,7 +533,7 @@ func (m *Manager) doTrack(e *entry, gen uint64) {
 		return
 	}
 	m.msgsOut.Add(1)
-	e.msgsOut++
+	e.traffic.out++
 	me := MessageEvent{Time: m.clk.Now(), Channel: e.name, Direction: Out, Kind: MessagePresence, Event: "track", Payload: t.payload, Size: len(t.payload)}
 	e.msgs.putEvent(&me)
 	m.broker.publish(me)

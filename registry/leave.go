@@ -72,7 +72,7 @@ func (m *Manager) release(ctx context.Context, e *entry, force bool) error {
 	e.refs = 0
 	e.leaving = make(chan struct{})
 	e.gen++
-	e.stopTimerLocked()
+	e.retry.stopTimer()
 	for _, d := range e.debounced {
 		d.Stop()
 	}
@@ -110,7 +110,7 @@ func (m *Manager) release(ctx context.Context, e *entry, force bool) error {
 	}
 	m.fmu.Unlock()
 	e.presence.reset()
-	e.queue, e.queueBytes = nil, 0
+	e.outbox.queue, e.outbox.bytes = nil, 0
 	m.broker.publish(ChannelStateEvent{Time: m.clk.Now(), Channel: e.name, Status: e.status, Previous: e.status,
 		Reason: "left", Removed: true, Info: m.infoLocked(e)})
 	close(e.leaving)

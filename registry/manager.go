@@ -386,7 +386,7 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	for _, e := range m.entries {
-		e.stopTimerLocked()
+		e.retry.stopTimer()
 		e.gen++
 		for _, d := range e.debounced {
 			d.Stop()
@@ -518,7 +518,7 @@ func (m *Manager) SetToken(token string) {
 	m.tokenInfo = tokenInfoOf(token)
 	info := m.tokenInfo
 	for _, e := range m.entries {
-		e.tokenExpiry = info.Expiry
+		e.join.tokenExpiry = info.Expiry
 	}
 	ev := TokenEvent{Time: m.clk.Now(), Action: "set", Token: info}
 	if token == "" {

@@ -19,17 +19,17 @@ func (m *Manager) onSocketDownLocked(reason string) {
 	}
 	now := m.clk.Now()
 	for _, e := range m.entries {
-		if e.leaving != nil || e.exhausted {
+		if e.leaving != nil || e.retry.exhausted {
 			continue
 		}
-		if e.timer != nil {
+		if e.retry.timer != nil {
 			p := m.policyOf(e)
-			e.stopTimerLocked()
-			e.heldBreaker = false
-			m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts + 1,
+			e.retry.stopTimer()
+			e.retry.heldBreaker = false
+			m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.retry.attempts + 1,
 				Max: p.MaxAttempts(), Outcome: RetryHeld, Reason: "waiting for the socket", Policy: m.specOf(e)})
 		}
-		e.heldSocket = true
+		e.retry.heldSocket = true
 		if e.status != StatusDisconnected {
 			e.status = StatusDisconnected
 			e.reason = "socket down: " + reason
@@ -47,10 +47,10 @@ func (m *Manager) onSocketOpenLocked() {
 		return // a late notice: the socket is down again
 	}
 	for _, e := range m.entries {
-		if !e.heldSocket || e.leaving != nil || e.exhausted || e.status == StatusConnected || e.timer != nil || e.inFlight {
+		if !e.retry.heldSocket || e.leaving != nil || e.retry.exhausted || e.status == StatusConnected || e.retry.timer != nil || e.retry.inFlight {
 			continue
 		}
-		e.heldSocket = false
+		e.retry.heldSocket = false
 		e.status = StatusConnecting
 		e.reason = "socket open: rejoining"
 		m.publishStateLocked(e, e.reason)
@@ -65,28 +65,28 @@ func (m *Manager) onStatusLocked(e *entry, gen uint64, ev realtime.Event) {
 	now := m.clk.Now()
 	switch ev.Status {
 	case realtime.Subscribed:
-		rejoin := e.joins > 0
-		e.joins++
-		e.joinedAt = now
+		rejoin := e.join.count > 0
+		e.join.count++
+		e.join.at = now
 		e.joinRef = ev.JoinRef
-		e.ready = false
-		e.synced = false
-		e.tokenExpiry = m.tokenInfo.Expiry
+		e.join.ready = false
+		e.join.synced = false
+		e.join.tokenExpiry = m.tokenInfo.Expiry
 		if e.ch != nil {
-			e.ids = e.ch.ServerIDs()
+			e.join.ids = e.ch.ServerIDs()
 		}
-		if e.series {
-			m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts,
-				Max: m.policyOf(e).MaxAttempts(), Outcome: RetrySucceeded, Reason: e.retryReason, Policy: m.specOf(e)})
-			m.log.Info("Channel recovered", KeyChannel, e.name.String(), KeyAttempt, e.attempts)
+		if e.retry.series {
+			m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.retry.attempts,
+				Max: m.policyOf(e).MaxAttempts(), Outcome: RetrySucceeded, Reason: e.retry.reason, Policy: m.specOf(e)})
+			m.log.Info("Channel recovered", KeyChannel, e.name.String(), KeyAttempt, e.retry.attempts)
 		}
 		if g, ok := m.policyOf(e).(Gate); ok {
 			g.Record(now, true)
 			m.releaseHeldLocked()
 		}
-		e.attempts, e.series, e.inFlight, e.exhausted, e.heldSocket = 0, false, false, false, false
-		e.retryReason = ""
-		e.stopTimerLocked()
+		e.retry.attempts, e.retry.series, e.retry.inFlight, e.retry.exhausted, e.retry.heldSocket = 0, false, false, false, false
+		e.retry.reason = ""
+		e.retry.stopTimer()
 		e.status = StatusConnected
 		e.reason = "joined"
 		if rejoin {
@@ -103,8 +103,8 @@ func (m *Manager) onStatusLocked(e *entry, gen uint64, ev realtime.Event) {
 			m.wg.Add(1)
 			go m.doTrack(e, gen)
 		}
-		if len(e.queue) > 0 && !e.flushing {
-			e.flushing = true
+		if len(e.outbox.queue) > 0 && !e.outbox.flushing {
+			e.outbox.flushing = true
 			m.wg.Add(1)
 			go m.flush(e, gen)
 		}
@@ -113,14 +113,14 @@ func (m *Manager) onStatusLocked(e *entry, gen uint64, ev realtime.Event) {
 		if socketDown(ev.Err) {
 			// Not the channel's fault: the socket is down. The client
 			// rejoins when it reopens; no attempt is spent meanwhile.
-			e.stopTimerLocked()
-			e.inFlight = false
-			e.heldSocket = true
+			e.retry.stopTimer()
+			e.retry.inFlight = false
+			e.retry.heldSocket = true
 			e.status = StatusDisconnected
 			e.reason = "socket down: " + msg
-			e.lastErr, e.lastCode, e.lastErrAt = msg, code, now
-			if e.series {
-				m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts + 1,
+			e.lastError = errorInfo{msg: msg, code: code, at: now}
+			if e.retry.series {
+				m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.retry.attempts + 1,
 					Max: m.policyOf(e).MaxAttempts(), Outcome: RetryHeld, Reason: "waiting for the socket", Policy: m.specOf(e)})
 			}
 			m.publishStateLocked(e, e.reason)
@@ -139,13 +139,13 @@ func (m *Manager) onStatusLocked(e *entry, gen uint64, ev realtime.Event) {
 		if ev.Err == nil {
 			msg = "phx_close"
 		}
-		if e.exhausted || e.timer != nil {
+		if e.retry.exhausted || e.retry.timer != nil {
 			// A failure already handled (a binding mismatch errors, then
 			// closes): the next attempt recreates the channel.
 			return
 		}
 		if socketDown(ev.Err) {
-			e.heldSocket = true
+			e.retry.heldSocket = true
 			e.status = StatusDisconnected
 			e.reason = "socket down: " + msg
 			m.publishStateLocked(e, e.reason)
@@ -214,7 +214,7 @@ func (m *Manager) failLocked(e *entry, code, msg string, countError bool) {
 	p := m.policyOf(e)
 	maxN := p.MaxAttempts()
 	spec := m.specOf(e)
-	e.lastErr, e.lastCode, e.lastErrAt = msg, code, now
+	e.lastError = errorInfo{msg: msg, code: code, at: now}
 	reason := code
 	if msg != "" && msg != code {
 		reason = code + ": " + msg
@@ -225,26 +225,26 @@ func (m *Manager) failLocked(e *entry, code, msg string, countError bool) {
 	if g, ok := p.(Gate); ok {
 		g.Record(now, false)
 	}
-	if e.inFlight {
-		e.inFlight = false
-		m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts, Max: maxN,
-			Outcome: RetryFailed, Reason: e.retryReason, Err: reason, Policy: spec})
+	if e.retry.inFlight {
+		e.retry.inFlight = false
+		m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.retry.attempts, Max: maxN,
+			Outcome: RetryFailed, Reason: e.retry.reason, Err: reason, Policy: spec})
 	}
-	if !e.series {
-		e.series = true
-		e.retryReason = reason
+	if !e.retry.series {
+		e.retry.series = true
+		e.retry.reason = reason
 	}
-	e.stopTimerLocked()
-	m.log.Warn("Channel error", KeyChannel, e.name.String(), KeyCode, code, KeyErr, msg, KeyAttempt, e.attempts, KeyMax, maxN)
-	if maxN > 0 && e.attempts >= maxN {
-		e.exhausted = true
+	e.retry.stopTimer()
+	m.log.Warn("Channel error", KeyChannel, e.name.String(), KeyCode, code, KeyErr, msg, KeyAttempt, e.retry.attempts, KeyMax, maxN)
+	if maxN > 0 && e.retry.attempts >= maxN {
+		e.retry.exhausted = true
 		e.status = StatusError
-		e.reason = fmt.Sprintf("gave up after %d attempts: %s", e.attempts, reason)
-		m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts, Max: maxN,
-			Outcome: RetryExhausted, Reason: e.retryReason, Err: reason, Policy: spec})
+		e.reason = fmt.Sprintf("gave up after %d attempts: %s", e.retry.attempts, reason)
+		m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.retry.attempts, Max: maxN,
+			Outcome: RetryExhausted, Reason: e.retry.reason, Err: reason, Policy: spec})
 		m.publishErrorLocked(e.name, "join", code, e.reason)
 		m.publishStateLocked(e, e.reason)
-		m.log.Error("Channel failed, giving up", KeyChannel, e.name.String(), KeyAttempt, e.attempts, KeyMax, maxN, KeyCode, code, KeyErr, msg)
+		m.log.Error("Channel failed, giving up", KeyChannel, e.name.String(), KeyAttempt, e.retry.attempts, KeyMax, maxN, KeyCode, code, KeyErr, msg)
 		m.wakeWaitersLocked(e)
 		// Stop the client from rejoining it when the socket reopens.
 		old := e.ch
@@ -253,15 +253,15 @@ func (m *Manager) failLocked(e *entry, code, msg string, countError bool) {
 		m.detachLocked(e, old)
 		return
 	}
-	n := e.attempts + 1
+	n := e.retry.attempts + 1
 	d := max(p.Delay(n, m.rnd), 0)
 	e.status = StatusDisconnected
 	e.reason = reason
-	e.nextAt = now.Add(d)
+	e.retry.nextAt = now.Add(d)
 	gen := e.gen
-	e.timer = m.clk.AfterFunc(d, func() { m.attempt(e, gen) })
+	e.retry.timer = m.clk.AfterFunc(d, func() { m.attempt(e, gen) })
 	m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: n, Max: maxN, Delay: d,
-		NextAt: e.nextAt, Outcome: RetryScheduled, Reason: e.retryReason, Policy: spec})
+		NextAt: e.retry.nextAt, Outcome: RetryScheduled, Reason: e.retry.reason, Policy: spec})
 	m.publishStateLocked(e, reason)
 	m.log.Info("Scheduling reconnect", KeyChannel, e.name.String(), KeyAttempt, n, KeyMax, maxN, KeyDelay, d, KeyReason, reason)
 }
@@ -270,42 +270,42 @@ func (m *Manager) failLocked(e *entry, code, msg string, countError bool) {
 func (m *Manager) attempt(e *entry, gen uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e.gen != gen || m.closed || e.leaving != nil || m.entries[e.name] != e || e.exhausted {
+	if e.gen != gen || m.closed || e.leaving != nil || m.entries[e.name] != e || e.retry.exhausted {
 		return
 	}
-	e.timer = nil
-	e.nextAt = time.Time{}
+	e.retry.timer = nil
+	e.retry.nextAt = time.Time{}
 	now := m.clk.Now()
 	p := m.policyOf(e)
 	spec := m.specOf(e)
-	n := e.attempts + 1
+	n := e.retry.attempts + 1
 	if m.sock.Status() != realtime.StatusOpen {
 		// Attempts are spent only while the socket is up; the socket's
 		// reopening rejoins the channel.
-		e.heldSocket = true
+		e.retry.heldSocket = true
 		m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: n, Max: p.MaxAttempts(),
 			Outcome: RetryHeld, Reason: "waiting for the socket", Policy: spec})
 		return
 	}
 	if g, ok := p.(Gate); ok {
 		if allowed, at := g.Allow(now); !allowed {
-			e.heldBreaker = true
-			e.nextAt = at
-			e.timer = m.clk.AfterFunc(max(at.Sub(now), 0), func() { m.attempt(e, gen) })
+			e.retry.heldBreaker = true
+			e.retry.nextAt = at
+			e.retry.timer = m.clk.AfterFunc(max(at.Sub(now), 0), func() { m.attempt(e, gen) })
 			m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: n, Max: p.MaxAttempts(),
 				NextAt: at, Outcome: RetryHeld, Reason: "circuit breaker open", Policy: spec})
 			m.publishStateLocked(e, "circuit breaker open")
 			return
 		}
 	}
-	e.heldBreaker = false
-	e.attempts = n
+	e.retry.heldBreaker = false
+	e.retry.attempts = n
 	m.chanTries++
-	e.inFlight = true
+	e.retry.inFlight = true
 	e.status = StatusConnecting
 	e.reason = fmt.Sprintf("attempt %d", n)
 	m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: n, Max: p.MaxAttempts(),
-		Outcome: RetryStarted, Reason: e.retryReason, Policy: spec})
+		Outcome: RetryStarted, Reason: e.retry.reason, Policy: spec})
 	m.publishStateLocked(e, e.reason)
 	m.log.Info("Retrying channel", KeyChannel, e.name.String(), KeyAttempt, n, KeyMax, p.MaxAttempts())
 	m.wg.Add(1)
@@ -316,11 +316,11 @@ func (m *Manager) attempt(e *entry, gen uint64) {
 // just closed try now.
 func (m *Manager) releaseHeldLocked() {
 	for _, e := range m.entries {
-		if !e.heldBreaker || e.exhausted || e.leaving != nil {
+		if !e.retry.heldBreaker || e.retry.exhausted || e.leaving != nil {
 			continue
 		}
-		e.heldBreaker = false
-		e.stopTimerLocked()
+		e.retry.heldBreaker = false
+		e.retry.stopTimer()
 		gen := e.gen
 		m.wg.Add(1)
 		go func() {
@@ -346,13 +346,13 @@ func (m *Manager) RetryNow(ctx context.Context, name Name) error {
 	}
 	now := m.clk.Now()
 	p := m.policyOf(e)
-	if e.series && !e.exhausted {
-		m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.attempts, Max: p.MaxAttempts(),
+	if e.retry.series && !e.retry.exhausted {
+		m.broker.publish(RetryEvent{Time: now, Scope: ScopeChannel, Channel: e.name, Attempt: e.retry.attempts, Max: p.MaxAttempts(),
 			Outcome: RetryCancelled, Reason: "manual retry", Policy: m.specOf(e)})
 	}
-	e.stopTimerLocked()
-	e.attempts, e.series, e.exhausted, e.inFlight, e.heldSocket = 0, false, false, false, false
-	e.retryReason = ""
+	e.retry.stopTimer()
+	e.retry.attempts, e.retry.series, e.retry.exhausted, e.retry.inFlight, e.retry.heldSocket = 0, false, false, false, false
+	e.retry.reason = ""
 	e.status = StatusConnecting
 	e.reason = "manual retry"
 	gen := e.gen
