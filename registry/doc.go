@@ -78,10 +78,12 @@
 // time; socket reconnects are RetryEvents too (scope "socket").
 //
 // Listener configurations — broadcast handlers ([OnBroadcast]), presence
-// handlers, postgres_changes filters with their callbacks ([OnChange]),
-// system handlers — belong to the registry entry, not to the client
-// channel: they survive rejoins and are installed again when the channel
-// is re-created. A tracked presence is tracked again after every rejoin.
+// handlers ([OnPresence]), postgres_changes filters with their callbacks
+// ([OnChange]), system handlers ([OnSystem]) — belong to the registry
+// entry, not to the client channel: they survive rejoins and are
+// installed again when the channel is re-created. A tracked presence is
+// tracked again after every rejoin. [WithPolicy] gives a channel its own
+// retry policy.
 //
 // # Presence
 //
