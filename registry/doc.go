@@ -261,4 +261,23 @@
 // events and 64 MiB per channel, then drops and counts:
 // ChannelInfo.ClientDropped). Close
 // stops every goroutine the manager started and ends every subscription.
+//
+// # Source files
+//
+// One concern per file: manager.go (Options, New, Connect, Close,
+// Subscribe, Export, the policy in force); channel.go (the registry entry
+// of a channel, its state grouped by concern, and its ChannelInfo);
+// join.go (the join options, Join and its variants, sharing, attaching
+// and re-creating the client channel, tracking); dispatch.go (the client
+// channel's events: broadcasts, presence, postgres changes, system
+// messages, into the registry, the events and the listeners); retry.go
+// (the retry state machine: join outcomes, failures, attempts, holds
+// while the socket is down or a breaker open, RetryNow); leave.go (Leave,
+// CleanupAll); handle.go (Handle, broadcasts and the offline queue);
+// socket.go, token.go, frames.go (the frame tap and rings), stats.go,
+// snapshot.go (the queries); broker.go and subscription.go (publishing
+// to subscribers); events.go, types.go and json.go (the public types and
+// their JSON); policy.go; presence.go (the presence cache); faultsapi.go
+// and serverfaults.go (Manager.Faults, on the transport of package
+// realtime/faultnet and the ServerControl of package serverctl).
 package registry
