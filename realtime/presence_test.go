@@ -80,7 +80,7 @@ func TestPresenceThreeClients(t *testing.T) {
 		t.Fatalf("update refs: old %s new %s prev %s", old.Ref, nu.Ref, nu.PrevRef)
 	}
 	// The join event of the update carries the old meta as current.
-	evs = recs[0].wait(t, "bob's update join", func(e []Event) bool {
+	recs[0].wait(t, "bob's update join", func(e []Event) bool {
 		for _, p := range presenceEvents(e, PresenceJoin) {
 			if p.Key == "bob" && len(p.Changed) == 1 && p.Changed[0].Ref == nu.Ref {
 				return len(p.Current) == 1 && p.Current[0].Ref == old.Ref
@@ -97,7 +97,7 @@ func TestPresenceThreeClients(t *testing.T) {
 	for _, i := range []int{0, 2} {
 		eventually(t, names[i]+" to see only alice", func() bool { return keysOf(chans[i].Presence()) == "alice" })
 	}
-	evs = recs[0].wait(t, "leave events", func(e []Event) bool {
+	recs[0].wait(t, "leave events", func(e []Event) bool {
 		left := map[string]bool{}
 		for _, p := range presenceEvents(e, PresenceLeave) {
 			if len(p.Current) == 0 {

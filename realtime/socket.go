@@ -340,10 +340,15 @@ func (s *Socket) makeRefLocked() string {
 }
 
 func (s *Socket) notifyStatus(c StatusChange) {
-	if c.Err != nil {
+	// The attempt is StatusChange.Attempt: the reconnect's number, none
+	// for the first connection.
+	switch {
+	case c.Err != nil:
 		s.log.Info("Socket "+c.Status.String(), logErr, c.Err, logAttempt, c.Attempt, logDelay, c.Delay)
-	} else {
+	case c.Attempt > 0:
 		s.log.Info("Socket "+c.Status.String(), logAttempt, c.Attempt)
+	default:
+		s.log.Info("Socket " + c.Status.String())
 	}
 	if s.notices != nil && s.opts.OnStatus != nil && !s.notices.push(notice{status: &c}, noticeCost, pushHard) {
 		s.noticeDropped()
@@ -392,7 +397,7 @@ func (s *Socket) run() {
 			s.mu.Unlock()
 			return
 		}
-		change := s.setStatusLocked(StatusConnecting, nil, tries+1, 0)
+		change := s.setStatusLocked(StatusConnecting, nil, tries, 0)
 		s.mu.Unlock()
 		s.notifyStatus(change)
 
@@ -688,7 +693,7 @@ func (s *Socket) connectionLost(c *conn, cause error, tries int) time.Duration {
 	for _, p := range s.pending {
 		s.completeLocked(p, "", nil, chanErr)
 	}
-	change := s.setStatusLocked(StatusReconnecting, cause, tries+1, delay)
+	change := s.setStatusLocked(StatusReconnecting, cause, tries, delay)
 	s.mu.Unlock()
 	s.notifyStatus(change)
 	return delay

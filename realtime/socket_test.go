@@ -187,7 +187,7 @@ func TestDropReconnectRejoin(t *testing.T) {
 			lost = c
 		}
 	}
-	if !errors.Is(lost.Err, ErrDisconnected) && lost.Err == nil || lost.Delay != 20*time.Millisecond || lost.Attempt != 2 {
+	if !errors.Is(lost.Err, ErrDisconnected) && lost.Err == nil || lost.Delay != 20*time.Millisecond || lost.Attempt != 1 {
 		t.Fatalf("reconnecting change %+v", lost)
 	}
 	if tr := tries.all(); len(tr) == 0 || tr[0] != 1 {

@@ -49,8 +49,12 @@ type StatusChange struct {
 	// (wrapping ErrDisconnected, ErrHeartbeatTimeout, ErrClosed), nil for
 	// an open.
 	Err error
-	// Attempt is the number of the next connection attempt since the last
-	// open (StatusReconnecting), or of this one (StatusConnecting).
+	// Attempt numbers reconnects: n is the n-th reconnect attempt since
+	// the last open (the tries of [Options].ReconnectAfter), the one
+	// scheduled (StatusReconnecting) or under way (StatusConnecting); 0
+	// is the first connection. The client's log ("Socket reconnecting",
+	// "Socket connecting") and the registry's (RetryEvents, "Scheduling
+	// reconnect") use this number.
 	Attempt int
 	// Delay is the wait before the next attempt (StatusReconnecting).
 	Delay time.Duration

@@ -78,10 +78,12 @@
 // time; socket reconnects are RetryEvents too (scope "socket").
 //
 // Listener configurations — broadcast handlers ([OnBroadcast]), presence
-// handlers, postgres_changes filters with their callbacks ([OnChange]),
-// system handlers — belong to the registry entry, not to the client
-// channel: they survive rejoins and are installed again when the channel
-// is re-created. A tracked presence is tracked again after every rejoin.
+// handlers ([OnPresence]), postgres_changes filters with their callbacks
+// ([OnChange]), system handlers ([OnSystem]) — belong to the registry
+// entry, not to the client channel: they survive rejoins and are
+// installed again when the channel is re-created. A tracked presence is
+// tracked again after every rejoin. [WithPolicy] gives a channel its own
+// retry policy.
 //
 // # Presence
 //
@@ -179,7 +181,7 @@
 // # Faults
 //
 // [Manager.Faults] simulates failures. Client side, through the
-// fault-injecting transport of package registry/faults under the client's
+// fault-injecting transport of package realtime/faultnet under the client's
 // dialer (works against any server): drop the connection, freeze it
 // half-open, add latency, fail the next N connects, inject a channel
 // error (a phx_error for the channel's current join), expire the token
@@ -269,4 +271,23 @@
 // events and 64 MiB per channel, then drops and counts:
 // ChannelInfo.ClientDropped). Close
 // stops every goroutine the manager started and ends every subscription.
+//
+// # Source files
+//
+// One concern per file: manager.go (Options, New, Connect, Close,
+// Subscribe, Export, the policy in force); channel.go (the registry entry
+// of a channel, its state grouped by concern, and its ChannelInfo);
+// join.go (the join options, Join and its variants, sharing, attaching
+// and re-creating the client channel, tracking); dispatch.go (the client
+// channel's events: broadcasts, presence, postgres changes, system
+// messages, into the registry, the events and the listeners); retry.go
+// (the retry state machine: join outcomes, failures, attempts, holds
+// while the socket is down or a breaker open, RetryNow); leave.go (Leave,
+// CleanupAll); handle.go (Handle, broadcasts and the offline queue);
+// socket.go, token.go, frames.go (the frame tap and rings), stats.go,
+// snapshot.go (the queries); broker.go and subscription.go (publishing
+// to subscribers); events.go, types.go and json.go (the public types and
+// their JSON); policy.go; presence.go (the presence cache); faultsapi.go
+// and serverfaults.go (Manager.Faults, on the transport of package
+// realtime/faultnet and the ServerControl of package serverctl).
 package registry

@@ -355,7 +355,6 @@ func TestFailConnectsAndLatency(t *testing.T) {
 	if e.m.Snapshot().Faults.Latency != 50*time.Millisecond {
 		t.Fatal("latency not reported")
 	}
-	start := time.Now()
 	peerGot := make(chan struct{}, 1)
 	peer := newPeer(t, e.srv)
 	ph, err := peer.JoinBroadcast(ctx(t), "document", "1", registry.OnBroadcast("*", func(registry.Broadcast) {
@@ -370,7 +369,7 @@ func TestFailConnectsAndLatency(t *testing.T) {
 	if err := ph.Ready(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
+	start := time.Now()
 	if err := h.Broadcast(ctx(t), "x", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -72,10 +72,10 @@ func (h *Handle) Release(ctx context.Context) error {
 	}
 	// Listener slices are copy-on-write: the delivery goroutine reads
 	// them without the lock.
-	e.bcast = slices.DeleteFunc(slices.Clone(e.bcast), func(l *bcastListener) bool { return slices.Contains(h.ids, l.id) })
-	e.pres = slices.DeleteFunc(slices.Clone(e.pres), func(l *presListener) bool { return slices.Contains(h.ids, l.id) })
-	e.system = slices.DeleteFunc(slices.Clone(e.system), func(l *systemListener) bool { return slices.Contains(h.ids, l.id) })
-	e.changes = slices.DeleteFunc(slices.Clone(e.changes), func(l *changeListener) bool { return slices.Contains(h.ids, l.id) })
+	e.listeners.bcast = slices.DeleteFunc(slices.Clone(e.listeners.bcast), func(l *bcastListener) bool { return slices.Contains(h.ids, l.id) })
+	e.listeners.pres = slices.DeleteFunc(slices.Clone(e.listeners.pres), func(l *presListener) bool { return slices.Contains(h.ids, l.id) })
+	e.listeners.system = slices.DeleteFunc(slices.Clone(e.listeners.system), func(l *systemListener) bool { return slices.Contains(h.ids, l.id) })
+	e.listeners.changes = slices.DeleteFunc(slices.Clone(e.listeners.changes), func(l *changeListener) bool { return slices.Contains(h.ids, l.id) })
 	m.mu.Unlock()
 	return m.release(ctx, e, false)
 }
@@ -98,7 +98,7 @@ func (h *Handle) Ready(ctx context.Context) error {
 			m.mu.Unlock()
 			return nil
 		case e.status == StatusError:
-			err := &ChannelError{Channel: e.name, Code: e.lastCode, Reason: e.reason}
+			err := &ChannelError{Channel: e.name, Code: e.lastError.code, Reason: e.reason}
 			m.mu.Unlock()
 			return err
 		}
@@ -260,20 +260,20 @@ func (m *Manager) broadcast(ctx context.Context, e *entry, msg outMsg) error {
 			m.mu.Unlock()
 			return err
 		}
-		if !e.flushing && len(e.queue) == 0 {
+		if !e.outbox.flushing && len(e.outbox.queue) == 0 {
 			m.mu.Unlock()
 			break
 		}
 		// Connected with queued broadcasts: they go first; wait for them.
-		if !e.flushing {
-			e.flushing = true
+		if !e.outbox.flushing {
+			e.outbox.flushing = true
 			m.wg.Add(1)
 			go m.flush(e, e.gen)
 		}
-		if e.flushDone == nil {
-			e.flushDone = make(chan struct{})
+		if e.outbox.flushDone == nil {
+			e.outbox.flushDone = make(chan struct{})
 		}
-		w := e.flushDone
+		w := e.outbox.flushDone
 		m.mu.Unlock()
 		select {
 		case <-w:
@@ -311,9 +311,9 @@ func (m *Manager) sentLocked(e *entry, msg outMsg, lock bool) {
 		defer m.mu.Unlock()
 	}
 	m.msgsOut.Add(1)
-	e.msgsOut++
+	e.traffic.out++
 	now := m.clk.Now()
-	e.lastMsg = now
+	e.traffic.last = now
 	me := MessageEvent{Time: now, Channel: e.name, Direction: Out, Kind: MessageBroadcast, Event: msg.event, Size: len(msg.payload)}
 	if msg.binary {
 		me.Binary = msg.payload
@@ -330,23 +330,23 @@ func (m *Manager) enqueueLocked(e *entry, msg outMsg) error {
 		return fmt.Errorf("broadcast on %s: %w (the offline queue is off)", e.name, realtime.ErrNotJoined)
 	}
 	size := len(msg.event) + len(msg.payload)
-	if full := len(e.queue) >= m.opts.OfflineQueue; full || e.queueBytes+size > m.opts.OfflineQueueBytes {
-		e.queueDropped++
+	if full := len(e.outbox.queue) >= m.opts.OfflineQueue; full || e.outbox.bytes+size > m.opts.OfflineQueueBytes {
+		e.outbox.dropped++
 		m.queueDrops++
-		n := e.queueDropped
-		why := fmt.Sprintf("%d broadcasts waiting", len(e.queue))
+		n := e.outbox.dropped
+		why := fmt.Sprintf("%d broadcasts waiting", len(e.outbox.queue))
 		if !full {
-			why = fmt.Sprintf("%d of %d bytes used, this one is %d", e.queueBytes, m.opts.OfflineQueueBytes, size)
+			why = fmt.Sprintf("%d of %d bytes used, this one is %d", e.outbox.bytes, m.opts.OfflineQueueBytes, size)
 		}
 		m.publishErrorLocked(e.name, "broadcast", "QueueFull", fmt.Sprintf("offline queue full (%s); broadcast %q refused", why, msg.event))
 		m.publishStateLocked(e, "offline queue full")
-		m.log.Warn("Offline queue full, broadcast refused", KeyChannel, e.name.String(), KeyEvent, msg.event, "queued", len(e.queue),
-			"queued_bytes", e.queueBytes, "size", size, "refused", n)
+		m.log.Warn("Offline queue full, broadcast refused", KeyChannel, e.name.String(), KeyEvent, msg.event, "queued", len(e.outbox.queue),
+			"queued_bytes", e.outbox.bytes, "size", size, "refused", n)
 		return fmt.Errorf("broadcast on %s: %w (%s)", e.name, ErrQueueFull, why)
 	}
 	msg.payload = append([]byte(nil), msg.payload...)
-	e.queue = append(e.queue, msg)
-	e.queueBytes += size
+	e.outbox.queue = append(e.outbox.queue, msg)
+	e.outbox.bytes += size
 	me := MessageEvent{Time: m.clk.Now(), Channel: e.name, Direction: Out, Kind: MessageBroadcast, Event: msg.event, Size: len(msg.payload), Queued: true}
 	if msg.binary {
 		me.Binary = msg.payload
@@ -355,16 +355,16 @@ func (m *Manager) enqueueLocked(e *entry, msg outMsg) error {
 	}
 	m.broker.publish(me)
 	m.publishStateLocked(e, "broadcast queued")
-	m.log.Debug("Broadcast queued while the channel is down", KeyChannel, e.name.String(), KeyEvent, msg.event, "queued", len(e.queue))
+	m.log.Debug("Broadcast queued while the channel is down", KeyChannel, e.name.String(), KeyEvent, msg.event, "queued", len(e.outbox.queue))
 	return nil
 }
 
 // endFlushLocked ends a flush and wakes the broadcasts waiting for it.
 func (e *entry) endFlushLocked() {
-	e.flushing = false
-	if e.flushDone != nil {
-		close(e.flushDone)
-		e.flushDone = nil
+	e.outbox.flushing = false
+	if e.outbox.flushDone != nil {
+		close(e.outbox.flushDone)
+		e.outbox.flushDone = nil
 	}
 }
 
@@ -374,16 +374,16 @@ func (m *Manager) flush(e *entry, gen uint64) {
 	sent := 0
 	for {
 		m.mu.Lock()
-		if e.gen != gen || e.leaving != nil || m.closed || e.status != StatusConnected || e.ch == nil || len(e.queue) == 0 {
+		if e.gen != gen || e.leaving != nil || m.closed || e.status != StatusConnected || e.ch == nil || len(e.outbox.queue) == 0 {
 			e.endFlushLocked()
-			n := len(e.queue)
+			n := len(e.outbox.queue)
 			m.mu.Unlock()
 			if sent > 0 {
 				m.log.Info("Offline queue flushed", KeyChannel, e.name.String(), "sent", sent, "left", n)
 			}
 			return
 		}
-		msg := e.queue[0]
+		msg := e.outbox.queue[0]
 		ch := e.ch
 		m.mu.Unlock()
 		ctx, cancel := context.WithTimeout(m.ctx, 15*time.Second)
@@ -398,14 +398,14 @@ func (m *Manager) flush(e *entry, gen uint64) {
 			}
 			return
 		}
-		if len(e.queue) > 0 {
-			e.queueBytes -= len(e.queue[0].event) + len(e.queue[0].payload)
-			e.queue[0] = outMsg{}
-			e.queue = e.queue[1:]
+		if len(e.outbox.queue) > 0 {
+			e.outbox.bytes -= len(e.outbox.queue[0].event) + len(e.outbox.queue[0].payload)
+			e.outbox.queue[0] = outMsg{}
+			e.outbox.queue = e.outbox.queue[1:]
 		}
 		m.sentLocked(e, msg, false)
 		sent++
-		if len(e.queue) == 0 {
+		if len(e.outbox.queue) == 0 {
 			m.publishStateLocked(e, "offline queue flushed")
 		}
 		m.mu.Unlock()
@@ -459,7 +459,7 @@ func (m *Manager) track(ctx context.Context, e *entry, user PresenceUser) error 
 	}
 	m.mu.Lock()
 	m.msgsOut.Add(1)
-	e.msgsOut++
+	e.traffic.out++
 	me := MessageEvent{Time: m.clk.Now(), Channel: e.name, Direction: Out, Kind: MessagePresence, Event: "track", Payload: payload, Size: len(payload)}
 	e.msgs.putEvent(&me)
 	m.broker.publish(me)
@@ -489,7 +489,7 @@ func (m *Manager) untrack(ctx context.Context, e *entry) error {
 	}
 	m.mu.Lock()
 	m.msgsOut.Add(1)
-	e.msgsOut++
+	e.traffic.out++
 	m.mu.Unlock()
 	m.log.Info("Untracked presence", KeyChannel, e.name.String(), KeyUserID, was.user.UserID)
 	return nil

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -685,5 +687,56 @@ func TestTrackRejoinDoesNotReannounceOthers(t *testing.T) {
 	}
 	if len(changes) != 1 || changes[0] != "join me" {
 		t.Fatalf("presence events after the track: %q, want only [join me]", changes)
+	}
+}
+
+// The client's log and the manager's number a socket reconnect alike:
+// reconnect attempt n is the n-th since the last open (ReconnectAfter's
+// tries), in "Socket reconnecting" and "Socket connecting" (the client)
+// as in "Scheduling reconnect" (the manager) and the socket RetryEvents.
+func TestSocketReconnectAttemptNumbering(t *testing.T) {
+	e := newEnv(t)
+	sub := e.m.Subscribe(ctx(t), registry.SubscribeOptions{NoInitialState: true})
+	defer sub.Close()
+	f := e.m.Faults()
+	if err := f.FailConnects(2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Drop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reconnect", func() bool { return e.m.Snapshot().Socket.Reconnects == 1 })
+	attempts := func(msg string) string {
+		var out []string
+		for _, r := range e.m.Logs(0) {
+			if r.Message != msg {
+				continue
+			}
+			if s, ok := r.Attr("scope"); msg == "Scheduling reconnect" && (!ok || s != "socket") {
+				continue
+			}
+			if a, ok := r.Attr(registry.KeyAttempt); ok {
+				out = append(out, a) // none for the first connection
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if got := attempts("Socket reconnecting"); got != "1 2 3" {
+		t.Errorf("the client's reconnecting attempts: %q, want 1 2 3", got)
+	}
+	if got := attempts("Scheduling reconnect"); got != "1 2 3" {
+		t.Errorf("the manager's scheduled attempts: %q, want 1 2 3", got)
+	}
+	if got := attempts("Socket connecting"); got != "1 2 3" {
+		t.Errorf("the client's connecting attempts after the open: %q, want 1 2 3", got)
+	}
+	var scheduled []string
+	for _, ev := range sub.Drain(nil) {
+		if r, ok := ev.(registry.RetryEvent); ok && r.Scope == registry.ScopeSocket && r.Outcome == registry.RetryScheduled {
+			scheduled = append(scheduled, strconv.Itoa(r.Attempt))
+		}
+	}
+	if got := strings.Join(scheduled, " "); got != "1 2 3" {
+		t.Errorf("socket RetryEvents scheduled: %q, want 1 2 3", got)
 	}
 }

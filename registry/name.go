@@ -151,9 +151,7 @@ func MustName(kind Kind, entityType, entityID, tenant string) Name {
 // wire topic) is accepted and removed.
 func ParseName(s string) (Name, error) {
 	in := s
-	if strings.HasPrefix(s, TopicPrefix) {
-		s = s[len(TopicPrefix):]
-	}
+	s = strings.TrimPrefix(s, TopicPrefix)
 	parts := strings.Split(s, ":")
 	var n Name
 	switch len(parts) {

@@ -149,9 +149,6 @@ func (d *Driver) TryNewClient(ctx context.Context, name, endpoint string, opts C
 	return &Client{d: d, Name: name, EndpointURL: info.EndpointURL, HTTPEndpoint: info.HTTPEndpoint}, nil
 }
 
-// Driver returns the client's driver.
-func (c *Client) Driver() *Driver { return c.d }
-
 // Connect calls client.connect().
 func (c *Client) Connect(tb testing.TB) {
 	tb.Helper()
@@ -265,15 +262,6 @@ func (ch *Channel) On(tb testing.TB, typ string, filter map[string]any) *Channel
 	return ch
 }
 
-// TryOn is On returning realtime-js's exception.
-func (ch *Channel) TryOn(ctx context.Context, typ string, filter map[string]any) error {
-	if filter == nil {
-		filter = map[string]any{}
-	}
-	_, err := ch.d.Do(ctx, "channel.on", map[string]any{"client": ch.Client.Name, "channel": ch.Name, "type": typ, "filter": filter})
-	return err
-}
-
 // Subscribe calls channel.subscribe(cb[, timeoutMs]) (timeoutMs 0: the
 // client's); statuses arrive as KindStatus events.
 func (ch *Channel) Subscribe(tb testing.TB, timeoutMs int) ChannelInfo {
@@ -377,16 +365,6 @@ func (ch *Channel) PresenceState(tb testing.TB) map[string][]Presence {
 func (ch *Channel) Unsubscribe(tb testing.TB) string {
 	tb.Helper()
 	return mustString(tb, ch.d.must(tb, "channel.unsubscribe", map[string]any{"client": ch.Client.Name, "channel": ch.Name}))
-}
-
-// UnsubscribeAsync starts channel.unsubscribe() without waiting.
-func (ch *Channel) UnsubscribeAsync(tb testing.TB) *Pending {
-	tb.Helper()
-	p, err := ch.d.DoAsync(context.Background(), "channel.unsubscribe", map[string]any{"client": ch.Client.Name, "channel": ch.Name})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return p
 }
 
 // Await waits for an event of this channel that m matches (m's Client

@@ -248,12 +248,6 @@ type Matcher interface {
 	Matches(Event) bool
 }
 
-// MatchFunc adapts a function to Matcher.
-type MatchFunc func(Event) bool
-
-// Matches implements Matcher.
-func (f MatchFunc) Matches(e Event) bool { return f(e) }
-
 // Match selects events by their fields; zero fields match anything.
 type Match struct {
 	Kind    string

@@ -54,9 +54,8 @@ const maxLine = 64 << 20
 
 // Driver is a running driver process.
 type Driver struct {
-	tb    testing.TB
-	cmd   *exec.Cmd
-	start time.Time
+	tb  testing.TB
+	cmd *exec.Cmd
 
 	// NodeVersion and RealtimeJSVersion are what the driver reported.
 	NodeVersion       string
@@ -109,7 +108,6 @@ func Start(tb testing.TB) *Driver {
 	dir := Dir(tb)
 	d := &Driver{
 		tb:      tb,
-		start:   time.Now(),
 		pending: make(map[int]chan reply),
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -271,9 +269,6 @@ func routineHeartbeat(e *Event) bool {
 	}
 	return false
 }
-
-// Stderr returns what the driver wrote to stderr so far.
-func (d *Driver) Stderr() string { return d.stderr.String() }
 
 // Do sends one command and waits for its reply. args are the command's
 // fields (see driver.mjs); a JavaScript exception comes back as an error
@@ -460,6 +455,3 @@ func (d *Driver) AwaitN(tb testing.TB, timeout time.Duration, m Matcher, n int) 
 	}
 	return evs
 }
-
-// Since returns the time elapsed since the driver started.
-func (d *Driver) Since() time.Duration { return time.Since(d.start) }

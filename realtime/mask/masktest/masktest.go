@@ -41,18 +41,6 @@ func PaddedJWT(secret []byte, claims map[string]any) string {
 	return signing + "." + base64.URLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// Pad adds '=' padding to every segment of an unpadded JWT (its
-// signature then no longer matches: see PaddedJWT for one that does).
-func Pad(jwt string) string {
-	parts := strings.Split(jwt, ".")
-	for i, p := range parts {
-		if n := len(p) % 4; n != 0 {
-			parts[i] = p + strings.Repeat("=", 4-n)
-		}
-	}
-	return strings.Join(parts, ".")
-}
-
 // EscapeOne spells s as the content of a JSON string with the character
 // at i written as a \u escape ("ey\u004ahbGci…"): the same string once
 // decoded.

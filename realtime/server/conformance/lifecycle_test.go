@@ -30,7 +30,6 @@ func TestS09Leave(t *testing.T) {
 	ch.AwaitStatus(t, quick, mark, "CLOSED")
 
 	// The app pattern of removing a channel and creating it again.
-	mark = e.d.Mark()
 	if res := c.RemoveChannel(t, ch); res != "ok" {
 		t.Errorf("removeChannel: %s", res)
 	}

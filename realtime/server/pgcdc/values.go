@@ -3,7 +3,6 @@ package pgcdc
 import (
 	"encoding/json"
 	"errors"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -402,6 +401,3 @@ func quoteIdent(s string) string {
 	}
 	return string(append(out, '"'))
 }
-
-// itoa is strconv.FormatInt for int64.
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

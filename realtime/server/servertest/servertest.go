@@ -34,7 +34,6 @@ type Server struct {
 type options struct {
 	cfg   server.Config
 	clock *Clock
-	log   bool
 }
 
 // Option configures New.
@@ -53,10 +52,6 @@ func WithConfig(f func(*server.Config)) Option {
 // pauses and join rejections follow c.
 func WithClock(c *Clock) Option { return func(o *options) { o.clock = c } }
 
-// WithLogs sends the server's debug logs to t.Log. Logs are also on when
-// the environment variable RTM_TEST_LOG is set.
-func WithLogs() Option { return func(o *options) { o.log = true } }
-
 // New starts a server on 127.0.0.1:0 with a random secret; t.Cleanup
 // closes it.
 func New(t testing.TB, opts ...Option) *Server {
@@ -71,7 +66,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		o.cfg.AfterFunc = o.clock.AfterFunc
 	}
 	logs := &LogWriter{t: t}
-	if o.cfg.Logger == nil && (o.log || os.Getenv("RTM_TEST_LOG") != "") {
+	if o.cfg.Logger == nil && os.Getenv("RTM_TEST_LOG") != "" {
 		o.cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	s, err := server.New(o.cfg)

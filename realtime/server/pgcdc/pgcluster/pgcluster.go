@@ -249,12 +249,7 @@ func runAs() (*syscall.Credential, error) {
 
 // command builds a command of the cluster's binaries, run as cred.
 func (c *Cluster) command(ctx context.Context, cred *syscall.Credential, name string, args ...string) *exec.Cmd {
-	var cmd *exec.Cmd
-	if ctx != nil {
-		cmd = exec.CommandContext(ctx, filepath.Join(c.binDir, name), args...)
-	} else {
-		cmd = exec.Command(filepath.Join(c.binDir, name), args...)
-	}
+	cmd := exec.CommandContext(ctx, filepath.Join(c.binDir, name), args...)
 	cmd.Dir = c.dir
 	cmd.Env = append(cleanEnv(), "LC_ALL=C", "LANG=C", "TZ=UTC")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -314,7 +309,9 @@ func (c *Cluster) startServer(ctx context.Context, cred *syscall.Credential, set
 	if err != nil {
 		return fmt.Errorf("pgcluster: %w", err)
 	}
-	cmd := c.command(nil, cred, "postgres", args...)
+	// The postmaster outlives the start: ctx bounds the wait for it, not
+	// its life (Stop ends it).
+	cmd := c.command(context.WithoutCancel(ctx), cred, "postgres", args...)
 	cmd.Stdout, cmd.Stderr = lf, lf // files: no copying goroutines
 	// SIGQUIT (immediate shutdown) if we die without stopping it.
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT

@@ -1,4 +1,4 @@
-package faults
+package faultnet
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"rtm/realtime/hostile/tarpit"
-	"rtm/registry/clock"
+	"rtm/realtime/server/servertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -189,8 +189,8 @@ func TestDrop(t *testing.T) {
 
 func TestFreezeHoldsBothDirections(t *testing.T) {
 	s := newWSServer(t)
-	clk := clock.NewFake(time.Unix(1000, 0))
-	tr := New(Options{Clock: clk})
+	clk := servertest.NewClock(time.Unix(1000, 0))
+	tr := New(Options{Now: clk.Now, AfterFunc: clk.AfterFunc})
 	c := dialWS(t, tr, s)
 	if n := tr.Freeze(30 * time.Second); n != 1 {
 		t.Fatalf("Freeze() = %d", n)
@@ -252,8 +252,8 @@ func TestFreezeHoldsBothDirections(t *testing.T) {
 
 func TestLatency(t *testing.T) {
 	s := newWSServer(t)
-	clk := clock.NewFake(time.Unix(1000, 0))
-	tr := New(Options{Clock: clk})
+	clk := servertest.NewClock(time.Unix(1000, 0))
+	tr := New(Options{Now: clk.Now, AfterFunc: clk.AfterFunc})
 	c := dialWS(t, tr, s)
 	tr.SetLatency(200 * time.Millisecond)
 	if err := c.WriteMessage(websocket.TextMessage, []byte("one")); err != nil {
