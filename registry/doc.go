@@ -185,9 +185,10 @@
 // dialer (works against any server): drop the connection, freeze it
 // half-open, add latency, fail the next N connects, inject a channel
 // error (a phx_error for the channel's current join), expire the token
-// (with Options.MintToken). Server side, with Options.Server (package
-// registry/serverctl: the embedded server's Go API or `rtm serve`'s
-// /admin/ HTTP API): kick a channel (phx_error or phx_close), refuse
+// (with Options.MintToken). Server side, with Options.Server (a
+// [ServerControl]: `rtm serve`'s /admin/ HTTP API through package
+// registry/serverctl, or the embedded server's Go API, which the rtm
+// command wires in; this package never imports the server): kick a channel (phx_error or phx_close), refuse
 // joins, drop all sockets, restart.
 //
 // One vocabulary names them all (fault.go, faultparse.go): a [Fault] is
@@ -289,5 +290,5 @@
 // to subscribers); events.go, types.go and json.go (the public types and
 // their JSON); policy.go; presence.go (the presence cache); faultsapi.go
 // and serverfaults.go (Manager.Faults, on the transport of package
-// realtime/faultnet and the ServerControl of package serverctl).
+// realtime/faultnet and a ServerControl).
 package registry

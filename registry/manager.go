@@ -115,8 +115,8 @@ type Options struct {
 	// transport wraps it unless NoFaults is set.
 	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
 	NoFaults bool
-	// Server, when set, offers the server-side faults (see package
-	// serverctl); Embedded tells the UI the target is the embedded server.
+	// Server, when set, offers the server-side faults (see
+	// [ServerControl]); Embedded tells the UI the target is the embedded server.
 	Server   ServerControl
 	Embedded bool
 	// MintToken signs claims into a JWT, when the JWT secret is known

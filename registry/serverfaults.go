@@ -52,7 +52,9 @@ type Rejection struct {
 
 // ServerControl is the server-side fault API of a target that has one:
 // rtm's embedded server (Go API) or `rtm serve` (its /admin/ HTTP API
-// with the service_role key). Package registry/serverctl implements both.
+// with the service_role key). Package registry/serverctl implements the
+// admin API; the rtm command implements the Go API (embedded.go), so
+// that no package under registry imports the server.
 type ServerControl interface {
 	// Target describes the server, e.g. "embedded server" or
 	// "rtm serve at http://127.0.0.1:4000".
