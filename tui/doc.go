@@ -37,8 +37,8 @@
 //     status.go keeps the status line.
 //
 // Adding a tab: a file tab_<name>.go with a type implementing mainTab,
-// a tab constant and its entry in newMainPane (mainpane.go), its key in
-// KeyMap.Tabs (keys.go). Adding a dialog: a file dialog_<name>.go with a
+// and in mainpane.go a tab constant, its title (tab.String) and its
+// entry in newMainPane; its number key follows. Adding a dialog: a file dialog_<name>.go with a
 // type implementing dialog, opened with Model.openDialog from the key
 // (route.go) or command (commands.go) that shows it. Adding a command:
 // its commandSpec and runCommand case in commands.go (and completions

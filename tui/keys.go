@@ -1,6 +1,10 @@
 package tui
 
-import "charm.land/bubbles/v2/key"
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+)
 
 // KeyMap holds every key binding of the UI, grouped by where it applies.
 // Match keys with key.Matches; enable and relabel bindings through the
@@ -8,10 +12,10 @@ import "charm.land/bubbles/v2/key"
 type KeyMap struct {
 	// Global keys.
 	Quit, Help, Command, Filter, NextFocus, PrevFocus, Open, Back key.Binding
-	// Tabs selects the main pane's tabs 1-4 (Messages, Presence,
-	// Retries, Info); TabKeys is the single help entry for them;
-	// NextTab and PrevTab cycle.
-	Tabs             [4]key.Binding
+	// Tabs selects the main pane's tabs by their number (1 Messages,
+	// 2 Presence, 3 Retries, 4 Info); TabKeys is the single help entry
+	// for them; NextTab and PrevTab cycle.
+	Tabs             [numTabs]key.Binding
 	TabKeys          key.Binding
 	NextTab, PrevTab key.Binding
 	// Zoom shows the focused pane alone.
@@ -60,12 +64,12 @@ func DefaultKeyMap() KeyMap {
 	k.PrevFocus = key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "prev pane"))
 	k.Open = key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open"))
 	k.Back = key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back"))
-	names := [4]string{"messages", "presence", "retries", "info"}
+	digits := make([]string, numTabs)
 	for i := range k.Tabs {
-		d := string(rune('1' + i))
-		k.Tabs[i] = key.NewBinding(key.WithKeys(d), key.WithHelp(d, names[i]))
+		digits[i] = string(rune('1' + i))
+		k.Tabs[i] = key.NewBinding(key.WithKeys(digits[i]), key.WithHelp(digits[i], strings.ToLower(tab(i).String())))
 	}
-	k.TabKeys = key.NewBinding(key.WithKeys("1", "2", "3", "4"), key.WithHelp("1-4", "tabs"))
+	k.TabKeys = key.NewBinding(key.WithKeys(digits...), key.WithHelp("1-"+digits[numTabs-1], "tabs"))
 	k.NextTab = key.NewBinding(key.WithKeys("]"), key.WithHelp("]", "next tab"))
 	k.PrevTab = key.NewBinding(key.WithKeys("["), key.WithHelp("[", "prev tab"))
 	k.Zoom = key.NewBinding(key.WithKeys("z"), key.WithHelp("z", "zoom"))

@@ -11,7 +11,7 @@ import (
 )
 
 // tab is a tab of the main pane: its index in mainPane.tabs (and its
-// key, 1-4).
+// key: 1 for the first).
 type tab uint8
 
 const (
@@ -41,8 +41,8 @@ func (t tab) String() string {
 // Each tab owns its state (scroll, filter, toggles) and says what its
 // render depends on (key), so the pane renders again only when that
 // changed. Adding a tab: a file tab_<name>.go with a type implementing
-// this interface, a tab constant, its entry in newMainPane and its key
-// in KeyMap.Tabs.
+// this interface, then a tab constant, its title in tab.String and its
+// entry in newMainPane (its key in KeyMap follows from the constant).
 type mainTab interface {
 	// names returns the tab's title and its short title (narrow panes).
 	names() (full, short string)
