@@ -37,6 +37,10 @@ const (
 	FaultExpireToken
 	// FaultChannelError delivers a phx_error for Channel's join.
 	FaultChannelError
+	// FaultHeal clears the client faults in force: it thaws a frozen
+	// connection, removes the added latency and cancels the connects
+	// set to fail.
+	FaultHeal
 	// FaultKick makes the server end Channel with phx_error or
 	// phx_close (Mode). Server side.
 	FaultKick
@@ -104,6 +108,8 @@ func (k FaultKind) spec() (faultSpec, bool) {
 		return faultSpec{name: "expire-token", doc: "expire the user token now"}, true
 	case FaultChannelError:
 		return faultSpec{name: "channel-error", doc: "inject a channel error (phx_error) on a joined channel", args: "<name>", takes: []FaultSetting{SettingChannel}, needs: []FaultSetting{SettingChannel}}, true
+	case FaultHeal:
+		return faultSpec{name: "heal", doc: "clear the client faults in force (freeze, latency, failing connects)"}, true
 	case FaultKick:
 		return faultSpec{name: "kick", server: true, doc: "server ends the channel (embedded server / rtm serve)", args: "<name> [error|close]", takes: []FaultSetting{SettingChannel, SettingMode}, needs: []FaultSetting{SettingChannel}}, true
 	case FaultRejectJoins:
@@ -394,6 +400,8 @@ func (f Fault) Summary() string {
 		return "expired the token"
 	case FaultChannelError:
 		return "injected a channel error on " + f.Channel.String()
+	case FaultHeal:
+		return "cleared the client faults"
 	case FaultKick:
 		return fmt.Sprintf("server kicked %s (%s)", f.Channel, f.mode())
 	case FaultRejectJoins:

@@ -211,6 +211,20 @@ func (f *Faults) Restart(ctx context.Context, downtime time.Duration) error {
 	return nil
 }
 
+// Heal clears the client faults in force: it thaws a frozen connection
+// (which then answers heartbeats again), removes the added latency and
+// cancels the connection attempts set to fail.
+func (f *Faults) Heal() error {
+	if err := f.transport(); err != nil {
+		return err
+	}
+	f.m.tr.Freeze(0)
+	f.m.tr.SetLatency(0)
+	f.m.tr.FailConnects(0)
+	f.m.log.Info("Fault: client faults cleared")
+	return nil
+}
+
 // State returns the client faults in force.
 func (f *Faults) State() FaultState {
 	return f.m.Snapshot().Faults
@@ -247,6 +261,8 @@ func (f *Faults) Apply(ctx context.Context, flt Fault) error {
 		return f.ExpireToken(ctx)
 	case FaultChannelError:
 		return f.InjectChannelError(flt.Channel)
+	case FaultHeal:
+		return f.Heal()
 	case FaultKick:
 		n, err := f.Kick(ctx, flt.Channel, flt.mode())
 		if err == nil && n == 0 {

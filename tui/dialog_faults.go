@@ -63,6 +63,7 @@ func newFaultMenu(st registry.State, ch registry.Name) *faultMenu {
 		{"c", "fail the next 3 connection attempts", registry.Fault{Kind: registry.FaultFailConnects, Count: 3}},
 		{"t", "expire the token now", registry.Fault{Kind: registry.FaultExpireToken}},
 		{"e", "channel error on " + chName, registry.Fault{Kind: registry.FaultChannelError, Channel: ch}},
+		{"h", "heal: clear the client faults in force", registry.Fault{Kind: registry.FaultHeal}},
 		{"s", "server: kick " + chName + " (phx_error)", registry.Fault{Kind: registry.FaultKick, Channel: ch, Mode: registry.KickError}},
 		{"S", "server: close " + chName + " (phx_close)", registry.Fault{Kind: registry.FaultKick, Channel: ch, Mode: registry.KickClose}},
 		{"r", "server: reject the next 3 joins", registry.Fault{Kind: registry.FaultRejectJoins, Count: 3}},

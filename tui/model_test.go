@@ -308,6 +308,7 @@ func TestCommands(t *testing.T) {
 		{"kick project:456 close", "fault kick subscription:project:456 close"},
 		{"kick project:456", "fault kick subscription:project:456"},
 		{"channel-error contact:123", "fault channel-error presence:contact:123"},
+		{"heal", "fault heal"},
 		{"drop-all", "fault drop-all"},
 		{"restart", "fault restart"},
 		{"restart 2s", "fault restart 2s"},

@@ -70,7 +70,8 @@
 // takes, by their scenario names (registry.FaultSettings: channel, for,
 // delay, count, mode, reason): drop; freeze for; latency delay (0s
 // removes it); fail-connects count; expire-token; channel-error
-// channel; and, server side, kick channel [mode: error|close];
+// channel; heal (clears freeze, latency and failing connects); and,
+// server side, kick channel [mode: error|close];
 // reject-joins count and/or for [reason]; drop-all; restart [for]. The
 // registry's table (registry.FaultKind.CheckSettings) decides which
 // settings a fault takes and needs, and registry.Faults.Apply injects
