@@ -90,7 +90,7 @@ func TestPresenceHostileBigState(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = h.Release(context.Background()) }()
-	eventually(t, "the big state", func() bool {
+	eventuallyWithin(t, time.Minute, "the big state", func() bool {
 		info, _ := m.Info(name)
 		return info.PresenceCount >= defaultMaxMembers
 	})
