@@ -393,7 +393,7 @@ func (f Fault) Summary() string {
 		if f.Delay == 0 {
 			return "removed the added latency"
 		}
-		return fmt.Sprintf("added %s latency each way", shortDuration(f.Delay))
+		return fmt.Sprintf("added %s latency each way", FormatDuration(f.Delay))
 	case FaultFailConnects:
 		return fmt.Sprintf("the next %d connection attempts will fail", f.Count)
 	case FaultExpireToken:
@@ -420,9 +420,10 @@ func (f Fault) Summary() string {
 	return f.String()
 }
 
-// shortDuration writes d for a person: whole units where it has them,
-// milliseconds below a second, tenths of a second above.
-func shortDuration(d time.Duration) string {
+// FormatDuration writes d for a person, as the status line and the
+// fault summaries show it: whole units where it has them (3s, 2m0s),
+// milliseconds below a second (250ms), tenths of a second above (2.5s).
+func FormatDuration(d time.Duration) string {
 	switch {
 	case d <= 0:
 		return "0s"

@@ -78,7 +78,7 @@ func ParseFaultNames(args []string, name func(string) (Name, error)) (Fault, err
 		if len(args) == 0 {
 			break
 		}
-		d, err := parseCommandDuration(args[0])
+		d, err := ParseDuration(args[0])
 		if err != nil {
 			return fail(args[0], err)
 		}
@@ -140,8 +140,9 @@ func (k FaultKind) arity() (lo, hi int) {
 	return lo, hi
 }
 
-// parseCommandDuration reads "10s", "500ms" or a bare number of seconds.
-func parseCommandDuration(s string) (time.Duration, error) {
+// ParseDuration reads a duration as command lines write it: "10s",
+// "500ms", or a bare number of seconds ("2.5"); never negative.
+func ParseDuration(s string) (time.Duration, error) {
 	if n, err := strconv.ParseFloat(s, 64); err == nil {
 		if n < 0 {
 			return 0, fmt.Errorf("duration %q is negative", s)

@@ -9,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -396,24 +394,6 @@ func presenceUser(payload json.RawMessage, fallbackID string) (registry.Presence
 	}
 	name, _ := obj["name"].(string)
 	return registry.PresenceUser{UserID: id, Name: name, Payload: payload}, nil
-}
-
-// parseDuration reads "10s", "500ms" or a bare number of seconds.
-func parseDuration(s string) (time.Duration, error) {
-	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("duration %q is negative", s)
-		}
-		return time.Duration(n * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (10s, 500ms, 2m)", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("duration %q is negative", s)
-	}
-	return d, nil
 }
 
 // runCommand parses and runs a ":" command line.

@@ -50,7 +50,7 @@ func newFaultMenu(st registry.State, ch registry.Name) *faultMenu {
 	latLabel := "add 500ms latency each way"
 	if st.Faults.Latency > 0 {
 		lat.Delay = 0
-		latLabel = "remove the added latency (" + fmtDur(st.Faults.Latency) + ")"
+		latLabel = "remove the added latency (" + registry.FormatDuration(st.Faults.Latency) + ")"
 	}
 	type row struct {
 		key, label string

@@ -413,22 +413,6 @@ func fmtCount(n uint64) string {
 	}
 }
 
-// fmtDur formats a delay: 250ms, 3s, 2.5s.
-func fmtDur(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0s"
-	case d < time.Millisecond:
-		return fmt.Sprintf("%dµs", d.Microseconds())
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d%time.Second == 0 && d < time.Hour:
-		return d.String()
-	default:
-		return d.Round(100 * time.Millisecond).String()
-	}
-}
-
 // compactJSON returns raw JSON on one line, or its text when invalid.
 func compactJSON(raw []byte) string {
 	if len(raw) == 0 {

@@ -160,7 +160,7 @@ func (m *Model) seekCommand(arg string) tea.Cmd {
 		return m.fail("seek", arg, errNotReplaying)
 	}
 	rel := strings.HasPrefix(arg, "+") || strings.HasPrefix(arg, "-")
-	d, err := parseDuration(strings.TrimLeft(arg, "+-"))
+	d, err := registry.ParseDuration(strings.TrimLeft(arg, "+-"))
 	if err != nil {
 		d, err = parsePosition(arg)
 		if err != nil || rel {

@@ -136,7 +136,7 @@ func (t *retriesTab) render(v *mainView, c registry.ChannelInfo, w, h int) []str
 		l.add(v.st.Muted, fitText(string(e.Scope), 7)).plain(" ")
 		delay := ""
 		if e.Delay > 0 {
-			delay = fmtDur(e.Delay)
+			delay = registry.FormatDuration(e.Delay)
 		}
 		l.add(v.st.Text, fitRight(delay, 6)).plain(" ")
 		l.add(outcomePaint(v.st, e.Outcome), fitText(string(e.Outcome), 10)).plain(" ")

@@ -245,7 +245,7 @@ func (m *Model) headerLine2(w int, sep, gap string, spark int) *line {
 		if so.Status != registry.SocketConnected {
 			p = st.Muted // the last one measured
 		}
-		l2.add(st.Header.Label, gap+"rtt ").add(p, fmtDur(so.RTT))
+		l2.add(st.Header.Label, gap+"rtt ").add(p, registry.FormatDuration(so.RTT))
 	case so.Status == registry.SocketConnected:
 		// Until the first heartbeat reply measures it.
 		l2.add(st.Header.Label, gap+"rtt ").add(st.Muted, "measuring…")
