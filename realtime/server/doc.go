@@ -73,11 +73,13 @@
 // lifecycle.go (Start, Restart, Shutdown, Close, the goroutines Close waits
 // for), upgrade.go (the WebSocket handshake and the socket registry),
 // stats.go (Stats), config.go, conn.go (a socket's reader and writer),
-// frame.go (server frames), channel.go (join, leave, broadcast, presence messages),
-// join.go (parsing a join), topic.go (fan-out and presence state),
-// presence.go (presence budgets), caps.go and limits.go, tenantlimits.go (limits per tenant),
-// auth.go (JWTs), rest.go and batch.go (the REST broadcast API and its
-// batch scanner), httpconn.go (HTTP timeouts and connection limit),
-// changes.go and pgchanges.go (postgres_changes with and without a
-// [ChangeSource]), faults.go and admin.go (fault controls and /admin/).
+// frame.go (server frames), channel.go (join, leave, broadcast, presence
+// messages), join.go (parsing a join), topic.go (fan-out and presence
+// state), presence.go (presence budgets), caps.go (length caps), limits.go
+// (rate windows, rejected joins), tenantlimits.go (limits per tenant),
+// auth.go (JWTs), rest.go (the REST broadcast API), batch.go (scanning a
+// batch body) and batchcheck.go (checking its messages, the 422 answer),
+// httpconn.go (HTTP timeouts and connection limit), changes.go and
+// pgchanges.go (postgres_changes with and without a [ChangeSource]),
+// faults.go and admin.go (fault controls and /admin/).
 package server
