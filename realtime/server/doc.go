@@ -1,0 +1,85 @@
+// Package server is rtm's embedded Supabase-compatible Realtime server: a
+// WebSocket endpoint speaking the protocol of Supabase Realtime (serializers
+// 1.0.0 and 2.0.0, as used by @supabase/realtime-js 2.119.0), the REST
+// broadcast API, Supabase's tenant limits with their exact reasons, and
+// fault controls (drop, kick, reject joins, pause, restart) for testing
+// clients, as a Go API and under /admin/ over HTTP.
+//
+// postgres_changes: without a database, bindings are echoed with their ids
+// and answered "Subscribed to PostgreSQL" at once, and changes come only
+// from [Server.EmitChange]. With [Config].Changes (a [ChangeSource], e.g.
+// package rtm/realtime/server/pgcdc reading PostgreSQL logical
+// replication), each channel subscribes as its token's role and claims,
+// the readiness message is sent when the source proves the subscription
+// live, and refusals come back as postgres_changes system errors.
+//
+// Limits count per tenant, as in Supabase, so that a tenant over a limit
+// never holds back another: a topic "tenant:<ID>:..." belongs to tenant
+// <ID>, any other topic to the default tenant, and a socket to the tenant
+// of its token's tenant_id claim, or to the default tenant. Events,
+// presence events and joins are charged to the topic's tenant (a join
+// refused because its token may not use the tenant topic, to the
+// socket's); the HTTP 429s at connect and the concurrent-users limit to
+// the socket's tenant; channels are counted per socket and presence
+// pushes per channel. At most [Config].MaxTenantWindows tenants' rate
+// windows are held at once, idle ones are dropped; see [Limits].
+//
+// Endpoints of [Server.Handler]:
+//
+//	GET  /realtime/v1/websocket, /socket/websocket         WebSocket (apikey, vsn)
+//	POST /realtime/v1/api/broadcast, /api/broadcast         batch broadcast (202)
+//	POST /realtime/v1/api/broadcast/{topic}/events/{event}  single broadcast (202)
+//	     /admin/...                                         fault controls (service_role)
+//
+// A batch broadcast is checked in one pass over its body, with no map or
+// list per message, so its memory is a small multiple of the body's; a
+// 422 lists the errors of at most 100 messages (Supabase's list, one entry
+// per message, for a batch of up to 100; beyond, the first 100 failing
+// messages with their "index", and the counts "failed" and "total"). An
+// error message quotes at most 200 bytes of a topic, path or header.
+//
+// Slow and idle HTTP clients are bounded in time: every request gets read
+// and write deadlines from the end of its headers ([Config].HTTPReadTimeout,
+// HTTPWriteTimeout, set per request so that they hold under Handler in any
+// http.Server too), and the server's own listener closes connections
+// whose headers are late (HTTPReadHeaderTimeout) or that idle between
+// requests (HTTPIdleTimeout), and answers 503 at once to connections
+// beyond MaxHTTPConnections. A WebSocket sheds the HTTP deadlines when it
+// upgrades, and leaves the HTTP count for Limits.MaxConcurrentUsers.
+//
+// Delivery and concurrency: each connection has one reader goroutine,
+// which handles its frames in order, and one writer goroutine fed by a
+// bounded queue. A broadcast is encoded once per serializer and the same
+// bytes are queued on every subscriber; a subscriber whose queue is full
+// is disconnected (counted in [Stats].SlowConsumerDrops) and never slows
+// the others. Within a topic, every subscriber receives presence_state
+// before the presence_diffs that follow it. All methods of Server are
+// safe for concurrent use.
+//
+// Hostile input: presence has byte budgets, per connection and
+// server-wide ([Config].MaxPresenceBytesPerConn, 16 MiB, and
+// MaxPresenceBytes, 256 MiB). Each meta is kept once, charged to both, and
+// given back on untrack, leave and close; a track over a budget is
+// answered {"status":"error","response":{"reason":"PresenceBudgetExceeded:
+// …"}} and changes nothing. A presence_state holds one topic's metas and a
+// joiner whose state could never fit its outbound queue is dropped before
+// it is encoded. Topics, event names, presence keys and join refs are
+// capped at 255 bytes ([MaxTopicBytes] and its siblings), the caps of the
+// 2.0.0 binary frames, for text frames and REST too; longer ones are
+// refused with TopicTooLong, EventTooLong, PresenceKeyTooLong or
+// RefTooLong and never kept.
+//
+// Source files, by concern: server.go (Server, New, keys, ids),
+// lifecycle.go (Start, Restart, Shutdown, Close, the goroutines Close waits
+// for), upgrade.go (the WebSocket handshake and the socket registry),
+// stats.go (Stats), config.go, conn.go (a socket's reader and writer),
+// frame.go (server frames), channel.go (join, leave, broadcast, presence
+// messages), join.go (parsing a join), topic.go (fan-out and presence
+// state), presence.go (presence budgets), caps.go (length caps), limits.go
+// (rate windows, rejected joins), tenantlimits.go (limits per tenant),
+// auth.go (JWTs), rest.go (the REST broadcast API), batch.go (scanning a
+// batch body) and batchcheck.go (checking its messages, the 422 answer),
+// httpconn.go (HTTP timeouts and connection limit), changes.go and
+// pgchanges.go (postgres_changes with and without a [ChangeSource]),
+// faults.go and admin.go (fault controls and /admin/).
+package server
