@@ -268,6 +268,9 @@ func TestSoakHostileMix(t *testing.T) {
 
 	// Meanwhile the good tenant sends 40 broadcasts a second over its
 	// socket (acked) and 4 over REST: under its limit of 100.
+	// Its REST client opens a connection per request: a kept-alive one
+	// would race the server's 300 ms idle timeout (a POST is not retried).
+	goodHC := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	var acks []string
 	sent := 0
 	tick := time.NewTicker(25 * time.Millisecond)
@@ -276,7 +279,7 @@ func TestSoakHostileMix(t *testing.T) {
 		acks = append(acks, sender.broadcastJSON(sj, room, "seq", fmt.Sprintf(`{"i":%d}`, sent)))
 		sent++
 		if sent%10 == 0 {
-			status, body, err := post(context.Background(), hc, s.URL+"/realtime/v1/api/broadcast/tenant:good:room/events/rest", good,
+			status, body, err := post(context.Background(), goodHC, s.URL+"/realtime/v1/api/broadcast/tenant:good:room/events/rest", good,
 				[]byte(fmt.Sprintf(`{"i":%d}`, sent/10)))
 			if err != nil || status != http.StatusAccepted {
 				t.Errorf("the good tenant's REST broadcast: %d %s %v", status, body, err)
