@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,18 @@ func TestViewsMaskEscapedSecrets(t *testing.T) {
 	}
 	if err := mgr.Track(ctx, lobby, registry.PresenceUser{UserID: "watcher"}); err != nil {
 		t.Fatal(err)
+	}
+	// Tracking on a channel joined without presence rejoins it with its
+	// presence key: wait until that is done (the watcher is present), so
+	// the peer's track below reaches it as a presence_diff, not inside
+	// the presence_state of the rejoin.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if slices.ContainsFunc(mgr.Snapshot().Presence[lobby], func(u registry.PresenceUser) bool { return u.UserID == "watcher" }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher never showed as present")
+		}
 	}
 	for _, vsn := range []string{"1.0.0", "2.0.0"} {
 		peer, err := registry.New(registry.Options{URL: srv.URL, APIKey: srv.AnonKey(), Token: padded, Serializer: vsn})
