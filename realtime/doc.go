@@ -166,4 +166,28 @@
 // goroutines, including the delivery of queued events: do not call it from
 // an OnEvent, OnStatus or Tap callback. Logs go to [Options].Logger
 // (log/slog); keys and tokens are never logged unmasked.
+//
+// # Source files
+//
+// socket.go holds the [Socket] type, its construction, Connect, Close
+// and accessors; socket_connect.go the connection loop (dial with its
+// bounded steps, serve, reconnect, connection loss); socket_notify.go
+// the OnStatus/OnHeartbeat notices; socket_auth.go SetAuth and the
+// token in use. conn.go is one connection (read loop, write loop with
+// the write queue and heartbeats), framebuf.go its slab reader and
+// dispatch.go the routing of inbound frames to channels, replies and
+// presence. channel.go holds the [Channel] type, its creation,
+// accessors, Subscribe, Leave and event delivery; channel_config.go
+// [ChannelConfig], the join payload and the binding check of the join
+// reply; channel_send.go Send, SendBinary, Track and Untrack;
+// channel_join.go the join lifecycle (join reply, rejoin timer, errored
+// and closed channels); push.go pushes awaiting their phx_reply.
+// presence.go holds the [Presence] state and its accessors;
+// presence_sync.go applies presence_state and presence_diff (the
+// phoenix algorithm); presence_limits.go [PresenceLimits], byte costs,
+// truncation and what fits; presence_metas.go ref sets, the copies of a
+// frame's metas and meta comparisons. queue.go is the bounded delivery
+// queue, options.go [Options], types.go the public value types,
+// errors.go the errors, postgres.go postgres_changes conversion and
+// token.go [TokenExpiry].
 package realtime
