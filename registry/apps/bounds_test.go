@@ -8,6 +8,7 @@ import (
 
 	"rtm/realtime/protocol"
 	"rtm/realtime/proxy"
+	"rtm/realtime/token"
 	"rtm/registry/apps"
 )
 
@@ -169,5 +170,49 @@ func drain(sub *apps.Subscription) []apps.Event {
 		default:
 			return evs
 		}
+	}
+}
+
+// Tick flags a token that expired on a quiet socket; MaxBytes bounds the
+// bytes kept over every socket, and an evicted socket gives its bytes
+// back.
+func TestTickAndMaxBytes(t *testing.T) {
+	opt := apps.Options{MaxBytes: 100, MaxClosedSockets: 1}
+	m := apps.New(opt)
+	now := time.Now()
+	tok, err := token.User([]byte("secret"), "dave", now, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := protocol.V1
+	m.Open(proxy.ConnInfo{ID: 1, Opened: now})
+	b, _ := clientFrame(t, v, protocol.Message{Topic: "realtime:r", Event: protocol.EventJoin, Ref: "1", JoinRef: "1", Payload: json.RawMessage(`{"config":{},"access_token":"` + tok + `"}`)})
+	m.Frame(proxy.Frame{Conn: 1, Dir: proxy.FromApp, Time: now, Data: b})
+	b, _ = serverFrame(t, v, protocol.Message{Topic: "realtime:r", Event: protocol.EventReply, Ref: "1", JoinRef: "1", Payload: protocol.ReplyPayload("ok", nil)})
+	m.Frame(proxy.Frame{Conn: 1, Dir: proxy.ToApp, Time: now, Data: b})
+	m.Tick(now.Add(30 * time.Second))
+	if len(m.Snapshot().Flags) != 0 {
+		t.Fatal("flagged before the expiry")
+	}
+	m.Tick(now.Add(2 * time.Minute))
+	m.Tick(now.Add(3 * time.Minute))
+	snap := m.Snapshot()
+	if len(snap.Flags) != 1 || !hasFlag(snap, apps.FlagTokenExpired, 1, "realtime:r") {
+		t.Fatalf("flags %+v", snap.Flags)
+	}
+	for i := 0; i < 3; i++ {
+		b, _ = serverFrame(t, v, protocol.Message{Topic: "realtime:r", Event: protocol.EventBroadcast, JoinRef: "1",
+			Payload: json.RawMessage(`{"type":"broadcast","event":"e","payload":{"text":"forty bytes of text, or about that"}}`)})
+		m.Frame(proxy.Frame{Conn: 1, Dir: proxy.ToApp, Time: now, Data: b})
+	}
+	snap = m.Snapshot()
+	if c := channelOf(snap, 1, "realtime:r"); len(c.Messages) != 1 || c.MessagesDropped != 2 || snap.Stats.Bytes > opt.MaxBytes || snap.Stats.Bytes == 0 {
+		t.Fatalf("messages %+v, stats %+v", c.Messages, snap.Stats)
+	}
+	m.Closed(proxy.Closed{Conn: 1, Time: now})
+	m.Open(proxy.ConnInfo{ID: 2, Opened: now})
+	m.Closed(proxy.Closed{Conn: 2, Time: now})
+	if st := m.Stats(); st.Bytes != 0 || st.SocketsDropped != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }

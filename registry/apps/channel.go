@@ -39,7 +39,7 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 			s.s.ChannelFramesDropped++
 			return
 		}
-		ch = &channel{c: Channel{Topic: clip(msg.Topic, 256)}, members: make(map[string][]Meta)}
+		ch = &channel{c: Channel{Topic: clip(mask.Text(msg.Topic), 256)}, members: make(map[string][]Meta)}
 		s.chans[msg.Topic] = ch
 		s.corder = append(s.corder, ch)
 	}
@@ -229,12 +229,13 @@ func (m *Model) presence(s *socket, ch *channel, now time.Time, msg *protocol.Me
 	join := func(key string, metas []protocol.PresenceMeta) error {
 		ch.c.PresenceJoins++
 		m.addMetas(ch, key, metas)
-		ev.Action, ev.Key, ev.Metas = "join", clip(key, 256), len(metas)
+		ev.Action, ev.Key, ev.Metas = "join", memberKey(key), len(metas)
 		m.publish(ev)
 		return nil
 	}
 	if msg.Event == protocol.EventPresenceState {
 		clear(ch.members)
+		m.bytes -= ch.presenceBytes
 		ch.presenceBytes = 0
 		n := 0
 		err := protocol.ScanPresenceState(msg.Payload, func(key string, metas []protocol.PresenceMeta) error {
@@ -254,7 +255,7 @@ func (m *Model) presence(s *socket, ch *channel, now time.Time, msg *protocol.Me
 		leaves = append(leaves, func() {
 			ch.c.PresenceLeaves++
 			m.removeMetas(ch, key, metas)
-			ev.Action, ev.Key, ev.Metas = "leave", clip(key, 256), len(metas)
+			ev.Action, ev.Key, ev.Metas = "leave", memberKey(key), len(metas)
 			m.publish(ev)
 		})
 		return nil
@@ -266,7 +267,7 @@ func (m *Model) presence(s *socket, ch *channel, now time.Time, msg *protocol.Me
 
 // addMetas adds metas to key, within the bounds.
 func (m *Model) addMetas(ch *channel, key string, metas []protocol.PresenceMeta) {
-	key = clip(key, 256)
+	key = memberKey(key)
 	cur, ok := ch.members[key]
 	if !ok && len(ch.members) >= m.opt.MaxMembers {
 		ch.c.PresenceDropped += uint64(len(metas))
@@ -275,11 +276,12 @@ func (m *Model) addMetas(ch *channel, key string, metas []protocol.PresenceMeta)
 	for _, pm := range metas {
 		mt := Meta{Ref: clip(pm.Ref, 64), JSON: m.maskClip(pm.Raw, m.opt.MaxMetaBytes)}
 		size := len(mt.Ref) + len(mt.JSON) + len(key)
-		if len(cur) >= m.opt.MaxMetas || ch.presenceBytes+size > m.opt.MaxPresenceBytes {
+		if len(cur) >= m.opt.MaxMetas || ch.presenceBytes+size > m.opt.MaxPresenceBytes || m.bytes+size > m.opt.MaxBytes {
 			ch.c.PresenceDropped++
 			continue
 		}
 		ch.presenceBytes += size
+		m.bytes += size
 		cur = append(cur, mt)
 	}
 	if len(cur) > 0 || ok {
@@ -290,7 +292,7 @@ func (m *Model) addMetas(ch *channel, key string, metas []protocol.PresenceMeta)
 // removeMetas removes the metas of key by their refs; a key left with
 // none is gone.
 func (m *Model) removeMetas(ch *channel, key string, metas []protocol.PresenceMeta) {
-	key = clip(key, 256)
+	key = memberKey(key)
 	cur, ok := ch.members[key]
 	if !ok {
 		return
@@ -298,7 +300,9 @@ func (m *Model) removeMetas(ch *channel, key string, metas []protocol.PresenceMe
 	cur = slices.DeleteFunc(cur, func(mt Meta) bool {
 		gone := slices.ContainsFunc(metas, func(pm protocol.PresenceMeta) bool { return pm.Ref == mt.Ref })
 		if gone {
-			ch.presenceBytes -= len(mt.Ref) + len(mt.JSON) + len(key)
+			size := len(mt.Ref) + len(mt.JSON) + len(key)
+			ch.presenceBytes -= size
+			m.bytes -= size
 		}
 		return gone
 	})
@@ -314,11 +318,11 @@ func (m *Model) message(s *socket, ch *channel, f proxy.Frame, msg *protocol.Mes
 	mm := Message{Time: f.Time, Dir: f.Dir.String(), Event: clip(msg.Event, 128), Bytes: size}
 	payload := []byte(msg.Payload)
 	if msg.Broadcast != nil {
-		mm.UserEvent = clip(msg.Broadcast.Event, 128)
+		mm.UserEvent = clip(mask.Text(msg.Broadcast.Event), 128)
 		payload = msg.Broadcast.Payload
 	} else if msg.Event == protocol.EventBroadcast {
 		if b, err := msg.UserBroadcast(); err == nil {
-			mm.UserEvent = clip(b.Event, 128)
+			mm.UserEvent = clip(mask.Text(b.Event), 128)
 		}
 	}
 	mm.Payload = m.maskClip(payload, m.opt.MaxPayloadBytes)
@@ -330,7 +334,7 @@ func (m *Model) message(s *socket, ch *channel, f proxy.Frame, msg *protocol.Mes
 		ch.c.MessagesToApp++
 		ch.c.BytesToApp += uint64(size)
 	}
-	ch.push(mm, m.opt)
+	m.push(ch, mm)
 	m.publish(Event{Type: TypeMessage, Time: f.Time, Socket: s.s.ID, Topic: ch.c.Topic, Action: "message",
 		Dir: mm.Dir, Event: mm.Event, UserEvent: mm.UserEvent, Bytes: size, Payload: mm.Payload})
 }
@@ -344,16 +348,27 @@ func (m *Model) maskClip(data []byte, n int) string {
 	return clip(string(mask.JSON(data)), n)
 }
 
-// push adds mm to the ring, dropping the oldest beyond the bounds.
-func (ch *channel) push(mm Message, opt Options) {
-	for len(ch.ring) > 0 && (len(ch.ring) >= opt.MaxMessages || ch.ringBytes+len(mm.Payload) > opt.MaxMessageBytes) {
+// push adds mm to the ring of ch, dropping the oldest beyond the
+// channel's bounds; a message the model's MaxBytes has no room for is
+// dropped.
+func (m *Model) push(ch *channel, mm Message) {
+	for len(ch.ring) > 0 && (len(ch.ring) >= m.opt.MaxMessages || ch.ringBytes+len(mm.Payload) > m.opt.MaxMessageBytes) {
 		ch.ringBytes -= len(ch.ring[0].Payload)
+		m.bytes -= len(ch.ring[0].Payload)
 		ch.ring = slices.Delete(ch.ring, 0, 1)
 		ch.c.MessagesDropped++
 	}
+	if m.bytes+len(mm.Payload) > m.opt.MaxBytes {
+		ch.c.MessagesDropped++
+		return
+	}
 	ch.ringBytes += len(mm.Payload)
+	m.bytes += len(mm.Payload)
 	ch.ring = append(ch.ring, mm)
 }
+
+// memberKey is a presence key as kept: masked and clipped.
+func memberKey(key string) string { return clip(mask.Text(key), 256) }
 
 // lastAttempt returns the channel's latest join attempt.
 func (ch *channel) lastAttempt() (Attempt, bool) {

@@ -52,8 +52,10 @@
 //   - never_left: a channel was joined when its socket closed.
 //   - channel_limit: a socket held more than Options.ChannelLimit
 //     channels (once per socket).
-//   - token_expired: a frame of the socket came after the expiry of a
-//     held channel's token, with no access_token push since the join.
+//   - token_expired: a held channel's token expired with no
+//     access_token push since the join, seen by the first frame of its
+//     socket after the expiry or by [Model.Tick] (which a proxy calls
+//     periodically, for sockets that went quiet).
 //   - identity_changed: a join carried another role or subject than the
 //     join of the topic before it, on the same socket or on the socket it
 //     replaced (an app that fell back to the anon key after a reconnect).
@@ -94,7 +96,9 @@
 // # Bounds
 //
 // Every store is bounded in count and bytes (see [Options] for the
-// defaults) and counts what it dropped: open sockets (10,000) and
+// defaults) and counts what it dropped. The messages and presence kept
+// weigh at most 64 MiB over every socket (MaxBytes; Stats.Bytes), and
+// per store: open sockets (10,000) and
 // closed ones kept (256, oldest evicted; Stats.SocketsDropped), channels
 // per socket (512; Socket.ChannelFramesDropped counts the frames of
 // the topics not kept), attempts per channel (32;

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"rtm/realtime/mask"
 	"rtm/realtime/protocol"
 	"rtm/realtime/proxy"
 )
@@ -26,6 +27,7 @@ type Model struct {
 	closed  int       // closed sockets in order
 	flags   []Flag
 	stats   Stats
+	bytes   int // the message and presence bytes kept, against MaxBytes
 	subs    map[*Subscription]struct{}
 }
 
@@ -66,7 +68,7 @@ func (m *Model) Open(ci proxy.ConnInfo) {
 		s: Socket{
 			ID:         ci.ID,
 			RemoteAddr: clip(ci.RemoteAddr, 256),
-			ClientInfo: clip(ci.Header.Get("X-Client-Info"), 256),
+			ClientInfo: clip(mask.Text(ci.Header.Get("X-Client-Info")), 256),
 			Vsn:        vsn.String(),
 			Upstream:   clip(ci.Upstream, 512),
 			Token:      tok,
@@ -128,7 +130,7 @@ func (m *Model) Closed(c proxy.Closed) {
 		return
 	}
 	m.checkExpiry(s, c.Time)
-	s.s.Closed, s.s.CloseCode, s.s.CloseReason = c.Time, c.Code, clip(c.Reason, 256)
+	s.s.Closed, s.s.CloseCode, s.s.CloseReason = c.Time, c.Code, clip(mask.Text(c.Reason), 256)
 	switch c.By {
 	case proxy.FromApp:
 		s.s.ClosedBy = "app"
@@ -162,6 +164,9 @@ func (m *Model) evictClosed() {
 	old := m.order[i]
 	m.order = slices.Delete(m.order, i, i+1)
 	delete(m.sockets, old.s.ID)
+	for _, ch := range old.corder {
+		m.bytes -= ch.ringBytes + ch.presenceBytes
+	}
 	for _, s := range m.order {
 		if s.prev == old {
 			s.prev = nil
@@ -171,26 +176,39 @@ func (m *Model) evictClosed() {
 	m.stats.SocketsDropped++
 }
 
-// Frame implements [proxy.Observer]: one relayed frame.
+// Frame implements [proxy.Observer]: one relayed frame. It is decoded
+// before the lock is taken.
 func (m *Model) Frame(f proxy.Frame) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.stats.Frames++
 	s := m.sockets[f.Conn]
 	if s == nil || !s.s.Closed.IsZero() {
 		m.stats.UnknownSocket++
+		m.mu.Unlock()
 		return
 	}
+	vsn := s.vsn
+	m.mu.Unlock()
+
 	var msg protocol.Message
 	var err error
 	if f.Dir == proxy.FromApp {
+		msg, err = vsn.DecodeClient(f.Data, f.Binary)
+	} else {
+		msg, err = vsn.DecodeServer(f.Data, f.Binary)
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !s.s.Closed.IsZero() {
+		return // closed meanwhile (an Observer called out of order)
+	}
+	if f.Dir == proxy.FromApp {
 		s.s.FramesFromApp++
 		s.s.BytesFromApp += uint64(len(f.Data))
-		msg, err = s.vsn.DecodeClient(f.Data, f.Binary)
 	} else {
 		s.s.FramesToApp++
 		s.s.BytesToApp += uint64(len(f.Data))
-		msg, err = s.vsn.DecodeServer(f.Data, f.Binary)
 	}
 	if err != nil {
 		s.s.Undecodable++
@@ -203,6 +221,19 @@ func (m *Model) Frame(f proxy.Frame) {
 		return
 	}
 	m.channelFrame(s, f, &msg, len(f.Data))
+}
+
+// Tick flags the tokens expired by now with no refresh seen, on the
+// sockets that sent nothing since they expired; a proxy calls it
+// periodically (every second is plenty).
+func (m *Model) Tick(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.order {
+		if s.s.Closed.IsZero() {
+			m.checkExpiry(s, now)
+		}
+	}
 }
 
 // heartbeat times the app's heartbeats against their replies.
@@ -265,7 +296,9 @@ func (s *socket) noteExpiry(exp time.Time) {
 func (m *Model) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.stats
+	st := m.stats
+	st.Bytes = m.bytes
+	return st
 }
 
 // Snapshot returns a deep copy of the model.
@@ -273,6 +306,7 @@ func (m *Model) Snapshot() Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	snap := Snapshot{Sockets: make([]Socket, 0, len(m.order)), Flags: slices.Clone(m.flags), Stats: m.stats}
+	snap.Stats.Bytes = m.bytes
 	for _, s := range m.order {
 		c := s.s
 		c.Channels = make([]Channel, 0, len(s.corder))

@@ -38,6 +38,10 @@ type Options struct {
 	MaxMetas         int
 	MaxMetaBytes     int
 	MaxPresenceBytes int
+	// MaxBytes bounds the message and presence bytes the model keeps in
+	// all, over every socket (default 64 MiB): beyond, new messages and
+	// metas are dropped (and counted per channel).
+	MaxBytes int
 	// MaxTokenPushes bounds the access_token pushes kept per channel
 	// (default 16).
 	MaxTokenPushes int
@@ -73,6 +77,7 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxMetas, 16)
 	def(&o.MaxMetaBytes, 512)
 	def(&o.MaxPresenceBytes, 256<<10)
+	def(&o.MaxBytes, 64<<20)
 	def(&o.MaxTokenPushes, 16)
 	def(&o.MaxFlags, 1024)
 	def(&o.EventBuffer, 1024)

@@ -72,7 +72,8 @@ func testSession(t *testing.T, vsn string) {
 	if err := ch.Send(ctxT(t), "hello", json.RawMessage(`{"n":1,"apikey":"`+srv.ServiceRoleKey()+`"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := bch.Send(ctxT(t), "from-bob", json.RawMessage(`{"n":2}`)); err != nil {
+	padded := masktest.PaddedJWT(srv.Secret(), map[string]any{"role": "service_role"})
+	if err := bch.Send(ctxT(t), "from-bob", masktest.Payload(srv.ServiceRoleKey(), srv.SecretKey(), padded)); err != nil {
 		t.Fatal(err)
 	}
 	if vsn == "2.0.0" {
@@ -211,7 +212,7 @@ func testSession(t *testing.T, vsn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{srv.AnonKey(), user, srv.ServiceRoleKey()} {
+	for _, key := range []string{srv.AnonKey(), user, srv.ServiceRoleKey(), srv.SecretKey(), padded} {
 		if masktest.Holds(js, key) || masktest.Holds(ndjson.Bytes(), key) {
 			t.Errorf("a key is unmasked in the snapshot or the NDJSON")
 		}

@@ -210,6 +210,9 @@ type Stats struct {
 	// beyond MaxClosedSockets, open ones refused beyond MaxOpenSockets.
 	SocketsDropped uint64 `json:"sockets_dropped"`
 	FlagsDropped   uint64 `json:"flags_dropped"`
+	// Bytes is what the messages and presence kept weigh (against
+	// Options.MaxBytes).
+	Bytes int `json:"bytes"`
 	// EventsDropped counts the events subscribers could not take.
 	EventsDropped uint64 `json:"events_dropped"`
 }
