@@ -122,13 +122,12 @@ func (s *Subscription) Stream(ctx context.Context, w io.Writer) error {
 	}
 }
 
-// WriteNDJSON writes ev as one line of JSON.
+// WriteNDJSON writes ev as one line of JSON (HTML characters such as
+// '>' as they are, not escaped).
 func WriteNDJSON(w io.Writer, ev Event) error {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("apps: encode event: %w", err)
-	}
-	if _, err := w.Write(append(b, '\n')); err != nil {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
 		return fmt.Errorf("apps: write event: %w", err)
 	}
 	return nil

@@ -194,7 +194,7 @@ func testSession(t *testing.T, vsn string) {
 	}
 	types := map[apps.EventType]int{}
 	for _, line := range bytes.Split(bytes.TrimSpace(ndjson.Bytes()), []byte("\n")) {
-		if !bytes.HasPrefix(line, []byte(`{"type":"`)) {
+		if !bytes.HasPrefix(line, []byte(`{"type":"`)) || bytes.Contains(line, []byte(`\u003e`)) {
 			t.Fatalf("line %s", line)
 		}
 		var ev apps.Event
