@@ -177,7 +177,7 @@ func drain(sub *apps.Subscription) []apps.Event {
 // bytes kept over every socket, and an evicted socket gives its bytes
 // back.
 func TestTickAndMaxBytes(t *testing.T) {
-	opt := apps.Options{MaxBytes: 100, MaxClosedSockets: 1}
+	opt := apps.Options{MaxBytes: 60, MaxClosedSockets: 1}
 	m := apps.New(opt)
 	now := time.Now()
 	tok, err := token.User([]byte("secret"), "dave", now, time.Minute, nil)

@@ -24,7 +24,7 @@ type channel struct {
 	members       map[string][]Meta
 	presenceBytes int
 
-	ring      []Message // the last messages, oldest first
+	ring      ring // the last messages
 	ringBytes int
 
 	pushes     []TokenPush
@@ -323,6 +323,7 @@ func (m *Model) message(s *socket, ch *channel, f proxy.Frame, msg *protocol.Mes
 	} else if msg.Event == protocol.EventBroadcast {
 		if b, err := msg.UserBroadcast(); err == nil {
 			mm.UserEvent = clip(mask.Text(b.Event), 128)
+			payload = b.Payload
 		}
 	}
 	mm.Payload = m.maskClip(payload, m.opt.MaxPayloadBytes)
@@ -352,10 +353,11 @@ func (m *Model) maskClip(data []byte, n int) string {
 // channel's bounds; a message the model's MaxBytes has no room for is
 // dropped.
 func (m *Model) push(ch *channel, mm Message) {
-	for len(ch.ring) > 0 && (len(ch.ring) >= m.opt.MaxMessages || ch.ringBytes+len(mm.Payload) > m.opt.MaxMessageBytes) {
-		ch.ringBytes -= len(ch.ring[0].Payload)
-		m.bytes -= len(ch.ring[0].Payload)
-		ch.ring = slices.Delete(ch.ring, 0, 1)
+	for ch.ring.n > 0 && (ch.ring.n >= m.opt.MaxMessages || ch.ringBytes+len(mm.Payload) > m.opt.MaxMessageBytes) {
+		size := len(ch.ring.oldest().Payload)
+		ch.ringBytes -= size
+		m.bytes -= size
+		ch.ring.drop()
 		ch.c.MessagesDropped++
 	}
 	if m.bytes+len(mm.Payload) > m.opt.MaxBytes {
@@ -364,7 +366,7 @@ func (m *Model) push(ch *channel, mm Message) {
 	}
 	ch.ringBytes += len(mm.Payload)
 	m.bytes += len(mm.Payload)
-	ch.ring = append(ch.ring, mm)
+	ch.ring.add(mm, m.opt.MaxMessages)
 }
 
 // memberKey is a presence key as kept: masked and clipped.
@@ -384,7 +386,7 @@ func (ch *channel) snapshot() Channel {
 	c.Config.PostgresChanges = slices.Clone(ch.c.Config.PostgresChanges)
 	c.Attempts = slices.Clone(ch.attempts)
 	c.TokenPushes = slices.Clone(ch.pushes)
-	c.Messages = slices.Clone(ch.ring)
+	c.Messages = ch.ring.items()
 	c.Presence = make([]Member, 0, len(ch.members))
 	for k, v := range ch.members {
 		c.Presence = append(c.Presence, Member{Key: k, Metas: slices.Clone(v)})

@@ -158,8 +158,9 @@ type Message struct {
 	// UserEvent is a broadcast's event name.
 	UserEvent string `json:"user_event,omitempty"`
 	Bytes     int    `json:"bytes"`
-	// Payload is the payload, masked and clipped to
-	// Options.MaxPayloadBytes (Clipped is then set).
+	// Payload is the payload (for a broadcast, the user's payload),
+	// masked and clipped to Options.MaxPayloadBytes (Clipped is then
+	// set).
 	Payload string `json:"payload"`
 	Clipped bool   `json:"clipped,omitempty"`
 }
