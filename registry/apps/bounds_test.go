@@ -138,6 +138,9 @@ func TestBounds(t *testing.T) {
 	if len(c.Presence) != 2 || c.Presence[0].Key != "b" || c.Presence[1].Key != "c" || c.PresenceDropped != 2 || len(c.Presence[0].Metas[0].JSON) != small.MaxMetaBytes {
 		t.Fatalf("presence %+v", c.Presence)
 	}
+	if n := len(c.Messages); n != small.MaxMessages || c.Messages[n-2].Event != protocol.EventPresenceState || c.Messages[n-1].Event != protocol.EventPresenceDiff {
+		t.Fatalf("the ring is not oldest first: %+v", c.Messages)
+	}
 	if msg := c.Messages[0]; !msg.Clipped || len(msg.Payload) != small.MaxPayloadBytes || msg.UserEvent != "e" {
 		t.Fatalf("message %+v", msg)
 	}
