@@ -1,10 +1,14 @@
 package apps_test
 
 import (
+	"bytes"
+	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"rtm/realtime"
+	"rtm/realtime/mask/masktest"
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
 	"rtm/registry/apps"
@@ -69,6 +73,10 @@ func TestKickRejoin(t *testing.T) {
 func TestDropReconnect(t *testing.T) {
 	srv := servertest.New(t)
 	m := apps.New(apps.Options{})
+	sub := m.Subscribe(0)
+	var out bytes.Buffer
+	streamed := make(chan error, 1)
+	go func() { streamed <- sub.Stream(context.Background(), &out) }()
 	fd := newFeeder(m, 0, srv.AnonKey(), "2.0.0", "supabase-js-web/2.119.0")
 	user := srv.UserToken(t, "alice", time.Hour, nil)
 	a := dialFed(t, srv, fd, func(o *realtime.Options) { o.AccessToken = user })
@@ -112,6 +120,18 @@ func TestDropReconnect(t *testing.T) {
 	}
 	if !hasFlag(snap, apps.FlagIdentityChanged, 2, "realtime:room") {
 		t.Fatalf("no identity_changed flag: %+v", snap.Flags)
+	}
+	sub.Close()
+	if err := <-streamed; err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"type":"app_flag"`, `"flag":"identity_changed"`, `"action":"token"`, `"attempt":2`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %s in the NDJSON", want)
+		}
+	}
+	if masktest.Holds(out.Bytes(), user) || masktest.Holds(out.Bytes(), srv.AnonKey()) {
+		t.Fatal("a key is unmasked in the NDJSON")
 	}
 	if st := m.Stats(); st.Frames == 0 || st.SocketsDropped != 0 || st.UnknownSocket != 0 {
 		t.Fatalf("stats %+v", st)
