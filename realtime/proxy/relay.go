@@ -109,7 +109,13 @@ func (p *Proxy) relaySocket(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.Open(info)
 	}
-	rl.run()
+	// The relay runs on its own goroutines so that the handler's (and
+	// net/http's state of the request) is freed.
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		rl.run()
+	}()
 }
 
 // refuse answers the app when the upstream did not upgrade: with the
