@@ -183,7 +183,7 @@ func parseUpstream(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: upstream %q: %w", mask.URL(raw), err)
+		return nil, fmt.Errorf("proxy: upstream %q: want an http or https project URL (https://<ref>.supabase.co, http://127.0.0.1:54321): %w", mask.URL(raw), err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
