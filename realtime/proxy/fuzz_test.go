@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"log/slog"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -19,7 +20,7 @@ func FuzzRelay(f *testing.F) {
 	f.Add([]byte{0xff, 0xfe}, false)
 	up := newEchoUpstream(f, false)
 	rec := newRecorder()
-	_, hs := startProxy(f, proxy.Config{Upstream: up.URL, Observer: rec, MaxFrameSize: 1 << 16})
+	_, hs := startProxy(f, proxy.Config{Upstream: up.URL, Observer: rec, MaxFrameSize: 1 << 16, Logger: slog.New(slog.DiscardHandler)})
 	c := dial(f, wsURL(hs.URL, "/realtime/v1/websocket?vsn=2.0.0"), nil)
 	<-up.conns
 	f.Fuzz(func(t *testing.T, data []byte, binary bool) {

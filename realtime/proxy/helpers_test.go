@@ -83,6 +83,25 @@ func (r *recorder) waitClosed(t *testing.T, n int) []proxy.Closed {
 	}
 }
 
+// waitOpen waits until n sockets have been reported open.
+func (r *recorder) waitOpen(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(quick)
+	for {
+		r.mu.Lock()
+		got := len(r.opens)
+		r.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-r.seen:
+		case <-deadline:
+			t.Fatalf("%d sockets open, want %d", got, n)
+		}
+	}
+}
+
 // framesOf returns the frames of one direction, in order.
 func (r *recorder) framesOf(d proxy.Direction) []proxy.Frame {
 	r.mu.Lock()

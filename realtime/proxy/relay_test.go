@@ -316,6 +316,7 @@ func TestCloseWithSocketsOpen(t *testing.T) {
 			<-up.conns
 			cs = append(cs, c)
 		}
+		rec.waitOpen(t, 3) // a socket the proxy had not yet counted would end unobserved
 		if graceful {
 			go func() {
 				// The apps answer the close frame.
