@@ -1563,7 +1563,19 @@ func TestProxyCommand(t *testing.T) {
 	ws.Close()
 	waitFor(t, "the close logged", func() bool { return strings.Contains(stderr.String(), "proxy: socket closed") })
 
+	// Ctrl+C with a socket open: the app gets 1001, the command exits 0.
+	open, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(appURL, "http")+"/realtime/v1/websocket?vsn=2.0.0&apikey="+anon, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	waitFor(t, "the second socket", func() bool { return strings.Count(stderr.String(), "proxy: socket open") == 2 })
 	require(t, cmd.Process.Signal(os.Interrupt))
+	_ = open.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := open.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Errorf("open socket at Ctrl+C: %v, want 1001", err)
+	}
+	_ = open.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit: %v\n%s", err, stderr.String())
 	}

@@ -65,10 +65,15 @@ func (c proxyCmd) Run(env *runEnv) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(ctx) // no new requests; then end the relayed sockets
+	// The server stops accepting and waits for its requests while the
+	// proxy closes its sockets (1001 to both sides) and then cuts what is
+	// left, forwarded requests included.
+	stopped := make(chan struct{})
+	go func() { _ = srv.Shutdown(ctx); close(stopped) }()
 	if err := p.Shutdown(ctx); err != nil {
 		logger.Warn("proxy: shutdown", "err", err)
 	}
+	<-stopped
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("proxy: %w", serveErr)
 	}
