@@ -2,6 +2,8 @@ package proxy_test
 
 import (
 	"bytes"
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -180,7 +182,10 @@ func newEchoUpstream(t testing.TB, tls bool) *echoUpstream {
 		}
 	})
 	if tls {
-		e.Server = httptest.NewTLSServer(h)
+		// The refused handshakes of TestTLSUpstream are expected.
+		e.Server = httptest.NewUnstartedServer(h)
+		e.Config.ErrorLog = log.New(io.Discard, "", 0)
+		e.StartTLS()
 	} else {
 		e.Server = httptest.NewServer(h)
 	}
