@@ -13,6 +13,8 @@
 //   - doctor.go: rtm doctor, and the UI's doctor
 //   - headless.go: watch, record, replay, diff, run, swarm (package
 //     registry/headless and its scenario sub-package)
+//   - proxy.go: rtm proxy (package realtime/proxy), the app's
+//     Supabase URL pointed at rtm
 //   - embedded.go: the embedded target (server, change feed, demo peers,
 //     server-side controls), the one place that starts it
 //
@@ -50,6 +52,7 @@ type cli struct {
 	Diff    diffCmd    `cmd:"" help:"What one recording received that the other did not, per channel and event."`
 	Run     runCmd     `cmd:"" help:"Run a scenario file (steps, faults, expectations): exit 0 held, 1 failed, 2 invalid."`
 	Swarm   swarmCmd   `cmd:"" help:"Run N simulated clients: join latency, presence convergence, fan-out, limit errors."`
+	Proxy   proxyCmd   `cmd:"" help:"Proxy your app's Supabase traffic to its project, relaying the Realtime websocket frame by frame."`
 	Version versionCmd `cmd:"" help:"Print rtm's version."`
 	Help    helpCmd    `cmd:"" help:"Show help for rtm or for a command."`
 }

@@ -1493,3 +1493,121 @@ func TestEmbeddedControl(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 }
+
+// TestProxyCommand runs the built binary's `rtm proxy` with no project
+// configured: it starts the embedded server, prints what to set in the
+// app (with the anon key), relays a websocket through (a self broadcast
+// comes back), logs the socket's open and close with the key masked, and
+// exits 0 on Ctrl+C.
+func TestProxyCommand(t *testing.T) {
+	noProjectEnv(t)
+	bin := filepath.Join(t.TempDir(), "rtm")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "proxy", "--listen", "127.0.0.1:0")
+	cmd.Dir = t.TempDir()
+	var stdout, stderr lockedBuf
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	waitFor(t, "the banner", func() bool { return strings.Contains(stdout.String(), "Press Ctrl+C to stop.") })
+	out := stdout.String()
+	m := regexp.MustCompile(`(?m)^  SUPABASE_URL=(http://127\.0\.0\.1:\d+)$`).FindStringSubmatch(out)
+	k := regexp.MustCompile(`(?m)^  SUPABASE_ANON_KEY=(\S+)$`).FindStringSubmatch(out)
+	if m == nil || k == nil {
+		t.Fatalf("banner:\n%s", out)
+	}
+	for _, name := range []string{"NEXT_PUBLIC_SUPABASE_URL=", "VITE_SUPABASE_URL=", "EXPO_PUBLIC_SUPABASE_URL=", "NEXT_PUBLIC_SUPABASE_ANON_KEY="} {
+		if !strings.Contains(out, "  "+name) {
+			t.Errorf("banner lacks %s:\n%s", name, out)
+		}
+	}
+	appURL, anon := m[1], k[1]
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(appURL, "http")+"/realtime/v1/websocket?vsn=1.0.0&apikey="+anon, nil)
+	if err != nil {
+		t.Fatalf("dial through the proxy: %v\n%s", err, stderr.String())
+	}
+	read := func(want string) {
+		t.Helper()
+		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				t.Fatalf("waiting for %s: %v", want, err)
+			}
+			if strings.Contains(string(msg), want) {
+				return
+			}
+		}
+	}
+	join := `{"topic":"realtime:room","event":"phx_join","payload":{"config":{"broadcast":{"self":true}}},"ref":"1","join_ref":"1"}`
+	require(t, ws.WriteMessage(websocket.TextMessage, []byte(join)))
+	read(`"status":"ok"`)
+	bc := `{"topic":"realtime:room","event":"broadcast","payload":{"type":"broadcast","event":"hi","payload":{"n":42}},"ref":"2","join_ref":"1"}`
+	require(t, ws.WriteMessage(websocket.TextMessage, []byte(bc)))
+	read(`"n":42`)
+	require(t, ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"), time.Now().Add(time.Second)))
+	_, _, err = ws.ReadMessage()
+	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 1000 {
+		t.Errorf("close: %v", err)
+	}
+	ws.Close()
+	waitFor(t, "the close logged", func() bool { return strings.Contains(stderr.String(), "proxy: socket closed") })
+
+	// Ctrl+C with a socket open: the app gets 1001, the command exits 0.
+	open, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(appURL, "http")+"/realtime/v1/websocket?vsn=2.0.0&apikey="+anon, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	waitFor(t, "the second socket", func() bool { return strings.Count(stderr.String(), "proxy: socket open") == 2 })
+	require(t, cmd.Process.Signal(os.Interrupt))
+	_ = open.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := open.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Errorf("open socket at Ctrl+C: %v, want 1001", err)
+	}
+	_ = open.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v\n%s", err, stderr.String())
+	}
+	errs := stderr.String()
+	if !strings.Contains(errs, "proxy: socket open") || !strings.Contains(errs, `code=1000 reason=bye`) {
+		t.Errorf("stderr lacks the socket's open and close:\n%s", errs)
+	}
+	if strings.Contains(errs, anon) || strings.Contains(errs, "warning") {
+		t.Errorf("stderr shows the key or warns:\n%s", errs)
+	}
+}
+
+// TestProxyCommandWarnsOffLoopback: a non-loopback --listen is warned
+// about on stderr; an --upstream that is no project URL is an error.
+func TestProxyCommandWarnsOffLoopback(t *testing.T) {
+	noLeaks(t)
+	srv := servertest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pctx, stop := context.WithCancel(ctx)
+	var out lockedBuf
+	wait := background(pctx, &out, "proxy", "--upstream", srv.URL, "--listen", "0.0.0.0:0")
+	waitFor(t, "the banner", func() bool { return strings.Contains(out.String(), "Press Ctrl+C") })
+	stop()
+	code, errs := wait()
+	if code != 0 || !strings.Contains(errs, "warning: listening on 0.0.0.0:") || strings.Contains(out.String(), "ANON_KEY") {
+		t.Errorf("exit %d\nstdout %s\nstderr %s", code, out.String(), errs)
+	}
+	if code, _, errs := rtmRun(ctx, "proxy", "--upstream", "127.0.0.1:54321"); code != 1 || !strings.Contains(errs, "want an http or https project URL") {
+		t.Errorf("bad upstream: exit %d %s", code, errs)
+	}
+	if got := projectURL("wss://abc.supabase.co/realtime/v1/websocket?apikey=x"); got != "https://abc.supabase.co" {
+		t.Errorf("projectURL = %q", got)
+	}
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"rtm/realtime/mask"
+	"rtm/realtime/proxy"
+	"rtm/registry/target"
+)
+
+// proxyCmd runs the app proxy (package realtime/proxy) headless: the
+// app's Supabase URL points at it, it forwards everything to the
+// upstream and relays the Realtime websocket frame by frame.
+type proxyCmd struct {
+	Upstream string `help:"Project URL to forward to (https://<ref>.supabase.co, http://127.0.0.1:54321, rtm serve's URL). Default: the target as the other commands resolve it (SUPABASE_URL or .env.local/.env); none: the embedded server in-process."`
+	Listen   string `default:"127.0.0.1:54340" help:"Address to listen on (port 0: a free port). A non-loopback address is warned about: whoever reaches it reaches your project."`
+	CACert   string `name:"ca-cert" type:"path" help:"PEM file of a CA to trust for the upstream's TLS, besides the system roots."`
+	Insecure bool   `help:"Do not verify the upstream's TLS certificate."`
+}
+
+// Run proxies until the context ends, then shuts down gracefully.
+func (c proxyCmd) Run(env *runEnv) error {
+	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{ReplaceAttr: mask.ReplaceAttr}))
+	upstream, anonKey, closeUpstream, err := c.upstream(env.ctx, logger)
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	defer closeUpstream()
+	p, err := proxy.New(proxy.Config{
+		Upstream: upstream, CACertFile: c.CACert, Insecure: c.Insecure, Logger: logger,
+		Observer: nil, // the app model plugs in here
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		_ = p.Close()
+		return fmt.Errorf("proxy: --listen: %w", err)
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	host, _, _ := net.SplitHostPort(c.Listen)
+	port := ln.Addr().(*net.TCPAddr).Port
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		fmt.Fprintf(env.stderr, "rtm proxy: warning: listening on %s, not loopback: anyone who can reach it can use your project through it\n", net.JoinHostPort(host, fmt.Sprint(port)))
+	}
+	fmt.Fprint(env.stdout, proxyBanner(appURL(host, port), upstream, anonKey, c.Insecure))
+
+	var serveErr error
+	select {
+	case <-env.ctx.Done():
+	case serveErr = <-served:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// The server stops accepting and waits for its requests while the
+	// proxy closes its sockets (1001 to both sides) and then cuts what is
+	// left, forwarded requests included.
+	stopped := make(chan struct{})
+	go func() { _ = srv.Shutdown(ctx); close(stopped) }()
+	if err := p.Shutdown(ctx); err != nil {
+		logger.Warn("proxy: shutdown", "err", err)
+	}
+	<-stopped
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("proxy: %w", serveErr)
+	}
+	return nil
+}
+
+// upstream resolves the upstream: --upstream, else the configured
+// project, else the embedded server (started here; its anon key is
+// returned for the banner, and closeFn stops it).
+func (c proxyCmd) upstream(ctx context.Context, logger *slog.Logger) (upstream, anonKey string, closeFn func(), err error) {
+	if c.Upstream != "" {
+		return c.Upstream, "", func() {}, nil
+	}
+	tg, err := target.Resolve(target.Input{})
+	if err != nil {
+		return "", "", nil, err
+	}
+	if !tg.Embedded {
+		return projectURL(tg.URL.Value), "", func() {}, nil
+	}
+	et, err := startEmbedded(ctx, embeddedConfig{logger: logger.With("component", "embedded")})
+	if err != nil {
+		return "", "", nil, err
+	}
+	return et.srv.URL(), et.srv.AnonKey(), func() { _ = et.Close() }, nil
+}
+
+// projectURL turns a configured target URL into the project URL the
+// proxy forwards to: a ws(s) Realtime endpoint becomes the http(s) URL
+// of its project; a project URL is kept.
+func projectURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		return raw
+	}
+	u.Scheme = strings.Replace(u.Scheme, "ws", "http", 1)
+	for _, suffix := range []string{"/realtime/v1/websocket", "/socket/websocket", "/realtime/v1"} {
+		u.Path = strings.TrimSuffix(u.Path, suffix)
+	}
+	u.RawQuery = ""
+	return u.String()
+}
+
+// appURL is the URL an app on this machine uses to reach the proxy
+// listening on host and port (loopback for an unspecified host).
+func appURL(host string, port int) string {
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(port))
+}
+
+// proxyBanner is what `rtm proxy` prints at start: what to set in the
+// app, with the anon key when the upstream is the embedded server.
+func proxyBanner(app, upstream, anonKey string, insecure bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rtm proxy: %s -> %s", app, mask.URL(upstream))
+	if insecure {
+		b.WriteString(" (TLS not verified)")
+	}
+	b.WriteString("\n\nPoint your app's Supabase URL at the proxy:\n\n")
+	for _, prefix := range []string{"", "NEXT_PUBLIC_", "VITE_", "EXPO_PUBLIC_"} {
+		fmt.Fprintf(&b, "  %sSUPABASE_URL=%s\n", prefix, app)
+	}
+	if anonKey != "" {
+		b.WriteString("\nThe upstream is rtm's embedded server (no project configured); its anon key:\n\n")
+		for _, prefix := range []string{"", "NEXT_PUBLIC_", "VITE_", "EXPO_PUBLIC_"} {
+			fmt.Fprintf(&b, "  %sSUPABASE_ANON_KEY=%s\n", prefix, anonKey)
+		}
+	}
+	b.WriteString("\nPress Ctrl+C to stop.\n")
+	return b.String()
+}
