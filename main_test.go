@@ -1518,8 +1518,8 @@ func TestProxyCommand(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	}()
-	waitFor(t, "the banner", func() bool { return strings.Contains(stdout.String(), "Press Ctrl+C to stop.") })
-	out := stdout.String()
+	waitFor(t, "the banner", func() bool { return strings.Contains(stderr.String(), "Press Ctrl+C to stop.") })
+	out := stderr.String()
 	m := regexp.MustCompile(`(?m)^  SUPABASE_URL=(http://127\.0\.0\.1:\d+)$`).FindStringSubmatch(out)
 	k := regexp.MustCompile(`(?m)^  SUPABASE_ANON_KEY=(\S+)$`).FindStringSubmatch(out)
 	if m == nil || k == nil {
@@ -1583,8 +1583,46 @@ func TestProxyCommand(t *testing.T) {
 	if !strings.Contains(errs, "proxy: socket open") || !strings.Contains(errs, `code=1000 reason=bye`) {
 		t.Errorf("stderr lacks the socket's open and close:\n%s", errs)
 	}
-	if strings.Contains(errs, anon) || strings.Contains(errs, "warning") {
-		t.Errorf("stderr shows the key or warns:\n%s", errs)
+	if strings.Contains(errs, "warning") || strings.Count(errs, anon) != 4 {
+		t.Errorf("stderr warns, or shows the key elsewhere than the banner's four lines:\n%s", errs)
+	}
+
+	// stdout is the app model's NDJSON: the two sockets, the channel's
+	// join and its answer, the broadcast both ways, the first socket's
+	// close with its code; the key only masked.
+	events := stdout.String()
+	if strings.Contains(events, anon) {
+		t.Errorf("the events show the key unmasked:\n%s", events)
+	}
+	var opens, joins, joined, sent, received, closes int
+	for _, line := range strings.Split(strings.TrimSpace(events), "\n") {
+		var ev struct {
+			Type, Action, Status, Topic, Dir, Event, Reason string
+			UserEvent                                       string `json:"user_event"`
+			Code                                            int
+			Socket                                          uint64
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("stdout line is not JSON: %q: %v", line, err)
+		}
+		switch {
+		case ev.Type == "app_socket" && ev.Action == "open":
+			opens++
+		case ev.Type == "app_socket" && ev.Action == "close" && ev.Socket == 1 && ev.Code == 1000 && ev.Reason == "bye":
+			closes++
+		case ev.Type == "app_channel" && ev.Action == "join" && ev.Topic == "realtime:room":
+			joins++
+		case ev.Type == "app_channel" && ev.Status == "joined" && ev.Topic == "realtime:room":
+			joined++
+		case ev.Type == "app_message" && ev.UserEvent == "hi" && ev.Dir == "app->upstream":
+			sent++
+		case ev.Type == "app_message" && ev.UserEvent == "hi" && ev.Dir == "upstream->app":
+			received++
+		}
+	}
+	if opens != 2 || closes != 1 || joins != 1 || joined != 1 || sent != 1 || received != 1 {
+		t.Errorf("events: %d opens, %d closes 1000 bye, %d joins, %d joined, %d sent, %d received (want 2 1 1 1 1 1):\n%s",
+			opens, closes, joins, joined, sent, received, events)
 	}
 }
 
@@ -1596,12 +1634,15 @@ func TestProxyCommandWarnsOffLoopback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	pctx, stop := context.WithCancel(ctx)
-	var out lockedBuf
-	wait := background(pctx, &out, "proxy", "--upstream", srv.URL, "--listen", "0.0.0.0:0")
-	waitFor(t, "the banner", func() bool { return strings.Contains(out.String(), "Press Ctrl+C") })
+	var out, errb lockedBuf
+	done := make(chan int, 1)
+	go func() {
+		done <- run(pctx, []string{"proxy", "--upstream", srv.URL, "--listen", "0.0.0.0:0"}, &out, &errb)
+	}()
+	waitFor(t, "the banner", func() bool { return strings.Contains(errb.String(), "Press Ctrl+C") })
 	stop()
-	code, errs := wait()
-	if code != 0 || !strings.Contains(errs, "warning: listening on 0.0.0.0:") || strings.Contains(out.String(), "ANON_KEY") {
+	code := <-done
+	if errs := errb.String(); code != 0 || !strings.Contains(errs, "warning: listening on 0.0.0.0:") || strings.Contains(errs, "ANON_KEY") || out.String() != "" {
 		t.Errorf("exit %d\nstdout %s\nstderr %s", code, out.String(), errs)
 	}
 	if code, _, errs := rtmRun(ctx, "proxy", "--upstream", "127.0.0.1:54321"); code != 1 || !strings.Contains(errs, "want an http or https project URL") {

@@ -13,12 +13,16 @@ import (
 
 	"rtm/realtime/mask"
 	"rtm/realtime/proxy"
+	"rtm/registry/apps"
 	"rtm/registry/target"
 )
 
 // proxyCmd runs the app proxy (package realtime/proxy) headless: the
 // app's Supabase URL points at it, it forwards everything to the
-// upstream and relays the Realtime websocket frame by frame.
+// upstream and relays the Realtime websocket frame by frame, and the
+// model of the app's traffic (package registry/apps) prints what it sees
+// as NDJSON on stdout. The banner (what to set in the app) and the logs
+// go to stderr, so stdout stays one JSON object per line.
 type proxyCmd struct {
 	Upstream string `help:"Project URL to forward to (https://<ref>.supabase.co, http://127.0.0.1:54321, rtm serve's URL). Default: the target as the other commands resolve it (SUPABASE_URL or .env.local/.env); none: the embedded server in-process."`
 	Listen   string `default:"127.0.0.1:54340" help:"Address to listen on (port 0: a free port). A non-loopback address is warned about: whoever reaches it reaches your project."`
@@ -34,9 +38,24 @@ func (c proxyCmd) Run(env *runEnv) error {
 		return fmt.Errorf("proxy: %w", err)
 	}
 	defer closeUpstream()
+	model := apps.New(apps.Options{})
+	events := model.Subscribe(0)
+	streamed := make(chan error, 1)
+	go func() { streamed <- events.Stream(context.Background(), env.stdout) }()
+	stopTick := tickModel(model)
+	defer func() {
+		stopTick()
+		events.Close() // Stream writes what is queued, then returns
+		if err := <-streamed; err != nil {
+			logger.Warn("proxy: writing events", "err", err)
+		}
+		if n := events.Dropped(); n > 0 {
+			logger.Warn("proxy: events dropped (stdout too slow)", "count", n)
+		}
+	}()
 	p, err := proxy.New(proxy.Config{
 		Upstream: upstream, CACertFile: c.CACert, Insecure: c.Insecure, Logger: logger,
-		Observer: nil, // the app model plugs in here
+		Observer: model,
 	})
 	if err != nil {
 		return err
@@ -56,7 +75,7 @@ func (c proxyCmd) Run(env *runEnv) error {
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		fmt.Fprintf(env.stderr, "rtm proxy: warning: listening on %s, not loopback: anyone who can reach it can use your project through it\n", net.JoinHostPort(host, fmt.Sprint(port)))
 	}
-	fmt.Fprint(env.stdout, proxyBanner(appURL(host, port), upstream, anonKey, c.Insecure))
+	fmt.Fprint(env.stderr, proxyBanner(appURL(host, port), upstream, anonKey, c.Insecure))
 
 	var serveErr error
 	select {
@@ -78,6 +97,26 @@ func (c proxyCmd) Run(env *runEnv) error {
 		return fmt.Errorf("proxy: %w", serveErr)
 	}
 	return nil
+}
+
+// tickModel calls model.Tick every second (tokens that expire while the
+// app is quiet) until stop is called.
+func tickModel(model *apps.Model) (stop func()) {
+	t := time.NewTicker(time.Second)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case now := <-t.C:
+				model.Tick(now)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done); <-finished }
 }
 
 // upstream resolves the upstream: --upstream, else the configured
