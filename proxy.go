@@ -133,7 +133,7 @@ func (c proxyCmd) upstream(ctx context.Context, logger *slog.Logger) (upstream, 
 	if !tg.Embedded {
 		return projectURL(tg.URL.Value), "", func() {}, nil
 	}
-	et, err := startEmbedded(ctx, embeddedConfig{logger: logger.With("component", "embedded")})
+	et, err := startEmbedded(ctx, embeddedConfig{logger: logger})
 	if err != nil {
 		return "", "", nil, err
 	}
