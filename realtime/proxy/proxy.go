@@ -90,6 +90,8 @@ type Proxy struct {
 	dialer   *websocket.Dialer
 	upgrader websocket.Upgrader
 	bufs     sync.Pool // *[]byte message buffers
+	// batchBufs are the held writes of batchConns (*[]byte, maxBatch).
+	batchBufs sync.Pool
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -151,7 +153,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	pool := &sync.Pool{}
 	p.dialer = &websocket.Dialer{
-		NetDialContext:   cfg.Dial,
+		NetDialContext:   p.dialBatch,
 		TLSClientConfig:  tlsConf,
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   cfg.BufferSize,

@@ -364,3 +364,45 @@ func TestCloseWithSocketsOpen(t *testing.T) {
 		}
 	}
 }
+
+// A burst of messages of every size (some over the coalescing bound) is
+// relayed whole and in order both ways, with writes coalesced.
+func TestRelayBurst(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		up := newEchoUpstream(t, tls)
+		rec := newRecorder()
+		_, hs := startProxy(t, proxy.Config{Upstream: up.URL, Observer: rec, Insecure: true})
+		c := dial(t, wsURL(hs.URL, "/realtime/v1/websocket"), nil)
+		<-up.conns
+		const n = 2000
+		msg := func(i int) []byte {
+			size := (i * 7919) % (40 << 10)
+			if i%10 != 0 {
+				size %= 300
+			}
+			return append(fmt.Appendf(nil, "%d:", i), bytes.Repeat([]byte{byte(i)}, size)...)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			for i := range n {
+				if err := c.WriteMessage(websocket.BinaryMessage, msg(i)); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+		for i := range n {
+			_, b, err := c.ReadMessage()
+			if err != nil || !bytes.Equal(b, msg(i)) {
+				t.Fatalf("tls %v: message %d: %d bytes %v", tls, i, len(b), err)
+			}
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if got := len(rec.framesOf(proxy.ToApp)); got != n {
+			t.Errorf("tls %v: %d frames observed to the app, want %d", tls, got, n)
+		}
+	}
+}
