@@ -292,8 +292,11 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		rs = append(rs, r)
 	}
 	p.mu.Unlock()
+	// Concurrently: a side that does not read holds its close frame up to
+	// CloseTimeout.
+	var sent sync.WaitGroup
 	for _, r := range rs {
-		r.goAway()
+		sent.Go(r.goAway)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -310,5 +313,6 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	_ = p.Close()
 	<-done
+	sent.Wait()
 	return err
 }

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -404,5 +405,28 @@ func TestRelayBurst(t *testing.T) {
 		if got := len(rec.framesOf(proxy.ToApp)); got != n {
 			t.Errorf("tls %v: %d frames observed to the app, want %d", tls, got, n)
 		}
+	}
+}
+
+// Shutdown with an app that does not answer the close frame gives up
+// when its context ends, cuts the socket and leaves nothing running.
+func TestShutdownUnanswered(t *testing.T) {
+	up := newEchoUpstream(t, false)
+	rec := newRecorder()
+	p, hs := startProxy(t, proxy.Config{Upstream: up.URL, Observer: rec})
+	dial(t, wsURL(hs.URL, "/realtime/v1/websocket"), nil) // never reads
+	<-up.conns
+	rec.waitOpen(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	if cl := rec.waitClosed(t, 1); cl[0].Code != websocket.CloseGoingAway || cl[0].By != 0 {
+		t.Errorf("Closed %+v", cl[0])
 	}
 }
