@@ -51,6 +51,12 @@
 // and TLS handshake; CloseTimeout (default 5 s) is how long a side has
 // to answer a relayed close frame before its connection is cut.
 //
+// Writes are coalesced: the messages a pump has already read (those that
+// arrived together) are written to the other side in one system call,
+// held at most until the pump is about to read again, so no message
+// waits for later input (batch.go; at most 32 KiB held per connection,
+// from a pool).
+//
 // # What an Observer gets
 //
 // For each relayed socket, on its relay goroutines and in order: Open

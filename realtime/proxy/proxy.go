@@ -90,6 +90,8 @@ type Proxy struct {
 	dialer   *websocket.Dialer
 	upgrader websocket.Upgrader
 	bufs     sync.Pool // *[]byte message buffers
+	// batchBufs are the held writes of batchConns (*[]byte, maxBatch).
+	batchBufs sync.Pool
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -151,7 +153,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	pool := &sync.Pool{}
 	p.dialer = &websocket.Dialer{
-		NetDialContext:   cfg.Dial,
+		NetDialContext:   p.dialBatch,
 		TLSClientConfig:  tlsConf,
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   cfg.BufferSize,
@@ -290,8 +292,11 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		rs = append(rs, r)
 	}
 	p.mu.Unlock()
+	// Concurrently: a side that does not read holds its close frame up to
+	// CloseTimeout.
+	var sent sync.WaitGroup
 	for _, r := range rs {
-		r.goAway()
+		sent.Go(r.goAway)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -308,5 +313,6 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	_ = p.Close()
 	<-done
+	sent.Wait()
 	return err
 }

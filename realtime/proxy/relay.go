@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +51,9 @@ type relay struct {
 	p       *Proxy
 	id      uint64
 	app, up *websocket.Conn
-	done    chan struct{}
+	// appB and upB are their connections, whose writes a pump holds.
+	appB, upB *batchConn
+	done      chan struct{}
 
 	mu     sync.Mutex
 	ended  bool
@@ -74,7 +77,9 @@ func (p *Proxy) relaySocket(w http.ResponseWriter, r *http.Request) {
 	shown := target
 	shown.RawQuery = ""
 
-	up, resp, err := p.dialer.DialContext(r.Context(), target.String(), forwardHeader(r.Header))
+	slot := &batchSlot{}
+	ctx := context.WithValue(r.Context(), batchSlotKey{}, slot)
+	up, resp, err := p.dialer.DialContext(ctx, target.String(), forwardHeader(r.Header))
 	if err != nil {
 		p.refuse(w, r, resp, err)
 		return
@@ -83,13 +88,19 @@ func (p *Proxy) relaySocket(w http.ResponseWriter, r *http.Request) {
 	if sp := up.Subprotocol(); sp != "" {
 		answer = http.Header{"Sec-Websocket-Protocol": {sp}}
 	}
-	app, err := p.upgrader.Upgrade(w, r, answer) // answers the app itself on error
-	if err != nil {
+	hw := &hijackWriter{ResponseWriter: w, pool: &p.batchBufs}
+	app, err := p.upgrader.Upgrade(hw, r, answer) // answers the app itself on error
+	if err != nil || hw.conn == nil || slot.conn == nil {
+		if err == nil {
+			_ = app.Close()
+			err = errors.New("connection not wrapped")
+		}
 		_ = up.Close()
 		p.log.Warn("proxy: app upgrade failed", "remote", r.RemoteAddr, "err", mask.Text(err.Error()))
 		return
 	}
-	rl := &relay{p: p, id: p.nextID.Add(1), app: app, up: up, done: make(chan struct{})}
+	hw.conn.peer, slot.conn.peer = slot.conn, hw.conn
+	rl := &relay{p: p, id: p.nextID.Add(1), app: app, up: up, appB: hw.conn, upB: slot.conn, done: make(chan struct{})}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -144,8 +155,8 @@ func (rl *relay) run() {
 	rl.forwardControl(rl.app, rl.up)
 	rl.forwardControl(rl.up, rl.app)
 	var wg sync.WaitGroup
-	wg.Go(func() { rl.pump(rl.up, rl.app, ToApp) })
-	rl.pump(rl.app, rl.up, FromApp)
+	wg.Go(func() { rl.pump(rl.up, rl.app, rl.appB, ToApp) })
+	rl.pump(rl.app, rl.up, rl.upB, FromApp)
 	wg.Wait()
 	_ = rl.app.Close()
 	_ = rl.up.Close()
@@ -205,7 +216,8 @@ var errTooBig = errors.New("message too big")
 
 // pump copies src's messages to dst until src ends, calling the
 // Observer for each, then passes the end on to dst.
-func (rl *relay) pump(src, dst *websocket.Conn, dir Direction) {
+func (rl *relay) pump(src, dst *websocket.Conn, dstB *batchConn, dir Direction) {
+	defer dstB.flush()
 	p := rl.p
 	other := ToApp
 	if dir == ToApp {
@@ -238,7 +250,9 @@ func (rl *relay) pump(src, dst *websocket.Conn, dir Direction) {
 		if p.cfg.Observer != nil {
 			p.cfg.Observer.Frame(Frame{Conn: rl.id, Dir: dir, Time: p.cfg.Now(), Binary: typ == websocket.BinaryMessage, Data: b})
 		}
+		dstB.setBatching(true)
 		err = dst.WriteMessage(typ, b)
+		dstB.setBatching(false)
 		p.putBuf(bp, b)
 		if err != nil {
 			// dst is gone: its side ended the socket.

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -362,5 +363,70 @@ func TestCloseWithSocketsOpen(t *testing.T) {
 		if resp != nil {
 			resp.Body.Close()
 		}
+	}
+}
+
+// A burst of messages of every size (some over the coalescing bound) is
+// relayed whole and in order both ways, with writes coalesced.
+func TestRelayBurst(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		up := newEchoUpstream(t, tls)
+		rec := newRecorder()
+		_, hs := startProxy(t, proxy.Config{Upstream: up.URL, Observer: rec, Insecure: true})
+		c := dial(t, wsURL(hs.URL, "/realtime/v1/websocket"), nil)
+		<-up.conns
+		const n = 2000
+		msg := func(i int) []byte {
+			size := (i * 7919) % (40 << 10)
+			if i%10 != 0 {
+				size %= 300
+			}
+			return append(fmt.Appendf(nil, "%d:", i), bytes.Repeat([]byte{byte(i)}, size)...)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			for i := range n {
+				if err := c.WriteMessage(websocket.BinaryMessage, msg(i)); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+		for i := range n {
+			_, b, err := c.ReadMessage()
+			if err != nil || !bytes.Equal(b, msg(i)) {
+				t.Fatalf("tls %v: message %d: %d bytes %v", tls, i, len(b), err)
+			}
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if got := len(rec.framesOf(proxy.ToApp)); got != n {
+			t.Errorf("tls %v: %d frames observed to the app, want %d", tls, got, n)
+		}
+	}
+}
+
+// Shutdown with an app that does not answer the close frame gives up
+// when its context ends, cuts the socket and leaves nothing running.
+func TestShutdownUnanswered(t *testing.T) {
+	up := newEchoUpstream(t, false)
+	rec := newRecorder()
+	p, hs := startProxy(t, proxy.Config{Upstream: up.URL, Observer: rec})
+	dial(t, wsURL(hs.URL, "/realtime/v1/websocket"), nil) // never reads
+	<-up.conns
+	rec.waitOpen(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	if cl := rec.waitClosed(t, 1); cl[0].Code != websocket.CloseGoingAway || cl[0].By != 0 {
+		t.Errorf("Closed %+v", cl[0])
 	}
 }
