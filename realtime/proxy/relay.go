@@ -21,12 +21,15 @@ import (
 // app as the upstream sent it; then the app is upgraded and two pumps
 // (the handler's goroutine and one more) copy messages each way.
 
-// hopHeaders are the headers that belong to one connection, not to the
-// request, plus the websocket handshake's own (the dialler sets them).
-var hopHeaders = []string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Accept",
+// hopHeaders returns the headers that belong to one connection, not to
+// the request, plus the websocket handshake's own (the dialler sets
+// them).
+func hopHeaders() []string {
+	return []string{
+		"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Accept",
+	}
 }
 
 // forwardHeader copies h without its hop-by-hop and handshake headers
@@ -40,7 +43,7 @@ func forwardHeader(h http.Header) http.Header {
 			}
 		}
 	}
-	for _, k := range hopHeaders {
+	for _, k := range hopHeaders() {
 		out.Del(k)
 	}
 	return out
