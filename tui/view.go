@@ -202,6 +202,9 @@ func (m *Model) viewHeader() string {
 	if m.opts.ReadOnly {
 		l1.add(st.Subtle, sep1).add(st.Warn, "read-only")
 	}
+	if m.opts.AppsURL != "" {
+		l1.add(st.Subtle, sep1).add(st.Header.Label, "apps → ").add(st.Header.Value, sanitize(m.opts.AppsURL))
+	}
 
 	sep, gap, spark := "  ·  ", "  ", 10
 	if m.lay.narrow {
