@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1651,4 +1652,50 @@ func TestProxyCommandWarnsOffLoopback(t *testing.T) {
 	if got := projectURL("wss://abc.supabase.co/realtime/v1/websocket?apikey=x"); got != "https://abc.supabase.co" {
 		t.Errorf("projectURL = %q", got)
 	}
+}
+
+// TestMonitorAppsEndToEnd runs the real program against a project on
+// loopback: an app's websocket through the monitor's proxy joins a
+// channel, and :apps shows the socket and the joined channel; the
+// header shows the proxy's URL.
+func TestMonitorAppsEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the server's cleanup
+	srv := servertest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	x := startTmux(t, 160, 45, "--url "+srv.URL+" --key "+srv.AnonKey()+" --listen "+addr)
+	x.waitFor("the UI connected, with the proxy in the header", contains("socket ● connected", "apps → http://"+addr))
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/realtime/v1/websocket?vsn=1.0.0&apikey="+srv.AnonKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	join := `{"topic":"realtime:room:e2e","event":"phx_join","payload":{"config":{}},"ref":"1","join_ref":"1"}`
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(join)); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, reply, err := ws.ReadMessage(); err != nil || !strings.Contains(string(reply), `"status":"ok"`) {
+		t.Fatalf("join reply through the proxy: %s %v", reply, err)
+	}
+
+	x.text(":apps")
+	x.keys("Enter")
+	x.waitFor("the app socket and its channel on :apps", func(s string) bool {
+		return strings.Contains(s, "APP SOCKETS 1") && strings.Contains(s, "vsn 1.0.0") &&
+			regexp.MustCompile(`realtime:room:e2e\s+joined`).MatchString(s) && !strings.Contains(s, srv.AnonKey())
+	})
+	x.text("A") // closes the view
+	x.waitFor("the view closed", func(s string) bool { return !strings.Contains(s, "APP SOCKETS") })
+	_ = ws.Close()
+	x.text("q")
+	x.waitFor("the exit", contains("EXIT=0"))
 }

@@ -44,6 +44,9 @@ type monitorCmd struct {
 
 	DB          string `name:"db" env:"DATABASE_URL" default:"auto" help:"PostgreSQL of the postgres changes. Embedded server: a URL whose changes it streams, \"auto\" (a private demo database the demo peers write to; needs PostgreSQL's binaries) or \"\" (none: simulated changes). A project: its database URL, for the doctor (D)."`
 	Publication string `default:"supabase_realtime" help:"Publication the embedded server streams (created when missing) and the doctor checks."`
+
+	Listen  string `default:"127.0.0.1:54340" help:"Address of the app proxy (port 0: a free port): point your app's SUPABASE_URL at it to see its traffic on :apps. A taken port turns the proxy off, not the monitor."`
+	NoProxy bool   `name:"no-proxy" help:"Do not run the app proxy."`
 }
 
 // Run resolves the target, starts the embedded target (server, change
@@ -91,22 +94,39 @@ func (c monitorCmd) Run(env *runEnv) error {
 	defer bg.Wait()
 	c.connectAndJoin(ctx, &bg, mgr, adapter, tg, s.joins, fileLog)
 	status := mt.status
+	ap := c.startProxy(mt, tg, fileLog)
+	defer ap.close()
+	if ap.status != "" {
+		status = joinStatus(status, ap.status)
+	}
 	if mt.embedded != nil && !c.NoDemo {
 		stopDemo, err := mt.embedded.startDemo(ctx, tg.Tenant)
 		if err != nil {
 			return err
 		}
 		defer stopDemo()
-		status += " · demo peers on (--no-demo turns them off)"
+		status = joinStatus(status, "demo peers on (--no-demo turns them off)")
 	}
 
-	model := tui.New(tui.Options{
+	opts := tui.Options{
 		Manager: adapter, Context: ctx, ReadOnly: c.ReadOnly,
 		Logger: fileLog.With("component", "tui"), Status: status,
 		Database: mt.db.info, Doctor: mt.db.doctor(), User: os.Getenv("USER"),
 		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
-	})
+	}
+	if ap.model != nil {
+		opts.Apps, opts.AppsURL = ap.model, ap.url
+	}
+	model := tui.New(opts)
 	return runUI(ctx, cancel, model, sub, mgr)
+}
+
+// joinStatus joins two parts of the first status line.
+func joinStatus(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + " · " + b
 }
 
 // monitorSettings are the monitor's flags, checked.

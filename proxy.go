@@ -53,50 +53,91 @@ func (c proxyCmd) Run(env *runEnv) error {
 			logger.Warn("proxy: events dropped (stdout too slow)", "count", n)
 		}
 	}()
-	p, err := proxy.New(proxy.Config{
+	ps, err := listenProxy(c.Listen, proxy.Config{
 		Upstream: upstream, CACertFile: c.CACert, Insecure: c.Insecure, Logger: logger,
 		Observer: model,
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("proxy: %w", err)
 	}
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		_ = p.Close()
-		return fmt.Errorf("proxy: --listen: %w", err)
+	if w := ps.warning(); w != "" {
+		fmt.Fprintf(env.stderr, "rtm proxy: warning: %s\n", w)
 	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-
-	host, _, _ := net.SplitHostPort(c.Listen)
-	port := ln.Addr().(*net.TCPAddr).Port
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		fmt.Fprintf(env.stderr, "rtm proxy: warning: listening on %s, not loopback: anyone who can reach it can use your project through it\n", net.JoinHostPort(host, fmt.Sprint(port)))
-	}
-	fmt.Fprint(env.stderr, proxyBanner(appURL(host, port), upstream, anonKey, c.Insecure))
+	fmt.Fprint(env.stderr, proxyBanner(ps.url, upstream, anonKey, c.Insecure))
 
 	var serveErr error
 	select {
 	case <-env.ctx.Done():
-	case serveErr = <-served:
+	case serveErr = <-ps.served:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	// The server stops accepting and waits for its requests while the
-	// proxy closes its sockets (1001 to both sides) and then cuts what is
-	// left, forwarded requests included.
-	stopped := make(chan struct{})
-	go func() { _ = srv.Shutdown(ctx); close(stopped) }()
-	if err := p.Shutdown(ctx); err != nil {
-		logger.Warn("proxy: shutdown", "err", err)
-	}
-	<-stopped
+	ps.shutdown(logger)
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("proxy: %w", serveErr)
 	}
 	return nil
+}
+
+// proxyServer is the app proxy serving on its listener: `rtm proxy`'s
+// and the monitor's.
+type proxyServer struct {
+	p   *proxy.Proxy
+	srv *http.Server
+	// served receives Serve's error once it returns.
+	served chan error
+	// host is the host of the listen address; url the app's URL of the
+	// proxy.
+	host, url string
+	port      int
+}
+
+// listenProxy creates the proxy of cfg and serves it on listen (port 0:
+// a free port).
+func listenProxy(listen string, cfg proxy.Config) (*proxyServer, error) {
+	p, err := proxy.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		_ = p.Close()
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ps := &proxyServer{p: p, served: make(chan error, 1),
+		srv: &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}}
+	ps.host, _, _ = net.SplitHostPort(listen)
+	ps.port = ln.Addr().(*net.TCPAddr).Port
+	ps.url = appURL(ps.host, ps.port)
+	go func() { ps.served <- ps.srv.Serve(ln) }()
+	return ps, nil
+}
+
+// warning is what to tell about the listen address: "" on loopback.
+func (ps *proxyServer) warning() string {
+	if ip := net.ParseIP(ps.host); ps.host == "localhost" || ip != nil && ip.IsLoopback() {
+		return ""
+	}
+	return fmt.Sprintf("listening on %s, not loopback: anyone who can reach it can use your project through it",
+		net.JoinHostPort(ps.host, fmt.Sprint(ps.port)))
+}
+
+// shutdown stops the proxy gracefully, within 2 seconds: the server
+// stops accepting and waits for its requests while the proxy closes its
+// sockets (1001 to both sides) and then cuts what is left, forwarded
+// requests included.
+func (ps *proxyServer) shutdown(logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { _ = ps.srv.Shutdown(ctx); close(stopped) }()
+	if err := ps.p.Shutdown(ctx); err != nil {
+		logger.Warn("proxy: shutdown", "err", err)
+	}
+	<-stopped
 }
 
 // tickModel calls model.Tick every second (tokens that expire while the

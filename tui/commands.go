@@ -37,6 +37,7 @@ func commands() []commandSpec {
 		{"seek", "<1:30|+10s|-1m>", "replay: go to a position or step (rtm replay)", false},
 		{"speed", "<x>", "replay: set the speed, e.g. 2 or 0.5 (rtm replay)", false},
 		{"doctor", "[name]", "why no postgres changes? check a subscription channel against its database", false},
+		{"apps", "", "the apps connected through rtm's app proxy: sockets, channels, flags", false},
 		{"export", "<file>", "write the log and events as NDJSON", true},
 		{"cleanup", "", "leave every channel", true},
 		{"help", "", "show the keys", false},
@@ -479,6 +480,12 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		return m.action("cleanup", "", "left every channel", func(ctx context.Context, mgr Manager) error {
 			return mgr.Cleanup(ctx)
 		})
+	case "apps":
+		if err := wantArgs(0); err != nil {
+			return m.fail(c.name, "", err)
+		}
+		m.openApps()
+		return nil
 	case "doctor":
 		if len(c.args) > 1 {
 			return m.fail(c.name, "", fmt.Errorf("%w: %s", errUsage, usage(c.name)))

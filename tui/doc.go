@@ -28,7 +28,7 @@
 //     dialog_form.go (with dialog_track.go and dialog_broadcast.go),
 //     dialog_faults.go (the fault menu and the fault commands, on
 //     registry's fault vocabulary: registry.Fault, ParseFault, Apply),
-//     dialog_doctor.go, dialog_filter.go, and cmdline.go (the command
+//     dialog_doctor.go, dialog_apps.go (the Apps view), dialog_filter.go, and cmdline.go (the command
 //     line, which owns its history; the commands are in commands.go).
 //   - the root: route.go routes keys (top dialog, global keys, the open
 //     tab's keys, replay, channel actions, the focused pane), actions.go
@@ -74,6 +74,20 @@
 // and JSON payloads and binary dumps are masked before they are laid
 // out. The UI does not rely on what feeds it (a recording, any
 // [Manager]) having masked them.
+//
+// Apps view: the monitor runs rtm's app proxy and hands its model of
+// the apps' traffic to the UI as [Options.Apps] (an [Apps]: Snapshot, a
+// deep copy of registry/apps value types) with the proxy's URL
+// (Options.AppsURL, shown in the header). The A key and :apps open the
+// Apps view (dialog_apps.go): the app sockets, and the selected one's
+// channels (status with the server's reason, join attempts with the
+// app's delays, presence and message counts) and flags; with no app
+// yet, the SUPABASE_URL names to set in the app. It is a dialog, not a
+// main-pane tab, because the tabs follow the selected channel of rtm's
+// own client and an app socket is none of them. The snapshot is read on
+// open and on the clock's tick while the view is open (never in View),
+// numbered by Model.appsGen when it changed; the view is cached on that
+// number, its selection, the size and the clock.
 //
 // The package uses the manager only through [Manager] and [Source]
 // (declared here) and registry value types; it never touches the

@@ -12,6 +12,7 @@ import (
 	"github.com/charmbracelet/x/exp/golden"
 
 	"rtm/registry"
+	"rtm/registry/apps"
 	"rtm/theme"
 )
 
@@ -92,6 +93,15 @@ func screens() []struct {
 			m.Update(EventsBatchMsg{State: &st, Events: []registry.Event{registry.RetryEvent{Time: t0, Scope: registry.ScopeSocket,
 				Attempt: 2, Delay: 2 * time.Second, NextAt: t0.Add(1800 * time.Millisecond), Reason: "heartbeat timeout", Outcome: registry.RetryScheduled}}})
 			keys(m, "3")
+		}},
+		{"apps-off", func(m *Model) { keys(m, "A") }},
+		{"apps-empty", func(m *Model) {
+			withApps(m, apps.Snapshot{})
+			keys(m, "A")
+		}},
+		{"apps", func(m *Model) {
+			withApps(m, sampleApps())
+			keys(m, "A")
 		}},
 	}
 }

@@ -20,6 +20,8 @@ type KeyMap struct {
 	NextTab, PrevTab key.Binding
 	// Zoom shows the focused pane alone.
 	Zoom key.Binding
+	// Apps opens the Apps view (the app proxy's sockets).
+	Apps key.Binding
 
 	// Navigation in the focused pane.
 	Up, Down, Top, Bottom, PageUp, PageDown key.Binding
@@ -73,6 +75,7 @@ func DefaultKeyMap() KeyMap {
 	k.NextTab = key.NewBinding(key.WithKeys("]"), key.WithHelp("]", "next tab"))
 	k.PrevTab = key.NewBinding(key.WithKeys("["), key.WithHelp("[", "prev tab"))
 	k.Zoom = key.NewBinding(key.WithKeys("z"), key.WithHelp("z", "zoom"))
+	k.Apps = key.NewBinding(key.WithKeys("A"), key.WithHelp("A", "apps"))
 
 	k.Up = key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up"))
 	k.Down = key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down"))

@@ -8,6 +8,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"rtm/registry"
+	"rtm/registry/apps"
 	"rtm/theme"
 )
 
@@ -88,6 +89,10 @@ type Model struct {
 	doctorGen int
 	// replay is what the UI last read from Options.Replay.
 	replay replayInfo
+	// apps is the last snapshot of Options.Apps (read while the Apps
+	// view is open, dialog_apps.go), numbered by appsGen.
+	apps    apps.Snapshot
+	appsGen uint64
 
 	fatal    error
 	quitting bool
@@ -195,6 +200,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.now = m.opts.Now()
 		m.sampleReplay()
+		m.refreshApps()
 		m.clock++
 		m.cache.header.valid = false
 		return m, m.tickCmd()

@@ -7,6 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"rtm/registry/apps"
 	"rtm/theme"
 )
 
@@ -84,6 +85,12 @@ type Options struct {
 	// User is the user id the track form offers when the token names
 	// nobody (e.g. the login name; default "me").
 	User string
+	// Apps, when set, is the model of the apps' traffic through rtm's
+	// app proxy: the Apps view (:apps) shows its snapshot. AppsURL is
+	// the proxy's URL (the header shows it, the Apps view tells the app
+	// to use it).
+	Apps    Apps
+	AppsURL string
 	// Replay, when set, is the recording being replayed (rtm replay):
 	// the header shows its position and the replay keys control it. Use
 	// it with ReadOnly and Now = the replay's clock.
@@ -147,4 +154,11 @@ type DatabaseInfo struct {
 	// Missing is true when there is no database: the header shows the
 	// label as a warning.
 	Missing bool
+}
+
+// Apps is the model of the apps' traffic through rtm's app proxy
+// (*apps.Model of package registry/apps): the Apps view reads its
+// snapshot on the clock's tick.
+type Apps interface {
+	Snapshot() apps.Snapshot
 }

@@ -52,6 +52,9 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.zoom = !m.zoom
 		m.relayout()
 		return nil
+	case key.Matches(msg, k.Apps):
+		m.openApps()
+		return nil
 	case key.Matches(msg, k.Back):
 		return m.back()
 	}

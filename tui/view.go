@@ -202,6 +202,9 @@ func (m *Model) viewHeader() string {
 	if m.opts.ReadOnly {
 		l1.add(st.Subtle, sep1).add(st.Warn, "read-only")
 	}
+	if m.opts.AppsURL != "" {
+		l1.add(st.Subtle, sep1).add(st.Header.Label, "apps → ").add(st.Header.Value, sanitize(m.opts.AppsURL))
+	}
 
 	sep, gap, spark := "  ·  ", "  ", 10
 	if m.lay.narrow {
@@ -418,7 +421,7 @@ func (m *Model) channelActions() []key.Binding {
 func (m *Model) FullHelp() [][]key.Binding {
 	k := m.keys
 	groups := [][]key.Binding{
-		{k.Help, k.Command, k.Filter, k.NextFocus, k.PrevFocus, k.Open, k.Back, k.Quit},
+		{k.Help, k.Command, k.Filter, k.NextFocus, k.PrevFocus, k.Open, k.Back, k.Apps, k.Quit},
 		{k.TabKeys, k.NextTab, k.PrevTab, k.Zoom, k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
 		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults, k.Channel.Doctor}),
 		{k.Log.Follow, k.Log.Wrap, k.Log.Clear, k.Presence.Raw},

@@ -1,0 +1,289 @@
+package tui
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"rtm/registry"
+	"rtm/registry/apps"
+	"rtm/theme"
+)
+
+// appsView is the Apps dialog (:apps, A): the app sockets seen by rtm's
+// app proxy ([Options.Apps]) and, for the selected one, its channels and
+// flags; with no app yet, what to set in the app. It is a dialog on the
+// stack, not a main-pane tab: the tabs show the selected channel of
+// rtm's own client, and an app socket is none of them.
+//
+// The snapshot it shows is the model's apps (refreshApps, on open and on
+// the clock's tick while the dialog is open), numbered by appsGen; the
+// view is cached on that number, the selection, the size, the styles
+// and the model's epoch and clock.
+type appsView struct {
+	sel   int
+	cache appsCache
+}
+
+// appsKey is what the Apps view renders from.
+type appsKey struct {
+	gen          uint64
+	sel, w, h    int
+	epoch, clock uint64
+	st           *theme.Styles
+}
+
+// appsCache is the Apps view's last render.
+type appsCache struct {
+	key  appsKey
+	rows []string
+	x, y int
+	ok   bool
+}
+
+// openApps reads the snapshot and opens the Apps view.
+func (m *Model) openApps() {
+	v := &appsView{}
+	m.openDialog(v)
+	m.refreshApps()
+	v.sel = max(0, len(m.apps.Sockets)-1) // the newest socket
+}
+
+// refreshApps reads Options.Apps while the Apps view is open: a
+// snapshot that differs from the last one becomes the view's data.
+func (m *Model) refreshApps() {
+	if m.opts.Apps == nil {
+		return
+	}
+	open := false
+	for _, d := range m.dialogs {
+		if _, ok := d.(*appsView); ok {
+			open = true
+		}
+	}
+	if !open {
+		return
+	}
+	if s := m.opts.Apps.Snapshot(); !reflect.DeepEqual(s, m.apps) {
+		m.apps = s
+		m.appsGen++
+	}
+}
+
+func (v *appsView) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
+	kp, ok := msg.(tea.KeyPressMsg)
+	if !ok {
+		return nil, false
+	}
+	k := m.keys
+	n := len(m.apps.Sockets)
+	switch {
+	case key.Matches(kp, k.Dialog.Cancel, k.Quit, k.Apps):
+		return nil, true
+	case key.Matches(kp, k.Up):
+		v.sel = max(0, v.sel-1)
+	case key.Matches(kp, k.Down):
+		v.sel = max(0, min(n-1, v.sel+1))
+	case key.Matches(kp, k.Top):
+		v.sel = 0
+	case key.Matches(kp, k.Bottom):
+		v.sel = max(0, n-1)
+	}
+	return nil, false
+}
+
+func (v *appsView) help(k KeyMap) []key.Binding {
+	return []key.Binding{withHelp(k.Down, "↑/↓", "select socket"), withHelp(k.Dialog.Cancel, "esc", "close")}
+}
+
+// view renders the Apps view over the body, at most h rows high.
+func (v *appsView) view(m *Model, bw, h int) ([]string, int, int) {
+	w := max(40, min(m.width-4, 160))
+	v.sel = max(0, min(len(m.apps.Sockets)-1, v.sel))
+	ck := appsKey{gen: m.appsGen, sel: v.sel, w: bw, h: h, epoch: m.epoch, clock: m.clock, st: m.st}
+	if !v.cache.ok || v.cache.key != ck {
+		rows, x, y := centred(dialogBox(m.st, v.title(m), v.body(m, w-4, max(1, h-4)), w), bw, h)
+		v.cache = appsCache{key: ck, rows: rows, x: x, y: y, ok: true}
+	}
+	return v.cache.rows, v.cache.x, v.cache.y
+}
+
+// title names the view and the proxy.
+func (v *appsView) title(m *Model) string {
+	if m.opts.AppsURL == "" {
+		return "Apps"
+	}
+	return "Apps — proxy " + sanitize(m.opts.AppsURL)
+}
+
+// body returns the view's rows, inner cells wide, at most room rows
+// (the last says what did not fit).
+func (v *appsView) body(m *Model, inner, room int) []string {
+	st := m.st
+	var body []string
+	switch {
+	case m.opts.Apps == nil:
+		body = wrapLines(st.Muted, "The app proxy is off: rtm runs it unless --no-proxy is given or its --listen port is taken (the status line said so at start).", inner)
+	case len(m.apps.Sockets) == 0:
+		body = appsHint(st, m.opts.AppsURL, inner)
+	default:
+		body = v.sockets(m, inner, room)
+	}
+	body = append(body, "", st.Muted.Render(truncText("↑/↓ selects a socket · esc closes", inner)))
+	if len(body) > room {
+		cut := len(body) - room + 1
+		body = append(body[:room-1:room-1], st.Muted.Render(truncText(fmt.Sprintf("… %d more rows (a taller terminal shows them)", cut), inner)))
+	}
+	return body
+}
+
+// appsHint is what to set in the app when none has connected.
+func appsHint(st *theme.Styles, url string, inner int) []string {
+	out := wrapLines(st.Muted, "No app has connected yet. Point your app's Supabase URL at the proxy (keep its anon key):", inner)
+	out = append(out, "")
+	for _, prefix := range []string{"", "NEXT_PUBLIC_", "VITE_", "EXPO_PUBLIC_"} {
+		out = append(out, truncText("  "+prefix+"SUPABASE_URL="+sanitize(url), inner))
+	}
+	out = append(out, "")
+	return append(out, wrapLines(st.Muted, "Its sockets, channels, join attempts, presence and messages show here as it runs.", inner)...)
+}
+
+// wrapLines wraps s to inner cells in paint p.
+func wrapLines(p theme.Paint, s string, inner int) []string {
+	var out []string
+	for _, l := range wrapText(s, inner) {
+		out = append(out, p.Render(l))
+	}
+	return out
+}
+
+// sockets renders the sockets (two rows each, the selected one marked),
+// then the selected socket's channels and flags.
+func (v *appsView) sockets(m *Model, inner, room int) []string {
+	st, snap := m.st, m.apps
+	var out []string
+	// The sockets take at most half the room, a window around the
+	// selection.
+	show := max(1, min(len(snap.Sockets), room/4))
+	first := max(0, min(v.sel-show/2, len(snap.Sockets)-show))
+	out = append(out, st.Table.Header.Render(truncText(fmt.Sprintf("APP SOCKETS %d", len(snap.Sockets)), inner)))
+	for i := first; i < first+show; i++ {
+		s := snap.Sockets[i]
+		mark, p := "  ", st.Text
+		if i == v.sel {
+			mark, p = "▸ ", st.Bold
+		}
+		out = append(out, p.Render(truncText(mark+socketLine1(s), inner)),
+			st.Muted.Render(truncText("    "+socketLine2(s, m), inner)))
+	}
+	if hidden := len(snap.Sockets) - show; hidden > 0 {
+		out = append(out, st.Muted.Render(truncText(fmt.Sprintf("  (%d more: ↑/↓)", hidden), inner)))
+	}
+	s := snap.Sockets[v.sel]
+	out = append(out, "", st.Table.Header.Render(truncText(fmt.Sprintf("CHANNELS of #%d  %d", s.ID, len(s.Channels)), inner)))
+	if len(s.Channels) == 0 {
+		out = append(out, st.Muted.Render("  none joined"))
+	} else {
+		out = append(out, channelRows(st, s.Channels, inner)...)
+	}
+	out = append(out, "", st.Table.Header.Render("FLAGS"))
+	n := 0
+	for _, f := range snap.Flags {
+		if f.Socket != s.ID {
+			continue
+		}
+		n++
+		txt := string(f.Kind)
+		if f.Topic != "" {
+			txt += "  " + f.Topic
+		}
+		out = append(out, st.Warn.Render(truncText("  "+sanitize(txt+"  "+f.Text), inner)))
+	}
+	if n == 0 {
+		out = append(out, st.Muted.Render("  none"))
+	}
+	return out
+}
+
+// socketLine1 is a socket's identity: id, remote, client, vsn, token.
+func socketLine1(s apps.Socket) string {
+	parts := []string{fmt.Sprintf("#%d", s.ID), sanitize(s.RemoteAddr)}
+	if s.ClientInfo != "" {
+		parts = append(parts, sanitize(s.ClientInfo))
+	}
+	parts = append(parts, "vsn "+sanitize(s.Vsn))
+	who := s.Token.Role
+	if s.Token.Subject != "" {
+		who += " " + s.Token.Subject
+	}
+	if who == "" {
+		who = "no token"
+	}
+	return strings.Join(append(parts, sanitize(strings.TrimSpace(who))), " · ")
+}
+
+// socketLine2 is a socket's life: since, its attempt of the app
+// connection, frames, and how it closed.
+func socketLine2(s apps.Socket, m *Model) string {
+	parts := []string{"since " + fmtAge(m.now.Sub(s.Opened))}
+	conn := fmt.Sprintf("attempt %d of connection #%d", s.Attempt, s.Connection)
+	if s.Attempt > 1 {
+		conn += " after " + registry.FormatDuration(s.ReconnectDelay)
+	}
+	parts = append(parts, conn, fmt.Sprintf("frames in %s out %s", fmtCount(s.FramesToApp), fmtCount(s.FramesFromApp)))
+	if s.Closed.IsZero() {
+		parts = append(parts, "open")
+	} else {
+		c := fmt.Sprintf("closed %d", s.CloseCode)
+		if s.ClosedBy != "" {
+			c += " by " + s.ClosedBy
+		}
+		if s.CloseReason != "" {
+			c += ": " + sanitize(s.CloseReason)
+		}
+		parts = append(parts, c)
+	}
+	return strings.Join(parts, " · ")
+}
+
+// channelRows is the table of a socket's channels.
+func channelRows(st *theme.Styles, chans []apps.Channel, inner int) []string {
+	const pres, msgs = 5, 7
+	rest := max(30, inner-pres-msgs-6)
+	topicW, statusW := rest*3/10, rest*4/10
+	attW := rest - topicW - statusW
+	row := func(topic, status, att, p, n string) string {
+		return fitText("  "+topic, topicW+2) + " " + fitText(status, statusW) + " " + fitText(att, attW) + " " +
+			fitRight(p, pres) + " " + fitRight(n, msgs)
+	}
+	out := []string{st.Table.Header.Render(truncText(row("TOPIC", "STATUS", "ATTEMPTS (delays)", "PRES", "MSGS"), inner))}
+	for _, c := range chans {
+		status := string(c.Status)
+		if c.Reason != "" {
+			status += ": " + c.Reason
+		}
+		att := fmt.Sprint(uint64(len(c.Attempts)) + c.AttemptsDropped)
+		var delays []string
+		for _, a := range c.Attempts {
+			if a.Delay > 0 {
+				delays = append(delays, "+"+registry.FormatDuration(a.Delay))
+			}
+		}
+		if len(delays) > 0 {
+			att += " (" + strings.Join(delays, " ") + ")"
+		}
+		p := st.Text
+		switch c.Status {
+		case apps.StatusErrored:
+			p = st.Error
+		case apps.StatusJoining, apps.StatusClosed:
+			p = st.Warn
+		}
+		out = append(out, p.Render(truncText(row(sanitize(c.Topic), sanitize(status), att, fmt.Sprint(len(c.Presence)),
+			fmtCount(c.MessagesFromApp+c.MessagesToApp)), inner)))
+	}
+	return out
+}
