@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -73,6 +74,9 @@ type faultState struct {
 	drops, dups  map[string]int
 	latency      time.Duration
 	jitter       time.Duration
+	// delayed and counting are the pumps' lock-free view: a latency is
+	// set; drop or duplicate counters are armed.
+	delayed, counting atomic.Bool
 }
 
 // kick is a channel the proxy ended: the upstream's answers to its
@@ -95,10 +99,12 @@ type sockState struct {
 	appW, upW sync.Mutex
 
 	mu     sync.Mutex
-	frozen time.Time         // nothing relayed before this
-	joins  map[string]string // topic -> the app's current join_ref
-	kicked map[string]kick   // topic -> the ended join whose upstream answers are swallowed
-	refs   uint64
+	frozen atomic.Int64 // UnixNano: nothing relayed before this
+	// nkicked is len(kicked), read by the pump without mu.
+	nkicked atomic.Int32
+	joins   map[string]string // topic -> the app's current join_ref
+	kicked  map[string]kick   // topic -> the ended join whose upstream answers are swallowed
+	refs    uint64
 }
 
 // normTopic accepts "room1" for "realtime:room1".
@@ -171,9 +177,7 @@ func (p *Proxy) Freeze(id uint64, d time.Duration) error {
 	until := time.Now().Add(d)
 	for _, r := range rs {
 		p.fault(FaultEvent{Conn: r.id, Kind: FaultFreeze, Detail: d.String()})
-		r.f.mu.Lock()
-		r.f.frozen = until
-		r.f.mu.Unlock()
+		r.f.frozen.Store(until.UnixNano())
 	}
 	return err
 }
@@ -184,6 +188,7 @@ func (p *Proxy) Freeze(id uint64, d time.Duration) error {
 func (p *Proxy) SetLatency(d, jitter time.Duration) {
 	p.faults.mu.Lock()
 	p.faults.latency, p.faults.jitter = max(d, 0), max(jitter, 0)
+	p.faults.delayed.Store(d > 0 || jitter > 0)
 	p.faults.mu.Unlock()
 	p.fault(FaultEvent{Kind: FaultLatency, Armed: true, Detail: fmt.Sprintf("%s +%s", d, jitter)})
 }
@@ -238,6 +243,7 @@ func (p *Proxy) setCounter(m *map[string]int, kind, topic string, n int) {
 	} else {
 		delete(*m, topic)
 	}
+	p.faults.counting.Store(len(p.faults.drops)+len(p.faults.dups) > 0)
 	p.faults.mu.Unlock()
 	p.fault(FaultEvent{Kind: kind, Armed: true, Topic: topic, Detail: strconv.Itoa(n)})
 }
@@ -308,6 +314,7 @@ func (r *relay) endChannel(topic, event string, sys json.RawMessage) bool {
 	ref := "rtm-" + strconv.FormatUint(r.f.refs, 10)
 	if ok {
 		r.f.kicked[topic] = kick{joinRef: joinRef, leaveRef: ref}
+		r.f.nkicked.Store(int32(len(r.f.kicked)))
 	}
 	r.f.mu.Unlock()
 	if !ok {
@@ -356,10 +363,11 @@ func (r *relay) stopped() <-chan struct{} { return r.f.stop }
 // until the relay is cut (false).
 func (r *relay) wait() bool {
 	for {
-		r.f.mu.Lock()
-		until := r.f.frozen
-		r.f.mu.Unlock()
-		d := time.Until(until)
+		until := r.f.frozen.Load()
+		if until == 0 {
+			break
+		}
+		d := time.Until(time.Unix(0, until))
 		if d <= 0 {
 			break
 		}
@@ -368,6 +376,9 @@ func (r *relay) wait() bool {
 		}
 	}
 	p := r.p
+	if !p.faults.delayed.Load() {
+		return true
+	}
 	p.faults.mu.Lock()
 	d := p.faults.latency
 	if p.faults.jitter > 0 {
@@ -393,9 +404,7 @@ func (r *relay) sleep(d time.Duration) bool {
 
 // isFrozen tells the control-frame handlers to drop pings and pongs.
 func (r *relay) isFrozen() bool {
-	r.f.mu.Lock()
-	defer r.f.mu.Unlock()
-	return time.Now().Before(r.f.frozen)
+	return time.Now().UnixNano() < r.f.frozen.Load()
 }
 
 func (p *Proxy) rand() float64 {
@@ -454,13 +463,8 @@ func (r *relay) fromApp(b []byte, binary bool) bool {
 // written to the app: the answers to a kicked channel's leave are
 // swallowed, and the drop and duplicate counters act.
 func (r *relay) toApp(b []byte, binary bool) int {
-	r.f.mu.Lock()
-	kicked := len(r.f.kicked) > 0
-	r.f.mu.Unlock()
 	p := r.p
-	p.faults.mu.Lock()
-	counting := len(p.faults.drops) > 0 || len(p.faults.dups) > 0
-	p.faults.mu.Unlock()
+	kicked, counting := r.f.nkicked.Load() > 0, p.faults.counting.Load()
 	if !kicked && !counting {
 		return 1
 	}
@@ -477,6 +481,7 @@ func (r *relay) toApp(b []byte, binary bool) int {
 			f.Event == protocol.EventClose && string(f.Ref) == k.joinRef) {
 			if f.Event == protocol.EventClose {
 				delete(r.f.kicked, topic)
+				r.f.nkicked.Store(int32(len(r.f.kicked)))
 			}
 			r.f.mu.Unlock()
 			return 0
@@ -495,6 +500,7 @@ func (r *relay) toApp(b []byte, binary bool) int {
 		n, kind = 2, FaultDuplicateMessage
 		decr(p.faults.dups, topic)
 	}
+	p.faults.counting.Store(len(p.faults.drops)+len(p.faults.dups) > 0)
 	p.faults.mu.Unlock()
 	if kind != "" {
 		p.fault(FaultEvent{Conn: r.id, Kind: kind, Topic: topic, Detail: f.Event})

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"rtm/realtime/internal/jsharness"
 	"rtm/realtime/proxy"
 	"rtm/realtime/server/servertest"
@@ -255,4 +257,81 @@ func testFaults(t *testing.T, srv *servertest.Server, d *jsharness.Driver, vsn s
 		}
 		e.p.SetLatency(0, 0)
 	})
+}
+
+// The faults' exact frames, on a raw socket through the proxy to an echo
+// upstream (which returns what it gets: what reached it comes back).
+func TestFaultFrames(t *testing.T) {
+	up := newEchoUpstream(t, false)
+	rec := &faultRecorder{recorder: newRecorder()}
+	p, hs := startProxy(t, proxy.Config{Upstream: up.URL, Observer: rec})
+	c := dial(t, wsURL(hs.URL, "/realtime/v1/websocket?apikey=secret-key&vsn=2.0.0"), nil)
+	send := func(s string) {
+		t.Helper()
+		if err := c.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(want string) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(quick))
+		_, b, err := c.ReadMessage()
+		if err != nil || string(b) != want {
+			t.Fatalf("read %s %v, want %s", b, err, want)
+		}
+	}
+	const join = `["1","1","realtime:room1","phx_join",{}]`
+	p.RejectJoins("room1", 1, "Unauthorized: You do not have permissions to read from this Channel topic: room1")
+	send(join)
+	expect(`["1","1","realtime:room1","phx_reply",{"status":"error","response":{"reason":"Unauthorized: You do not have permissions to read from this Channel topic: room1"}}]`)
+	send(join) // this one is forwarded: the echo returns it
+	expect(join)
+
+	if err := p.Kick(0, "room1", false); err != nil {
+		t.Fatal(err)
+	}
+	expect(`["1","1","realtime:room1","phx_error",{}]`)
+	// The leave sent upstream comes back from the echo and is not relayed.
+	send(`["2","3","realtime:room2","broadcast",{}]`)
+	expect(`["2","3","realtime:room2","broadcast",{}]`)
+
+	p.DuplicateMessages("room2", 1)
+	send(`["2","4","realtime:room2","broadcast",{}]`)
+	expect(`["2","4","realtime:room2","broadcast",{}]`)
+	expect(`["2","4","realtime:room2","broadcast",{}]`)
+	p.DropMessages("room2", 1)
+	send(`["2","5","realtime:room2","broadcast",{}]`)
+	send(`["2","6","realtime:room2","broadcast",{}]`)
+	expect(`["2","6","realtime:room2","broadcast",{}]`)
+
+	const freeze = 300 * time.Millisecond
+	if err := p.Freeze(0, freeze); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	send(`["2","7","realtime:room2","broadcast",{}]`)
+	expect(`["2","7","realtime:room2","broadcast",{}]`)
+	if el := time.Since(start); el < freeze-10*time.Millisecond {
+		t.Errorf("relayed %v after a %v freeze", el, freeze)
+	}
+
+	rec.fmu.Lock()
+	for _, ev := range rec.faults {
+		if strings.Contains(ev.Detail, "secret-key") {
+			t.Errorf("fault %+v shows the key", ev)
+		}
+	}
+	rec.fmu.Unlock()
+	for _, k := range []string{proxy.FaultRejectJoin, proxy.FaultKick, proxy.FaultDuplicateMessage, proxy.FaultDropMessage, proxy.FaultFreeze} {
+		if rec.applied(k) != 1 {
+			t.Errorf("%s applied %d times, want 1", k, rec.applied(k))
+		}
+	}
+	if err := p.CloseSocket(0, 4002, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := c.ReadMessage()
+	if code, reason := closeCode(err); code != 4002 || reason != "bye" {
+		t.Errorf("close %v, want 4002 bye", err)
+	}
 }
