@@ -172,6 +172,7 @@ func (p *Proxy) CloseSocket(id uint64, code int, reason string) error {
 // Freeze stops relaying socket id (0: every socket) both ways for d:
 // each pump holds the message it has read and reads nothing more, pings
 // and pongs are not passed on, so the app's heartbeat goes unanswered.
+// A later Freeze replaces the deadline: Freeze(id, 0) thaws the socket.
 func (p *Proxy) Freeze(id uint64, d time.Duration) error {
 	rs, err := p.targets(id)
 	until := time.Now().Add(d)
@@ -356,6 +357,9 @@ func (r *relay) inject(dir Direction, m *protocol.Message) {
 	mu.Unlock()
 }
 
+// freezeStep is how often a frozen pump looks at its deadline again.
+const freezeStep = 50 * time.Millisecond
+
 // stopped is closed when the relay is cut.
 func (r *relay) stopped() <-chan struct{} { return r.f.stop }
 
@@ -371,7 +375,8 @@ func (r *relay) wait() bool {
 		if d <= 0 {
 			break
 		}
-		if !r.sleep(d) {
+		// In steps, so that a new Freeze (0: thaw) takes effect.
+		if !r.sleep(min(d, freezeStep)) {
 			return false
 		}
 	}
