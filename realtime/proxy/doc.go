@@ -91,10 +91,13 @@
 //   - [Proxy.Freeze](id, d): for d nothing is relayed either way: each
 //     pump holds the one message it may have read and reads no more (so
 //     nothing queues: TCP backpressure holds the rest), pings and pongs
-//     are not passed on. The app's heartbeat (phx heartbeat on topic
-//     phoenix) goes unanswered and realtime-js closes with 1000
-//     "heartbeat timeout" and reconnects; the frozen socket ends once the
-//     freeze is over (or at Close).
+//     are not passed on. The app's heartbeat (on topic phoenix) goes
+//     unanswered: at its next heartbeat realtime-js reports CHANNEL_ERROR
+//     "heartbeat timeout" and closes with 1000; that close reaches the
+//     upstream, and its answer the app, once the freeze is over, and
+//     realtime-js reconnects on a new (unfrozen) socket. A later Freeze
+//     replaces the deadline (Freeze(id, 0) thaws); Close ends a frozen
+//     socket at once.
 //   - [Proxy.SetLatency](d, jitter): each message, each way, waits d
 //     plus jitter times a number in [0, 1) from Config.Rand before it is
 //     written on (per socket direction, in order; pumps read nothing

@@ -123,15 +123,17 @@ func testFaults(t *testing.T, srv *servertest.Server, d *jsharness.Driver, vsn s
 	t.Run("freeze", func(t *testing.T) {
 		e := newFaultEnv(t, srv, d, vsn, jsharness.ClientOptions{HeartbeatIntervalMs: 200}, proxy.Config{})
 		mark := d.Mark()
-		if err := e.p.Freeze(0, 3*time.Second); err != nil {
+		if err := e.p.Freeze(0, time.Second); err != nil {
 			t.Fatal(err)
 		}
 		// The heartbeat goes unanswered: realtime-js closes and reconnects
 		// on a new socket, which is not frozen.
-		e.socketClosed(t, mark)
 		st := e.ch.AwaitStatus(t, slow, mark, "CHANNEL_ERROR")
 		if st.Error != "heartbeat timeout" {
 			t.Errorf("CHANNEL_ERROR %q, want heartbeat timeout", st.Error)
+		}
+		if c := e.socketClosed(t, mark); c.Code != 1000 {
+			t.Errorf("socket closed %d %q, want 1000", c.Code, c.Reason)
 		}
 		e.ch.AwaitStatus(t, slow, st.Seq, "SUBSCRIBED")
 		e.rec.waitOpen(t, 2)
