@@ -79,8 +79,10 @@
 // implements [FaultObserver], reported as a [FaultEvent]: once when a
 // counter or the latency is set (Armed), and each time a fault acts on a
 // socket or an upgrade. Frames stay what the proxy read: a message the
-// proxy swallowed or answered itself is still a Frame, and the fault
-// says what became of it. On the wire:
+// proxy dropped, duplicated or answered itself is one Frame, and the
+// FaultEvent says what became of it; the messages the proxy sends of its
+// own (a rejection reply, phx_error, phx_close, the system message, the
+// leave upstream) are not Frames. On the wire:
 //
 //   - [Proxy.Drop]: both connections are cut, no close frame; the app
 //     sees 1006, the socket's Closed has By 0 and Code 1006.
