@@ -69,6 +69,77 @@
 // opens, closes, failures) masks keys and tokens with package
 // realtime/mask.
 //
+// # Faults
+//
+// The proxy can break what the app sees, as a real network or a real
+// Supabase would (faults.go). A fault aimed at a socket takes its
+// ConnInfo.ID, 0 meaning every open socket, and returns an error wrapping
+// [ErrNoSocket] when none is open; topics are "realtime:room1" or just
+// "room1". Each fault is logged (masked) and, when Config.Observer also
+// implements [FaultObserver], reported as a [FaultEvent]: once when a
+// counter or the latency is set (Armed), and each time a fault acts on a
+// socket or an upgrade. Frames stay what the proxy read: a message the
+// proxy dropped, duplicated or answered itself is one Frame, and the
+// FaultEvent says what became of it; the messages the proxy sends of its
+// own (a rejection reply, phx_error, phx_close, the system message, the
+// leave upstream) are not Frames. On the wire:
+//
+//   - [Proxy.Drop]: both connections are cut, no close frame; the app
+//     sees 1006, the socket's Closed has By 0 and Code 1006.
+//   - [Proxy.CloseSocket](id, code, reason): a close frame with code and
+//     reason to the app, a close frame 1000 to the upstream; each has
+//     CloseTimeout to answer before its connection is cut. Closed has By
+//     0 and the code and reason.
+//   - [Proxy.Freeze](id, d): for d nothing is relayed either way: each
+//     pump holds the one message it may have read and reads no more (so
+//     nothing queues: TCP backpressure holds the rest), pings and pongs
+//     are not passed on. The app's heartbeat (on topic phoenix) goes
+//     unanswered: at its next heartbeat realtime-js reports CHANNEL_ERROR
+//     "heartbeat timeout" and closes with 1000; that close reaches the
+//     upstream, and its answer the app, once the freeze is over, and
+//     realtime-js reconnects on a new (unfrozen) socket. A later Freeze
+//     replaces the deadline (Freeze(id, 0) thaws); Close ends a frozen
+//     socket at once.
+//   - [Proxy.SetLatency](d, jitter): each message, each way, waits d
+//     plus jitter times a number in [0, 1) from Config.Rand before it is
+//     written on (per socket direction, in order; pumps read nothing
+//     while they wait).
+//   - [Proxy.FailConnects](n): the next n Realtime upgrades (any socket)
+//     are answered 503 "rtm proxy fault: connect refused" before the
+//     upstream is dialled (as MaxSockets refuses). Node 22's WebSocket
+//     fires an error but no close event after a refused upgrade, so
+//     realtime-js under Node stays "connecting" until the app makes a new
+//     connection (the runtime's behaviour, as with a closed port).
+//   - [Proxy.RejectJoins](topic, n, reason): the app's next n phx_join of
+//     topic (any socket) are not forwarded; the proxy answers each with
+//     phx_reply {"status":"error","response":{"reason":REASON}} with the
+//     join's join_ref and ref, in the socket's serializer (vsn 1.0.0
+//     when the query has none). realtime-js reports CHANNEL_ERROR with
+//     the reason and rejoins after its rejoin delay.
+//   - [Proxy.Kick](id, topic, close): to the app, phx_error (phx_close
+//     when close is set) with payload {} and join_ref and ref the
+//     channel's current join_ref (the last phx_join of the app not
+//     followed by its phx_leave); to the upstream, phx_leave with that
+//     join_ref and a ref "rtm-N" of the proxy's. The upstream's answers to
+//     that leave (its reply to rtm-N, its phx_close of the join_ref) are
+//     not relayed, so the app's rejoin is not undone. realtime-js reports
+//     CHANNEL_ERROR and rejoins after phx_error, CLOSED after phx_close.
+//   - [Proxy.ExpireToken](id): for each joined channel of the socket,
+//     what the embedded server (and Supabase) sends at token expiry:
+//     system {"extension":"system","status":"error","message":"Token has
+//     expired 0 seconds ago","channel":SUBTOPIC} with the join_ref, then
+//     phx_close as Kick does (realtime-js: CLOSED); phx_leave upstream.
+//     The socket stays open.
+//   - [Proxy.DropMessages](topic, n) / [Proxy.DuplicateMessages](topic,
+//     n): the next n messages the upstream sends to the app on topic (any
+//     event: broadcasts, presence, replies; any socket) are not written,
+//     or written twice back to back. A dropped join reply makes the
+//     app's join time out (TIMED_OUT).
+//
+// Frames are decoded only for these faults: an app text frame naming
+// phx_join or phx_leave (to track joins and reject), and upstream frames
+// while a counter is armed or a kicked channel's answers are awaited.
+//
 // [Proxy.Close] cuts every socket and forwarded request at once;
 // [Proxy.Shutdown] first sends both sides of each socket a close frame
 // (1001). Both return once every goroutine of the proxy has ended.

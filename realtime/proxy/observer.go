@@ -82,7 +82,8 @@ type Closed struct {
 // on its relay goroutines, in order per socket (Open, then Frames, then
 // Closed), concurrently across sockets: an Observer is safe for
 // concurrent use, returns quickly and never blocks (the relay waits for
-// it), and keeps nothing of Frame.Data without copying it.
+// it), and keeps nothing of Frame.Data without copying it. An Observer
+// that also implements [FaultObserver] is told of the faults.
 type Observer interface {
 	Open(ConnInfo)
 	Frame(Frame)

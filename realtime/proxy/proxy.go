@@ -77,6 +77,9 @@ type Config struct {
 	// BufferSize is each connection's read buffer and the size of the
 	// shared write buffers (default DefaultBufferSize).
 	BufferSize int
+	// Rand returns numbers in [0, 1) for the latency fault's jitter
+	// (nil: math/rand/v2.Float64).
+	Rand func() float64
 }
 
 // Proxy is an http.Handler that forwards an app's requests to its
@@ -101,6 +104,8 @@ type Proxy struct {
 	mu      sync.Mutex
 	closed  bool
 	sockets map[*relay]struct{}
+
+	faults faultState // the armed faults (faults.go)
 }
 
 // New checks cfg and returns a proxy to cfg.Upstream.

@@ -57,6 +57,7 @@ type relay struct {
 	// appB and upB are their connections, whose writes a pump holds.
 	appB, upB *batchConn
 	done      chan struct{}
+	f         sockState // fault state (faults.go)
 
 	mu     sync.Mutex
 	ended  bool
@@ -71,6 +72,10 @@ func (p *Proxy) relaySocket(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 	if full {
 		http.Error(w, "rtm proxy: too many relayed sockets", http.StatusServiceUnavailable)
+		return
+	}
+	if p.failConnect() {
+		http.Error(w, "rtm proxy fault: connect refused", http.StatusServiceUnavailable)
 		return
 	}
 	target := *p.upstream
@@ -104,6 +109,7 @@ func (p *Proxy) relaySocket(w http.ResponseWriter, r *http.Request) {
 	}
 	hw.conn.peer, slot.conn.peer = slot.conn, hw.conn
 	rl := &relay{p: p, id: p.nextID.Add(1), app: app, up: up, appB: hw.conn, upB: slot.conn, done: make(chan struct{})}
+	rl.f.vsn, rl.f.stop = vsnOf(r.URL.RawQuery), make(chan struct{})
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -193,10 +199,16 @@ func byName(d Direction) string {
 func (rl *relay) forwardControl(src, dst *websocket.Conn) {
 	timeout := rl.p.cfg.CloseTimeout
 	src.SetPingHandler(func(data string) error {
+		if rl.isFrozen() {
+			return nil
+		}
 		_ = dst.WriteControl(websocket.PingMessage, []byte(data), time.Now().Add(timeout))
 		return nil
 	})
 	src.SetPongHandler(func(data string) error {
+		if rl.isFrozen() {
+			return nil
+		}
 		_ = dst.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(timeout))
 		return nil
 	})
@@ -222,9 +234,9 @@ var errTooBig = errors.New("message too big")
 func (rl *relay) pump(src, dst *websocket.Conn, dstB *batchConn, dir Direction) {
 	defer dstB.flush()
 	p := rl.p
-	other := ToApp
+	other, wmu := ToApp, &rl.f.upW
 	if dir == ToApp {
-		other = FromApp
+		other, wmu = FromApp, &rl.f.appW
 	}
 	for {
 		typ, rd, err := src.NextReader()
@@ -253,9 +265,27 @@ func (rl *relay) pump(src, dst *websocket.Conn, dstB *batchConn, dir Direction) 
 		if p.cfg.Observer != nil {
 			p.cfg.Observer.Frame(Frame{Conn: rl.id, Dir: dir, Time: p.cfg.Now(), Binary: typ == websocket.BinaryMessage, Data: b})
 		}
+		if !rl.wait() {
+			p.putBuf(bp, b)
+			return
+		}
+		copies := 1
+		if dir == FromApp {
+			if !rl.fromApp(b, typ == websocket.BinaryMessage) {
+				copies = 0
+			}
+		} else {
+			copies = rl.toApp(b, typ == websocket.BinaryMessage)
+		}
+		wmu.Lock()
 		dstB.setBatching(true)
-		err = dst.WriteMessage(typ, b)
+		for range copies {
+			if err = dst.WriteMessage(typ, b); err != nil {
+				break
+			}
+		}
 		dstB.setBatching(false)
+		wmu.Unlock()
 		p.putBuf(bp, b)
 		if err != nil {
 			// dst is gone: its side ended the socket.
@@ -288,6 +318,7 @@ func (rl *relay) srcEnded(dst *websocket.Conn, dir Direction, err error) {
 // cut closes both connections without a close frame.
 func (rl *relay) cut() {
 	rl.end(0, websocket.CloseAbnormalClosure, "proxy closed")
+	rl.f.once.Do(func() { close(rl.f.stop) })
 	_ = rl.app.NetConn().Close()
 	_ = rl.up.NetConn().Close()
 }
