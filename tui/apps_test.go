@@ -10,13 +10,17 @@ import (
 	"rtm/registry/apps"
 )
 
-// fakeApps is an [Apps] with a fixed snapshot; calls counts Snapshot.
+// fakeApps is an [Apps] with a fixed snapshot of version ver (bumped
+// where a test changes snap); calls counts the reads of its version.
 type fakeApps struct {
 	snap  apps.Snapshot
+	ver   uint64
 	calls int
 }
 
-func (f *fakeApps) Snapshot() apps.Snapshot { f.calls++; return f.snap }
+func (f *fakeApps) Version() uint64 { f.calls++; return f.ver }
+
+func (f *fakeApps) Snapshot() apps.Snapshot { return f.snap }
 
 // appsURL is the proxy URL of the Apps tests.
 const appsURL = "http://127.0.0.1:54340"
@@ -125,7 +129,7 @@ func TestAppsRefreshOnTick(t *testing.T) {
 	if f.calls != 2 || m.appsGen != gen {
 		t.Fatalf("same snapshot: %d calls, gen %d -> %d", f.calls, gen, m.appsGen)
 	}
-	f.snap = sampleApps()
+	f.snap, f.ver = sampleApps(), f.ver+1
 	tick()
 	if m.appsGen != gen+1 {
 		t.Fatalf("new snapshot: gen %d -> %d", gen, m.appsGen)

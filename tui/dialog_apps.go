@@ -2,7 +2,6 @@ package tui
 
 import (
 	"fmt"
-	"reflect"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -67,8 +66,8 @@ func (m *Model) refreshApps() {
 	if !open {
 		return
 	}
-	if s := m.opts.Apps.Snapshot(); !reflect.DeepEqual(s, m.apps) {
-		m.apps = s
+	if v := m.opts.Apps.Version(); !m.appsRead || v != m.appsVersion {
+		m.apps, m.appsVersion, m.appsRead = m.opts.Apps.Snapshot(), v, true
 		m.appsGen++
 	}
 }

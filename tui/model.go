@@ -93,6 +93,10 @@ type Model struct {
 	// view is open, dialog_apps.go), numbered by appsGen.
 	apps    apps.Snapshot
 	appsGen uint64
+	// appsVersion is the Apps.Version apps was read at (appsRead: once
+	// read), so the snapshot is copied only when it moved.
+	appsVersion uint64
+	appsRead    bool
 
 	fatal    error
 	quitting bool

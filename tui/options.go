@@ -160,5 +160,7 @@ type DatabaseInfo struct {
 // (*apps.Model of package registry/apps): the Apps view reads its
 // snapshot on the clock's tick.
 type Apps interface {
+	// Version changes whenever Snapshot would return something else.
+	Version() uint64
 	Snapshot() apps.Snapshot
 }

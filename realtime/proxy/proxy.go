@@ -266,16 +266,23 @@ func (p *Proxy) enter() bool {
 	return true
 }
 
-// Close cuts every relayed socket and forwarded request at once and
-// waits until their goroutines have ended.
-func (p *Proxy) Close() error {
+// stopAccepting marks the proxy closed (no new socket is kept) and
+// returns the sockets it relays.
+func (p *Proxy) stopAccepting() []*relay {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.closed = true
 	rs := make([]*relay, 0, len(p.sockets))
 	for r := range p.sockets {
 		rs = append(rs, r)
 	}
-	p.mu.Unlock()
+	return rs
+}
+
+// Close cuts every relayed socket and forwarded request at once and
+// waits until their goroutines have ended.
+func (p *Proxy) Close() error {
+	rs := p.stopAccepting()
 	p.cancel()
 	for _, r := range rs {
 		r.cut()
@@ -290,13 +297,7 @@ func (p *Proxy) Close() error {
 // closes the proxy as Close does. The http.Server serving the proxy is
 // the caller's to shut down (before, so that no new request arrives).
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.mu.Lock()
-	p.closed = true
-	rs := make([]*relay, 0, len(p.sockets))
-	for r := range p.sockets {
-		rs = append(rs, r)
-	}
-	p.mu.Unlock()
+	rs := p.stopAccepting()
 	// Concurrently: a side that does not read holds its close frame up to
 	// CloseTimeout.
 	var sent sync.WaitGroup

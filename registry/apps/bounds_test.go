@@ -193,20 +193,34 @@ func TestTickAndMaxBytes(t *testing.T) {
 	m.Frame(proxy.Frame{Conn: 1, Dir: proxy.FromApp, Time: now, Data: b})
 	b, _ = serverFrame(t, v, protocol.Message{Topic: "realtime:r", Event: protocol.EventReply, Ref: "1", JoinRef: "1", Payload: protocol.ReplyPayload("ok", nil)})
 	m.Frame(proxy.Frame{Conn: 1, Dir: proxy.ToApp, Time: now, Data: b})
+	ver := m.Version()
 	m.Tick(now.Add(30 * time.Second))
 	if len(m.Snapshot().Flags) != 0 {
 		t.Fatal("flagged before the expiry")
 	}
+	if m.Version() != ver {
+		t.Fatal("a tick that changed nothing moved the version")
+	}
 	m.Tick(now.Add(2 * time.Minute))
+	if m.Version() == ver {
+		t.Fatal("the expiry flag did not move the version")
+	}
+	ver = m.Version()
 	m.Tick(now.Add(3 * time.Minute))
 	snap := m.Snapshot()
 	if len(snap.Flags) != 1 || !hasFlag(snap, apps.FlagTokenExpired, 1, "realtime:r") {
 		t.Fatalf("flags %+v", snap.Flags)
 	}
+	if m.Version() != ver {
+		t.Fatal("a tick that flagged nothing new moved the version")
+	}
 	for i := 0; i < 3; i++ {
 		b, _ = serverFrame(t, v, protocol.Message{Topic: "realtime:r", Event: protocol.EventBroadcast, JoinRef: "1",
 			Payload: json.RawMessage(`{"type":"broadcast","event":"e","payload":{"text":"forty bytes of text, or about that"}}`)})
 		m.Frame(proxy.Frame{Conn: 1, Dir: proxy.ToApp, Time: now, Data: b})
+	}
+	if m.Version() == ver {
+		t.Fatal("frames did not move the version")
 	}
 	snap = m.Snapshot()
 	if c := channelOf(snap, 1, "realtime:r"); len(c.Messages) != 1 || c.MessagesDropped != 2 || snap.Stats.Bytes > opt.MaxBytes || snap.Stats.Bytes == 0 {

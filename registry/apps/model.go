@@ -29,6 +29,17 @@ type Model struct {
 	stats   Stats
 	bytes   int // the message and presence bytes kept, against MaxBytes
 	subs    map[*Subscription]struct{}
+	// version counts the changes to what Snapshot returns.
+	version uint64
+}
+
+// Version numbers the state: it changes whenever Snapshot would return
+// something else, so a UI reads the (deep-copied) Snapshot only when it
+// moved.
+func (m *Model) Version() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.version
 }
 
 // socket is the state of one app socket.
@@ -82,6 +93,7 @@ func (m *Model) Open(ci proxy.ConnInfo) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.version++
 	if _, dup := m.sockets[ci.ID]; dup || len(m.order)-m.closed >= m.opt.MaxOpenSockets {
 		m.stats.SocketsDropped++
 		return
@@ -124,6 +136,7 @@ func (m *Model) linkable(s *socket) *socket {
 func (m *Model) Closed(c proxy.Closed) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.version++
 	s := m.sockets[c.Conn]
 	if s == nil || !s.s.Closed.IsZero() {
 		m.stats.UnknownSocket++
@@ -180,6 +193,7 @@ func (m *Model) evictClosed() {
 // before the lock is taken.
 func (m *Model) Frame(f proxy.Frame) {
 	m.mu.Lock()
+	m.version++
 	m.stats.Frames++
 	s := m.sockets[f.Conn]
 	if s == nil || !s.s.Closed.IsZero() {
@@ -200,6 +214,7 @@ func (m *Model) Frame(f proxy.Frame) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.version++
 	if !s.s.Closed.IsZero() {
 		return // closed meanwhile (an Observer called out of order)
 	}
@@ -229,10 +244,14 @@ func (m *Model) Frame(f proxy.Frame) {
 func (m *Model) Tick(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	before := len(m.flags) + int(m.stats.FlagsDropped)
 	for _, s := range m.order {
 		if s.s.Closed.IsZero() {
 			m.checkExpiry(s, now)
 		}
+	}
+	if len(m.flags)+int(m.stats.FlagsDropped) != before {
+		m.version++
 	}
 }
 
