@@ -150,8 +150,8 @@ func TestFailingExpectations(t *testing.T) {
 		observed    string
 	}{
 		{"status", "  - expect:\n      status: {channel: broadcast:room:1, is: error, within: 300ms}\n", "connected"},
-		{"presence", "  - expect:\n      presence: {channel: presence:room:1, contains: bob, within: 300ms}\n", "1 present: [alice]"},
-		{"lacks", "  - expect:\n      presence: {channel: presence:room:1, lacks: alice, within: 300ms}\n", "1 present: [alice]"},
+		{"presence", "  - expect:\n      presence: {channel: presence:room:1, contains: alice}\n  - expect:\n      presence: {channel: presence:room:1, contains: bob, within: 300ms}\n", "1 present: [alice]"},
+		{"lacks", "  - expect:\n      presence: {channel: presence:room:1, contains: alice}\n  - expect:\n      presence: {channel: presence:room:1, lacks: alice, within: 300ms}\n", "1 present: [alice]"},
 		{"messages", "  - broadcast: {channel: broadcast:room:1, event: e, count: 2}\n  - expect:\n      messages: {channel: broadcast:room:1, count: 2, within: 300ms}\n", "0 messages"},
 		{"payloads", "  - connect: {user: bob}\n  - join: {client: bob, channel: broadcast:room:1}\n  - expect:\n      status: {client: bob, channel: broadcast:room:1, is: connected}\n  - broadcast: {client: alice, channel: broadcast:room:1, event: e, count: 2}\n  - expect:\n      messages: {client: bob, channel: broadcast:room:1, payloads: [{seq: 2}, {seq: 1}]}\n", `message 1 is {"seq":1}, expected it to contain {"seq":2}`},
 		{"order", "  - connect: {user: bob}\n  - join: {client: bob, channel: broadcast:room:1}\n  - expect:\n      status: {client: bob, channel: broadcast:room:1, is: connected}\n  - broadcast: {client: alice, channel: broadcast:room:1, event: e, payload: {k: 5}}\n  - broadcast: {client: alice, channel: broadcast:room:1, event: e, payload: {k: 3}}\n  - expect:\n      messages: {client: bob, channel: broadcast:room:1, count: 2, order_by: k}\n", "out of order at message 2: k 3 after 5"},
