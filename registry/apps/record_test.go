@@ -312,3 +312,64 @@ func FuzzDecodeInput(f *testing.F) {
 		}
 	})
 }
+
+// TestRecorderFaultAndReconnect: the proxy drops the app's socket; the
+// app (rtm's Go client) reconnects and rejoins. The recording has the
+// fault, and rebuilds the two sockets linked as attempts of one
+// connection, with the rejoin.
+func TestRecorderFaultAndReconnect(t *testing.T) {
+	srv := servertest.New(t)
+	live := apps.New(apps.Options{})
+	var file bytes.Buffer
+	rec := apps.NewRecorder(live, &file, apps.RecorderOptions{})
+	p, err := proxy.New(proxy.Config{Upstream: srv.URL, Observer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(p)
+	defer func() { hs.Close(); _ = p.Close() }()
+	h := http.Header{}
+	h.Set("X-Client-Info", "app")
+	a, err := realtime.Dial(ctxT(t), hs.URL, &realtime.Options{APIKey: srv.AnonKey(), Header: h,
+		RejoinAfter:    func(int) time.Duration { return 100 * time.Millisecond },
+		ReconnectAfter: func(int) time.Duration { return 150 * time.Millisecond }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ch, err := a.Channel("room1", realtime.ChannelConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Subscribe(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, live, "joined", func(s apps.Snapshot) bool {
+		c := channelOf(s, 1, "realtime:room1")
+		return c != nil && c.Status == apps.StatusJoined
+	})
+	if err := p.Drop(1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, live, "the rejoin on a second socket", func(s apps.Snapshot) bool {
+		c := channelOf(s, 2, "realtime:room1")
+		return c != nil && c.Status == apps.StatusJoined
+	})
+	_ = a.Close()
+	eventually(t, live, "closed", func(s apps.Snapshot) bool {
+		so := socketOf(s, 2)
+		return so != nil && !so.Closed.IsZero()
+	})
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := live.Snapshot()
+	if so := socketOf(want, 2); so.Attempt != 2 || so.Previous != 1 {
+		t.Fatalf("the live model did not link the sockets: %+v", so)
+	}
+	if !strings.Contains(file.String(), `"type":"app_fault","time":`) || !strings.Contains(file.String(), `"kind":"`+proxy.FaultDrop+`"`) {
+		t.Errorf("no drop fault line in\n%s", file.String())
+	}
+	got, _ := replayLines(t, file.Bytes())
+	sameSnapshot(t, got.Snapshot(), want)
+}
