@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -169,10 +170,14 @@ func appLogEvent(ev apps.Event) registry.Event {
 }
 
 // appReceived returns what the app of an app recording received
-// (frames upstream->app), normalized as [ReceivedMessages] does.
+// (frames upstream->app, each decoded in its socket's serializer),
+// normalized as [ReceivedMessages] does. A message the proxy dropped
+// (a drop_message fault, reported right after its frame) is left out,
+// one it duplicated counts twice.
 func appReceived(r *Recording) []Received {
 	vsn := map[uint64]protocol.Version{}
-	var out []Received
+	var groups [][]Received
+	last := map[uint64]int{} // socket -> its last group
 	for i := range r.Apps {
 		in := &r.Apps[i]
 		switch in.Type {
@@ -182,6 +187,19 @@ func appReceived(r *Recording) []Received {
 				v = protocol.V1
 			}
 			vsn[in.Socket] = v
+			continue
+		case apps.LineFault:
+			g, ok := last[in.Socket]
+			if !ok || in.Armed || len(groups[g]) == 0 || groups[g][0].Channel != protocol.SubTopic(in.Topic) {
+				continue
+			}
+			switch in.Kind {
+			case proxy.FaultDropMessage:
+				groups[g] = nil
+			case proxy.FaultDuplicateMessage:
+				groups = append(groups, slices.Clone(groups[g]))
+			}
+			delete(last, in.Socket)
 			continue
 		case apps.LineFrame:
 		default:
@@ -196,13 +214,19 @@ func appReceived(r *Recording) []Received {
 		}
 		m, err := v.DecodeServer(in.Content(), in.Binary)
 		if err != nil {
-			out = append(out, Received{Channel: "", Event: "undecodable", Value: mustJSON(string(in.Content()))})
+			groups = append(groups, []Received{{Event: "undecodable", Value: mustJSON(string(in.Content()))}})
+			delete(last, in.Socket)
 			continue
 		}
 		if m.Topic == protocol.PhoenixTopic {
 			continue
 		}
-		out = append(out, normalize(protocol.SubTopic(m.Topic), &m)...)
+		last[in.Socket] = len(groups)
+		groups = append(groups, normalize(protocol.SubTopic(m.Topic), &m))
+	}
+	var out []Received
+	for _, g := range groups {
+		out = append(out, g...)
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -250,5 +251,36 @@ func TestAppRecordingRejectsMixing(t *testing.T) {
 		if _, err := headless.ReadRecording("x", strings.NewReader(file)); !errors.Is(err, headless.ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestAppReceivedFaults: a message the proxy dropped (the drop_message
+// fault right after its frame) is not what the app received; one it
+// duplicated was received twice; an armed fault changes nothing.
+func TestAppReceivedFaults(t *testing.T) {
+	frame := func(sec int, event string) string {
+		return fmt.Sprintf(`{"type":"app_frame","time":"2026-01-01T00:00:%02dZ","socket":1,"dir":"upstream->app","text":%q}`, sec,
+			fmt.Sprintf(`{"topic":"realtime:room","event":"broadcast","payload":{"type":"broadcast","event":%q,"payload":{}},"ref":null}`, event))
+	}
+	fault := func(sec int, kind string, armed bool) string {
+		return fmt.Sprintf(`{"type":"app_fault","time":"2026-01-01T00:00:%02dZ","socket":1,"kind":%q,"armed":%v,"topic":"realtime:room"}`, sec, kind, armed)
+	}
+	file := strings.Join([]string{
+		`{"type":"recording","version":1,"kind":"app"}`,
+		`{"type":"app_open","time":"2026-01-01T00:00:00Z","socket":1,"vsn":"1.0.0"}`,
+		fault(1, proxy.FaultDropMessage, true),
+		frame(2, "kept"), frame(3, "lost"), fault(3, proxy.FaultDropMessage, false),
+		frame(4, "twice"), fault(4, proxy.FaultDuplicateMessage, false),
+	}, "\n")
+	rec, err := headless.ReadRecording("f", strings.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range headless.ReceivedMessages(rec) {
+		got = append(got, m.Channel+" "+m.Event)
+	}
+	if want := []string{"room broadcast kept", "room broadcast twice", "room broadcast twice"}; !slices.Equal(got, want) {
+		t.Fatalf("received %q, want %q", got, want)
 	}
 }

@@ -44,7 +44,8 @@
 // gives the app model at its position ([Player.Apps], the UI's Apps
 // view), rebuilt from the inputs up to the replay's clock; [Diff]
 // compares what the apps of two app recordings received, per topic and
-// event, normalized as for client recordings ([Comparable] refuses an
+// event, normalized as for client recordings (a message the proxy
+// dropped by a drop_message fault left out, a duplicated one twice) ([Comparable] refuses an
 // app recording against a client one). Replaying one live is refused.
 //
 // # Memory
