@@ -44,7 +44,8 @@ const (
 //	          masked binary frame, or a text frame that is not UTF-8),
 //	          bytes (the size on the wire), claims (of the token a
 //	          phx_join or access_token push carried), cut (the frame
-//	          did not fit a line: its content is left out)
+//	          did not fit a line: its content is left out, and a
+//	          replay counts it undecodable)
 //	app_close socket, time, by ("app", "upstream", "proxy"), code, reason
 //	app_fault socket, time, kind, armed, topic, detail
 //	app_tick  time ([Model.Tick] flagged something)

@@ -373,3 +373,35 @@ func TestRecorderFaultAndReconnect(t *testing.T) {
 	got, _ := replayLines(t, file.Bytes())
 	sameSnapshot(t, got.Snapshot(), want)
 }
+
+// TestRecorderMaxLine: a frame whose line would pass MaxLine is written
+// cut — no content, its size kept — and every line stays within it.
+func TestRecorderMaxLine(t *testing.T) {
+	var file bytes.Buffer
+	m := apps.New(apps.Options{})
+	rec := apps.NewRecorder(m, &file, apps.RecorderOptions{MaxLine: 512})
+	now := time.Now()
+	rec.Open(proxy.ConnInfo{ID: 1, RawQuery: "vsn=1.0.0", Header: http.Header{}, Opened: now})
+	big := `{"topic":"realtime:a","event":"broadcast","payload":{"type":"broadcast","event":"big","payload":{"s":"` + strings.Repeat("x", 4096) + `"}},"ref":null}`
+	rec.Frame(proxy.Frame{Conn: 1, Dir: proxy.ToApp, Time: now, Data: []byte(big)})
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(file.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("lines:\n%s", file.String())
+	}
+	for _, l := range lines {
+		if len(l) > 512 {
+			t.Errorf("a line of %d bytes", len(l))
+		}
+	}
+	in, err := apps.DecodeInput([]byte(lines[1]))
+	if err != nil || !in.Cut || in.Bytes != len(big) || len(in.Content()) != 0 {
+		t.Fatalf("cut frame %+v %v", in, err)
+	}
+	r, _ := replayLines(t, file.Bytes())
+	if s := r.Snapshot(); s.Sockets[0].BytesToApp != uint64(len(big)) || s.Sockets[0].Undecodable != 1 {
+		t.Errorf("replayed %+v", s.Sockets[0])
+	}
+}
