@@ -196,6 +196,9 @@ func (c replayCmd) Run(env *runEnv, parser *kong.Kong) error {
 	if !c.Live {
 		return exit(env, parser, c.ui(env, rec))
 	}
+	if rec.IsApp() {
+		return exit(env, parser, fmt.Errorf("%w: %s is an app recording (rtm proxy --record): --live sends what rtm's own client received (rtm record); replay an app recording in the UI (rtm replay %s)", headless.ErrInvalid, c.File, c.File))
+	}
 	into, err := parseInto(c.Into, rec)
 	if err != nil {
 		return exit(env, parser, err)
@@ -234,10 +237,22 @@ func (c replayCmd) ui(env *runEnv, rec *headless.Recording) error {
 // replayModel is the read-only UI on a player: its clock is the
 // recording's.
 func replayModel(ctx context.Context, player *headless.Player, rec *headless.Recording, name string) *tui.Model {
-	status := fmt.Sprintf("replay of %s (%s, recorded %s) — read-only; space pauses, ←/→ seek, +/- speed", name, rec.Length().Round(time.Second),
-		rec.Header.Started.Format(time.DateTime))
-	return tui.New(tui.Options{Context: ctx, ReadOnly: true, Now: player.Now, Status: status, Replay: player,
-		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) }})
+	what, hint := "replay", ""
+	if rec.IsApp() {
+		what, hint = "app replay", ", :apps shows the app"
+	}
+	status := fmt.Sprintf("%s of %s (%s, recorded %s) — read-only; space pauses, ←/→ seek, +/- speed%s", what, name, rec.Length().Round(time.Second),
+		rec.Header.Started.Format(time.DateTime), hint)
+	o := tui.Options{Context: ctx, ReadOnly: true, Now: player.Now, Status: status, Replay: player,
+		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) }}
+	v := player.Apps()
+	if v == nil {
+		return tui.New(o)
+	}
+	o.Apps = v
+	m := tui.New(o)
+	m.OpenApps()
+	return m
 }
 
 // runReplay runs the player and the bridge that feeds send until ctx
@@ -314,6 +329,9 @@ func (c diffCmd) Run(env *runEnv, parser *kong.Kong) error {
 	}
 	b, err := readRecording(c.B)
 	if err != nil {
+		return exit(env, parser, err)
+	}
+	if err := headless.Comparable(c.A, a, c.B, b); err != nil {
 		return exit(env, parser, err)
 	}
 	rename := map[string]string{}

@@ -1744,3 +1744,136 @@ func TestMonitorProxy(t *testing.T) {
 		t.Fatalf("--no-proxy: %+v", off)
 	}
 }
+
+// TestProxyRecordCommand runs the built binary: `rtm proxy --record`
+// twice in front of a server on loopback, an app that joins and receives
+// broadcasts (the second run one fewer) through it; each recording ends
+// in order, holds no key, and `rtm diff` of the two names the broadcast
+// only the first received (exit 1; --json too). `rtm replay --live` of
+// an app recording and `rtm diff` of an app recording against a client
+// recording are refused (exit 2).
+func TestProxyRecordCommand(t *testing.T) {
+	noProjectEnv(t)
+	srv := servertest.New(t)
+	bin := filepath.Join(t.TempDir(), "rtm")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	record := func(file string, events ...string) string {
+		t.Helper()
+		path := filepath.Join(dir, file)
+		cmd := exec.Command(bin, "proxy", "--listen", "127.0.0.1:0", "--upstream", srv.URL, "--record", path)
+		cmd.Dir = dir
+		var stdout, stderr lockedBuf
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		require(t, cmd.Start())
+		defer func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+		}()
+		waitFor(t, "the banner", func() bool { return strings.Contains(stderr.String(), "Press Ctrl+C to stop.") })
+		m := regexp.MustCompile(`(?m)^  SUPABASE_URL=(http://127\.0\.0\.1:\d+)$`).FindStringSubmatch(stderr.String())
+		if m == nil {
+			t.Fatalf("banner:\n%s", stderr.String())
+		}
+		ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(m[1], "http")+"/realtime/v1/websocket?vsn=1.0.0&apikey="+srv.AnonKey(), nil)
+		if err != nil {
+			t.Fatalf("dial through the proxy: %v\n%s", err, stderr.String())
+		}
+		defer ws.Close()
+		read := func(want string) {
+			t.Helper()
+			_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				_, msg, err := ws.ReadMessage()
+				if err != nil {
+					t.Fatalf("waiting for %s: %v", want, err)
+				}
+				if strings.Contains(string(msg), want) {
+					return
+				}
+			}
+		}
+		join := `{"topic":"realtime:room","event":"phx_join","payload":{"config":{"broadcast":{"self":true}},"access_token":"` + srv.AnonKey() + `"},"ref":"1","join_ref":"1"}`
+		require(t, ws.WriteMessage(websocket.TextMessage, []byte(join)))
+		read(`"status":"ok"`)
+		for i, ev := range events {
+			bc := fmt.Sprintf(`{"topic":"realtime:room","event":"broadcast","payload":{"type":"broadcast","event":%q,"payload":{"key":%q}},"ref":"%d","join_ref":"1"}`,
+				ev, srv.ServiceRoleKey(), i+2)
+			require(t, ws.WriteMessage(websocket.TextMessage, []byte(bc)))
+			read(`"event":"` + ev + `"`)
+		}
+		require(t, ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"), time.Now().Add(time.Second)))
+		_, _, _ = ws.ReadMessage()
+		waitFor(t, "the close", func() bool { return strings.Contains(stdout.String(), `"action":"close"`) })
+		require(t, cmd.Process.Signal(os.Interrupt))
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("exit: %v\n%s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "dropped) recorded to "+path) || strings.Contains(stderr.String(), "0 frames") {
+			t.Fatalf("stderr lacks the recording's summary:\n%s", stderr.String())
+		}
+		data, err := os.ReadFile(path)
+		require(t, err)
+		for _, k := range []string{srv.AnonKey(), srv.ServiceRoleKey()} {
+			if masktest.Holds(data, k) {
+				t.Fatalf("%s holds a key:\n%s", file, data)
+			}
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if !strings.Contains(lines[0], `"kind":"app"`) || !strings.Contains(lines[len(lines)-1], `"type":"recording_end"`) {
+			t.Fatalf("%s: first or last line:\n%s", file, data)
+		}
+		return path
+	}
+	a := record("a.ndjson", "hi", "extra")
+	b := record("b.ndjson", "hi")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run := func(args ...string) (int, string, string) {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = dir
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, stdout.String(), stderr.String()
+	}
+	code, out, errs := run("diff", a, b)
+	if code != 1 || !strings.Contains(out, "room\n  broadcast extra: 1 in "+a+", 0 in "+b) || !strings.Contains(out, "only in "+a+": ") || strings.Contains(out, "broadcast hi") {
+		t.Errorf("diff: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = run("diff", "--json", a, b)
+	var rep struct {
+		Identical bool `json:"identical"`
+		Channels  []struct {
+			Channel string `json:"channel"`
+			Events  []struct {
+				Event string `json:"event"`
+			} `json:"events"`
+		} `json:"channels"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != 1 || err != nil || rep.Identical || len(rep.Channels) != 1 || len(rep.Channels[0].Events) != 1 || rep.Channels[0].Events[0].Event != "broadcast extra" {
+		t.Errorf("diff --json: exit %d %v\n%s", code, err, out)
+	}
+	if code, out, errs := run("diff", a, a); code != 0 || !strings.Contains(out, "no differences") {
+		t.Errorf("diff of a recording with itself: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := run("replay", "--live", a); code != 2 || !strings.Contains(errs, "is an app recording") {
+		t.Errorf("replay --live of an app recording: exit %d %s", code, errs)
+	}
+	client := filepath.Join(dir, "client.ndjson")
+	require(t, os.WriteFile(client, []byte(`{"type":"recording","version":1}`+"\n"), 0o600))
+	if code, _, errs := run("diff", a, client); code != 2 || !strings.Contains(errs, a+" is an app recording") {
+		t.Errorf("diff of an app and a client recording: exit %d %s", code, errs)
+	}
+}

@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"rtm/realtime/mask"
 	"rtm/realtime/proxy"
 	"rtm/registry/apps"
+	"rtm/registry/headless"
 	"rtm/registry/target"
 )
 
@@ -28,6 +31,7 @@ type proxyCmd struct {
 	Listen   string `default:"127.0.0.1:54340" help:"Address to listen on (port 0: a free port). A non-loopback address is warned about: whoever reaches it reaches your project."`
 	CACert   string `name:"ca-cert" type:"path" help:"PEM file of a CA to trust for the upstream's TLS, besides the system roots."`
 	Insecure bool   `help:"Do not verify the upstream's TLS certificate."`
+	Record   string `type:"path" placeholder:"FILE" help:"Also write a masked recording of the app's traffic to FILE (NDJSON), which rtm replay and rtm diff read."`
 }
 
 // Run proxies until the context ends, then shuts down gracefully.
@@ -39,10 +43,20 @@ func (c proxyCmd) Run(env *runEnv) error {
 	}
 	defer closeUpstream()
 	model := apps.New(apps.Options{})
+	var observer proxy.Observer = model
+	var ticker modelTicker = model
+	if c.Record != "" {
+		rec, closeRec, err := c.recorder(upstream, anonKey != "", model, env.stderr)
+		if err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+		defer closeRec()
+		observer, ticker = rec, rec
+	}
 	events := model.Subscribe(0)
 	streamed := make(chan error, 1)
 	go func() { streamed <- events.Stream(context.Background(), env.stdout) }()
-	stopTick := tickModel(model)
+	stopTick := tickModel(ticker)
 	defer func() {
 		stopTick()
 		events.Close() // Stream writes what is queued, then returns
@@ -55,7 +69,7 @@ func (c proxyCmd) Run(env *runEnv) error {
 	}()
 	ps, err := listenProxy(c.Listen, proxy.Config{
 		Upstream: upstream, CACertFile: c.CACert, Insecure: c.Insecure, Logger: logger,
-		Observer: model,
+		Observer: observer,
 	})
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
@@ -140,9 +154,40 @@ func (ps *proxyServer) shutdown(logger *slog.Logger) {
 	<-stopped
 }
 
+// recorder opens --record and writes its header; closeFn writes the end
+// line (after the proxy shut down: it is deferred before the shutdown)
+// and tells on w what was written.
+func (c proxyCmd) recorder(upstream string, embedded bool, model *apps.Model, w io.Writer) (*headless.AppRecorder, func(), error) {
+	f, err := os.OpenFile(c.Record, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--record: %w", err)
+	}
+	rec, err := headless.NewAppRecorder(f, headless.Header{Started: time.Now(), Target: upstream, Embedded: embedded, Tool: "rtm proxy"},
+		model, apps.RecorderOptions{})
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("--record: %w", err)
+	}
+	return rec, func() {
+		end, err := rec.Close(time.Now())
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintf(w, "rtm proxy: --record %s: %v\n", c.Record, err)
+			return
+		}
+		fmt.Fprintf(w, "rtm proxy: %d lines (%d frames, %d dropped) recorded to %s\n", end.Events, end.Frames, end.Dropped, c.Record)
+	}, nil
+}
+
+// modelTicker is what tickModel ticks: the app model, or the recorder
+// in front of it.
+type modelTicker interface{ Tick(time.Time) }
+
 // tickModel calls model.Tick every second (tokens that expire while the
 // app is quiet) until stop is called.
-func tickModel(model *apps.Model) (stop func()) {
+func tickModel(model modelTicker) (stop func()) {
 	t := time.NewTicker(time.Second)
 	done := make(chan struct{})
 	finished := make(chan struct{})

@@ -288,3 +288,7 @@ func fmtPosition(d time.Duration) string {
 func fmtSpeed(x float64) string {
 	return strconv.FormatFloat(x, 'g', 4, 64) + "x"
 }
+
+// OpenApps opens the Apps view; called before the program runs, the UI
+// starts on it (rtm replay of an app recording).
+func (m *Model) OpenApps() { m.openApps() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/golden"
 
 	"rtm/registry"
 	"rtm/registry/headless"
@@ -370,4 +374,42 @@ func TestReplayWithPlayer(t *testing.T) {
 	until("the rewind", func(s string) bool {
 		return strings.Contains(s, "0:00 / 1:00") && strings.Contains(s, "Replay rewound") && !strings.Contains(s, `{"x":`)
 	})
+}
+
+// TestGoldenAppReplay: rtm replay of an app recording (a real
+// headless.Player on testdata/app-recording.ndjson, paused 3 s in)
+// starts on the Apps view, which shows the app's socket and channels as
+// they were then: room1 joined with its presence and one broadcast (not
+// the later one), orders refused.
+func TestGoldenAppReplay(t *testing.T) {
+	f, err := os.Open("testdata/app-recording.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rec, err := headless.ReadRecording("app-recording.ndjson", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := headless.NewPlayer(rec, headless.PlayerOptions{Paused: true})
+	p.Seek(3 * time.Second)
+	var upTo []registry.Event
+	for _, e := range rec.Events {
+		if !e.EventTime().After(p.Now()) {
+			upTo = append(upTo, e)
+		}
+	}
+	for _, sz := range goldenSizes {
+		t.Run(fmt.Sprintf("%dx%d", sz[0], sz[1]), func(t *testing.T) {
+			m := New(Options{ReadOnly: true, Replay: p, Now: p.Now, Apps: p.Apps(),
+				Theme: func(bool) *theme.Styles { return theme.Default(true) }})
+			m.OpenApps()
+			m.Update(teaSize(sz[0], sz[1]))
+			st := p.Snapshot()
+			m.Update(EventsBatchMsg{Events: upTo, State: &st})
+			s := ansi.Strip(m.Render())
+			mustContain(t, s, "room1", "orders", "⏸ paused 0:03 / 0:05")
+			golden.RequireEqual(t, s)
+		})
+	}
 }

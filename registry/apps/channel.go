@@ -32,7 +32,8 @@ type channel struct {
 }
 
 // channelFrame handles a frame on a channel topic.
-func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, size int) {
+// pre, when set, is the token of a join or push read before masking.
+func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, size int, pre *TokenInfo) {
 	ch := s.chans[msg.Topic]
 	if ch == nil {
 		if len(s.chans) >= m.opt.MaxChannels {
@@ -46,14 +47,14 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 	if f.Dir == proxy.FromApp {
 		switch msg.Event {
 		case protocol.EventJoin:
-			m.join(s, ch, f.Time, msg)
+			m.join(s, ch, f.Time, msg, pre)
 			return
 		case protocol.EventLeave:
 			ch.leaveRef = msg.Ref
 			m.publish(Event{Type: TypeChannel, Time: f.Time, Socket: s.s.ID, Topic: ch.c.Topic, Action: "leave", Ref: clip(msg.Ref, 64)})
 			return
 		case protocol.EventAccessToken:
-			m.tokenPush(s, ch, f.Time, msg)
+			m.tokenPush(s, ch, f.Time, msg, pre)
 			return
 		}
 	} else {
@@ -87,7 +88,7 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 }
 
 // join handles the app's phx_join.
-func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Message) {
+func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Message, pre *TokenInfo) {
 	var jp protocol.JoinPayload
 	_ = json.Unmarshal(msg.Payload, &jp) // a bad payload joins with a zero config
 	if ch.c.Status == StatusJoined {
@@ -95,7 +96,9 @@ func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Messag
 			Text: fmt.Sprintf("socket %d joined %s again while holding it", s.s.ID, ch.c.Topic)})
 	}
 	tok := s.s.Token
-	if t := jp.Token(); t != "" {
+	if t := jp.Token(); pre != nil {
+		tok = *pre
+	} else if t != "" {
 		tok = tokenInfo(t)
 	}
 	a := Attempt{Time: now, Ref: clip(msg.Ref, 64), Role: tok.Role, Subject: tok.Subject}
@@ -207,10 +210,13 @@ func (m *Model) setStatus(s *socket, ch *channel, now time.Time, st Status, reas
 }
 
 // tokenPush handles the app's access_token push.
-func (m *Model) tokenPush(s *socket, ch *channel, now time.Time, msg *protocol.Message) {
+func (m *Model) tokenPush(s *socket, ch *channel, now time.Time, msg *protocol.Message, pre *TokenInfo) {
 	var p protocol.AccessTokenPayload
 	_ = json.Unmarshal(msg.Payload, &p)
 	tok := tokenInfo(p.AccessToken)
+	if pre != nil {
+		tok = *pre
+	}
 	if len(ch.pushes) >= m.opt.MaxTokenPushes {
 		ch.pushes = slices.Delete(ch.pushes, 0, 1)
 		ch.c.TokenPushesDropped++
@@ -274,7 +280,8 @@ func (m *Model) addMetas(ch *channel, key string, metas []protocol.PresenceMeta)
 		return
 	}
 	for _, pm := range metas {
-		mt := Meta{Ref: clip(pm.Ref, 64), JSON: m.maskClip(pm.Raw, m.opt.MaxMetaBytes)}
+		mt := Meta{Ref: clip(pm.Ref, 64)}
+		mt.JSON, _ = m.maskClip(pm.Raw, m.opt.MaxMetaBytes)
 		size := len(mt.Ref) + len(mt.JSON) + len(key)
 		if len(cur) >= m.opt.MaxMetas || ch.presenceBytes+size > m.opt.MaxPresenceBytes || m.bytes+size > m.opt.MaxBytes {
 			ch.c.PresenceDropped++
@@ -326,8 +333,7 @@ func (m *Model) message(s *socket, ch *channel, f proxy.Frame, msg *protocol.Mes
 			payload = b.Payload
 		}
 	}
-	mm.Payload = m.maskClip(payload, m.opt.MaxPayloadBytes)
-	mm.Clipped = len(mm.Payload) < len(payload)
+	mm.Payload, mm.Clipped = m.maskClip(payload, m.opt.MaxPayloadBytes)
 	if f.Dir == proxy.FromApp {
 		ch.c.MessagesFromApp++
 		ch.c.BytesFromApp += uint64(size)
@@ -340,13 +346,15 @@ func (m *Model) message(s *socket, ch *channel, f proxy.Frame, msg *protocol.Mes
 		Dir: mm.Dir, Event: mm.Event, UserEvent: mm.UserEvent, Bytes: size, Payload: mm.Payload})
 }
 
-// maskClip masks data and clips it to n bytes; data over
-// maxMaskedPayload is only described.
-func (m *Model) maskClip(data []byte, n int) string {
+// maskClip masks data and clips it to n bytes, and says whether it cut
+// (masking alone, which shortens a key, is no cut: a recording's masked
+// payload reads the same); data over maxMaskedPayload is only described.
+func (m *Model) maskClip(data []byte, n int) (string, bool) {
 	if len(data) > maxMaskedPayload {
-		return fmt.Sprintf("(%d bytes, not kept)", len(data))
+		return fmt.Sprintf("(%d bytes, not kept)", len(data)), true
 	}
-	return clip(string(mask.JSON(data)), n)
+	s := string(mask.JSON(data))
+	return clip(s, n), len(s) > n
 }
 
 // push adds mm to the ring of ch, dropping the oldest beyond the

@@ -93,6 +93,23 @@
 //	                             metas (how many)
 //	app_flag     flag (a FlagKind), text
 //
+// # Recording
+//
+// A [Recorder] is an Observer in front of a Model: it passes every call
+// on and writes it, masked, as one line of an app recording ([Input]:
+// app_open, app_frame, app_close, app_fault, app_tick), keeping beside
+// the masked token what the model reads from it (role, subject, expiry:
+// Input.Claims) and a frame's size on the wire. It never blocks the
+// relay: the calls wait in a bounded queue (65,536 and 32 MiB, see
+// [RecorderOptions]) for its writer goroutine, which masks and encodes
+// them; what does not fit is dropped, counted and marked by a "dropped"
+// line. [DecodeInput] reads a line back (masking it again) and
+// [Model.Apply] feeds it to a model: applied in order to a new Model,
+// the inputs of a recording rebuild the model that watched the traffic
+// (durations aside: the live model measures them on the monotonic
+// clock). Package registry/headless adds the header and end lines and
+// reads the file for rtm replay and rtm diff.
+//
 // # Bounds
 //
 // Every store is bounded in count and bytes (see [Options] for the

@@ -69,12 +69,17 @@ func New(opt Options) *Model {
 // Open implements [proxy.Observer]: a new app socket.
 func (m *Model) Open(ci proxy.ConnInfo) {
 	q, _ := url.ParseQuery(ci.RawQuery)
-	vsnText := q.Get("vsn")
-	vsn, err := protocol.ParseVersion(vsnText)
+	m.open(ci, tokenInfo(socketToken(q, ci.Header)))
+}
+
+// open opens the socket of ci whose token reads tok (read from ci by
+// Open, from a recording by Apply: the recorded ConnInfo is masked).
+func (m *Model) open(ci proxy.ConnInfo, tok TokenInfo) {
+	q, _ := url.ParseQuery(ci.RawQuery)
+	vsn, err := protocol.ParseVersion(q.Get("vsn"))
 	if err != nil {
 		vsn = protocol.V1
 	}
-	tok := tokenInfo(socketToken(q, ci.Header))
 	s := &socket{
 		s: Socket{
 			ID:         ci.ID,
@@ -191,7 +196,12 @@ func (m *Model) evictClosed() {
 
 // Frame implements [proxy.Observer]: one relayed frame. It is decoded
 // before the lock is taken.
-func (m *Model) Frame(f proxy.Frame) {
+func (m *Model) Frame(f proxy.Frame) { m.frame(f, len(f.Data), nil) }
+
+// frame handles f, size bytes on the wire; pre, when set, is the token
+// of a join or access_token push in f read before f was masked (a
+// recording's frame), used instead of reading f's.
+func (m *Model) frame(f proxy.Frame, size int, pre *TokenInfo) {
 	m.mu.Lock()
 	m.version++
 	m.stats.Frames++
@@ -220,10 +230,10 @@ func (m *Model) Frame(f proxy.Frame) {
 	}
 	if f.Dir == proxy.FromApp {
 		s.s.FramesFromApp++
-		s.s.BytesFromApp += uint64(len(f.Data))
+		s.s.BytesFromApp += uint64(size)
 	} else {
 		s.s.FramesToApp++
-		s.s.BytesToApp += uint64(len(f.Data))
+		s.s.BytesToApp += uint64(size)
 	}
 	if err != nil {
 		s.s.Undecodable++
@@ -235,7 +245,7 @@ func (m *Model) Frame(f proxy.Frame) {
 		m.heartbeat(s, f, &msg)
 		return
 	}
-	m.channelFrame(s, f, &msg, len(f.Data))
+	m.channelFrame(s, f, &msg, size, pre)
 }
 
 // Tick flags the tokens expired by now with no refresh seen, on the

@@ -34,7 +34,14 @@ type Received struct {
 // ReceivedMessages returns what r received (frames in), in order,
 // normalized; heartbeat replies are left out. Frames that do not decode
 // are returned with Event "undecodable".
+//
+// Of an app recording, it returns what the app received (app_frame lines
+// upstream->app, each decoded in its socket's serializer), over all its
+// sockets.
 func ReceivedMessages(r *Recording) []Received {
+	if r.IsApp() {
+		return appReceived(r)
+	}
 	vsn := r.Version()
 	var out []Received
 	for _, e := range r.Events {

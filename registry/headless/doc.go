@@ -25,6 +25,29 @@
 // {"type":"recording","version":1,...} ([Header]) and a last line
 // {"type":"recording_end",...} ([End]); [ReadRecording] reads both forms.
 //
+// # App recordings
+//
+// `rtm proxy --record FILE` writes an app recording ([AppRecorder]): the
+// header has "kind":"app" ([KindApp]), "tool":"rtm proxy", the upstream
+// (masked) as "target" and "started"; then one line per call the proxy
+// made on its Observer, masked, as package registry/apps writes them
+// (apps.Input: app_open with the socket's vsn, client info and the
+// token's claims — role, subject, expiry, masked form — read before
+// masking; app_frame with dir, the masked text or base64 data, the size
+// on the wire and the claims of a join's or push's token; app_close;
+// app_fault; app_tick), "dropped" lines where the bounded queue lost
+// some, and the end line (Events counts the input lines). Lines are at
+// most [MaxLine]. [ReadRecording] reads it into Recording.Apps, and into
+// Events the app model's events those inputs make, as log lines
+// ("app_channel joined", attributes socket, topic, ...); app lines and
+// client events never mix in one file. The [Player] of an app recording
+// gives the app model at its position ([Player.Apps], the UI's Apps
+// view), rebuilt from the inputs up to the replay's clock; [Diff]
+// compares what the apps of two app recordings received, per topic and
+// event, normalized as for client recordings (a message the proxy
+// dropped by a drop_message fault left out, a duplicated one twice) ([Comparable] refuses an
+// app recording against a client one). Replaying one live is refused.
+//
 // # Memory
 //
 // [Watch] and [Record] never wait for their output and hold at most the

@@ -735,6 +735,13 @@ func FuzzReadRecording(f *testing.F) {
 		`{"type":"recording_end","time":"2026-01-01T00:00:02Z"}`)
 	f.Add(`{"type":"message","time":"2026-01-01T00:00:01Z","channel":"broadcast:a:b","direction":"in","kind":"broadcast","event":"x","payload":{"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln":1},"size":1}`)
 	f.Add("\n\n{}\n")
+	f.Add(`{"type":"recording","version":1,"kind":"app","started":"2026-01-01T00:00:00Z","tool":"rtm proxy"}` + "\n" +
+		`{"type":"app_open","time":"2026-01-01T00:00:00Z","socket":1,"vsn":"2.0.0","claims":{"role":"anon"}}` + "\n" +
+		`{"type":"app_frame","time":"2026-01-01T00:00:01Z","socket":1,"dir":"app->upstream","text":"[\"1\",\"1\",\"realtime:a\",\"phx_join\",{\"config\":{}}]","bytes":40}` + "\n" +
+		`{"type":"app_frame","time":"2026-01-01T00:00:01Z","socket":1,"dir":"upstream->app","text":"[\"1\",\"1\",\"realtime:a\",\"phx_reply\",{\"status\":\"ok\",\"response\":{}}]"}` + "\n" +
+		`{"type":"dropped","time":"2026-01-01T00:00:01Z","count":2}` + "\n" +
+		`{"type":"app_close","time":"2026-01-01T00:00:02Z","socket":1,"by":"app","code":1000}` + "\n" +
+		`{"type":"recording_end","time":"2026-01-01T00:00:02Z"}`)
 	f.Fuzz(func(t *testing.T, text string) {
 		rec, err := headless.ReadRecording("f", strings.NewReader(text))
 		if err != nil {
@@ -766,8 +773,15 @@ func FuzzReadRecording(f *testing.F) {
 			}
 		}
 		_ = p.Snapshot()
+		if v := p.Apps(); v != nil {
+			_, _ = v.Version(), v.Snapshot()
+		}
 		cancel()
 		<-done
+		if rec.IsApp() {
+			fuzzAppRoundTrip(t, rec)
+			return
+		}
 		var buf bytes.Buffer
 		var h *headless.Header
 		if rec.Header.Type != "" {
@@ -997,4 +1011,36 @@ func TestPlayerEmpty(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// fuzzAppRoundTrip writes the inputs of an app recording back and reads
+// them again: the same inputs and events.
+func fuzzAppRoundTrip(t *testing.T, rec *headless.Recording) {
+	var buf bytes.Buffer
+	h := rec.Header
+	h.Type, h.Version, h.Kind = headless.TypeRecording, headless.RecordingVersion, headless.KindApp
+	for _, v := range []any{h} {
+		b, _ := json.Marshal(v)
+		buf.Write(append(b, '\n'))
+	}
+	for _, in := range rec.Apps {
+		b, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(append(b, '\n'))
+	}
+	again, err := headless.ReadRecording("again", &buf)
+	if err != nil {
+		t.Fatalf("what was read does not read back: %v\n%s", err, buf.String())
+	}
+	dropped := 0
+	for _, e := range rec.Events {
+		if _, ok := e.(registry.DroppedEvent); ok {
+			dropped++
+		}
+	}
+	if len(again.Apps) != len(rec.Apps) || len(again.Events) != len(rec.Events)-dropped {
+		t.Fatalf("read back %d inputs and %d events, want %d and %d", len(again.Apps), len(again.Events), len(rec.Apps), len(rec.Events)-dropped)
+	}
 }

@@ -55,6 +55,9 @@ type Player struct {
 	epoch    uint64
 	finished bool
 	st       replayState
+	// apps is the app model of an app recording (nil for a client
+	// recording).
+	apps *appReplay
 }
 
 // NewPlayer returns a player of rec. Run delivers the events.
@@ -89,6 +92,10 @@ func NewPlayer(rec *Recording, o PlayerOptions) *Player {
 		p.start, p.end = p.times[0], p.times[n-1]
 	} else {
 		p.end = p.start
+	}
+	if rec.IsApp() {
+		p.apps = newAppReplay(rec.Apps)
+		p.start, p.end = appSpan(rec.Apps, p.start, p.end)
 	}
 	p.recAt = p.target(o.From)
 	p.wallAt = o.Now()

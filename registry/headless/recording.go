@@ -11,6 +11,7 @@ import (
 
 	"rtm/realtime/protocol"
 	"rtm/registry"
+	"rtm/registry/apps"
 )
 
 // RecordingVersion is the version of the recording format written by
@@ -48,6 +49,10 @@ type Header struct {
 	Channels []registry.Name `json:"channels"`
 	// Tool names the program that wrote the file.
 	Tool string `json:"tool,omitempty"`
+	// Kind is "" for a recording of rtm's client, [KindApp] for one of
+	// an app's traffic through the proxy (rtm proxy --record), whose
+	// lines are the app model's inputs (apps.Input).
+	Kind string `json:"kind,omitempty"`
 }
 
 // End is the last line of a recording that ended in order.
@@ -72,6 +77,13 @@ type Recording struct {
 	// End is the last line, or nil when the recording was cut short
 	// (the recorder was killed).
 	End *End
+	// Apps are the lines of an app recording (see [KindApp]) in order;
+	// Events then holds the app model's events they make, as log lines
+	// (and the "dropped" lines).
+	Apps []apps.Input
+
+	feed    *appFeed // while an app recording is read
+	clients int      // client events read
 }
 
 // Frames returns the frame events of r, in order.
@@ -161,10 +173,12 @@ func ReadRecording(name string, r io.Reader) (*Recording, error) {
 				return nil, &LineError{File: name, Line: line, Reason: "content after the recording_end line"}
 			}
 			if err := rec.add(b, line); err != nil {
+				rec.finish()
 				return nil, &LineError{File: name, Line: line, Reason: err.Error()}
 			}
 		}
 		if errors.Is(err, io.EOF) {
+			rec.finish()
 			return rec, nil
 		}
 	}
@@ -230,11 +244,20 @@ func (r *Recording) add(b []byte, line int) error {
 		r.End = &e
 		return nil
 	}
+	if isAppLine(head.Type) {
+		return r.addApp(b)
+	}
 	ev, err := registry.DecodeEvent(b)
 	if err != nil {
 		return err
 	}
 	ev = registry.MaskEvent(ev)
+	if _, dropped := ev.(registry.DroppedEvent); !dropped {
+		if r.IsApp() {
+			return fmt.Errorf("a %s event of rtm's client in an app recording", ev.EventType())
+		}
+		r.clients++
+	}
 	if f, ok := ev.(registry.FrameEvent); ok {
 		if f.Direction != registry.In && f.Direction != registry.Out {
 			return errors.New("frame without a direction")
