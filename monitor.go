@@ -75,10 +75,13 @@ func (c monitorCmd) Run(env *runEnv) error {
 	}
 	defer mt.close()
 	tg := s.target
+	ap := c.startProxy(mt, tg, fileLog)
+	defer ap.close()
 	mgr, err := registry.New(registry.Options{
 		URL: tg.URL.Value, APIKey: tg.Key.Value, Token: tg.Token.Value, Tenant: tg.Tenant,
 		Policy: s.policy, LogFile: logw, LogLevel: s.level,
 		Server: mt.control, Embedded: tg.Embedded, MintToken: token.Signer(tg.JWTSecret),
+		Apps: ap.control,
 	})
 	if err != nil {
 		return err
@@ -96,8 +99,6 @@ func (c monitorCmd) Run(env *runEnv) error {
 	defer bg.Wait()
 	c.connectAndJoin(ctx, &bg, mgr, adapter, tg, s.joins, fileLog)
 	status := mt.status
-	ap := c.startProxy(mt, tg, fileLog)
-	defer ap.close()
 	if ap.status != "" {
 		status = joinStatus(status, ap.status)
 	}
@@ -353,10 +354,13 @@ func dbLabel(raw string) string {
 type monitorProxy struct {
 	// model is nil when the proxy is off; url is the app's URL of the
 	// proxy; status says why it is off, or warns about the address.
-	model  *apps.Model
-	url    string
-	status string
-	close  func()
+	model *apps.Model
+	// control is the proxy's fault control (nil when it is off): the
+	// manager's app faults (":app ...").
+	control registry.AppControl
+	url     string
+	status  string
+	close   func()
 }
 
 // startProxy starts the app proxy on --listen, forwarding to the
@@ -378,7 +382,7 @@ func (c monitorCmd) startProxy(mt monitorTarget, tg *target.Target, logger *slog
 		return monitorProxy{status: "app proxy off: " + err.Error() + " (--listen ADDR picks another, --no-proxy turns it off)", close: func() {}}
 	}
 	stopTick := tickModel(model)
-	mp := monitorProxy{model: model, url: ps.url, close: func() { ps.shutdown(logger); stopTick() }}
+	mp := monitorProxy{model: model, control: ps.p, url: ps.url, close: func() { ps.shutdown(logger); stopTick() }}
 	if w := ps.warning(); w != "" {
 		mp.status = "app proxy: warning: " + w
 	}

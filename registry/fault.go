@@ -52,6 +52,14 @@ const (
 	// FaultRestart restarts the server, its listener down for Duration.
 	// Server side.
 	FaultRestart
+	// FaultClose closes an app's socket with Code and Reason. App only.
+	FaultClose
+	// FaultDropMessages drops the next Count messages to the app on
+	// Topic. App only.
+	FaultDropMessages
+	// FaultDuplicateMessages sends the app the next Count messages on
+	// Topic twice. App only.
+	FaultDuplicateMessages
 )
 
 // FaultSetting names a setting of a fault as a scenario writes it.
@@ -71,11 +79,23 @@ const (
 	SettingMode FaultSetting = "mode"
 	// SettingReason is Fault.Reason.
 	SettingReason FaultSetting = "reason"
+	// SettingJitter is Fault.Jitter (app latency).
+	SettingJitter FaultSetting = "jitter"
+	// SettingApp is Fault.App: the fault acts on the app's sockets behind
+	// rtm's proxy.
+	SettingApp FaultSetting = "app"
+	// SettingSocket is Fault.Socket (an app socket; none: every one).
+	SettingSocket FaultSetting = "socket"
+	// SettingTopic is Fault.Topic (an app channel's topic).
+	SettingTopic FaultSetting = "topic"
+	// SettingCode is Fault.Code (the close code of an app close).
+	SettingCode FaultSetting = "code"
 )
 
 // FaultSettings lists every setting, in the order parsers check them.
 func FaultSettings() []FaultSetting {
-	return []FaultSetting{SettingChannel, SettingFor, SettingDelay, SettingCount, SettingMode, SettingReason}
+	return []FaultSetting{SettingChannel, SettingFor, SettingDelay, SettingCount, SettingMode, SettingReason,
+		SettingJitter, SettingApp, SettingSocket, SettingTopic, SettingCode}
 }
 
 // faultSpec is one row of the fault table.
@@ -91,6 +111,17 @@ type faultSpec struct {
 	// given; needsAnyText says so in the error.
 	needsAny     []FaultSetting
 	needsAnyText string
+	// appOnly faults act only on an app's sockets behind rtm's proxy
+	// (Fault.App); FaultKind.appForm is how each fault does.
+	appOnly bool
+}
+
+// appSpec is the app form of a fault: its doc line, command-line
+// arguments (after "app [N|all]"), and settings taken and needed
+// (SettingApp is implied).
+type appSpec struct {
+	doc, args    string
+	takes, needs []FaultSetting
 }
 
 // spec returns the fault's row of the one table of faults.
@@ -120,14 +151,52 @@ func (k FaultKind) spec() (faultSpec, bool) {
 		return faultSpec{name: "drop-all", server: true, doc: "server drops every socket"}, true
 	case FaultRestart:
 		return faultSpec{name: "restart", server: true, doc: "server restarts, its listener down for a while", args: "[duration]", takes: []FaultSetting{SettingFor}}, true
+	case FaultClose:
+		return faultSpec{name: "close", appOnly: true}, true
+	case FaultDropMessages:
+		return faultSpec{name: "drop-messages", appOnly: true}, true
+	case FaultDuplicateMessages:
+		return faultSpec{name: "duplicate-messages", appOnly: true}, true
 	}
 	return faultSpec{}, false
 }
 
-// FaultKinds lists every fault, client faults first.
+// appForm returns the app form of a fault, if it has one: the second
+// table, of what each fault does to an app through rtm's proxy.
+func (k FaultKind) appForm() (appSpec, bool) {
+	sock := []FaultSetting{SettingSocket}
+	switch k {
+	case FaultDrop:
+		return appSpec{doc: "drop the app's socket (no close frame)", takes: sock}, true
+	case FaultClose:
+		return appSpec{doc: "close the app's socket with a code and reason", args: "<code> [reason...]", takes: []FaultSetting{SettingSocket, SettingCode, SettingReason}, needs: []FaultSetting{SettingCode}}, true
+	case FaultFreeze:
+		return appSpec{doc: "freeze the app's socket half-open (its heartbeat times out)", args: "<duration>", takes: []FaultSetting{SettingSocket, SettingFor}, needs: []FaultSetting{SettingFor}}, true
+	case FaultLatency:
+		return appSpec{doc: "add latency each way to every app socket (0 removes it)", args: "<duration> [jitter]", takes: []FaultSetting{SettingDelay, SettingJitter}, needs: []FaultSetting{SettingDelay}}, true
+	case FaultFailConnects:
+		return appSpec{doc: "refuse the app's next n upgrades (503)", args: "<n>", takes: []FaultSetting{SettingCount}, needs: []FaultSetting{SettingCount}}, true
+	case FaultExpireToken:
+		return appSpec{doc: "expire the app's token (system message and phx_close per channel)", takes: sock}, true
+	case FaultKick:
+		return appSpec{doc: "end an app channel: phx_error (it rejoins) or phx_close", args: "<topic> [error|close]", takes: []FaultSetting{SettingSocket, SettingTopic, SettingMode}, needs: []FaultSetting{SettingTopic}}, true
+	case FaultRejectJoins:
+		return appSpec{doc: "answer the app's next n joins of a topic with an error reply", args: "<topic> <n> [reason...]", takes: []FaultSetting{SettingTopic, SettingCount, SettingReason}, needs: []FaultSetting{SettingTopic, SettingCount}}, true
+	case FaultHeal:
+		return appSpec{doc: "thaw the app's sockets, remove the latency, stop refusing upgrades"}, true
+	case FaultDropMessages:
+		return appSpec{doc: "drop the next n messages to the app on a topic", args: "<topic> <n>", takes: []FaultSetting{SettingTopic, SettingCount}, needs: []FaultSetting{SettingTopic, SettingCount}}, true
+	case FaultDuplicateMessages:
+		return appSpec{doc: "send the app the next n messages on a topic twice", args: "<topic> <n>", takes: []FaultSetting{SettingTopic, SettingCount}, needs: []FaultSetting{SettingTopic, SettingCount}}, true
+	}
+	return appSpec{}, false
+}
+
+// FaultKinds lists every fault: client faults, server faults, then the
+// faults that act only on apps.
 func FaultKinds() []FaultKind {
-	out := make([]FaultKind, 0, int(FaultRestart))
-	for k := FaultDrop; k <= FaultRestart; k++ {
+	out := make([]FaultKind, 0, int(FaultDuplicateMessages))
+	for k := FaultDrop; k <= FaultDuplicateMessages; k++ {
 		out = append(out, k)
 	}
 	return out
@@ -174,10 +243,67 @@ func (k FaultKind) Server() bool {
 	return s.server
 }
 
-// Doc describes the fault in one line.
+// Doc describes the fault in one line (its app form's, for a fault
+// that acts only on apps).
 func (k FaultKind) Doc() string {
 	s, _ := k.spec()
+	if s.appOnly {
+		a, _ := k.appForm()
+		return a.doc
+	}
 	return s.doc
+}
+
+// App reports whether the fault can act on an app's sockets behind
+// rtm's proxy (Fault.App).
+func (k FaultKind) App() bool {
+	_, ok := k.appForm()
+	return ok
+}
+
+// OnlyApp reports whether the fault acts only on apps.
+func (k FaultKind) OnlyApp() bool {
+	s, _ := k.spec()
+	return s.appOnly
+}
+
+// AppDoc describes the fault's app form in one line ("" if it has none).
+func (k FaultKind) AppDoc() string {
+	a, _ := k.appForm()
+	return a.doc
+}
+
+// AppArgs returns the command-line arguments of the fault's app form,
+// after "app [N|all]" ("<topic> [error|close]").
+func (k FaultKind) AppArgs() string {
+	a, _ := k.appForm()
+	return a.args
+}
+
+// AppUsage returns the fault's app command line ("app [N|all] kick
+// <topic> [error|close]").
+func (k FaultKind) AppUsage() string {
+	return strings.TrimSpace("app [N|all] " + k.String() + " " + k.AppArgs())
+}
+
+// AppFaultKinds lists the faults that can act on apps.
+func AppFaultKinds() []FaultKind {
+	var out []FaultKind
+	for _, k := range FaultKinds() {
+		if k.App() {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func appFaultNames() []string {
+	ks := AppFaultKinds()
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = k.String()
+	}
+	return out
 }
 
 // Args returns the fault's command-line arguments as a usage line shows
@@ -228,6 +354,16 @@ func (k FaultKind) CheckSettings(given func(FaultSetting) bool) error {
 	s, ok := k.spec()
 	if !ok {
 		return fmt.Errorf("unknown fault %v", k)
+	}
+	if given(SettingApp) {
+		a, ok := k.appForm()
+		if !ok {
+			return &FaultSettingError{Kind: k, Setting: SettingApp, msg: fmt.Sprintf("fault %s does not act on an app (app faults: %s)", s.name, strings.Join(appFaultNames(), ", "))}
+		}
+		s.takes = append(slices.Clip(a.takes), SettingApp)
+		s.needs, s.needsAny = a.needs, nil
+	} else if s.appOnly {
+		return &FaultSettingError{Kind: k, Setting: SettingApp, Missing: true, msg: fmt.Sprintf("fault %s acts only on an app's sockets behind rtm's proxy (app)", s.name)}
 	}
 	for _, set := range FaultSettings() {
 		if !given(set) || slices.Contains(s.takes, set) {
@@ -283,8 +419,24 @@ type Fault struct {
 	Count int
 	// Mode is how kick ends the channel (0: KickError).
 	Mode KickMode
-	// Reason is a reject-joins reason ("": the server's default).
+	// Reason is a reject-joins reason ("": the server's default), or
+	// an app close's reason.
 	Reason string
+
+	// App makes the fault act on the app's traffic through rtm's proxy
+	// ([AppControl]) instead of on the manager's own connection; the
+	// kinds with an app form (FaultKind.App) take it.
+	App bool
+	// Socket is the proxy's ID of the app socket (0: every one).
+	Socket uint64
+	// Topic is an app channel's topic ("realtime:room1"; "room1" is
+	// read as that).
+	Topic string
+	// Code is an app close's close code (1000, or 4000-4999).
+	Code int
+	// Jitter is a random part added to an app latency (uniform in
+	// [0, Jitter)).
+	Jitter time.Duration
 }
 
 // mode returns the kick mode, KickError by default.
@@ -300,6 +452,9 @@ func (f Fault) mode() KickMode {
 // with both a count and a duration, or a reason, is written out in full
 // but has no command-line form.
 func (f Fault) String() string {
+	if f.App {
+		return f.appString()
+	}
 	s := f.Kind.String()
 	switch f.Kind {
 	case FaultFreeze:
@@ -355,14 +510,24 @@ func (f Fault) Validate() error {
 			return f.Mode != 0
 		case SettingReason:
 			return f.Reason != ""
+		case SettingJitter:
+			return f.Jitter != 0
+		case SettingApp:
+			return f.App
+		case SettingSocket:
+			return f.Socket != 0
+		case SettingTopic:
+			return f.Topic != ""
+		case SettingCode:
+			return f.Code != 0
 		}
 		return false
 	}
 	if err := f.Kind.CheckSettings(given); err != nil {
 		var se *FaultSettingError
 		// Zero values are valid values (a latency of 0, a count of 0):
-		// only a missing channel is an error.
-		if !errors.As(err, &se) || !se.Missing || se.Setting == SettingChannel {
+		// only a missing channel, topic, code or app is an error.
+		if !errors.As(err, &se) || !se.Missing || se.Setting == SettingChannel || se.Setting == SettingTopic || se.Setting == SettingCode || se.Setting == SettingApp {
 			return err
 		}
 	}
@@ -377,6 +542,12 @@ func (f Fault) Validate() error {
 		return errors.New("freeze needs a positive duration")
 	case f.Mode != 0 && f.Mode != KickError && f.Mode != KickClose:
 		return fmt.Errorf("fault %s: unknown kick mode %v", s.name, f.Mode)
+	case f.Jitter < 0:
+		return fmt.Errorf("fault %s: jitter %v must not be negative", s.name, f.Jitter)
+	case f.Kind == FaultClose && !validCloseCode(f.Code):
+		return fmt.Errorf("fault close: code %d is not one an app may be sent (1000, 1001, 1008, 1011-1014 or 3000-4999)", f.Code)
+	case f.Kind == FaultClose && len(f.Reason) > 123:
+		return fmt.Errorf("fault close: the reason is %d bytes; a close frame holds 123", len(f.Reason))
 	}
 	return nil
 }
@@ -384,6 +555,9 @@ func (f Fault) Validate() error {
 // Summary describes the fault once applied, for a status line
 // ("dropped the connection", "server rejects the next 3 joins").
 func (f Fault) Summary() string {
+	if f.App {
+		return f.appSummary()
+	}
 	switch f.Kind {
 	case FaultDrop:
 		return "dropped the connection"

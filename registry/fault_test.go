@@ -12,7 +12,7 @@ import (
 
 func TestFaultKinds(t *testing.T) {
 	names := registry.FaultKindNames()
-	want := "drop freeze latency fail-connects expire-token channel-error heal kick reject-joins drop-all restart"
+	want := "drop freeze latency fail-connects expire-token channel-error heal kick reject-joins drop-all restart close drop-messages duplicate-messages"
 	if strings.Join(names, " ") != want {
 		t.Fatalf("names %v", names)
 	}
@@ -323,4 +323,67 @@ func FuzzParseFault(f *testing.F) {
 			t.Fatalf("%q: %+v writes %q, which parses to %+v %v", line, flt, flt.String(), back, err)
 		}
 	})
+}
+
+// TestParseAppFault: the app faults' command lines parse into Faults
+// that write themselves back, and the wrong ones say why.
+func TestParseAppFault(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want registry.Fault
+	}{
+		{"app drop", registry.Fault{App: true, Kind: registry.FaultDrop}},
+		{"app all drop", registry.Fault{App: true, Kind: registry.FaultDrop}},
+		{"app 3 close 4000 going away", registry.Fault{App: true, Kind: registry.FaultClose, Socket: 3, Code: 4000, Reason: "going away"}},
+		{"app 2 freeze 10s", registry.Fault{App: true, Kind: registry.FaultFreeze, Socket: 2, Duration: 10 * time.Second}},
+		{"app latency 50ms 20ms", registry.Fault{App: true, Kind: registry.FaultLatency, Delay: 50 * time.Millisecond, Jitter: 20 * time.Millisecond}},
+		{"app fail-connects 2", registry.Fault{App: true, Kind: registry.FaultFailConnects, Count: 2}},
+		{"app expire-token", registry.Fault{App: true, Kind: registry.FaultExpireToken}},
+		{"app kick room1 close", registry.Fault{App: true, Kind: registry.FaultKick, Topic: "realtime:room1", Mode: registry.KickClose}},
+		{"app reject-joins realtime:room1 2 Unauthorized: nope", registry.Fault{App: true, Kind: registry.FaultRejectJoins, Topic: "realtime:room1", Count: 2, Reason: "Unauthorized: nope"}},
+		{"app heal", registry.Fault{App: true, Kind: registry.FaultHeal}},
+		{"app drop-messages room 3", registry.Fault{App: true, Kind: registry.FaultDropMessages, Topic: "realtime:room", Count: 3}},
+		{"app duplicate-messages room 1", registry.Fault{App: true, Kind: registry.FaultDuplicateMessages, Topic: "realtime:room", Count: 1}},
+	} {
+		f, err := registry.ParseFault(strings.Fields(tc.line))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.line, err)
+		}
+		if tc.want.Kind == registry.FaultKick && tc.want.Mode == 0 {
+			tc.want.Mode = registry.KickError
+		}
+		if f != tc.want {
+			t.Fatalf("%s: got %+v, want %+v", tc.line, f, tc.want)
+		}
+		back, err := registry.ParseFault(strings.Fields(f.String()))
+		if err != nil || back != f {
+			t.Fatalf("%s: String %q reads back as %+v, %v", tc.line, f.String(), back, err)
+		}
+		if f.Summary() == "" || f.Summary() == f.String() {
+			t.Fatalf("%s: summary %q", tc.line, f.Summary())
+		}
+	}
+	for _, tc := range []struct{ line, want string }{
+		{"app", "usage: app [N|all] <fault>"},
+		{"app restart", "does not act on an app"},
+		{"app channel-error room", "does not act on an app"},
+		{"app close", "usage: app [N|all] close <code> [reason...]"},
+		{"app close 999", "not one an app may be sent"},
+		{"app freeze", "usage"},
+		{"app kick room sideways", "sideways"},
+		{"app drop-messages room -1", "not a count"},
+		{"app latency 10ms 5ms 1ms", "usage"},
+		{"close 4000", "acts only on an app"},
+		{"drop-messages room 2", "acts only on an app"},
+	} {
+		_, err := registry.ParseFault(strings.Fields(tc.line))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: error %v, want it to say %q", tc.line, err, tc.want)
+		}
+	}
+	for _, k := range registry.AppFaultKinds() {
+		if k.AppDoc() == "" || !strings.HasPrefix(k.AppUsage(), "app [N|all] "+k.String()) {
+			t.Fatalf("%v: app doc %q usage %q", k, k.AppDoc(), k.AppUsage())
+		}
+	}
 }

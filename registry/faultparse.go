@@ -48,6 +48,21 @@ func (e *FaultParseError) Unwrap() error { return e.Err }
 //	drop-all
 //	restart [duration]          the downtime (none by default)
 //
+// and the app faults, on the app's traffic through rtm's proxy, after
+// "app" and an optional socket ID (none or "all": every app socket):
+//
+//	app [N] drop
+//	app [N] close <code> [reason...]
+//	app [N] freeze <duration>
+//	app latency <duration> [jitter]
+//	app fail-connects <n>
+//	app [N] expire-token
+//	app [N] kick <topic> [error|close]
+//	app reject-joins <topic> <n> [reason...]
+//	app heal
+//	app drop-messages <topic> <n>
+//	app duplicate-messages <topic> <n>
+//
 // Channel names are read with ParseName. Errors are *FaultParseError
 // values; a wrong number of arguments wraps ErrFaultUsage. Fault.String
 // writes a parsed fault back in this form.
@@ -61,6 +76,9 @@ func ParseFaultNames(args []string, name func(string) (Name, error)) (Fault, err
 	if len(args) == 0 {
 		return Fault{}, &FaultParseError{Err: fmt.Errorf("no fault: want one of %s", strings.Join(FaultKindNames(), ", "))}
 	}
+	if args[0] == "app" {
+		return parseAppFault(args[1:])
+	}
 	cmd, args := args[0], args[1:]
 	kind, err := ParseFaultKind(cmd)
 	if err != nil {
@@ -69,6 +87,9 @@ func ParseFaultNames(args []string, name func(string) (Name, error)) (Fault, err
 	f := Fault{Kind: kind}
 	fail := func(arg string, err error) (Fault, error) {
 		return Fault{}, &FaultParseError{Command: cmd, Arg: arg, Err: err}
+	}
+	if kind.OnlyApp() {
+		return fail("", fmt.Errorf("fault %s acts only on an app's sockets behind rtm's proxy: %s", kind, kind.AppUsage()))
 	}
 	if lo, hi := kind.arity(); len(args) < lo || len(args) > hi {
 		return fail("", fmt.Errorf("%w: %s", ErrFaultUsage, kind.Usage()))
@@ -160,4 +181,102 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("duration %q is negative", s)
 	}
 	return d, nil
+}
+
+// parseAppFault parses the words after "app".
+func parseAppFault(args []string) (Fault, error) {
+	f := Fault{App: true}
+	if len(args) > 0 {
+		if args[0] == "all" {
+			args = args[1:]
+		} else if n, err := strconv.ParseUint(args[0], 10, 64); err == nil {
+			f.Socket = n
+			args = args[1:]
+		}
+	}
+	if len(args) == 0 {
+		return Fault{}, &FaultParseError{Command: "app", Err: fmt.Errorf("%w: app [N|all] <fault> (app faults: %s)", ErrFaultUsage, strings.Join(appFaultNames(), ", "))}
+	}
+	cmd, args := args[0], args[1:]
+	kind, err := ParseFaultKind(cmd)
+	if err != nil {
+		return Fault{}, &FaultParseError{Command: "app", Err: err}
+	}
+	f.Kind = kind
+	fail := func(arg string, err error) (Fault, error) {
+		return Fault{}, &FaultParseError{Command: "app " + cmd, Arg: arg, Err: err}
+	}
+	if !kind.App() {
+		return fail("", fmt.Errorf("fault %s does not act on an app (app faults: %s)", kind, strings.Join(appFaultNames(), ", ")))
+	}
+	words := strings.Fields(kind.AppArgs())
+	lo, variadic := 0, false
+	for _, w := range words {
+		if strings.HasPrefix(w, "<") {
+			lo++
+		}
+		variadic = variadic || strings.HasSuffix(w, "...]")
+	}
+	if len(args) < lo || (!variadic && len(args) > len(words)) {
+		return fail("", fmt.Errorf("%w: %s", ErrFaultUsage, kind.AppUsage()))
+	}
+	count := func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a count (0 or more)", s)
+		}
+		return n, nil
+	}
+	switch kind {
+	case FaultClose:
+		if f.Code, err = strconv.Atoi(args[0]); err != nil {
+			return fail(args[0], fmt.Errorf("%q is not a close code", args[0]))
+		}
+		f.Reason = strings.Join(args[1:], " ")
+	case FaultFreeze, FaultLatency:
+		d, err := ParseDuration(args[0])
+		if err != nil {
+			return fail(args[0], err)
+		}
+		if kind == FaultFreeze {
+			f.Duration = d
+		} else {
+			f.Delay = d
+			if len(args) == 2 {
+				if f.Jitter, err = ParseDuration(args[1]); err != nil {
+					return fail(args[1], err)
+				}
+			}
+		}
+	case FaultFailConnects:
+		if f.Count, err = count(args[0]); err != nil {
+			return fail(args[0], err)
+		}
+	case FaultKick:
+		f.Topic, f.Mode = AppTopic(args[0]), KickError
+		if len(args) == 2 {
+			if f.Mode, err = ParseKickMode(args[1]); err != nil {
+				return fail(args[1], err)
+			}
+		}
+	case FaultRejectJoins, FaultDropMessages, FaultDuplicateMessages:
+		f.Topic = AppTopic(args[0])
+		if f.Count, err = count(args[1]); err != nil {
+			return fail(args[1], err)
+		}
+		f.Reason = strings.Join(args[2:], " ")
+	}
+	if err := f.Validate(); err != nil {
+		return fail("", err)
+	}
+	return f, nil
+}
+
+// AppTopic returns an app channel's topic as the wire writes it:
+// "room1" is "realtime:room1".
+func AppTopic(s string) string {
+	if s == "" || strings.HasPrefix(s, "realtime:") {
+		return s
+	}
+	return "realtime:" + s
 }

@@ -230,10 +230,15 @@ func (f *Faults) State() FaultState {
 	return f.m.Snapshot().Faults
 }
 
+// AppsAvailable reports whether app faults can be used (Options.Apps).
+func (f *Faults) AppsAvailable() bool { return f.m.opts.Apps != nil }
+
 // Apply injects flt: the one dispatch from a [Fault] to the controls
 // above, used by the TUI and by scenarios. It validates flt first
 // (Fault.Validate) and returns the control's error; flt.Summary says
 // what was done once it returns nil.
+//
+// App faults (flt.App) go to Options.Apps through [ApplyAppFault].
 //
 // Two outcomes that would otherwise pass silently are errors: a drop
 // when no connection is open ("no open connection to drop"), and a kick
@@ -242,6 +247,13 @@ func (f *Faults) State() FaultState {
 func (f *Faults) Apply(ctx context.Context, flt Fault) error {
 	if err := flt.Validate(); err != nil {
 		return err
+	}
+	if flt.App {
+		if err := ApplyAppFault(ctx, f.m.opts.Apps, flt); err != nil {
+			return err
+		}
+		f.m.log.Warn("Fault: "+flt.Summary(), "fault", flt.String())
+		return nil
 	}
 	switch flt.Kind {
 	case FaultDrop:

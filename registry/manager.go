@@ -119,6 +119,9 @@ type Options struct {
 	// [ServerControl]); Embedded tells the UI the target is the embedded server.
 	Server   ServerControl
 	Embedded bool
+	// Apps, when set, offers the app faults (Fault.App): the control of
+	// rtm's proxy, through which an app's Realtime traffic is relayed.
+	Apps AppControl
 	// MintToken signs claims into a JWT, when the JWT secret is known
 	// (embedded server, rtm serve, --jwt-secret). It enables
 	// Faults().ExpireToken.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -170,10 +171,19 @@ func (m *Model) fault(f registry.Fault) tea.Cmd {
 // faultCommands returns the ":" commands of the faults, one per
 // registry.FaultKinds, in its order.
 func faultCommands() []commandSpec {
-	kinds := registry.FaultKinds()
-	out := make([]commandSpec, len(kinds))
-	for i, k := range kinds {
-		out[i] = commandSpec{k.String(), k.Args(), k.Doc(), true}
+	var out []commandSpec
+	for _, k := range registry.FaultKinds() {
+		if !k.OnlyApp() {
+			out = append(out, commandSpec{k.String(), k.Args(), k.Doc(), true})
+		}
+	}
+	return append(out, commandSpec{"app", "[N|all] <fault> [args]", "inject a fault into the app's traffic through the proxy (" + strings.Join(appFaultNames(), ", ") + ")", true})
+}
+
+func appFaultNames() []string {
+	var out []string
+	for _, k := range registry.AppFaultKinds() {
+		out = append(out, k.String())
 	}
 	return out
 }
@@ -182,7 +192,7 @@ func faultCommands() []commandSpec {
 // registry.ParseFaultNames with channel names completed against the
 // channels joined); ok is false for other commands.
 func (m *Model) faultCommand(c command) (cmd tea.Cmd, ok bool) {
-	if _, err := registry.ParseFaultKind(c.name); err != nil {
+	if k, err := registry.ParseFaultKind(c.name); (err != nil || k.OnlyApp()) && c.name != "app" {
 		return nil, false
 	}
 	f, err := registry.ParseFaultNames(append([]string{c.name}, c.args...), func(s string) (registry.Name, error) {

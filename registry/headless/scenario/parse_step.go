@@ -293,6 +293,9 @@ func (p *parser) fault(st *Step, f fields, line int) error {
 	if err != nil {
 		return p.errf(f["kind"].Line, "%v", err)
 	}
+	if n := f[string(registry.SettingApp)]; n != nil {
+		return p.errf(n.Line, "app faults act on an app behind rtm's proxy, which scenarios do not start yet (rtm proxy and the monitor's :app commands apply them)")
+	}
 	if err := kind.CheckSettings(func(s registry.FaultSetting) bool { return f[string(s)] != nil }); err != nil {
 		ln := line
 		var se *registry.FaultSettingError
