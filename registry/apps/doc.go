@@ -92,6 +92,13 @@
 //	app_presence action "state": members; action "join" or "leave": key,
 //	                             metas (how many)
 //	app_flag     flag (a FlagKind), text
+//	app_fault    action (the proxy's fault kind: drop, close, freeze,
+//	                             latency, fail_connect, reject_join, kick,
+//	                             expire_token, drop_message,
+//	                             duplicate_message), reason (its detail,
+//	                             masked), text "armed" when it was armed
+//	                             rather than applied; socket 0 for the
+//	                             proxy as a whole
 //
 // # Recording
 //

@@ -18,6 +18,7 @@ const (
 	TypeMessage  EventType = "app_message"
 	TypePresence EventType = "app_presence"
 	TypeFlag     EventType = "app_flag"
+	TypeFault    EventType = "app_fault"
 )
 
 // Event is one change of the model, for headless use (see the package

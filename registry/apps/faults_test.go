@@ -9,6 +9,7 @@ import (
 
 	"rtm/realtime"
 	"rtm/realtime/mask/masktest"
+	"rtm/realtime/proxy"
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
 	"rtm/registry/apps"
@@ -171,5 +172,31 @@ func TestTokenExpiry(t *testing.T) {
 	c := channelOf(snap, 101, "realtime:room")
 	if len(c.TokenPushes) != 1 || time.Until(c.TokenPushes[0].Token.Expiry) < 30*time.Minute || c.Token.Subject != "fresh" {
 		t.Fatalf("fresh channel %+v", c)
+	}
+}
+
+// TestFaultEvents: the proxy's faults reach the model's subscribers as
+// app_fault events, masked.
+func TestFaultEvents(t *testing.T) {
+	m := apps.New(apps.Options{})
+	sub := m.Subscribe(8)
+	defer sub.Close()
+	now := time.Now()
+	m.Fault(proxy.FaultEvent{Conn: 2, Time: now, Kind: proxy.FaultKick, Topic: "realtime:room1", Detail: "phx_error"})
+	m.Fault(proxy.FaultEvent{Time: now, Kind: proxy.FaultRejectJoin, Armed: true, Topic: "realtime:room1", Detail: "2 Unauthorized: eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2lnbmF0dXJlc2lnbmF0dXJl"})
+	var got []apps.Event
+	for len(got) < 2 {
+		select {
+		case ev := <-sub.Events():
+			got = append(got, ev)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("events %+v", got)
+		}
+	}
+	if e := got[0]; e.Type != apps.TypeFault || e.Socket != 2 || e.Action != proxy.FaultKick || e.Topic != "realtime:room1" || e.Reason != "phx_error" || e.Text != "" {
+		t.Fatalf("kick event %+v", e)
+	}
+	if e := got[1]; e.Type != apps.TypeFault || e.Text != "armed" || strings.Contains(e.Reason, "c2lnbmF0dXJl") {
+		t.Fatalf("reject event (must be masked) %+v", e)
 	}
 }

@@ -182,9 +182,7 @@ func (m *Model) Apply(in Input) error {
 	case LineClose:
 		m.Closed(proxy.Closed{Conn: in.Socket, Time: in.Time, By: closedBy(in.By), Code: in.Code, Reason: in.Reason})
 	case LineFault:
-		if fo, ok := any(m).(proxy.FaultObserver); ok {
-			fo.Fault(proxy.FaultEvent{Conn: in.Socket, Time: in.Time, Kind: in.Kind, Armed: in.Armed, Topic: in.Topic, Detail: in.Detail})
-		}
+		m.Fault(proxy.FaultEvent{Conn: in.Socket, Time: in.Time, Kind: in.Kind, Armed: in.Armed, Topic: in.Topic, Detail: in.Detail})
 	case LineTick:
 		m.Tick(in.Time)
 	case LineDropped:
