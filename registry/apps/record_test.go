@@ -144,43 +144,8 @@ func testRecorderRebuilds(t *testing.T, vsn string) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	ch, err := a.Channel("room1", realtime.ChannelConfig{Broadcast: realtime.BroadcastConfig{Self: true, Ack: true},
-		Presence: realtime.PresenceConfig{Key: "alice", Enabled: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bch, err := b.Channel("room1", realtime.ChannelConfig{Presence: realtime.PresenceConfig{Key: "bob", Enabled: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*realtime.Channel{ch, bch} {
-		if err := c.Subscribe(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ch.Track(ctxT(t), json.RawMessage(`{"name":"alice"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := bch.Track(ctxT(t), json.RawMessage(`{"name":"bob"}`)); err != nil {
-		t.Fatal(err)
-	}
+	ch, _, padded := session(t, srv, live, vsn, a, b)
 	const topic = "realtime:room1"
-	eventually(t, live, "bob's presence", func(s apps.Snapshot) bool {
-		c := channelOf(s, 1, topic)
-		return c != nil && len(c.Presence) == 2
-	})
-	if err := ch.Send(ctxT(t), "hello", json.RawMessage(`{"n":1,"apikey":"`+srv.ServiceRoleKey()+`"}`)); err != nil {
-		t.Fatal(err)
-	}
-	padded := masktest.PaddedJWT(srv.Secret(), map[string]any{"role": "service_role"})
-	if err := bch.Send(ctxT(t), "from-bob", masktest.Payload(srv.ServiceRoleKey(), srv.SecretKey(), padded)); err != nil {
-		t.Fatal(err)
-	}
-	if vsn == "2.0.0" {
-		if err := ch.SendBinary(ctxT(t), "bin", []byte{1, 2, 3}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	a.SetAuth(fresh)
 	eventually(t, live, "the messages and the token push", func(s apps.Snapshot) bool {
 		c := channelOf(s, 1, topic)

@@ -44,43 +44,8 @@ func testSession(t *testing.T, vsn string) {
 	})
 	b := dialFed(t, srv, newFeeder(apps.New(apps.Options{}), 0, srv.AnonKey(), vsn, "peer"), nil)
 
-	cfg := realtime.ChannelConfig{Broadcast: realtime.BroadcastConfig{Self: true, Ack: true}, Presence: realtime.PresenceConfig{Key: "alice", Enabled: true}}
-	ch, err := a.Channel("room1", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bch, err := b.Channel("room1", realtime.ChannelConfig{Presence: realtime.PresenceConfig{Key: "bob", Enabled: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*realtime.Channel{ch, bch} {
-		if err := c.Subscribe(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ch.Track(ctxT(t), json.RawMessage(`{"name":"alice"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := bch.Track(ctxT(t), json.RawMessage(`{"name":"bob"}`)); err != nil {
-		t.Fatal(err)
-	}
+	ch, bch, padded := session(t, srv, m, vsn, a, b)
 	const topic = "realtime:room1"
-	eventually(t, m, "bob's presence", func(s apps.Snapshot) bool {
-		c := channelOf(s, 1, topic)
-		return c != nil && len(c.Presence) == 2
-	})
-	if err := ch.Send(ctxT(t), "hello", json.RawMessage(`{"n":1,"apikey":"`+srv.ServiceRoleKey()+`"}`)); err != nil {
-		t.Fatal(err)
-	}
-	padded := masktest.PaddedJWT(srv.Secret(), map[string]any{"role": "service_role"})
-	if err := bch.Send(ctxT(t), "from-bob", masktest.Payload(srv.ServiceRoleKey(), srv.SecretKey(), padded)); err != nil {
-		t.Fatal(err)
-	}
-	if vsn == "2.0.0" {
-		if err := ch.SendBinary(ctxT(t), "bin", []byte{1, 2, 3}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := bch.Untrack(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -220,4 +185,50 @@ func testSession(t *testing.T, vsn string) {
 	if !bytes.Contains(js, []byte(`"subject":"alice"`)) {
 		t.Fatal("the snapshot lost the subject")
 	}
+}
+
+// session joins room1 on a (alice: broadcast self and ack, presence)
+// and b (bob, presence), tracks both, waits until m sees both present,
+// then sends from each (payloads holding secrets, which m must mask)
+// and, under 2.0.0, a binary broadcast from a. padded is the
+// masktest.PaddedJWT bob sent, for the masking checks.
+func session(t *testing.T, srv *servertest.Server, m *apps.Model, vsn string, a, b *realtime.Socket) (ch, bch *realtime.Channel, padded string) {
+	t.Helper()
+	ch, err := a.Channel("room1", realtime.ChannelConfig{Broadcast: realtime.BroadcastConfig{Self: true, Ack: true},
+		Presence: realtime.PresenceConfig{Key: "alice", Enabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bch, err = b.Channel("room1", realtime.ChannelConfig{Presence: realtime.PresenceConfig{Key: "bob", Enabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*realtime.Channel{ch, bch} {
+		if err := c.Subscribe(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ch.Track(ctxT(t), json.RawMessage(`{"name":"alice"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bch.Track(ctxT(t), json.RawMessage(`{"name":"bob"}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, m, "bob's presence", func(s apps.Snapshot) bool {
+		c := channelOf(s, 1, "realtime:room1")
+		return c != nil && len(c.Presence) == 2
+	})
+	if err := ch.Send(ctxT(t), "hello", json.RawMessage(`{"n":1,"apikey":"`+srv.ServiceRoleKey()+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	padded = masktest.PaddedJWT(srv.Secret(), map[string]any{"role": "service_role"})
+	if err := bch.Send(ctxT(t), "from-bob", masktest.Payload(srv.ServiceRoleKey(), srv.SecretKey(), padded)); err != nil {
+		t.Fatal(err)
+	}
+	if vsn == "2.0.0" {
+		if err := ch.SendBinary(ctxT(t), "bin", []byte{1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ch, bch, padded
 }
