@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"rtm/realtime/proxy"
 	"rtm/realtime/server/servertest"
 	"rtm/registry/apps"
+	"rtm/registry/apps/appstest"
 )
 
 // replayLines applies the input lines of an app recording to a new
@@ -52,55 +52,6 @@ func replayLines(t *testing.T, data []byte) (*apps.Model, uint64) {
 		t.Fatal(err)
 	}
 	return m, dropped
-}
-
-// durationsAside zeroes the durations of s (a copy) and returns them:
-// the live model measured them on the monotonic clock, a replay on the
-// recorded wall times, which may differ by nanoseconds.
-func durationsAside(s apps.Snapshot) (apps.Snapshot, []time.Duration) {
-	var ds []time.Duration
-	out := s
-	out.Sockets = slices.Clone(s.Sockets)
-	for i := range out.Sockets {
-		so := &out.Sockets[i]
-		ds = append(ds, so.ReconnectDelay, so.HeartbeatRTT)
-		so.ReconnectDelay, so.HeartbeatRTT = 0, 0
-		so.Channels = slices.Clone(so.Channels)
-		for j := range so.Channels {
-			c := &so.Channels[j]
-			c.Attempts = slices.Clone(c.Attempts)
-			for k := range c.Attempts {
-				ds = append(ds, c.Attempts[k].Delay)
-				c.Attempts[k].Delay = 0
-			}
-		}
-	}
-	return out, ds
-}
-
-// sameSnapshot fails unless got and want agree, durations within a
-// millisecond.
-func sameSnapshot(t *testing.T, got, want apps.Snapshot) {
-	t.Helper()
-	g, gd := durationsAside(got)
-	w, wd := durationsAside(want)
-	if gj, wj := snapJSON(t, g), snapJSON(t, w); gj != wj {
-		t.Fatalf("replayed snapshot differs:\n got %s\nwant %s", gj, wj)
-	}
-	for i := range gd {
-		if d := gd[i] - wd[i]; d > time.Millisecond || d < -time.Millisecond {
-			t.Errorf("duration %d: %v, want %v", i, gd[i], wd[i])
-		}
-	}
-}
-
-func snapJSON(t *testing.T, s apps.Snapshot) string {
-	t.Helper()
-	b, err := json.MarshalIndent(s, "", " ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestRecorderRebuildsModel: rtm's Go client, as the app, talks through
@@ -176,7 +127,7 @@ func testRecorderRebuilds(t *testing.T, vsn string) {
 	if dropped != 0 || rec.Counts().Dropped != 0 {
 		t.Fatalf("dropped %d (%d)", dropped, rec.Counts().Dropped)
 	}
-	sameSnapshot(t, got.Snapshot(), want)
+	appstest.SameSnapshot(t, got.Snapshot(), want)
 	c := channelOf(want, 1, topic)
 	if c.Token.Subject != "alice" || len(c.Attempts) == 0 || c.Attempts[0].Subject != "alice" || c.TokenPushes[0].Token.Expiry.IsZero() {
 		t.Errorf("the claims were not kept: %+v", c)
@@ -336,7 +287,7 @@ func TestRecorderFaultAndReconnect(t *testing.T) {
 		t.Errorf("no drop fault line in\n%s", file.String())
 	}
 	got, _ := replayLines(t, file.Bytes())
-	sameSnapshot(t, got.Snapshot(), want)
+	appstest.SameSnapshot(t, got.Snapshot(), want)
 }
 
 // TestRecorderMaxLine: a frame whose line would pass MaxLine is written

@@ -18,6 +18,7 @@ import (
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
 	"rtm/registry/apps"
+	"rtm/registry/apps/appstest"
 	"rtm/registry/headless"
 )
 
@@ -109,44 +110,6 @@ func recordApp(t *testing.T, srv *servertest.Server, events []string, payload js
 	return file.Bytes(), snap
 }
 
-// durationsAside zeroes the durations of s (measured live on the
-// monotonic clock, replayed on wall times) and returns them.
-func durationsAside(s apps.Snapshot) (apps.Snapshot, []time.Duration) {
-	var ds []time.Duration
-	s.Sockets = slices.Clone(s.Sockets)
-	for i := range s.Sockets {
-		so := &s.Sockets[i]
-		ds = append(ds, so.ReconnectDelay, so.HeartbeatRTT)
-		so.ReconnectDelay, so.HeartbeatRTT = 0, 0
-		so.Channels = slices.Clone(so.Channels)
-		for j := range so.Channels {
-			c := &so.Channels[j]
-			c.Attempts = slices.Clone(c.Attempts)
-			for k := range c.Attempts {
-				ds = append(ds, c.Attempts[k].Delay)
-				c.Attempts[k].Delay = 0
-			}
-		}
-	}
-	return s, ds
-}
-
-func sameApps(t *testing.T, got, want apps.Snapshot) {
-	t.Helper()
-	g, gd := durationsAside(got)
-	w, wd := durationsAside(want)
-	gj, _ := json.Marshal(g)
-	wj, _ := json.Marshal(w)
-	if !bytes.Equal(gj, wj) {
-		t.Fatalf("replayed apps differ:\n got %s\nwant %s", gj, wj)
-	}
-	for i := range gd {
-		if d := gd[i] - wd[i]; d > time.Millisecond || d < -time.Millisecond {
-			t.Errorf("duration %d: %v, want %v", i, gd[i], wd[i])
-		}
-	}
-}
-
 // TestAppRecordingReplayAndDiff: two app recordings through a real
 // proxy — the second lacks a message — read back as app recordings
 // whose player rebuilds the live model at its end (and an empty one at
@@ -198,13 +161,13 @@ func TestAppRecordingReplayAndDiff(t *testing.T) {
 	_, length := p.Position()
 	p.Seek(length)
 	v1 := view.Version()
-	sameApps(t, view.Snapshot(), liveA)
+	appstest.SameSnapshot(t, view.Snapshot(), liveA)
 	p.Seek(0)
 	if view.Version() == v1 || len(view.Snapshot().Sockets[0].Channels) != 0 {
 		t.Fatal("a seek back did not rewind the apps view")
 	}
 	p.Seek(length)
-	sameApps(t, view.Snapshot(), liveA)
+	appstest.SameSnapshot(t, view.Snapshot(), liveA)
 
 	if err := headless.Comparable("a", a, "b", b); err != nil {
 		t.Fatal(err)
