@@ -18,7 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"rtm/realtime/internal/jsharness"
+	"rtm/realtime/jsharness"
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
 )

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"rtm/realtime/internal/jsharness"
+	"rtm/realtime/jsharness"
 	"rtm/realtime/proxy"
 	"rtm/realtime/server/servertest"
 )

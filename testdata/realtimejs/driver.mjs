@@ -1,5 +1,5 @@
 // driver.mjs runs the official @supabase/realtime-js client under the
-// control of a Go test (package rtm/realtime/internal/jsharness).
+// control of a Go test (package rtm/realtime/jsharness).
 //
 // Protocol: one JSON object per line on stdin (a command) and on stdout (a
 // reply or an event). Nothing else is ever written to stdout; diagnostics go

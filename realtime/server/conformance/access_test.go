@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"rtm/realtime/internal/jsharness"
+	"rtm/realtime/jsharness"
 )
 
 // Private channels: authenticated and service_role tokens may join, anon

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"rtm/realtime/internal/jsharness"
+	"rtm/realtime/jsharness"
 	"rtm/realtime/protocol"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"rtm/realtime/internal/jsharness"
+	"rtm/realtime/jsharness"
 	"rtm/realtime/protocol"
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"

@@ -6,7 +6,7 @@
 // of send/track/unsubscribe/httpSend) and the exact frames on the wire.
 //
 // The package has no non-test code. Its tests run inside plain
-// `go test ./...`: package rtm/realtime/internal/jsharness installs the
+// `go test ./...`: package rtm/realtime/jsharness installs the
 // npm packages pinned in testdata/realtimejs on first use and runs the
 // driver. Without npm or Node the tests skip with instructions; with the
 // environment variable CI set they fail instead.

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"rtm/realtime/internal/jsharness"
+	"rtm/realtime/jsharness"
 	"rtm/realtime/protocol"
 	"rtm/realtime/server/servertest"
 )

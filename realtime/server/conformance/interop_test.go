@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"rtm/realtime/internal/jsharness"
+	"rtm/realtime/jsharness"
 	"rtm/realtime/protocol"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"rtm/realtime/internal/jsharness"
+	"rtm/realtime/jsharness"
 	"rtm/realtime/protocol"
 )
 

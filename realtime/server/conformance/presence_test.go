@@ -5,7 +5,7 @@ import (
 	"regexp"
 	"testing"
 
-	"rtm/realtime/internal/jsharness"
+	"rtm/realtime/jsharness"
 	"rtm/realtime/protocol"
 )
 
