@@ -67,13 +67,13 @@ func run(t *testing.T, sc *scenario.Scenario) scenario.Report {
 }
 
 // TestExampleScenarios runs every example that must hold; together they
-// use every step, fault and expectation.
+// use every step, fault and expectation, and every app fault.
 func TestExampleScenarios(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) < 4 {
 		t.Fatalf("examples: %v %v", files, err)
 	}
-	steps, expects, faults := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	steps, expects, faults, appFaults := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, f := range files {
 		sc := parseFile(t, f)
 		for _, st := range sc.Steps {
@@ -81,12 +81,17 @@ func TestExampleScenarios(t *testing.T) {
 			if st.Expect != "" {
 				expects[st.Expect] = true
 			}
-			if st.Kind == scenario.StepFault {
+			if st.Kind == scenario.StepFault && st.Fault.App {
+				appFaults[st.Fault.Kind.String()] = true
+			} else if st.Kind == scenario.StepFault {
 				faults[st.Fault.Kind.String()] = true
 			}
 		}
-		if filepath.Base(f) == "broken-reconnect.yaml" {
+		switch filepath.Base(f) {
+		case "broken-reconnect.yaml":
 			continue // must fail: TestBrokenReconnectFails
+		case "app-reconnect.yaml":
+			continue // needs Node: TestSupabaseJSAppReconnects
 		}
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			rep := run(t, sc)
@@ -116,6 +121,9 @@ func TestExampleScenarios(t *testing.T) {
 	for _, k := range registry.FaultKinds() {
 		if !k.OnlyApp() && !faults[k.String()] {
 			t.Errorf("no example uses fault %s", k)
+		}
+		if k.App() && !appFaults[k.String()] {
+			t.Errorf("no example uses app fault %s", k)
 		}
 	}
 }
