@@ -30,6 +30,7 @@ import (
 
 	"rtm/realtime/hostile"
 	"rtm/realtime/hostile/tarpit"
+	"rtm/realtime/jsharness"
 	"rtm/realtime/mask/masktest"
 	"rtm/realtime/protocol"
 	"rtm/realtime/server/pgcdc"
@@ -424,6 +425,37 @@ func TestRunCommandExitCodes(t *testing.T) {
 	}
 	if code, _, errs = rtmRun(ctx, "run", "testdata/scenarios/nope.yaml"); code != 2 || !strings.Contains(errs, "no such file") {
 		t.Fatalf("missing scenario: exit %d %s", code, errs)
+	}
+}
+
+// TestRunAppScenario: `rtm run` of the supabase-js app scenario exits 0
+// with the app's exec in the report, and 1 when the app's reconnect is
+// broken (BROKEN_RECONNECT=1 reaches the app through rtm's environment).
+func TestRunAppScenario(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	noProjectEnv(t)
+	node := jsharness.Install(t)
+	t.Setenv("PATH", filepath.Dir(node)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code, out, errs := rtmRun(ctx, "run", "testdata/scenarios/app-reconnect.yaml")
+	var rep struct {
+		OK    bool   `json:"ok"`
+		Proxy string `json:"proxy"`
+		Execs []struct {
+			Name     string `json:"name"`
+			ExitCode int    `json:"exit_code"`
+			Output   string `json:"output"`
+		} `json:"execs"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || !rep.OK || rep.Proxy == "" || len(rep.Execs) != 1 ||
+		rep.Execs[0].ExitCode != 0 || !strings.Contains(rep.Execs[0].Output, "status SUBSCRIBED") {
+		t.Fatalf("app scenario: exit %d, report %+v (%v)\n%s\n%s", code, rep, err, out, errs)
+	}
+	t.Setenv("BROKEN_RECONNECT", "1")
+	code, out, errs = rtmRun(ctx, "run", "testdata/scenarios/app-reconnect.yaml")
+	if code != 1 || !strings.Contains(errs, "app-reconnect.yaml:39: expect app_attempts failed: expected at least 1 rejoins") {
+		t.Fatalf("broken app: exit %d\nstdout %s\nstderr %s", code, out, errs)
 	}
 }
 

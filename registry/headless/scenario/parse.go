@@ -14,6 +14,10 @@ import (
 
 type parser struct {
 	file string
+	// proxy is the scenario's proxy setting (nil: none); execs the exec
+	// steps parsed so far, by name (true: in the background).
+	proxy *ProxySetting
+	execs map[string]bool
 }
 
 func (p *parser) errf(line int, format string, args ...any) error {
@@ -44,7 +48,7 @@ func (p *parser) parse(data []byte) (*Scenario, error) {
 	if err := p.noAliases(root, 0); err != nil {
 		return nil, err
 	}
-	top, err := p.mapping(root, "the scenario", []string{"name", "description", "timeout", "policy", "reconnect_after", "heartbeat", "push_timeout", "continue_on_failure", "steps"})
+	top, err := p.mapping(root, "the scenario", []string{"name", "description", "timeout", "policy", "reconnect_after", "heartbeat", "push_timeout", "continue_on_failure", "proxy", "steps"})
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +89,13 @@ func (p *parser) parse(data []byte) (*Scenario, error) {
 			return nil, err
 		}
 	}
+	if n := top["proxy"]; n != nil {
+		if sc.Proxy, err = p.proxySetting(n); err != nil {
+			return nil, err
+		}
+		p.proxy = sc.Proxy
+	}
+	p.execs = map[string]bool{}
 	steps := top["steps"]
 	if steps == nil {
 		return nil, p.errf(root.Line, "the scenario has no steps: add steps: with a list of steps")

@@ -10,6 +10,9 @@ import (
 	"rtm/registry"
 )
 
+// defaultWithin is how long an expectation waits by default.
+const defaultWithin = 5 * time.Second
+
 // expectKeys lists the settings an expectation takes.
 func expectKeys(kind string) []string {
 	switch kind {
@@ -42,6 +45,9 @@ func (p *parser) expect(st Step, v *yaml.Node, clients map[string]bool) (Step, e
 	if !slices.Contains(ExpectKinds(), st.Expect) {
 		return st, p.errf(k.Line, "unknown expectation %q (want %s)", st.Expect, strings.Join(ExpectKinds(), ", "))
 	}
+	if isApp(st.Expect) || st.Expect == ExpectExit {
+		return p.appExpect(st, k, body)
+	}
 	if body.Kind == yaml.ScalarNode && body.Tag == "!!null" && st.Expect == ExpectNoError {
 		body = &yaml.Node{Kind: yaml.MappingNode, Line: body.Line}
 	}
@@ -52,7 +58,7 @@ func (p *parser) expect(st Step, v *yaml.Node, clients map[string]bool) (Step, e
 	if err := p.common(&st, f, clients, k.Line); err != nil {
 		return st, err
 	}
-	st.Within = 5 * time.Second
+	st.Within = defaultWithin
 	if n := f["within"]; n != nil {
 		if st.Within, err = p.duration(n, "within"); err != nil {
 			return st, err
@@ -128,11 +134,11 @@ func (p *parser) expectAttempts(st *Step, f fields, line int) error {
 	}
 	switch {
 	case st.AtMost < 0 && st.AtLeast < 0 && st.Exactly < 0:
-		return p.errf(line, "expect attempts needs at_most, at_least or exactly")
+		return p.errf(line, "expect %s needs at_most, at_least or exactly", st.Expect)
 	case st.Exactly >= 0 && (st.AtMost >= 0 || st.AtLeast >= 0):
-		return p.errf(line, "expect attempts: exactly excludes at_most and at_least")
+		return p.errf(line, "expect %s: exactly excludes at_most and at_least", st.Expect)
 	case st.AtMost >= 0 && st.AtLeast > st.AtMost:
-		return p.errf(line, "expect attempts: at_least %d is more than at_most %d", st.AtLeast, st.AtMost)
+		return p.errf(line, "expect %s: at_least %d is more than at_most %d", st.Expect, st.AtLeast, st.AtMost)
 	}
 	return nil
 }
@@ -142,6 +148,12 @@ func (p *parser) expectPresence(st *Step, f fields, line int) error {
 	if st.Channel.Kind != registry.KindPresence {
 		return p.errf(f["channel"].Line, "expect presence needs a presence channel (presence:...), not %s", st.Channel)
 	}
+	return p.presenceBound(st, f, line)
+}
+
+// presenceBound parses contains, lacks or count (one of them) of a
+// presence or app_presence expectation.
+func (p *parser) presenceBound(st *Step, f fields, line int) error {
 	var err error
 	set := 0
 	if n := f["contains"]; n != nil {
@@ -163,7 +175,7 @@ func (p *parser) expectPresence(st *Step, f fields, line int) error {
 		}
 	}
 	if set != 1 {
-		return p.errf(line, "expect presence needs exactly one of contains, lacks or count")
+		return p.errf(line, "expect %s needs exactly one of contains, lacks or count", st.Expect)
 	}
 	return nil
 }

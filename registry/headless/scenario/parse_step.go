@@ -20,7 +20,7 @@ type fields = map[string]*yaml.Node
 func stepKeys(kind string) []string {
 	switch kind {
 	case StepConnect:
-		return []string{"client", "user", "role", "policy", "timeout"}
+		return []string{"client", "user", "role", "policy", "timeout", "proxy"}
 	case StepJoin:
 		return []string{"client", "channel", "track", "presence_key", "private", "self", "ack"}
 	case StepLeave, StepUntrack:
@@ -32,9 +32,14 @@ func stepKeys(kind string) []string {
 	case StepFault:
 		keys := []string{"client", "kind"}
 		for _, s := range registry.FaultSettings() {
-			keys = append(keys, string(s))
+			// An app fault names its socket with app: N.
+			if s != registry.SettingSocket {
+				keys = append(keys, string(s))
+			}
 		}
 		return keys
+	case StepExec:
+		return []string{"name", "command", "env", "dir", "timeout", "background"}
 	case StepRefreshToken:
 		return []string{"client"}
 	}
@@ -70,6 +75,17 @@ func (p *parser) step(n *yaml.Node, clients map[string]bool) (Step, error) {
 	f, err := p.mapping(v, st.Kind, stepKeys(st.Kind))
 	if err != nil {
 		return st, err
+	}
+	switch {
+	case st.Kind == StepExec:
+		return st, p.exec(&st, f, k.Line)
+	case st.Kind == StepFault && f[string(registry.SettingApp)] != nil:
+		// An app fault acts on the app behind the proxy, not on a client.
+		if n := f["client"]; n != nil {
+			return st, p.errf(n.Line, "an app fault acts on the app behind rtm's proxy, not on a client: remove client:")
+		}
+		st.Client = "app"
+		return st, p.fault(&st, f, v.Line)
 	}
 	if err := p.common(&st, f, clients, v.Line); err != nil {
 		return st, err
@@ -184,6 +200,14 @@ func (p *parser) connect(st *Step, f fields, line int, clients map[string]bool) 
 			return err
 		}
 	}
+	if n := f["proxy"]; n != nil {
+		if st.ViaProxy, err = p.boolean(n, "proxy"); err != nil {
+			return err
+		}
+		if st.ViaProxy && p.proxy == nil {
+			return p.errf(n.Line, "connect through rtm's proxy needs the proxy: add proxy: true to the scenario's settings")
+		}
+	}
 	if f["client"] == nil {
 		st.Client = firstNonEmpty(st.User, st.Role, "main")
 	}
@@ -293,18 +317,35 @@ func (p *parser) fault(st *Step, f fields, line int) error {
 	if err != nil {
 		return p.errf(f["kind"].Line, "%v", err)
 	}
-	if n := f[string(registry.SettingApp)]; n != nil {
-		return p.errf(n.Line, "app faults act on an app behind rtm's proxy, which scenarios do not start yet (rtm proxy and the monitor's :app commands apply them)")
+	flt := registry.Fault{Kind: kind}
+	appNode := f[string(registry.SettingApp)]
+	if appNode != nil {
+		if p.proxy == nil {
+			return p.errf(appNode.Line, "app faults act on the app behind rtm's proxy: add proxy: true to the scenario's settings")
+		}
+		flt.App = true
+		if flt.Socket, err = p.appSocket(appNode); err != nil {
+			return err
+		}
 	}
-	if err := kind.CheckSettings(func(s registry.FaultSetting) bool { return f[string(s)] != nil }); err != nil {
+	given := func(s registry.FaultSetting) bool {
+		if s == registry.SettingSocket {
+			return flt.Socket != 0
+		}
+		return f[string(s)] != nil
+	}
+	if err := kind.CheckSettings(given); err != nil {
 		ln := line
 		var se *registry.FaultSettingError
 		if errors.As(err, &se) && !se.Missing {
-			ln = f[string(se.Setting)].Line
+			if se.Setting == registry.SettingSocket {
+				ln = appNode.Line
+			} else {
+				ln = f[string(se.Setting)].Line
+			}
 		}
 		return p.errf(ln, "%v", err)
 	}
-	flt := registry.Fault{Kind: kind}
 	if f["channel"] != nil {
 		flt.Channel = st.Channel
 	}
@@ -342,6 +383,9 @@ func (p *parser) fault(st *Step, f fields, line int) error {
 		if flt.Reason, err = p.str(n, "reason"); err != nil {
 			return err
 		}
+	}
+	if err := p.appFault(&flt, f); err != nil {
+		return err
 	}
 	if err := flt.Validate(); err != nil {
 		return p.errf(line, "%v", err)

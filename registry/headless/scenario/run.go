@@ -56,6 +56,10 @@ type Report struct {
 	Steps        []StepResult `json:"steps"`
 	// Warnings are things that may make results doubtful (events lost).
 	Warnings []string `json:"warnings,omitempty"`
+	// Proxy is the app's URL of the scenario's proxy (proxy: true).
+	Proxy string `json:"proxy,omitempty"`
+	// Execs are the commands of the exec steps, in the order started.
+	Execs []ExecResult `json:"execs,omitempty"`
 }
 
 // Options configures [Run].
@@ -68,6 +72,10 @@ type Options struct {
 	Poll time.Duration
 	// OnStep is called after each step (progress output).
 	OnStep func(StepResult)
+	// Dir is the directory exec steps' relative dir settings are
+	// resolved against, and their default working directory ("": the
+	// directory of Scenario.File).
+	Dir string
 }
 
 // client is one connected manager of a run.
@@ -118,6 +126,11 @@ type runner struct {
 	start     time.Time
 	stepStart time.Time // start of the previous step
 	rejected  bool      // a reject-joins fault is in force
+	// app is the scenario's proxy (nil: none); execs the exec steps'
+	// commands by name and in the order started.
+	app       *appProxy
+	execs     map[string]*process
+	execOrder []*process
 }
 
 // Run runs the scenario against o.Env and returns its report. It never
@@ -131,7 +144,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) Report {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{sc: sc, o: o, log: log, clients: map[string]*client{}, start: time.Now()}
+	r := &runner{sc: sc, o: o, log: log, clients: map[string]*client{}, execs: map[string]*process{}, start: time.Now()}
 	r.stepStart = r.start
 	rep := Report{Scenario: sc.Name, File: sc.File, Started: r.start, OK: true, Steps: []StepResult{}}
 	if d := o.Env.Target.Describe(); len(d) > 0 {
@@ -141,6 +154,17 @@ func Run(ctx context.Context, sc *Scenario, o Options) Report {
 	defer cancel()
 	defer r.close()
 	stop := false
+	if sc.Proxy != nil {
+		var err error
+		if r.app, err = startProxy(sc.Proxy, o.Env.Target.URL.Value, log); err != nil {
+			res := StepResult{Line: sc.Proxy.Line, Step: "proxy", Text: "proxy: " + sc.Proxy.Listen, Result: Failed, Reason: registry.MaskText(err.Error())}
+			rep.OK, rep.Failed, rep.FirstFailure = false, 1, &res
+			rep.Steps = append(rep.Steps, res)
+			stop = true
+		} else {
+			rep.Proxy = r.app.url
+		}
+	}
 	for _, st := range sc.Steps {
 		res := StepResult{Line: st.Line, Step: stepName(st), Text: registry.MaskText(st.Text), Client: st.Client}
 		if stop {
@@ -176,6 +200,10 @@ func Run(ctx context.Context, sc *Scenario, o Options) Report {
 		}
 		rep.Steps = append(rep.Steps, res)
 	}
+	r.stopExecs()
+	for _, p := range r.execOrder {
+		rep.Execs = append(rep.Execs, p.result(r.secrets()))
+	}
 	for _, c := range r.order {
 		c.mu.Lock()
 		if c.dropped > 0 {
@@ -194,12 +222,16 @@ func stepName(st Step) string {
 	case StepExpect:
 		return "expect " + st.Expect
 	case StepFault:
+		if st.Fault.App {
+			return "fault app " + st.Fault.Kind.String()
+		}
 		return "fault " + st.Fault.Kind.String()
 	}
 	return st.Kind
 }
 
 func (r *runner) close() {
+	r.stopExecs()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if r.rejected && len(r.order) > 0 {
@@ -212,6 +244,9 @@ func (r *runner) close() {
 		_ = c.m.Close()
 		<-c.done
 	}
+	if r.app != nil {
+		r.app.close(r.log)
+	}
 }
 
 // step runs one step; for expectations it returns what was expected and
@@ -222,6 +257,20 @@ func (r *runner) step(ctx context.Context, st Step) (expected, observed string, 
 		return "", "", r.connect(ctx, st)
 	case StepWait:
 		return "", "", sleep(ctx, st.For)
+	case StepExec:
+		obs, err := r.exec(ctx, st)
+		return "", obs, err
+	case StepFault:
+		if st.Fault.App {
+			return "", "", r.appFault(ctx, st)
+		}
+	case StepExpect:
+		switch {
+		case st.Expect == ExpectExit:
+			return r.expectExit(ctx, st)
+		case isApp(st.Expect):
+			return r.expectApp(ctx, st)
+		}
 	}
 	c := r.clients[st.Client]
 	if c == nil {
@@ -275,7 +324,13 @@ func (r *runner) connect(ctx context.Context, st Step) error {
 		pol = r.sc.Policy
 	}
 	sc := r.sc
+	if st.ViaProxy && r.app == nil {
+		return fmt.Errorf("connect through the proxy: the scenario's proxy is not running")
+	}
 	m, err := r.o.Env.NewManager(id, headless.ManagerOptions{Policy: pol, Tune: func(o *registry.Options) {
+		if st.ViaProxy {
+			o.URL = r.app.url
+		}
 		if sc.ReconnectAfter > 0 {
 			d := sc.ReconnectAfter
 			o.ReconnectAfter = func(int) time.Duration { return d }

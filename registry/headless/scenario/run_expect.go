@@ -230,40 +230,7 @@ func (r *runner) expectAttempts(ctx context.Context, c *client, st Step) (string
 		}
 		return n, obs
 	}
-	var obs string
-	if lo >= 0 {
-		ok, o, err := r.poll(ctx, st.Within, func() (bool, bool, string) {
-			n, o := observe()
-			if hi >= 0 && n > hi {
-				return true, false, o
-			}
-			return n >= lo, n >= lo, o
-		})
-		obs = o
-		if err != nil {
-			return expected, obs, err
-		}
-		if !ok {
-			return expected, obs, fmt.Errorf("expected %s; observed %s", expected, obs)
-		}
-	}
-	if hi >= 0 {
-		ok, o, err := r.poll(ctx, st.For, func() (bool, bool, string) {
-			n, o := observe()
-			if n > hi {
-				return true, false, o
-			}
-			return false, true, o
-		})
-		obs = o
-		if err != nil {
-			return expected, obs, err
-		}
-		if !ok {
-			return expected, obs, fmt.Errorf("expected %s; observed %s", expected, obs)
-		}
-	}
-	return expected, obs, nil
+	return r.bounded(ctx, st, expected, lo, hi, observe)
 }
 
 // received returns the payloads of the messages c received on the

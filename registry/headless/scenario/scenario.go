@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"rtm/registry"
+	"rtm/registry/apps"
 	"rtm/registry/headless"
 	"time"
 )
@@ -29,6 +30,11 @@ type Scenario struct {
 	ReconnectAfter, Heartbeat, PushTimeout time.Duration
 	// ContinueOnFailure runs the remaining steps after a failure.
 	ContinueOnFailure bool
+	// Proxy, when set, starts rtm's proxy (realtime/proxy) in front of
+	// the target for the run: the app under test (exec steps) reaches
+	// the target through it, app faults act on it and app expectations
+	// look at its model of the app (registry/apps).
+	Proxy *ProxySetting
 	// Steps are the steps in order.
 	Steps []Step
 }
@@ -45,6 +51,7 @@ const (
 	StepWait         = "wait"
 	StepRefreshToken = "refresh_token"
 	StepExpect       = "expect"
+	StepExec         = "exec"
 )
 
 // The expectation kinds.
@@ -55,16 +62,66 @@ const (
 	ExpectMessages = "messages"
 	ExpectError    = "error"
 	ExpectNoError  = "no_error"
+	// ExpectExit: a background exec exited with a code.
+	ExpectExit = "exit"
+	// The app expectations, on the model of the app's traffic through
+	// the scenario's proxy.
+	ExpectAppStatus       = "app_status"
+	ExpectAppAttempts     = "app_attempts"
+	ExpectAppDelays       = "app_delays"
+	ExpectAppPresence     = "app_presence"
+	ExpectAppMessages     = "app_messages"
+	ExpectAppNoDuplicates = "app_no_duplicates"
 )
 
 // StepKinds lists the steps.
 func StepKinds() []string {
-	return []string{StepConnect, StepJoin, StepLeave, StepTrack, StepUntrack, StepBroadcast, StepFault, StepWait, StepRefreshToken, StepExpect}
+	return []string{StepConnect, StepJoin, StepLeave, StepTrack, StepUntrack, StepBroadcast, StepFault, StepWait, StepRefreshToken, StepExec, StepExpect}
 }
 
 // ExpectKinds lists the expectations.
 func ExpectKinds() []string {
-	return []string{ExpectStatus, ExpectAttempts, ExpectPresence, ExpectMessages, ExpectError, ExpectNoError}
+	return []string{ExpectStatus, ExpectAttempts, ExpectPresence, ExpectMessages, ExpectError, ExpectNoError, ExpectExit,
+		ExpectAppStatus, ExpectAppAttempts, ExpectAppDelays, ExpectAppPresence, ExpectAppMessages, ExpectAppNoDuplicates}
+}
+
+// isApp reports whether an expectation looks at the app's model.
+func isApp(expect string) bool {
+	switch expect {
+	case ExpectAppStatus, ExpectAppAttempts, ExpectAppDelays, ExpectAppPresence, ExpectAppMessages, ExpectAppNoDuplicates:
+		return true
+	}
+	return false
+}
+
+// ProxySetting is the scenario's proxy setting.
+type ProxySetting struct {
+	// Line is the setting's line.
+	Line int
+	// Listen is the loopback address to listen on (default
+	// 127.0.0.1:0, a free port).
+	Listen string
+}
+
+// Exec is the command of an exec step.
+type Exec struct {
+	// Name names it in reports and expect exit (default exec-LINE).
+	Name string
+	// Args is the program and its arguments; a command written as one
+	// text is run as sh -c TEXT.
+	Args []string
+	// Env is added to rtm's environment (after the SUPABASE_* names rtm
+	// sets), as NAME=value, in the order written.
+	Env []string
+	// Dir is the working directory as written ("" : the scenario's
+	// directory); relative paths are resolved against the scenario's
+	// directory.
+	Dir string
+	// Timeout bounds the command (0: a foreground exec 1 minute, a
+	// background one the rest of the run).
+	Timeout time.Duration
+	// Background starts it and goes on; the run stops it at its end.
+	Background bool
 }
 
 // Step is one step. Kind says which fields apply (see the package
@@ -119,6 +176,22 @@ type Step struct {
 	MessageKind registry.MessageKind
 	// Since is "start" (default) or "last_step" for error expectations.
 	Since string
+	// ViaProxy connects the client through the scenario's proxy
+	// (connect: proxy: true), as an app would.
+	ViaProxy bool
+	// Exec is the command of an exec step; ExecName the exec an exit
+	// expectation waits for, Code the exit code it expects.
+	Exec     *Exec
+	ExecName string
+	Code     int
+	// Topic and Socket select an app channel (app faults and app
+	// expectations; Socket 0: any socket, the latest holding the topic);
+	// AppStatus is the status app_status expects.
+	Topic     string
+	Socket    uint64
+	AppStatus apps.Status
+	// Min and Max bound app_delays.
+	Min, Max time.Duration
 }
 
 // Parse parses a scenario. Errors are *headless.LineError values naming

@@ -67,13 +67,13 @@ func run(t *testing.T, sc *scenario.Scenario) scenario.Report {
 }
 
 // TestExampleScenarios runs every example that must hold; together they
-// use every step, fault and expectation.
+// use every step, fault and expectation, and every app fault.
 func TestExampleScenarios(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) < 4 {
 		t.Fatalf("examples: %v %v", files, err)
 	}
-	steps, expects, faults := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	steps, expects, faults, appFaults := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, f := range files {
 		sc := parseFile(t, f)
 		for _, st := range sc.Steps {
@@ -81,12 +81,17 @@ func TestExampleScenarios(t *testing.T) {
 			if st.Expect != "" {
 				expects[st.Expect] = true
 			}
-			if st.Kind == scenario.StepFault {
+			if st.Kind == scenario.StepFault && st.Fault.App {
+				appFaults[st.Fault.Kind.String()] = true
+			} else if st.Kind == scenario.StepFault {
 				faults[st.Fault.Kind.String()] = true
 			}
 		}
-		if filepath.Base(f) == "broken-reconnect.yaml" {
+		switch filepath.Base(f) {
+		case "broken-reconnect.yaml":
 			continue // must fail: TestBrokenReconnectFails
+		case "app-reconnect.yaml":
+			continue // needs Node: TestSupabaseJSAppReconnects
 		}
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			rep := run(t, sc)
@@ -116,6 +121,9 @@ func TestExampleScenarios(t *testing.T) {
 	for _, k := range registry.FaultKinds() {
 		if !k.OnlyApp() && !faults[k.String()] {
 			t.Errorf("no example uses fault %s", k)
+		}
+		if k.App() && !appFaults[k.String()] {
+			t.Errorf("no example uses app fault %s", k)
 		}
 	}
 }
@@ -216,7 +224,19 @@ func TestInvalidScenarios(t *testing.T) {
 		"duplicate-key.yaml":           `duplicate-key.yaml:3: join: key "channel" given twice (first at line 3)`,
 		"empty.yaml":                   "empty.yaml:1: the scenario is empty: it needs steps",
 		"fault-extra.yaml":             "fault-extra.yaml:3: fault drop takes no for",
-		"fault-app.yaml":               "fault-app.yaml:3: app faults act on an app behind rtm's proxy, which scenarios do not start yet (rtm proxy and the monitor's :app commands apply them)",
+		"fault-app.yaml":               "fault-app.yaml:3: app faults act on the app behind rtm's proxy: add proxy: true to the scenario's settings",
+		"app-expect-no-proxy.yaml":     "app-expect-no-proxy.yaml:4: expect app_status looks at the app behind rtm's proxy: add proxy: true to the scenario's settings",
+		"exec-no-proxy.yaml":           "exec-no-proxy.yaml:2: exec runs the app under test behind rtm's proxy (SUPABASE_URL points at it): add proxy: true to the scenario's settings",
+		"connect-proxy-no-proxy.yaml":  "connect-proxy-no-proxy.yaml:2: connect through rtm's proxy needs the proxy: add proxy: true to the scenario's settings",
+		"exit-foreground.yaml":         `exit-foreground.yaml:5: exec "seed" runs in the foreground (its step fails on a non-zero exit): expect exit waits for a background: true exec`,
+		"exit-unknown.yaml":            `exit-unknown.yaml:5: exec "ap" is not started by an earlier exec step`,
+		"exec-same-name.yaml":          `exec-same-name.yaml:4: exec "app" is named twice: give each exec its own name:`,
+		"exec-bad-env.yaml":            `exec-bad-env.yaml:5: env: "SUPABASE-URL" is not a variable name (letters, digits and _)`,
+		"proxy-not-loopback.yaml":      `proxy-not-loopback.yaml:2: listen "0.0.0.0:54340": the scenario's proxy listens on loopback only (127.0.0.1, ::1 or localhost)`,
+		"app-fault-client.yaml":        "app-fault-client.yaml:4: an app fault acts on the app behind rtm's proxy, not on a client: remove client:",
+		"app-fault-bad-app.yaml":       `app-fault-bad-app.yaml:3: app must be all (every app socket) or a socket number (1 is the first the app opened), not "first"`,
+		"app-fault-not-app.yaml":       "app-fault-not-app.yaml:3: fault channel-error does not act on an app (app faults: " + strings.Join(appFaultNames(), ", ") + ")",
+		"app-status-bad.yaml":          `app-status-bad.yaml:4: is "connected": want joining, joined, errored, closed, left`,
 		"fault-app-only.yaml":          "fault-app-only.yaml:3: fault close acts only on an app's sockets behind rtm's proxy (app)",
 		"fault-needs-for.yaml":         "fault-needs-for.yaml:3: fault freeze needs for",
 		"join-before-connect.yaml":     "join-before-connect.yaml:2: join before any connect step: start with - connect: {user: alice} (or role: anon)",
@@ -227,10 +247,10 @@ func TestInvalidScenarios(t *testing.T) {
 		"steps-not-list.yaml":          "steps-not-list.yaml:1: steps must be a list (- connect: ..., - join: ...), not a mapping",
 		"syntax.yaml":                  "syntax.yaml:4: YAML syntax: did not find expected '-' indicator",
 		"unclosed.yaml":                "unclosed.yaml:2: YAML syntax: did not find expected ',' or '}'",
-		"two-kinds.yaml":               `two-kinds.yaml:3: a step has one kind (connect, join, leave, track, untrack, broadcast, fault, wait, refresh_token, expect); "connect" and "join" are two steps: put each on its own "- " line`,
+		"two-kinds.yaml":               `two-kinds.yaml:3: a step has one kind (connect, join, leave, track, untrack, broadcast, fault, wait, refresh_token, exec, expect); "connect" and "join" are two steps: put each on its own "- " line`,
 		"unknown-client.yaml":          `unknown-client.yaml:3: client "zoe" is not connected by an earlier step`,
 		"unknown-key.yaml":             `unknown-key.yaml:5: unknown key "colour" in join (want client, channel, track, presence_key, private, self, ack)`,
-		"unknown-step.yaml":            `unknown-step.yaml:3: unknown step "jump" (want connect, join, leave, track, untrack, broadcast, fault, wait, refresh_token, expect)`,
+		"unknown-step.yaml":            `unknown-step.yaml:3: unknown step "jump" (want connect, join, leave, track, untrack, broadcast, fault, wait, refresh_token, exec, expect)`,
 		"user-and-role.yaml":           "user-and-role.yaml:2: connect takes user or role, not both (a user's token has role authenticated)",
 		"which-client.yaml":            "which-client.yaml:4: join: several clients are connected (alice, bob): say which with client:",
 	}
@@ -268,6 +288,14 @@ func TestInvalidScenarios(t *testing.T) {
 			t.Errorf("%s:\n got %s\nwant %s", name, err, w)
 		}
 	}
+}
+
+func appFaultNames() []string {
+	var out []string
+	for _, k := range registry.AppFaultKinds() {
+		out = append(out, k.String())
+	}
+	return out
 }
 
 // FuzzParse: the parser never panics, and errors name a line inside the
