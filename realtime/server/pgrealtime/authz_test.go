@@ -32,7 +32,7 @@ type env struct {
 	logs *syncBuffer
 }
 
-func newEnv(t *testing.T, policies string) *env {
+func newEnv(t testing.TB, policies string, mod ...func(*server.Config)) *env {
 	t.Helper()
 	db := pg.DB(t)
 	td := open(t, db)
@@ -44,6 +44,9 @@ func newEnv(t *testing.T, policies string) *env {
 		c.Authorizer = td.Authorizer()
 		c.AuthorizationErrorDelay = refusalDelay
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		for _, m := range mod {
+			m(c)
+		}
 	}))
 	return &env{testDB: td, srv: srv, logs: logs}
 }

@@ -67,7 +67,7 @@ type testDB struct {
 
 var day0 = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 
-func open(t *testing.T, db *pgtest.DB) *testDB {
+func open(t testing.TB, db *pgtest.DB) *testDB {
 	t.Helper()
 	td := &testDB{db: db, clock: &fakeClock{now: day0}, tick: make(chan time.Time), log: &syncBuffer{}}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
