@@ -122,6 +122,20 @@ func TestPresenceReaderAndSessionSettings(t *testing.T) {
 	b := e.user(t, alice, map[string]any{"team": "blue"})
 	_, r = b.join("realtime:lobby", `{"private":true,"presence":{"enabled":true}}`)
 	wantPayload(t, "other claims", r, strings.ReplaceAll(unauthorized, "%s", "lobby"))
+
+	// request.headers holds the upgrade's x-* headers (and only those).
+	e.db.Exec(t, `create policy by_header on realtime.messages for select to authenticated
+		using ( realtime.topic() = 'tagged'
+			and current_setting('request.headers', true)::jsonb ->> 'x-client-tag' = 'ok'
+			and current_setting('request.headers', true)::jsonb ->> 'user-agent' is null )`)
+	tok := e.srv.UserToken(t, carol, time.Hour, nil)
+	tagged := dialWS(t, e.srv, tok, http.Header{"X-Client-Tag": {"ok"}, "User-Agent": {"test"}})
+	if _, r := tagged.join("realtime:tagged", `{"private":true}`); !strings.Contains(r, `"status":"ok"`) {
+		t.Errorf("with the header: %s", r)
+	}
+	untagged := dialWS(t, e.srv, tok, http.Header{"X-Client-Tag": {"no"}})
+	_, r = untagged.join("realtime:tagged", `{"private":true}`)
+	wantPayload(t, "without the header", r, strings.ReplaceAll(unauthorized, "%s", "tagged"))
 }
 
 // Broadcast without an INSERT policy is dropped with no reply even with
@@ -211,6 +225,21 @@ func TestPresenceAndBroadcastReadGating(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "UnableToHandlePresence: :unauthorized") {
 		t.Errorf("the refused track was not logged:\n%s", e.logs)
 	}
+
+	// alice again, without presence at join: presence read is unknown,
+	// so no presence_state and no diffs, until her first track probes it.
+	late := e.user(t, alice, nil)
+	lj, _ := late.join(topic, `{"private":true,"presence":{"key":"late"}}`)
+	wantPayload(t, "alice re-tracks", a.reply(a.push(aj, topic, "presence", `{"type":"presence","event":"track","payload":{"u":"a2"}}`)),
+		`{"status":"ok","response":{}}`)
+	a.event(topic, protocol.EventPresenceDiff)
+	late.sync()
+	if n := late.count(topic, protocol.EventPresenceState) + late.count(topic, protocol.EventPresenceDiff); n != 0 {
+		t.Errorf("a member whose presence read was never probed got %d presence messages\n%s", n, late.dump())
+	}
+	wantPayload(t, "the late member tracks", late.reply(late.push(lj, topic, "presence", `{"type":"presence","event":"track","payload":{"u":"late"}}`)),
+		`{"status":"ok","response":{}}`)
+	late.event(topic, protocol.EventPresenceDiff) // her own join, now readable
 }
 
 // access_token re-runs the read check: a token keeping one read but

@@ -3,6 +3,7 @@ package pgrealtime
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,9 +31,14 @@ type wsClient struct {
 	ref    int
 }
 
-func dialWS(t testing.TB, s *servertest.Server, apikey string) *wsClient {
+// dialWS connects with apikey and the upgrade's header, if any.
+func dialWS(t testing.TB, s *servertest.Server, apikey string, header ...http.Header) *wsClient {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(s.SocketURL(apikey, "2.0.0"), nil)
+	var h http.Header
+	if len(header) > 0 {
+		h = header[0]
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(s.SocketURL(apikey, "2.0.0"), h)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
