@@ -10,45 +10,49 @@ import (
 	"rtm/realtime/server"
 	"rtm/realtime/server/pgcdc"
 	"rtm/realtime/server/pgcdc/demodb"
+	"rtm/realtime/server/pgrealtime"
 )
 
-// changeFeed is what openChanges opened.
+// changeFeed is what openFeed opened.
 type changeFeed struct {
 	// Source is server.Config.Changes (nil without --db).
 	Source server.ChangeSource
+	// Authorizer is server.Config.Authorizer: the database's RLS
+	// policies on realtime.messages decide private channels (nil without
+	// a database: the role rule).
+	Authorizer server.Authorizer
 	// Line describes the database for a banner (password masked).
 	Line string
 	// DemoURL is the demo database's URL with --db auto (for
 	// demodb.NewWriter), else "".
 	DemoURL string
-	// Close stops the feed and the demo database.
+	// Close stops the feed, the authorization's database and the demo
+	// database.
 	Close func()
 }
 
-// openFeed is openChanges returning a changeFeed (for the TUI's embedded
-// mode and rtm serve).
-func openFeed(ctx context.Context, db, publication, slot string, log *slog.Logger) (changeFeed, error) {
-	var demoURL string
-	src, line, closeFn, err := openChangesDemo(ctx, db, publication, slot, log, &demoURL)
-	return changeFeed{Source: src, Line: line, DemoURL: demoURL, Close: closeFn}, err
+// authorizationLine is the banner's line about private channels.
+func (f changeFeed) authorizationLine() string {
+	if f.Authorizer == nil {
+		return "role rule: authenticated and service_role may use private channels (RLS policies are not evaluated without --db)"
+	}
+	return "RLS policies on realtime.messages (Supabase's probes; realtime schema created when missing)"
 }
 
-// openChanges opens the change feed of `--db`: a URL, "auto" (a private
+// openFeed opens what `--db` gives the server: a URL, "auto" (a private
 // demo database, or, without PostgreSQL's binaries, a source that tells
-// every subscription why), or "" (none: changes only from EmitChange). It
-// returns the source, a line for the banner and a function that closes
-// everything.
-func openChanges(ctx context.Context, db, publication, slot string, log *slog.Logger) (server.ChangeSource, string, func(), error) {
-	return openChangesDemo(ctx, db, publication, slot, log, nil)
-}
-
-func openChangesDemo(ctx context.Context, db, publication, slot string, log *slog.Logger, demoURL *string) (server.ChangeSource, string, func(), error) {
+// every subscription why), or "" (none: changes only from EmitChange,
+// private channels by role). With a database, its realtime schema is
+// bootstrapped (package pgrealtime) and authorises private channels, and
+// its changes feed postgres_changes (package pgcdc).
+func openFeed(ctx context.Context, db, publication, slot string, log *slog.Logger) (changeFeed, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	nothing := func() {}
+	f := changeFeed{Close: func() {}}
 	if db == "" {
-		return nil, "none (postgres_changes only from the Go API; --db <url> or --db auto for real changes)", nothing, nil
+		f.Line = "none (postgres_changes only from the Go API; --db <url> or --db auto for real changes)"
+		return f, nil
 	}
 	var auto *demodb.Auto
 	if db == "auto" {
@@ -58,33 +62,40 @@ func openChangesDemo(ctx context.Context, db, publication, slot string, log *slo
 		if err != nil {
 			reason := fmt.Sprintf("No database: rtm could not start its demo PostgreSQL (%v)", err)
 			log.Warn("--db auto: no demo database", "err", err)
-			return pgcdc.Unavailable(reason), "unavailable: " + err.Error(), nothing, nil
+			f.Source, f.Line = pgcdc.Unavailable(reason), "unavailable: "+err.Error()
+			return f, nil
 		}
-		auto, db = a, a.URL
-		if demoURL != nil {
-			*demoURL = a.URL
+		auto, db, f.DemoURL = a, a.URL, a.URL
+	}
+	closeAuto := func() {
+		if auto != nil {
+			_ = auto.Close()
 		}
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	feed, err := pgcdc.Open(octx, pgcdc.Config{URL: db, Publication: publication, Slot: slot, Logger: log})
-	cancel()
+	defer cancel()
+	rt, err := pgrealtime.Open(octx, pgrealtime.Config{URL: db, Logger: log.With("component", "realtime-authorization")})
 	if err != nil {
-		if auto != nil {
-			_ = auto.Close()
-		}
-		return nil, "", nothing, err
+		closeAuto()
+		return changeFeed{}, fmt.Errorf("realtime authorization: %w", err)
 	}
-	closeAll := func() {
+	feed, err := pgcdc.Open(octx, pgcdc.Config{URL: db, Publication: publication, Slot: slot, Logger: log})
+	if err != nil {
+		_ = rt.Close()
+		closeAuto()
+		return changeFeed{}, err
+	}
+	f.Source, f.Authorizer = feed.Source(), rt.Authorizer()
+	f.Close = func() {
 		_ = feed.Close()
-		if auto != nil {
-			_ = auto.Close()
-		}
+		_ = rt.Close()
+		closeAuto()
 	}
-	line := fmt.Sprintf("%s (publication %s)", maskURL(db), feed.Publication())
+	f.Line = fmt.Sprintf("%s (publication %s)", maskURL(db), feed.Publication())
 	if auto != nil {
-		line = fmt.Sprintf("demo PostgreSQL %s (publication %s; tables public.project, public.task)", maskURL(db), feed.Publication())
+		f.Line = fmt.Sprintf("demo PostgreSQL %s (publication %s; tables public.project, public.task)", maskURL(db), feed.Publication())
 	}
-	return feed.Source(), line, closeAll, nil
+	return f, nil
 }
 
 // maskURL hides a database URL's password and any other secret in it

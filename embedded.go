@@ -61,7 +61,8 @@ func startEmbedded(ctx context.Context, cfg embeddedConfig) (*embeddedTarget, er
 		return nil, fmt.Errorf("--db: %w", err)
 	}
 	secret := []byte(rand.Text() + rand.Text())
-	srv, err := server.New(server.Config{JWTSecret: secret, Changes: feed.Source, Limits: cfg.limits, Logger: log.With("component", "server")})
+	srv, err := server.New(server.Config{JWTSecret: secret, Changes: feed.Source, Authorizer: feed.Authorizer,
+		Limits: cfg.limits, Logger: log.With("component", "server")})
 	if err != nil {
 		feed.Close()
 		return nil, fmt.Errorf("embedded server: %w", err)

@@ -759,10 +759,14 @@ func TestDoctorCommand(t *testing.T) {
 }
 
 func TestOpenChangesWithoutDB(t *testing.T) {
-	src, line, closeFn, err := openChanges(context.Background(), "", "", "", nil)
-	defer closeFn()
-	if err != nil || src != nil || !strings.Contains(line, "--db auto") {
-		t.Errorf("no --db: %v %v %q", src, err, line)
+	f, err := openFeed(context.Background(), "", "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Source != nil || f.Authorizer != nil || !strings.Contains(f.Line, "--db auto") ||
+		!strings.Contains(f.authorizationLine(), "RLS policies are not evaluated without --db") {
+		t.Errorf("no --db: %+v", f)
 	}
 	if got := maskURL("postgres://u:secret@h:5432/db"); strings.Contains(got, "secret") {
 		t.Errorf("maskURL %s", got)
@@ -776,7 +780,7 @@ func TestOpenFeedAuto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Source == nil || f.DemoURL == "" || !strings.Contains(f.Line, "public.project") || strings.Contains(f.Line, f.DemoURL) {
+	if f.Source == nil || f.Authorizer == nil || f.DemoURL == "" || !strings.Contains(f.Line, "public.project") || strings.Contains(f.Line, f.DemoURL) {
 		t.Errorf("feed %+v", f)
 	}
 	f.Close()

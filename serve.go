@@ -27,14 +27,15 @@ type serveCmd struct {
 	ClientPresenceWindow       time.Duration `default:"30s" help:"Window of --client-presence-max-calls."`
 	MaxPayloadSizeKB           int           `name:"max-payload-size-kb" default:"3000" help:"Largest broadcast or presence payload, in KB (1000 bytes)."`
 
-	IdleTimeout        time.Duration `default:"60s" help:"Close a socket that sent nothing for this long."`
-	JoinErrorDelay     time.Duration `default:"0s" help:"Delay join error replies (Supabase: 5s)."`
-	ConnectErrorDelay  time.Duration `default:"0s" help:"Delay refused upgrades (Supabase: 2s)."`
-	OutboundQueue      int           `default:"1024" help:"Frames queued per socket before it is dropped as a slow consumer."`
-	OutboundQueueBytes int           `default:"16777216" help:"Bytes queued per socket (16 MiB) before it is dropped as a slow consumer."`
-	MaxFrameSize       int           `default:"5000000" help:"Largest frame a client may send, in bytes (Supabase: 5,000,000); a bigger one closes the socket with 1009."`
-	MaxTenantWindows   int           `default:"1000" help:"Tenants whose rate windows are held at once; tenants beyond share one overflow budget until idle ones are dropped."`
-	LogLevel           string        `default:"info" enum:"debug,info,warn,error" help:"Log level (logs go to stderr; tokens are masked)."`
+	IdleTimeout             time.Duration `default:"60s" help:"Close a socket that sent nothing for this long."`
+	JoinErrorDelay          time.Duration `default:"0s" help:"Delay join error replies (Supabase: 5s); refusals by RLS policies take --authorization-error-delay."`
+	AuthorizationErrorDelay time.Duration `default:"5s" help:"Delay the join errors of private channels refused by the database's RLS policies (with --db), as Supabase's 5s backoff (negative: none)."`
+	ConnectErrorDelay       time.Duration `default:"0s" help:"Delay refused upgrades (Supabase: 2s)."`
+	OutboundQueue           int           `default:"1024" help:"Frames queued per socket before it is dropped as a slow consumer."`
+	OutboundQueueBytes      int           `default:"16777216" help:"Bytes queued per socket (16 MiB) before it is dropped as a slow consumer."`
+	MaxFrameSize            int           `default:"5000000" help:"Largest frame a client may send, in bytes (Supabase: 5,000,000); a bigger one closes the socket with 1009."`
+	MaxTenantWindows        int           `default:"1000" help:"Tenants whose rate windows are held at once; tenants beyond share one overflow budget until idle ones are dropped."`
+	LogLevel                string        `default:"info" enum:"debug,info,warn,error" help:"Log level (logs go to stderr; tokens are masked)."`
 
 	HTTPReadHeaderTimeout   time.Duration `name:"http-read-header-timeout" default:"10s" help:"Close a connection whose request headers have not arrived in this long (negative: never)."`
 	HTTPReadTimeout         time.Duration `name:"http-read-timeout" default:"30s" help:"Answer 408 and close when a request body has not arrived this long after its headers (negative: never)."`
@@ -44,7 +45,7 @@ type serveCmd struct {
 	MaxPresenceBytesPerConn int           `default:"16777216" help:"Presence bytes one socket may keep tracked over all its channels (16 MiB); a track over it gets the error PresenceBudgetExceeded. Negative: no limit; --limits=off leaves it on."`
 	MaxPresenceBytes        int           `default:"268435456" help:"Presence bytes all sockets together may keep tracked (256 MiB), refused the same way. Negative: no limit."`
 
-	DB          string `name:"db" env:"RTM_DB" help:"PostgreSQL URL whose changes feed postgres_changes (logical replication), or \"auto\" for a private demo database (needs PostgreSQL's binaries)."`
+	DB          string `name:"db" env:"RTM_DB" help:"PostgreSQL URL whose changes feed postgres_changes (logical replication) and whose RLS policies on realtime.messages authorise private channels (the realtime schema is created when missing), or \"auto\" for a private demo database (needs PostgreSQL's binaries)."`
 	Publication string `default:"supabase_realtime" help:"Publication to stream (created when missing)."`
 	Slot        string `help:"Named replication slot (kept across restarts); empty uses a temporary slot."`
 }
@@ -60,14 +61,19 @@ func (c serveCmd) Run(env *runEnv) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: mask.ReplaceAttr}))
-	changes, dbLine, closeDB, err := openChanges(env.ctx, c.DB, c.Publication, c.Slot, logger)
+	feed, err := openFeed(env.ctx, c.DB, c.Publication, c.Slot, logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer closeDB()
+	defer feed.Close()
+	if feed.Authorizer == nil {
+		logger.Info("Private channels by role: RLS policies are not evaluated without --db")
+	}
 	srv, err := server.New(server.Config{
-		JWTSecret: []byte(secret),
-		Changes:   changes,
+		JWTSecret:               []byte(secret),
+		Changes:                 feed.Source,
+		Authorizer:              feed.Authorizer,
+		AuthorizationErrorDelay: c.AuthorizationErrorDelay,
 		Limits: server.Limits{
 			Off:                        c.Limits == "off",
 			MaxChannelsPerClient:       c.MaxChannelsPerClient,
@@ -124,10 +130,11 @@ service_role key: %s
       secret key: %s
           limits: %s
         database: %s
+private channels: %s
 
 Press Ctrl+C to stop.
 `, srv.URL(), srv.Addr(), srv.URL(), srv.URL(), secretLine, srv.AnonKey(), srv.ServiceRoleKey(),
-		srv.PublishableKey(), srv.SecretKey(), limits, dbLine)
+		srv.PublishableKey(), srv.SecretKey(), limits, feed.Line, feed.authorizationLine())
 	<-env.ctx.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

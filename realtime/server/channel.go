@@ -40,6 +40,7 @@ type channel struct {
 	presenceReset   time.Time
 	changes         ChangeSubscription // Config.Changes subscription
 	changeGen       int                // invalidates older attempts
+	rls             rlsState           // Config.Authorizer's answers
 }
 
 // handleJoin answers phx_join. A join of a topic already joined on this
@@ -102,9 +103,12 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		c.joinError(m, aerr.Reason())
 		return
 	}
-	if cfg.private && !canUsePrivate(claims.Role) {
-		c.joinError(m, unauthorizedReason(sub, ""))
-		return
+	var read *Permissions
+	if cfg.private {
+		var ok bool
+		if read, ok = c.authorizePrivateJoin(m, sub, cfg.presenceEnabled, claims); !ok {
+			return
+		}
 	}
 	if why := tenantRefusal(sub, claims); why != "" {
 		c.joinError(m, unauthorizedReason(sub, why))
@@ -122,6 +126,9 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	}
 	if ch.presenceKey == "" {
 		ch.presenceKey = s.newUUID()
+	}
+	if read != nil {
+		ch.rls.setReadLocked(*read, cfg.presenceEnabled)
 	}
 	response, ids := joinResponse(cfg.bindings)
 	var pgErr error
@@ -147,7 +154,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	t.addLocked(ch)
 	c.reply(m, protocol.StatusOK, response)
 	presenceLimited := false
-	if ch.presenceEnabled {
+	if ch.presenceEnabled && ch.receives(protocol.EventPresenceState) {
 		if s.tenants.allow(ch.tenant, ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
 			c.sendPresenceStateLocked(ch, t)
 		} else {
@@ -180,9 +187,13 @@ func (c *conn) handleJoin(m *protocol.Message) {
 
 // joinError answers a join with an error reply, after JoinErrorDelay.
 func (c *conn) joinError(m *protocol.Message, reason string) {
+	c.joinErrorAfter(m, reason, c.s.cfg.JoinErrorDelay)
+}
+
+// joinErrorAfter answers a join with an error reply after d.
+func (c *conn) joinErrorAfter(m *protocol.Message, reason string, d time.Duration) {
 	c.s.stats.joinErrors.Add(1)
 	c.log.Info("Join refused", logKeyTopic, m.Topic, logKeyReason, reason)
-	d := c.s.cfg.JoinErrorDelay
 	if d <= 0 {
 		c.replyError(m, reason)
 		return
@@ -320,6 +331,10 @@ func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
 		c.shutdownIfCurrent(ch, "Too many messages per second")
 		return
 	}
+	if !c.mayBroadcast(ch) {
+		// Supabase drops it: no fan-out, no reply even with ack.
+		return
+	}
 	out := &protocol.Message{Topic: ch.topic, Event: protocol.EventBroadcast}
 	if m.Broadcast != nil {
 		b := *m.Broadcast
@@ -376,6 +391,10 @@ func (c *conn) handlePresence(ch *channel, m *protocol.Message) {
 	}
 	switch strings.ToLower(*p.Event) {
 	case "track":
+		if !c.mayTrackLocked(ch) {
+			c.reply(m, protocol.StatusError, nil)
+			return
+		}
 		meta := []byte(p.Payload)
 		if len(meta) == 0 || isNull(p.Payload) {
 			meta = []byte("{}")
@@ -457,7 +476,11 @@ func (c *conn) handleAccessToken(ch *channel, m *protocol.Message) {
 		c.shutdownLocked(ch, aerr.Message)
 		return
 	}
-	if (ch.private && !canUsePrivate(claims.Role)) || tenantRefusal(ch.sub, claims) != "" {
+	if msg := c.recheckLocked(ch, claims); msg != "" {
+		c.shutdownLocked(ch, msg)
+		return
+	}
+	if (ch.private && c.s.cfg.Authorizer == nil && !canUsePrivate(claims.Role)) || tenantRefusal(ch.sub, claims) != "" {
 		c.shutdownLocked(ch, "You no longer have permission to read from this Channel topic: "+ch.sub)
 		return
 	}

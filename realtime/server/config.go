@@ -141,6 +141,20 @@ type Config struct {
 	// accepted at once and only EmitChange produces changes.
 	Changes ChangeSource
 
+	// Authorizer, when set, decides private channels by the database's
+	// RLS policies on realtime.messages, as Supabase does (see
+	// [Authorizer]; package rtm/realtime/server/pgrealtime provides one);
+	// nil keeps the role rule (authenticated and service_role may use
+	// private channels).
+	Authorizer Authorizer
+
+	// AuthorizationErrorDelay delays the join errors the Authorizer
+	// decides (Unauthorized, MissingPartition, …), as Supabase sleeps
+	// CHANNEL_ERROR_BACKOFF_MS before them. Default 5s
+	// (DefaultAuthorizationErrorDelay); negative: none. Other join errors
+	// take JoinErrorDelay.
+	AuthorizationErrorDelay time.Duration
+
 	// ReadBufferSize is the per-connection read buffer. Default 1024;
 	// larger messages are read straight into their own buffers.
 	ReadBufferSize int
@@ -259,6 +273,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AfterFunc == nil {
 		c.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
+	switch {
+	case c.AuthorizationErrorDelay == 0:
+		c.AuthorizationErrorDelay = DefaultAuthorizationErrorDelay
+	case c.AuthorizationErrorDelay < 0:
+		c.AuthorizationErrorDelay = 0
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 60 * time.Second

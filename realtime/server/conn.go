@@ -41,6 +41,10 @@ type conn struct {
 	claims  *Claims // the connect token's claims
 	log     *slog.Logger
 
+	// xHeaders are the upgrade's x-* headers, request.headers of the
+	// Authorizer's checks.
+	xHeaders []byte
+
 	qmu     sync.Mutex
 	queue   [][]byte
 	qbytes  int

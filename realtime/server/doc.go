@@ -13,6 +13,13 @@
 // the readiness message is sent when the source proves the subscription
 // live, and refusals come back as postgres_changes system errors.
 //
+// Private channels: with [Config].Authorizer (package
+// rtm/realtime/server/pgrealtime, for `--db`), joins, broadcasts, tracks,
+// token refreshes and private REST broadcasts are decided by the
+// database's RLS policies on realtime.messages with Supabase's probes and
+// refusals (see [Authorizer]); without one, authenticated and
+// service_role may use private channels and other roles may not.
+//
 // Limits count per tenant, as in Supabase, so that a tenant over a limit
 // never holds back another: a topic "tenant:<ID>:..." belongs to tenant
 // <ID>, any other topic to the default tenant, and a socket to the tenant
@@ -77,7 +84,8 @@
 // messages), join.go (parsing a join), topic.go (fan-out and presence
 // state), presence.go (presence budgets), caps.go (length caps), limits.go
 // (rate windows, rejected joins), tenantlimits.go (limits per tenant),
-// auth.go (JWTs), rest.go (the REST broadcast API), batch.go (scanning a
+// auth.go (JWTs), authorizer.go (private channels by an Authorizer),
+// rest.go (the REST broadcast API), batch.go (scanning a
 // batch body) and batchcheck.go (checking its messages, the 422 answer),
 // httpconn.go (HTTP timeouts and connection limit), changes.go and
 // pgchanges.go (postgres_changes with and without a [ChangeSource]),

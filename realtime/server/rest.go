@@ -222,8 +222,9 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	var dropped int
 	var droppedTopic string
+	writable := s.batchWritable(r, claims)
 	b.each(func(m restMessage) {
-		if m.private && !canUsePrivate(claims.Role) {
+		if m.private && !writable(m.topic) {
 			if dropped++; dropped == 1 {
 				droppedTopic = m.topic
 			}
@@ -342,7 +343,12 @@ func (s *Server) serveSingle(w http.ResponseWriter, r *http.Request) {
 	if !s.restRateOK(w, []tenantShare{{t: topicTenant(topic), n: 1}}) {
 		return
 	}
-	if private && !canUsePrivate(claims.Role) {
+	if private && s.cfg.Authorizer != nil && !s.restMayWrite(r, topic, claims) {
+		s.log.Info("REST broadcast to a private channel refused: no write permission", logKeyTopic, clip(topic), "role", claims.Role)
+		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Unauthorized"})
+		return
+	}
+	if private && s.cfg.Authorizer == nil && !canUsePrivate(claims.Role) {
 		s.log.Info("REST broadcast to a private channel dropped: no write permission", logKeyTopic, topic, "role", claims.Role)
 		w.WriteHeader(http.StatusAccepted)
 		return

@@ -158,7 +158,7 @@ func (s *Server) fanout(t *topic, skip *channel, m *protocol.Message) int {
 	var failed [3]bool
 	n := 0
 	for _, ch := range t.subscribers() {
-		if ch == skip {
+		if ch == skip || !ch.receives(m.Event) {
 			continue
 		}
 		v := ch.c.vsn

@@ -67,7 +67,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{
 		s: s, id: id, ws: ws, nc: ws.NetConn(), vsn: vsn, remote: r.RemoteAddr,
-		created: s.now(), apikey: token, claims: claims,
+		created: s.now(), apikey: token, claims: claims, xHeaders: s.xHeaders(r),
 		log:        s.log.With(logKeyConn, id),
 		wake:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
