@@ -170,6 +170,9 @@
 //   - app_no_duplicates: no socket joined a topic it held (the model's
 //     duplicate_topic flag; for: how long to keep watching).
 //
+// A failed app expectation also names the background execs that have
+// exited, with the end of their output (an app that could not start).
+//
 // # Where things are
 //
 // scenario.go holds the types and Parse; parse.go the file's structure
