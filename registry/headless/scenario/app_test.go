@@ -33,6 +33,9 @@ func TestAppFailingExpectations(t *testing.T) {
 		{"lacks", "  - expect:\n      app_presence: {topic: presence:room:1, lacks: carol, within: 200ms}\n", "1 present on socket 1: [carol]"},
 		{"messages", "  - broadcast: {client: app, channel: presence:room:1, event: e}\n  - expect:\n      app_messages: {topic: presence:room:1, event: e, count: 1, within: 300ms}\n", "0 messages"},
 		{"fault-no-socket", "  - fault: {app: 7, kind: drop}\n", "no such socket"},
+		// An app that could not start: the failure says so.
+		{"app-died", "  - exec: {name: app, command: 'echo \"sh: 1: node: not found\" >&2; exit 127', background: true}\n  - expect:\n      exit: {exec: app, code: 127}\n" +
+			"  - expect:\n      app_attempts: {topic: room2, at_least: 1, within: 200ms}\n", "0 rejoins (0 joins); app exited with code 127 after "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc, err := scenario.Parse(tc.name+".yaml", []byte(appHead+tc.steps))

@@ -57,7 +57,8 @@ type ExecResult struct {
 	Error string `json:"error,omitempty"`
 }
 
-// tail is an io.Writer that keeps the last max bytes written.
+// tail is an io.Writer that keeps the last max bytes written (in a
+// buffer of at most 2*max, compacted when full).
 type tail struct {
 	mu    sync.Mutex
 	max   int
@@ -69,25 +70,30 @@ func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.total += int64(len(p))
+	if t.buf == nil {
+		t.buf = make([]byte, 0, 2*t.max)
+	}
 	if len(p) >= t.max {
 		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
 		return len(p), nil
 	}
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0:0], t.buf[len(t.buf)-t.max:]...)
+	if len(t.buf)+len(p) > 2*t.max {
+		keep := t.max - len(p)
+		t.buf = t.buf[:copy(t.buf, t.buf[len(t.buf)-keep:])]
 	}
+	t.buf = append(t.buf, p...)
 	return len(p), nil
 }
 
-// text returns what is kept; when the start was cut, it begins after the
-// first character that cannot be part of a key or token, so that no
-// secret is kept cut in two (and then not recognized by the masking).
+// text returns the last max bytes; when the start was cut, it begins
+// after the first character that cannot be part of a key or token, so
+// that no secret is kept cut in two (and then not recognized by the
+// masking).
 func (t *tail) text() (string, int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := string(t.buf)
-	if t.total > int64(len(t.buf)) {
+	s := string(t.buf[max(0, len(t.buf)-t.max):])
+	if t.total > int64(len(s)) {
 		if i := strings.IndexFunc(s, func(r rune) bool { return !isTokenChar(r) }); i >= 0 {
 			s = s[i:]
 		} else {

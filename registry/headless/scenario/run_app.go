@@ -133,9 +133,25 @@ func (r *runner) expectApp(ctx context.Context, st Step) (string, string, error)
 		return expected, observed, err
 	}
 	if !ok {
-		return expected, observed, fmt.Errorf("expected %s; observed %s", expected, observed)
+		return expected, observed, fmt.Errorf("expected %s; observed %s%s", expected, observed, r.appsEnded())
 	}
 	return expected, observed, nil
+}
+
+// appsEnded tells, for a failed app expectation, of the background
+// execs that have exited (an app that could not start, or crashed),
+// with the end of their output.
+func (r *runner) appsEnded() string {
+	var b strings.Builder
+	for _, p := range r.execOrder {
+		if p.x.Background && p.exited() {
+			fmt.Fprintf(&b, "; %s", p.describe())
+			if out := p.lastOutput(r.secrets()); out != "" {
+				fmt.Fprintf(&b, ", its output ends with:\n%s", out)
+			}
+		}
+	}
+	return b.String()
 }
 
 // appLook makes a check of a condition on the app's snapshot that is
@@ -190,7 +206,11 @@ func (r *runner) expectAppAttempts(ctx context.Context, st Step) (string, string
 		snap := r.app.model.Snapshot()
 		return appRejoins(&snap, st)
 	}
-	return r.bounded(ctx, st, expected, lo, hi, observe)
+	e, o, err := r.bounded(ctx, st, expected, lo, hi, observe)
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("%w%s", err, r.appsEnded())
+	}
+	return e, o, err
 }
 
 // bounded checks a count between lo and hi (-1: unbounded): at least lo
