@@ -1688,9 +1688,6 @@ func TestProxyCommandWarnsOffLoopback(t *testing.T) {
 	if code, _, errs := rtmRun(ctx, "proxy", "--upstream", "127.0.0.1:54321"); code != 1 || !strings.Contains(errs, "want an http or https project URL") {
 		t.Errorf("bad upstream: exit %d %s", code, errs)
 	}
-	if got := projectURL("wss://abc.supabase.co/realtime/v1/websocket?apikey=x"); got != "https://abc.supabase.co" {
-		t.Errorf("projectURL = %q", got)
-	}
 }
 
 // TestMonitorAppsEndToEnd runs the real program against a project on

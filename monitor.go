@@ -371,7 +371,7 @@ func (c monitorCmd) startProxy(mt monitorTarget, tg *target.Target, logger *slog
 	if c.NoProxy {
 		return monitorProxy{close: func() {}}
 	}
-	upstream := projectURL(tg.URL.Value)
+	upstream := target.ProjectURL(tg.URL.Value)
 	if mt.embedded != nil {
 		upstream = mt.embedded.srv.URL()
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -217,29 +216,13 @@ func (c proxyCmd) upstream(ctx context.Context, logger *slog.Logger) (upstream, 
 		return "", "", nil, err
 	}
 	if !tg.Embedded {
-		return projectURL(tg.URL.Value), "", func() {}, nil
+		return target.ProjectURL(tg.URL.Value), "", func() {}, nil
 	}
 	et, err := startEmbedded(ctx, embeddedConfig{logger: logger})
 	if err != nil {
 		return "", "", nil, err
 	}
 	return et.srv.URL(), et.srv.AnonKey(), func() { _ = et.Close() }, nil
-}
-
-// projectURL turns a configured target URL into the project URL the
-// proxy forwards to: a ws(s) Realtime endpoint becomes the http(s) URL
-// of its project; a project URL is kept.
-func projectURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
-		return raw
-	}
-	u.Scheme = strings.Replace(u.Scheme, "ws", "http", 1)
-	for _, suffix := range []string{"/realtime/v1/websocket", "/socket/websocket", "/realtime/v1"} {
-		u.Path = strings.TrimSuffix(u.Path, suffix)
-	}
-	u.RawQuery = ""
-	return u.String()
 }
 
 // appURL is the URL an app on this machine uses to reach the proxy

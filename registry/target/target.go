@@ -405,6 +405,23 @@ func (t *Target) Describe() []string {
 // and any key in it (see registry.MaskURL).
 func MaskURL(raw string) string { return registry.MaskURL(raw) }
 
+// ProjectURL turns a configured target URL into the project URL a proxy
+// forwards to: a ws(s) Realtime endpoint becomes the http(s) URL of its
+// project (the Realtime path and the query dropped); a project URL is
+// kept as it is.
+func ProjectURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		return raw
+	}
+	u.Scheme = strings.Replace(u.Scheme, "ws", "http", 1)
+	for _, suffix := range []string{"/realtime/v1/websocket", "/socket/websocket", "/realtime/v1"} {
+		u.Path = strings.TrimSuffix(u.Path, suffix)
+	}
+	u.RawQuery = ""
+	return u.String()
+}
+
 func checkURL(s Setting) error {
 	v := s.Value
 	u, err := url.Parse(v)

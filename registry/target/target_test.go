@@ -238,3 +238,17 @@ func TestMint(t *testing.T) {
 		t.Fatalf("Mint of empty user: %v", err)
 	}
 }
+
+func TestProjectURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"wss://abc.supabase.co/realtime/v1/websocket?apikey=x": "https://abc.supabase.co",
+		"ws://127.0.0.1:4000/socket/websocket":                 "http://127.0.0.1:4000",
+		"ws://127.0.0.1:4000/realtime/v1":                      "http://127.0.0.1:4000",
+		"https://abc.supabase.co":                              "https://abc.supabase.co",
+		"http://127.0.0.1:54321":                               "http://127.0.0.1:54321",
+	} {
+		if got := ProjectURL(in); got != want {
+			t.Errorf("ProjectURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

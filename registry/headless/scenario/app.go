@@ -7,13 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"rtm/realtime/proxy"
 	"rtm/registry"
 	"rtm/registry/apps"
+	"rtm/registry/target"
 )
 
 // appProxy is the scenario's proxy in front of the target, serving on
@@ -31,7 +30,7 @@ type appProxy struct {
 // project URL).
 func startProxy(ps *ProxySetting, upstream string, log *slog.Logger) (*appProxy, error) {
 	model := apps.New(apps.Options{})
-	p, err := proxy.New(proxy.Config{Upstream: projectURL(upstream), Observer: model, Logger: log})
+	p, err := proxy.New(proxy.Config{Upstream: target.ProjectURL(upstream), Observer: model, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
@@ -63,22 +62,6 @@ func (ap *appProxy) close(log *slog.Logger) {
 	if err := <-ap.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("proxy: serve", "err", err)
 	}
-}
-
-// projectURL turns the target's URL into the project URL the proxy
-// forwards to: a ws(s) Realtime endpoint becomes the http(s) URL of its
-// project; a project URL is kept.
-func projectURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
-		return raw
-	}
-	u.Scheme = strings.Replace(u.Scheme, "ws", "http", 1)
-	for _, suffix := range []string{"/realtime/v1/websocket", "/socket/websocket", "/realtime/v1"} {
-		u.Path = strings.TrimSuffix(u.Path, suffix)
-	}
-	u.RawQuery = ""
-	return u.String()
 }
 
 // appFault applies an app fault through the scenario's proxy.
