@@ -79,6 +79,13 @@ func openFeed(ctx context.Context, db, publication, slot string, log *slog.Logge
 		closeAuto()
 		return changeFeed{}, fmt.Errorf("realtime authorization: %w", err)
 	}
+	if auto != nil {
+		if err := auto.CreatePolicies(octx); err != nil {
+			_ = rt.Close()
+			closeAuto()
+			return changeFeed{}, err
+		}
+	}
 	feed, err := pgcdc.Open(octx, pgcdc.Config{URL: db, Publication: publication, Slot: slot, Logger: log})
 	if err != nil {
 		_ = rt.Close()

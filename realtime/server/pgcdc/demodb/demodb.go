@@ -55,6 +55,23 @@ insert into public.project (id, name, progress) values
 create publication supabase_realtime for table public.project, public.task;
 `
 
+// Policies are the demo's RLS policies on realtime.messages, which
+// decide its private channels once Supabase's realtime schema exists
+// (package pgrealtime creates it): a signed-in user (role authenticated,
+// as rtm's --as mints) may read and write every private topic, anon none
+// — the rule rtm applies without a database, written as the policies a
+// project would have. Created only when missing.
+const Policies = `
+do $$ begin
+	if not exists (select 1 from pg_policies where schemaname = 'realtime' and tablename = 'messages' and policyname = 'rtm demo: signed-in users read private topics') then
+		create policy "rtm demo: signed-in users read private topics" on realtime.messages for select to authenticated using (true);
+	end if;
+	if not exists (select 1 from pg_policies where schemaname = 'realtime' and tablename = 'messages' and policyname = 'rtm demo: signed-in users write private topics') then
+		create policy "rtm demo: signed-in users write private topics" on realtime.messages for insert to authenticated with check (true);
+	end if;
+end $$;
+`
+
 // Auto is a running demo database.
 type Auto struct {
 	// URL connects to the demo database as its superuser.
@@ -82,6 +99,14 @@ func Start(ctx context.Context, log *slog.Logger) (*Auto, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return &Auto{URL: c.URL(Database), cluster: c}, nil
+}
+
+// CreatePolicies creates [Policies]; realtime.messages must exist.
+func (a *Auto) CreatePolicies(ctx context.Context) error {
+	if err := a.cluster.Exec(ctx, Database, Policies); err != nil {
+		return fmt.Errorf("demodb: policies: %w", err)
+	}
+	return nil
 }
 
 // Close stops the cluster and removes its directory.

@@ -2,6 +2,7 @@ package demodb
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"rtm/realtime/internal/pgtest"
 	"rtm/realtime/server"
 	"rtm/realtime/server/pgcdc"
+	"rtm/realtime/server/pgrealtime"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -93,5 +95,59 @@ func TestUnavailableSource(t *testing.T) {
 	src := pgcdc.Unavailable("PostgreSQL is not installed")
 	if _, err := src.SubscribeChanges(context.Background(), server.ChangeRequest{}); err == nil || err.Error() != "PostgreSQL is not installed" {
 		t.Errorf("err %v", err)
+	}
+}
+
+// TestDemoPolicies: once Supabase's realtime schema exists, the demo's
+// policies let a signed-in user read and write private topics and anon
+// neither — checked by the authorizer rtm serve uses (pgrealtime's
+// probes), not by reading the policies back.
+func TestDemoPolicies(t *testing.T) {
+	if pgtest.Unavailable(t) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := Start(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := a.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := a.CreatePolicies(ctx); err == nil {
+		t.Error("CreatePolicies before the realtime schema exists: no error")
+	}
+	db, err := pgrealtime.Open(ctx, pgrealtime.Config{URL: a.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for range 2 { // idempotent
+		if err := a.CreatePolicies(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auth := db.Authorizer()
+	for _, c := range []struct {
+		role, sub string
+		want      bool
+	}{{"authenticated", "3f1c1c1e-5b8e-4a59-9d2f-6a1f0d9f1a01", true}, {"anon", "", false}} {
+		claims, _ := json.Marshal(map[string]string{"role": c.role, "sub": c.sub})
+		req := server.AuthorizationRequest{Topic: "room:1", Role: c.role, Sub: c.sub, Claims: claims, Headers: json.RawMessage(`{}`), Presence: true}
+		r, err := auth.AuthorizeRead(ctx, req)
+		if err != nil {
+			t.Fatalf("%s read: %v", c.role, err)
+		}
+		w, err := auth.AuthorizeWrite(ctx, req)
+		if err != nil {
+			t.Fatalf("%s write: %v", c.role, err)
+		}
+		want := server.Permissions{Broadcast: c.want, Presence: c.want}
+		if r != want || w != want {
+			t.Errorf("%s: read %+v, write %+v; want %+v", c.role, r, w, want)
+		}
 	}
 }
