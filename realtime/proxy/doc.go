@@ -28,6 +28,23 @@
 //     added); status, headers and body back, streamed as they arrive
 //     (FlushInterval -1); redirects returned to the app, not followed;
 //     other websocket upgrades relayed as bytes.
+//   - The Realtime REST broadcasts (POST /realtime/v1/api/broadcast, a
+//     batch {"messages":[{"topic","event","payload","private"}...]}, and
+//     POST /realtime/v1/api/broadcast/{topic}/events/{event}, one
+//     message whose payload is the body; /api/broadcast... too) are
+//     forwarded so as well, and also reported to an Observer that
+//     implements [RESTObserver] (rest.go). Their body is teed as the
+//     upstream reads it: nothing is held back, changed or re-chunked, and
+//     the copy is bounded, MaxRESTBody (default 1 MiB) per request and
+//     MaxRESTBytes (default 16 MiB) for all requests in flight; a body
+//     over either is forwarded whole and reported Clipped, not decoded.
+//     Once the upstream has answered (its status, or 502 when it could
+//     not be reached), the copy is decoded on a goroutine of its own (the
+//     app's answer does not wait for it) into a [RESTBroadcast]: the
+//     request's address, path, query and headers (credentials unmasked,
+//     as in ConnInfo), the status, the body's size and its messages; a
+//     body that is no batch, or that the upstream did not read to its
+//     end, is reported with Decoded false and the Error.
 //
 // TLS to the upstream is verified with the system roots, or
 // [Config.RootCAs]; [Config.CACertFile] adds a PEM file's roots, and
