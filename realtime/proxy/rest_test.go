@@ -55,7 +55,7 @@ func (r *restRecorder) waitREST(t *testing.T, n int) []proxy.RESTBroadcast {
 	}
 }
 
-func post(t *testing.T, url, token, contentType string, body io.Reader) (int, string) {
+func post(t testing.TB, url, token, contentType string, body io.Reader) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, body)
 	if err != nil {
@@ -141,7 +141,7 @@ func readUntil(t *testing.T, c *websocket.Conn, want string) []byte {
 
 // sumUpstream answers every request with status and the sha256 of its
 // body (sumOf).
-func sumUpstream(t *testing.T, status int) *httptest.Server {
+func sumUpstream(t testing.TB, status int) *httptest.Server {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		_, _ = io.Copy(h, r.Body)
@@ -285,4 +285,45 @@ func TestRESTBroadcastUnreachable(t *testing.T) {
 	if rb := rec.waitREST(t, 1)[0]; rb.Status != http.StatusBadGateway {
 		t.Errorf("%+v, want 502", rb)
 	}
+}
+
+// FuzzRESTTee: whatever the body, a REST broadcast reaches the upstream
+// unchanged and its observation says what became of it (decoded, or
+// clipped, or why not). The first byte picks the endpoint.
+func FuzzRESTTee(f *testing.F) {
+	for _, s := range []string{
+		"\x00" + `{"messages":[{"topic":"a","event":"e","payload":{"x":1},"private":true}]}`,
+		"\x00" + `{"messages":[{"topic":1}]}`,
+		"\x00" + `{"messages":null}`,
+		"\x01" + `{"x":1}`,
+		"\x02\x00\x01\xff",
+		"\x00" + strings.Repeat("[", 300),
+	} {
+		f.Add([]byte(s))
+	}
+	up := sumUpstream(f, http.StatusAccepted)
+	rec := newRESTRecorder()
+	_, hs := startProxy(f, proxy.Config{Upstream: up.URL, Observer: rec, MaxRESTBody: 256})
+	paths := []string{"/realtime/v1/api/broadcast", "/realtime/v1/api/broadcast/room/events/e", "/api/broadcast/r/events/bin"}
+	n := 0
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		k := int(data[0]) % len(paths)
+		path, body := paths[k], string(data[1:])
+		ct := "application/json"
+		if k == 2 {
+			ct = "application/octet-stream"
+		}
+		status, got := post(t, hs.URL+path, "", ct, strings.NewReader(body))
+		if status != http.StatusAccepted || got != sumOf(body) {
+			t.Fatalf("status %d: the body was not forwarded unchanged", status)
+		}
+		n++
+		rb := rec.waitREST(t, n)[n-1]
+		if rb.Bytes != int64(len(body)) || rb.Decoded == (rb.Clipped || rb.Error != "") || rb.Clipped != (len(body) > 256) {
+			t.Fatalf("observation %+v of %d bytes", rb, len(body))
+		}
+	})
 }
