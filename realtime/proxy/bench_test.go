@@ -168,18 +168,41 @@ func median(v []float64) float64 {
 // figures are the medians over the rounds of each round's added p50 and
 // p99 (proxied leg minus direct, in µs), per direction (from-app: the
 // app's frame to the upstream; to-app: the upstream's frame to the
-// app), for the bare proxy and for the proxy with the apps model as its
-// Observer (observed-, as rtm proxy runs it).
+// app), for the bare proxy, for the proxy with the apps model as its
+// Observer called on the relay's path (observed-) and through the
+// observer queue (queued-, Config.ObserverQueue, as rtm proxy runs it),
+// while a UI reads the models' snapshots 20 times a second.
 func BenchmarkLatency(b *testing.B) {
 	r := newBenchRig(b)
-	_, ohs := startProxy(b, proxy.Config{Upstream: r.srv.URL, Observer: apps.New(apps.Options{})})
-	observed := wsURL(ohs.URL, "/realtime/v1/websocket") + "?vsn=2.0.0&apikey=" + r.srv.AnonKey()
+	q := "/realtime/v1/websocket?vsn=2.0.0&apikey=" + r.srv.AnonKey()
+	om, qm := apps.New(apps.Options{}), apps.New(apps.Options{})
+	_, ohs := startProxy(b, proxy.Config{Upstream: r.srv.URL, Observer: om})
+	_, qhs := startProxy(b, proxy.Config{Upstream: r.srv.URL, Observer: qm, ObserverQueue: proxy.DefaultObserverQueue})
+	observed, queued := wsURL(ohs.URL, q), wsURL(qhs.URL, q)
+	// A UI reads both models' snapshots, as the TUI does, 20 times a
+	// second.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_, _ = om.Snapshot(), qm.Snapshot()
+			}
+		}
+	}()
 	legs := []latLeg{
 		{"direct", r.direct, r.direct},
 		{"from-app", r.viaPx, r.direct},
 		{"to-app", r.direct, r.viaPx},
 		{"observed-from-app", observed, r.direct},
 		{"observed-to-app", r.direct, observed},
+		{"queued-from-app", queued, r.direct},
+		{"queued-to-app", r.direct, queued},
 	}
 	const n, rate, rounds = 4000, 10000, 5
 	base := time.Now()
@@ -282,36 +305,46 @@ func throughput(b *testing.B, url, topic string, n int) (perSec float64, used co
 }
 
 // BenchmarkThroughput: one socket's self broadcasts as fast as they go,
-// direct and proxied; median-ratio is proxied/direct messages per
-// second, and cpu-ns/frame, allocs/frame and B/frame the process's extra
-// CPU, heap allocations and allocated bytes per relayed frame (two per
-// message: the push and its echo), medians over the rounds.
+// direct and through three proxies: bare, with the apps model as its
+// Observer on the relay's path (observed-) and through the observer
+// queue (queued-, as rtm proxy runs it). ratio is proxied/direct
+// messages per second; cpu-ns/frame, allocs/frame and B/frame the
+// process's extra CPU, heap allocations and allocated bytes per relayed
+// frame (two per message: the push and its echo). Each is the median
+// over rounds that alternate direct and proxied.
 func BenchmarkThroughput(b *testing.B) {
 	r := newBenchRig(b)
-	// Five alternating rounds of each; the figures are the median round's,
-	// so that one round hit by the machine's other load does not decide.
+	q := "/realtime/v1/websocket?vsn=2.0.0&apikey=" + r.srv.AnonKey()
+	_, ohs := startProxy(b, proxy.Config{Upstream: r.srv.URL, Observer: apps.New(apps.Options{})})
+	_, qhs := startProxy(b, proxy.Config{Upstream: r.srv.URL, Observer: apps.New(apps.Options{}), ObserverQueue: proxy.DefaultObserverQueue})
+	variants := []struct{ name, url string }{{"", r.viaPx}, {"observed-", wsURL(ohs.URL, q)}, {"queued-", wsURL(qhs.URL, q)}}
 	const n, rounds = 20000, 5
-	var dRates, pRates, ratios, cpus, allocs, nbytes []float64
+	var dRates []float64
+	ratios, cpus, allocs, nbytes := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	runs := 0
 	for b.Loop() {
 		for range rounds {
-			runs++
-			dr, dc := throughput(b, r.direct, fmt.Sprintf("realtime:tp-%d", runs), n)
-			pr, pc := throughput(b, r.viaPx, fmt.Sprintf("realtime:tp-px-%d", runs), n)
-			dRates, pRates, ratios = append(dRates, dr), append(pRates, pr), append(ratios, pr/dr)
-			frames := float64(2 * n)
-			cpus = append(cpus, float64((pc.cpu-dc.cpu).Nanoseconds())/frames)
-			allocs = append(allocs, (float64(pc.allocs)-float64(dc.allocs))/frames)
-			nbytes = append(nbytes, (float64(pc.nbytes)-float64(dc.nbytes))/frames)
+			for _, v := range variants {
+				runs++
+				dr, dc := throughput(b, r.direct, fmt.Sprintf("realtime:tp-%d", runs), n)
+				pr, pc := throughput(b, v.url, fmt.Sprintf("realtime:tp-px-%d", runs), n)
+				dRates = append(dRates, dr)
+				frames := float64(2 * n)
+				ratios[v.name] = append(ratios[v.name], pr/dr)
+				cpus[v.name] = append(cpus[v.name], float64((pc.cpu-dc.cpu).Nanoseconds())/frames)
+				allocs[v.name] = append(allocs[v.name], (float64(pc.allocs)-float64(dc.allocs))/frames)
+				nbytes[v.name] = append(nbytes[v.name], (float64(pc.nbytes)-float64(dc.nbytes))/frames)
+			}
 		}
 	}
 	b.ReportMetric(median(dRates), "direct-msg/s")
-	b.ReportMetric(median(pRates), "proxied-msg/s")
-	b.ReportMetric(median(ratios), "median-ratio")
-	b.ReportMetric(slices.Min(ratios), "min-ratio")
-	b.ReportMetric(median(cpus), "cpu-ns/frame")
-	b.ReportMetric(median(allocs), "allocs/frame")
-	b.ReportMetric(median(nbytes), "B/frame")
+	for _, v := range variants {
+		b.ReportMetric(median(ratios[v.name]), v.name+"ratio")
+		b.ReportMetric(slices.Min(ratios[v.name]), v.name+"min-ratio")
+		b.ReportMetric(median(cpus[v.name]), v.name+"cpu-ns/frame")
+		b.ReportMetric(median(allocs[v.name]), v.name+"allocs/frame")
+		b.ReportMetric(median(nbytes[v.name]), v.name+"B/frame")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -81,7 +81,19 @@
 // headers, credentials unmasked); a Frame for each data message, each
 // way, with its exact bytes, before it is written on (the relay waits
 // for the call: an Observer returns quickly); and Closed once, with the
-// side that ended it and the close code and reason. Control frames
+// side that ended it and the close code and reason.
+//
+// With Config.ObserverQueue (DefaultObserverQueue, 65,536 calls, is
+// what rtm proxy wants), the same calls, in the same order, are made on
+// one goroutine of the proxy instead, so that decoding and the
+// Observer's lock are off the relay's path: the pump copies the frame
+// into a pooled buffer, queues it (bounded by ObserverQueue calls and
+// ObserverQueueBytes, default 16 MiB, of frame data) and writes it on
+// at once. The goroutine gathers the calls for a millisecond after it
+// is woken, so a stream costs one wake-up per millisecond; a frame that
+// finds the queue full is not shown (counted by
+// [Proxy.ObserverDropped]), Open, Closed and Fault have an eighth more
+// room. Close returns once every queued call has been made. Control frames
 // (ping, pong, close) are not Frames. The proxy's own log (Config.Logger:
 // opens, closes, failures) masks keys and tokens with package
 // realtime/mask.

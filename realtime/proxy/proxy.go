@@ -86,6 +86,14 @@ type Config struct {
 	// bigger body is forwarded whole and reported clipped.
 	MaxRESTBody  int
 	MaxRESTBytes int
+	// ObserverQueue, when positive, has the Observer called from a
+	// queue of at most this many calls (DefaultObserverQueue is a good
+	// size) on one goroutine of the proxy, off the relay's path, and
+	// ObserverQueueBytes bounds the frame data queued (default
+	// DefaultObserverQueueBytes); see observe.go. 0: the relay calls the
+	// Observer itself, before each frame is written on.
+	ObserverQueue      int
+	ObserverQueueBytes int
 }
 
 // Proxy is an http.Handler that forwards an app's requests to its
@@ -116,6 +124,7 @@ type Proxy struct {
 	sockets map[*relay]struct{}
 
 	faults faultState // the armed faults (faults.go)
+	obsq   *obsQueue  // nil: the Observer is called directly (observe.go)
 }
 
 // New checks cfg and returns a proxy to cfg.Upstream.
@@ -147,6 +156,9 @@ func New(cfg Config) (*Proxy, error) {
 
 	p := &Proxy{cfg: cfg, upstream: up, log: cfg.Logger, sockets: map[*relay]struct{}{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if cfg.Observer != nil && cfg.ObserverQueue > 0 {
+		p.obsq = newObsQueue(p, cfg.ObserverQueue, positive(cfg.ObserverQueueBytes, DefaultObserverQueueBytes))
+	}
 	p.tr = &http.Transport{
 		DialContext:           cfg.Dial,
 		TLSClientConfig:       tlsConf,
@@ -314,6 +326,9 @@ func (p *Proxy) Close() error {
 		r.cut()
 	}
 	p.wg.Wait()
+	if p.obsq != nil {
+		p.obsq.stop()
+	}
 	p.tr.CloseIdleConnections()
 	return nil
 }
