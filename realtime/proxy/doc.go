@@ -57,8 +57,10 @@
 // goroutines; write buffers (BufferSize) are shared by all sockets
 // through a websocket.BufferPool and held only while a message is
 // written, and message buffers come from a pool (those over 64 KiB are
-// dropped after use), so an idle socket costs about 23 KB (BenchmarkIdleMemory: both
-// connections and both goroutines). At most one
+// dropped after use), so an idle socket costs about 26 KB (BenchmarkIdleMemory: both
+// connections and both goroutines). The shared write buffers cost one
+// 24-byte allocation per message (gorilla boxes the buffer it returns to
+// the pool); own buffers would save it for 8 KB more per idle socket. At most one
 // message per direction is in flight per socket: it is read whole (up to
 // MaxFrameSize, default 5,000,000 bytes, each way), shown to the
 // Observer, written, and only then is the next one read, so a slow side
@@ -73,6 +75,27 @@
 // held at most until the pump is about to read again, so no message
 // waits for later input (batch.go; at most 32 KiB held per connection,
 // from a pool).
+//
+// # Performance
+//
+// bench_test.go measures, in one run, direct against proxied (client,
+// proxy and the embedded server share the process and its cores, so the
+// figures are upper bounds): BenchmarkLatency, the latency of one frame
+// from a sender socket to a receiver socket at a paced 10,000 messages
+// a second with one leg through the proxy (from-app: the sender's;
+// to-app: the receiver's), added p50 and p99 as the median over
+// rotating rounds, for the bare proxy, the apps model as Observer on the
+// relay's path (observed-) and through the observer queue (queued-),
+// while a UI reads the models' snapshots 20 times a second;
+// BenchmarkThroughput, one socket's self broadcasts as fast as they go
+// (ratio proxied/direct, CPU, allocations and bytes per relayed frame);
+// BenchmarkIdleMemory, 1,000 idle sockets. On 2 shared cores (load 1 to
+// 5): added p50 per frame 20–28 µs bare, 30–38 µs observed or queued;
+// added p99 is within the machine's noise (the direct p99 itself moves
+// between 210 and 900 µs from run to run), its medians 55–250 µs bare;
+// throughput ratio 1.05–1.10 (write coalescing), 2.5 allocations (about
+// 65 bytes) per relayed frame bare, 9 with the apps model; 26 KB and 2
+// goroutines per idle socket.
 //
 // # What an Observer gets
 //
