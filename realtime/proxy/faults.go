@@ -119,9 +119,7 @@ func (p *Proxy) fault(ev FaultEvent) {
 	ev.Time = p.cfg.Now()
 	ev.Detail = mask.Text(ev.Detail)
 	p.log.Info("proxy: fault", "kind", ev.Kind, "conn", ev.Conn, "armed", ev.Armed, "topic", ev.Topic, "detail", ev.Detail)
-	if fo, ok := p.cfg.Observer.(FaultObserver); ok {
-		fo.Fault(ev)
-	}
+	p.observeFault(ev)
 }
 
 // targets returns the open relays of id (0: all of them).

@@ -82,8 +82,14 @@ type Closed struct {
 // on its relay goroutines, in order per socket (Open, then Frames, then
 // Closed), concurrently across sockets: an Observer is safe for
 // concurrent use, returns quickly and never blocks (the relay waits for
-// it), and keeps nothing of Frame.Data without copying it. An Observer
-// that also implements [FaultObserver] is told of the faults.
+// it), and keeps nothing of Frame.Data without copying it. With
+// Config.ObserverQueue set, the calls are made instead on one goroutine
+// of the proxy, from a bounded queue, in the order the relay made them
+// (observe.go): the relay no longer waits for the Observer, which may
+// see a call up to about a millisecond late and misses the frames that
+// found the queue full ([Proxy.ObserverDropped]). An Observer that also
+// implements [FaultObserver] is told of the faults, one that implements
+// [RESTObserver] of the REST broadcasts.
 type Observer interface {
 	Open(ConnInfo)
 	Frame(Frame)

@@ -80,6 +80,20 @@ type Config struct {
 	// Rand returns numbers in [0, 1) for the latency fault's jitter
 	// (nil: math/rand/v2.Float64).
 	Rand func() float64
+	// MaxRESTBody bounds the copy of a REST broadcast's body decoded for
+	// a [RESTObserver] (default DefaultMaxRESTBody), MaxRESTBytes the
+	// copies of all bodies in flight (default DefaultMaxRESTBytes): a
+	// bigger body is forwarded whole and reported clipped.
+	MaxRESTBody  int
+	MaxRESTBytes int
+	// ObserverQueue, when positive, has the Observer called from a
+	// queue of at most this many calls (DefaultObserverQueue is a good
+	// size) on one goroutine of the proxy, off the relay's path, and
+	// ObserverQueueBytes bounds the frame data queued (default
+	// DefaultObserverQueueBytes); see observe.go. 0: the relay calls the
+	// Observer itself, before each frame is written on.
+	ObserverQueue      int
+	ObserverQueueBytes int
 }
 
 // Proxy is an http.Handler that forwards an app's requests to its
@@ -100,12 +114,17 @@ type Proxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // requests and relays in flight
 	nextID atomic.Uint64
+	// nextREST numbers the REST broadcasts; restBytes is what their
+	// copies hold (rest.go).
+	nextREST  atomic.Uint64
+	restBytes atomic.Int64
 
 	mu      sync.Mutex
 	closed  bool
 	sockets map[*relay]struct{}
 
 	faults faultState // the armed faults (faults.go)
+	obsq   *obsQueue  // nil: the Observer is called directly (observe.go)
 }
 
 // New checks cfg and returns a proxy to cfg.Upstream.
@@ -132,9 +151,14 @@ func New(cfg Config) (*Proxy, error) {
 	cfg.CloseTimeout = positive(cfg.CloseTimeout, DefaultCloseTimeout)
 	cfg.MaxSockets = positive(cfg.MaxSockets, DefaultMaxSockets)
 	cfg.BufferSize = positive(cfg.BufferSize, DefaultBufferSize)
+	cfg.MaxRESTBody = positive(cfg.MaxRESTBody, DefaultMaxRESTBody)
+	cfg.MaxRESTBytes = positive(cfg.MaxRESTBytes, DefaultMaxRESTBytes)
 
 	p := &Proxy{cfg: cfg, upstream: up, log: cfg.Logger, sockets: map[*relay]struct{}{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if cfg.Observer != nil && cfg.ObserverQueue > 0 {
+		p.obsq = newObsQueue(p, cfg.ObserverQueue, positive(cfg.ObserverQueueBytes, DefaultObserverQueueBytes))
+	}
 	p.tr = &http.Transport{
 		DialContext:           cfg.Dial,
 		TLSClientConfig:       tlsConf,
@@ -150,9 +174,14 @@ func New(cfg Config) (*Proxy, error) {
 		},
 		Transport:     p.tr,
 		FlushInterval: -1,
-		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		ModifyResponse: func(resp *http.Response) error {
+			answered(resp.Request.Context(), resp.StatusCode)
+			return nil
+		},
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			p.log.Warn("proxy: upstream request failed", "method", r.Method, "path", r.URL.Path, "err", mask.Text(err.Error()))
+			answered(r.Context(), http.StatusBadGateway)
 			http.Error(w, "rtm proxy: upstream unreachable: "+mask.Text(err.Error()), http.StatusBadGateway)
 		},
 	}
@@ -248,11 +277,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A forwarded request (and a websocket other than Realtime's, which
 	// ReverseProxy relays) ends when the proxy closes.
+	obs, r := p.observeREST(r)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(p.ctx, cancel)
 	defer stop()
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	if obs != nil {
+		// Not on this goroutine: the app's answer ends when it returns.
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			obs.report()
+		}()
+	}
 }
 
 // enter counts a request in, unless the proxy is closed.
@@ -288,6 +326,9 @@ func (p *Proxy) Close() error {
 		r.cut()
 	}
 	p.wg.Wait()
+	if p.obsq != nil {
+		p.obsq.stop()
+	}
 	p.tr.CloseIdleConnections()
 	return nil
 }

@@ -126,9 +126,7 @@ func (p *Proxy) relaySocket(w http.ResponseWriter, r *http.Request) {
 	}
 	p.log.Info("proxy: socket open", "conn", rl.id, "remote", r.RemoteAddr,
 		"url", mask.URL(r.URL.RequestURI()), "client", r.Header.Get("X-Client-Info"))
-	if p.cfg.Observer != nil {
-		p.cfg.Observer.Open(info)
-	}
+	p.observeOpen(info)
 	// The relay runs on its own goroutines so that the handler's (and
 	// net/http's state of the request) is freed.
 	p.wg.Add(1)
@@ -178,9 +176,7 @@ func (rl *relay) run() {
 	c := rl.closed
 	rl.mu.Unlock()
 	p.log.Info("proxy: socket closed", "conn", rl.id, "by", byName(c.By), "code", c.Code, "reason", mask.Text(c.Reason))
-	if p.cfg.Observer != nil {
-		p.cfg.Observer.Closed(c)
-	}
+	p.observeClosed(c)
 	close(rl.done)
 }
 
@@ -263,7 +259,7 @@ func (rl *relay) pump(src, dst *websocket.Conn, dstB *batchConn, dir Direction) 
 			return
 		}
 		if p.cfg.Observer != nil {
-			p.cfg.Observer.Frame(Frame{Conn: rl.id, Dir: dir, Time: p.cfg.Now(), Binary: typ == websocket.BinaryMessage, Data: b})
+			p.observeFrame(Frame{Conn: rl.id, Dir: dir, Time: p.cfg.Now(), Binary: typ == websocket.BinaryMessage, Data: b})
 		}
 		if !rl.wait() {
 			p.putBuf(bp, b)

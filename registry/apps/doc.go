@@ -43,6 +43,30 @@
 // leave, phx_error, phx_close and access_token; masked and clipped), and
 // the app's access_token pushes with the new token's expiry.
 //
+// # REST broadcasts
+//
+// A Model is also a [proxy.RESTObserver]: each Realtime REST broadcast
+// the app sent through the proxy (the batch endpoint, or the single one)
+// is a [RESTRequest] in Snapshot.REST (the last MaxRESTRequests, 64),
+// with the request's address, x-client-info, the role, subject and
+// expiry of its token (the Authorization bearer, else the apikey
+// header, else the apikey query parameter, as the server reads it; the
+// token only masked), the upstream's HTTP status and the body's size.
+// Each message of a decoded body is an app message from the app with
+// Via "rest" and the status, counted in Stats.RESTMessages. It goes to
+// the app's socket when one is open: the open socket with the same
+// x-client-info whose token, or the token of one of its joins, has the
+// request token's role and subject — of those, the latest that holds
+// the first message's topic, else the latest opened. There it is a
+// message of the topic's channel (realtime:TOPIC, added without a
+// status when the socket has none; MessagesFromApp and BytesFromApp
+// count it), and the request's Socket names the socket. When no socket
+// matches (a server-side sender, a browser socket that sends no
+// x-client-info), the request keeps its messages itself (Messages, the
+// first MaxRESTMessages, 16). A body the proxy did not decode (over its
+// copy bound: Clipped; not a batch: Error) has no messages; it is
+// published as one app_message with action "undecoded".
+//
 // # Flags
 //
 // Each [Flag] is typed ([FlagKind]) with a short text:
@@ -88,7 +112,15 @@
 //	app_message  action "message": dir ("app->upstream",
 //	                             "upstream->app"), event, user_event (a
 //	                             broadcast's), bytes (the frame's),
-//	                             payload (masked, clipped)
+//	                             payload (masked, clipped); a REST
+//	                             broadcast's also via "rest",
+//	                             http_status (the upstream's), role,
+//	                             subject, private, and socket 0 when no
+//	                             socket of the app took it
+//	             action "undecoded": a REST broadcast not decoded: via
+//	                             "rest", http_status, bytes (the
+//	                             body's), reason, text "clipped" when
+//	                             it was over the proxy's copy bound
 //	app_presence action "state": members; action "join" or "leave": key,
 //	                             metas (how many)
 //	app_flag     flag (a FlagKind), text
@@ -104,7 +136,7 @@
 //
 // A [Recorder] is an Observer in front of a Model: it passes every call
 // on and writes it, masked, as one line of an app recording ([Input]:
-// app_open, app_frame, app_close, app_fault, app_tick), keeping beside
+// app_open, app_frame, app_close, app_fault, app_tick, app_rest), keeping beside
 // the masked token what the model reads from it (role, subject, expiry:
 // Input.Claims) and a frame's size on the wire. It never blocks the
 // relay: the calls wait in a bounded queue (65,536 and 32 MiB, see
@@ -130,7 +162,8 @@
 // clipped to 1 KiB and a payload over 64 KiB not kept;
 // MessagesDropped), presence per channel (1024 keys, 16 metas a key,
 // 512 bytes a meta, 256 KiB in all; PresenceDropped), token pushes per
-// channel (16; TokenPushesDropped), flags (1024; Stats.FlagsDropped),
+// channel (16; TokenPushesDropped), REST requests (64;
+// Stats.RESTDropped) and the messages a request keeps (16), flags (1024; Stats.FlagsDropped),
 // and a subscriber's queue (1024 events; Subscription.Dropped,
 // Stats.EventsDropped). Strings from the wire are clipped (topics and
 // keys to 256 bytes).

@@ -53,6 +53,10 @@ type Event struct {
 	UserEvent string `json:"user_event,omitempty"`
 	Bytes     int    `json:"bytes,omitempty"`
 	Payload   string `json:"payload,omitempty"`
+	// Via is "rest" for a message the app sent by the REST broadcast
+	// API, HTTPStatus the upstream's answer to it.
+	Via        string `json:"via,omitempty"`
+	HTTPStatus int    `json:"http_status,omitempty"`
 
 	Key     string `json:"key,omitempty"`
 	Metas   int    `json:"metas,omitempty"`

@@ -26,6 +26,7 @@ type Model struct {
 	order   []*socket // by open, open and kept closed ones
 	closed  int       // closed sockets in order
 	flags   []Flag
+	restLog []RESTRequest // the last REST broadcasts (rest.go)
 	stats   Stats
 	bytes   int // the message and presence bytes kept, against MaxBytes
 	subs    map[*Subscription]struct{}
@@ -343,6 +344,10 @@ func (m *Model) Snapshot() Snapshot {
 			c.Channels = append(c.Channels, ch.snapshot())
 		}
 		snap.Sockets = append(snap.Sockets, c)
+	}
+	for _, r := range m.restLog {
+		r.Messages = slices.Clone(r.Messages)
+		snap.REST = append(snap.REST, r)
 	}
 	return snap
 }

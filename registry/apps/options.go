@@ -50,6 +50,11 @@ type Options struct {
 	// EventBuffer is a subscriber's queue when Subscribe is given 0
 	// (default 1024 events).
 	EventBuffer int
+	// MaxRESTRequests bounds the REST broadcast requests kept, the
+	// oldest dropped first (default 64), and MaxRESTMessages the
+	// messages kept with a request no socket took (default 16).
+	MaxRESTRequests int
+	MaxRESTMessages int
 }
 
 // maxMaskedPayload is the largest payload masked and kept (clipped);
@@ -81,6 +86,8 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxTokenPushes, 16)
 	def(&o.MaxFlags, 1024)
 	def(&o.EventBuffer, 1024)
+	def(&o.MaxRESTRequests, 64)
+	def(&o.MaxRESTMessages, 16)
 	if o.ReconnectWindow <= 0 {
 		o.ReconnectWindow = 30 * time.Second
 	}

@@ -206,6 +206,8 @@ func FuzzDecodeInput(f *testing.F) {
 		`{"type":"app_close","time":"2026-01-01T00:00:02Z","socket":1,"by":"app","code":1000}`,
 		`{"type":"app_fault","socket":1,"kind":"drop"}`,
 		`{"type":"app_tick","time":"2026-01-01T00:00:03Z"}`,
+		`{"type":"app_rest","time":"2026-01-01T00:00:04Z","answered":"2026-01-01T00:00:04.001Z","client_info":"supabase-js/2","path":"/realtime/v1/api/broadcast","claims":{"role":"authenticated","subject":"u"},"status":202,"bytes":80,"decoded":true,"messages":[{"topic":"a","event":"e","text":"{\"n\":1}","bytes":7},{"topic":"a","event":"b","data":"AAE=","bytes":2,"binary":true,"private":true}]}`,
+		`{"type":"app_rest","time":"2026-01-01T00:00:05Z","status":413,"bytes":2000000,"clipped":true,"error":"too big"}`,
 	} {
 		f.Add([]byte(s))
 	}

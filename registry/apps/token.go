@@ -60,6 +60,19 @@ func socketToken(q url.Values, h http.Header) string {
 	return h.Get("apikey")
 }
 
+// restToken is the token of a REST request, as the server reads it: the
+// Authorization bearer, else the apikey header, else the apikey query
+// parameter.
+func restToken(q url.Values, h http.Header) string {
+	if a := h.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	if k := h.Get("apikey"); k != "" {
+		return k
+	}
+	return q.Get("apikey")
+}
+
 // clip cuts s to at most n bytes.
 func clip(s string, n int) string {
 	if len(s) > n {

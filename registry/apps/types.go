@@ -163,6 +163,10 @@ type Message struct {
 	// set).
 	Payload string `json:"payload"`
 	Clipped bool   `json:"clipped,omitempty"`
+	// Via is "rest" for a message the app sent by the REST broadcast
+	// API (its socket did not carry it), with the upstream's HTTPStatus.
+	Via        string `json:"via,omitempty"`
+	HTTPStatus int    `json:"http_status,omitempty"`
 }
 
 // TokenPush is one access_token push of the app on a channel.
@@ -216,12 +220,19 @@ type Stats struct {
 	Bytes int `json:"bytes"`
 	// EventsDropped counts the events subscribers could not take.
 	EventsDropped uint64 `json:"events_dropped"`
+	// RESTRequests and RESTMessages count the REST broadcasts and their
+	// messages; RESTDropped the requests evicted beyond MaxRESTRequests.
+	RESTRequests uint64 `json:"rest_requests"`
+	RESTMessages uint64 `json:"rest_messages"`
+	RESTDropped  uint64 `json:"rest_dropped,omitempty"`
 }
 
 // Snapshot is a deep copy of the model: sockets in the order they
-// opened (open and kept closed ones), the flags in the order raised.
+// opened (open and kept closed ones), the flags in the order raised,
+// the last REST broadcast requests in the order answered.
 type Snapshot struct {
-	Sockets []Socket `json:"sockets"`
-	Flags   []Flag   `json:"flags"`
-	Stats   Stats    `json:"stats"`
+	Sockets []Socket      `json:"sockets"`
+	Flags   []Flag        `json:"flags"`
+	REST    []RESTRequest `json:"rest,omitempty"`
+	Stats   Stats         `json:"stats"`
 }
