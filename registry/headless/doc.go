@@ -35,8 +35,9 @@
 // token's claims — role, subject, expiry, masked form — read before
 // masking; app_frame with dir, the masked text or base64 data, the size
 // on the wire and the claims of a join's or push's token; app_close;
-// app_fault; app_rest, a REST broadcast the app sent, decoded; app_tick), "dropped" lines where the bounded queue lost
-// some, and the end line (Events counts the input lines). Lines are at
+// app_fault; app_rest, a REST broadcast the app sent, decoded;
+// app_tick), "dropped" lines where the bounded queue lost some, and the
+// end line (Events counts the input lines). Lines are at
 // most [MaxLine]. [ReadRecording] reads it into Recording.Apps, and into
 // Events the app model's events those inputs make, as log lines
 // ("app_channel joined", attributes socket, topic, ...); app lines and
