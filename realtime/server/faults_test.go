@@ -194,7 +194,7 @@ func TestKick(t *testing.T) {
 		j string
 	}{{a, ja}, {b, jb}} {
 		f := tc.c.awaitEvent(topic, protocol.EventError)
-		if got, want := string(f.raw), fmt.Sprintf(`["%s","%s","realtime:room1","phx_error",{}]`, tc.j, tc.j); got != want {
+		if got, want := string(f.raw), fmt.Sprintf(`["%s","%s","realtime:room1","phx_error",{"reason":"channel_crash"}]`, tc.j, tc.j); got != want {
 			t.Errorf("kick error frame %s, want %s", got, want)
 		}
 	}
