@@ -67,8 +67,11 @@
 // phoenix's Presence, leave on disconnect), TestPhoenixStaleJoinRef (a push
 // with another join_ref than the channel's is delivered),
 // TestPhoenixKickError (phx_error {"reason":"channel_crash"} to onError,
-// then a rejoin) and TestPhoenixReconnect (reconnect and rejoin after the
-// server drops the socket).
+// then a rejoin), TestPhoenixReconnect (reconnect and rejoin after the
+// server drops the socket) and TestPhoenixTokenRefreshRefused (an
+// access_token that reads nothing of a private channel: no reply, the
+// system error "You do not have permissions to read from this Channel
+// topic: …", phx_close).
 //
 // Not covered: the binding-mismatch path of §12.7, which needs a server
 // that answers with other bindings than it was sent. Changes from a real

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"rtm/realtime/jsharness"
 	"rtm/realtime/protocol"
@@ -232,4 +233,28 @@ func TestPhoenixReconnect(t *testing.T) {
 	g.send(protocol.Message{JoinRef: gj, Ref: g.nextRef(), Topic: topic, Event: protocol.EventBroadcast,
 		Payload: []byte(`{"type":"broadcast","event":"after","payload":{}}`)})
 	pc.AwaitMessage(t, quick, mark, "broadcast", nil)
+}
+
+// TestPhoenixTokenRefreshRefused: an access_token push whose token can
+// read neither broadcast nor presence of a private channel shuts it down
+// with Supabase's words for that, a system error then phx_close.
+func TestPhoenixTokenRefreshRefused(t *testing.T) {
+	e := newPhxEnv(t)
+	const topic = "realtime:room1"
+	// A short push timeout: the access_token push gets no reply.
+	ps := e.p.NewSocket(t, "p", jsharness.Endpoint(e.srv.URL), jsharness.PhoenixOptions{APIKey: e.srv.AnonKey(), TimeoutMs: 1000})
+	ch := ps.Channel(t, "room", topic, map[string]any{
+		"config":       map[string]any{"private": true},
+		"access_token": e.srv.UserToken(t, "u1", time.Hour, nil),
+	}, false).On(t, "system")
+	mark := e.p.Mark()
+	ch.Join(t)
+	ch.AwaitJoin(t, quick, mark, "ok")
+	mark = e.p.Mark()
+	if r := ch.Push(t, "access_token", map[string]any{"access_token": e.srv.AnonKey()}); r.Status != "timeout" {
+		t.Errorf("access_token push answered %s %s (Supabase sends no reply)", r.Status, r.Response)
+	}
+	sys := ch.AwaitMessage(t, quick, mark, "system", nil)
+	wantJSON(t, "system", sys.Payload, `{"extension":"system","status":"error","message":"You do not have permissions to read from this Channel topic: room1","channel":"room1"}`)
+	e.p.Await(t, quick, match{Kind: jsharness.KindChannelClose, Client: "p", After: sys.Seq})
 }
