@@ -140,7 +140,10 @@
 // without allocation. A malformed frame, a frame for an unknown topic or
 // with a stale join_ref, a reply for an unknown ref, a null payload or an
 // unknown event is logged and dropped (malformed ones are counted in
-// [Stats].DecodeErrors); the client never panics on input. Frames are
+// [Stats].DecodeErrors); the client never panics on input. A Phoenix
+// binary broadcast (2.0.0 kind 2, what Supabase fans a phoenix.js
+// ArrayBuffer push out as) is decoded but carries no user broadcast, so
+// it is dropped as a broadcast without a user event. Frames are
 // read into 64 KiB slabs and event payloads alias them: a payload a
 // consumer keeps keeps its slab alive; copy payloads kept for long. A
 // frame that does not fit in its slab's free space (every frame, and so

@@ -19,6 +19,12 @@
 // it fails. The driver process is killed when the test ends; its stderr
 // and the event log are written to the test log if the test failed.
 //
+// [StartPhoenix] runs testdata/realtimejs/phoenix.mjs instead: the Phoenix
+// framework's own JS client (npm phoenix 1.8.17) with the same line
+// protocol and event log, driven through [Phoenix.NewSocket],
+// [PhoenixSocket.Channel], [PhoenixChannel.Push] and friends, as a second
+// judge of the embedded server that nobody here wrote.
+//
 // realtime-js 2.119.0 has no WebSocket dependency: under Node it uses the
 // global WebSocket (undici), which the driver wraps to log frames. Under
 // Node 22.23.3 (undici 6.28.1) a connection attempt that fails (refused,
@@ -104,6 +110,27 @@ func (b *syncBuffer) String() string {
 // waits until it is ready. The process is stopped when tb ends.
 func Start(tb testing.TB) *Driver {
 	tb.Helper()
+	d, ready := startScript(tb, "driver.mjs")
+	if d == nil {
+		return nil
+	}
+	var info struct {
+		Node       string `json:"node"`
+		RealtimeJS string `json:"realtimeJs"`
+	}
+	json.Unmarshal(ready.Raw, &info)
+	d.NodeVersion, d.RealtimeJSVersion = info.Node, info.RealtimeJS
+	if d.RealtimeJSVersion != RealtimeJSVersion {
+		tb.Fatalf("jsharness: driver runs realtime-js %s, want %s", d.RealtimeJSVersion, RealtimeJSVersion)
+	}
+	return d
+}
+
+// startScript starts Node on script (a file of testdata/realtimejs that
+// speaks the driver's line protocol) and waits for its ready event. It
+// returns nil when tb was skipped.
+func startScript(tb testing.TB, script string) (*Driver, Event) {
+	tb.Helper()
 	node := Install(tb)
 	dir := Dir(tb)
 	d := &Driver{
@@ -112,7 +139,7 @@ func Start(tb testing.TB) *Driver {
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	cmd := exec.Command(node, "--unhandled-rejections=warn", filepath.Join(dir, "driver.mjs"))
+	cmd := exec.Command(node, "--unhandled-rejections=warn", filepath.Join(dir, script))
 	cmd.Dir = dir
 	cmd.Stderr = &d.stderr
 	stdin, err := cmd.StdinPipe()
@@ -125,7 +152,7 @@ func Start(tb testing.TB) *Driver {
 	}
 	if err := cmd.Start(); err != nil {
 		unavailable(tb, "cannot start %s: %v; %s", node, err, howToGetNode)
-		return nil
+		return nil, Event{}
 	}
 	d.cmd = cmd
 	d.stdin = stdin
@@ -136,18 +163,9 @@ func Start(tb testing.TB) *Driver {
 	defer cancel()
 	ready, err := d.WaitEvent(ctx, Match{Kind: KindReady})
 	if err != nil {
-		tb.Fatalf("jsharness: driver did not start: %v\nstderr:\n%s", err, d.stderr.String())
+		tb.Fatalf("jsharness: %s did not start: %v\nstderr:\n%s", script, err, d.stderr.String())
 	}
-	var info struct {
-		Node       string `json:"node"`
-		RealtimeJS string `json:"realtimeJs"`
-	}
-	json.Unmarshal(ready.Raw, &info)
-	d.NodeVersion, d.RealtimeJSVersion = info.Node, info.RealtimeJS
-	if d.RealtimeJSVersion != RealtimeJSVersion {
-		tb.Fatalf("jsharness: driver runs realtime-js %s, want %s", d.RealtimeJSVersion, RealtimeJSVersion)
-	}
-	return d
+	return d, ready
 }
 
 // read consumes stdout until the process closes it.

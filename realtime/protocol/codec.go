@@ -13,6 +13,10 @@ import (
 func (v Version) AppendClient(dst []byte, m *Message) (out []byte, binary bool, err error) {
 	switch v {
 	case V2:
+		if m.Binary {
+			out, err = appendPhoenixPush(dst, m)
+			return out, err == nil, err
+		}
 		if m.Broadcast != nil {
 			out, err = appendBinaryPush(dst, m)
 			return out, err == nil, err
@@ -32,12 +36,18 @@ func (v Version) AppendClient(dst []byte, m *Message) (out []byte, binary bool, 
 // AppendServer appends the frame a server sends for m and reports whether
 // it is a binary frame. Under V2 a message with Broadcast set becomes a
 // kind-4 binary frame (refs are not part of that frame); everything else
-// is a JSON array. Under V1 frames are JSON objects without join_ref, and
-// a binary broadcast is converted to its JSON form; a raw binary payload
-// yields ErrUnsupported (V1 subscribers do not receive it).
+// is a JSON array; a message with Binary set becomes a Phoenix kind-2
+// broadcast. Under V1 frames are JSON objects without join_ref, and a
+// binary broadcast is converted to its JSON form; a raw binary payload or
+// a Binary message yields ErrUnsupported (V1 subscribers do not receive
+// it).
 func (v Version) AppendServer(dst []byte, m *Message) (out []byte, binary bool, err error) {
 	switch v {
 	case V2:
+		if m.Binary {
+			out, err = appendPhoenixBroadcast(dst, m)
+			return out, err == nil, err
+		}
 		if m.Broadcast != nil {
 			out, err = appendBinaryBroadcast(dst, m.Topic, m.Broadcast)
 			return out, err == nil, err
@@ -55,11 +65,15 @@ func (v Version) AppendServer(dst []byte, m *Message) (out []byte, binary bool, 
 }
 
 // DecodeClient decodes a frame sent by a client. Under V2 binary frames
-// must be kind 3; under V1 binary frames are refused.
+// must be kind 0 (a Phoenix push) or 3 (a user broadcast); under V1
+// binary frames are refused.
 func (v Version) DecodeClient(data []byte, binary bool) (Message, error) {
 	if binary {
 		if v != V2 {
 			return Message{}, fmt.Errorf("%w: binary frame under serializer %s", ErrUnsupported, v)
+		}
+		if len(data) > 0 && data[0] == KindPush {
+			return decodePhoenixPush(data)
 		}
 		return decodeBinaryPush(data)
 	}
@@ -67,11 +81,15 @@ func (v Version) DecodeClient(data []byte, binary bool) (Message, error) {
 }
 
 // DecodeServer decodes a frame sent by a server. Under V2 binary frames
-// must be kind 4; under V1 binary frames are refused.
+// must be kind 2 (a Phoenix broadcast) or 4 (a user broadcast); under V1
+// binary frames are refused.
 func (v Version) DecodeServer(data []byte, binary bool) (Message, error) {
 	if binary {
 		if v != V2 {
 			return Message{}, fmt.Errorf("%w: binary frame under serializer %s", ErrUnsupported, v)
+		}
+		if len(data) > 0 && data[0] == KindBroadcast {
+			return decodePhoenixBroadcast(data)
 		}
 		return decodeBinaryBroadcast(data)
 	}
@@ -92,6 +110,9 @@ func (v Version) decodeText(data []byte) (Message, error) {
 // v1Payload returns the JSON payload for a V1 frame, converting a binary
 // broadcast to its JSON form.
 func v1Payload(m *Message) ([]byte, error) {
+	if m.Binary {
+		return nil, fmt.Errorf("%w: a binary payload has no 1.0.0 form", ErrUnsupported)
+	}
 	if m.Broadcast != nil {
 		return m.Broadcast.AppendJSON(nil)
 	}
@@ -347,7 +368,7 @@ func checkBroadcastBody(enc byte, meta, payload []byte) (*Broadcast, error) {
 func decodeBinaryPush(data []byte) (Message, error) {
 	const header = 7
 	if len(data) == 0 || data[0] != KindUserBroadcastPush {
-		return Message{}, fmt.Errorf("%w: binary frame kind %s from a client (want 3)", ErrMalformed, kindString(data))
+		return Message{}, fmt.Errorf("%w: binary frame kind %s from a client (want 0 or 3)", ErrMalformed, kindString(data))
 	}
 	if len(data) < header {
 		return Message{}, fmt.Errorf("%w: binary frame of %d bytes is shorter than its %d-byte header", ErrMalformed, len(data), header)
@@ -377,7 +398,7 @@ func decodeBinaryPush(data []byte) (Message, error) {
 func decodeBinaryBroadcast(data []byte) (Message, error) {
 	const header = 5
 	if len(data) == 0 || data[0] != KindUserBroadcast {
-		return Message{}, fmt.Errorf("%w: binary frame kind %s from a server (want 4)", ErrMalformed, kindString(data))
+		return Message{}, fmt.Errorf("%w: binary frame kind %s from a server (want 2 or 4)", ErrMalformed, kindString(data))
 	}
 	if len(data) < header {
 		return Message{}, fmt.Errorf("%w: binary frame of %d bytes is shorter than its %d-byte header", ErrMalformed, len(data), header)
@@ -395,6 +416,80 @@ func decodeBinaryBroadcast(data []byte) (Message, error) {
 	}
 	b.Event = string(f[1])
 	return Message{Topic: string(f[0]), Event: EventBroadcast, Broadcast: b}, nil
+}
+
+// appendPhoenixPush appends a kind-0 frame: a client's push with a binary
+// payload, as phoenix.js encodes it.
+func appendPhoenixPush(dst []byte, m *Message) ([]byte, error) {
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"join_ref", len(m.JoinRef)}, {"ref", len(m.Ref)}, {"topic", len(m.Topic)}, {"event", len(m.Event)}} {
+		if err := checkField(f.name, f.n); err != nil {
+			return dst, err
+		}
+	}
+	dst = append(dst, KindPush, byte(len(m.JoinRef)), byte(len(m.Ref)), byte(len(m.Topic)), byte(len(m.Event)))
+	dst = append(dst, m.JoinRef...)
+	dst = append(dst, m.Ref...)
+	dst = append(dst, m.Topic...)
+	dst = append(dst, m.Event...)
+	return append(dst, m.Raw...), nil
+}
+
+// appendPhoenixBroadcast appends a kind-2 frame: a server's broadcast with
+// a binary payload, as Phoenix's 2.0.0 serializer encodes it.
+func appendPhoenixBroadcast(dst []byte, m *Message) ([]byte, error) {
+	if err := checkField("topic", len(m.Topic)); err != nil {
+		return dst, err
+	}
+	if err := checkField("event", len(m.Event)); err != nil {
+		return dst, err
+	}
+	dst = append(dst, KindBroadcast, byte(len(m.Topic)), byte(len(m.Event)))
+	dst = append(dst, m.Topic...)
+	dst = append(dst, m.Event...)
+	return append(dst, m.Raw...), nil
+}
+
+// decodePhoenixPush decodes a kind-0 frame. Its payload is raw bytes of
+// any content; the topic must not be empty.
+func decodePhoenixPush(data []byte) (Message, error) {
+	const header = 5
+	if len(data) < header {
+		return Message{}, fmt.Errorf("%w: binary frame of %d bytes is shorter than its %d-byte header", ErrMalformed, len(data), header)
+	}
+	f, payload, err := binaryFields(data, header, data[1], data[2], data[3], data[4])
+	if err != nil {
+		return Message{}, err
+	}
+	if len(f[2]) == 0 {
+		return Message{}, fmt.Errorf("%w: binary frame without topic", ErrMalformed)
+	}
+	return Message{
+		JoinRef: string(f[0]),
+		Ref:     string(f[1]),
+		Topic:   string(f[2]),
+		Event:   string(f[3]),
+		Binary:  true,
+		Raw:     payload,
+	}, nil
+}
+
+// decodePhoenixBroadcast decodes a kind-2 frame.
+func decodePhoenixBroadcast(data []byte) (Message, error) {
+	const header = 3
+	if len(data) < header {
+		return Message{}, fmt.Errorf("%w: binary frame of %d bytes is shorter than its %d-byte header", ErrMalformed, len(data), header)
+	}
+	f, payload, err := binaryFields(data, header, data[1], data[2])
+	if err != nil {
+		return Message{}, err
+	}
+	if len(f[0]) == 0 {
+		return Message{}, fmt.Errorf("%w: binary frame without topic", ErrMalformed)
+	}
+	return Message{Topic: string(f[0]), Event: string(f[1]), Binary: true, Raw: payload}, nil
 }
 
 func kindString(data []byte) string {

@@ -106,6 +106,50 @@ func TestObservedBinaryPush(t *testing.T) {
 	}
 }
 
+// TestPhoenixBinaryPush: phoenix.js's channel.push("broadcast", buffer)
+// with join_ref "1" and ref "2" (its Serializer.binaryEncode), and the
+// kind-2 broadcast Phoenix's serializer fans it out as.
+func TestPhoenixBinaryPush(t *testing.T) {
+	push := append([]byte{0x00, 0x01, 0x01, 0x0e, 0x09}, "12realtime:room1broadcast\x00\x01\xff"...)
+	m, err := V2.DecodeClient(push, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.JoinRef != "1" || m.Ref != "2" || m.Topic != "realtime:room1" || m.Event != EventBroadcast ||
+		!m.Binary || string(m.Raw) != "\x00\x01\xff" || m.Payload != nil || m.Broadcast != nil {
+		t.Fatalf("decoded %+v", m)
+	}
+	if out, bin, err := V2.AppendClient(nil, &m); err != nil || !bin || !bytes.Equal(out, push) {
+		t.Fatalf("re-encoded % x (%v, %v)", out, bin, err)
+	}
+	if _, err := V1.DecodeClient(push, true); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("kind 0 under V1: %v", err)
+	}
+	empty, err := V2.DecodeClient([]byte("\x00\x00\x00\x01\x01te"), true)
+	if err != nil || !empty.Binary || len(empty.Raw) != 0 {
+		t.Errorf("empty ArrayBuffer: %+v %v", empty, err)
+	}
+
+	out := &Message{Topic: m.Topic, Event: m.Event, Binary: true, Raw: m.Raw}
+	want := append([]byte{0x02, 0x0e, 0x09}, "realtime:room1broadcast\x00\x01\xff"...)
+	b, bin, err := V2.AppendServer(nil, out)
+	if err != nil || !bin || !bytes.Equal(b, want) {
+		t.Fatalf("kind 2: % x (%v, %v)\nwant % x", b, bin, err, want)
+	}
+	back, err := V2.DecodeServer(b, true)
+	if err != nil || back.Topic != m.Topic || back.Event != EventBroadcast || !back.Binary || string(back.Raw) != string(m.Raw) {
+		t.Fatalf("kind 2 decoded %+v %v", back, err)
+	}
+	if _, _, err := V1.AppendServer(nil, out); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("kind 2 under V1: %v", err)
+	}
+	for _, bad := range [][]byte{{0x00, 0x01, 0x01, 0x01}, {0x00, 0x05, 0x00, 0x01, 0x00, 't'}, {0x00, 0x00, 0x00, 0x00, 0x01, 'e'}} {
+		if _, err := V2.DecodeClient(bad, true); !errors.Is(err, ErrMalformed) {
+			t.Errorf("% x: %v, want ErrMalformed", bad, err)
+		}
+	}
+}
+
 func TestObservedBinaryBroadcast(t *testing.T) {
 	want := append([]byte{0x04, 0x0e, 0x06, 0x00, 0x01}, `realtime:room1cursor{"x":1}`...)
 	m := Message{Topic: "realtime:room1", Event: EventBroadcast, Broadcast: &Broadcast{Event: "cursor", Payload: []byte(`{"x":1}`)}}

@@ -40,6 +40,11 @@ type ServerFrame struct {
 	BroadcastMeta []byte
 	// BroadcastBinary marks a raw binary user payload (encoding 0).
 	BroadcastBinary bool
+
+	// Binary marks a Phoenix binary broadcast (kind 2): Event is its
+	// event, Raw its payload bytes, and it carries no user broadcast.
+	Binary bool
+	Raw    []byte
 }
 
 // Broadcast returns the user broadcast of f as a [Broadcast] (the event name
@@ -59,12 +64,16 @@ func (f *ServerFrame) Broadcast() (b Broadcast, ok bool) {
 
 // ScanServer decodes a frame sent by a server into f without allocating
 // (see [ServerFrame]). It accepts exactly the frames [Version.DecodeServer]
-// accepts. Under V2 binary frames must be kind 4; under V1 they are refused.
+// accepts. Under V2 binary frames must be kind 2 or 4; under V1 they are
+// refused.
 func (v Version) ScanServer(data []byte, binary bool, f *ServerFrame) error {
 	*f = ServerFrame{}
 	if binary {
 		if v != V2 {
 			return fmt.Errorf("%w: binary frame under serializer %s", ErrUnsupported, v)
+		}
+		if len(data) > 0 && data[0] == KindBroadcast {
+			return scanPhoenixBroadcast(data, f)
 		}
 		return scanBinaryBroadcast(data, f)
 	}
@@ -253,7 +262,7 @@ func scanObjectFrame(d []byte, f *ServerFrame) error {
 func scanBinaryBroadcast(d []byte, f *ServerFrame) error {
 	const header = 5
 	if len(d) == 0 || d[0] != KindUserBroadcast {
-		return fmt.Errorf("%w: binary frame kind %s from a server (want 4)", ErrMalformed, kindString(d))
+		return fmt.Errorf("%w: binary frame kind %s from a server (want 2 or 4)", ErrMalformed, kindString(d))
 	}
 	if len(d) < header {
 		return fmt.Errorf("%w: binary frame of %d bytes is shorter than its %d-byte header", ErrMalformed, len(d), header)
@@ -301,6 +310,33 @@ func scanBinaryBroadcast(d []byte, f *ServerFrame) error {
 	f.HasBroadcast = true
 	f.BroadcastEvent = event
 	f.BroadcastPayload = payload
+	return nil
+}
+
+// scanPhoenixBroadcast scans a kind-2 frame.
+func scanPhoenixBroadcast(d []byte, f *ServerFrame) error {
+	const header = 3
+	if len(d) < header {
+		return fmt.Errorf("%w: binary frame of %d bytes is shorter than its %d-byte header", ErrMalformed, len(d), header)
+	}
+	t, e := int(d[1]), int(d[2])
+	if header+t+e > len(d) {
+		return fmt.Errorf("%w: binary frame of %d bytes is shorter than its header lengths", ErrMalformed, len(d))
+	}
+	topic := d[header : header+t : header+t]
+	event := d[header+t : header+t+e : header+t+e]
+	for k, field := range [2][]byte{topic, event} {
+		if !utf8.Valid(field) {
+			return fmt.Errorf("%w: binary frame header field %d is not valid UTF-8", ErrMalformed, k+1)
+		}
+	}
+	if t == 0 {
+		return fmt.Errorf("%w: binary frame without topic", ErrMalformed)
+	}
+	f.Topic = topic
+	f.Event = internEvent(event)
+	f.Binary = true
+	f.Raw = d[header+t+e:]
 	return nil
 }
 

@@ -31,6 +31,9 @@ func checkScanMatchesDecode(t *testing.T, v Version, data []byte, binary bool) {
 	if !bytes.Equal(f.Payload, m.Payload) {
 		t.Fatalf("%q: payload %q want %q", data, f.Payload, m.Payload)
 	}
+	if f.Binary != m.Binary || !bytes.Equal(f.Raw, m.Raw) {
+		t.Fatalf("%q: binary %v %q, want %v %q", data, f.Binary, f.Raw, m.Binary, m.Raw)
+	}
 	if m.Event != EventBroadcast {
 		if f.HasBroadcast {
 			t.Fatalf("%q: broadcast on event %q", data, m.Event)
@@ -98,6 +101,12 @@ func TestScanServerFrames(t *testing.T) {
 		{0x03, 0, 0, 1, 0, 0, 1, 't'},
 		{},
 		append([]byte{0x04, 0x01, 0x01, 0x00, 0x01}, "t\xff{}"...),
+		append([]byte{0x02, 0x0e, 0x09}, "realtime:room1broadcast\x00\xff"...),
+		append([]byte{0x02, 0x01, 0x00}, "t"...),
+		{0x02, 0x00, 0x00},
+		{0x02, 0x05, 0x00, 't'},
+		{0x02, 0x01},
+		append([]byte{0x02, 0x01, 0x01}, "t\xff"...),
 	}
 	for _, b := range bin {
 		checkScanMatchesDecode(t, V2, b, true)

@@ -36,6 +36,9 @@ func checkRoundTrip(t *testing.T, v Version, m Message, fromClient bool) {
 	if back.Topic != m.Topic || back.Event != m.Event || back.Ref != m.Ref {
 		t.Fatalf("round trip changed the envelope: %+v -> %+v", m, back)
 	}
+	if back.Binary != m.Binary || !bytes.Equal(back.Raw, m.Raw) {
+		t.Fatalf("round trip changed the binary payload: %+v -> %+v", m, back)
+	}
 	if m.Broadcast == nil && !bytes.Equal(back.Payload, m.Payload) && len(m.Payload) > 0 {
 		t.Fatalf("round trip changed the payload: %q -> %q", m.Payload, back.Payload)
 	}
@@ -88,19 +91,29 @@ func FuzzDecodeV2Binary(f *testing.F) {
 	f.Add(append([]byte{0x04, 0x0e, 0x06, 0x00, 0x01}, `realtime:room1cursor{"x":1}`...))
 	f.Add(append([]byte{0x04, 0x01, 0x01, 0x0a, 0x00}, `te{"id":"1"}`...))
 	f.Add([]byte{3, 255, 255, 255, 255, 255, 1})
+	f.Add(append([]byte{0x00, 0x01, 0x01, 0x0e, 0x09}, "12realtime:room1broadcast\x00\xff"...))
+	f.Add(append([]byte{0x02, 0x0e, 0x09}, "realtime:room1broadcast\x00\xff"...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if m, err := V2.DecodeClient(data, true); err == nil {
-			if m.Broadcast == nil || m.Event != EventBroadcast {
+			if m.Binary {
+				if m.Broadcast != nil || m.Payload != nil || data[0] != KindPush {
+					t.Fatalf("Phoenix push decoded as %+v", m)
+				}
+				if !bytes.Equal(m.Raw, data[5+len(m.JoinRef)+len(m.Ref)+len(m.Topic)+len(m.Event):]) {
+					t.Fatalf("Phoenix push payload %q of %q", m.Raw, data)
+				}
+			} else if m.Broadcast == nil || m.Event != EventBroadcast {
 				t.Fatalf("binary push decoded without broadcast: %+v", m)
 			}
 			checkRoundTrip(t, V2, m, true)
 			checkRoundTrip(t, V1, m, false) // V1 conversion must stay valid JSON
 		}
 		if m, err := V2.DecodeServer(data, true); err == nil {
-			if m.Broadcast == nil {
+			if m.Broadcast == nil && !m.Binary {
 				t.Fatalf("binary broadcast decoded without broadcast: %+v", m)
 			}
 			checkRoundTrip(t, V2, m, false)
+			checkScanMatchesDecode(t, V2, data, true)
 		}
 	})
 }

@@ -55,8 +55,17 @@ const (
 	EventAccessToken     = "access_token"
 )
 
-// Binary frame kinds of serializer 2.0.0 used by Realtime.
+// Binary frame kinds of serializer 2.0.0. Kinds 0 and 2 are Phoenix's
+// own (phoenix.js sends a push with an ArrayBuffer payload as kind 0);
+// kinds 3 and 4 are Realtime's user broadcasts.
 const (
+	// KindPush is a Phoenix push with a binary payload, sent by a client
+	// (kind 0): join_ref, ref, topic, event, then the payload bytes.
+	KindPush byte = 0
+	// KindBroadcast is a Phoenix broadcast with a binary payload, sent by
+	// a server (kind 2): topic, event, then the payload bytes.
+	// realtime-js cannot decode it; phoenix.js can.
+	KindBroadcast byte = 2
 	// KindUserBroadcastPush is a user broadcast sent by a client (kind 3).
 	KindUserBroadcastPush byte = 3
 	// KindUserBroadcast is a user broadcast sent by a server (kind 4).
@@ -79,6 +88,11 @@ const (
 // has Event "broadcast", a nil Payload and Broadcast set. A broadcast that
 // arrived as JSON text has Payload set and Broadcast nil; use
 // [Message.UserBroadcast] to read either form.
+//
+// A Phoenix binary frame (kind 0 from a client, kind 2 from a server) has
+// Binary set, its payload bytes in Raw and a nil Payload; its Event is the
+// push's own ("broadcast" for phoenix.js's channel.push("broadcast",
+// buffer)), with no user event inside.
 type Message struct {
 	JoinRef   string
 	Ref       string
@@ -86,6 +100,9 @@ type Message struct {
 	Event     string
 	Payload   json.RawMessage
 	Broadcast *Broadcast
+	// Binary marks a Phoenix binary frame; Raw is its payload.
+	Binary bool
+	Raw    []byte
 }
 
 // Broadcast is a user broadcast: the user event name, its payload, and

@@ -164,7 +164,7 @@ func TestPrivateChannels(t *testing.T) {
 	// A token push that turns the private channel anon shuts it down.
 	anonTok := s.Token(t, map[string]any{"role": "anon", "exp": time.Now().Unix() + 60})
 	user.send(ju, topic, protocol.EventAccessToken, `{"access_token":`+quote(anonTok)+`}`)
-	systemThenClose(t, user, topic, ju, "You no longer have permission to read from this Channel topic: room:1")
+	systemThenClose(t, user, topic, ju, "You do not have permissions to read from this Channel topic: room:1")
 
 	topics := s.Topics()
 	if len(topics) != 2 || topics[0].Private || !topics[1].Private || topics[0].Topic != topic {
@@ -229,7 +229,7 @@ func TestTenantIsolation(t *testing.T) {
 	// A token switch to another tenant shuts the channel down.
 	j, _ := c.join(topic, joinPayload(`{}`, `{}`, false, `"access_token":`+quote(acme)))
 	c.send(j, topic, protocol.EventAccessToken, `{"access_token":`+quote(globex)+`}`)
-	systemThenClose(t, c, topic, j, "You no longer have permission to read from this Channel topic: tenant:acme:presence:contact:1")
+	systemThenClose(t, c, topic, j, "You do not have permissions to read from this Channel topic: tenant:acme:presence:contact:1")
 	// REST: a tenant topic needs the tenant's token.
 	status, body := httpDo(t, "POST", s.URL+"/realtime/v1/api/broadcast", globex, "application/json",
 		`{"messages":[{"topic":"tenant:acme:presence:contact:1","event":"e","payload":{}}]}`)

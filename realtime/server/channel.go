@@ -15,18 +15,21 @@ import (
 // channel is one joined topic on one connection. Its mutable fields are
 // guarded by c.mu; ack, self, private and the topic never change.
 type channel struct {
-	c        *conn
-	t        *topic
-	topic    string // wire topic
-	sub      string
-	tenant   tenant // the topic's, which its events are charged to
-	joinRef  string
-	private  bool
-	ack      bool
-	self     bool
-	joined   time.Time
-	bindings []json.RawMessage
-	pg       []binding
+	c       *conn
+	t       *topic
+	topic   string // wire topic
+	sub     string
+	tenant  tenant // the topic's, which its events are charged to
+	joinRef string
+	// noJoinRef: the join had no join_ref (1.0.0 clients may omit it), so
+	// a leave with any join_ref is this channel's, as in Phoenix.
+	noJoinRef bool
+	private   bool
+	ack       bool
+	self      bool
+	joined    time.Time
+	bindings  []json.RawMessage
+	pg        []binding
 	// changeBindings are the bindings for Config.Changes.
 	changeBindings []ChangeBinding
 
@@ -122,7 +125,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		token: token, claims: claims,
 	}
 	if ch.joinRef == "" {
-		ch.joinRef = m.Ref // 1.0.0 clients may omit join_ref
+		ch.joinRef, ch.noJoinRef = m.Ref, true // 1.0.0 clients may omit join_ref
 	}
 	if ch.presenceKey == "" {
 		ch.presenceKey = s.newUUID()
@@ -204,24 +207,42 @@ func (c *conn) joinErrorAfter(m *protocol.Message, reason string, d time.Duratio
 }
 
 // handleLeave answers phx_leave: ok, then phx_close for the channel. A
-// leave of a topic without a channel is answered ok too, and so is a
-// stale leave (another join_ref than the channel's), which leaves the
-// current channel alone.
+// leave of a topic without a channel is answered ok too. A leave with
+// another join_ref than the channel's is ignored, as Phoenix does (the
+// client raced a server close): no reply, and the channel stays.
 func (c *conn) handleLeave(m *protocol.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reply(m, protocol.StatusOK, nil)
-	if ch := c.channels[m.Topic]; ch != nil && (m.JoinRef == "" || m.JoinRef == ch.joinRef) {
-		c.closeChannelLocked(ch, protocol.EventClose)
+	ch := c.channels[m.Topic]
+	if ch == nil {
+		c.reply(m, protocol.StatusOK, nil)
+		return
 	}
+	if !ch.noJoinRef && m.JoinRef != ch.joinRef {
+		c.log.Debug("Ignoring a leave for another join", logKeyTopic, m.Topic, "join_ref", clipLog(m.JoinRef))
+		return
+	}
+	reply := *m
+	reply.JoinRef = ch.joinRef
+	c.reply(&reply, protocol.StatusOK, nil)
+	c.closeChannelLocked(ch, protocol.EventClose)
 }
 
 // closeChannelLocked sends phx_close or phx_error for ch (join_ref = ref =
-// the channel's join_ref) and removes it (c.mu held).
+// the channel's join_ref) and removes it (c.mu held). phx_error carries
+// {"reason":"channel_crash"}, as the Phoenix that Supabase pins sends for a
+// channel that crashed; phx_close carries {}.
 func (c *conn) closeChannelLocked(ch *channel, event string) {
-	c.sendMsg(&protocol.Message{JoinRef: ch.joinRef, Ref: ch.joinRef, Topic: ch.topic, Event: event})
+	m := &protocol.Message{JoinRef: ch.joinRef, Ref: ch.joinRef, Topic: ch.topic, Event: event}
+	if event == protocol.EventError {
+		m.Payload = []byte(channelCrash)
+	}
+	c.sendMsg(m)
 	c.removeChannelLocked(ch)
 }
+
+// channelCrash is the payload of phx_error.
+const channelCrash = `{"reason":"channel_crash"}`
 
 // shutdownLocked ends ch for a reason, as Supabase does: a system error
 // with the message, then phx_close (c.mu held).
@@ -299,13 +320,18 @@ func (c *conn) checkToken(ch *channel) {
 
 // handleBroadcast fans a broadcast push out to the topic, honouring self
 // and ack. A binary (kind 3) push goes out as a kind-4 frame to 2.0.0
-// subscribers and as JSON to 1.0.0 ones; a JSON push goes out verbatim.
+// subscribers and as JSON to 1.0.0 ones; a JSON push goes out verbatim;
+// a Phoenix binary push (kind 0) goes out as a Phoenix binary broadcast
+// (kind 2, event "broadcast") to 2.0.0 subscribers only.
 func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
 	s := c.s
 	lim := s.cfg.Limits
 	size := len(m.Payload)
-	if m.Broadcast != nil {
+	switch {
+	case m.Broadcast != nil:
 		size = len(m.Broadcast.Payload)
+	case m.Binary:
+		size = len(m.Raw)
 	}
 	if lim.MaxPayloadSizeKB > 0 && size > lim.MaxPayloadSizeKB*1000 {
 		c.log.Info("Broadcast dropped: payload size exceeded", logKeyTopic, ch.topic, "bytes", size)
@@ -316,7 +342,7 @@ func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
 		}
 		return
 	}
-	if m.Broadcast == nil { // a binary push's event fits its one-byte length
+	if m.Broadcast == nil && !m.Binary { // a binary push's event fits its one-byte length
 		if n := longBroadcastEvent(m.Payload); n > 0 {
 			c.log.Info("Broadcast dropped: event name too long", logKeyTopic, ch.topic, "bytes", n)
 			s.stats.badFrames.Add(1)
@@ -336,11 +362,14 @@ func (c *conn) handleBroadcast(ch *channel, m *protocol.Message) {
 		return
 	}
 	out := &protocol.Message{Topic: ch.topic, Event: protocol.EventBroadcast}
-	if m.Broadcast != nil {
+	switch {
+	case m.Broadcast != nil:
 		b := *m.Broadcast
 		b.Meta = nil // Supabase does not forward push metadata
 		out.Broadcast = &b
-	} else {
+	case m.Binary:
+		out.Binary, out.Raw = true, m.Raw
+	default:
 		out.Payload = m.Payload
 	}
 	skip := ch
@@ -481,7 +510,11 @@ func (c *conn) handleAccessToken(ch *channel, m *protocol.Message) {
 		return
 	}
 	if (ch.private && c.s.cfg.Authorizer == nil && !canUsePrivate(claims.Role)) || tenantRefusal(ch.sub, claims) != "" {
-		c.shutdownLocked(ch, "You no longer have permission to read from this Channel topic: "+ch.sub)
+		// The new token reads neither broadcast nor presence: Supabase's
+		// words for that ("You no longer have permission ..." is for a
+		// token that keeps one of the two reads, which the role rule
+		// never gives).
+		c.shutdownLocked(ch, "You do not have permissions to read from this Channel topic: "+ch.sub)
 		return
 	}
 	old := ch.claims

@@ -376,13 +376,13 @@ func (c *conn) handleFrame(mt int, data []byte) {
 		if errors.Is(err, protocol.ErrUnsupported) {
 			code = websocket.CloseUnsupportedData
 		}
-		c.sendClose(code, "malformed frame: "+shortErr(err))
+		c.sendClose(code, frameCloseReason(err))
 		return
 	}
 	if c.refuseLongNames(&m) {
 		return
 	}
-	if m.Broadcast == nil && !protocol.IsObject(m.Payload) {
+	if m.Broadcast == nil && !m.Binary && !protocol.IsObject(m.Payload) {
 		c.s.stats.badFrames.Add(1)
 		c.log.Warn("Refusing push without an object payload", logKeyTopic, m.Topic, logKeyEvent, m.Event)
 		c.replyError(&m, "InvalidPayload: the payload must be a JSON object")
@@ -402,6 +402,14 @@ func (c *conn) handleFrame(mt int, data []byte) {
 			c.unmatched(&m)
 			return
 		}
+		if m.Binary {
+			// Realtime's join cannot read a binary payload: its channel
+			// crashes in join, which Phoenix answers at once.
+			c.s.stats.joinErrors.Add(1)
+			c.log.Info("Join refused: binary payload", logKeyTopic, m.Topic)
+			c.replyError(&m, "join crashed")
+			return
+		}
 		c.handleJoin(&m)
 		return
 	case protocol.EventLeave:
@@ -411,16 +419,24 @@ func (c *conn) handleFrame(mt int, data []byte) {
 	c.mu.Lock()
 	ch := c.channels[m.Topic]
 	c.mu.Unlock()
-	if ch == nil || (m.JoinRef != "" && m.JoinRef != ch.joinRef) {
+	if ch == nil {
 		c.unmatched(&m)
 		return
 	}
-	switch m.Event {
-	case protocol.EventBroadcast:
+	// Supabase's Phoenix hands every message on a joined topic to its
+	// channel, whatever its join_ref; the channel's replies carry the
+	// channel's own join_ref.
+	m.JoinRef = ch.joinRef
+	switch {
+	case m.Event == protocol.EventBroadcast:
 		c.handleBroadcast(ch, &m)
-	case protocol.EventPresence:
+	case m.Event == protocol.EventPresence && m.Binary:
+		// Realtime's presence handler ignores a payload that is not a
+		// map and answers ok.
+		c.reply(&m, protocol.StatusOK, nil)
+	case m.Event == protocol.EventPresence:
 		c.handlePresence(ch, &m)
-	case protocol.EventAccessToken:
+	case m.Event == protocol.EventAccessToken && !m.Binary:
 		c.handleAccessToken(ch, &m)
 	default:
 		c.log.Info("Unexpected message from client", logKeyTopic, m.Topic, logKeyEvent, m.Event)
@@ -431,12 +447,21 @@ func (c *conn) handleFrame(mt int, data []byte) {
 	}
 }
 
-// shortErr cuts an error text to fit a close frame's reason.
-func shortErr(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "protocol: ")
-	if len(s) > 100 {
-		s = s[:100]
+// frameCloseReason is the close reason for an undecodable frame: "malformed
+// frame: " or "unsupported frame: " and the decoding error, without the
+// protocol package's own prefixes (which would say it twice), cut to fit
+// a close frame.
+func frameCloseReason(err error) string {
+	prefix := "malformed frame: "
+	if errors.Is(err, protocol.ErrUnsupported) {
+		prefix = "unsupported frame: "
 	}
-	return s
+	s := err.Error()
+	for _, p := range []string{protocol.ErrMalformed.Error() + ": ", protocol.ErrUnsupported.Error() + ": ", "protocol: "} {
+		s = strings.ReplaceAll(s, p, "")
+	}
+	if len(s) > 100 {
+		s = strings.ToValidUTF8(s[:100], "")
+	}
+	return prefix + s
 }

@@ -31,6 +31,34 @@
 // pushes per channel. At most [Config].MaxTenantWindows tenants' rate
 // windows are held at once, idle ones are dropped; see [Limits].
 //
+// Phoenix-level behaviour follows the Phoenix that Supabase Realtime pins
+// (a fork of Phoenix 1.8.11), so that Phoenix's own JS client (npm
+// phoenix) behaves as against hosted Supabase:
+//   - A Phoenix binary push (2.0.0 binary frame kind 0: kind, join_ref,
+//     ref, topic and event lengths, the strings, then the payload bytes;
+//     what phoenix.js sends for an ArrayBuffer payload) is a push with a
+//     binary payload. Event "broadcast" is fanned out as a Phoenix binary
+//     broadcast (kind 2: topic, event "broadcast", the bytes) to 2.0.0
+//     subscribers, the sender too with self, and answered ok with ack;
+//     1.0.0 subscribers do not receive it, and neither can realtime-js,
+//     which decodes only kind 4 (as against Supabase). A binary presence
+//     push is answered ok and changes nothing, a binary join is refused
+//     with "join crashed", other binary events are ignored.
+//   - Messages on a joined topic reach its channel whatever their
+//     join_ref (Supabase's Phoenix reverted "drop incoming messages with
+//     stale join refs"); replies carry the channel's join_ref. A
+//     phx_leave with another join_ref than the channel's gets no reply and
+//     leaves the channel alone (a channel joined without join_ref is left
+//     by any leave); a push to a topic without a channel gets
+//     {"reason":"unmatched topic"}.
+//   - A channel kicked in error mode ([Server.Kick], KickError) gets
+//     phx_error {"reason":"channel_crash"}, Phoenix's payload for a
+//     crashed channel (realtime-js hands it to the app as the error's
+//     cause); phx_close carries {}.
+//   - An undecodable frame closes the socket with 1007 (1003 for a frame
+//     the serializer cannot carry) and the reason "malformed frame: ..."
+//     (or "unsupported frame: ...") with the decoding error, said once.
+//
 // Endpoints of [Server.Handler]:
 //
 //	GET  /realtime/v1/websocket, /socket/websocket         WebSocket (apikey, vsn)

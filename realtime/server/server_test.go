@@ -304,19 +304,24 @@ func TestLeaveAndDuplicateJoin(t *testing.T) {
 	if n := len(s.Conns()[0].Channels); n != 1 {
 		t.Errorf("channels after duplicate join = %d, want 1", n)
 	}
-	// Pushes with the old join_ref are unmatched now.
-	ref := c.broadcastJSON(j1, "realtime:room1", "e", `{}`)
-	if _, r := c.awaitReply(ref); r.Reason() != "unmatched topic" {
-		t.Errorf("stale join_ref push: %+v", r)
-	}
-	// A stale leave (the old join_ref) is answered ok and closes nothing.
+	// A push with the old join_ref reaches the channel, as in Supabase's
+	// Phoenix (which reverted dropping stale join refs).
+	peer := dialV2(t, s)
+	pj, _ := peer.join("realtime:room1", defaultJoin)
+	c.broadcastJSON(j1, "realtime:room1", "stale", `{}`)
+	peer.await("the stale join_ref broadcast", isBroadcast("realtime:room1", "stale"))
+	// A stale leave (the old join_ref) gets no reply and closes nothing;
+	// the reply to the ok leave of the peer comes after where it would be.
 	lref := c.send(j1, "realtime:room1", protocol.EventLeave, "{}")
-	if _, r := c.awaitReply(lref); r.Status != "ok" {
-		t.Errorf("stale leave: %+v", r)
+	fence := c.send(j2, "realtime:room1", protocol.EventPresence, `{}`)
+	c.awaitReply(fence)
+	if got := c.find(func(f inFrame) bool { return f.msg.Ref == lref }); len(got) != 0 {
+		t.Errorf("stale leave answered: %s", got[0].raw)
 	}
 	if n := len(s.Conns()[0].Channels); n != 1 {
 		t.Errorf("a stale leave closed the channel")
 	}
+	peer.send(pj, "realtime:room1", protocol.EventLeave, "{}")
 	// Leave: ok reply (refs echoed), then phx_close with the join ref.
 	lref = c.send(j2, "realtime:room1", protocol.EventLeave, "{}")
 	f, r := c.awaitReply(lref)
@@ -341,7 +346,7 @@ func TestLeaveAndDuplicateJoin(t *testing.T) {
 		t.Errorf("leave unknown topic: %+v", r)
 	}
 	// Any other push to an unjoined topic: unmatched topic, join_ref null.
-	ref = c.send("5", "realtime:never", protocol.EventPresence, `{"type":"presence","event":"track","payload":{}}`)
+	ref := c.send("5", "realtime:never", protocol.EventPresence, `{"type":"presence","event":"track","payload":{}}`)
 	f, _ = c.awaitReply(ref)
 	if got, want := string(f.raw), `[null,"`+ref+`","realtime:never","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`; got != want {
 		t.Errorf("unmatched %s, want %s", got, want)
@@ -561,6 +566,9 @@ func TestBadInputClosesOnlyThatSocket(t *testing.T) {
 		{"binary header short", "2.0.0", true, []byte{3, 0, 0}, websocket.CloseInvalidFramePayloadData},
 		{"binary bad encoding", "2.0.0", true, []byte{3, 0, 0, 1, 1, 0, 7, 't', 'e', '{', '}'}, websocket.CloseInvalidFramePayloadData},
 		{"binary invalid JSON", "2.0.0", true, []byte{3, 0, 0, 1, 1, 0, 1, 't', 'e', '{'}, websocket.CloseInvalidFramePayloadData},
+		{"binary kind 0 short", "2.0.0", true, []byte{0, 1, 1, 1}, websocket.CloseInvalidFramePayloadData},
+		{"binary kind 0 lengths too long", "2.0.0", true, []byte{0, 9, 9, 9, 9, 'x'}, websocket.CloseInvalidFramePayloadData},
+		{"binary kind 1 from client", "2.0.0", true, []byte{1, 0, 0, 1, 1, 't', 'e'}, websocket.CloseInvalidFramePayloadData},
 		{"oversized frame", "2.0.0", false, bytes.Repeat([]byte("x"), 1001), websocket.CloseMessageTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -569,7 +577,15 @@ func TestBadInputClosesOnlyThatSocket(t *testing.T) {
 			err := c.awaitClosed()
 			var ce *websocket.CloseError
 			if !errors.As(err, &ce) || ce.Code != tc.code || ce.Text == "" {
-				t.Errorf("closed with %v, want close code %d with a reason", err, tc.code)
+				t.Fatalf("closed with %v, want close code %d with a reason", err, tc.code)
+			}
+			// The reason says what went wrong once: no doubled prefix, no
+			// package name.
+			if tc.code != websocket.CloseMessageTooBig {
+				if n := strings.Count(ce.Text, "frame: "); n != 1 || strings.Contains(ce.Text, "protocol: ") ||
+					!(strings.HasPrefix(ce.Text, "malformed frame: ") || strings.HasPrefix(ce.Text, "unsupported frame: ")) {
+					t.Errorf("close reason %q", ce.Text)
+				}
 			}
 		})
 	}

@@ -58,6 +58,21 @@
 // (TestRestartSameAddress), and the interop of realtime-js with a Go
 // client of either serializer (TestInteropGoAndRealtimeJS).
 //
+// The Phoenix framework's own JS client (npm phoenix 1.8.17, driven by
+// jsharness.StartPhoenix) judges the server too, as against hosted
+// Supabase: TestPhoenixBroadcast (a Go client's broadcast reaches it; its
+// JSON broadcast and its ArrayBuffer push, a kind-0 frame, reach the
+// others, the latter as Phoenix's kind-2 binary broadcast, both acked),
+// TestPhoenixPresence (track, presence_state and presence_diff through
+// phoenix's Presence, leave on disconnect), TestPhoenixStaleJoinRef (a push
+// with another join_ref than the channel's is delivered),
+// TestPhoenixKickError (phx_error {"reason":"channel_crash"} to onError,
+// then a rejoin), TestPhoenixReconnect (reconnect and rejoin after the
+// server drops the socket) and TestPhoenixTokenRefreshRefused (an
+// access_token that reads nothing of a private channel: no reply, the
+// system error "You do not have permissions to read from this Channel
+// topic: …", phx_close).
+//
 // Not covered: the binding-mismatch path of §12.7, which needs a server
 // that answers with other bindings than it was sent. Changes from a real
 // PostgreSQL through logical replication are tested with realtime-js in

@@ -53,11 +53,13 @@ func TestS09ServerError(t *testing.T) {
 		t.Errorf("Kick = %d channels, want 1", n)
 	}
 	errFrame, _ := e.frame(quick, match{Client: "a", Dir: "in", Event: protocol.EventError, After: mark})
-	wantText(t, errFrame, `[`+q(j)+`,`+q(j)+`,"realtime:room1","phx_error",{}]`)
+	wantText(t, errFrame, `[`+q(j)+`,`+q(j)+`,"realtime:room1","phx_error",{"reason":"channel_crash"}]`)
 	st := ch.AwaitStatus(t, quick, mark, "CHANNEL_ERROR")
 	if st.Error != "channel error: transport failure" {
 		t.Errorf("CHANNEL_ERROR message %q", st.Error)
 	}
+	// realtime-js hands the payload to the app as the error's cause.
+	wantJSON(t, "CHANNEL_ERROR cause", st.Cause, `{"reason":"channel_crash"}`)
 	rejoin, rm := e.frame(slow, match{Client: "a", Dir: "out", Event: protocol.EventJoin, After: mark})
 	if rm.Ref == j || rm.JoinRef != rm.Ref {
 		t.Errorf("rejoin refs %q/%q, old join_ref %q", rm.JoinRef, rm.Ref, j)
