@@ -62,7 +62,8 @@
 // For each relayed socket, on its relay goroutines and in order: Open
 // with the app's request ([ConnInfo]: remote address, path, query,
 // headers, credentials unmasked); a Frame for each data message, each
-// way, with its exact bytes, before it is written on (the relay waits
+// way (see Faults for the messages a fault changes), with its exact
+// bytes, before it is written on (the relay waits
 // for the call: an Observer returns quickly); and Closed once, with the
 // side that ended it and the close code and reason. Control frames
 // (ping, pong, close) are not Frames. The proxy's own log (Config.Logger:
@@ -78,11 +79,15 @@
 // "room1". Each fault is logged (masked) and, when Config.Observer also
 // implements [FaultObserver], reported as a [FaultEvent]: once when a
 // counter or the latency is set (Armed), and each time a fault acts on a
-// socket or an upgrade. Frames stay what the proxy read: a message the
-// proxy dropped, duplicated or answered itself is one Frame, and the
-// FaultEvent says what became of it; the messages the proxy sends of its
-// own (a rejection reply, phx_error, phx_close, the system message, the
-// leave upstream) are not Frames. On the wire:
+// socket or an upgrade. The Frames to the app are what the app gets, so
+// that an Observer (the apps model) derives the app's state from them as
+// from any traffic: a message the proxy dropped (or swallowed: the
+// upstream's answers to a kick's leave) is no Frame, a duplicated one is
+// two, and the messages the proxy sends the app of its own (a rejection
+// reply, phx_error, phx_close, the system message) are Frames, reported
+// when written. The Frames from the app are what the app sent, a join
+// the proxy answered itself included; the leave the proxy sends upstream
+// is not the app's, so it is no Frame. On the wire:
 //
 //   - [Proxy.Drop]: both connections are cut, no close frame; the app
 //     sees 1006, the socket's Closed has By 0 and Code 1006.

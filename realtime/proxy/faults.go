@@ -353,8 +353,12 @@ func (r *relay) inject(dir Direction, m *protocol.Message) {
 		typ = websocket.BinaryMessage
 	}
 	mu.Lock()
-	_ = conn.WriteMessage(typ, b)
-	mu.Unlock()
+	defer mu.Unlock()
+	if conn.WriteMessage(typ, b) == nil && dir == ToApp && r.p.cfg.Observer != nil {
+		// The app got it: the Observer sees it as any frame to the app
+		// (the leave upstream is not the app's, so it is not shown).
+		r.p.cfg.Observer.Frame(Frame{Conn: r.id, Dir: ToApp, Time: r.p.cfg.Now(), Binary: binary, Data: b})
+	}
 }
 
 // freezeStep is how often a frozen pump looks at its deadline again.

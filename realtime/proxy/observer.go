@@ -83,7 +83,11 @@ type Closed struct {
 // Closed), concurrently across sockets: an Observer is safe for
 // concurrent use, returns quickly and never blocks (the relay waits for
 // it), and keeps nothing of Frame.Data without copying it. An Observer
-// that also implements [FaultObserver] is told of the faults.
+// that also implements [FaultObserver] is told of the faults. The frames
+// to the app are what the app gets: the proxy's own fault messages
+// (a rejected join's reply, phx_error, phx_close, the system message of
+// an expired token) included, the messages a fault dropped or swallowed
+// left out, a duplicated one twice.
 type Observer interface {
 	Open(ConnInfo)
 	Frame(Frame)
