@@ -98,7 +98,7 @@ func (f *Faults) InjectChannelError(name Name) error {
 	if status != StatusConnected || joinRef == "" {
 		return fmt.Errorf("registry: inject channel error on %s: the channel is %s, not connected", name, status)
 	}
-	frame, binary, err := m.vsn.AppendServer(nil, &protocol.Message{JoinRef: joinRef, Ref: joinRef, Topic: name.Topic(), Event: protocol.EventError, Payload: []byte("{}")})
+	frame, binary, err := m.vsn.AppendServer(nil, &protocol.Message{JoinRef: joinRef, Ref: joinRef, Topic: name.Topic(), Event: protocol.EventError, Payload: []byte(`{"reason":"channel_crash"}`)})
 	if err != nil {
 		return fmt.Errorf("registry: inject channel error: %w", err)
 	}

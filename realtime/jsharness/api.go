@@ -3,6 +3,7 @@ package jsharness
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +23,23 @@ func Endpoint(projectURL string) string {
 	return u + "/realtime/v1"
 }
 
+// LibSupabaseJS is the ClientOptions.Lib of a client made by
+// @supabase/supabase-js.
+const LibSupabaseJS = "supabase-js"
+
 // ClientOptions are the RealtimeClient options a test sets. Zero fields
 // keep realtime-js's defaults.
 type ClientOptions struct {
+	// Lib is who makes the client: "" is `new RealtimeClient(endpoint,
+	// opts)` of @supabase/realtime-js (RealtimeJSVersion); LibSupabaseJS
+	// is the realtime client of @supabase/supabase-js
+	// (SupabaseJSVersion, with the realtime-js it bundles): the endpoint
+	// given to NewClient is then the project URL (http://host:port, what
+	// an app sets as SUPABASE_URL), APIKey the key given to
+	// createClient(url, key, {realtime: opts}), and every option below
+	// goes into its realtime options (AccessToken becomes supabase-js's
+	// accessToken callback). The other ops work the same on both.
+	Lib string
 	// APIKey is params.apikey (required by realtime-js).
 	APIKey string
 	// Params are further query parameters.
@@ -120,10 +135,14 @@ type Client struct {
 	EndpointURL string
 	// HTTPEndpoint is its REST broadcast URL.
 	HTTPEndpoint string
+	// SupabaseJSVersion and RealtimeJSVersion are the versions of a
+	// LibSupabaseJS client (supabase-js and the realtime-js it bundles).
+	SupabaseJSVersion, RealtimeJSVersion string
 }
 
 // NewClient creates `new RealtimeClient(endpoint, opts)` named name (names
-// appear in events). It does not connect.
+// appear in events), or with opts.Lib LibSupabaseJS the realtime client
+// of `createClient(endpoint, opts.APIKey, ...)`. It does not connect.
 func (d *Driver) NewClient(tb testing.TB, name, endpoint string, opts ClientOptions) *Client {
 	tb.Helper()
 	c, err := d.TryNewClient(context.Background(), name, endpoint, opts)
@@ -137,16 +156,26 @@ func (d *Driver) NewClient(tb testing.TB, name, endpoint string, opts ClientOpti
 func (d *Driver) TryNewClient(ctx context.Context, name, endpoint string, opts ClientOptions) (*Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	defer cancel()
-	res, err := d.Do(ctx, "client.new", map[string]any{"client": name, "url": endpoint, "options": opts.toMap()})
+	args := map[string]any{"client": name, "url": endpoint, "options": opts.toMap()}
+	if opts.Lib != "" {
+		args["lib"] = opts.Lib
+	}
+	res, err := d.Do(ctx, "client.new", args)
 	if err != nil {
 		return nil, err
 	}
 	var info struct {
 		EndpointURL  string `json:"endpointURL"`
 		HTTPEndpoint string `json:"httpEndpoint"`
+		SupabaseJS   string `json:"supabaseJs"`
+		RealtimeJS   string `json:"realtimeJs"`
 	}
 	json.Unmarshal(res, &info)
-	return &Client{d: d, Name: name, EndpointURL: info.EndpointURL, HTTPEndpoint: info.HTTPEndpoint}, nil
+	if opts.Lib == LibSupabaseJS && (info.SupabaseJS != SupabaseJSVersion || info.RealtimeJS != SupabaseJSVersion) {
+		return nil, fmt.Errorf("jsharness: the driver runs supabase-js %s with realtime-js %s, want %s with its own realtime-js", info.SupabaseJS, info.RealtimeJS, SupabaseJSVersion)
+	}
+	return &Client{d: d, Name: name, EndpointURL: info.EndpointURL, HTTPEndpoint: info.HTTPEndpoint,
+		SupabaseJSVersion: info.SupabaseJS, RealtimeJSVersion: info.RealtimeJS}, nil
 }
 
 // Connect calls client.connect().

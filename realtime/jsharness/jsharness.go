@@ -7,7 +7,10 @@
 // process running testdata/realtimejs/driver.mjs, and returns a [Driver].
 // A test then creates realtime-js clients and channels through the typed
 // API ([Driver.NewClient], [Client.Channel], [Channel.Subscribe], ...) or
-// the raw [Driver.Do], and asserts on the events the driver reports:
+// the raw [Driver.Do] (ClientOptions.Lib [LibSupabaseJS] makes the
+// client the realtime client of @supabase/supabase-js instead, created
+// as an app creates it, with the realtime-js it bundles; the same API
+// drives it), and asserts on the events the driver reports:
 // subscribe statuses, callbacks (broadcast, presence, postgres_changes,
 // system), heartbeats, socket events, REST requests and every WebSocket
 // frame sent or received, verbatim, with timestamps. Events are kept in a

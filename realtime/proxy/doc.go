@@ -102,7 +102,8 @@
 // For each relayed socket, on its relay goroutines and in order: Open
 // with the app's request ([ConnInfo]: remote address, path, query,
 // headers, credentials unmasked); a Frame for each data message, each
-// way, with its exact bytes, before it is written on (the relay waits
+// way (see Faults for the messages a fault changes), with its exact
+// bytes, before it is written on (the relay waits
 // for the call: an Observer returns quickly); and Closed once, with the
 // side that ended it and the close code and reason.
 //
@@ -130,11 +131,15 @@
 // "room1". Each fault is logged (masked) and, when Config.Observer also
 // implements [FaultObserver], reported as a [FaultEvent]: once when a
 // counter or the latency is set (Armed), and each time a fault acts on a
-// socket or an upgrade. Frames stay what the proxy read: a message the
-// proxy dropped, duplicated or answered itself is one Frame, and the
-// FaultEvent says what became of it; the messages the proxy sends of its
-// own (a rejection reply, phx_error, phx_close, the system message, the
-// leave upstream) are not Frames. On the wire:
+// socket or an upgrade. The Frames to the app are what the app gets, so
+// that an Observer (the apps model) derives the app's state from them as
+// from any traffic: a message the proxy dropped (or swallowed: the
+// upstream's answers to a kick's leave) is no Frame, a duplicated one is
+// two, and the messages the proxy sends the app of its own (a rejection
+// reply, phx_error, phx_close, the system message) are Frames, reported
+// when written. The Frames from the app are what the app sent, a join
+// the proxy answered itself included; the leave the proxy sends upstream
+// is not the app's, so it is no Frame. On the wire:
 //
 //   - [Proxy.Drop]: both connections are cut, no close frame; the app
 //     sees 1006, the socket's Closed has By 0 and Code 1006.
@@ -168,8 +173,9 @@
 //     join's join_ref and ref, in the socket's serializer (vsn 1.0.0
 //     when the query has none). realtime-js reports CHANNEL_ERROR with
 //     the reason and rejoins after its rejoin delay.
-//   - [Proxy.Kick](id, topic, close): to the app, phx_error (phx_close
-//     when close is set) with payload {} and join_ref and ref the
+//   - [Proxy.Kick](id, topic, close): to the app, phx_error with payload
+//     {"reason":"channel_crash"} as Phoenix sends for a crashed channel
+//     (phx_close with {} when close is set), with join_ref and ref the
 //     channel's current join_ref (the last phx_join of the app not
 //     followed by its phx_leave); to the upstream, phx_leave with that
 //     join_ref and a ref "rtm-N" of the proxy's. The upstream's answers to

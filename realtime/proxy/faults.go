@@ -322,7 +322,11 @@ func (r *relay) endChannel(topic, event string, sys json.RawMessage) bool {
 	if sys != nil {
 		r.inject(ToApp, &protocol.Message{JoinRef: joinRef, Topic: topic, Event: protocol.EventSystem, Payload: sys})
 	}
-	r.inject(ToApp, &protocol.Message{JoinRef: joinRef, Ref: joinRef, Topic: topic, Event: event, Payload: json.RawMessage(`{}`)})
+	payload := json.RawMessage(`{}`)
+	if event == protocol.EventError {
+		payload = json.RawMessage(`{"reason":"channel_crash"}`) // a crashed channel, as Phoenix says it
+	}
+	r.inject(ToApp, &protocol.Message{JoinRef: joinRef, Ref: joinRef, Topic: topic, Event: event, Payload: payload})
 	r.inject(FromApp, &protocol.Message{JoinRef: joinRef, Ref: ref, Topic: topic, Event: protocol.EventLeave, Payload: json.RawMessage(`{}`)})
 	return true
 }
@@ -351,8 +355,12 @@ func (r *relay) inject(dir Direction, m *protocol.Message) {
 		typ = websocket.BinaryMessage
 	}
 	mu.Lock()
-	_ = conn.WriteMessage(typ, b)
-	mu.Unlock()
+	defer mu.Unlock()
+	if conn.WriteMessage(typ, b) == nil && dir == ToApp {
+		// The app got it: the Observer sees it as any frame to the app
+		// (the leave upstream is not the app's, so it is not shown).
+		r.p.observeFrame(Frame{Conn: r.id, Dir: ToApp, Time: r.p.cfg.Now(), Binary: binary, Data: b})
+	}
 }
 
 // freezeStep is how often a frozen pump looks at its deadline again.

@@ -292,7 +292,7 @@ func TestFaultFrames(t *testing.T) {
 	if err := p.Kick(0, "room1", false); err != nil {
 		t.Fatal(err)
 	}
-	expect(`["1","1","realtime:room1","phx_error",{}]`)
+	expect(`["1","1","realtime:room1","phx_error",{"reason":"channel_crash"}]`)
 	// The leave sent upstream comes back from the echo and is not relayed.
 	send(`["2","3","realtime:room2","broadcast",{}]`)
 	expect(`["2","3","realtime:room2","broadcast",{}]`)

@@ -89,7 +89,11 @@ type Closed struct {
 // see a call up to about a millisecond late and misses the frames that
 // found the queue full ([Proxy.ObserverDropped]). An Observer that also
 // implements [FaultObserver] is told of the faults, one that implements
-// [RESTObserver] of the REST broadcasts.
+// [RESTObserver] of the REST broadcasts. The frames to the app are what
+// the app gets: the proxy's own fault messages (a rejected join's reply,
+// phx_error, phx_close, the system message of an expired token)
+// included, the messages a fault dropped or swallowed left out, a
+// duplicated one twice.
 type Observer interface {
 	Open(ConnInfo)
 	Frame(Frame)

@@ -258,20 +258,23 @@ func (rl *relay) pump(src, dst *websocket.Conn, dstB *batchConn, dir Direction) 
 			rl.srcEnded(dst, dir, err)
 			return
 		}
+		copies := 1
+		if dir == ToApp {
+			// Decided first, so that the Observer sees what the app
+			// gets: a dropped message not, a duplicated one twice.
+			copies = rl.toApp(b, typ == websocket.BinaryMessage)
+		}
 		if p.cfg.Observer != nil {
-			p.observeFrame(Frame{Conn: rl.id, Dir: dir, Time: p.cfg.Now(), Binary: typ == websocket.BinaryMessage, Data: b})
+			for range copies {
+				p.observeFrame(Frame{Conn: rl.id, Dir: dir, Time: p.cfg.Now(), Binary: typ == websocket.BinaryMessage, Data: b})
+			}
 		}
 		if !rl.wait() {
 			p.putBuf(bp, b)
 			return
 		}
-		copies := 1
-		if dir == FromApp {
-			if !rl.fromApp(b, typ == websocket.BinaryMessage) {
-				copies = 0
-			}
-		} else {
-			copies = rl.toApp(b, typ == websocket.BinaryMessage)
+		if dir == FromApp && !rl.fromApp(b, typ == websocket.BinaryMessage) {
+			copies = 0
 		}
 		wmu.Lock()
 		dstB.setBatching(true)

@@ -51,6 +51,12 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 			return
 		case protocol.EventLeave:
 			ch.leaveRef = msg.Ref
+			if a, ok := ch.lastAttempt(); ok && a.Outcome == "" {
+				// A leave after an unanswered join: the app gave up on
+				// it (realtime-js's join timeout); its rejoin delay
+				// counts from here.
+				ch.failedAt = f.Time
+			}
 			m.publish(Event{Type: TypeChannel, Time: f.Time, Socket: s.s.ID, Topic: ch.c.Topic, Action: "leave", Ref: clip(msg.Ref, 64)})
 			return
 		case protocol.EventAccessToken:
@@ -69,9 +75,14 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 			return
 		case protocol.EventClose:
 			ch.failedAt = f.Time
-			if ch.leaveRef != "" {
+			switch {
+			case ch.leaveRef != "":
 				m.setStatus(s, ch, f.Time, StatusLeft, "")
-			} else {
+			case ch.c.Status == StatusJoined && ch.c.Reason != "":
+				// The system error that came before it (a joined
+				// channel has no other reason): the expired token.
+				m.setStatus(s, ch, f.Time, StatusClosed, ch.c.Reason)
+			default:
 				m.setStatus(s, ch, f.Time, StatusClosed, "phx_close")
 			}
 			return
@@ -104,9 +115,12 @@ func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Messag
 	a := Attempt{Time: now, Ref: clip(msg.Ref, 64), Role: tok.Role, Subject: tok.Subject}
 	prev, prevOK := ch.lastAttempt()
 	if prevOK && prev.Outcome == "" {
-		// The previous join had no answer: the app gave up on it.
+		// The previous join had no answer: the app gave up on it (when
+		// it left, if it did).
 		ch.attempts[len(ch.attempts)-1].Outcome = "timeout"
-		ch.failedAt = prev.Time
+		if ch.failedAt.IsZero() {
+			ch.failedAt = prev.Time
+		}
 	}
 	if prevOK && !ch.failedAt.IsZero() {
 		a.Delay = now.Sub(ch.failedAt)

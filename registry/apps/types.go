@@ -123,8 +123,9 @@ type Attempt struct {
 	Time time.Time `json:"time"`
 	Ref  string    `json:"ref"`
 	// Delay is the time the app waited since the previous attempt
-	// failed (its refusal, the phx_error or phx_close); zero for the
-	// first attempt.
+	// failed (its refusal, the phx_error or phx_close; for a join left
+	// unanswered, the app's phx_leave that gave up on it, else that
+	// join); zero for the first attempt.
 	Delay time.Duration `json:"delay_ns,omitempty"`
 	// Outcome is "" while unanswered, then "ok" or "error".
 	Outcome string    `json:"outcome,omitempty"`

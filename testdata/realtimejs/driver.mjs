@@ -20,6 +20,10 @@
 // "frame" event (text as is, binary as hex), before realtime-js sees a
 // received frame, by wrapping the WebSocket constructor realtime-js uses
 // (its `transport` option; by default it takes the global WebSocket).
+//
+// A client can also be the realtime client of @supabase/supabase-js (the
+// newest, with the realtime-js it bundles), made as an app makes it: see
+// supabaseRealtime.
 
 import { createInterface } from 'node:readline'
 import { createRequire } from 'node:module'
@@ -182,7 +186,9 @@ function loggingWebSocket(clientName) {
 function loggingFetch(clientName) {
   return async (url, init = {}) => {
     const headers = {}
-    for (const [k, v] of Object.entries(init.headers || {})) headers[k] = v
+    // supabase-js's fetch passes a Headers object.
+    const given = init.headers instanceof Headers ? init.headers.entries() : Object.entries(init.headers || {})
+    for (const [k, v] of given) headers[k] = v
     const body = init.body
     const fields = {
       client: clientName,
@@ -204,6 +210,35 @@ function loggingFetch(clientName) {
       emit('http', { ...fields, httpStatus: 0, error: errorMessage(e) })
       throw e
     }
+  }
+}
+
+// supabaseRealtime makes entry.client the RealtimeClient of a
+// @supabase/supabase-js client, as an app creates it:
+// createClient(projectURL, apikey, {realtime: opts}). supabase-js brings
+// its own realtime-js (reported as realtimeJs) and adds the apikey
+// param; its REST calls (the realtime broadcast endpoint included) go
+// through its auth-wrapped fetch over the logging one (global.fetch). An
+// accessToken option becomes supabase-js's own accessToken callback.
+// Sessions are not persisted (no storage under Node).
+async function supabaseRealtime(entry, projectURL, opts) {
+  const { createClient } = await import('@supabase/supabase-js')
+  const { params = {}, fetch: logged, accessToken, ...realtime } = opts
+  const { apikey, ...rest } = params
+  realtime.params = rest
+  const settings = {
+    realtime,
+    global: { fetch: logged },
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+  }
+  if (accessToken) settings.accessToken = accessToken
+  entry.supabase = createClient(projectURL, apikey, settings)
+  entry.client = entry.supabase.realtime
+  const require = createRequire(import.meta.url)
+  const bundled = createRequire(require.resolve('@supabase/supabase-js'))
+  return {
+    supabaseJs: require('@supabase/supabase-js/package.json').version,
+    realtimeJs: bundled('@supabase/realtime-js/package.json').version,
   }
 }
 
@@ -241,7 +276,11 @@ const ops = {
   //                            (change it with client.setAccessToken)
   //   reconnectAfterMs: [ms...] -> reconnect schedule (last repeats)
   //   logger: true          -> realtime-js log lines become "log" events
-  'client.new'({ client: name, url, options = {} }) {
+  //   lib: "supabase-js"    -> the client is supabase.realtime of
+  //                            createClient(url, params.apikey, ...) of
+  //                            @supabase/supabase-js (url is then the
+  //                            project URL); see supabaseRealtime
+  async 'client.new'({ client: name, url, options = {}, lib }) {
     if (clients.has(name)) throw new Error(`client ${name} exists`)
     const opts = { ...options }
     const entry = { client: null, vsn: opts.vsn ?? '2.0.0', accessToken: null }
@@ -263,13 +302,16 @@ const ops = {
     opts.heartbeatCallback = (status, latency) =>
       emit('heartbeat', { client: name, status, latency: latency ?? null, source: 'option' })
     clients.set(name, entry)
+    const info = {}
     try {
-      entry.client = new RealtimeClient(url, opts)
+      if (lib === 'supabase-js') Object.assign(info, await supabaseRealtime(entry, url, opts))
+      else if (lib !== undefined && lib !== null) throw new Error(`unknown lib ${JSON.stringify(lib)}`)
+      else entry.client = new RealtimeClient(url, opts)
     } catch (e) {
       clients.delete(name)
       throw e
     }
-    return { endpointURL: entry.client.endpointURL(), httpEndpoint: entry.client.httpEndpoint }
+    return { endpointURL: entry.client.endpointURL(), httpEndpoint: entry.client.httpEndpoint, ...info }
   },
   'client.connect'({ client }) {
     getClient(client).client.connect()
