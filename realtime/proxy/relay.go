@@ -263,15 +263,21 @@ func (rl *relay) pump(src, dst *websocket.Conn, dstB *batchConn, dir Direction) 
 			// Decided first, so that the Observer sees what the app
 			// gets: a dropped message not, a duplicated one twice.
 			copies = rl.toApp(b, typ == websocket.BinaryMessage)
-		}
-		if p.cfg.Observer != nil {
-			for range copies {
-				p.observeFrame(Frame{Conn: rl.id, Dir: dir, Time: p.cfg.Now(), Binary: typ == websocket.BinaryMessage, Data: b})
-			}
+		} else if p.cfg.Observer != nil {
+			// What the app sent, when it sent it (a push a fault then
+			// swallows included).
+			p.observeFrame(Frame{Conn: rl.id, Dir: dir, Time: p.cfg.Now(), Binary: typ == websocket.BinaryMessage, Data: b})
 		}
 		if !rl.wait() {
 			p.putBuf(bp, b)
 			return
+		}
+		if dir == ToApp && p.cfg.Observer != nil {
+			// After a freeze or latency: when the app gets it, so that
+			// the model's heartbeat round trip is the app's.
+			for range copies {
+				p.observeFrame(Frame{Conn: rl.id, Dir: dir, Time: p.cfg.Now(), Binary: typ == websocket.BinaryMessage, Data: b})
+			}
 		}
 		if dir == FromApp && !rl.fromApp(b, typ == websocket.BinaryMessage) {
 			copies = 0
