@@ -21,6 +21,9 @@ type changeFeed struct {
 	// policies on realtime.messages decide private channels (nil without
 	// a database: the role rule).
 	Authorizer server.Authorizer
+	// Broadcasts is server.Config.Broadcasts: Broadcast from Database
+	// and replay from realtime.messages (nil without a database).
+	Broadcasts server.DatabaseBroadcasts
 	// Line describes the database for a banner (password masked).
 	Line string
 	// DemoURL is the demo database's URL with --db auto (for
@@ -85,8 +88,16 @@ func openFeed(ctx context.Context, db, publication, slot string, log *slog.Logge
 		closeAuto()
 		return changeFeed{}, err
 	}
-	f.Source, f.Authorizer = feed.Source(), rt.Authorizer()
+	bc, err := rt.OpenBroadcasts(octx)
+	if err != nil {
+		_ = feed.Close()
+		_ = rt.Close()
+		closeAuto()
+		return changeFeed{}, err
+	}
+	f.Source, f.Authorizer, f.Broadcasts = feed.Source(), rt.Authorizer(), bc
 	f.Close = func() {
+		_ = bc.Close()
 		_ = feed.Close()
 		_ = rt.Close()
 		closeAuto()
