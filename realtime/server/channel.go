@@ -191,6 +191,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	case len(cfg.bindings) > 0:
 		c.sendSystem(ch, "postgres_changes", protocol.StatusOK, "Subscribed to PostgreSQL")
 	}
+	c.awaitReplicationLocked(ch, m.Payload)
 	c.scheduleExpiryLocked(ch)
 }
 

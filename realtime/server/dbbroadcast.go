@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"rtm/realtime/protocol"
@@ -34,10 +35,15 @@ import (
 //     is not allowed for public channels", invalid parameters with
 //     "UnableToReplayMessages: Replay params are not valid", a channel
 //     without broadcast read with Unauthorized, a failed query with
-//     "UnableToReplayMessages: Realtime was unable to replay messages".
+//     "UnableToReplayMessages: Realtime was unable to replay messages";
+//   - a join with config.broadcast.replication_ready true gets the system
+//     message "Replication connection established" once Ready reports
+//     the stream ready for it, or is shut down with "Replication
+//     connection was not established in time" after 60 s.
 //
 // Without it, private replay joins succeed with nothing to replay (no
-// database stores messages) and public ones are refused as above.
+// database stores messages), public ones are refused as above, and
+// replication_ready is answered at once (there is nothing to wait for).
 type DatabaseBroadcasts interface {
 	// Listen starts handing rows to deliver, which does not block, and
 	// returns what stops it. The server listens from New to Close.
@@ -45,6 +51,10 @@ type DatabaseBroadcasts interface {
 	// Replay returns the stored private broadcasts of req.Topic inserted
 	// at or after req.Since: the newest req.Limit, oldest first.
 	Replay(ctx context.Context, req ReplayRequest) ([]DatabaseBroadcast, error)
+	// Ready calls ready, on another goroutine and at most once, when
+	// every row committed from now on will be handed to Listen's
+	// deliver; cancel gives up waiting.
+	Ready(ready func()) (cancel func())
 }
 
 // DatabaseBroadcast is one row of realtime.messages to deliver.
@@ -68,10 +78,12 @@ type ReplayRequest struct {
 	Limit int
 }
 
-// Replay bounds, as Supabase's (@hard_limit 25).
+// Replay bounds, as Supabase's (@hard_limit 25), and how long
+// replication_ready waits.
 const (
-	maxReplay     = 25
-	replayTimeout = 5 * time.Second
+	maxReplay               = 25
+	replayTimeout           = 5 * time.Second
+	replicationReadyTimeout = 60 * time.Second
 )
 
 // Replay refusals.
@@ -253,4 +265,51 @@ func (c *conn) sendReplayLocked(ch *channel, rows []DatabaseBroadcast) {
 		p = append(p, '}')
 		c.sendMsg(&protocol.Message{JoinRef: ch.joinRef, Topic: ch.topic, Event: protocol.EventBroadcast, Payload: p})
 	}
+}
+
+// awaitReplicationLocked answers config.broadcast.replication_ready of a
+// join (c.mu held): the system message once Config.Broadcasts is ready,
+// or the shutdown after replicationReadyTimeout.
+func (c *conn) awaitReplicationLocked(ch *channel, payload []byte) {
+	var p struct {
+		Config struct {
+			Broadcast struct {
+				ReplicationReady protocol.FlexBool `json:"replication_ready"`
+			} `json:"broadcast"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(payload, &p) != nil || !p.Config.Broadcast.ReplicationReady {
+		return
+	}
+	const established = "Replication connection established"
+	src := c.s.cfg.Broadcasts
+	if src == nil {
+		c.sendSystem(ch, "system", protocol.StatusOK, established)
+		return
+	}
+	var once sync.Once
+	var mu sync.Mutex
+	var stopTimer func() bool
+	cancel := src.Ready(func() {
+		once.Do(func() {
+			mu.Lock()
+			if stopTimer != nil {
+				stopTimer()
+			}
+			mu.Unlock()
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.channels[ch.topic] == ch {
+				c.sendSystem(ch, "system", protocol.StatusOK, established)
+			}
+		})
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	stopTimer = c.s.afterFunc(replicationReadyTimeout, func() {
+		once.Do(func() {
+			cancel()
+			c.shutdownIfCurrent(ch, "Replication connection was not established in time")
+		})
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"rtm/realtime/server"
@@ -28,6 +29,8 @@ type Broadcasts struct {
 	db      *DB
 	feed    *pgcdc.Feed
 	deliver atomic.Pointer[func(server.DatabaseBroadcast)]
+	done    chan struct{} // closed by Close
+	once    sync.Once
 }
 
 // OpenBroadcasts starts streaming realtime.messages: the publication
@@ -37,7 +40,7 @@ type Broadcasts struct {
 // down, are never delivered live (the slot is temporary, as Supabase's);
 // replay still finds them. Close stops it.
 func (db *DB) OpenBroadcasts(ctx context.Context) (*Broadcasts, error) {
-	b := &Broadcasts{db: db}
+	b := &Broadcasts{db: db, done: make(chan struct{})}
 	feed, err := pgcdc.Open(ctx, pgcdc.Config{
 		URL: db.cfg.URL, Publication: MessagesPublication, Table: "realtime.messages",
 		SlotPrefix: messagesSlotPrefix, Logger: db.log.With("component", "broadcast-from-database"),
@@ -51,7 +54,40 @@ func (db *DB) OpenBroadcasts(ctx context.Context) (*Broadcasts, error) {
 }
 
 // Close stops the stream.
-func (b *Broadcasts) Close() error { return b.feed.Close() }
+func (b *Broadcasts) Close() error {
+	b.once.Do(func() { close(b.done) })
+	return b.feed.Close()
+}
+
+// Ready implements server.DatabaseBroadcasts with the feed's readiness
+// rule (package pgcdc): ready once the stream has carried a logical
+// decoding message emitted after the call, so every row committed after
+// it reaches Listen.
+func (b *Broadcasts) Ready(ready func()) (cancel func()) {
+	ctx, cancelCtx := context.WithCancel(context.Background())
+	go func() {
+		defer cancelCtx()
+		ok := make(chan struct{})
+		var once sync.Once
+		sub, err := b.feed.Subscribe(ctx, pgcdc.Request{OnStatus: func(st pgcdc.Status) {
+			if st.Kind == pgcdc.StatusReady {
+				once.Do(func() { close(ok) })
+			}
+		}})
+		if err != nil {
+			b.db.log.Warn("Cannot await the replication stream", "err", err)
+			return
+		}
+		defer sub.Close()
+		select {
+		case <-ok:
+			ready()
+		case <-ctx.Done():
+		case <-b.done:
+		}
+	}()
+	return cancelCtx
+}
 
 // Streaming reports whether the replication stream is up.
 func (b *Broadcasts) Streaming() bool { return b.feed.Stats().Streaming }

@@ -28,7 +28,7 @@ type bfdEnv struct {
 
 // newBFDEnv opens the environment; wrap, when set, stands between the
 // stream and the server.
-func newBFDEnv(t *testing.T, policies string, wrap func(server.DatabaseBroadcasts) server.DatabaseBroadcasts) *bfdEnv {
+func newBFDEnv(t *testing.T, policies string, wrap func(server.DatabaseBroadcasts) server.DatabaseBroadcasts, opts ...servertest.Option) *bfdEnv {
 	t.Helper()
 	pdb := pg.DB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -52,11 +52,11 @@ func newBFDEnv(t *testing.T, policies string, wrap func(server.DatabaseBroadcast
 	if wrap != nil {
 		src = wrap(bc)
 	}
-	srv := servertest.New(t, servertest.WithConfig(func(c *server.Config) {
+	srv := servertest.New(t, append(opts, servertest.WithConfig(func(c *server.Config) {
 		c.Authorizer = d.Authorizer()
 		c.AuthorizationErrorDelay = refusalDelay
 		c.Broadcasts = src
-	}))
+	}))...)
 	return &bfdEnv{db: d, bc: bc, srv: srv, pg: pdb}
 }
 
@@ -424,4 +424,50 @@ func TestReplayRefusals(t *testing.T) {
 	if n := a.count("realtime:r", protocol.EventBroadcast); n != 1 {
 		t.Errorf("limit 0 replayed %d rows, want 1\n%s", n, a.dump())
 	}
+}
+
+// config.broadcast.replication_ready: "Replication connection
+// established" once the stream is ready for the channel; a row sent
+// right after it arrives.
+func TestReplicationReady(t *testing.T) {
+	t.Parallel()
+	e := newBFDEnv(t, "", nil)
+	const topic = "realtime:ready"
+	c := dialWS(t, e.srv, e.srv.AnonKey())
+	if _, r := c.join(topic, `{"broadcast":{"replication_ready":true}}`); !strings.Contains(r, `"ok"`) {
+		t.Fatalf("join: %s", r)
+	}
+	m := c.event(topic, protocol.EventSystem)
+	wantPayload(t, "system", string(m.Payload),
+		`{"extension":"system","status":"ok","message":"Replication connection established","channel":"ready"}`)
+	e.pg.Exec(t, `select realtime.send('{}'::jsonb, 'after', 'ready', false)`)
+	c.await("the row after readiness", isBroadcast(topic, "after"))
+}
+
+// neverReady is a stream whose readiness never comes.
+type neverReady struct{ server.DatabaseBroadcasts }
+
+func (neverReady) Ready(func()) func() { return func() {} }
+
+// Without readiness in 60 s the channel is shut down, as Supabase's.
+func TestReplicationReadyTimeout(t *testing.T) {
+	t.Parallel()
+	clock := servertest.NewClock(time.Now())
+	e := newBFDEnv(t, "", func(src server.DatabaseBroadcasts) server.DatabaseBroadcasts { return neverReady{src} },
+		servertest.WithClock(clock))
+	const topic = "realtime:late"
+	c := dialWS(t, e.srv, e.srv.AnonKey())
+	if _, r := c.join(topic, `{"broadcast":{"replication_ready":true}}`); !strings.Contains(r, `"ok"`) {
+		t.Fatalf("join: %s", r)
+	}
+	clock.Advance(59 * time.Second)
+	c.sync()
+	if n := c.count(topic, protocol.EventSystem); n != 0 {
+		t.Fatalf("system message before 60 s\n%s", c.dump())
+	}
+	clock.Advance(time.Second)
+	m := c.event(topic, protocol.EventSystem)
+	wantPayload(t, "shutdown", string(m.Payload),
+		`{"extension":"system","status":"error","message":"Replication connection was not established in time","channel":"late"}`)
+	c.event(topic, protocol.EventClose)
 }

@@ -72,6 +72,9 @@
 // (the slot is temporary, as Supabase's); replay still finds them.
 // [Broadcasts.Replay] runs Supabase's replay query as the connecting
 // user: the join's broadcast read is its only gate.
+// [Broadcasts.Ready] applies pgcdc's readiness rule to
+// config.broadcast.replication_ready: ready once the stream carried a
+// logical decoding message emitted after the join.
 //
 // A failed realtime.send is a warning, as in Supabase: the function
 // catches every error of its INSERT (an INSERT policy that refuses the
