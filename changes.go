@@ -46,8 +46,9 @@ func (f changeFeed) authorizationLine() string {
 // demo database, or, without PostgreSQL's binaries, a source that tells
 // every subscription why), or "" (none: changes only from EmitChange,
 // private channels by role). With a database, its realtime schema is
-// bootstrapped (package pgrealtime) and authorises private channels, and
-// its changes feed postgres_changes (package pgcdc).
+// bootstrapped (package pgrealtime) and authorises private channels, its
+// changes feed postgres_changes (package pgcdc), and its realtime.messages
+// inserts are Broadcast from Database (pgrealtime.Broadcasts).
 func openFeed(ctx context.Context, db, publication, slot string, log *slog.Logger) (changeFeed, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -102,9 +103,10 @@ func openFeed(ctx context.Context, db, publication, slot string, log *slog.Logge
 		_ = rt.Close()
 		closeAuto()
 	}
-	f.Line = fmt.Sprintf("%s (publication %s)", maskURL(db), feed.Publication())
+	f.Line = fmt.Sprintf("%s (publication %s; Broadcast from Database: %s)", maskURL(db), feed.Publication(), pgrealtime.MessagesPublication)
 	if auto != nil {
-		f.Line = fmt.Sprintf("demo PostgreSQL %s (publication %s; tables public.project, public.task)", maskURL(db), feed.Publication())
+		f.Line = fmt.Sprintf("demo PostgreSQL %s (publication %s; tables public.project, public.task; Broadcast from Database: %s)",
+			maskURL(db), feed.Publication(), pgrealtime.MessagesPublication)
 	}
 	return f, nil
 }
