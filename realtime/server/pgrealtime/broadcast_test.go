@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"rtm/realtime/internal/pgtest"
 	"rtm/realtime/protocol"
 	"rtm/realtime/server"
@@ -470,4 +473,50 @@ func TestReplicationReadyTimeout(t *testing.T) {
 	wantPayload(t, "shutdown", string(m.Payload),
 		`{"extension":"system","status":"error","message":"Replication connection was not established in time","channel":"late"}`)
 	c.event(topic, protocol.EventClose)
+}
+
+// A realtime.send the caller's INSERT policies refuse is a warning, as in
+// Supabase: WarnSendingBroadcastMessage reaches the calling session, its
+// transaction goes on, and the message is lost (nobody receives it).
+func TestSendRefusedIsAWarning(t *testing.T) {
+	t.Parallel()
+	e := newBFDEnv(t, readAll, nil)
+	const topic = "realtime:warned"
+	c := e.user(t, alice)
+	if _, r := c.join(topic, `{"private":true}`); !strings.Contains(r, `"ok"`) {
+		t.Fatalf("join: %s", r)
+	}
+	cfg, err := pgx.ParseConfig(e.pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var notices []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		notices = append(notices, n.Severity+" "+n.Message)
+		mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// authenticated has no INSERT policy on realtime.messages.
+	if _, err := conn.Exec(ctx, `begin; set local role authenticated;
+		select realtime.send('{}'::jsonb, 'lost', 'warned', true); commit`); err != nil {
+		t.Fatalf("realtime.send failed instead of warning: %v", err)
+	}
+	e.pg.Exec(t, `select realtime.send('{}'::jsonb, 'kept', 'warned', true)`)
+	c.await("the row sent by the owner", isBroadcast(topic, "kept"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notices) != 1 || !strings.HasPrefix(notices[0], "WARNING WarnSendingBroadcastMessage: new row violates row-level security policy") {
+		t.Errorf("notices %q", notices)
+	}
+	if n := c.count(topic, protocol.EventBroadcast); n != 1 {
+		t.Errorf("%d broadcasts, want only the kept one\n%s", n, c.dump())
+	}
 }
