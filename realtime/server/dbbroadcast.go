@@ -140,6 +140,9 @@ func replayMeta(replayed bool, id string) []byte {
 // reports the key, ok whether since and limit are valid (Supabase:
 // integers, since in DateTime's range).
 func replayParams(payload []byte) (req ReplayRequest, present, isMap, ok bool) {
+	if !bytes.Contains(payload, []byte(`"replay"`)) { // most joins: parse nothing again
+		return req, false, false, false
+	}
 	var p struct {
 		Config struct {
 			Broadcast struct {
@@ -271,6 +274,9 @@ func (c *conn) sendReplayLocked(ch *channel, rows []DatabaseBroadcast) {
 // join (c.mu held): the system message once Config.Broadcasts is ready,
 // or the shutdown after replicationReadyTimeout.
 func (c *conn) awaitReplicationLocked(ch *channel, payload []byte) {
+	if !bytes.Contains(payload, []byte(`"replication_ready"`)) {
+		return
+	}
 	var p struct {
 		Config struct {
 			Broadcast struct {
