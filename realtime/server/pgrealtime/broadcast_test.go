@@ -463,6 +463,7 @@ func TestReplicationReadyTimeout(t *testing.T) {
 	if _, r := c.join(topic, `{"broadcast":{"replication_ready":true}}`); !strings.Contains(r, `"ok"`) {
 		t.Fatalf("join: %s", r)
 	}
+	c.sync() // the join has been handled whole: its timer is armed
 	clock.Advance(59 * time.Second)
 	c.sync()
 	if n := c.count(topic, protocol.EventSystem); n != 0 {
