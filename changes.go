@@ -21,6 +21,9 @@ type changeFeed struct {
 	// policies on realtime.messages decide private channels (nil without
 	// a database: the role rule).
 	Authorizer server.Authorizer
+	// Broadcasts is server.Config.Broadcasts: Broadcast from Database
+	// and replay from realtime.messages (nil without a database).
+	Broadcasts server.DatabaseBroadcasts
 	// Line describes the database for a banner (password masked).
 	Line string
 	// DemoURL is the demo database's URL with --db auto (for
@@ -43,8 +46,9 @@ func (f changeFeed) authorizationLine() string {
 // demo database, or, without PostgreSQL's binaries, a source that tells
 // every subscription why), or "" (none: changes only from EmitChange,
 // private channels by role). With a database, its realtime schema is
-// bootstrapped (package pgrealtime) and authorises private channels, and
-// its changes feed postgres_changes (package pgcdc).
+// bootstrapped (package pgrealtime) and authorises private channels, its
+// changes feed postgres_changes (package pgcdc), and its realtime.messages
+// inserts are Broadcast from Database (pgrealtime.Broadcasts).
 func openFeed(ctx context.Context, db, publication, slot string, log *slog.Logger) (changeFeed, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -92,15 +96,24 @@ func openFeed(ctx context.Context, db, publication, slot string, log *slog.Logge
 		closeAuto()
 		return changeFeed{}, err
 	}
-	f.Source, f.Authorizer = feed.Source(), rt.Authorizer()
+	bc, err := rt.OpenBroadcasts(octx)
+	if err != nil {
+		_ = feed.Close()
+		_ = rt.Close()
+		closeAuto()
+		return changeFeed{}, err
+	}
+	f.Source, f.Authorizer, f.Broadcasts = feed.Source(), rt.Authorizer(), bc
 	f.Close = func() {
+		_ = bc.Close()
 		_ = feed.Close()
 		_ = rt.Close()
 		closeAuto()
 	}
-	f.Line = fmt.Sprintf("%s (publication %s)", maskURL(db), feed.Publication())
+	f.Line = fmt.Sprintf("%s (publication %s; Broadcast from Database: %s)", maskURL(db), feed.Publication(), pgrealtime.MessagesPublication)
 	if auto != nil {
-		f.Line = fmt.Sprintf("demo PostgreSQL %s (publication %s; tables public.project, public.task)", maskURL(db), feed.Publication())
+		f.Line = fmt.Sprintf("demo PostgreSQL %s (publication %s; tables public.project, public.task; Broadcast from Database: %s)",
+			maskURL(db), feed.Publication(), pgrealtime.MessagesPublication)
 	}
 	return f, nil
 }

@@ -61,7 +61,7 @@ func startEmbedded(ctx context.Context, cfg embeddedConfig) (*embeddedTarget, er
 		return nil, fmt.Errorf("--db: %w", err)
 	}
 	secret := []byte(rand.Text() + rand.Text())
-	srv, err := server.New(server.Config{JWTSecret: secret, Changes: feed.Source, Authorizer: feed.Authorizer,
+	srv, err := server.New(server.Config{JWTSecret: secret, Changes: feed.Source, Authorizer: feed.Authorizer, Broadcasts: feed.Broadcasts,
 		Limits: cfg.limits, Logger: log.With("component", "server")})
 	if err != nil {
 		feed.Close()

@@ -26,6 +26,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"rtm/realtime/hostile"
@@ -33,6 +34,7 @@ import (
 	"rtm/realtime/jsharness"
 	"rtm/realtime/mask/masktest"
 	"rtm/realtime/protocol"
+	"rtm/realtime/server"
 	"rtm/realtime/server/pgcdc"
 	"rtm/realtime/server/pgcdc/demodb"
 	"rtm/realtime/server/pgcdc/pgcluster"
@@ -764,7 +766,7 @@ func TestOpenChangesWithoutDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if f.Source != nil || f.Authorizer != nil || !strings.Contains(f.Line, "--db auto") ||
+	if f.Source != nil || f.Authorizer != nil || f.Broadcasts != nil || !strings.Contains(f.Line, "--db auto") ||
 		!strings.Contains(f.authorizationLine(), "RLS policies are not evaluated without --db") {
 		t.Errorf("no --db: %+v", f)
 	}
@@ -773,16 +775,43 @@ func TestOpenChangesWithoutDB(t *testing.T) {
 	}
 }
 
-// --db auto starts the demo database; Close removes it.
+// --db auto starts the demo database, its Broadcast from Database
+// stream delivers realtime.send; Close removes it.
 func TestOpenFeedAuto(t *testing.T) {
 	require(t, pgcluster.Available())
 	f, err := openFeed(context.Background(), "auto", "supabase_realtime", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Source == nil || f.Authorizer == nil || f.DemoURL == "" || !strings.Contains(f.Line, "public.project") || strings.Contains(f.Line, f.DemoURL) {
-		t.Errorf("feed %+v", f)
+	if f.Source == nil || f.Authorizer == nil || f.Broadcasts == nil || f.DemoURL == "" || !strings.Contains(f.Line, "public.project") || strings.Contains(f.Line, f.DemoURL) {
+		t.Fatalf("feed %+v", f)
 	}
+	got := make(chan server.DatabaseBroadcast, 1)
+	stop := f.Broadcasts.Listen(func(b server.DatabaseBroadcast) {
+		select {
+		case got <- b:
+		default:
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, f.DemoURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `select realtime.send('{"a":1}'::jsonb, 'ev', 'room', false)`); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close(ctx)
+	select {
+	case b := <-got:
+		if b.Topic != "room" || b.Event != "ev" || b.Private || b.ID == "" {
+			t.Errorf("delivered %+v", b)
+		}
+	case <-ctx.Done():
+		t.Error("realtime.send never reached the server")
+	}
+	stop()
 	f.Close()
 	// The demo server is gone.
 	if err := pgcdcProbe(f.DemoURL); err == nil {

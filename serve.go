@@ -73,6 +73,7 @@ func (c serveCmd) Run(env *runEnv) error {
 		JWTSecret:               []byte(secret),
 		Changes:                 feed.Source,
 		Authorizer:              feed.Authorizer,
+		Broadcasts:              feed.Broadcasts,
 		AuthorizationErrorDelay: c.AuthorizationErrorDelay,
 		Limits: server.Limits{
 			Off:                        c.Limits == "off",

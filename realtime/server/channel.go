@@ -44,6 +44,10 @@ type channel struct {
 	changes         ChangeSubscription // Config.Changes subscription
 	changeGen       int                // invalidates older attempts
 	rls             rlsState           // Config.Authorizer's answers
+
+	// replayed are the ids of the database broadcasts replayed at join
+	// (at most 25; set before the channel subscribes, then read only).
+	replayed map[string]bool
 }
 
 // handleJoin answers phx_join. A join of a topic already joined on this
@@ -117,12 +121,16 @@ func (c *conn) handleJoin(m *protocol.Message) {
 		c.joinError(m, unauthorizedReason(sub, why))
 		return
 	}
+	replay, ok := c.replayLocked(m, sub, cfg.private, read)
+	if !ok {
+		return
+	}
 
 	ch := &channel{
 		c: c, topic: m.Topic, sub: sub, tenant: topicTenant(sub), joinRef: m.JoinRef, private: cfg.private,
 		ack: cfg.ack, self: cfg.self, joined: now, bindings: cfg.bindings,
 		presenceKey: cfg.presenceKey, presenceEnabled: cfg.presenceEnabled,
-		token: token, claims: claims,
+		token: token, claims: claims, replayed: replayedIDs(replay),
 	}
 	if ch.joinRef == "" {
 		ch.joinRef, ch.noJoinRef = m.Ref, true // 1.0.0 clients may omit join_ref
@@ -156,6 +164,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	// arrive just before the reply).
 	t.addLocked(ch)
 	c.reply(m, protocol.StatusOK, response)
+	c.sendReplayLocked(ch, replay)
 	presenceLimited := false
 	if ch.presenceEnabled && ch.receives(protocol.EventPresenceState) {
 		if s.tenants.allow(ch.tenant, ratePresence, now, lim.MaxPresenceEventsPerSecond, 1) {
@@ -185,6 +194,7 @@ func (c *conn) handleJoin(m *protocol.Message) {
 	case len(cfg.bindings) > 0:
 		c.sendSystem(ch, "postgres_changes", protocol.StatusOK, "Subscribed to PostgreSQL")
 	}
+	c.awaitReplicationLocked(ch, m.Payload)
 	c.scheduleExpiryLocked(ch)
 }
 

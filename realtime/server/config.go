@@ -155,6 +155,12 @@ type Config struct {
 	// take JoinErrorDelay.
 	AuthorizationErrorDelay time.Duration
 
+	// Broadcasts, when set, delivers Broadcast from Database and replays
+	// stored broadcasts to private joins that ask (see
+	// [DatabaseBroadcasts]; package rtm/realtime/server/pgrealtime
+	// provides it); nil: no database broadcasts.
+	Broadcasts DatabaseBroadcasts
+
 	// ReadBufferSize is the per-connection read buffer. Default 1024;
 	// larger messages are read straight into their own buffers.
 	ReadBufferSize int

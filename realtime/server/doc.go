@@ -20,6 +20,11 @@
 // refusals (see [Authorizer]); without one, authenticated and
 // service_role may use private channels and other roles may not.
 //
+// Broadcast from Database: with [Config].Broadcasts (package pgrealtime
+// streams realtime.messages), inserted rows reach the channels of their
+// topic as user broadcasts with meta {"id"}, and private joins may ask
+// for config.broadcast.replay (see [DatabaseBroadcasts]).
+//
 // Limits count per tenant, as in Supabase, so that a tenant over a limit
 // never holds back another: a topic "tenant:<ID>:..." belongs to tenant
 // <ID>, any other topic to the default tenant, and a socket to the tenant
@@ -113,6 +118,7 @@
 // state), presence.go (presence budgets), caps.go (length caps), limits.go
 // (rate windows, rejected joins), tenantlimits.go (limits per tenant),
 // auth.go (JWTs), authorizer.go (private channels by an Authorizer),
+// dbbroadcast.go (Broadcast from Database and replay),
 // rest.go (the REST broadcast API), batch.go (scanning a
 // batch body) and batchcheck.go (checking its messages, the 422 answer),
 // httpconn.go (HTTP timeouts and connection limit), changes.go and

@@ -154,7 +154,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close stops the server: it closes the listener and every connection
 // (abruptly) and waits for every goroutine it started.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		if s.stopBroadcasts != nil {
+			s.stopBroadcasts()
+		}
+	})
 	s.closeListener()
 	s.httpConns.closeRefusing()
 	s.connMu.Lock()

@@ -72,6 +72,8 @@ type Server struct {
 
 	httpConns httpConns
 
+	stopBroadcasts func() // Config.Broadcasts' Listen
+
 	stats counters
 }
 
@@ -118,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	s.handler = s.routes()
+	s.listenBroadcasts()
 	return s, nil
 }
 

@@ -154,11 +154,17 @@ func (s *Server) allTopics() []*topic {
 // most once per serializer. It never blocks: each frame is queued on the
 // subscriber's connection. It returns the number of deliveries.
 func (s *Server) fanout(t *topic, skip *channel, m *protocol.Message) int {
+	return s.fanoutSkipping(t, skip, m, "")
+}
+
+// fanoutSkipping is fanout that also skips the channels that replayed
+// the database broadcast replayedID (when not "").
+func (s *Server) fanoutSkipping(t *topic, skip *channel, m *protocol.Message, replayedID string) int {
 	var frames [3][]byte // indexed by protocol.Version
 	var failed [3]bool
 	n := 0
 	for _, ch := range t.subscribers() {
-		if ch == skip || !ch.receives(m.Event) {
+		if ch == skip || !ch.receives(m.Event) || (replayedID != "" && ch.replayed[replayedID]) {
 			continue
 		}
 		v := ch.c.vsn

@@ -82,7 +82,9 @@ func (d *dispatcher) process(batch []item) {
 		case itemRelation:
 			d.addRelation(it.rel)
 		case itemChange:
-			ws[i] = d.match(it.ch, &checks)
+			if d.f.cfg.Inserts == nil {
+				ws[i] = d.match(it.ch, &checks)
+			}
 		}
 	}
 	if len(checks) > 0 {
@@ -93,6 +95,8 @@ func (d *dispatcher) process(batch []item) {
 		case itemChange:
 			if ws[i] != nil {
 				d.deliver(ws[i], checks)
+			} else if d.f.cfg.Inserts != nil {
+				d.insert(it.ch)
 			}
 		case itemCommit:
 			d.f.ackLSN.Store(it.lsn)

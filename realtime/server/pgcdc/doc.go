@@ -44,6 +44,14 @@
 // changes committed meanwhile; a named slot resumes), and reports each
 // outage to the subscriptions.
 //
+// Inserts. A feed opened with [Config].Inserts is a plain stream of the
+// rows inserted into the publication's tables (package pgrealtime's
+// Broadcast from Database reads realtime.messages this way, on its own
+// publication and temporary slot): the same connection handling,
+// acknowledgements and reconnection, each INSERT handed over as an
+// [Insert] in commit order instead of being matched against
+// subscriptions.
+//
 // Source files, by concern: feed.go (Config, Open, Close, Stats),
 // stream.go (the replication reader: slot, WAL messages, fences),
 // pgoutput.go (decoding pgoutput messages), values.go (column values and
@@ -53,5 +61,6 @@
 // operators), visibility.go (row-level security checks),
 // deliver.go (encoding and delivering a change), subscribe.go
 // (Subscribe, validation, the subscription index), source.go (the
-// ChangeSource of package server) and probe.go (Probe).
+// ChangeSource of package server), inserts.go (Config.Inserts) and
+// probe.go (Probe).
 package pgcdc

@@ -61,6 +61,20 @@ type Config struct {
 	// ErrorInterval throttles the reports of a failing row-level security
 	// check to one per subscription per interval. Default 10 s.
 	ErrorInterval time.Duration
+
+	// Table, when set ("realtime.messages"), is the table a missing
+	// publication is created for (CREATE PUBLICATION p FOR TABLE t);
+	// empty creates an empty publication.
+	Table string
+	// SlotPrefix prefixes the name of the temporary slot (followed by
+	// the feed's random id). Default "rtm_".
+	SlotPrefix string
+	// Inserts, when set, makes the feed a stream of inserted rows (see
+	// [Insert]) instead of postgres_changes: every INSERT of the
+	// publication is handed to it on the feed's dispatcher goroutine, in
+	// commit order; UPDATE and DELETE are ignored. Connection handling,
+	// acknowledgements and reconnection are the same.
+	Inserts func(Insert)
 }
 
 func (c Config) withDefaults() Config {
@@ -100,6 +114,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ErrorInterval <= 0 {
 		c.ErrorInterval = 10 * time.Second
+	}
+	if c.SlotPrefix == "" {
+		c.SlotPrefix = "rtm_"
 	}
 	return c
 }
@@ -246,7 +263,7 @@ func (f *Feed) slotName() string {
 	if f.cfg.Slot != "" {
 		return f.cfg.Slot
 	}
-	return "rtm_" + f.id
+	return f.cfg.SlotPrefix + f.id
 }
 
 // checkServer checks wal_level and the connection.
@@ -269,15 +286,20 @@ func (f *Feed) ensurePublication(ctx context.Context) error {
 		return fmt.Errorf("pgcdc: %w", err)
 	}
 	if exists {
+		f.checkPublicationTable(ctx)
 		return nil
 	}
-	if _, err := f.pool.Exec(ctx, "create publication "+quoteIdent(f.cfg.Publication)); err != nil {
+	create := "create publication " + quoteIdent(f.cfg.Publication)
+	if f.cfg.Table != "" {
+		create += " for table " + quoteQualified(f.cfg.Table)
+	}
+	if _, err := f.pool.Exec(ctx, create); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42710" { // created meanwhile
 			return nil
 		}
-		return fmt.Errorf("pgcdc: publication %q is missing and could not be created (fix: CREATE PUBLICATION %s as a superuser): %w",
-			f.cfg.Publication, quoteIdent(f.cfg.Publication), err)
+		return fmt.Errorf("pgcdc: publication %q is missing and could not be created (fix: %s as a superuser): %w",
+			f.cfg.Publication, create, err)
 	}
 	f.log.Info("Created the publication", "publication", f.cfg.Publication)
 	return nil

@@ -56,7 +56,37 @@
 // owner, or BYPASSRLS) and switch to the tokens' roles: Supabase's
 // postgres user, or any superuser, can.
 //
+// Broadcast from Database. [DB.OpenBroadcasts] streams realtime.messages
+// as Supabase's replication connection does: the publication
+// supabase_realtime_messages_publication (created FOR TABLE
+// realtime.messages when missing), a temporary slot
+// supabase_realtime_messages_replication_slot_<id>, on a feed of package
+// pgcdc (its connection handling, reconnection and logs). Every insert —
+// from realtime.send, realtime.send_binary, realtime.broadcast_changes in
+// a trigger, or a plain INSERT — with inserted_at, event, id, topic,
+// private and a payload or binary_payload goes to the server
+// ([Broadcasts] is a server.DatabaseBroadcasts), which delivers it to
+// the channels of its topic: private rows to private channels with
+// broadcast read, public rows to public channels, with meta {"id"}.
+// Rows committed while the stream is not up are never delivered live
+// (the slot is temporary, as Supabase's); replay still finds them.
+// [Broadcasts.Replay] runs Supabase's replay query as the connecting
+// user: the join's broadcast read is its only gate.
+// [Broadcasts.Ready] applies pgcdc's readiness rule to
+// config.broadcast.replication_ready: ready once the stream carried a
+// logical decoding message emitted after the join.
+//
+// A failed realtime.send is a warning, as in Supabase: the function
+// catches every error of its INSERT (an INSERT policy that refuses the
+// calling role, a missing partition, a NULL topic) and raises WARNING
+// 'WarnSendingBroadcastMessage: <error>' in the calling session, whose
+// transaction goes on; the message is lost and never reaches the server.
+// The warning shows in the client that called it (psql prints it) and
+// in PostgreSQL's log (log_min_messages is warning by default); this is
+// why trigger functions that call it are SECURITY DEFINER.
+//
 // Source files: schema.go (the objects and Bootstrap), partitions.go
 // (MaintainPartitions), realtime.go (Open, the maintenance loop, Close),
-// authz.go (the checks).
+// authz.go (the checks), broadcast.go (Broadcast from Database and
+// replay).
 package pgrealtime

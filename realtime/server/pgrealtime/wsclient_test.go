@@ -16,11 +16,13 @@ import (
 	"rtm/realtime/server/servertest"
 )
 
-// wsClient is a raw 2.0.0 WebSocket client (JSON text frames); a reader
-// goroutine logs every frame, which the tests await with deadlines.
+// wsClient is a raw 2.0.0 (or 1.0.0) WebSocket client; a reader
+// goroutine logs every frame, which the tests await with deadlines. A
+// frame with Broadcast set arrived as a binary (kind 4) frame.
 type wsClient struct {
-	t  testing.TB
-	ws *websocket.Conn
+	t   testing.TB
+	ws  *websocket.Conn
+	vsn protocol.Version
 
 	mu     sync.Mutex
 	frames []protocol.Message
@@ -38,11 +40,21 @@ func dialWS(t testing.TB, s *servertest.Server, apikey string, header ...http.He
 	if len(header) > 0 {
 		h = header[0]
 	}
-	ws, _, err := websocket.DefaultDialer.Dial(s.SocketURL(apikey, "2.0.0"), h)
+	return dialWSVsn(t, s, apikey, protocol.V2, h)
+}
+
+// dialWSVsn connects with apikey under serializer vsn.
+func dialWSVsn(t testing.TB, s *servertest.Server, apikey string, vsn protocol.Version, h http.Header) *wsClient {
+	t.Helper()
+	v := "2.0.0"
+	if vsn == protocol.V1 {
+		v = "1.0.0"
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(s.SocketURL(apikey, v), h)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	c := &wsClient{t: t, ws: ws, used: map[int]bool{}, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &wsClient{t: t, ws: ws, vsn: vsn, used: map[int]bool{}, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.read()
 	t.Cleanup(func() { _ = ws.Close(); <-c.done })
 	return c
@@ -55,7 +67,7 @@ func (c *wsClient) read() {
 		c.mu.Lock()
 		if err == nil {
 			var m protocol.Message
-			m, err = protocol.V2.DecodeServer(data, mt == websocket.BinaryMessage)
+			m, err = c.vsn.DecodeServer(data, mt == websocket.BinaryMessage)
 			if err == nil {
 				c.frames = append(c.frames, m)
 			}
@@ -79,7 +91,7 @@ func (c *wsClient) push(joinRef, topic, event, payload string) string {
 	c.ref++
 	ref := strconv.Itoa(c.ref)
 	c.mu.Unlock()
-	out, _, err := protocol.V2.AppendClient(nil, &protocol.Message{JoinRef: joinRef, Ref: ref, Topic: topic, Event: event, Payload: json.RawMessage(payload)})
+	out, _, err := c.vsn.AppendClient(nil, &protocol.Message{JoinRef: joinRef, Ref: ref, Topic: topic, Event: event, Payload: json.RawMessage(payload)})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -138,7 +150,7 @@ func (c *wsClient) join(topic, config string) (joinRef, reply string) {
 	c.ref++
 	joinRef = strconv.Itoa(c.ref)
 	c.mu.Unlock()
-	out, _, _ := protocol.V2.AppendClient(nil, &protocol.Message{JoinRef: joinRef, Ref: joinRef, Topic: topic, Event: protocol.EventJoin,
+	out, _, _ := c.vsn.AppendClient(nil, &protocol.Message{JoinRef: joinRef, Ref: joinRef, Topic: topic, Event: protocol.EventJoin,
 		Payload: json.RawMessage(`{"config":` + config + `}`)})
 	if err := c.ws.WriteMessage(websocket.TextMessage, out); err != nil {
 		c.t.Fatalf("write: %v", err)
