@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"rtm/registry"
@@ -41,12 +42,18 @@ type appRow struct {
 	takes, needs []registry.FaultSetting
 }
 
+// appFaultsWidth is the widest the app fault menu and forms are: their
+// lines (a fault's doc, a Supabase reason) are longer than other
+// dialogs'.
+const appFaultsWidth = 110
+
 // kickModes are the modes a fault with SettingMode offers, a row each.
 var kickModes = [...]registry.KickMode{registry.KickError, registry.KickClose}
 
 // appRows lists the app faults' rows in registry.AppFaultKinds order,
-// with their keys (the same whatever the target, see appKeys).
-func appRows() []appRow {
+// with their keys (the same whatever the target, see appKeys; none of
+// the menu's own keys in km).
+func appRows(km KeyMap) []appRow {
 	var rows []appRow
 	for _, k := range registry.AppFaultKinds() {
 		takes, needs := appSettings(k)
@@ -60,30 +67,56 @@ func appRows() []appRow {
 			rows = append(rows, r)
 		}
 	}
-	appKeys(rows)
+	var reserved []string
+	for _, b := range []key.Binding{km.Up, km.Down, km.Dialog.Submit, km.Dialog.Cancel} {
+		reserved = append(reserved, b.Keys()...)
+	}
+	appKeys(rows, reserved)
 	return rows
 }
 
-// appKeys gives each row a key: the first free of its words' initials,
-// then the first initial upper-cased, then its other letters.
-func appKeys(rows []appRow) {
+// appKeys gives each row a key, in passes so that most rows get their
+// first letter: the first letter of its name, then that letter upper
+// case, then the initials of its other words (lower, then upper case),
+// then any of its letters; never a key of reserved (the menu's own).
+func appKeys(rows []appRow, reserved []string) {
 	used := map[string]bool{}
-	for i := range rows {
-		words := strings.FieldsFunc(rows[i].name, func(r rune) bool { return r == ' ' || r == '-' })
-		var cands []string
-		for _, w := range words {
-			cands = append(cands, w[:1])
-		}
-		cands = append(cands, strings.ToUpper(words[0][:1]))
-		for _, r := range rows[i].name {
-			if unicode.IsLetter(r) {
-				cands = append(cands, string(r))
+	for _, k := range reserved {
+		used[k] = true
+	}
+	words := func(r appRow) []string {
+		return strings.FieldsFunc(r.name, func(c rune) bool { return c == ' ' || c == '-' })
+	}
+	passes := []func(r appRow) []string{
+		func(r appRow) []string { return []string{r.name[:1]} },
+		func(r appRow) []string { return []string{strings.ToUpper(r.name[:1])} },
+		func(r appRow) []string {
+			var out []string
+			for _, w := range words(r)[1:] {
+				out = append(out, w[:1], strings.ToUpper(w[:1]))
 			}
-		}
-		for _, c := range cands {
-			if !used[c] {
-				rows[i].key, used[c] = c, true
-				break
+			return out
+		},
+		func(r appRow) []string {
+			var out []string
+			for _, c := range r.name {
+				if unicode.IsLetter(c) {
+					out = append(out, string(c), strings.ToUpper(string(c)))
+				}
+			}
+			return out
+		},
+	}
+	for _, pass := range passes {
+		for i := range rows {
+			if rows[i].key != "" {
+				continue
+			}
+			for _, c := range pass(rows[i]) {
+				if !used[c] {
+					rows[i].key, used[c] = c, true
+					break
+				}
 			}
 		}
 	}
@@ -133,15 +166,22 @@ func (r appRow) fault(t appTarget) registry.Fault {
 }
 
 // asked are the settings of the row that its form asks: those the
-// target does not give.
+// target does not give, in registry's order but the reason (free text)
+// last, as the command line has it.
 func (r appRow) asked() []registry.FaultSetting {
 	var out []registry.FaultSetting
+	reason := false
 	for _, s := range r.takes {
 		switch s {
 		case registry.SettingSocket, registry.SettingTopic, registry.SettingMode:
+		case registry.SettingReason:
+			reason = true
 		default:
 			out = append(out, s)
 		}
+	}
+	if reason {
+		out = append(out, registry.SettingReason)
 	}
 	return out
 }
@@ -151,7 +191,7 @@ func (r appRow) asked() []registry.FaultSetting {
 // the channel faults a selected channel offers). A row whose fault
 // asks settings opens a form (its name ends in "…").
 func newAppFaultMenu(m *Model, t appTarget) *faultMenu {
-	all := appRows()
+	all := appRows(m.keys)
 	var rows []appRow
 	var chanFaults []string
 	for _, r := range all {
@@ -202,7 +242,7 @@ func newAppFaultMenu(m *Model, t appTarget) *faultMenu {
 	} else if len(chanFaults) > 0 {
 		intro += " A channel (" + m.keys.AppsView.Channels.Help().Key + " in the Apps view) has its own: " + strings.Join(chanFaults, ", ") + "."
 	}
-	return &faultMenu{title: title, intro: intro, items: items, maxW: 110}
+	return &faultMenu{title: title, intro: intro, items: items, maxW: appFaultsWidth}
 }
 
 // appFaultForm opens the form of a row's settings; its submit reads
@@ -239,6 +279,7 @@ func appFaultForm(r appRow, t appTarget, fields []settingField) func(m *Model) t
 				f.offer(i, fl.hint, fl.choices...)
 			}
 		}
+		f.maxW = appFaultsWidth
 		return m.openForm(f)
 	}
 }

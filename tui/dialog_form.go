@@ -30,6 +30,8 @@ type form struct {
 	focus  int
 	err    string
 	submit func(values []string) (tea.Cmd, error)
+	// maxW is the form's widest (0: the dialogs' width).
+	maxW int
 }
 
 func newForm(st *theme.Styles, title, intro string, submit func([]string) (tea.Cmd, error), fields ...[3]string) *form {
@@ -76,8 +78,16 @@ func (f *form) setStyles(st *theme.Styles) {
 	}
 }
 
+// width is the form's width on m's screen.
+func (f *form) width(m *Model) int {
+	if f.maxW > 0 {
+		return max(40, min(m.width-4, f.maxW))
+	}
+	return m.dialogWidth()
+}
+
 func (f *form) setWidth(m *Model) {
-	w := m.dialogWidth()
+	w := f.width(m)
 	for i := range f.fields {
 		f.fields[i].input.SetWidth(max(10, w-8))
 	}
@@ -143,7 +153,7 @@ func (f *form) help(k KeyMap) []key.Binding {
 }
 
 func (f *form) view(m *Model, w, h int) ([]string, int, int) {
-	st, dw := m.st, m.dialogWidth()
+	st, dw := m.st, f.width(m)
 	inner := dw - 4
 	var body []string
 	for _, l := range wrapText(f.intro, inner) {
