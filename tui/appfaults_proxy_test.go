@@ -35,7 +35,8 @@ func TestAppFaultsThroughTheProxy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 
-	app, err := registry.New(registry.Options{URL: hs.URL, APIKey: srv.AnonKey(), ReconnectAfter: func(int) time.Duration { return 20 * time.Millisecond }})
+	app, err := registry.New(registry.Options{URL: hs.URL, APIKey: srv.AnonKey(), ReconnectAfter: func(int) time.Duration { return 20 * time.Millisecond },
+		Policy: registry.Fixed{Interval: 20 * time.Millisecond, Max: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}
