@@ -276,3 +276,30 @@ func TestAppsViewCacheKey(t *testing.T) {
 		t.Fatalf("after down: %+v", k)
 	}
 }
+
+// TestAppFaultsMask: a key in an app channel's topic never shows in the
+// channel's fault menu or its forms (the reason offered names the
+// topic).
+func TestAppFaultsMask(t *testing.T) {
+	secret := "sb_secret_abcdefghijklmnopqrstuv0123456789"
+	snap := sampleApps()
+	snap.Sockets[1].Channels[0].Topic = "realtime:" + secret
+	for _, sz := range goldenSizes {
+		for _, ks := range [][]string{{"x"}, {"x", "r"}, {"x", "r", "tab"}, {"x", "K"}} {
+			m, fm := newTestModel(t, sz[0], sz[1])
+			withApps(m, snap)
+			keys(m, "A", "tab")
+			cmds := keys(m, ks...)
+			if ks[len(ks)-1] == "K" {
+				feed(m, cmds[len(cmds)-1]) // the kick (a form's cursor would blink for ever)
+			}
+			// Not even its first part (an input shows what fits).
+			if out := screen(m); strings.Contains(out, secret[:16]) {
+				t.Fatalf("%dx%d %q: unmasked:\n%s", sz[0], sz[1], ks, out)
+			}
+			if f := fm.Faults(); len(f) == 1 && f[0].Topic != "realtime:"+secret {
+				t.Fatalf("the fault must name the topic as the app has it: %+v", f[0])
+			}
+		}
+	}
+}

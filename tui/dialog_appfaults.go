@@ -305,7 +305,8 @@ func supabaseReasons(topic string) []string {
 	if topic == "" {
 		return []string{restarting, unauth, limit}
 	}
-	return []string{unauth + ": " + strings.TrimPrefix(topic, "realtime:"), restarting, limit}
+	// The topic came from the app: masked, as everything shown is.
+	return []string{unauth + ": " + sanitize(strings.TrimPrefix(topic, "realtime:")), restarting, limit}
 }
 
 // settingFields returns the form fields of settings, in order, for a
