@@ -97,6 +97,8 @@ func viewLoop(n int, prepare func(i int), view func()) []time.Duration {
 //   - frame: a batch of 50 new events (logs and messages of the shown
 //     channel) before each View, as at 50k events/s;
 //   - tick: the clock ticked (ages, countdowns) before each View;
+//   - apps-frame, apps-tick: frame and tick with the Apps view open
+//     (two app sockets, channels, flags) over the panes;
 //   - baseline-viewport: bubbles viewport.View over the 10k lines.
 func BenchmarkView(b *testing.B) {
 	const iters = 2000
@@ -118,7 +120,7 @@ func BenchmarkView(b *testing.B) {
 	run("cold", func(int) { m.invalidate(); m.clearRowCaches() }, render)
 	ch := m.chans.sel
 	seq := 0
-	run("frame", func(int) {
+	frame := func(int) {
 		evs := make([]registry.Event, 0, 50)
 		for j := 0; j < 25; j++ {
 			seq++
@@ -128,8 +130,15 @@ func BenchmarkView(b *testing.B) {
 					Payload: json.RawMessage(fmt.Sprintf(`{"user_id":"ben","x":%d,"y":%d}`, seq, seq))})
 		}
 		m.Update(EventsBatchMsg{Events: evs})
-	}, render)
-	run("tick", func(int) { m.Update(tickMsg{t: t0, gen: m.tickGen}) }, render)
+	}
+	tick := func(int) { m.Update(tickMsg{t: t0, gen: m.tickGen}) }
+	run("frame", frame, render)
+	run("tick", tick, render)
+	withApps(m, sampleApps())
+	keys(m, "A")
+	run("apps-frame", frame, render)
+	run("apps-tick", tick, render)
+	keys(m, "esc")
 
 	var lines []string
 	for i := 0; i < m.log.logs.Len(); i++ {

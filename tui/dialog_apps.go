@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -18,19 +19,32 @@ import (
 // stack, not a main-pane tab: the tabs show the selected channel of
 // rtm's own client, and an app socket is none of them.
 //
+// The selection is a socket and, once tab (or enter) moved it into the
+// socket's channels, one of them; x opens the fault menu of the
+// selected socket or channel (dialog_appfaults.go).
+//
 // The snapshot it shows is the model's apps (refreshApps, on open and on
 // the clock's tick while the dialog is open), numbered by appsGen; the
 // view is cached on that number, the selection, the size, the styles
 // and the model's epoch and clock.
 type appsView struct {
-	sel   int
-	cache appsCache
+	sel int
+	// inChans is true while the selection is in the socket's channels;
+	// ch is the selected channel then.
+	inChans bool
+	ch      int
+	// socks and chans count the sockets and the selected socket's
+	// channels (clamp), for the keys the view offers.
+	socks, chans int
+	cache        appsCache
 }
 
 // appsKey is what the Apps view renders from.
 type appsKey struct {
 	gen          uint64
-	sel, w, h    int
+	sel, ch      int
+	inChans      bool
+	w, h         int
 	epoch, clock uint64
 	st           *theme.Styles
 }
@@ -49,6 +63,7 @@ func (m *Model) openApps() {
 	m.openDialog(v)
 	m.refreshApps()
 	v.sel = max(0, len(m.apps.Sockets)-1) // the newest socket
+	v.clamp(m)
 }
 
 // refreshApps reads Options.Apps while the Apps view is open: a
@@ -57,19 +72,46 @@ func (m *Model) refreshApps() {
 	if m.opts.Apps == nil {
 		return
 	}
-	open := false
+	var view *appsView
 	for _, d := range m.dialogs {
-		if _, ok := d.(*appsView); ok {
-			open = true
+		if v, ok := d.(*appsView); ok {
+			view = v
 		}
 	}
-	if !open {
+	if view == nil {
 		return
 	}
 	if v := m.opts.Apps.Version(); !m.appsRead || v != m.appsVersion {
 		m.apps, m.appsVersion, m.appsRead = m.opts.Apps.Snapshot(), v, true
 		m.appsGen++
+		view.clamp(m)
 	}
+}
+
+// clamp keeps the selection on the snapshot: a socket, and a channel
+// of it only while it has some.
+func (v *appsView) clamp(m *Model) {
+	v.sel = max(0, min(len(m.apps.Sockets)-1, v.sel))
+	v.socks, v.chans = len(m.apps.Sockets), 0
+	if v.socks > 0 {
+		v.chans = len(m.apps.Sockets[v.sel].Channels)
+	}
+	v.ch = max(0, min(v.chans-1, v.ch))
+	v.inChans = v.inChans && v.chans > 0
+}
+
+// target is what the selection designates for the fault menu.
+func (v *appsView) target(m *Model) (appTarget, bool) {
+	v.clamp(m)
+	if len(m.apps.Sockets) == 0 {
+		return appTarget{}, false
+	}
+	s := m.apps.Sockets[v.sel]
+	t := appTarget{socket: s.ID, closed: !s.Closed.IsZero()}
+	if v.inChans {
+		t.topic = s.Channels[v.ch].Topic
+	}
+	return t, true
 }
 
 func (v *appsView) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
@@ -78,31 +120,82 @@ func (v *appsView) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
 		return nil, false
 	}
 	k := m.keys
-	n := len(m.apps.Sockets)
+	v.clamp(m)
+	// move moves the selection in the list it is in: the sockets (a new
+	// socket starts on its first channel) or the socket's channels.
+	move := func(to func(cur, n int) int) {
+		if v.inChans {
+			v.ch = to(v.ch, len(m.apps.Sockets[v.sel].Channels))
+		} else if sel := to(v.sel, len(m.apps.Sockets)); sel != v.sel {
+			v.sel, v.ch = sel, 0
+		}
+	}
 	switch {
+	case key.Matches(kp, k.Dialog.Cancel) && v.inChans:
+		v.inChans = false
 	case key.Matches(kp, k.Dialog.Cancel, k.Quit, k.Apps):
 		return nil, true
+	case key.Matches(kp, k.Help):
+		m.openDialog(helpDialog{})
+	case key.Matches(kp, k.AppsView.Channels) || (key.Matches(kp, k.Open) && !v.inChans):
+		if len(m.apps.Sockets) == 0 {
+			return nil, false
+		}
+		if s := m.apps.Sockets[v.sel]; len(s.Channels) == 0 {
+			return m.setStatus(slog.LevelWarn, fmt.Sprintf("app socket #%d has no channels", s.ID)), false
+		}
+		v.inChans = !v.inChans
+	case key.Matches(kp, k.AppsView.Faults):
+		t, ok := v.target(m)
+		if !ok {
+			return m.setStatus(slog.LevelWarn, "no app socket yet: x injects faults into an app's traffic once it connects"), false
+		}
+		m.openDialog(newAppFaultMenu(m, t))
+	case key.Matches(kp, DefaultKeyMap().AppsView.Faults):
+		return m.setStatus(slog.LevelWarn, errReadOnly.Error()), false
 	case key.Matches(kp, k.Up):
-		v.sel = max(0, v.sel-1)
+		move(func(cur, _ int) int { return max(0, cur-1) })
 	case key.Matches(kp, k.Down):
-		v.sel = max(0, min(n-1, v.sel+1))
+		move(func(cur, n int) int { return max(0, min(n-1, cur+1)) })
 	case key.Matches(kp, k.Top):
-		v.sel = 0
+		move(func(int, int) int { return 0 })
 	case key.Matches(kp, k.Bottom):
-		v.sel = max(0, n-1)
+		move(func(_, n int) int { return max(0, n-1) })
 	}
 	return nil, false
 }
 
 func (v *appsView) help(k KeyMap) []key.Binding {
-	return []key.Binding{withHelp(k.Down, "↑/↓", "select socket"), withHelp(k.Dialog.Cancel, "esc", "close")}
+	if v.inChans {
+		return []key.Binding{withHelp(k.Down, "↑/↓", "select channel"), withHelp(k.AppsView.Channels, "tab", "sockets"),
+			withHelp(k.AppsView.Faults, "x", "channel faults"), withHelp(k.Dialog.Cancel, "esc", "back"), k.Help}
+	}
+	out := []key.Binding{withHelp(k.Down, "↑/↓", "select socket")}
+	if v.chans > 0 {
+		out = append(out, withHelp(k.AppsView.Channels, "tab", "channels"))
+	}
+	if v.socks > 0 {
+		out = append(out, withHelp(k.AppsView.Faults, "x", "socket faults"))
+	}
+	return append(out, withHelp(k.Dialog.Cancel, "esc", "close"), k.Help)
+}
+
+// hint is the view's last row: its keys, as the footer has them.
+func (v *appsView) hint(k KeyMap) string {
+	var parts []string
+	for _, b := range v.help(k) {
+		if b.Enabled() {
+			parts = append(parts, b.Help().Key+" "+b.Help().Desc)
+		}
+	}
+	return strings.Join(parts, " · ")
 }
 
 // view renders the Apps view over the body, at most h rows high.
 func (v *appsView) view(m *Model, bw, h int) ([]string, int, int) {
 	w := max(40, min(m.width-4, 160))
-	v.sel = max(0, min(len(m.apps.Sockets)-1, v.sel))
-	ck := appsKey{gen: m.appsGen, sel: v.sel, w: bw, h: h, epoch: m.epoch, clock: m.clock, st: m.st}
+	v.clamp(m)
+	ck := appsKey{gen: m.appsGen, sel: v.sel, ch: v.ch, inChans: v.inChans, w: bw, h: h, epoch: m.epoch, clock: m.clock, st: m.st}
 	if !v.cache.ok || v.cache.key != ck {
 		rows, x, y := centred(dialogBox(m.st, v.title(m), v.body(m, w-4, max(1, h-4)), w), bw, h)
 		v.cache = appsCache{key: ck, rows: rows, x: x, y: y, ok: true}
@@ -131,7 +224,7 @@ func (v *appsView) body(m *Model, inner, room int) []string {
 	default:
 		body = v.sockets(m, inner, room)
 	}
-	body = append(body, "", st.Muted.Render(truncText("↑/↓ selects a socket · esc closes", inner)))
+	body = append(body, "", st.Muted.Render(truncText(v.hint(m.keys), inner)))
 	if len(body) > room {
 		cut := len(body) - room + 1
 		body = append(body[:room-1:room-1], st.Muted.Render(truncText(fmt.Sprintf("… %d more rows (a taller terminal shows them)", cut), inner)))
@@ -186,7 +279,27 @@ func (v *appsView) sockets(m *Model, inner, room int) []string {
 	if len(s.Channels) == 0 {
 		out = append(out, st.Muted.Render("  none joined"))
 	} else {
-		out = append(out, channelRows(st, s.Channels, inner)...)
+		// The channels take the room the flags and the footer leave (at
+		// least 3 rows), a window around the selected one.
+		flags := 0
+		for _, f := range snap.Flags {
+			if f.Socket == s.ID {
+				flags++
+			}
+		}
+		show := min(len(s.Channels), max(3, room-len(out)-1-(2+max(1, flags))-2))
+		first := 0
+		if v.inChans {
+			first = max(0, min(v.ch-show/2, len(s.Channels)-show))
+		}
+		sel := -1
+		if v.inChans {
+			sel = v.ch - first
+		}
+		out = append(out, channelRows(st, s.Channels[first:first+show], sel, inner)...)
+		if hidden := len(s.Channels) - show; hidden > 0 {
+			out = append(out, st.Muted.Render(truncText(fmt.Sprintf("  (%d more: tab, ↑/↓)", hidden), inner)))
+		}
 	}
 	out = append(out, "", st.Table.Header.Render("FLAGS"))
 	n := 0
@@ -248,8 +361,9 @@ func socketLine2(s apps.Socket, m *Model) string {
 	return strings.Join(parts, " · ")
 }
 
-// channelRows is the table of a socket's channels.
-func channelRows(st *theme.Styles, chans []apps.Channel, inner int) []string {
+// channelRows is the table of a socket's channels, chans[sel] marked
+// selected (none when sel is -1).
+func channelRows(st *theme.Styles, chans []apps.Channel, sel, inner int) []string {
 	const pres, msgs = 5, 7
 	rest := max(30, inner-pres-msgs-6)
 	topicW, statusW := rest*3/10, rest*4/10
@@ -259,7 +373,7 @@ func channelRows(st *theme.Styles, chans []apps.Channel, inner int) []string {
 			fitRight(p, pres) + " " + fitRight(n, msgs)
 	}
 	out := []string{st.Table.Header.Render(truncText(row("TOPIC", "STATUS", "ATTEMPTS (delays)", "PRES", "MSGS"), inner))}
-	for _, c := range chans {
+	for i, c := range chans {
 		status := string(c.Status)
 		if c.Reason != "" {
 			status += ": " + c.Reason
@@ -281,8 +395,12 @@ func channelRows(st *theme.Styles, chans []apps.Channel, inner int) []string {
 		case apps.StatusJoining, apps.StatusClosed:
 			p = st.Warn
 		}
-		out = append(out, p.Render(truncText(row(sanitize(c.Topic), sanitize(status), att, fmt.Sprint(len(c.Presence)),
-			fmtCount(c.MessagesFromApp+c.MessagesToApp)), inner)))
+		text := row(sanitize(c.Topic), sanitize(status), att, fmt.Sprint(len(c.Presence)), fmtCount(c.MessagesFromApp+c.MessagesToApp))
+		if i == sel {
+			out = append(out, st.Table.Selected.Render(fitText("▸"+strings.TrimPrefix(text, " "), inner)))
+			continue
+		}
+		out = append(out, p.Render(truncText(text, inner)))
 	}
 	return out
 }

@@ -21,7 +21,9 @@ import (
 // same the scenarios use. Here: the fault menu (x), whose rows pick
 // ready-made faults, and the ":" fault commands, which registry parses.
 // Adding a fault: registry's side, then one menu row in newFaultMenu;
-// its command and help line come from registry.FaultKinds.
+// its command and help line come from registry.FaultKinds. The Apps
+// view's fault menu (dialog_appfaults.go) needs nothing: its rows and
+// forms come from registry's table of app faults.
 
 // faultItem is one entry of the fault menu.
 type faultItem struct {
@@ -30,12 +32,19 @@ type faultItem struct {
 	fault   registry.Fault
 	enabled bool
 	why     string // why it is disabled
+	// form, when set, opens the fault's form (its settings) instead of
+	// injecting fault.
+	form func(m *Model) tea.Cmd
 }
 
-// faultMenu picks a fault to inject.
+// faultMenu picks a fault to inject: rtm's own (newFaultMenu) or an
+// app's (newAppFaultMenu).
 type faultMenu struct {
-	items []faultItem
-	sel   int
+	title, intro string
+	items        []faultItem
+	sel          int
+	// maxW is the menu's widest (0: the dialogs' width).
+	maxW int
 }
 
 // newFaultMenu lists the faults for the selected channel and target.
@@ -83,7 +92,7 @@ func newFaultMenu(st registry.State, ch registry.Name) *faultMenu {
 		}
 		items[i] = it
 	}
-	return &faultMenu{items: items}
+	return &faultMenu{title: "Faults", intro: "Simulate a failure and watch the retries recover.", items: items}
 }
 
 func (f *faultMenu) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
@@ -92,11 +101,13 @@ func (f *faultMenu) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
 		return nil, false
 	}
 	chosen, closeMenu, why := f.handle(k, m.keys)
-	if why != "" {
+	switch {
+	case why != "":
 		return m.setStatus(slog.LevelWarn, why), false
-	}
-	if chosen != nil {
-		return m.fault(*chosen), closeMenu
+	case chosen != nil && chosen.form != nil:
+		return chosen.form(m), true
+	case chosen != nil:
+		return m.fault(chosen.fault), true
 	}
 	return nil, closeMenu
 }
@@ -105,9 +116,9 @@ func (f *faultMenu) help(k KeyMap) []key.Binding {
 	return []key.Binding{withHelp(k.Down, "↑/↓", "select"), withHelp(k.Dialog.Submit, "enter", "inject"), withHelp(k.Dialog.Cancel, "esc", "close")}
 }
 
-// handle processes a key: it returns the chosen fault, whether to close
+// handle processes a key: it returns the chosen entry, whether to close
 // the menu, and a reason when a disabled fault was chosen.
-func (f *faultMenu) handle(msg tea.KeyPressMsg, km KeyMap) (chosen *registry.Fault, closeMenu bool, why string) {
+func (f *faultMenu) handle(msg tea.KeyPressMsg, km KeyMap) (chosen *faultItem, closeMenu bool, why string) {
 	switch {
 	case key.Matches(msg, km.Dialog.Cancel):
 		return nil, true, ""
@@ -129,20 +140,24 @@ func (f *faultMenu) handle(msg tea.KeyPressMsg, km KeyMap) (chosen *registry.Fau
 	return nil, false, ""
 }
 
-func (f *faultMenu) pick(i int) (*registry.Fault, bool, string) {
+func (f *faultMenu) pick(i int) (*faultItem, bool, string) {
 	it := f.items[i]
 	if !it.enabled {
-		return nil, false, it.label + ": " + it.why
+		return nil, false, strings.Join(strings.Fields(it.label), " ") + ": " + it.why
 	}
-	fl := it.fault
-	return &fl, true, ""
+	return &it, true, ""
 }
 
 func (f *faultMenu) view(m *Model, w, h int) ([]string, int, int) {
 	st, dw := m.st, m.dialogWidth()
+	if f.maxW > 0 {
+		dw = max(40, min(m.width-4, f.maxW))
+	}
 	inner := dw - 4
 	var body []string
-	body = append(body, st.Muted.Render("Simulate a failure and watch the retries recover."))
+	for _, l := range wrapText(f.intro, inner) {
+		body = append(body, st.Muted.Render(l))
+	}
 	for i, it := range f.items {
 		kp, tp := st.Dialog.Key, st.Text
 		if !it.enabled {
@@ -159,7 +174,7 @@ func (f *faultMenu) view(m *Model, w, h int) ([]string, int, int) {
 		body = append(body, row)
 	}
 	body = append(body, "", st.Muted.Render("letter or enter injects · esc closes"))
-	return centred(dialogBox(st, "Faults", body, dw), w, h)
+	return centred(dialogBox(st, f.title, body, dw), w, h)
 }
 
 func (m *Model) fault(f registry.Fault) tea.Cmd {

@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"fmt"
+
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
@@ -12,6 +14,10 @@ import (
 type formField struct {
 	label string
 	input textinput.Model
+	// choices are values offered for the field (Dialog.Choice puts the
+	// next one in it); hint says what they are.
+	choices []string
+	hint    string
 }
 
 // form is a dialog of labelled inputs; submit validates the values and
@@ -24,6 +30,8 @@ type form struct {
 	focus  int
 	err    string
 	submit func(values []string) (tea.Cmd, error)
+	// maxW is the form's widest (0: the dialogs' width).
+	maxW int
 }
 
 func newForm(st *theme.Styles, title, intro string, submit func([]string) (tea.Cmd, error), fields ...[3]string) *form {
@@ -35,6 +43,26 @@ func newForm(st *theme.Styles, title, intro string, submit func([]string) (tea.C
 		f.fields = append(f.fields, formField{label: fl[0], input: in})
 	}
 	return f
+}
+
+// offer offers values for field i: the Choice key (ctrl+n) puts the
+// next one in it; hint names them ("Supabase's reasons").
+func (f *form) offer(i int, hint string, choices ...string) *form {
+	f.fields[i].choices, f.fields[i].hint = choices, hint
+	return f
+}
+
+// nextChoice puts the offered value after the field's value in it (the
+// first when its value is none of them).
+func (fl *formField) nextChoice() {
+	next := 0
+	for i, c := range fl.choices {
+		if c == fl.input.Value() {
+			next = (i + 1) % len(fl.choices)
+		}
+	}
+	fl.input.SetValue(fl.choices[next])
+	fl.input.CursorEnd()
 }
 
 // openForm sizes a form, opens it and focuses its first field.
@@ -50,8 +78,16 @@ func (f *form) setStyles(st *theme.Styles) {
 	}
 }
 
+// width is the form's width on m's screen.
+func (f *form) width(m *Model) int {
+	if f.maxW > 0 {
+		return max(40, min(m.width-4, f.maxW))
+	}
+	return m.dialogWidth()
+}
+
 func (f *form) setWidth(m *Model) {
-	w := m.dialogWidth()
+	w := f.width(m)
 	for i := range f.fields {
 		f.fields[i].input.SetWidth(max(10, w-8))
 	}
@@ -96,6 +132,10 @@ func (f *form) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
 			return f.focusField(f.focus + 1), false
 		case key.Matches(kp, k.PrevField):
 			return f.focusField(f.focus - 1), false
+		case key.Matches(kp, k.Choice) && len(f.fields[f.focus].choices) > 0:
+			f.fields[f.focus].nextChoice()
+			f.err = ""
+			return nil, false
 		}
 		f.err = ""
 	}
@@ -105,11 +145,15 @@ func (f *form) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
 }
 
 func (f *form) help(k KeyMap) []key.Binding {
-	return []key.Binding{k.Dialog.NextField, k.Dialog.PrevField, k.Dialog.Submit, k.Dialog.Cancel}
+	out := []key.Binding{k.Dialog.NextField, k.Dialog.PrevField}
+	if len(f.fields[f.focus].choices) > 0 {
+		out = append(out, k.Dialog.Choice)
+	}
+	return append(out, k.Dialog.Submit, k.Dialog.Cancel)
 }
 
 func (f *form) view(m *Model, w, h int) ([]string, int, int) {
-	st, dw := m.st, m.dialogWidth()
+	st, dw := m.st, f.width(m)
 	inner := dw - 4
 	var body []string
 	for _, l := range wrapText(f.intro, inner) {
@@ -124,6 +168,9 @@ func (f *form) view(m *Model, w, h int) ([]string, int, int) {
 		}
 		body = append(body, "", lp.Render(fl.label))
 		body = append(body, fitInput(fl.input.View(), inner))
+		if i == f.focus && len(fl.choices) > 0 {
+			body = append(body, st.Muted.Render(truncText(fmt.Sprintf("%s: the next of %d %s", m.keys.Dialog.Choice.Help().Key, len(fl.choices), fl.hint), inner)))
+		}
 	}
 	body = append(body, "")
 	if f.err != "" {

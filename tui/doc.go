@@ -28,8 +28,10 @@
 //     dialog_form.go (with dialog_track.go and dialog_broadcast.go),
 //     dialog_faults.go (the fault menu and the fault commands, on
 //     registry's fault vocabulary: registry.Fault, ParseFault, Apply),
-//     dialog_doctor.go, dialog_apps.go (the Apps view), dialog_filter.go, and cmdline.go (the command
-//     line, which owns its history; the commands are in commands.go).
+//     dialog_appfaults.go (the Apps view's fault menu and forms, on an
+//     app socket or channel), dialog_doctor.go, dialog_apps.go (the Apps
+//     view), dialog_filter.go, and cmdline.go (the command line, which
+//     owns its history; the commands are in commands.go).
 //   - the root: route.go routes keys (top dialog, global keys, the open
 //     tab's keys, replay, channel actions, the focused pane), actions.go
 //     turns actions into Cmds, batch.go applies batches, view.go draws
@@ -44,7 +46,13 @@
 // its commandSpec and runCommand case in commands.go (and completions
 // there). A fault needs nothing here but its menu row (newFaultMenu in
 // dialog_faults.go): its command, help line and parsing come from
-// registry.FaultKinds.
+// registry.FaultKinds. An app fault needs nothing here at all: the
+// Apps view's menu (dialog_appfaults.go) has a row per
+// registry.AppFaultKinds (one per kick mode for a fault that takes a
+// mode), its AppDoc as the label, and a form for the settings it takes
+// (read from registry's table through FaultKind.CheckSettings) that the
+// selection does not give; only a new kind of setting needs its field
+// in settingFields there.
 // Adding a pane: a file with its type (setSize, keys, help, a cached
 // view), its rect in layout.go, a focus value and field in model.go,
 // its case in route.go and in view.go (Render, ShortHelp).
@@ -84,10 +92,20 @@
 // app's delays, presence and message counts) and flags; with no app
 // yet, the SUPABASE_URL names to set in the app. It is a dialog, not a
 // main-pane tab, because the tabs follow the selected channel of rtm's
-// own client and an app socket is none of them. The snapshot is read on
-// open and on the clock's tick while the view is open (never in View),
-// numbered by Model.appsGen when it changed; the view is cached on that
-// number, its selection, the size and the clock.
+// own client and an app socket is none of them. ↑/↓ select a socket;
+// tab (or enter) moves the selection into its channels (↑/↓ there, tab
+// or esc back); x opens the fault menu of the selected socket (drop,
+// close, freeze, latency, fail-connects, expire-token, heal) or channel
+// (kick, reject-joins, drop-messages, duplicate-messages, then the
+// socket's). A fault with settings opens a form, prefilled (a close
+// code and Supabase's own reasons offered with ctrl+n); the fault goes
+// the way of ":app" (Model.fault, the manager's Faults.Apply with
+// Fault.App, Socket and Topic set) and its outcome shows in the status
+// line and, failed, in the log. The snapshot is read on open and on the
+// clock's tick while the view is open (never in View), numbered by
+// Model.appsGen when it changed; the view is cached on that number, its
+// selection (socket, and channel while in the channels), the size and
+// the clock.
 //
 // The package uses the manager only through [Manager] and [Source]
 // (declared here) and registry value types; it never touches the

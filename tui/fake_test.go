@@ -22,7 +22,9 @@ import (
 type fakeManager struct {
 	mu    sync.Mutex
 	calls []string
-	errs  map[string]error
+	// faults are the faults asked for, as given.
+	faults []registry.Fault
+	errs   map[string]error
 	// block, when set, makes actions wait for it (or the context).
 	block chan struct{}
 }
@@ -72,7 +74,17 @@ func (f *fakeManager) SetPolicy(ctx context.Context, spec string) error {
 }
 func (f *fakeManager) Cleanup(ctx context.Context) error { return f.record(ctx, "cleanup") }
 func (f *fakeManager) Fault(ctx context.Context, fl registry.Fault) error {
+	f.mu.Lock()
+	f.faults = append(f.faults, fl)
+	f.mu.Unlock()
 	return f.record(ctx, "fault", " ", fl.String())
+}
+
+// Faults returns the faults asked for.
+func (f *fakeManager) Faults() []registry.Fault {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]registry.Fault(nil), f.faults...)
 }
 func (f *fakeManager) Export(ctx context.Context, w io.Writer) error {
 	if err := f.record(ctx, "export"); err != nil {

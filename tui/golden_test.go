@@ -103,6 +103,22 @@ func screens() []struct {
 			withApps(m, sampleApps())
 			keys(m, "A")
 		}},
+		{"apps-channel", func(m *Model) {
+			withApps(m, sampleApps())
+			keys(m, "A", "tab", "down")
+		}},
+		{"apps-socket-faults", func(m *Model) {
+			withApps(m, sampleApps())
+			keys(m, "A", "x")
+		}},
+		{"apps-channel-faults", func(m *Model) {
+			withApps(m, sampleApps())
+			keys(m, "A", "tab", "x")
+		}},
+		{"apps-fault-form", func(m *Model) {
+			withApps(m, sampleApps())
+			keys(m, "A", "tab", "x", "r", "tab")
+		}},
 	}
 }
 

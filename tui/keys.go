@@ -22,6 +22,12 @@ type KeyMap struct {
 	Zoom key.Binding
 	// Apps opens the Apps view (the app proxy's sockets).
 	Apps key.Binding
+	// AppsView holds the Apps view's keys: Channels moves the selection
+	// between the sockets and the selected socket's channels, Faults
+	// opens the fault menu of the selected socket or channel.
+	AppsView struct {
+		Channels, Faults key.Binding
+	}
 
 	// Navigation in the focused pane.
 	Up, Down, Top, Bottom, PageUp, PageDown key.Binding
@@ -52,6 +58,8 @@ type KeyMap struct {
 	// Dialog holds the keys of dialogs and the command line.
 	Dialog struct {
 		Submit, Cancel, NextField, PrevField, Complete, Yes, No key.Binding
+		// Choice puts the next of a form field's offered values in it.
+		Choice key.Binding
 	}
 }
 
@@ -76,6 +84,8 @@ func DefaultKeyMap() KeyMap {
 	k.PrevTab = key.NewBinding(key.WithKeys("["), key.WithHelp("[", "prev tab"))
 	k.Zoom = key.NewBinding(key.WithKeys("z"), key.WithHelp("z", "zoom"))
 	k.Apps = key.NewBinding(key.WithKeys("A"), key.WithHelp("A", "apps"))
+	k.AppsView.Channels = key.NewBinding(key.WithKeys("tab", "shift+tab"), key.WithHelp("tab", "apps: channels"))
+	k.AppsView.Faults = key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "apps: faults"))
 
 	k.Up = key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up"))
 	k.Down = key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down"))
@@ -115,13 +125,14 @@ func DefaultKeyMap() KeyMap {
 	k.Dialog.Complete = key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "complete"))
 	k.Dialog.Yes = key.NewBinding(key.WithKeys("y", "Y"), key.WithHelp("y", "yes"))
 	k.Dialog.No = key.NewBinding(key.WithKeys("n", "N", "esc"), key.WithHelp("n", "no"))
+	k.Dialog.Choice = key.NewBinding(key.WithKeys("ctrl+n"), key.WithHelp("ctrl+n", "next choice"))
 	return k
 }
 
 // setReadOnly disables every binding that acts on the manager.
 func (k *KeyMap) setReadOnly(ro bool) {
 	for _, b := range []*key.Binding{&k.Channel.Track, &k.Channel.Untrack, &k.Channel.Broadcast,
-		&k.Channel.Retry, &k.Channel.Leave, &k.Channel.Faults} {
+		&k.Channel.Retry, &k.Channel.Leave, &k.Channel.Faults, &k.AppsView.Faults} {
 		b.SetEnabled(!ro)
 	}
 }

@@ -423,7 +423,8 @@ func (m *Model) FullHelp() [][]key.Binding {
 	groups := [][]key.Binding{
 		{k.Help, k.Command, k.Filter, k.NextFocus, k.PrevFocus, k.Open, k.Back, k.Apps, k.Quit},
 		{k.TabKeys, k.NextTab, k.PrevTab, k.Zoom, k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
-		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults, k.Channel.Doctor}),
+		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults, k.Channel.Doctor,
+			k.AppsView.Channels, k.AppsView.Faults}),
 		{k.Log.Follow, k.Log.Wrap, k.Log.Clear, k.Presence.Raw},
 	}
 	if m.opts.Replay != nil {
