@@ -25,7 +25,7 @@
 // newest, with the realtime-js it bundles), made as an app makes it: see
 // supabaseRealtime.
 
-import { createInterface } from 'node:readline'
+import { emit, hex, toWire, fromWire, errorMessage, serve } from './lineproto.mjs'
 import { createRequire } from 'node:module'
 import { RealtimeClient } from '@supabase/realtime-js'
 
@@ -34,80 +34,6 @@ const realtimeJsVersion = createRequire(import.meta.url)('@supabase/realtime-js/
 const clients = new Map() // name -> {client, vsn, accessToken}
 const channels = new Map() // client + '/' + handle -> {channel, client: name}
 let connSeq = 0
-
-function now() {
-  return performance.timeOrigin + performance.now()
-}
-
-function write(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
-}
-
-function emit(ev, fields) {
-  write({ ev, t: now(), ...fields })
-}
-
-function hex(buf) {
-  return Buffer.from(buf).toString('hex')
-}
-
-// toWire converts a value for JSON output: ArrayBuffers and typed arrays
-// become {"$base64": ...}; flags.binary records that one was seen; Error
-// objects become {name, message}; cyclic or exotic objects degrade to strings.
-function toWire(value, flags = {}, depth = 0) {
-  if (value === undefined) return null
-  if (value === null || typeof value !== 'object') {
-    if (typeof value === 'bigint') return value.toString()
-    if (typeof value === 'function') return '[function]'
-    return value
-  }
-  if (depth > 32) return '[too deep]'
-  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
-    flags.binary = true
-    const bytes =
-      value instanceof ArrayBuffer
-        ? Buffer.from(value)
-        : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
-    return { $base64: bytes.toString('base64') }
-  }
-  if (value instanceof Error) {
-    return { name: value.name, message: value.message }
-  }
-  if (typeof Event !== 'undefined' && value instanceof Event) {
-    const out = { type: value.type }
-    for (const k of ['code', 'reason', 'wasClean', 'message']) {
-      if (k in value) out[k] = toWire(value[k], flags, depth + 1)
-    }
-    if (value.error) out.error = toWire(value.error, flags, depth + 1)
-    return out
-  }
-  if (Array.isArray(value)) return value.map((v) => toWire(v, flags, depth + 1))
-  const out = {}
-  for (const [k, v] of Object.entries(value)) {
-    if (typeof v === 'function') continue
-    out[k] = toWire(v, flags, depth + 1)
-  }
-  return out
-}
-
-// fromWire turns {"$base64": ...} objects into ArrayBuffers.
-function fromWire(value) {
-  if (value === null || typeof value !== 'object') return value
-  if (Array.isArray(value)) return value.map(fromWire)
-  const keys = Object.keys(value)
-  if (keys.length === 1 && keys[0] === '$base64') {
-    const b = Buffer.from(value.$base64, 'base64')
-    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)
-  }
-  const out = {}
-  for (const [k, v] of Object.entries(value)) out[k] = fromWire(v)
-  return out
-}
-
-function errorMessage(e) {
-  if (e instanceof Error) return e.message
-  return String(e)
-}
 
 // loggingWebSocket returns a WebSocket class for one client that reports
 // every frame and socket event before realtime-js handles it.
@@ -436,54 +362,4 @@ const ops = {
   },
 }
 
-async function handle(cmd) {
-  const { id, op } = cmd
-  const fn = ops[op]
-  if (!fn) {
-    write({ id, error: `unknown op ${JSON.stringify(op)}` })
-    return
-  }
-  if (cmd.async) {
-    write({ id, ok: true, result: { pending: id } })
-    try {
-      const result = await fn(cmd)
-      const flags = {}
-      emit('result', { op: id, ok: true, result: toWire(result, flags), binary: !!flags.binary })
-    } catch (e) {
-      emit('result', { op: id, ok: false, error: errorMessage(e) })
-    }
-    return
-  }
-  try {
-    const result = await fn(cmd)
-    write({ id, ok: true, result: toWire(result) })
-  } catch (e) {
-    write({ id, error: errorMessage(e) })
-  }
-}
-
-process.on('uncaughtException', (e) => {
-  emit('uncaught', { error: errorMessage(e), stack: e && e.stack ? String(e.stack) : null })
-})
-process.on('unhandledRejection', (e) => {
-  emit('uncaught', { error: errorMessage(e), stack: e && e.stack ? String(e.stack) : null, rejection: true })
-})
-
-emit('ready', { node: process.version, realtimeJs: realtimeJsVersion, pid: process.pid })
-
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
-rl.on('line', (line) => {
-  if (line.trim() === '') return
-  let cmd
-  try {
-    cmd = JSON.parse(line)
-  } catch (e) {
-    emit('uncaught', { error: `bad command line: ${errorMessage(e)}` })
-    return
-  }
-  handle(cmd)
-})
-rl.on('close', () => {
-  // The Go side closed stdin: leave at once, sockets and timers included.
-  process.exit(0)
-})
+serve(ops, { realtimeJs: realtimeJsVersion })

@@ -2,7 +2,7 @@
 // the control of a Go test (rtm/realtime/jsharness, StartPhoenix): a second
 // client, written by nobody here, that speaks Supabase Realtime's protocol.
 //
-// Protocol: the one of driver.mjs. One JSON object per line on stdin (a
+// Protocol: the one of driver.mjs (lineproto.mjs). One JSON object per line on stdin (a
 // command) and on stdout (a reply or an event); diagnostics go to stderr.
 //
 //   command: {"id":N,"op":"channel.push","client":"p","channel":"c",...,"async":false}
@@ -23,7 +23,7 @@
 // phoenix Presence on the channel (event join, leave or sync; list is
 // presence.list() after it).
 
-import { createInterface } from 'node:readline'
+import { emit, hex, toWire, fromWire, serve } from './lineproto.mjs'
 import { readFileSync } from 'node:fs'
 import { Socket, Presence } from 'phoenix'
 
@@ -35,69 +35,6 @@ const phoenixVersion = JSON.parse(
 const sockets = new Map() // name -> {socket, vsn}
 const channels = new Map() // client + '/' + handle -> {channel, presence}
 let connSeq = 0
-
-function now() {
-  return performance.timeOrigin + performance.now()
-}
-
-function write(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
-}
-
-function emit(ev, fields) {
-  write({ ev, t: now(), ...fields })
-}
-
-// toWire converts a value for JSON output: ArrayBuffers and typed arrays
-// become {"$base64": ...} and set flags.binary; Errors become {name, message}.
-function toWire(value, flags = {}, depth = 0) {
-  if (value === undefined) return null
-  if (value === null || typeof value !== 'object') {
-    if (typeof value === 'bigint') return value.toString()
-    if (typeof value === 'function') return '[function]'
-    return value
-  }
-  if (depth > 32) return '[too deep]'
-  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
-    flags.binary = true
-    const bytes =
-      value instanceof ArrayBuffer ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
-    return { $base64: bytes.toString('base64') }
-  }
-  if (value instanceof Error) return { name: value.name, message: value.message }
-  if (typeof Event !== 'undefined' && value instanceof Event) {
-    const out = { type: value.type }
-    for (const k of ['code', 'reason', 'wasClean', 'message']) {
-      if (k in value) out[k] = toWire(value[k], flags, depth + 1)
-    }
-    return out
-  }
-  if (Array.isArray(value)) return value.map((v) => toWire(v, flags, depth + 1))
-  const out = {}
-  for (const [k, v] of Object.entries(value)) {
-    if (typeof v === 'function') continue
-    out[k] = toWire(v, flags, depth + 1)
-  }
-  return out
-}
-
-// fromWire turns {"$base64": ...} objects into ArrayBuffers.
-function fromWire(value) {
-  if (value === null || typeof value !== 'object') return value
-  if (Array.isArray(value)) return value.map(fromWire)
-  const keys = Object.keys(value)
-  if (keys.length === 1 && keys[0] === '$base64') {
-    const b = Buffer.from(value.$base64, 'base64')
-    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)
-  }
-  const out = {}
-  for (const [k, v] of Object.entries(value)) out[k] = fromWire(v)
-  return out
-}
-
-function errorMessage(e) {
-  return e instanceof Error ? e.message : String(e)
-}
 
 // loggingWebSocket returns a WebSocket class (Node's global one) for one
 // socket that reports every frame and lifecycle event before phoenix.js
@@ -114,7 +51,7 @@ function loggingWebSocket(name) {
       this.addEventListener('message', (e) => {
         const fields = { client: name, conn, dir: 'in', vsn: vsn() }
         if (typeof e.data === 'string') emit('frame', { ...fields, binary: false, text: e.data })
-        else emit('frame', { ...fields, binary: true, hex: Buffer.from(e.data).toString('hex') })
+        else emit('frame', { ...fields, binary: true, hex: hex(e.data) })
       })
       this.addEventListener('close', (e) =>
         emit('socket', { client: name, conn, state: 'close', code: e.code, reason: e.reason, wasClean: e.wasClean })
@@ -127,7 +64,7 @@ function loggingWebSocket(name) {
     send(data) {
       const fields = { client: name, conn: this.rtmConn, dir: 'out', vsn: vsn() }
       if (typeof data === 'string') emit('frame', { ...fields, binary: false, text: data })
-      else emit('frame', { ...fields, binary: true, hex: Buffer.from(data).toString('hex') })
+      else emit('frame', { ...fields, binary: true, hex: hex(data) })
       super.send(data)
     }
 
@@ -279,51 +216,4 @@ const ops = {
   },
 }
 
-async function handle(cmd) {
-  const { id, op } = cmd
-  const fn = ops[op]
-  if (!fn) {
-    write({ id, error: `unknown op ${JSON.stringify(op)}` })
-    return
-  }
-  if (cmd.async) {
-    write({ id, ok: true, result: { pending: id } })
-    try {
-      const flags = {}
-      const result = toWire(await fn(cmd), flags)
-      emit('result', { op: id, ok: true, result, binary: !!flags.binary })
-    } catch (e) {
-      emit('result', { op: id, ok: false, error: errorMessage(e) })
-    }
-    return
-  }
-  try {
-    write({ id, ok: true, result: toWire(await fn(cmd)) })
-  } catch (e) {
-    write({ id, error: errorMessage(e) })
-  }
-}
-
-process.on('uncaughtException', (e) => {
-  emit('uncaught', { error: errorMessage(e), stack: e && e.stack ? String(e.stack) : null })
-})
-process.on('unhandledRejection', (e) => {
-  emit('uncaught', { error: errorMessage(e), stack: e && e.stack ? String(e.stack) : null, rejection: true })
-})
-
-emit('ready', { node: process.version, phoenix: phoenixVersion, pid: process.pid })
-
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
-rl.on('line', (line) => {
-  if (line.trim() === '') return
-  let cmd
-  try {
-    cmd = JSON.parse(line)
-  } catch (e) {
-    emit('uncaught', { error: `bad command line: ${errorMessage(e)}` })
-    return
-  }
-  handle(cmd)
-})
-// The Go side closed stdin: leave at once, sockets and timers included.
-rl.on('close', () => process.exit(0))
+serve(ops, { phoenix: phoenixVersion })
