@@ -66,42 +66,37 @@ func (r *recorder) Closed(c proxy.Closed) {
 	r.signal()
 }
 
-// waitClosed waits until n sockets have been reported closed.
-func (r *recorder) waitClosed(t *testing.T, n int) []proxy.Closed {
+// waitRecorded waits until the list the recorder keeps in *list (read
+// under r.mu) has at least n entries and returns a copy; what names
+// them in the failure.
+func waitRecorded[T any](t *testing.T, r *recorder, list *[]T, n int, what string) []T {
 	t.Helper()
 	deadline := time.After(quick)
 	for {
 		r.mu.Lock()
-		c := append([]proxy.Closed(nil), r.closed...)
+		got := append([]T(nil), *list...)
 		r.mu.Unlock()
-		if len(c) >= n {
-			return c
+		if len(got) >= n {
+			return got
 		}
 		select {
 		case <-r.seen:
 		case <-deadline:
-			t.Fatalf("%d sockets closed, want %d", len(c), n)
+			t.Fatalf("%d %s, want %d", len(got), what, n)
 		}
 	}
+}
+
+// waitClosed waits until n sockets have been reported closed.
+func (r *recorder) waitClosed(t *testing.T, n int) []proxy.Closed {
+	t.Helper()
+	return waitRecorded(t, r, &r.closed, n, "sockets closed")
 }
 
 // waitOpen waits until n sockets have been reported open.
 func (r *recorder) waitOpen(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.After(quick)
-	for {
-		r.mu.Lock()
-		got := len(r.opens)
-		r.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-r.seen:
-		case <-deadline:
-			t.Fatalf("%d sockets open, want %d", got, n)
-		}
-	}
+	waitRecorded(t, r, &r.opens, n, "sockets open")
 }
 
 // framesOf returns the frames of one direction, in order.

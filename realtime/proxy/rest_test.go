@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,9 +18,8 @@ import (
 
 // restRecorder is a recorder that also keeps the REST broadcasts.
 type restRecorder struct {
-	*recorder
-	mu   sync.Mutex
-	rest []proxy.RESTBroadcast
+	*recorder // its mu guards rest too
+	rest      []proxy.RESTBroadcast
 }
 
 func newRESTRecorder() *restRecorder { return &restRecorder{recorder: newRecorder()} }
@@ -39,20 +37,7 @@ func (r *restRecorder) REST(rb proxy.RESTBroadcast) {
 // waitREST waits until n REST broadcasts have been reported.
 func (r *restRecorder) waitREST(t *testing.T, n int) []proxy.RESTBroadcast {
 	t.Helper()
-	deadline := time.After(quick)
-	for {
-		r.mu.Lock()
-		got := append([]proxy.RESTBroadcast(nil), r.rest...)
-		r.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-r.seen:
-		case <-deadline:
-			t.Fatalf("%d REST broadcasts reported, want %d", len(got), n)
-		}
-	}
+	return waitRecorded(t, r.recorder, &r.rest, n, "REST broadcasts reported")
 }
 
 func post(t testing.TB, url, token, contentType string, body io.Reader) (int, string) {
