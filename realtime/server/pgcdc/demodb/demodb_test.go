@@ -25,15 +25,7 @@ func TestAutoDemo(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, err := Start(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := a.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	a := startAuto(ctx, t)
 	f, err := pgcdc.Open(ctx, pgcdc.Config{URL: a.URL})
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +83,21 @@ func TestAutoDemo(t *testing.T) {
 	}
 }
 
+// startAuto starts the demo database, stopped when the test ends.
+func startAuto(ctx context.Context, t *testing.T) *Auto {
+	t.Helper()
+	a, err := Start(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return a
+}
+
 func TestUnavailableSource(t *testing.T) {
 	src := pgcdc.Unavailable("PostgreSQL is not installed")
 	if _, err := src.SubscribeChanges(context.Background(), server.ChangeRequest{}); err == nil || err.Error() != "PostgreSQL is not installed" {
@@ -108,15 +115,7 @@ func TestDemoPolicies(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, err := Start(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := a.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	a := startAuto(ctx, t)
 	if err := a.CreatePolicies(ctx); err == nil {
 		t.Error("CreatePolicies before the realtime schema exists: no error")
 	}
