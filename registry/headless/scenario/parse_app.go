@@ -231,16 +231,8 @@ func (p *parser) appExpect(st Step, k, body *yaml.Node) (Step, error) {
 		return st, p.needProxy(k.Line, "expect "+st.Expect+" looks at the app behind rtm's proxy")
 	}
 	st.Client = "app"
-	st.Within = defaultWithin
-	if n := f["within"]; n != nil {
-		if st.Within, err = p.duration(n, "within"); err != nil {
-			return st, err
-		}
-	}
-	if n := f["for"]; n != nil {
-		if st.For, err = p.duration(n, "for"); err != nil {
-			return st, err
-		}
+	if err := p.timing(&st, f); err != nil {
+		return st, err
 	}
 	if n := f["topic"]; n != nil {
 		if st.Topic, err = p.topic(n); err != nil {
@@ -326,13 +318,7 @@ func (p *parser) expectExit(st *Step, f fields, line int) error {
 			return p.errf(c.Line, "code %d: exit codes are 0 to 255", st.Code)
 		}
 	}
-	st.Within = defaultWithin
-	if w := f["within"]; w != nil {
-		if st.Within, err = p.duration(w, "within"); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p.timing(st, f)
 }
 
 // expectDelays parses app_delays: min and/or max, at_least delays seen

@@ -58,16 +58,8 @@ func (p *parser) expect(st Step, v *yaml.Node, clients map[string]bool) (Step, e
 	if err := p.common(&st, f, clients, k.Line); err != nil {
 		return st, err
 	}
-	st.Within = defaultWithin
-	if n := f["within"]; n != nil {
-		if st.Within, err = p.duration(n, "within"); err != nil {
-			return st, err
-		}
-	}
-	if n := f["for"]; n != nil {
-		if st.For, err = p.duration(n, "for"); err != nil {
-			return st, err
-		}
+	if err := p.timing(&st, f); err != nil {
+		return st, err
 	}
 	if st.Expect != ExpectError && st.Expect != ExpectNoError && f["channel"] == nil {
 		return st, p.errf(k.Line, "expect %s needs channel", st.Expect)
@@ -239,6 +231,23 @@ func (p *parser) expectMessages(st *Step, f fields, line int) error {
 	}
 	if st.Count >= 0 && st.AtLeast >= 0 {
 		return p.errf(line, "expect messages: count excludes at_least")
+	}
+	return nil
+}
+
+// timing reads an expectation's within (default defaultWithin) and for.
+func (p *parser) timing(st *Step, f fields) error {
+	var err error
+	st.Within = defaultWithin
+	if n := f["within"]; n != nil {
+		if st.Within, err = p.duration(n, "within"); err != nil {
+			return err
+		}
+	}
+	if n := f["for"]; n != nil {
+		if st.For, err = p.duration(n, "for"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
