@@ -2,6 +2,7 @@ package limits
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 
 	"rtm/registry"
@@ -59,8 +60,14 @@ func (f *Feed) Manager(e registry.Event) {
 		f.connected = e.Status == registry.SocketConnected
 		f.countsLocked()
 		f.mu.Unlock()
-		f.m.ServerError(e.Reason, "")
+		f.m.ServerError(e.Time, e.Reason, "")
 	case registry.ChannelStateEvent:
+		// A refused join is in the channel's last error (state events
+		// are never lost; the ErrorEvent comes only when the policy
+		// gives up).
+		if in := e.Info; !in.LastErrorAt.IsZero() && e.Status != registry.StatusConnected {
+			f.m.ServerError(in.LastErrorAt, errorText(in.LastErrorCode, in.LastError), e.Channel.String())
+		}
 		held := !e.Removed && (e.Status == registry.StatusConnecting || e.Status == registry.StatusConnected)
 		if !e.Removed && e.Status == registry.StatusConnecting && e.Previous != registry.StatusConnecting {
 			f.m.Add(JoinsPerSecond, 1)
@@ -74,7 +81,9 @@ func (f *Feed) Manager(e registry.Event) {
 		f.countsLocked()
 		f.mu.Unlock()
 	case registry.ErrorEvent:
-		f.m.ServerError(errorText(e.Code, e.Message), e.Channel.String())
+		if e.Op != "join" { // joins: from the channel's state, without "gave up after"
+			f.m.ServerError(e.Time, errorText(e.Code, e.Message), e.Channel.String())
+		}
 	case registry.MessageEvent:
 		f.message(&e)
 	case registry.MessageBatchEvent:
@@ -90,7 +99,7 @@ func ManagerTypes() []registry.EventType {
 }
 
 func errorText(code, msg string) string {
-	if code == "" || bytes.HasPrefix([]byte(msg), []byte(code)) {
+	if code == "" || strings.HasPrefix(msg, code) {
 		return msg
 	}
 	return code + ": " + msg
@@ -113,10 +122,10 @@ func (f *Feed) message(me *registry.MessageEvent) {
 	case registry.MessagePostgresChanges:
 		f.m.Payload(PostgresChangePayload, me.Size)
 		if bytes.Contains(me.Payload, []byte("Error 413")) || bytes.Contains([]byte(me.Preview), []byte("Error 413")) {
-			f.m.ServerError("Error 413: Payload Too Large", me.Channel.String())
+			f.m.ServerError(me.Time, "Error 413: Payload Too Large", me.Channel.String())
 		}
 	case registry.MessageSystem:
-		f.m.ServerError(me.Event, me.Channel.String())
+		f.m.ServerError(me.Time, me.Event, me.Channel.String())
 	}
 }
 
@@ -162,7 +171,7 @@ func (f *Feed) App(e apps.Event) {
 		f.countsLocked()
 		f.mu.Unlock()
 		if e.Status == apps.StatusErrored || e.Status == apps.StatusClosed {
-			f.m.ServerError(e.Reason, e.Topic)
+			f.m.ServerError(e.Time, e.Reason, e.Topic)
 		}
 	case apps.TypeMessage:
 		if e.Dir == "app->upstream" {
@@ -182,7 +191,7 @@ func (f *Feed) App(e apps.Event) {
 		case "postgres_changes":
 			f.m.Payload(PostgresChangePayload, e.Bytes)
 		case "system":
-			f.m.ServerError(e.Payload, e.Topic)
+			f.m.ServerError(e.Time, e.Payload, e.Topic)
 		}
 	}
 }

@@ -97,11 +97,12 @@ func (m *Meter) Payload(name Name, size int) {
 	}
 }
 
-// ServerError attaches a server error to the gauge of the limit it
-// reports and returns that limit; an error that reports no limit (see
-// [MatchReason]) is ignored (false). channel is the channel it came on
-// ("" for none).
-func (m *Meter) ServerError(reason, channel string) (Name, bool) {
+// ServerError attaches a server error received at at (zero: now) to the
+// gauge of the limit it reports and returns that limit; an error that
+// reports no limit (see [MatchReason]) is ignored (false). channel is
+// the channel it came on ("" for none). An error older than the one
+// attached is ignored too.
+func (m *Meter) ServerError(at time.Time, reason, channel string) (Name, bool) {
 	n, ok := MatchReason(reason)
 	if !ok {
 		return "", false
@@ -115,7 +116,13 @@ func (m *Meter) ServerError(reason, channel string) (Name, bool) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.gauges[i].err = &LimitError{Time: m.clk.Now(), Reason: reason, Code: codeOf(reason), Channel: channel}
+	if at.IsZero() {
+		at = m.clk.Now()
+	}
+	if old := m.gauges[i].err; old != nil && at.Before(old.Time) {
+		return n, false
+	}
+	m.gauges[i].err = &LimitError{Time: at, Reason: reason, Code: codeOf(reason), Channel: channel}
 	return n, true
 }
 

@@ -132,11 +132,11 @@ func TestSizeGauge(t *testing.T) {
 func TestServerErrorAttached(t *testing.T) {
 	m, clk := meter(t, "channels_per_connection=100")
 	m.Set(limits.ChannelsPerConnection, 3)
-	n, ok := m.ServerError("ChannelRateLimitReached: Too many channels", "broadcast:room:1")
+	n, ok := m.ServerError(time.Time{}, "ChannelRateLimitReached: Too many channels", "broadcast:room:1")
 	if !ok || n != limits.ChannelsPerConnection {
 		t.Fatalf("mapped to %q %v", n, ok)
 	}
-	if _, ok := m.ServerError("Unauthorized: You do not have permissions to read from this Channel topic: x", ""); ok {
+	if _, ok := m.ServerError(time.Time{}, "Unauthorized: You do not have permissions to read from this Channel topic: x", ""); ok {
 		t.Fatal("an authorization error is no limit")
 	}
 	g := gauge(t, m, limits.ChannelsPerConnection)
@@ -236,7 +236,7 @@ func TestPlansAndOverrides(t *testing.T) {
 func TestReportJSON(t *testing.T) {
 	m, _ := meter(t, "channels_per_connection=10")
 	m.Set(limits.ChannelsPerConnection, 9)
-	m.ServerError("ChannelRateLimitReached: Too many channels", "broadcast:a:1")
+	m.ServerError(time.Time{}, "ChannelRateLimitReached: Too many channels", "broadcast:a:1")
 	b, err := json.Marshal(m.Report())
 	if err != nil {
 		t.Fatal(err)
