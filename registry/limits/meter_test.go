@@ -210,8 +210,23 @@ func TestPlansAndOverrides(t *testing.T) {
 	if v, src := l.Get(limits.ChannelsPerConnection); v != 50 || src != "--limit" {
 		t.Fatalf("override: %d %q", v, src)
 	}
-	if v, _ := l.Get(limits.PayloadSize); v != 0 {
-		t.Fatalf("off: %d", v)
+	if v, src := l.Get(limits.PayloadSize); v != 0 || src != "--limit" {
+		t.Fatalf("off: %d %q", v, src)
+	}
+	// An override set off wins over the server's value too.
+	srv := limits.ServerReport{Configured: limits.ServerLimits{MaxPayloadSizeInKB: 64, MaxChannelsPerClient: 7}}.Limits()
+	merged := free.Merge(srv).Merge(l)
+	if v, src := merged.Get(limits.PayloadSize); v != 0 || src != "--limit" {
+		t.Fatalf("off over the server: %d %q", v, src)
+	}
+	if v, src := free.Merge(srv).Get(limits.ChannelsPerConnection); v != 7 || src != "server" {
+		t.Fatalf("server over plan: %d %q", v, src)
+	}
+	if v, src := free.Merge(srv).Get(limits.PostgresChangePayload); v != 1_024_000 || src != "plan free" {
+		t.Fatalf("the server says nothing of change payloads: %d %q", v, src)
+	}
+	if v, src := free.Merge(limits.ServerReport{Off: true}.Limits()).Get(limits.ConcurrentClients); v != 0 || src != "server" {
+		t.Fatalf("limits off: %d %q", v, src)
 	}
 	if v, _ := l.Get(limits.JoinsPerSecond); v != 1000 {
 		t.Fatalf("1_000: %d", v)

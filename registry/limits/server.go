@@ -48,21 +48,26 @@ type Source interface {
 }
 
 // Limits returns the configured limits of the report, with source
-// "server".
+// "server"; a limit the server does not enforce is set off (all of them
+// when Off), except the postgres change payload, which a server that
+// does not say leaves unset.
 func (r ServerReport) Limits() Limits {
 	var l Limits
+	const src = "server"
 	if r.Off {
+		for _, n := range Names() {
+			l = l.Set(n, 0, src)
+		}
 		return l
 	}
-	const src = "server"
 	l = l.Set(ConcurrentClients, r.Configured.MaxConcurrentUsers, src)
 	l = l.Set(ChannelsPerConnection, r.Configured.MaxChannelsPerClient, src)
 	l = l.Set(JoinsPerSecond, r.Configured.MaxJoinsPerSecond, src)
 	l = l.Set(MessagesPerSecond, r.Configured.MaxEventsPerSecond, src)
 	l = l.Set(PresenceEventsPerSecond, r.Configured.MaxPresenceEventsPerSecond, src)
-	if kb := r.Configured.MaxPayloadSizeInKB; kb > 0 && kb <= maxOverride {
-		l = l.Set(PayloadSize, kb*1000, src)
+	l = l.Set(PayloadSize, min(max(r.Configured.MaxPayloadSizeInKB, 0), maxOverride)*1000, src)
+	if b := r.Configured.MaxChangePayloadBytes; b > 0 {
+		l = l.Set(PostgresChangePayload, b, src)
 	}
-	l = l.Set(PostgresChangePayload, r.Configured.MaxChangePayloadBytes, src)
 	return l
 }

@@ -14,15 +14,17 @@ var ErrInvalid = errors.New("limits: invalid")
 
 // Limits are the values a meter compares usage with, each with where it
 // came from. Values are in the gauge's unit: clients, channels, events
-// per second, bytes for the sizes. 0 means no limit known. The zero
-// Limits knows none.
+// per second, bytes for the sizes. 0 means no limit: none known, or one
+// set off (its source then says who said so). The zero Limits knows
+// none.
 type Limits struct {
 	values  [NumNames]int64
 	sources [NumNames]string
+	set     [NumNames]bool
 }
 
-// Get returns a limit's value (0: none known) and its source ("plan
-// free", "server", "--limit"; "" for none).
+// Get returns a limit's value (0: none) and its source ("plan free",
+// "server", "--limit"; "" when nothing set it).
 func (l Limits) Get(n Name) (int64, string) {
 	i, ok := index(string(n))
 	if !ok {
@@ -32,24 +34,23 @@ func (l Limits) Get(n Name) (int64, string) {
 }
 
 // Set returns l with n's value (in the gauge's unit) from source; a
-// value <= 0 removes it.
+// value <= 0 sets it off (no limit), which [Limits.Merge] puts over
+// another value too.
 func (l Limits) Set(n Name, v int64, source string) Limits {
 	i, ok := index(string(n))
 	if !ok {
 		return l
 	}
-	if v <= 0 {
-		v, source = 0, ""
-	}
-	l.values[i], l.sources[i] = v, source
+	l.values[i], l.sources[i], l.set[i] = max(v, 0), source, true
 	return l
 }
 
-// Merge returns l with every limit o knows put over l's.
+// Merge returns l with every limit o set (a value, or off) put over
+// l's.
 func (l Limits) Merge(o Limits) Limits {
-	for i, v := range o.values {
-		if v > 0 {
-			l.values[i], l.sources[i] = v, o.sources[i]
+	for i := range o.values {
+		if o.set[i] {
+			l.values[i], l.sources[i], l.set[i] = o.values[i], o.sources[i], true
 		}
 	}
 	return l
@@ -79,7 +80,7 @@ func Plan(name string) (Limits, error) {
 		if p == n {
 			var l Limits
 			for j, v := range planFigures[i] {
-				l.values[j], l.sources[j] = v*specs[j].scale, "plan "+n
+				l.values[j], l.sources[j], l.set[j] = v*specs[j].scale, "plan "+n, true
 			}
 			return l, nil
 		}
