@@ -48,8 +48,8 @@ func TestWatchLimitsChannels(t *testing.T) {
 	}
 	go func() {
 		_, err := headless.Watch(ctx, env, &out, headless.StreamOptions{Joins: []registry.Name{room}, Duration: 40 * time.Second,
-			Types:  []registry.EventType{registry.TypeDropped},
-			Limits: &headless.LimitsOptions{Plan: plan, Interval: 100 * time.Millisecond},
+			Types:   []registry.EventType{registry.TypeDropped},
+			Limits:  &headless.LimitsOptions{Plan: plan, Interval: 100 * time.Millisecond},
 			OnReady: func(m *registry.Manager) { ready <- m }})
 		done <- err
 	}()
