@@ -28,12 +28,12 @@ type Feed struct {
 	m *Meter
 
 	mu sync.Mutex
-	// rtm's own socket and the channels it holds (connecting or
-	// connected).
+	// rtm's own socket and the channels it holds (connected: the server
+	// counts a channel once it accepted the join).
 	connected bool
 	channels  map[registry.Name]bool
 	// The app sockets open and, per socket, the channels they hold
-	// (joining or joined).
+	// (joined).
 	appSockets  map[uint64]int
 	appChannels map[appChannel]bool
 }
@@ -68,7 +68,7 @@ func (f *Feed) Manager(e registry.Event) {
 		if in := e.Info; !in.LastErrorAt.IsZero() && e.Status != registry.StatusConnected {
 			f.m.ServerError(in.LastErrorAt, errorText(in.LastErrorCode, in.LastError), e.Channel.String())
 		}
-		held := !e.Removed && (e.Status == registry.StatusConnecting || e.Status == registry.StatusConnected)
+		held := !e.Removed && e.Status == registry.StatusConnected
 		if !e.Removed && e.Status == registry.StatusConnecting && e.Previous != registry.StatusConnecting {
 			f.m.Add(JoinsPerSecond, 1)
 		}
@@ -157,7 +157,7 @@ func (f *Feed) App(e apps.Event) {
 		f.mu.Lock()
 		_, open := f.appSockets[e.Socket]
 		switch {
-		case e.Status == apps.StatusJoining || e.Status == apps.StatusJoined:
+		case e.Status == apps.StatusJoined:
 			if open && !f.appChannels[k] && len(f.appChannels) < MaxAppChannels {
 				f.appChannels[k] = true
 				f.appSockets[e.Socket]++
