@@ -97,13 +97,14 @@ func (m *Meter) Payload(name Name, size int) {
 	}
 }
 
-// ServerError attaches a server error received at at (zero: now) to the
-// gauge of the limit it reports and returns that limit; an error that
+// ServerError attaches a server error received at at (zero: now), its
+// text as the client reported it, to the gauge of the limit it reports
+// and returns that limit; an error that
 // reports no limit (see [MatchReason]) is ignored (false). channel is
 // the channel it came on ("" for none). An error older than the one
 // attached is ignored too.
-func (m *Meter) ServerError(at time.Time, reason, channel string) (Name, bool) {
-	n, ok := MatchReason(reason)
+func (m *Meter) ServerError(at time.Time, text, channel string) (Name, bool) {
+	n, reason, ok := MatchReason(text)
 	if !ok {
 		return "", false
 	}

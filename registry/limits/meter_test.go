@@ -136,6 +136,12 @@ func TestServerErrorAttached(t *testing.T) {
 	if !ok || n != limits.ChannelsPerConnection {
 		t.Fatalf("mapped to %q %v", n, ok)
 	}
+	if n, ok := m.ServerError(time.Time{}, "CLOSED: server closed the channel: Too many messages per second", "broadcast:room:2"); !ok || n != limits.MessagesPerSecond {
+		t.Fatalf("a shutdown as the client words it: %q %v", n, ok)
+	}
+	if g := gauge(t, m, limits.MessagesPerSecond); g.Error == nil || g.Error.Reason != "Too many messages per second" || g.Error.Code != "" {
+		t.Fatalf("the server's reason: %+v", g.Error)
+	}
 	if _, ok := m.ServerError(time.Time{}, "Unauthorized: You do not have permissions to read from this Channel topic: x", ""); ok {
 		t.Fatal("an authorization error is no limit")
 	}
@@ -167,20 +173,21 @@ func TestServerUsage(t *testing.T) {
 
 func TestMatchReason(t *testing.T) {
 	for reason, want := range map[string]limits.Name{
-		"ChannelRateLimitReached: Too many channels":                limits.ChannelsPerConnection,
-		"ClientJoinRateLimitReached: Too many joins per second":     limits.JoinsPerSecond,
-		"connect: 429 Too Many Requests: Too many joins per second": limits.JoinsPerSecond,
-		"ConnectionRateLimitReached: Too many connected users":      limits.ConcurrentClients,
-		"Too many messages per second":                              limits.MessagesPerSecond,
-		"You have exceeded your rate limit":                         limits.MessagesPerSecond,
-		"Too many presence messages per second":                     limits.PresenceEventsPerSecond,
-		"Client presence rate limit exceeded":                       limits.PresenceEventsPerSecond,
-		"Track message size exceeded":                               limits.PayloadSize,
-		`"payload_size_exceeded"`:                                   limits.PayloadSize,
-		"Error 413: Payload Too Large":                              limits.PostgresChangePayload,
+		"ChannelRateLimitReached: Too many channels":                        limits.ChannelsPerConnection,
+		"ClientJoinRateLimitReached: Too many joins per second":             limits.JoinsPerSecond,
+		"realtime: connection refused: HTTP 429: Too many joins per second": limits.JoinsPerSecond,
+		"ConnectionRateLimitReached: Too many connected users":              limits.ConcurrentClients,
+		"Too many messages per second":                                      limits.MessagesPerSecond,
+		"You have exceeded your rate limit":                                 limits.MessagesPerSecond,
+		"Too many presence messages per second":                             limits.PresenceEventsPerSecond,
+		"Client presence rate limit exceeded":                               limits.PresenceEventsPerSecond,
+		"Track message size exceeded":                                       limits.PayloadSize,
+		`"payload_size_exceeded"`:                                           limits.PayloadSize,
+		"Error 413: Payload Too Large":                                      limits.PostgresChangePayload,
 	} {
-		if got, ok := limits.MatchReason(reason); !ok || got != want {
-			t.Errorf("%q: %q %v, want %q", reason, got, ok, want)
+		got, server, ok := limits.MatchReason(reason)
+		if !ok || got != want || !strings.Contains(reason, server) || strings.HasPrefix(server, "realtime:") || strings.ContainsAny(server, ")\"") {
+			t.Errorf("%q: %q %q %v, want %q", reason, got, server, ok, want)
 		}
 	}
 }

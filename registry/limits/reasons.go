@@ -36,18 +36,37 @@ var reasons = [...]struct {
 }
 
 // MatchReason returns the limit a server error reports, from its text
-// (a join error's reason, a system message, an HTTP answer).
-func MatchReason(text string) (Name, bool) {
+// (a join error's reason, a system message, an HTTP answer, as the
+// client words it: "CLOSED: server closed the channel: Too many
+// messages per second"), and the server's reason in it: the text from
+// the reason on, up to a closing bracket or quote or the line's end
+// ("Too many messages per second").
+func MatchReason(text string) (Name, string, bool) {
 	if len(text) > 4096 {
-		text = text[:4096] // the reasons are short and come first
+		text = text[:4096] // the reasons are short
 	}
-	l := strings.ToLower(text)
+	l := asciiLower(text)
 	for _, r := range reasons {
-		if strings.Contains(l, strings.ToLower(r.text)) {
-			return r.name, true
+		if i := strings.Index(l, asciiLower(r.text)); i >= 0 {
+			reason := text[i:]
+			if j := strings.IndexAny(reason, ")]}\"\r\n"); j >= len(r.text) {
+				reason = reason[:j]
+			}
+			return r.name, reason, true
 		}
 	}
-	return "", false
+	return "", "", false
+}
+
+// asciiLower lowers ASCII letters only, so that indexes stay those of s.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // codeOf returns the "Code" of a "Code: message" reason, or "".
