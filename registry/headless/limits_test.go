@@ -229,3 +229,47 @@ func TestWatchLimitsMessages(t *testing.T) {
 	}
 	onlyOn(t, stop(), limits.MessagesPerSecond)
 }
+
+// TestWatchLimitsPayload drives the payload size against a server
+// allowing 1 KB: an 850-byte broadcast reads 85 %, a 1200-byte one is
+// refused with the server's "payload_size_exceeded" (an acknowledged
+// channel), on the payload gauge.
+func TestWatchLimitsPayload(t *testing.T) {
+	m, gauge, stop := limitsWatch(t, server.Limits{MaxPayloadSizeKB: 1})
+	ctx := testCtx(t)
+	room := registry.MustName(registry.KindBroadcast, "acked", "1", "")
+	h, err := m.Join(ctx, room, registry.WithBroadcastConfig(true, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	payload := func(n int) json.RawMessage { // n bytes of JSON
+		return json.RawMessage(`{"t":"` + strings.Repeat("x", n-8) + `"}`)
+	}
+	if err := m.Broadcast(ctx, room, "doc", payload(850)); err != nil {
+		t.Fatal(err)
+	}
+	var g limits.Gauge
+	eventually(t, "a warning", func() bool {
+		g = gauge(limits.PayloadSize)
+		return g.Level == limits.LevelWarning
+	})
+	if g.Usage != 850 || g.Limit != 1000 || g.Source != "server" || g.Error != nil {
+		t.Fatalf("850 bytes: %+v", g)
+	}
+	if err := m.Broadcast(ctx, room, "doc", payload(1200)); err == nil || !strings.Contains(err.Error(), "payload_size_exceeded") {
+		t.Fatalf("the big broadcast: %v", err)
+	}
+	eventually(t, "the server's refusal on the payload gauge", func() bool {
+		g = gauge(limits.PayloadSize)
+		return g.Error != nil && g.Level == limits.LevelError
+	})
+	// (The refused broadcast is no message of the manager's: the gauge
+	// knows of it by the server's error.)
+	if g.Error.Reason != "payload_size_exceeded" || g.Error.Channel != room.String() {
+		t.Fatalf("error: %+v %+v", g, g.Error)
+	}
+	onlyOn(t, stop(), limits.PayloadSize)
+}
