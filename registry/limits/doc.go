@@ -84,7 +84,9 @@
 // joins, messages sent, presence, payload sizes, errors) and, when the
 // proxy is on, the events of the app model of package registry/apps
 // ([Feed.App]: the app's sockets, their channels, their sends).
-// [Meter.ServerUsage] takes the server's counters. What reads the meter
+// [Meter.Refresh] reads a [Source] (about once a second is enough) and
+// takes the server's limits and counters ([Meter.ServerUsage] takes
+// counters alone). What reads the meter
 // ([Meter.Report], a [Report]) is `rtm watch`'s `limits` line, once a
 // second (see package registry/headless), and a scenario's limits
 // expectation.
