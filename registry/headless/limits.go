@@ -60,6 +60,7 @@ func limitsFeed(m *registry.Manager, o LimitsOptions, out chan limits.Report, st
 				_ = meter.Refresh(ctx, o.Source, o.Plan, o.Overrides) // unread: the last limits hold
 				cancel()
 			}
+			meter.SetThrottle(m.Throttle())
 			r := meter.Report()
 			select {
 			case out <- r:

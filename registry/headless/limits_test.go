@@ -227,7 +227,12 @@ func TestWatchLimitsMessages(t *testing.T) {
 	if e := gauge(limits.MessagesPerSecond).Error; e.Reason != "Too many messages per second" || e.Channel != room.String() {
 		t.Fatalf("error: %+v", e)
 	}
-	onlyOn(t, stop(), limits.MessagesPerSecond)
+	out := stop()
+	onlyOn(t, out, limits.MessagesPerSecond)
+	// rtm's own brakes beside the gauge: none configured, none holding.
+	if r, _ := lastLimits(t, out); r.Throttle == nil || *r.Throttle != (registry.Throttle{}) {
+		t.Fatalf("throttle: %+v", r.Throttle)
+	}
 }
 
 // TestWatchLimitsPayload drives the payload size against a server

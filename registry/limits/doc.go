@@ -102,5 +102,10 @@
 //	 "code":"ChannelRateLimitReached","channel":"broadcast:room:101"}},…]}
 //
 // Every gauge is listed, in [Names] order; hit_in_ms and error are
-// absent when there is none. [DecodeReport] reads a line back.
+// absent when there is none. After the gauges, "throttle" (once set,
+// [Meter.SetThrottle]) is what rtm's own brakes on broadcasts hold back
+// (registry.Throttle: its rate limit's rate, burst and waiting
+// broadcasts, its debouncers' pending and replaced values, its offline
+// queues), beside the messages-per-second gauge. [DecodeReport] reads a
+// line back.
 package limits
