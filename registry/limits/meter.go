@@ -49,13 +49,6 @@ func (m *Meter) SetLimits(lim Limits) {
 	m.limits = lim
 }
 
-// Limits returns the limits in force.
-func (m *Meter) Limits() Limits {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.limits
-}
-
 // gauge returns n's gauge if it has kind k (m.mu held).
 func (m *Meter) gauge(n Name, k Kind) *gauge {
 	i, ok := index(string(n))
