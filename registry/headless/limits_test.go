@@ -278,3 +278,49 @@ func TestWatchLimitsPayload(t *testing.T) {
 	}
 	onlyOn(t, stop(), limits.PayloadSize)
 }
+
+// TestWatchLimitsPresence drives presence events per second against a
+// server allowing 20 a second, with presence channels joined and
+// tracked: the gauge turns to warning first (rtm counts the tracks it
+// sends and the presence_state and presence_diff it receives, as
+// Supabase counts deliveries), then a burst's shutdown "Too many
+// presence messages per second" lands on it.
+func TestWatchLimitsPresence(t *testing.T) {
+	m, gauge, stop := limitsWatch(t, server.Limits{MaxPresenceEventsPerSecond: 20})
+	ctx := testCtx(t)
+	n := 0
+	join := func() {
+		n++
+		if _, err := m.JoinPresence(ctx, "lobby", fmt.Sprint(n), registry.PresenceUser{UserID: "watcher"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Joins ever closer (each is about 2 presence events: the
+	// presence_state and the track), from 4 a second up: the rate climbs
+	// through 80 % to a warning before it reaches the server's limit.
+	var g limits.Gauge
+	for gap := 250 * time.Millisecond; g.Level != limits.LevelWarning && g.Level != limits.LevelError; gap = max(gap-10*time.Millisecond, 50*time.Millisecond) {
+		if n == 60 {
+			t.Fatalf("no warning after %d joins: %+v", n, g)
+		}
+		pace := time.NewTimer(gap)
+		<-pace.C
+		join()
+		g = gauge(limits.PresenceEventsPerSecond)
+	}
+	if g.Error != nil || g.Limit != 20 || g.Source != "server" {
+		t.Fatalf("a warning without the server's error: %+v %+v", g, g.Error)
+	}
+	// A burst: the server shuts a channel down.
+	for range 15 {
+		join()
+	}
+	eventually(t, "the server's shutdown on the presence gauge", func() bool {
+		g = gauge(limits.PresenceEventsPerSecond)
+		return g.Error != nil && g.Level == limits.LevelError
+	})
+	if g.Error.Reason != "Too many presence messages per second" || !strings.HasPrefix(g.Error.Channel, "presence:lobby:") {
+		t.Fatalf("error: %+v %+v", g, g.Error)
+	}
+	onlyOn(t, stop(), limits.PresenceEventsPerSecond)
+}
