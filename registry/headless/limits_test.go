@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"rtm/realtime/protocol"
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
@@ -37,16 +38,21 @@ func lastLimits(t *testing.T, out string) (limits.Report, bool) {
 type watched struct {
 	m     *registry.Manager
 	env   *headless.Env
+	srv   *servertest.Server
 	gauge func(limits.Name) limits.Gauge
 	stop  func() string
 }
 
 // limitsWatch runs Watch with limits lines every 100 ms (the plan free
-// under the server's limits) on an embedded server with lim, joined to
-// broadcast:room:0.
-func limitsWatch(t *testing.T, lim server.Limits) watched {
+// under the server's limits, overrides over both) on an embedded server
+// with lim, joined to broadcast:room:0.
+func limitsWatch(t *testing.T, lim server.Limits, overrides ...string) watched {
 	t.Helper()
-	env, _ := testEnv(t, servertest.WithLimits(lim))
+	env, srv := testEnv(t, servertest.WithLimits(lim))
+	ov, err := limits.Override(limits.Limits{}, overrides)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(testCtx(t))
 	t.Cleanup(cancel)
 	plan, err := limits.Plan("free")
@@ -60,7 +66,7 @@ func limitsWatch(t *testing.T, lim server.Limits) watched {
 	go func() {
 		_, err := headless.Watch(ctx, env, out, headless.StreamOptions{Joins: []registry.Name{room},
 			Types:   []registry.EventType{registry.TypeDropped},
-			Limits:  &headless.LimitsOptions{Plan: plan, Interval: 100 * time.Millisecond},
+			Limits:  &headless.LimitsOptions{Plan: plan, Overrides: ov, Interval: 100 * time.Millisecond},
 			OnReady: func(m *registry.Manager) { ready <- m }})
 		done <- err
 	}()
@@ -85,7 +91,7 @@ func limitsWatch(t *testing.T, lim server.Limits) watched {
 		}
 		return out.String()
 	}
-	return watched{m, env, gauge, stop}
+	return watched{m, env, srv, gauge, stop}
 }
 
 // onlyOn fails t if a gauge other than n has an error attached.
@@ -403,4 +409,53 @@ func TestWatchLimitsClients(t *testing.T) {
 		t.Fatalf("error: %+v", g.Error)
 	}
 	onlyOn(t, w.stop(), limits.ConcurrentClients)
+}
+
+// TestWatchLimitsChangePayload drives the postgres change payload
+// against a limit of 2 KB (--limit): changes of growing rows read 80 %
+// (a warning), then a change the server could not deliver whole
+// ("errors": ["Error 413: Payload Too Large"], as Supabase and the
+// embedded server's database feed send it) puts that error on the
+// gauge.
+func TestWatchLimitsChangePayload(t *testing.T) {
+	w := limitsWatch(t, server.Limits{}, "postgres_change_payload=2")
+	ctx := testCtx(t)
+	h, err := w.m.SubscribeEntity(ctx, "project", "1", registry.ChangeFilter{}, func(registry.Change) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cols := []protocol.Column{{Name: "id", Type: "int8"}, {Name: "body", Type: "text"}}
+	emit := func(body string, errs ...string) {
+		rec, _ := json.Marshal(map[string]string{"id": "1", "body": body})
+		if n := w.srv.EmitChange("", protocol.ChangeData{Schema: "public", Table: "project", Type: "UPDATE", Columns: cols,
+			CommitTimestamp: "2026-01-01T00:00:00.000Z", Record: rec, Errors: errs}); n != 1 {
+			t.Fatalf("the change reached %d channels", n)
+		}
+	}
+	var g limits.Gauge
+	for n := 1000; g.Level != limits.LevelWarning; n += 50 {
+		if n > 2000 {
+			t.Fatalf("no warning: %+v", g)
+		}
+		emit(strings.Repeat("x", n))
+		eventually(t, "the change measured", func() bool {
+			g = w.gauge(limits.PostgresChangePayload)
+			return g.Usage >= float64(n)
+		})
+	}
+	if g.Percent < 80 || g.Percent >= 90 || g.Limit != 2000 || g.Source != "--limit" || g.Error != nil {
+		t.Fatalf("a warning: %+v", g)
+	}
+	emit("", "Error 413: Payload Too Large")
+	eventually(t, "the server's 413 on the change payload gauge", func() bool {
+		g = w.gauge(limits.PostgresChangePayload)
+		return g.Error != nil && g.Level == limits.LevelError
+	})
+	if g.Error.Reason != "Error 413: Payload Too Large" || g.Error.Channel != h.Name().String() {
+		t.Fatalf("error: %+v", g.Error)
+	}
+	onlyOn(t, w.stop(), limits.PostgresChangePayload)
 }
