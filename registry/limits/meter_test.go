@@ -323,3 +323,18 @@ func FuzzParsePercent(f *testing.F) {
 		}
 	})
 }
+
+func FuzzMatchReason(f *testing.F) {
+	for _, s := range []string{"ChannelRateLimitReached: Too many channels", "CHANNEL_ERROR: socket closed (Too many joins per second)", `"payload_size_exceeded"`, "Error 413: Payload Too Large", "ÀTOO MANY CHANNELS"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, reason, ok := limits.MatchReason(s)
+		if !ok {
+			return
+		}
+		if limits.KindOf(n) == "" || reason == "" || !strings.Contains(s, reason) {
+			t.Fatalf("%q: %q %q", s, n, reason)
+		}
+	})
+}
