@@ -8,7 +8,9 @@
 // A [Model] is a [proxy.Observer]: the relay calls Open, Frame and Closed
 // on its goroutines. Every frame is decoded with realtime/protocol in the
 // serializer of its socket (the vsn query parameter; none is 1.0.0),
-// 1.0.0 and 2.0.0 text and 2.0.0 binary user broadcasts; a frame that
+// 1.0.0 and 2.0.0 text, 2.0.0 binary user broadcasts and Phoenix's own
+// binary frames (phoenix.js's push of an ArrayBuffer, kind 0, and the
+// server's kind-2 broadcast of it); a frame that
 // does not decode is counted (Socket.Undecodable, Stats.Undecodable) and
 // otherwise ignored. The calls take one lock, do bounded work, copy what
 // they keep (masked), and never wait: events go to subscribers' bounded
@@ -112,7 +114,9 @@
 //	app_message  action "message": dir ("app->upstream",
 //	                             "upstream->app"), event, user_event (a
 //	                             broadcast's), bytes (the frame's),
-//	                             payload (masked, clipped); a REST
+//	                             payload (masked, clipped; in hex,
+//	                             "00 01 fe", with binary true for a
+//	                             binary payload); a REST
 //	                             broadcast's also via "rest",
 //	                             http_status (the upstream's), role,
 //	                             subject, private, and socket 0 when no

@@ -161,8 +161,12 @@ type Message struct {
 	Bytes     int    `json:"bytes"`
 	// Payload is the payload (for a broadcast, the user's payload),
 	// masked and clipped to Options.MaxPayloadBytes (Clipped is then
-	// set).
+	// set). A binary payload (Binary: a binary user broadcast's raw
+	// payload, or a Phoenix binary frame's, phoenix.js's push of an
+	// ArrayBuffer and the server's broadcast of it) is its masked bytes
+	// in hex, "00 01 fe".
 	Payload string `json:"payload"`
+	Binary  bool   `json:"binary,omitempty"`
 	Clipped bool   `json:"clipped,omitempty"`
 	// Via is "rest" for a message the app sent by the REST broadcast
 	// API (its socket did not carry it), with the upstream's HTTPStatus.
