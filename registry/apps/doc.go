@@ -27,7 +27,9 @@
 // each way. A socket opened at most Options.ReconnectWindow after another
 // closed, with the same x-client-info and token subject, is the next
 // attempt of one app connection (Socket.Connection, Attempt, Previous,
-// ReconnectDelay).
+// ReconnectDelay); so is a socket opened while the proxy holds such a
+// socket frozen (its Freeze fault: the app gave up on it before the
+// freeze ended), the delay counted from the freeze's start.
 //
 // A channel (one topic of a socket) has its last join's config
 // (private, broadcast self and ack, presence key and enabled, the

@@ -76,7 +76,10 @@ type Socket struct {
 	// Connection is the ID of the first socket of the app connection
 	// this one belongs to; Attempt numbers it from 1; Previous is the
 	// socket it replaced and ReconnectDelay the time from that one's
-	// close to this one's open (zero for attempt 1).
+	// close to this one's open (zero for attempt 1). A socket opened
+	// while the proxy held another frozen (the app gave up on it, its
+	// close not relayed yet) replaces that one, ReconnectDelay counted
+	// from the freeze's start.
 	Connection     uint64        `json:"connection"`
 	Attempt        int           `json:"attempt"`
 	Previous       uint64        `json:"previous,omitempty"`
