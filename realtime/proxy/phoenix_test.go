@@ -315,6 +315,133 @@ func TestPhoenixJSFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("close", func(t *testing.T) {
+		// phoenix.js reconnects after any close it did not make, 1000
+		// included.
+		e := newPhxEnv(t, srv, ph, jsharness.PhoenixOptions{})
+		mark := ph.Mark()
+		if err := e.p.CloseSocket(0, 4001, "fault test"); err != nil {
+			t.Fatal(err)
+		}
+		closed := ph.Await(t, slow, jsharness.Match{Kind: jsharness.KindSocket, Client: e.s.Name, State: "close", After: mark})
+		if closed.Code != 4001 || closed.Reason != "fault test" {
+			t.Errorf("the app's socket closed %d %q, want 4001 fault test", closed.Code, closed.Reason)
+		}
+		e.ch.AwaitJoin(t, slow, closed.Seq, "ok")
+		old, cur := e.reconnected(t, 1)
+		if old.ClosedBy != "proxy" || old.CloseCode != 4001 || old.CloseReason != "fault test" {
+			t.Errorf("model: socket 1 closed by %s %d %q, want proxy 4001 fault test", old.ClosedBy, old.CloseCode, old.CloseReason)
+		}
+		e.reconnectDelay(t, e.s.Name, mark, cur, phxReconnect[0])
+	})
+
+	t.Run("freeze", func(t *testing.T) {
+		e := newPhxEnv(t, srv, ph, jsharness.PhoenixOptions{HeartbeatIntervalMs: 600})
+		mark := ph.Mark()
+		if err := e.p.Freeze(0, 1500*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		// The heartbeat goes unanswered: at the next one phoenix.js
+		// errors its channels, closes with 1000 and, once its teardown
+		// gave the close up to 1.5 s, reconnects on a new socket.
+		errEv := ph.Await(t, slow, jsharness.Match{Kind: jsharness.KindChannelError, Client: e.s.Name, After: mark})
+		if string(errEv.Payload) != `{"source":"transport","reason":"heartbeat_timeout"}` {
+			t.Errorf("onError %s, want the transport's heartbeat_timeout", errEv.Payload)
+		}
+		closing := ph.Await(t, quick, jsharness.Match{Kind: jsharness.KindSocket, Client: e.s.Name, State: "closing", After: mark})
+		if closing.Code != 1000 || closing.Reason != "heartbeat timeout" {
+			t.Errorf("the app closed %d %q, want 1000 heartbeat timeout", closing.Code, closing.Reason)
+		}
+		opened := ph.Await(t, slow, jsharness.Match{Kind: jsharness.KindSocket, Client: e.s.Name, State: "open", After: closing.Seq})
+		e.ch.AwaitJoin(t, quick, opened.Seq, "ok")
+		old, cur := e.reconnected(t, 1)
+		// The app's close reached the proxy when the freeze ended.
+		if old.ClosedBy != "app" || old.CloseCode != 1000 || old.CloseReason != "heartbeat timeout" {
+			t.Errorf("model: socket 1 closed by %s %d %q, want app 1000 heartbeat timeout", old.ClosedBy, old.CloseCode, old.CloseReason)
+		}
+		if cur.ReconnectDelay < 0 || cur.ReconnectDelay > 1500*time.Millisecond+delayTolerance {
+			t.Errorf("model: reconnect delay %v", cur.ReconnectDelay)
+		}
+		if f := e.applied(proxy.FaultFreeze); len(f) != 1 || f[0].Socket != old.ID {
+			t.Errorf("model: freeze faults %+v", f)
+		}
+	})
+
+	t.Run("freeze-long", func(t *testing.T) {
+		// A freeze longer than phoenix.js waits: it gives up on the
+		// frozen socket and connects again while the proxy still holds
+		// the old one (its close is relayed when the freeze ends). The
+		// model links the new socket to the frozen one, its delay from
+		// the freeze's start.
+		e := newPhxEnv(t, srv, ph, jsharness.PhoenixOptions{HeartbeatIntervalMs: 600})
+		mark := ph.Mark()
+		start := time.Now()
+		if err := e.p.Freeze(0, 6*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		connecting := ph.Await(t, slow, jsharness.Match{Kind: jsharness.KindSocket, Client: e.s.Name, State: "connecting", After: mark})
+		e.ch.AwaitJoin(t, quick, connecting.Seq, "ok")
+		snap := e.waitModel(t, "room1 joined on socket 2", func(s apps.Snapshot) bool {
+			return len(s.Sockets) == 2 && channelStatus(s.Sockets[1], phxTopic) == apps.StatusJoined
+		})
+		old, cur := snap.Sockets[0], snap.Sockets[1]
+		if !old.Closed.IsZero() || time.Since(start) >= 6*time.Second {
+			t.Fatalf("socket 1 closed before the app rejoined on socket 2 (%v after the freeze): no test", time.Since(start))
+		}
+		if cur.Attempt != 2 || cur.Previous != old.ID || cur.Connection != old.Connection {
+			t.Errorf("model: socket %d is attempt %d of connection %d after %d; want attempt 2 of %d after %d",
+				cur.ID, cur.Attempt, cur.Connection, cur.Previous, old.Connection, old.ID)
+		}
+		checkDelay(t, "the model's reconnect delay from the freeze", cur.ReconnectDelay, connecting.Time.Sub(start))
+		snap = e.waitModel(t, "socket 1 closed after the freeze", func(s apps.Snapshot) bool { return !s.Sockets[0].Closed.IsZero() })
+		if old = snap.Sockets[0]; old.ClosedBy != "app" || old.CloseCode != 1000 || old.CloseReason != "heartbeat timeout" {
+			t.Errorf("model: socket 1 closed by %s %d %q, want app 1000 heartbeat timeout", old.ClosedBy, old.CloseCode, old.CloseReason)
+		}
+		if s2 := snap.Sockets[1]; s2.Attempt != 2 || s2.Previous != old.ID {
+			t.Errorf("model: socket 2 relinked after the close: %+v", s2)
+		}
+	})
+
+	t.Run("join-timeout", func(t *testing.T) {
+		// The join reply dropped: phoenix.js's join times out, it
+		// leaves and rejoins after its first rejoin step; the model
+		// counts that delay from the leave.
+		e := newPhxEnv(t, srv, ph, jsharness.PhoenixOptions{TimeoutMs: 800})
+		e.p.DropMessages("room3", 1)
+		ch := e.s.Channel(t, "room3", "realtime:room3", phxConfig("k-room3"), false)
+		mark := ph.Mark()
+		ch.Join(t)
+		to := ch.AwaitJoin(t, quick, mark, "timeout")
+		leave := ph.Await(t, quick, jsharness.Match{Kind: jsharness.KindFrame, Client: e.s.Name, Dir: "out", Event: protocol.EventLeave, Topic: "realtime:room3", After: mark})
+		rejoin := ph.Await(t, slow, jsharness.Match{Kind: jsharness.KindFrame, Client: e.s.Name, Dir: "out", Event: protocol.EventJoin, Topic: "realtime:room3", After: to.Seq})
+		checkDelay(t, "the app's rejoin after the timeout", rejoin.Time.Sub(leave.Time), phxRejoin[0])
+		ch.AwaitJoin(t, quick, to.Seq, "ok")
+		snap := e.waitModel(t, "room3 joined", func(s apps.Snapshot) bool { return channelStatus(s.Sockets[0], "room3") == apps.StatusJoined })
+		c, _ := channelOf(snap.Sockets[0], "room3")
+		if len(c.Attempts) != 2 || c.Attempts[0].Outcome != "timeout" || c.Attempts[1].Outcome != "ok" {
+			t.Fatalf("model: room3 attempts\n%s", describe(snap))
+		}
+		checkDelay(t, "the model's rejoin delay after the timeout", c.Attempts[1].Delay, phxRejoin[0])
+	})
+
+	t.Run("expire-token", func(t *testing.T) {
+		e := newPhxEnv(t, srv, ph, jsharness.PhoenixOptions{})
+		e.ch.On(t, "system")
+		mark := ph.Mark()
+		if err := e.p.ExpireToken(0); err != nil {
+			t.Fatal(err)
+		}
+		sys := e.ch.AwaitMessage(t, quick, mark, "system", nil)
+		if !bytes.Contains(sys.Payload, []byte("Token has expired 0 seconds ago")) {
+			t.Errorf("system %s", sys.Payload)
+		}
+		ph.Await(t, quick, jsharness.Match{Kind: jsharness.KindChannelClose, Client: e.s.Name, After: sys.Seq})
+		snap := e.waitModel(t, "room1 closed", func(s apps.Snapshot) bool { return channelStatus(s.Sockets[0], phxTopic) == apps.StatusClosed })
+		if c, _ := channelOf(snap.Sockets[0], phxTopic); c.Reason != "Token has expired 0 seconds ago" || !snap.Sockets[0].Closed.IsZero() {
+			t.Errorf("model: room1 closed %q (socket closed %v), want the system message's reason on an open socket", c.Reason, snap.Sockets[0].Closed)
+		}
+	})
+
 	t.Run("kick", func(t *testing.T) {
 		e := newPhxEnv(t, srv, ph, jsharness.PhoenixOptions{})
 		j1 := *e.ch.Info(t).JoinRef
