@@ -13,6 +13,7 @@ import (
 	"rtm/realtime/proxy"
 	"rtm/realtime/server/servertest"
 	"rtm/registry/apps"
+	"rtm/registry/apps/appstest"
 )
 
 // Binary payloads are messages like any other: a Phoenix binary frame
@@ -20,15 +21,18 @@ import (
 // broadcast of it) and a binary user broadcast (kinds 3 and 4 with a raw
 // payload) are kept and published with Binary set and their bytes in
 // hex, masked and clipped; a JSON-encoded binary user broadcast stays
-// JSON.
+// JSON. A recording of them rebuilds the model.
 func TestBinaryMessages(t *testing.T) {
 	srv := servertest.New(t)
 	key := srv.ServiceRoleKey()
 	const topic = "realtime:room1"
-	m := apps.New(apps.Options{MaxPayloadBytes: 40})
+	opt := apps.Options{MaxPayloadBytes: 40}
+	m := apps.New(opt)
 	sub := m.Subscribe(0)
 	defer sub.Close()
-	m.Open(proxy.ConnInfo{ID: 1, RawQuery: "vsn=2.0.0", Opened: time.Now()})
+	var file bytes.Buffer
+	rec := apps.NewRecorder(m, &file, apps.RecorderOptions{})
+	rec.Open(proxy.ConnInfo{ID: 1, RawQuery: "vsn=2.0.0", Opened: time.Now()})
 	frame := func(dir proxy.Direction, msg protocol.Message) int {
 		t.Helper()
 		enc := protocol.V2.AppendServer
@@ -39,7 +43,7 @@ func TestBinaryMessages(t *testing.T) {
 		if err != nil || !bin {
 			t.Fatalf("encode %+v: binary %v, %v", msg, bin, err)
 		}
-		m.Frame(proxy.Frame{Conn: 1, Dir: dir, Time: time.Now(), Binary: true, Data: b})
+		rec.Frame(proxy.Frame{Conn: 1, Dir: dir, Time: time.Now(), Binary: true, Data: b})
 		return len(b)
 	}
 	blob := []byte{0, 1, 2, 0xfe, 0xff}
@@ -106,4 +110,23 @@ func TestBinaryMessages(t *testing.T) {
 	if !bytes.Contains(nd.Bytes(), []byte(`"payload":"00 01 02 fe ff","binary":true`)) {
 		t.Errorf("NDJSON %s", nd.Bytes())
 	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if masktest.Holds(file.Bytes(), key) {
+		t.Errorf("the recording holds the key")
+	}
+	replayed := apps.New(opt)
+	for _, line := range bytes.Split(bytes.TrimSpace(file.Bytes()), []byte("\n")) {
+		in, err := apps.DecodeInput(line)
+		if err != nil {
+			t.Fatalf("line %s: %v", line, err)
+		}
+		if err := replayed.Apply(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := m.Snapshot()
+	live.Stats.EventsDropped = 0
+	appstest.SameSnapshot(t, replayed.Snapshot(), live)
 }
