@@ -338,16 +338,21 @@ func (m *Model) removeMetas(ch *channel, key string, metas []protocol.PresenceMe
 func (m *Model) message(s *socket, ch *channel, f proxy.Frame, msg *protocol.Message, size int) {
 	mm := Message{Time: f.Time, Dir: f.Dir.String(), Event: clip(msg.Event, 128), Bytes: size}
 	payload := []byte(msg.Payload)
-	if msg.Broadcast != nil {
+	switch {
+	case msg.Binary:
+		// A Phoenix binary frame (phoenix.js's push of an ArrayBuffer,
+		// kind 0, or the server's kind-2 broadcast of it): no user event.
+		payload, mm.Binary = msg.Raw, true
+	case msg.Broadcast != nil:
 		mm.UserEvent = clip(mask.Text(msg.Broadcast.Event), 128)
-		payload = msg.Broadcast.Payload
-	} else if msg.Event == protocol.EventBroadcast {
+		payload, mm.Binary = msg.Broadcast.Payload, msg.Broadcast.Binary
+	case msg.Event == protocol.EventBroadcast:
 		if b, err := msg.UserBroadcast(); err == nil {
 			mm.UserEvent = clip(mask.Text(b.Event), 128)
 			payload = b.Payload
 		}
 	}
-	mm.Payload, mm.Clipped = m.maskClip(payload, m.opt.MaxPayloadBytes)
+	mm.Payload, mm.Clipped = m.payloadText(payload, mm.Binary)
 	if f.Dir == proxy.FromApp {
 		ch.c.MessagesFromApp++
 		ch.c.BytesFromApp += uint64(size)
@@ -357,7 +362,7 @@ func (m *Model) message(s *socket, ch *channel, f proxy.Frame, msg *protocol.Mes
 	}
 	m.push(ch, mm)
 	m.publish(Event{Type: TypeMessage, Time: f.Time, Socket: s.s.ID, Topic: ch.c.Topic, Action: "message",
-		Dir: mm.Dir, Event: mm.Event, UserEvent: mm.UserEvent, Bytes: size, Payload: mm.Payload})
+		Dir: mm.Dir, Event: mm.Event, UserEvent: mm.UserEvent, Bytes: size, Payload: mm.Payload, Binary: mm.Binary})
 }
 
 // maskClip masks data and clips it to n bytes, and says whether it cut
@@ -369,6 +374,28 @@ func (m *Model) maskClip(data []byte, n int) (string, bool) {
 	}
 	s := string(mask.JSON(data))
 	return clip(s, n), len(s) > n
+}
+
+// payloadText is a message payload as kept: JSON masked and clipped to
+// MaxPayloadBytes, a binary payload in hex (hexClip); and whether it cut.
+func (m *Model) payloadText(payload []byte, binary bool) (string, bool) {
+	if binary {
+		return m.hexClip(payload, m.opt.MaxPayloadBytes)
+	}
+	return m.maskClip(payload, m.opt.MaxPayloadBytes)
+}
+
+// hexClip masks raw bytes as text (a token in them is masked as in any
+// payload) and shows them in hex, "00 01 fe", clipped to n characters
+// (whole bytes), and says whether it cut; data over maxMaskedPayload is
+// only described.
+func (m *Model) hexClip(data []byte, n int) (string, bool) {
+	if len(data) > maxMaskedPayload {
+		return fmt.Sprintf("(%d bytes, not kept)", len(data)), true
+	}
+	b := mask.Text(string(data))
+	k := min(len(b), (n+1)/3)
+	return fmt.Sprintf("% x", b[:k]), k < len(b)
 }
 
 // push adds mm to the ring of ch, dropping the oldest beyond the

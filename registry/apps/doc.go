@@ -8,7 +8,9 @@
 // A [Model] is a [proxy.Observer]: the relay calls Open, Frame and Closed
 // on its goroutines. Every frame is decoded with realtime/protocol in the
 // serializer of its socket (the vsn query parameter; none is 1.0.0),
-// 1.0.0 and 2.0.0 text and 2.0.0 binary user broadcasts; a frame that
+// 1.0.0 and 2.0.0 text, 2.0.0 binary user broadcasts and Phoenix's own
+// binary frames (phoenix.js's push of an ArrayBuffer, kind 0, and the
+// server's kind-2 broadcast of it); a frame that
 // does not decode is counted (Socket.Undecodable, Stats.Undecodable) and
 // otherwise ignored. The calls take one lock, do bounded work, copy what
 // they keep (masked), and never wait: events go to subscribers' bounded
@@ -25,7 +27,9 @@
 // each way. A socket opened at most Options.ReconnectWindow after another
 // closed, with the same x-client-info and token subject, is the next
 // attempt of one app connection (Socket.Connection, Attempt, Previous,
-// ReconnectDelay).
+// ReconnectDelay); so is a socket opened while the proxy holds such a
+// socket frozen (its Freeze fault: the app gave up on it before the
+// freeze ended), the delay counted from the freeze's start.
 //
 // A channel (one topic of a socket) has its last join's config
 // (private, broadcast self and ack, presence key and enabled, the
@@ -112,7 +116,9 @@
 //	app_message  action "message": dir ("app->upstream",
 //	                             "upstream->app"), event, user_event (a
 //	                             broadcast's), bytes (the frame's),
-//	                             payload (masked, clipped); a REST
+//	                             payload (masked, clipped; in hex,
+//	                             "00 01 fe", with binary true for a
+//	                             binary payload); a REST
 //	                             broadcast's also via "rest",
 //	                             http_status (the upstream's), role,
 //	                             subject, private, and socket 0 when no

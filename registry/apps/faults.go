@@ -1,6 +1,8 @@
 package apps
 
 import (
+	"time"
+
 	"rtm/realtime/mask"
 	"rtm/realtime/proxy"
 )
@@ -10,9 +12,16 @@ import (
 // kind, "armed" in text when it was armed rather than applied, reason:
 // its detail, masked by the proxy), so that a fault and its effect on
 // the app (a close, the rejoins that follow) read in order.
+//
+// A Freeze of a socket (its Detail the duration) is also remembered: a
+// socket the app opens while another is frozen is linked to the frozen
+// one as its next attempt, from the freeze's start (see Socket).
 func (m *Model) Fault(ev proxy.FaultEvent) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if s := m.sockets[ev.Conn]; s != nil && ev.Kind == proxy.FaultFreeze && !ev.Armed {
+		s.freeze(ev.Time, ev.Detail) // not in Snapshot: no new version
+	}
 	e := Event{Type: TypeFault, Time: ev.Time, Socket: ev.Conn, Topic: clip(mask.Text(ev.Topic), 256), Action: ev.Kind, Reason: clip(mask.Text(ev.Detail), 256)}
 	if ev.Armed {
 		e.Text = "armed"
@@ -21,3 +30,19 @@ func (m *Model) Fault(ev proxy.FaultEvent) {
 }
 
 var _ proxy.FaultObserver = (*Model)(nil)
+
+// freeze records a Freeze of s at now for detail, its duration (0
+// thaws; a freeze of a frozen socket moves its end, not its start).
+func (s *socket) freeze(now time.Time, detail string) {
+	d, err := time.ParseDuration(detail)
+	switch {
+	case err != nil:
+	case d <= 0:
+		s.frozenFrom, s.frozenUntil = time.Time{}, time.Time{}
+	default:
+		if s.frozenFrom.IsZero() || !now.Before(s.frozenUntil) {
+			s.frozenFrom = now
+		}
+		s.frozenUntil = now.Add(d)
+	}
+}
