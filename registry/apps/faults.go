@@ -17,7 +17,21 @@ func (m *Model) Fault(ev proxy.FaultEvent) {
 	if ev.Armed {
 		e.Text = "armed"
 	}
+	if s := m.sockets[ev.Conn]; s != nil && !ev.Armed && endsSocket(ev.Kind) {
+		s.faulted = true
+	}
 	m.publish(e)
 }
 
 var _ proxy.FaultObserver = (*Model)(nil)
+
+// endsSocket tells whether a fault of kind, applied to a socket, ends it
+// (a freeze by the app's heartbeat timeout): the socket's channels are
+// then not flagged never_left.
+func endsSocket(kind string) bool {
+	switch kind {
+	case proxy.FaultDrop, proxy.FaultClose, proxy.FaultFreeze, proxy.FaultExpireToken:
+		return true
+	}
+	return false
+}
