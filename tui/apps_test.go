@@ -59,6 +59,10 @@ func sampleApps() apps.Snapshot {
 	}
 }
 
+// appsAnonKey is an embedded server's anon key (Options.AppsAnonKey):
+// a JWT of role anon.
+const appsAnonKey = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoiYW5vbiIsImlzcyI6InN1cGFiYXNlIn0.YW5vbi1rZXktc2lnbmF0dXJlLW9mLXRoZS1lbWJlZGRlZA"
+
 // withApps gives the model a fake Apps of snap and the proxy's URL.
 func withApps(m *Model, snap apps.Snapshot) *fakeApps {
 	f := &fakeApps{snap: snap}
