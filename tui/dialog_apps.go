@@ -229,8 +229,8 @@ func (v *appsView) title(m *Model) string {
 	return "Apps — proxy " + sanitize(m.opts.AppsURL)
 }
 
-// body returns the view's rows, inner cells wide, at most room rows
-// (the last says what did not fit).
+// body returns the view's rows, inner cells wide, at most room rows:
+// the keys last, above them what did not fit.
 func (v *appsView) body(m *Model, inner, room int) []string {
 	st := m.st
 	var body []string
@@ -238,14 +238,19 @@ func (v *appsView) body(m *Model, inner, room int) []string {
 	case m.opts.Apps == nil:
 		body = wrapLines(st.Muted, "The app proxy is off: rtm runs it unless --no-proxy is given or its --listen port is taken (the status line said so at start).", inner)
 	case len(m.apps.Sockets) == 0:
-		body = m.appsHint(inner, room-2)
+		body = append(m.appsHint(inner, room-2), restRows(st, m.apps, inner)...)
 	default:
 		body = v.sockets(m, inner, room)
 	}
+	// The keys stay on the last row: what does not fit is cut above
+	// them.
+	if fit := room - 2; len(body) > fit && fit >= 1 {
+		cut := len(body) - fit + 1
+		body = append(body[:fit-1:fit-1], st.Muted.Render(truncText(fmt.Sprintf("… %d more rows (a taller terminal shows them)", cut), inner)))
+	}
 	body = append(body, "", st.Muted.Render(truncText(v.hint(m.keys), inner)))
 	if len(body) > room {
-		cut := len(body) - room + 1
-		body = append(body[:room-1:room-1], st.Muted.Render(truncText(fmt.Sprintf("… %d more rows (a taller terminal shows them)", cut), inner)))
+		body = body[len(body)-room:]
 	}
 	return body
 }
@@ -294,8 +299,12 @@ func (v *appsView) sockets(m *Model, inner, room int) []string {
 	st, snap := m.st, m.apps
 	var out []string
 	// The sockets take at most half the room, a window around the
-	// selection.
+	// selection; only the selected one while the selection is in its
+	// channels (its messages need the room).
 	show := max(1, min(len(snap.Sockets), room/4))
+	if v.inChans {
+		show = 1
+	}
 	first := max(0, min(v.sel-show/2, len(snap.Sockets)-show))
 	if m.opts.AppsAnonKey != "" {
 		// The embedded server's: what a new app needs, and c and w give.
@@ -312,23 +321,28 @@ func (v *appsView) sockets(m *Model, inner, room int) []string {
 		out = append(out, p.Render(truncText(mark+socketLine1(s), inner)),
 			st.Muted.Render(truncText("    "+socketLine2(s, m), inner)))
 	}
-	if hidden := len(snap.Sockets) - show; hidden > 0 {
+	if hidden := len(snap.Sockets) - show; hidden > 0 && !v.inChans {
 		out = append(out, st.Muted.Render(truncText(fmt.Sprintf("  (%d more: ↑/↓)", hidden), inner)))
 	}
 	s := snap.Sockets[v.sel]
-	out = append(out, "", st.Table.Header.Render(truncText(fmt.Sprintf("CHANNELS of #%d  %d", s.ID, len(s.Channels)), inner)))
+	out = append(out, "", st.Table.Header.Render(truncText(channelsHeading(s), inner)))
 	if len(s.Channels) == 0 {
 		out = append(out, st.Muted.Render("  none joined"))
 	} else {
 		// The channels take the room the flags and the footer leave (at
-		// least 3 rows), a window around the selected one.
+		// least 3 rows), a window around the selected one; the selected
+		// channel's messages share it (at least 1 row).
 		flags := 0
 		for _, f := range snap.Flags {
 			if f.Socket == s.ID {
 				flags++
 			}
 		}
-		show := min(len(s.Channels), max(3, room-len(out)-1-(2+max(1, flags))-2))
+		avail := room - len(out) - 1 - (2 + max(1, flags)) - 2
+		show := min(len(s.Channels), max(3, avail))
+		if v.inChans {
+			show = min(len(s.Channels), max(3, (avail-2)/2))
+		}
 		first := 0
 		if v.inChans {
 			first = max(0, min(v.ch-show/2, len(s.Channels)-show))
@@ -340,6 +354,11 @@ func (v *appsView) sockets(m *Model, inner, room int) []string {
 		out = append(out, channelRows(st, s.Channels[first:first+show], sel, inner)...)
 		if hidden := len(s.Channels) - show; hidden > 0 {
 			out = append(out, st.Muted.Render(truncText(fmt.Sprintf("  (%d more: tab, ↑/↓)", hidden), inner)))
+		}
+		if v.inChans {
+			c := s.Channels[v.ch]
+			out = append(out, "", st.Table.Header.Render(truncText(messagesHeading(c), inner)))
+			out = append(out, messageRows(st, c.Messages, max(1, room-len(out)-(2+max(1, flags))-2), inner)...)
 		}
 	}
 	out = append(out, "", st.Table.Header.Render("FLAGS"))
@@ -358,7 +377,7 @@ func (v *appsView) sockets(m *Model, inner, room int) []string {
 	if n == 0 {
 		out = append(out, st.Muted.Render("  none"))
 	}
-	return out
+	return append(out, restRows(st, snap, inner)...)
 }
 
 // socketLine1 is a socket's identity: id, remote, client, vsn, token.
@@ -416,6 +435,9 @@ func channelRows(st *theme.Styles, chans []apps.Channel, sel, inner int) []strin
 	out := []string{st.Table.Header.Render(truncText(row("TOPIC", "STATUS", "ATTEMPTS (delays)", "PRES", "MSGS"), inner))}
 	for i, c := range chans {
 		status := string(c.Status)
+		if c.Status == "" {
+			status = restOnly
+		}
 		if c.Reason != "" {
 			status += ": " + c.Reason
 		}

@@ -101,7 +101,10 @@
 // main-pane tab, because the tabs follow the selected channel of rtm's
 // own client and an app socket is none of them. ↑/↓ select a socket;
 // tab (or enter) moves the selection into its channels (↑/↓ there, tab
-// or esc back); x opens the fault menu of the selected socket (drop,
+// or esc back), and the selected channel's last messages show, those
+// the app sent by the REST broadcast API marked "via REST" with the
+// upstream's HTTP status; the REST broadcasts no socket of the app took
+// have a section of their own (dialog_apps_messages.go); x opens the fault menu of the selected socket (drop,
 // close, freeze, latency, fail-connects, expire-token, heal) or channel
 // (kick, reject-joins, drop-messages, duplicate-messages, then the
 // socket's). A fault with settings opens a form, prefilled (a close

@@ -107,6 +107,10 @@ func screens() []struct {
 			withApps(m, sampleApps())
 			keys(m, "A", "tab", "down")
 		}},
+		{"apps-messages", func(m *Model) {
+			withApps(m, sampleApps())
+			keys(m, "A", "tab")
+		}},
 		{"apps-empty-anon-key", func(m *Model) {
 			withApps(m, apps.Snapshot{})
 			m.opts.AppsAnonKey = appsAnonKey
