@@ -77,7 +77,11 @@
 //
 //   - duplicate_topic: a socket joined a topic it held (joined, not
 //     left, errored nor closed).
-//   - never_left: a channel was joined when its socket closed.
+//   - never_left: a channel was joined when the app closed its socket
+//     (the app ended it without a phx_leave). A socket the upstream or
+//     the proxy ended, or that a fault of the proxy ended (drop, close,
+//     expire_token, and freeze, whose end is usually the app's
+//     heartbeat timeout), raises none: the app had no chance to leave.
 //   - channel_limit: a socket held more than Options.ChannelLimit
 //     channels (once per socket).
 //   - token_expired: a held channel's token expired with no

@@ -19,8 +19,15 @@ import (
 func (m *Model) Fault(ev proxy.FaultEvent) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if s := m.sockets[ev.Conn]; s != nil && ev.Kind == proxy.FaultFreeze && !ev.Armed {
-		s.freeze(ev.Time, ev.Detail) // not in Snapshot: no new version
+	s := m.sockets[ev.Conn]
+	if s != nil && !ev.Armed {
+		if ev.Kind == proxy.FaultFreeze {
+			s.freeze(ev.Time, ev.Detail) // not in Snapshot: no new version
+		}
+		// A freeze of 0 thaws the socket: it does not end it.
+		if endsSocket(ev.Kind) && (ev.Kind != proxy.FaultFreeze || !s.frozenUntil.IsZero()) {
+			s.faulted = true
+		}
 	}
 	e := Event{Type: TypeFault, Time: ev.Time, Socket: ev.Conn, Topic: clip(mask.Text(ev.Topic), 256), Action: ev.Kind, Reason: clip(mask.Text(ev.Detail), 256)}
 	if ev.Armed {
@@ -45,4 +52,15 @@ func (s *socket) freeze(now time.Time, detail string) {
 		}
 		s.frozenUntil = now.Add(d)
 	}
+}
+
+// endsSocket tells whether a fault of kind, applied to a socket, ends it
+// (a freeze by the app's heartbeat timeout): the socket's channels are
+// then not flagged never_left.
+func endsSocket(kind string) bool {
+	switch kind {
+	case proxy.FaultDrop, proxy.FaultClose, proxy.FaultFreeze, proxy.FaultExpireToken:
+		return true
+	}
+	return false
 }

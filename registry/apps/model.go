@@ -56,6 +56,10 @@ type socket struct {
 	// frozenFrom and frozenUntil are the proxy's last Freeze of the
 	// socket (zero: none, or thawed).
 	frozenFrom, frozenUntil time.Time
+	// faulted is true once a fault that ends a socket (drop, close,
+	// freeze, expire_token) acted on it: its end is the fault's, not
+	// the app's (no never_left).
+	faulted bool
 	// expCheck is the earliest token expiry of its channels not yet
 	// flagged (zero: none).
 	expCheck time.Time
@@ -180,11 +184,16 @@ func (m *Model) Closed(c proxy.Closed) {
 	default:
 		s.s.ClosedBy = "proxy"
 	}
+	// Only the app's own close says it never left: a socket the
+	// upstream or the proxy ended, or that a fault ended (a frozen
+	// socket the app's heartbeat timeout closed included), gave the app
+	// no chance to leave.
+	appEnded := s.s.ClosedBy == "app" && !s.faulted
 	for _, ch := range s.corder {
 		if ch.c.Status != StatusJoined && ch.c.Status != StatusJoining {
 			continue
 		}
-		if ch.c.Status == StatusJoined {
+		if ch.c.Status == StatusJoined && appEnded {
 			m.flag(Flag{Kind: FlagNeverLeft, Time: c.Time, Socket: s.s.ID, Topic: ch.c.Topic,
 				Text: fmt.Sprintf("%s was joined and never left when socket %d closed", ch.c.Topic, s.s.ID)})
 		}

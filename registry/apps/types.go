@@ -29,7 +29,8 @@ type FlagKind string
 const (
 	// FlagDuplicateTopic: one socket joined a topic it already held.
 	FlagDuplicateTopic FlagKind = "duplicate_topic"
-	// FlagNeverLeft: a channel was still held when its socket closed.
+	// FlagNeverLeft: a channel was still held when the app closed its
+	// socket (not when the upstream, the proxy or a fault ended it).
 	FlagNeverLeft FlagKind = "never_left"
 	// FlagChannelLimit: a socket held more channels than the limit.
 	FlagChannelLimit FlagKind = "channel_limit"
