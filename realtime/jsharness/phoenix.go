@@ -82,6 +82,9 @@ type PhoenixOptions struct {
 	// APIKey is params.apikey, which Supabase requires.
 	APIKey string
 	// Vsn is the serializer; "2.0.0" (phoenix.js's default) when empty.
+	// "1.0.0" gives the socket Phoenix's V1 JSON codec (one object per
+	// frame, phoenix.js's own before 1.4) through its encode/decode
+	// options.
 	Vsn string
 	// HeartbeatIntervalMs defaults to 30000 in phoenix.js.
 	HeartbeatIntervalMs int

@@ -112,13 +112,21 @@ function outcome(push) {
 const ops = {
   // socket.new {client, url, options}: phoenix Socket options that JSON can
   // carry (params, vsn, heartbeatIntervalMs, timeout), plus
-  // reconnectAfterMs / rejoinAfterMs as [ms...] schedules. Not connected yet.
+  // reconnectAfterMs / rejoinAfterMs as [ms...] schedules. Vsn 1.0.0
+  // installs Phoenix's V1 JSON codec ({topic, event, payload, ref,
+  // join_ref} objects). Not connected yet.
   'socket.new'({ client: name, url, options = {} }) {
     if (sockets.has(name)) throw new Error(`socket ${name} exists`)
     const opts = { ...options }
     if (Array.isArray(opts.reconnectAfterMs)) opts.reconnectAfterMs = schedule(opts.reconnectAfterMs)
     if (Array.isArray(opts.rejoinAfterMs)) opts.rejoinAfterMs = schedule(opts.rejoinAfterMs)
     opts.transport = loggingWebSocket(name)
+    if (opts.vsn === '1.0.0') {
+      // Phoenix's V1 JSON serializer: one object per frame (phoenix.js's
+      // own codec before 1.4); phoenix.js's default codec is 2.0.0's.
+      opts.encode = (msg, callback) => callback(JSON.stringify(msg))
+      opts.decode = (raw, callback) => callback(JSON.parse(raw))
+    }
     const entry = { socket: null, vsn: opts.vsn ?? '2.0.0' }
     sockets.set(name, entry)
     try {
