@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/jackc/pgx/v5"
 
 	"rtm/realtime/server"
@@ -13,13 +14,15 @@ import (
 	"rtm/realtime/server/pgrealtime"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
+	"rtm/theme"
 )
 
-// TestPrivateRefusalShown drives the UI with the events of a real
-// manager on the embedded server authorising private channels by a real
-// PostgreSQL policy (a user reads only their own room): the allowed
-// channel is connected, the refused one shows in the channels table as
-// failing and its Info tab gives Supabase's code and reason and the hint.
+// TestPrivateRefusalShown drives the UI, on a real manager, against the
+// embedded server authorising private channels by a real PostgreSQL
+// policy (a user reads only their own room): ":join ... --private" joins
+// the allowed channel; the refused one's join reports Supabase's code
+// and reason with the hint in the status line, reads "refused" in the
+// channels table, and its Info tab gives the reason and the fix.
 func TestPrivateRefusalShown(t *testing.T) {
 	if err := pgcluster.Available(); err != nil {
 		if testing.Short() {
@@ -65,34 +68,36 @@ func TestPrivateRefusalShown(t *testing.T) {
 	if err := mgr.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h, err := mgr.Join(ctx, own, registry.Private())
-	if err == nil {
-		err = h.Ready(ctx)
+	m := New(Options{Manager: NewRegistryManager(mgr), Context: ctx, Now: time.Now,
+		Theme: func(bool) *theme.Styles { return theme.Default(true) },
+		Schedule: func(d time.Duration, f func(time.Time) tea.Msg) tea.Cmd {
+			return func() tea.Msg { return scheduledMsg{d: d, msg: f(time.Now())} }
+		}})
+	m.Update(teaSize(160, 40))
+	// command types a command line and runs what it starts (the join
+	// action waits for the server's answer), then hands the UI the
+	// manager's events and state, as the bridge does.
+	command := func(line string) {
+		t.Helper()
+		keys(m, ":")
+		typeText(m, line)
+		for _, c := range keys(m, "enter") {
+			feed(m, c)
+		}
+		st := mgr.Snapshot()
+		m.Update(EventsBatchMsg{Events: sub.Drain(nil), State: &st})
 	}
-	if err != nil {
-		t.Fatalf("own room: %v", err)
-	}
-	if _, err := mgr.Join(ctx, other, registry.Private()); err != nil {
-		t.Fatal(err)
-	}
+	command("join broadcast room:alice --private")
+	mustContain(t, m.status.text, "joined broadcast:room:alice")
+	command("join broadcast room:bob --private")
 	const reason = "You do not have permissions to read from this Channel topic: broadcast:room:bob"
-	var evs []registry.Event
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		select {
-		case <-sub.Ready():
-		case <-time.After(10 * time.Millisecond):
-		}
-		evs = sub.Drain(evs)
-		if info, err := mgr.Info(other); err == nil && info.LastErrorCode == "Unauthorized" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the refusal never came: %+v", mgr.Snapshot().Channels)
+	mustContain(t, m.status.text, "join broadcast:room:bob", "Unauthorized: "+reason,
+		"private channel refused: check the RLS policies on realtime.messages for this role")
+	for _, n := range []registry.Name{own, other} {
+		if info, err := mgr.Info(n); err != nil || !info.Config.Private {
+			t.Errorf("%s: %+v (%v), want private", n, info.Config, err)
 		}
 	}
-	st := mgr.Snapshot()
-	m, _ := newTestModel(t, 160, 40, func(o *Options) { o.Now = time.Now })
-	m.Update(EventsBatchMsg{Events: evs, State: &st})
 
 	s := screen(m)
 	mustContain(t, s, "room:alice         bcast connected", "room:bob           bcast refused")
@@ -128,4 +133,37 @@ func unwrapInfo(s string) string {
 		words = append(words, strings.Fields(strings.Trim(line, "│"))...)
 	}
 	return strings.Join(words, " ")
+}
+
+// ":join ... --private" is a switch (it takes no value, or =true/=false)
+// that works beside --as and --tenant.
+func TestJoinPrivateFlag(t *testing.T) {
+	for _, tc := range []struct {
+		line    string
+		private bool
+		as, err string
+	}{
+		{line: "join broadcast room:1"},
+		{line: "join broadcast room:1 --private", private: true},
+		{line: "join presence room:1 --private --as alice", private: true, as: "alice"},
+		{line: "join presence room:1 --as alice --private", private: true, as: "alice"},
+		{line: "join broadcast room:1 --private=false"},
+		{line: "join broadcast:room:1 --private=true --tenant acme", private: true},
+		{line: "join broadcast room:1 --private=maybe", err: `--private="maybe": want true or false`},
+	} {
+		c, err := parseCommand(tc.line)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.line, err)
+		}
+		req, err := parseJoin(c, "")
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%s: error %v, want %s", tc.line, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || req.Private != tc.private || req.As != tc.as {
+			t.Errorf("%s: %+v (%v)", tc.line, req, err)
+		}
+	}
 }
