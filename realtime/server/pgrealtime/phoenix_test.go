@@ -54,6 +54,13 @@ func wantJSON(t *testing.T, what string, got json.RawMessage, want string) {
 	}
 }
 
+// isUserBroadcastFrame matches a kind-4 frame (a user broadcast from the
+// server), which Phoenix's serializer does not know.
+func isUserBroadcastFrame(ev jsharness.Event) bool {
+	b := ev.Bytes()
+	return ev.Binary && len(b) > 0 && b[0] == protocol.KindUserBroadcast
+}
+
 // pushAndSync sends a raw push on s (join_ref joinRef) and syncs.
 func pushAndSync(t *testing.T, p *jsharness.Phoenix, s *jsharness.PhoenixSocket, topic, event, joinRef string, payload any) {
 	t.Helper()
@@ -255,10 +262,7 @@ func TestPhoenixBroadcastFromDatabase(t *testing.T) {
 	}
 	// 2.0.0: two kind-4 frames arrived, phoenix.js could not decode them.
 	frames := p.AwaitN(t, wait, jsharness.Match{Kind: jsharness.KindFrame, Client: "v2", Dir: "in", After: mark, Desc: "kind 4",
-		Where: func(ev jsharness.Event) bool {
-			b := ev.Bytes()
-			return ev.Binary && len(b) > 0 && b[0] == protocol.KindUserBroadcast
-		}}, 2)
+		Where: isUserBroadcastFrame}, 2)
 	if m, err := frames[0].Message(); err != nil || m.Broadcast == nil || m.Broadcast.Event != "INSERT" {
 		t.Errorf("the 2.0.0 frame: %+v (%v)", m, err)
 	}
@@ -331,10 +335,7 @@ func TestPhoenixReplayAfterRejoin(t *testing.T) {
 	mark = p.Mark()
 	e.pg.Exec(t, `select realtime.send('{"n":3}'::jsonb, 'stored', 'phx-room', true)`)
 	p.Await(t, wait, jsharness.Match{Kind: jsharness.KindFrame, Client: "p", Dir: "in", After: mark, Desc: "the live row, kind 4",
-		Where: func(ev jsharness.Event) bool {
-			b := ev.Bytes()
-			return ev.Binary && len(b) > 0 && b[0] == protocol.KindUserBroadcast
-		}})
+		Where: isUserBroadcastFrame})
 	p.Await(t, wait, jsharness.Match{Kind: jsharness.KindUncaught, After: mark})
 
 	mark = p.Mark()
