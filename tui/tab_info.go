@@ -170,6 +170,9 @@ func (tb *infoTab) render(v *mainView, c registry.ChannelInfo, w, h int) []strin
 			code += ": "
 		}
 		kv("Last err", v.st.Error, sanitize(code+c.LastError), mu, " at "+c.LastErrorAt.Format("15:04:05"))
+		if hint := registry.Hint(c.LastErrorCode, c.LastError); hint != "" && joinRefused(&c) {
+			kv("Fix", v.st.Warn, hint)
+		}
 	}
 	tg := v.state.Target
 	where := tg.Serializer
