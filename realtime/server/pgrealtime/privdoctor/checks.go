@@ -179,7 +179,7 @@ const maxPolicies = 100
 
 func (d *run) policyList(ctx context.Context) {
 	rows, err := d.conn.Query(ctx, `select policyname::text, cmd, permissive, roles::text[], coalesce(qual, ''), coalesce(with_check, ''),
-			exists (select 1 from unnest(roles) r where r = 'public' or pg_has_role($1, r, 'MEMBER'))
+			exists (select 1 from unnest(roles) r where case when r = 'public' then true else pg_has_role($1, r, 'MEMBER') end)
 		from pg_policies where schemaname = 'realtime' and tablename = 'messages' order by policyname limit $2`, d.who.role, maxPolicies)
 	if err != nil {
 		d.add("policies", false, err.Error(), "")

@@ -177,6 +177,13 @@ func TestMisconfigurations(t *testing.T) {
 		want(t, r, "policies", true, `"anon reads" (SELECT to anon USING true)`)
 		want(t, r, "private join", true)
 	})
+	t.Run("policy to public", func(t *testing.T) {
+		t.Parallel()
+		db := setup(t, `create policy "everyone reads" on realtime.messages for select using ( realtime.topic() = 'room-1' );`)
+		r := check(t, Options{URL: db.URL, As: "anon", NoPresence: true})
+		want(t, r, "policies", true, `"everyone reads" (SELECT to public USING`)
+		want(t, r, "private join", true)
+	})
 	t.Run("policy raises", func(t *testing.T) {
 		t.Parallel()
 		db := setup(t, `
