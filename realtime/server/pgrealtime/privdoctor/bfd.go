@@ -169,7 +169,7 @@ func (d *run) sender(ctx context.Context, s sender, sends map[string]string) {
 		if s.definer {
 			fixes = append(fixes, writeSQL(runAs, d.o.Topic, []string{"broadcast"}))
 		} else {
-			fixes = append(fixes, "make the function SECURITY DEFINER SET search_path = '' (as Supabase's docs do), or add "+writeSQL(runAs, d.o.Topic, []string{"broadcast"}))
+			fixes = append(fixes, "make the function SECURITY DEFINER SET search_path = '' (as Supabase's docs do), or add this INSERT policy: "+writeSQL(runAs, d.o.Topic, []string{"broadcast"}))
 		}
 	}
 	detail := what + ": " + strings.Join(append(append([]string{how}, bad...), facts...), "; ") + "; " + logNote
@@ -197,7 +197,7 @@ func (d *run) testSend(ctx context.Context, role string) string {
 	}
 	for _, n := range d.notices {
 		if strings.Contains(n, "BroadcastMessage") {
-			return fmt.Sprintf("%q", n)
+			return n
 		}
 	}
 	return ""

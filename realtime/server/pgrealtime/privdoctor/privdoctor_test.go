@@ -235,7 +235,7 @@ func TestMisconfigurations(t *testing.T) {
 			create trigger items_send after insert on items for each row execute function notify_items();`)
 		r := check(t, Options{URL: db.URL, As: as})
 		want(t, r, "db broadcast", false, "public.notify_items()", "items_send on items", "not SECURITY DEFINER",
-			`as "authenticated", rolled back, raised "WarnSendingBroadcastMessage: new row violates row-level security policy`,
+			`as "authenticated", rolled back, raised WarnSendingBroadcastMessage: new row violates row-level security policy`,
 			"make the function SECURITY DEFINER SET search_path = ''", "for insert to authenticated", "cannot read")
 	})
 	t.Run("trigger sends public", func(t *testing.T) {
