@@ -139,8 +139,10 @@ var (
 )
 
 // isUser reports whether as names a user of auth.users (an id or an
-// email) rather than a role.
-func isUser(as string) bool { return uuidRE.MatchString(as) || strings.Contains(as, "@") }
+// email) rather than a role (or role:sub, whose sub may be an email).
+func isUser(as string) bool {
+	return uuidRE.MatchString(as) || strings.Contains(as, "@") && !strings.Contains(as, ":")
+}
 
 // parseIdentity reads As or JWT; users of auth.users are looked up once
 // connected (lookupUser).

@@ -272,7 +272,9 @@ func TestIdentities(t *testing.T) {
 		want(t, r, "identity", true, `sub "`+alice+`"`, `"email":"alice@example.com"`, "auth.users")
 		want(t, r, "private join", true)
 	}
-	r := check(t, Options{URL: db.URL, As: "bob@example.com"})
+	r := check(t, Options{URL: db.URL, As: "authenticated:bob@example.com"})
+	want(t, r, "identity", true, `sub "bob@example.com", claims {"role":"authenticated","sub":"bob@example.com"}, from minted claims`)
+	r = check(t, Options{URL: db.URL, As: "bob@example.com"})
 	want(t, r, "identity", false, `no user "bob@example.com" in auth.users`)
 	tok := jwt(t, map[string]any{"role": "authenticated", "sub": alice, "exp": time.Now().Add(-time.Minute).Unix()})
 	r = check(t, Options{URL: db.URL, JWT: tok, NoPresence: true})
