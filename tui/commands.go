@@ -513,7 +513,7 @@ func (m *Model) runCommand(line string) tea.Cmd {
 			}
 		}
 		if !ok {
-			return m.fail(c.name, "", errors.New("no channel selected: give a subscription channel, e.g. :doctor subscription:project:456"))
+			return m.fail(c.name, "", errors.New("no channel selected: give a subscription or private channel, e.g. :doctor subscription:project:456"))
 		}
 		return m.runDoctor(sel)
 	case "seek", "speed":

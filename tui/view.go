@@ -415,7 +415,7 @@ func (m *Model) channelActions() []key.Binding {
 		}
 	}
 	out = append(out, k.Broadcast, k.Retry, k.Leave, k.Faults)
-	if c.Name.Kind == registry.KindSubscription {
+	if doctorFor(c) {
 		out = append(out, k.Doctor)
 	}
 	return enabled(out)
