@@ -14,6 +14,7 @@ import (
 	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/headless"
+	"rtm/registry/limits"
 	"rtm/registry/target"
 )
 
@@ -193,4 +194,22 @@ func (e embeddedControl) Restart(ctx context.Context, downtime time.Duration) er
 	return e.s.Restart(ctx, downtime)
 }
 
-var _ registry.ServerControl = embeddedControl{}
+// ServerLimits implements limits.Source on the server's Go API (the
+// default tenant's counters).
+func (e embeddedControl) ServerLimits(context.Context) (limits.ServerReport, error) {
+	r := e.s.LimitsReport("")
+	c, u := r.Limits, r.Usage
+	return limits.ServerReport{Off: r.Off, Configured: limits.ServerLimits{
+		MaxConcurrentUsers: int64(c.MaxConcurrentUsers), MaxChannelsPerClient: int64(c.MaxChannelsPerClient),
+		MaxJoinsPerSecond: int64(c.MaxJoinsPerSecond), MaxEventsPerSecond: int64(c.MaxEventsPerSecond),
+		MaxPresenceEventsPerSecond: int64(c.MaxPresenceEventsPerSecond), MaxPayloadSizeInKB: int64(c.MaxPayloadSizeInKB),
+	}, Usage: limits.ServerUsage{
+		Connections: int64(u.Connections), MaxChannelsPerConnection: int64(u.MaxChannelsPerConnection),
+		JoinsPerSecond: u.JoinsPerSecond, EventsPerSecond: u.EventsPerSecond, PresenceEventsPerSecond: u.PresenceEventsPerSecond,
+	}}, nil
+}
+
+var (
+	_ registry.ServerControl = embeddedControl{}
+	_ limits.Source          = embeddedControl{}
+)

@@ -17,6 +17,7 @@ import (
 	"rtm/registry"
 	"rtm/registry/headless"
 	"rtm/registry/headless/scenario"
+	"rtm/registry/limits"
 	"rtm/registry/target"
 	"rtm/theme"
 	"rtm/tui"
@@ -100,7 +101,50 @@ type watchCmd struct {
 	targetFlags
 	streamFlags
 	Frames bool     `help:"Also print every raw frame in and out."`
-	Types  []string `help:"Only these event types (channel_state, socket, presence, message, retry, log, stats, token, error, frame)."`
+	Types  []string `help:"Only these event types (channel_state, socket, presence, message, retry, log, stats, token, error, frame; limits as with --limits)."`
+	limitFlags
+}
+
+// limitFlags choose the limits of the budget meter (package
+// registry/limits).
+type limitFlags struct {
+	Limits bool     `help:"Print a limits line about once a second: each Supabase limit's usage, peak, trend, level and forecast, against the server's configured limits (embedded server, rtm serve with --service-key), the plan's and the --limit overrides."`
+	Plan   string   `help:"Supabase plan whose documented limits apply (free, pro, pro-no-cap, team, enterprise); implies --limits."`
+	Limit  []string `help:"Override one limit, NAME=N (repeatable; sizes in KB; N=off for none), e.g. channels_per_connection=50; implies --limits."`
+}
+
+// options returns the meter's options, nil when no limits line is
+// asked for.
+func (f limitFlags) meterOptions(types []string) (*headless.LimitsOptions, []string, error) {
+	on := f.Limits || f.Plan != "" || len(f.Limit) > 0
+	var rest []string
+	for _, t := range types {
+		if t == limits.TypeLimits {
+			on = true
+			continue
+		}
+		rest = append(rest, t)
+	}
+	if len(types) > 0 && len(rest) == 0 {
+		rest = []string{string(registry.TypeDropped)} // limits lines only
+	}
+	if !on {
+		return nil, types, nil
+	}
+	var o headless.LimitsOptions
+	if f.Plan != "" {
+		p, err := limits.Plan(f.Plan)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: --plan: %w", headless.ErrInvalid, err)
+		}
+		o.Plan = p
+	}
+	ov, err := limits.Override(limits.Limits{}, f.Limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: --limit: %w", headless.ErrInvalid, err)
+	}
+	o.Overrides = ov
+	return &o, rest, nil
 }
 
 // Run streams events to stdout.
@@ -110,7 +154,12 @@ func (c watchCmd) Run(env *runEnv, parser *kong.Kong) error {
 		return exit(env, parser, err)
 	}
 	o.Frames = c.Frames
-	for _, t := range c.Types {
+	lo, types, err := c.meterOptions(c.Types)
+	if err != nil {
+		return exit(env, parser, err)
+	}
+	o.Limits = lo
+	for _, t := range types {
 		o.Types = append(o.Types, registry.EventType(t))
 	}
 	e, done, err := c.open(env.ctx, embeddedConfig{})

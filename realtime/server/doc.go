@@ -70,6 +70,7 @@
 //	POST /realtime/v1/api/broadcast, /api/broadcast         batch broadcast (202)
 //	POST /realtime/v1/api/broadcast/{topic}/events/{event}  single broadcast (202)
 //	     /admin/...                                         fault controls (service_role)
+//	GET  /admin/limits[?tenant=ID]                          limits in force, the tenant's counters
 //
 // A batch broadcast is checked in one pass over its body, with no map or
 // list per message, so its memory is a small multiple of the body's; a
@@ -123,5 +124,6 @@
 // batch body) and batchcheck.go (checking its messages, the 422 answer),
 // httpconn.go (HTTP timeouts and connection limit), changes.go and
 // pgchanges.go (postgres_changes with and without a [ChangeSource]),
-// faults.go and admin.go (fault controls and /admin/).
+// faults.go and admin.go (fault controls and /admin/), limitsreport.go
+// (the limits in force and their counters, GET /admin/limits).
 package server

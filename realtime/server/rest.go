@@ -28,6 +28,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /admin/connections", s.admin(s.adminConnections))
 	mux.HandleFunc("GET /admin/channels", s.admin(s.adminChannels))
 	mux.HandleFunc("GET /admin/stats", s.admin(s.adminStats))
+	mux.HandleFunc("GET /admin/limits", s.admin(s.adminLimits))
 	mux.HandleFunc("POST /admin/drop", s.admin(s.adminDrop))
 	mux.HandleFunc("POST /admin/kick", s.admin(s.adminKick))
 	mux.HandleFunc("POST /admin/reject-joins", s.admin(s.adminRejectJoins))
@@ -42,7 +43,7 @@ func (s *Server) routes() http.Handler {
 			"WebSocket  /realtime/v1/websocket?apikey=<jwt>&vsn=2.0.0\n"+
 			"REST       POST /realtime/v1/api/broadcast\n"+
 			"           POST /realtime/v1/api/broadcast/{topic}/events/{event}\n"+
-			"Admin      /admin/{connections,channels,stats,drop,kick,reject-joins,pause,restart} (service_role)\n")
+			"Admin      /admin/{connections,channels,stats,limits,drop,kick,reject-joins,pause,restart} (service_role)\n")
 	})
 	return s.withHTTPDeadlines(mux)
 }

@@ -25,6 +25,36 @@
 // {"type":"recording","version":1,...} ([Header]) and a last line
 // {"type":"recording_end",...} ([End]); [ReadRecording] reads both forms.
 //
+// With StreamOptions.Limits ([LimitsOptions]; `rtm watch --limits`,
+// --plan, --limit), `rtm watch` also writes a `limits` line about once a
+// second, which is not a registry event (limits.DecodeReport reads it):
+//
+//	{"type":"limits","time":"<RFC 3339>","gauges":[<gauge>,...]}
+//
+// with every gauge of package registry/limits, in a fixed order
+// (concurrent_clients, channels_per_connection, joins_per_second,
+// messages_per_second, presence_events_per_second, payload_size,
+// postgres_change_payload), each
+//
+//	{"name":"channels_per_connection","kind":"count"|"rate"|"size",
+//	 "usage":17,"peak":17,"trend":6.2,"limit":20,"source":"server",
+//	 "percent":85,"level":"none"|"ok"|"warning"|"error","hit_in_ms":483.9,
+//	 "error":{"time":"…","reason":"ChannelRateLimitReached: Too many channels",
+//	          "code":"ChannelRateLimitReached","channel":"broadcast:room:20"}}
+//
+// usage is the sockets or channels held (count), the events of the last
+// second (rate) or the largest payload of the last minute in bytes
+// (size); peak the highest usage seen; trend its growth per second over
+// the last 10 s; limit the limit in the same unit (0: none known) and
+// source where it came from ("server": the embedded server's or `rtm
+// serve`'s configured value; "plan free"; "--limit"); level turns to
+// warning at 80 % and error at 100 % or when the server sent a limit
+// error within the last minute; hit_in_ms (absent when not heading
+// there) forecasts when usage reaches limit at the trend; error (absent
+// until one came) is the last limit error the server sent for it. The
+// meter's feed is its own subscription to the manager; --types does not
+// filter it.
+//
 // # App recordings
 //
 // `rtm proxy --record FILE` writes an app recording ([AppRecorder]): the

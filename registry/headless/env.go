@@ -11,6 +11,7 @@ import (
 
 	"rtm/realtime/token"
 	"rtm/registry"
+	"rtm/registry/limits"
 	"rtm/registry/serverctl"
 	"rtm/registry/target"
 )
@@ -132,6 +133,16 @@ func (e *Env) Close() error {
 
 // ServerFaults reports whether server-side faults are available.
 func (e *Env) ServerFaults() bool { return e.control != nil }
+
+// LimitsSource returns what reads the target's configured limits and
+// counters: the embedded server's, or `rtm serve`'s with a service key
+// (nil for a hosted project, whose limits are its plan's).
+func (e *Env) LimitsSource() limits.Source {
+	if s, ok := e.control.(limits.Source); ok {
+		return s
+	}
+	return nil
+}
 
 // Identity is who a manager connects as.
 type Identity struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"rtm/registry"
+	"rtm/registry/limits"
 )
 
 // StreamOptions configures [Watch] and [Record].
@@ -51,6 +52,9 @@ type StreamOptions struct {
 	// batch being written, at most twice BufferBytes.
 	Buffer      int
 	BufferBytes int
+	// Limits, when set, adds a `limits` line about once a second (Watch;
+	// see [LimitsOptions]).
+	Limits *LimitsOptions
 	// OnReady is called once the socket is open and the joins are made
 	// (they may still be under way); tests use it to start traffic.
 	OnReady func(m *registry.Manager)
@@ -115,8 +119,20 @@ func stream(ctx context.Context, env *Env, w io.Writer, o StreamOptions, header 
 	// The pump writes what the subscription holds until told to stop,
 	// then drains once more.
 	stop := make(chan struct{})
+	var reports chan limits.Report
+	feedDone := make(chan struct{})
+	if o.Limits != nil && !header {
+		lo := *o.Limits
+		if lo.Source == nil {
+			lo.Source = env.LimitsSource()
+		}
+		reports = make(chan limits.Report, 1)
+		go func() { defer close(feedDone); limitsFeed(m, lo, reports, stop) }()
+	} else {
+		close(feedDone)
+	}
 	pumpDone := make(chan error, 1)
-	go func() { pumpDone <- pump(sub, wr, stop) }()
+	go func() { pumpDone <- pump(sub, wr, stop, reports) }()
 	finish := func(runErr error) (Summary, error) {
 		// Leave politely so the recording shows the leaves, then close.
 		lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -124,6 +140,7 @@ func stream(ctx context.Context, env *Env, w io.Writer, o StreamOptions, header 
 		cancel()
 		sum.Channels = m.Channels()
 		close(stop)
+		<-feedDone
 		perr := <-pumpDone
 		_ = m.Close()
 		if perr == nil {
@@ -190,9 +207,9 @@ func stream(ctx context.Context, env *Env, w io.Writer, o StreamOptions, header 
 	return finish(nil)
 }
 
-// pump writes events as they come until stop is closed or a write
-// fails.
-func pump(sub *registry.Subscription, wr *Writer, stop <-chan struct{}) error {
+// pump writes events as they come, and the limits reports (reports nil:
+// none), until stop is closed or a write fails.
+func pump(sub *registry.Subscription, wr *Writer, stop <-chan struct{}, reports <-chan limits.Report) error {
 	var buf []registry.Event
 	for {
 		select {
@@ -200,6 +217,14 @@ func pump(sub *registry.Subscription, wr *Writer, stop <-chan struct{}) error {
 			return nil
 		case <-sub.Done():
 			return nil
+		case r := <-reports:
+			if err := wr.WriteLimits(r); err != nil {
+				return err
+			}
+			if err := wr.Flush(); err != nil {
+				return err
+			}
+			continue
 		case <-sub.Ready():
 		}
 		buf = sub.Drain(buf[:0])

@@ -1,6 +1,7 @@
 // Package serverctl implements registry.ServerControl, the server-side
 // fault controls, for `rtm serve` or any server exposing the same /admin/
-// HTTP API with its service_role key ([HTTP]).
+// HTTP API with its service_role key ([HTTP]), and limits.Source, the
+// limits in force and the server's counters (GET /admin/limits).
 //
 // rtm's embedded server, started in-process, is driven through its Go API
 // by an adapter in package main (embedded.go), which owns the embedded
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"rtm/registry"
+	"rtm/registry/limits"
 )
 
 // ErrAdmin is wrapped by errors the admin API answered.
@@ -170,4 +172,15 @@ func (h *HTTP) Connections(ctx context.Context) ([]Connection, error) {
 	return out.Connections, err
 }
 
-var _ registry.ServerControl = (*HTTP)(nil)
+// ServerLimits implements limits.Source: the limits in force and the
+// default tenant's counters (GET /admin/limits).
+func (h *HTTP) ServerLimits(ctx context.Context) (limits.ServerReport, error) {
+	var out limits.ServerReport
+	err := h.call(ctx, http.MethodGet, "/admin/limits", nil, &out)
+	return out, err
+}
+
+var (
+	_ registry.ServerControl = (*HTTP)(nil)
+	_ limits.Source          = (*HTTP)(nil)
+)

@@ -9,8 +9,10 @@ import (
 
 	"go.uber.org/goleak"
 
+	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
+	"rtm/registry/limits"
 	"rtm/registry/serverctl"
 )
 
@@ -56,5 +58,35 @@ func TestHTTPAgainstTheServer(t *testing.T) {
 	conns, err := h.Connections(ctx)
 	if err != nil || len(conns) != 0 {
 		t.Fatalf("connections %v %v", conns, err)
+	}
+}
+
+// TestServerLimits: the limits and counters of GET /admin/limits, read
+// from the server over loopback, become the meter's limits.
+func TestServerLimits(t *testing.T) {
+	srv := servertest.New(t, servertest.WithLimits(server.Limits{MaxChannelsPerClient: 9, MaxPayloadSizeKB: 10}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h, err := serverctl.NewHTTP(srv.URL, srv.ServiceRoleKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.ServerLimits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := r.Limits()
+	if v, src := lim.Get(limits.ChannelsPerConnection); v != 9 || src != "server" {
+		t.Fatalf("channels: %d %q (%+v)", v, src, r)
+	}
+	if v, _ := lim.Get(limits.PayloadSize); v != 10_000 {
+		t.Fatalf("payload: %d", v)
+	}
+	if v, _ := lim.Get(limits.ConcurrentClients); v != 200 {
+		t.Fatalf("clients: %d", v)
+	}
+	bad, _ := serverctl.NewHTTP(srv.URL, srv.AnonKey(), nil)
+	if _, err := bad.ServerLimits(ctx); !errors.Is(err, serverctl.ErrAdmin) {
+		t.Fatalf("anon key: %v", err)
 	}
 }

@@ -10,7 +10,8 @@
 // A scenario is a YAML mapping: a few settings (name, description,
 // timeout for the whole run (default 2m), policy (the clients' retry
 // policy, registry.ParsePolicy), reconnect_after, heartbeat,
-// push_timeout, continue_on_failure, proxy (below)) and steps, a list
+// push_timeout, continue_on_failure, proxy (below), plan and limits
+// (the limits of the limits expectation, below)) and steps, a list
 // in which each
 // step is a one-key mapping, its kind and its settings:
 //
@@ -68,6 +69,17 @@
 //   - error: an error matching reason was met (since: start or
 //     last_step).
 //   - no_error: no error (for: how long to keep watching).
+//   - limits: the client's gauge of a limit (name: a name of package
+//     registry/limits, such as channels_per_connection, or Supabase's
+//     setting name, such as max_channels_per_client) is under a
+//     percentage of the limit (under: 80%; with for: throughout that
+//     time, else as soon as it is) or reaches one (over: 85%, within).
+//     The gauge is the client's own usage, and the server's counters
+//     when the target reports them (the embedded server, rtm serve with
+//     --service-key); the limit is the setting plan: (free, pro,
+//     pro-no-cap, team, enterprise), the server's configured value over
+//     it, and the setting limits: (NAME: N, N in the limit's unit, KB
+//     for sizes, or off) over both. With no limit known it fails.
 //   - exit: a background exec (exec: its name) exited with code
 //     (default 0) within its time; a command still running or ended by
 //     a signal fails it.

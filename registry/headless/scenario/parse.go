@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"rtm/registry/limits"
 )
 
 type parser struct {
@@ -48,7 +50,7 @@ func (p *parser) parse(data []byte) (*Scenario, error) {
 	if err := p.noAliases(root, 0); err != nil {
 		return nil, err
 	}
-	top, err := p.mapping(root, "the scenario", []string{"name", "description", "timeout", "policy", "reconnect_after", "heartbeat", "push_timeout", "continue_on_failure", "proxy", "steps"})
+	top, err := p.mapping(root, "the scenario", []string{"name", "description", "timeout", "policy", "reconnect_after", "heartbeat", "push_timeout", "continue_on_failure", "proxy", "plan", "limits", "steps"})
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +97,9 @@ func (p *parser) parse(data []byte) (*Scenario, error) {
 		}
 		p.proxy = sc.Proxy
 	}
+	if err := p.limitSettings(sc, top); err != nil {
+		return nil, err
+	}
 	p.execs = map[string]bool{}
 	steps := top["steps"]
 	if steps == nil {
@@ -118,6 +123,39 @@ func (p *parser) parse(data []byte) (*Scenario, error) {
 		sc.Name = p.file
 	}
 	return sc, nil
+}
+
+// limitSettings reads plan (limits.Plan) and limits (a mapping NAME: N,
+// limits.ParseOverride).
+func (p *parser) limitSettings(sc *Scenario, top fields) error {
+	if n := top["plan"]; n != nil {
+		s, err := p.str(n, "plan")
+		if err != nil {
+			return err
+		}
+		if sc.Limits, err = limits.Plan(s); err != nil {
+			return p.errf(n.Line, "plan %q: want %s", s, strings.Join(limits.Plans(), ", "))
+		}
+	}
+	n := top["limits"]
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return p.errf(n.Line, "limits must be a mapping of NAME: N (e.g. channels_per_connection: 50), not %s", kindName(n))
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return p.errf(v.Line, "limits %s must be a whole number or off, not %s", k.Value, kindName(v))
+		}
+		name, val, err := limits.ParseOverride(k.Value + "=" + v.Value)
+		if err != nil {
+			return p.errf(k.Line, "limits: %s", strings.TrimPrefix(err.Error(), limits.ErrInvalid.Error()+": "))
+		}
+		sc.Overrides = sc.Overrides.Set(name, val, "scenario")
+	}
+	return nil
 }
 
 // yamlError splits a YAML library error into its line and message.

@@ -8,6 +8,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"rtm/registry"
+	"rtm/registry/limits"
 )
 
 // defaultWithin is how long an expectation waits by default.
@@ -28,6 +29,8 @@ func expectKeys(kind string) []string {
 		return []string{"client", "channel", "reason", "within", "since"}
 	case ExpectNoError:
 		return []string{"client", "channel", "for", "since"}
+	case ExpectLimits:
+		return []string{"client", "name", "under", "over", "within", "for"}
 	}
 	return nil
 }
@@ -61,7 +64,7 @@ func (p *parser) expect(st Step, v *yaml.Node, clients map[string]bool) (Step, e
 	if err := p.timing(&st, f); err != nil {
 		return st, err
 	}
-	if st.Expect != ExpectError && st.Expect != ExpectNoError && f["channel"] == nil {
+	if st.Expect != ExpectError && st.Expect != ExpectNoError && st.Expect != ExpectLimits && f["channel"] == nil {
 		return st, p.errf(k.Line, "expect %s needs channel", st.Expect)
 	}
 	switch st.Expect {
@@ -73,6 +76,8 @@ func (p *parser) expect(st Step, v *yaml.Node, clients map[string]bool) (Step, e
 		err = p.expectPresence(&st, f, k.Line)
 	case ExpectMessages:
 		err = p.expectMessages(&st, f, k.Line)
+	case ExpectLimits:
+		err = p.expectLimits(&st, f, k.Line)
 	case ExpectError:
 		if f["reason"] == nil {
 			return st, p.errf(k.Line, "expect error needs reason: a code or words of the error (use no_error for none)")
@@ -233,6 +238,47 @@ func (p *parser) expectMessages(st *Step, f fields, line int) error {
 		return p.errf(line, "expect messages: count excludes at_least")
 	}
 	return nil
+}
+
+// expectLimits parses a limits expectation: name and one of under or
+// over, percentages of the limit ("80%").
+func (p *parser) expectLimits(st *Step, f fields, line int) error {
+	st.Under, st.Over = -1, -1
+	if f["name"] == nil {
+		return p.errf(line, "expect limits needs name: one of %s", strings.Join(limitNames(), ", "))
+	}
+	s, err := p.str(f["name"], "name")
+	if err != nil {
+		return err
+	}
+	if st.Limit, err = limits.ParseName(s); err != nil {
+		return p.errf(f["name"].Line, "name %q: want one of %s", s, strings.Join(limitNames(), ", "))
+	}
+	for _, b := range []struct {
+		key string
+		dst *float64
+	}{{"under", &st.Under}, {"over", &st.Over}} {
+		if n := f[b.key]; n != nil {
+			if *b.dst, err = p.percent(n, b.key); err != nil {
+				return err
+			}
+		}
+	}
+	if (st.Under < 0) == (st.Over < 0) {
+		return p.errf(line, "expect limits needs one of under or over (a percentage of the limit, such as 80%%)")
+	}
+	if st.Over >= 0 && st.For > 0 {
+		return p.errf(f["for"].Line, "expect limits: for goes with under (how long it keeps holding); over waits within")
+	}
+	return nil
+}
+
+func limitNames() []string {
+	var out []string
+	for _, n := range limits.Names() {
+		out = append(out, string(n))
+	}
+	return out
 }
 
 // timing reads an expectation's within (default defaultWithin) and for.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"rtm/registry"
 	"rtm/registry/headless"
+	"rtm/registry/limits"
 	"slices"
 	"strings"
 	"sync"
@@ -85,6 +86,8 @@ type client struct {
 	m    *registry.Manager
 	sub  *registry.Subscription
 	done chan struct{}
+	// feed meters the client's usage of the limits (expect limits).
+	feed *limits.Feed
 
 	mu      sync.Mutex
 	events  []registry.Event
@@ -94,6 +97,7 @@ type client struct {
 func (c *client) collect() {
 	defer close(c.done)
 	for e := range c.sub.Events() {
+		c.feed.Manager(e)
 		c.mu.Lock()
 		if d, ok := e.(registry.DroppedEvent); ok {
 			c.dropped += d.Count
@@ -131,6 +135,10 @@ type runner struct {
 	app       *appProxy
 	execs     map[string]*process
 	execOrder []*process
+	// server is the target's last limits report (limits expectations),
+	// read at serverAt.
+	server   *limits.ServerReport
+	serverAt time.Time
 }
 
 // Run runs the scenario against o.Env and returns its report. It never
@@ -345,7 +353,8 @@ func (r *runner) connect(ctx context.Context, st Step) error {
 	if err != nil {
 		return err
 	}
-	c := &client{name: st.Client, id: id, m: m, done: make(chan struct{})}
+	c := &client{name: st.Client, id: id, m: m, done: make(chan struct{}),
+		feed: limits.NewFeed(limits.New(sc.Limits.Merge(sc.Overrides), nil))}
 	c.sub = m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: 1 << 16,
 		Types: []registry.EventType{registry.TypeChannelState, registry.TypeSocket, registry.TypeRetry, registry.TypeError,
 			registry.TypeMessage, registry.TypePresence, registry.TypeToken}})

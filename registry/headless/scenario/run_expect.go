@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"rtm/registry"
+	"rtm/registry/limits"
 	"strings"
 	"time"
 )
@@ -54,6 +55,11 @@ func (r *runner) expect(ctx context.Context, c *client, st Step) (string, string
 	case ExpectNoError:
 		expected, chk = r.noErrorCheck(c, st)
 		wait = st.For
+	case ExpectLimits:
+		expected, chk = r.limitsCheck(ctx, c, st)
+		if st.Under >= 0 && st.For > 0 {
+			wait = st.For
+		}
 	default:
 		return "", "", fmt.Errorf("unknown expectation %q", st.Expect)
 	}
@@ -65,6 +71,72 @@ func (r *runner) expect(ctx context.Context, c *client, st Step) (string, string
 		return expected, observed, fmt.Errorf("expected %s; observed %s", expected, observed)
 	}
 	return expected, observed, nil
+}
+
+// serverRefresh is how often a limits expectation reads the server's
+// limits and counters.
+const serverRefresh = 250 * time.Millisecond
+
+// limitsCheck: the client's gauge of a limit (its own usage, and the
+// server's counters when the target reports them) is under a percentage
+// of the limit (throughout for, if given), or reaches one. The limit is
+// the scenario's plan, the server's configured value over it, the
+// scenario's limits over both.
+func (r *runner) limitsCheck(ctx context.Context, c *client, st Step) (string, check) {
+	var expected string
+	switch {
+	case st.Over >= 0:
+		expected = fmt.Sprintf("%s at %g%% of its limit or more within %s", st.Limit, st.Over, st.Within)
+	case st.For > 0:
+		expected = fmt.Sprintf("%s under %g%% of its limit for %s", st.Limit, st.Under, st.For)
+	default:
+		expected = fmt.Sprintf("%s under %g%% of its limit within %s", st.Limit, st.Under, st.Within)
+	}
+	src := r.o.Env.LimitsSource()
+	meter := c.feed.Meter()
+	look := func() (bool, bool, string) {
+		if src != nil && time.Since(r.serverAt) >= serverRefresh {
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			rep, err := src.ServerLimits(rctx)
+			cancel()
+			r.serverAt = time.Now()
+			if err == nil {
+				r.server = &rep
+			}
+		}
+		if r.server != nil {
+			meter.SetLimits(r.sc.Limits.Merge(r.server.Limits()).Merge(r.sc.Overrides))
+			meter.ServerUsage(r.server.Usage)
+		}
+		g, _ := meter.Gauge(st.Limit)
+		obs := describeGauge(g)
+		if g.Limit <= 0 {
+			return true, false, obs + ": no limit known (give the scenario a plan: or limits:, or run it against the embedded server or rtm serve with --service-key)"
+		}
+		if st.Over >= 0 {
+			ok := g.Percent >= st.Over
+			return ok, ok, obs
+		}
+		under := g.Percent < st.Under
+		if st.For > 0 {
+			return !under, under, obs // fails at the first look over
+		}
+		return under, under, obs
+	}
+	return expected, look
+}
+
+// describeGauge says what a gauge reads.
+func describeGauge(g limits.Gauge) string {
+	s := fmt.Sprintf("%s %g", g.Name, g.Usage)
+	if g.Limit > 0 {
+		s += fmt.Sprintf(" of %g (%g%%, %s, limit from %s)", g.Limit, g.Percent, g.Level, g.Source)
+	}
+	s += fmt.Sprintf(", peak %g", g.Peak)
+	if g.Error != nil {
+		s += fmt.Sprintf("; the server said %q", g.Error.Reason)
+	}
+	return s
 }
 
 // statusCheck: the channel has (or passed through) the status.

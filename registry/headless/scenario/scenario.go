@@ -6,6 +6,7 @@ import (
 	"rtm/registry"
 	"rtm/registry/apps"
 	"rtm/registry/headless"
+	"rtm/registry/limits"
 	"time"
 )
 
@@ -35,6 +36,10 @@ type Scenario struct {
 	// the target through it, app faults act on it and app expectations
 	// look at its model of the app (registry/apps).
 	Proxy *ProxySetting
+	// Limits are the limits the limits expectations compare with, before
+	// the target server's own (the plan: setting, limits.Plan); Overrides
+	// go over both (the limits: setting, NAME: N).
+	Limits, Overrides limits.Limits
 	// Steps are the steps in order.
 	Steps []Step
 }
@@ -72,6 +77,9 @@ const (
 	ExpectAppPresence     = "app_presence"
 	ExpectAppMessages     = "app_messages"
 	ExpectAppNoDuplicates = "app_no_duplicates"
+	// ExpectLimits: a limit's gauge (package registry/limits) is under
+	// or over a percentage of the limit.
+	ExpectLimits = "limits"
 )
 
 // StepKinds lists the steps.
@@ -81,7 +89,7 @@ func StepKinds() []string {
 
 // ExpectKinds lists the expectations.
 func ExpectKinds() []string {
-	return []string{ExpectStatus, ExpectAttempts, ExpectPresence, ExpectMessages, ExpectError, ExpectNoError, ExpectExit,
+	return []string{ExpectStatus, ExpectAttempts, ExpectPresence, ExpectMessages, ExpectError, ExpectNoError, ExpectExit, ExpectLimits,
 		ExpectAppStatus, ExpectAppAttempts, ExpectAppDelays, ExpectAppPresence, ExpectAppMessages, ExpectAppNoDuplicates}
 }
 
@@ -192,6 +200,11 @@ type Step struct {
 	AppStatus apps.Status
 	// Min and Max bound app_delays.
 	Min, Max time.Duration
+	// Limit is the gauge a limits expectation looks at; Under and Over
+	// the percentages of its limit it must stay under or reach (-1:
+	// unset).
+	Limit       limits.Name
+	Under, Over float64
 }
 
 // Parse parses a scenario. Errors are *headless.LineError values naming

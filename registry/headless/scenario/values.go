@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"rtm/registry"
+	"rtm/registry/limits"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,18 @@ func (p *parser) duration(n *yaml.Node, key string) (time.Duration, error) {
 		return 0, p.errf(n.Line, "%s %s is longer than a day", key, n.Value)
 	}
 	return d, nil
+}
+
+// percent reads a percentage (80%, 80, 12.5%) with limits.ParsePercent.
+func (p *parser) percent(n *yaml.Node, key string) (float64, error) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		return 0, p.errf(n.Line, "%s must be a percentage such as 80%%, not %s", key, kindName(n))
+	}
+	v, err := limits.ParsePercent(n.Value)
+	if err != nil {
+		return 0, p.errf(n.Line, "%s: %q is not a percentage from 0 to 1000 (write 80%%)", key, n.Value)
+	}
+	return v, nil
 }
 
 func (p *parser) policy(n *yaml.Node) (registry.Policy, string, error) {

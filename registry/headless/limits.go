@@ -1,0 +1,90 @@
+package headless
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"rtm/registry"
+	"rtm/registry/limits"
+)
+
+// LimitsOptions make [Watch] write a `limits` line (a limits.Report)
+// about once a second: the budget meter of package registry/limits, fed
+// by the manager's events and, when the target has one
+// ([Env.LimitsSource]), the server's configured limits and counters.
+type LimitsOptions struct {
+	// Plan are the limits of the plan (limits.Plan), the base;
+	// Overrides (limits.Override) go over the server's and the plan's.
+	Plan      limits.Limits
+	Overrides limits.Limits
+	// Interval is the period of the lines (default 1 s).
+	Interval time.Duration
+	// Source reads the server's limits (nil: the target's own, if any).
+	Source limits.Source
+}
+
+// limitsBuffer is the subscription buffer of the meter's feed: what it
+// takes is small (sizes and counts), and what it loses is counted by the
+// subscription like any other.
+const limitsBuffer = 8192
+
+// limitsFeed runs a meter on m's events and sends a report every
+// interval to out (which keeps the latest one) until stop closes.
+func limitsFeed(m *registry.Manager, o LimitsOptions, out chan limits.Report, stop <-chan struct{}) {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	base := o.Plan.Merge(o.Overrides)
+	meter := limits.New(base, nil)
+	feed := limits.NewFeed(meter)
+	sub := m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: limitsBuffer, BufferBytes: 1 << 20,
+		Types: limits.ManagerTypes(), MessageBatches: true})
+	defer sub.Close()
+	tick := time.NewTicker(o.Interval)
+	defer tick.Stop()
+	var buf []registry.Event
+	for {
+		select {
+		case <-stop:
+			return
+		case <-sub.Ready():
+			buf = sub.Drain(buf[:0])
+			for i, e := range buf {
+				feed.Manager(e)
+				buf[i] = nil
+			}
+		case <-tick.C:
+			if o.Source != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), o.Interval)
+				rep, err := o.Source.ServerLimits(ctx)
+				cancel()
+				if err == nil {
+					meter.SetLimits(o.Plan.Merge(rep.Limits()).Merge(o.Overrides))
+					meter.ServerUsage(rep.Usage)
+				}
+			}
+			r := meter.Report()
+			select {
+			case out <- r:
+			default:
+				// The writer has not taken the last one: it is replaced.
+				select {
+				case <-out:
+				default:
+				}
+				out <- r
+			}
+		}
+	}
+}
+
+// WriteLimits writes a `limits` line, masked like every other line.
+func (w *Writer) WriteLimits(r limits.Report) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	w.end.Events++
+	return w.line(registry.MaskJSON(b))
+}

@@ -1,0 +1,275 @@
+package headless_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"rtm/realtime/server"
+	"rtm/realtime/server/servertest"
+	"rtm/registry"
+	"rtm/registry/headless"
+	"rtm/registry/limits"
+)
+
+// lastLimits returns the last limits line of a watch output.
+func lastLimits(t *testing.T, out string) (limits.Report, bool) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], `{"type":"limits"`) {
+			r, err := limits.DecodeReport([]byte(lines[i]))
+			if err != nil {
+				t.Fatalf("limits line %d: %v\n%s", i+1, err, lines[i])
+			}
+			return r, true
+		}
+	}
+	return limits.Report{}, false
+}
+
+// limitsWatch runs Watch with limits lines every 100 ms (the plan free
+// under the server's limits) on an embedded server with lim, joined to
+// broadcast:room:0. It returns the watch's manager, a reader of the
+// last line's gauges, and stop, which ends the watch and checks it
+// ended well.
+func limitsWatch(t *testing.T, lim server.Limits) (*registry.Manager, func(limits.Name) limits.Gauge, func() string) {
+	t.Helper()
+	env, _ := testEnv(t, servertest.WithLimits(lim))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	t.Cleanup(cancel)
+	plan, err := limits.Plan("free")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	ready := make(chan *registry.Manager, 1)
+	done := make(chan error, 1)
+	room := registry.MustName(registry.KindBroadcast, "room", "0", "")
+	go func() {
+		_, err := headless.Watch(ctx, env, out, headless.StreamOptions{Joins: []registry.Name{room},
+			Types:   []registry.EventType{registry.TypeDropped},
+			Limits:  &headless.LimitsOptions{Plan: plan, Interval: 100 * time.Millisecond},
+			OnReady: func(m *registry.Manager) { ready <- m }})
+		done <- err
+	}()
+	var m *registry.Manager
+	select {
+	case m = <-ready:
+	case err := <-done:
+		t.Fatalf("Watch: %v", err)
+	}
+	gauge := func(n limits.Name) limits.Gauge {
+		r, ok := lastLimits(t, out.String())
+		if !ok {
+			return limits.Gauge{}
+		}
+		g, _ := r.Gauge(n)
+		return g
+	}
+	stop := func() string {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Watch: %v", err)
+		}
+		return out.String()
+	}
+	return m, gauge, stop
+}
+
+// onlyOn fails t if a gauge other than n has an error attached.
+func onlyOn(t *testing.T, out string, n limits.Name) {
+	t.Helper()
+	r, _ := lastLimits(t, out)
+	for _, o := range r.Gauges {
+		if o.Name != n && o.Error != nil {
+			t.Fatalf("%s has an error too: %+v", o.Name, o.Error)
+		}
+	}
+}
+
+// TestWatchLimitsChannels drives channels per connection against an
+// embedded server allowing 20: at 17 the watch's limits line shows a
+// warning at 85 % with a forecast; past 20 the server's refusal is on
+// that gauge, with its reason, and no other.
+func TestWatchLimitsChannels(t *testing.T) {
+	m, gauge, stop := limitsWatch(t, server.Limits{MaxChannelsPerClient: 20})
+	ctx := testCtx(t)
+	// A join every 150 ms: the climb spans seconds, which the trend
+	// (one value per second) needs for a forecast.
+	pace := time.NewTicker(150 * time.Millisecond)
+	defer pace.Stop()
+	for i := 1; i < 17; i++ {
+		<-pace.C
+		if _, err := m.Join(ctx, registry.MustName(registry.KindBroadcast, "room", fmt.Sprint(i), "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var g limits.Gauge
+	eventually(t, "a warning at 85 %", func() bool {
+		g = gauge(limits.ChannelsPerConnection)
+		return g.Usage == 17 && g.Level == limits.LevelWarning
+	})
+	if g.Limit != 20 || g.Source != "server" || g.Percent != 85 || g.Error != nil || g.HitIn == nil || *g.HitIn <= 0 {
+		t.Fatalf("at 17 of 20: %+v (hit in %v)", g, g.HitIn)
+	}
+	// The plan holds where the server says nothing; the server's figure
+	// wins where it does.
+	if pg := gauge(limits.PostgresChangePayload); pg.Source != "plan free" || pg.Limit != 1_024_000 {
+		t.Fatalf("postgres change payload: %+v", pg)
+	}
+	for i := 17; i < 22; i++ {
+		if _, err := m.Join(ctx, registry.MustName(registry.KindBroadcast, "room", fmt.Sprint(i), "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the server's refusal on the channels gauge", func() bool {
+		g := gauge(limits.ChannelsPerConnection)
+		return g.Error != nil && g.Level == limits.LevelError
+	})
+	g = gauge(limits.ChannelsPerConnection)
+	if g.Error.Reason != "ChannelRateLimitReached: Too many channels" || g.Error.Code != "ChannelRateLimitReached" || !strings.HasPrefix(g.Error.Channel, "broadcast:room:") {
+		t.Fatalf("error: %+v", g.Error)
+	}
+	if g.Peak != 20 {
+		t.Fatalf("peak %v", g.Peak)
+	}
+	out := stop()
+	onlyOn(t, out, limits.ChannelsPerConnection)
+	if strings.Contains(out, `"type":"message"`) {
+		t.Fatal("the types filter let messages through")
+	}
+}
+
+// TestWatchLimitsJoins drives joins per second against a server
+// allowing 20 a second: 17 joins in a burst read 85 % (a warning, and a
+// forecast from the climb), 4 more are refused with the server's
+// reason on the joins gauge.
+func TestWatchLimitsJoins(t *testing.T) {
+	m, gauge, stop := limitsWatch(t, server.Limits{MaxJoinsPerSecond: 20})
+	ctx := testCtx(t)
+	// Let the first second's join (room 0) leave the window.
+	eventually(t, "the first join out of the window", func() bool {
+		g := gauge(limits.JoinsPerSecond)
+		return g.Limit == 20 && g.Usage == 0
+	})
+	var hs []*registry.Handle
+	for i := 1; i <= 17; i++ {
+		h, err := m.Join(ctx, registry.MustName(registry.KindBroadcast, "room", fmt.Sprint(i), ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	for _, h := range hs {
+		if err := h.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var g limits.Gauge
+	eventually(t, "a warning", func() bool { g = gauge(limits.JoinsPerSecond); return g.Level == limits.LevelWarning })
+	if g.Usage < 16 || g.Usage > 19 || g.Error != nil || g.HitIn == nil {
+		t.Fatalf("17 joins: %+v (hit in %v)", g, g.HitIn)
+	}
+	for i := 18; i <= 21; i++ {
+		if _, err := m.Join(ctx, registry.MustName(registry.KindBroadcast, "room", fmt.Sprint(i), "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the server's refusal on the joins gauge", func() bool {
+		g := gauge(limits.JoinsPerSecond)
+		return g.Error != nil && g.Level == limits.LevelError
+	})
+	// The join refused, or (the server closes the socket then) the
+	// reconnect refused with 429 while the second lasts.
+	if e := gauge(limits.JoinsPerSecond).Error; e.Reason != "ClientJoinRateLimitReached: Too many joins per second" && e.Reason != "Too many joins per second" {
+		t.Fatalf("error: %+v", e)
+	}
+	onlyOn(t, stop(), limits.JoinsPerSecond)
+}
+
+// TestWatchLimitsMessages drives messages per second against a server
+// allowing 20 a second: 17 broadcasts in a burst read 85 %, 5 more shut
+// the channel down with "Too many messages per second" on the messages
+// gauge.
+func TestWatchLimitsMessages(t *testing.T) {
+	m, gauge, stop := limitsWatch(t, server.Limits{MaxEventsPerSecond: 20})
+	ctx := testCtx(t)
+	room := registry.MustName(registry.KindBroadcast, "room", "0", "")
+	eventually(t, "the channel joined", func() bool {
+		i, err := m.Info(room)
+		return err == nil && i.Status == registry.StatusConnected
+	})
+	send := func(n int) {
+		for i := range n {
+			if err := m.Broadcast(ctx, room, "tick", json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(17)
+	var g limits.Gauge
+	eventually(t, "a warning", func() bool {
+		g = gauge(limits.MessagesPerSecond)
+		return g.Usage == 17 && g.Level == limits.LevelWarning
+	})
+	if g.Limit != 20 || g.Source != "server" || g.Error != nil || g.HitIn == nil {
+		t.Fatalf("17 messages: %+v (hit in %v)", g, g.HitIn)
+	}
+	send(5)
+	eventually(t, "the server's shutdown on the messages gauge", func() bool {
+		g := gauge(limits.MessagesPerSecond)
+		return g.Error != nil && g.Level == limits.LevelError
+	})
+	if e := gauge(limits.MessagesPerSecond).Error; e.Reason != "Too many messages per second" || e.Channel != room.String() {
+		t.Fatalf("error: %+v", e)
+	}
+	onlyOn(t, stop(), limits.MessagesPerSecond)
+}
+
+// TestWatchLimitsPayload drives the payload size against a server
+// allowing 1 KB: an 850-byte broadcast reads 85 %, a 1200-byte one is
+// refused with the server's "payload_size_exceeded" (an acknowledged
+// channel), on the payload gauge.
+func TestWatchLimitsPayload(t *testing.T) {
+	m, gauge, stop := limitsWatch(t, server.Limits{MaxPayloadSizeKB: 1})
+	ctx := testCtx(t)
+	room := registry.MustName(registry.KindBroadcast, "acked", "1", "")
+	h, err := m.Join(ctx, room, registry.WithBroadcastConfig(true, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	payload := func(n int) json.RawMessage { // n bytes of JSON
+		return json.RawMessage(`{"t":"` + strings.Repeat("x", n-8) + `"}`)
+	}
+	if err := m.Broadcast(ctx, room, "doc", payload(850)); err != nil {
+		t.Fatal(err)
+	}
+	var g limits.Gauge
+	eventually(t, "a warning", func() bool {
+		g = gauge(limits.PayloadSize)
+		return g.Level == limits.LevelWarning
+	})
+	if g.Usage != 850 || g.Limit != 1000 || g.Source != "server" || g.Error != nil {
+		t.Fatalf("850 bytes: %+v", g)
+	}
+	if err := m.Broadcast(ctx, room, "doc", payload(1200)); err == nil || !strings.Contains(err.Error(), "payload_size_exceeded") {
+		t.Fatalf("the big broadcast: %v", err)
+	}
+	eventually(t, "the server's refusal on the payload gauge", func() bool {
+		g = gauge(limits.PayloadSize)
+		return g.Error != nil && g.Level == limits.LevelError
+	})
+	// (The refused broadcast is no message of the manager's: the gauge
+	// knows of it by the server's error.)
+	if g.Error.Reason != "payload_size_exceeded" || g.Error.Channel != room.String() {
+		t.Fatalf("error: %+v %+v", g, g.Error)
+	}
+	onlyOn(t, stop(), limits.PayloadSize)
+}
