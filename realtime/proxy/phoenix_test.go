@@ -545,3 +545,54 @@ func TestPhoenixJSFaults(t *testing.T) {
 		}
 	})
 }
+
+// TestPhoenixJSDuplicateChannel: a second phoenix.js channel of a topic
+// the socket holds makes phoenix.js leave the first (its own join ref)
+// before it joins: the topic is never held twice, so no duplicate is
+// flagged, and the old join's phx_close does not close the new one.
+func TestPhoenixJSDuplicateChannel(t *testing.T) {
+	srv := servertest.New(t)
+	ph := startPhoenix(t)
+	e := newPhxEnv(t, srv, ph, jsharness.PhoenixOptions{})
+	j1 := *e.ch.Info(t).JoinRef
+	mark := ph.Mark()
+	second := e.join(t, "again", phxTopic)
+	leave := ph.Await(t, quick, jsharness.Match{Kind: jsharness.KindFrame, Client: e.s.Name, Dir: "out", Event: protocol.EventLeave, After: mark})
+	if m, err := leave.Message(); err != nil || m.JoinRef != j1 {
+		t.Errorf("phoenix.js left with %+v (%v), want the first join's ref %s", m, err, j1)
+	}
+	ph.Await(t, quick, jsharness.Match{Kind: jsharness.KindFrame, Client: e.s.Name, Dir: "in", Event: protocol.EventClose, After: mark})
+	if st := e.ch.Info(t).State; st != "closed" {
+		t.Errorf("the first channel %s", st)
+	}
+	j2 := *second.Info(t).JoinRef
+	snap := e.waitModel(t, "room1 joined again", func(s apps.Snapshot) bool {
+		c, _ := channelOf(s.Sockets[0], phxTopic)
+		return c.Status == apps.StatusJoined && len(c.Attempts) == 2
+	})
+	// The frames after the join reply (the old join's phx_close among
+	// them) have been modelled once a broadcast sent after them has.
+	if r := second.Push(t, "broadcast", map[string]any{"type": "broadcast", "event": "after", "payload": map[string]any{}}); r.Status != "ok" {
+		t.Fatalf("broadcast %s", r.Status)
+	}
+	snap = e.waitModel(t, "the broadcast back", func(s apps.Snapshot) bool {
+		for _, m := range messages(s.Sockets[0], phxTopic, "broadcast") {
+			if m.UserEvent == "after" && m.Dir == "upstream->app" {
+				return true
+			}
+		}
+		return false
+	})
+	c, _ := channelOf(snap.Sockets[0], phxTopic)
+	if c.Status != apps.StatusJoined || c.Attempts[1].Ref != j2 || c.Attempts[1].Outcome != "ok" {
+		t.Errorf("model: room1 %s, attempts\n%s", c.Status, describe(snap))
+	}
+	for _, f := range snap.Flags {
+		t.Errorf("model: flagged %s: %s", f.Kind, f.Text)
+	}
+	for _, ev := range e.events(apps.TypeChannel) {
+		if ev.Status == apps.StatusClosed || ev.Status == apps.StatusErrored {
+			t.Errorf("model: room1 %s %q on the way", ev.Status, ev.Reason)
+		}
+	}
+}

@@ -18,8 +18,13 @@ type channel struct {
 
 	attempts []Attempt
 	joinRef  string // the ref of the join in flight or held
-	leaveRef string
-	failedAt time.Time // when the last attempt failed, for the next delay
+	joinJR   string // its join_ref ("" when the app sent none)
+	// leaveRef is the ref of the app's last phx_leave, leaveOf the
+	// joinRef of the join it left: an older one than joinRef when the
+	// app joined again since (phoenix.js and realtime-js leave a topic
+	// they hold before a second channel instance of it joins).
+	leaveRef, leaveOf string
+	failedAt          time.Time // when the last attempt failed, for the next delay
 
 	members       map[string][]Meta
 	presenceBytes int
@@ -50,7 +55,7 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 			m.join(s, ch, f.Time, msg, pre)
 			return
 		case protocol.EventLeave:
-			ch.leaveRef = msg.Ref
+			ch.leaveRef, ch.leaveOf = msg.Ref, ch.joinRef
 			if a, ok := ch.lastAttempt(); ok && a.Outcome == "" {
 				// A leave after an unanswered join: the app gave up on
 				// it (realtime-js's join timeout); its rejoin delay
@@ -64,6 +69,12 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 			return
 		}
 	} else {
+		if ch.stale(msg) {
+			// phx_error or phx_close of an earlier join than the app's
+			// current one (the close of the join it left before joining
+			// again): the app ignores it, so does the model.
+			return
+		}
 		switch msg.Event {
 		case protocol.EventReply:
 			if m.reply(s, ch, f.Time, msg) {
@@ -76,7 +87,7 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 		case protocol.EventClose:
 			ch.failedAt = f.Time
 			switch {
-			case ch.leaveRef != "":
+			case ch.leaveRef != "" && ch.leaveOf == ch.joinRef:
 				m.setStatus(s, ch, f.Time, StatusLeft, "")
 			case ch.c.Status == StatusJoined && ch.c.Reason != "":
 				// The system error that came before it (a joined
@@ -102,7 +113,7 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Message, pre *TokenInfo) {
 	var jp protocol.JoinPayload
 	_ = json.Unmarshal(msg.Payload, &jp) // a bad payload joins with a zero config
-	if ch.c.Status == StatusJoined {
+	if ch.c.Status == StatusJoined && (ch.leaveRef == "" || ch.leaveOf != ch.joinRef) {
 		m.flag(Flag{Kind: FlagDuplicateTopic, Time: now, Socket: s.s.ID, Topic: ch.c.Topic,
 			Text: fmt.Sprintf("socket %d joined %s again while holding it", s.s.ID, ch.c.Topic)})
 	}
@@ -137,7 +148,7 @@ func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Messag
 			Text: fmt.Sprintf("%s rejoined as role %q subject %q, the join before was role %q subject %q", ch.c.Topic, a.Role, a.Subject, prev.Role, prev.Subject)})
 	}
 	ch.failedAt = time.Time{}
-	ch.joinRef, ch.leaveRef = msg.Ref, ""
+	ch.joinRef, ch.joinJR = msg.Ref, msg.JoinRef
 	if len(ch.attempts) >= m.opt.MaxAttempts {
 		ch.attempts = slices.Delete(ch.attempts, 0, 1)
 		ch.c.AttemptsDropped++
@@ -179,7 +190,9 @@ func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Messag
 func (m *Model) reply(s *socket, ch *channel, now time.Time, msg *protocol.Message) bool {
 	switch {
 	case msg.Ref != "" && msg.Ref == ch.leaveRef:
-		m.setStatus(s, ch, now, StatusLeft, "")
+		if ch.leaveOf == ch.joinRef {
+			m.setStatus(s, ch, now, StatusLeft, "")
+		}
 		return true
 	case msg.Ref == "" || msg.Ref != ch.joinRef || len(ch.attempts) == 0:
 		return false
@@ -420,6 +433,14 @@ func (m *Model) push(ch *channel, mm Message) {
 
 // memberKey is a presence key as kept: masked and clipped.
 func memberKey(key string) string { return clip(mask.Text(key), 256) }
+
+// stale reports whether msg, from the server, is a phx_error or
+// phx_close of another join than the app's current one of ch (by
+// join_ref, when both have one): phoenix.js and realtime-js drop those.
+func (ch *channel) stale(msg *protocol.Message) bool {
+	return (msg.Event == protocol.EventError || msg.Event == protocol.EventClose) &&
+		msg.JoinRef != "" && ch.joinJR != "" && msg.JoinRef != ch.joinJR
+}
 
 // lastAttempt returns the channel's latest join attempt.
 func (ch *channel) lastAttempt() (Attempt, bool) {

@@ -36,7 +36,9 @@
 // postgres_changes bindings with the ids of the server's join reply),
 // a status derived from the wire — joining (phx_join sent), joined (an
 // ok reply), errored (an error reply, with its reason, or phx_error),
-// closed (phx_close, or the socket ended), left (the reply to phx_leave)
+// closed (phx_close, or the socket ended), left (the reply to phx_leave,
+// or the phx_close that follows it; a phx_error or phx_close whose
+// join_ref is not the current join's is ignored, as the app ignores it)
 // — its join attempts (time, the delay the app waited since the
 // previous attempt failed, outcome ok, error with the reason, or timeout
 // when the app joined again without an answer, and the role and subject
@@ -75,8 +77,9 @@
 //
 // Each [Flag] is typed ([FlagKind]) with a short text:
 //
-//   - duplicate_topic: a socket joined a topic it held (joined, not
-//     left, errored nor closed).
+//   - duplicate_topic: a socket joined a topic it held (joined, and
+//     neither left by the app, its phx_leave sent, nor errored nor
+//     closed).
 //   - never_left: a channel was joined when the app closed its socket
 //     (the app ended it without a phx_leave). A socket the upstream or
 //     the proxy ended, or that a fault of the proxy ended (drop, close,
