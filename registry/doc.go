@@ -125,7 +125,9 @@
 // the calls. Options.BroadcastRate limits all broadcasts with a token
 // bucket (calls wait for a token, or their context).
 // [Handle.Debounce] sends at most one broadcast per window, the latest
-// value winning (cursor positions).
+// value winning (cursor positions). [Manager.Throttle] says what these
+// brakes hold back now (broadcasts waiting for a token, debounced values
+// pending and replaced, offline queues).
 //
 // # Events
 //
@@ -288,7 +290,8 @@
 // socket.go, token.go, frames.go (the frame tap and rings), stats.go,
 // snapshot.go (the queries); broker.go and subscription.go (publishing
 // to subscribers); events.go, types.go and json.go (the public types and
-// their JSON); policy.go; presence.go (the presence cache); faultsapi.go
+// their JSON); policy.go; limit.go and throttle.go (the broadcast rate
+// limit, the debouncer, what they hold back); presence.go (the presence cache); faultsapi.go
 // and serverfaults.go (Manager.Faults, on the transport of package
 // realtime/faultnet and a ServerControl).
 package registry

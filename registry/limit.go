@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"rtm/registry/clock"
@@ -15,9 +16,10 @@ type Limiter struct {
 	rate  float64
 	burst float64
 
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
+	mu      sync.Mutex
+	tokens  float64
+	last    time.Time
+	waiting atomic.Int64 // Waits waiting for their token
 }
 
 // NewLimiter returns a full bucket. perSecond <= 0 means no limit; burst
@@ -75,6 +77,8 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
 	fired := make(chan struct{})
 	t := l.clk.AfterFunc(d, func() { close(fired) })
 	select {
@@ -87,6 +91,9 @@ func (l *Limiter) Wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// Waiting returns how many Waits are waiting for their token now.
+func (l *Limiter) Waiting() int { return int(l.waiting.Load()) }
 
 // Debouncer sends high-frequency values (cursor positions) at most once
 // per window, the latest value winning: the first value after a quiet
@@ -177,6 +184,13 @@ func (d *Debouncer) Stop() {
 		d.timer.Stop()
 		d.timer = nil
 	}
+}
+
+// Pending reports whether a value waits for the window's end.
+func (d *Debouncer) Pending() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.has
 }
 
 // Counts returns the values sent and the values replaced by a later one

@@ -51,7 +51,10 @@
 // warning at 80 % and error at 100 % or when the server sent a limit
 // error within the last minute; hit_in_ms (absent when not heading
 // there) forecasts when usage reaches limit at the trend; error (absent
-// until one came) is the last limit error the server sent for it. The
+// until one came) is the last limit error the server sent for it. After
+// the gauges, "throttle" is what the manager's own brakes hold back
+// (registry.Throttle: "rate", "burst", "waiting", "debouncers",
+// "pending", "replaced", "queued", "queue_dropped"). The
 // meter's feed is its own subscription to the manager; --types does not
 // filter it.
 //

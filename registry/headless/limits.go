@@ -57,13 +57,10 @@ func limitsFeed(m *registry.Manager, o LimitsOptions, out chan limits.Report, st
 		case <-tick.C:
 			if o.Source != nil {
 				ctx, cancel := context.WithTimeout(context.Background(), o.Interval)
-				rep, err := o.Source.ServerLimits(ctx)
+				_ = meter.Refresh(ctx, o.Source, o.Plan, o.Overrides) // unread: the last limits hold
 				cancel()
-				if err == nil {
-					meter.SetLimits(o.Plan.Merge(rep.Limits()).Merge(o.Overrides))
-					meter.ServerUsage(rep.Usage)
-				}
 			}
+			meter.SetThrottle(m.Throttle())
 			r := meter.Report()
 			select {
 			case out <- r:

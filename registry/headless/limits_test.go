@@ -31,12 +31,20 @@ func lastLimits(t *testing.T, out string) (limits.Report, bool) {
 	return limits.Report{}, false
 }
 
+// watched is a Watch with limits lines: its manager, its target, a
+// reader of the last line's gauges, and stop, which ends the watch,
+// checks it ended well and returns its output.
+type watched struct {
+	m     *registry.Manager
+	env   *headless.Env
+	gauge func(limits.Name) limits.Gauge
+	stop  func() string
+}
+
 // limitsWatch runs Watch with limits lines every 100 ms (the plan free
 // under the server's limits) on an embedded server with lim, joined to
-// broadcast:room:0. It returns the watch's manager, a reader of the
-// last line's gauges, and stop, which ends the watch and checks it
-// ended well.
-func limitsWatch(t *testing.T, lim server.Limits) (*registry.Manager, func(limits.Name) limits.Gauge, func() string) {
+// broadcast:room:0.
+func limitsWatch(t *testing.T, lim server.Limits) watched {
 	t.Helper()
 	env, _ := testEnv(t, servertest.WithLimits(lim))
 	ctx, cancel := context.WithCancel(testCtx(t))
@@ -77,7 +85,7 @@ func limitsWatch(t *testing.T, lim server.Limits) (*registry.Manager, func(limit
 		}
 		return out.String()
 	}
-	return m, gauge, stop
+	return watched{m, env, gauge, stop}
 }
 
 // onlyOn fails t if a gauge other than n has an error attached.
@@ -96,7 +104,8 @@ func onlyOn(t *testing.T, out string, n limits.Name) {
 // warning at 85 % with a forecast; past 20 the server's refusal is on
 // that gauge, with its reason, and no other.
 func TestWatchLimitsChannels(t *testing.T) {
-	m, gauge, stop := limitsWatch(t, server.Limits{MaxChannelsPerClient: 20})
+	w := limitsWatch(t, server.Limits{MaxChannelsPerClient: 20})
+	m, gauge, stop := w.m, w.gauge, w.stop
 	ctx := testCtx(t)
 	// A join every 150 ms: the climb spans seconds, which the trend
 	// (one value per second) needs for a forecast.
@@ -149,7 +158,8 @@ func TestWatchLimitsChannels(t *testing.T) {
 // forecast from the climb), 4 more are refused with the server's
 // reason on the joins gauge.
 func TestWatchLimitsJoins(t *testing.T) {
-	m, gauge, stop := limitsWatch(t, server.Limits{MaxJoinsPerSecond: 20})
+	w := limitsWatch(t, server.Limits{MaxJoinsPerSecond: 20})
+	m, gauge, stop := w.m, w.gauge, w.stop
 	ctx := testCtx(t)
 	// Let the first second's join (room 0) leave the window.
 	eventually(t, "the first join out of the window", func() bool {
@@ -196,7 +206,8 @@ func TestWatchLimitsJoins(t *testing.T) {
 // the channel down with "Too many messages per second" on the messages
 // gauge.
 func TestWatchLimitsMessages(t *testing.T) {
-	m, gauge, stop := limitsWatch(t, server.Limits{MaxEventsPerSecond: 20})
+	w := limitsWatch(t, server.Limits{MaxEventsPerSecond: 20})
+	m, gauge, stop := w.m, w.gauge, w.stop
 	ctx := testCtx(t)
 	room := registry.MustName(registry.KindBroadcast, "room", "0", "")
 	eventually(t, "the channel joined", func() bool {
@@ -227,7 +238,12 @@ func TestWatchLimitsMessages(t *testing.T) {
 	if e := gauge(limits.MessagesPerSecond).Error; e.Reason != "Too many messages per second" || e.Channel != room.String() {
 		t.Fatalf("error: %+v", e)
 	}
-	onlyOn(t, stop(), limits.MessagesPerSecond)
+	out := stop()
+	onlyOn(t, out, limits.MessagesPerSecond)
+	// rtm's own brakes beside the gauge: none configured, none holding.
+	if r, _ := lastLimits(t, out); r.Throttle == nil || *r.Throttle != (registry.Throttle{}) {
+		t.Fatalf("throttle: %+v", r.Throttle)
+	}
 }
 
 // TestWatchLimitsPayload drives the payload size against a server
@@ -235,7 +251,8 @@ func TestWatchLimitsMessages(t *testing.T) {
 // refused with the server's "payload_size_exceeded" (an acknowledged
 // channel), on the payload gauge.
 func TestWatchLimitsPayload(t *testing.T) {
-	m, gauge, stop := limitsWatch(t, server.Limits{MaxPayloadSizeKB: 1})
+	w := limitsWatch(t, server.Limits{MaxPayloadSizeKB: 1})
+	m, gauge, stop := w.m, w.gauge, w.stop
 	ctx := testCtx(t)
 	room := registry.MustName(registry.KindBroadcast, "acked", "1", "")
 	h, err := m.Join(ctx, room, registry.WithBroadcastConfig(true, false))
@@ -272,4 +289,118 @@ func TestWatchLimitsPayload(t *testing.T) {
 		t.Fatalf("error: %+v %+v", g, g.Error)
 	}
 	onlyOn(t, stop(), limits.PayloadSize)
+}
+
+// TestWatchLimitsPresence drives presence events per second against a
+// server allowing 20 a second, with presence channels joined and
+// tracked: the gauge turns to warning first (rtm counts the tracks it
+// sends and the presence_state and presence_diff it receives, as
+// Supabase counts deliveries), then a burst's shutdown "Too many
+// presence messages per second" lands on it.
+func TestWatchLimitsPresence(t *testing.T) {
+	w := limitsWatch(t, server.Limits{MaxPresenceEventsPerSecond: 20})
+	m, gauge, stop := w.m, w.gauge, w.stop
+	ctx := testCtx(t)
+	n := 0
+	join := func() {
+		n++
+		if _, err := m.JoinPresence(ctx, "lobby", fmt.Sprint(n), registry.PresenceUser{UserID: "watcher"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Joins ever closer (each is about 2 presence events: the
+	// presence_state and the track), from 4 a second up: the rate climbs
+	// through 80 % to a warning before it reaches the server's limit.
+	var g limits.Gauge
+	for gap := 250 * time.Millisecond; g.Level != limits.LevelWarning && g.Level != limits.LevelError; gap = max(gap-10*time.Millisecond, 50*time.Millisecond) {
+		if n == 60 {
+			t.Fatalf("no warning after %d joins: %+v", n, g)
+		}
+		pace := time.NewTimer(gap)
+		<-pace.C
+		join()
+		g = gauge(limits.PresenceEventsPerSecond)
+	}
+	if g.Error != nil || g.Limit != 20 || g.Source != "server" {
+		t.Fatalf("a warning without the server's error: %+v %+v", g, g.Error)
+	}
+	// A burst: the server shuts a channel down.
+	for range 15 {
+		join()
+	}
+	eventually(t, "the server's shutdown on the presence gauge", func() bool {
+		g = gauge(limits.PresenceEventsPerSecond)
+		return g.Error != nil && g.Level == limits.LevelError
+	})
+	if g.Error.Reason != "Too many presence messages per second" || !strings.HasPrefix(g.Error.Channel, "presence:lobby:") {
+		t.Fatalf("error: %+v %+v", g, g.Error)
+	}
+	onlyOn(t, stop(), limits.PresenceEventsPerSecond)
+}
+
+// TestWatchLimitsClients drives concurrent clients against a server
+// allowing 5: with 3 more sockets than the watch's the gauge (the
+// server's count) reads 80 %, a warning; with 5 it is at the limit, and
+// when the watch's own socket drops and another client takes its place,
+// the watch's reconnect is refused with the server's 429 "Too many
+// connected users" on that gauge.
+func TestWatchLimitsClients(t *testing.T) {
+	w := limitsWatch(t, server.Limits{MaxConcurrentUsers: 5})
+	ctx := testCtx(t)
+	connect := func() error {
+		m, err := w.env.NewManager(headless.Identity{}, headless.ManagerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := m.Connect(cctx); err != nil {
+			_ = m.Close()
+			return err
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		return nil
+	}
+	for range 3 {
+		if err := connect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var g limits.Gauge
+	eventually(t, "a warning at 80 %", func() bool {
+		g = w.gauge(limits.ConcurrentClients)
+		return g.Usage == 4 && g.Level == limits.LevelWarning
+	})
+	if g.Limit != 5 || g.Source != "server" || g.Error != nil {
+		t.Fatalf("4 of 5: %+v", g)
+	}
+	if err := connect(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "at the limit", func() bool {
+		g = w.gauge(limits.ConcurrentClients)
+		return g.Usage == 5 && g.Level == limits.LevelError
+	})
+	// Drop the watch's socket and take its place before it reconnects
+	// (it waits 50 ms); if it wins the race, try again.
+	for try := 0; ; try++ {
+		if try == 20 {
+			t.Fatal("the watch always reconnected first")
+		}
+		eventually(t, "the watch connected", func() bool { return w.m.Snapshot().Socket.Status == registry.SocketConnected })
+		if _, err := w.m.Faults().Drop(); err != nil {
+			t.Fatal(err)
+		}
+		if connect() == nil {
+			break
+		}
+	}
+	eventually(t, "the server's refusal on the clients gauge", func() bool {
+		g = w.gauge(limits.ConcurrentClients)
+		return g.Error != nil
+	})
+	if g.Error.Reason != "Too many connected users" {
+		t.Fatalf("error: %+v", g.Error)
+	}
+	onlyOn(t, w.stop(), limits.ConcurrentClients)
 }

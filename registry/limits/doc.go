@@ -84,7 +84,9 @@
 // joins, messages sent, presence, payload sizes, errors) and, when the
 // proxy is on, the events of the app model of package registry/apps
 // ([Feed.App]: the app's sockets, their channels, their sends).
-// [Meter.ServerUsage] takes the server's counters. What reads the meter
+// [Meter.Refresh] reads a [Source] (about once a second is enough) and
+// takes the server's limits and counters ([Meter.ServerUsage] takes
+// counters alone). What reads the meter
 // ([Meter.Report], a [Report]) is `rtm watch`'s `limits` line, once a
 // second (see package registry/headless), and a scenario's limits
 // expectation.
@@ -100,5 +102,10 @@
 //	 "code":"ChannelRateLimitReached","channel":"broadcast:room:101"}},…]}
 //
 // Every gauge is listed, in [Names] order; hit_in_ms and error are
-// absent when there is none. [DecodeReport] reads a line back.
+// absent when there is none. After the gauges, "throttle" (once set,
+// [Meter.SetThrottle]) is what rtm's own brakes on broadcasts hold back
+// (registry.Throttle: its rate limit's rate, burst and waiting
+// broadcasts, its debouncers' pending and replaced values, its offline
+// queues), beside the messages-per-second gauge. [DecodeReport] reads a
+// line back.
 package limits

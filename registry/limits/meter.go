@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"rtm/registry"
 	"rtm/registry/clock"
 )
 
@@ -22,9 +23,10 @@ const maxReason = 512
 type Meter struct {
 	clk clock.Clock
 
-	mu     sync.Mutex
-	limits Limits
-	gauges [NumNames]gauge
+	mu       sync.Mutex
+	limits   Limits
+	gauges   [NumNames]gauge
+	throttle *registry.Throttle
 }
 
 // New returns a meter comparing usage with lim, on clk (nil: the real
@@ -45,13 +47,6 @@ func (m *Meter) SetLimits(lim Limits) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.limits = lim
-}
-
-// Limits returns the limits in force.
-func (m *Meter) Limits() Limits {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.limits
 }
 
 // gauge returns n's gauge if it has kind k (m.mu held).
@@ -150,10 +145,22 @@ func (m *Meter) ServerUsage(u ServerUsage) {
 	}
 }
 
+// SetThrottle sets what the manager's own brakes on broadcasts hold
+// back (registry.Manager.Throttle), shown beside the gauges.
+func (m *Meter) SetThrottle(t registry.Throttle) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.throttle = &t
+}
+
 // Report is every gauge at a moment: the `limits` line of `rtm watch`.
 type Report struct {
 	Time   time.Time `json:"time"`
 	Gauges []Gauge   `json:"gauges"`
+	// Throttle is what the manager's own rate limit, debouncers and
+	// offline queues hold back (nil until set): the brakes rtm puts on
+	// its messages per second before the server's limit does.
+	Throttle *registry.Throttle `json:"throttle,omitempty"`
 }
 
 // Report returns every gauge now, in [Names] order.
@@ -162,6 +169,10 @@ func (m *Meter) Report() Report {
 	defer m.mu.Unlock()
 	now := m.clk.Now()
 	r := Report{Time: now, Gauges: make([]Gauge, NumNames)}
+	if m.throttle != nil {
+		t := *m.throttle
+		r.Throttle = &t
+	}
 	for i := range m.gauges {
 		r.Gauges[i] = m.gauges[i].state(i, now, m.limits)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"rtm/registry"
 	"rtm/registry/clock"
 	"rtm/registry/limits"
 )
@@ -259,6 +260,10 @@ func TestReportJSON(t *testing.T) {
 	m, _ := meter(t, "channels_per_connection=10")
 	m.Set(limits.ChannelsPerConnection, 9)
 	m.ServerError(time.Time{}, "ChannelRateLimitReached: Too many channels", "broadcast:a:1")
+	if m.Report().Throttle != nil {
+		t.Fatal("a throttle before one was set")
+	}
+	m.SetThrottle(registry.Throttle{Rate: 5, Burst: 1, Waiting: 3})
 	b, err := json.Marshal(m.Report())
 	if err != nil {
 		t.Fatal(err)
@@ -276,6 +281,9 @@ func TestReportJSON(t *testing.T) {
 	g, _ := r.Gauge(limits.ChannelsPerConnection)
 	if g.Usage != 9 || g.Limit != 10 || g.Level != limits.LevelError || g.Error == nil || g.Error.Code != "ChannelRateLimitReached" {
 		t.Fatalf("decoded: %+v", g)
+	}
+	if r.Throttle == nil || r.Throttle.Waiting != 3 || r.Throttle.Rate != 5 {
+		t.Fatalf("throttle: %+v", r.Throttle)
 	}
 	if _, err := limits.DecodeReport([]byte(`{"type":"stats"}`)); err == nil {
 		t.Fatal("a stats line decoded as limits")

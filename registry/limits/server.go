@@ -1,6 +1,9 @@
 package limits
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // ServerReport is what a server says of its limits: the answer of GET
 // /admin/limits of `rtm serve` (and of the embedded server's Go API).
@@ -70,4 +73,19 @@ func (r ServerReport) Limits() Limits {
 		l = l.Set(PostgresChangePayload, b, src)
 	}
 	return l
+}
+
+// Refresh reads the server's limits and counters from src and makes
+// them the meter's: its limits become plan, the server's configured
+// values over it, overrides over both (see the package doc), and the
+// server's counters count as usage. On an error the meter keeps what it
+// had.
+func (m *Meter) Refresh(ctx context.Context, src Source, plan, overrides Limits) error {
+	rep, err := src.ServerLimits(ctx)
+	if err != nil {
+		return fmt.Errorf("limits: read the server's limits: %w", err)
+	}
+	m.SetLimits(plan.Merge(rep.Limits()).Merge(overrides))
+	m.ServerUsage(rep.Usage)
+	return nil
 }

@@ -135,10 +135,6 @@ type runner struct {
 	app       *appProxy
 	execs     map[string]*process
 	execOrder []*process
-	// server is the target's last limits report (limits expectations),
-	// read at serverAt.
-	server   *limits.ServerReport
-	serverAt time.Time
 }
 
 // Run runs the scenario against o.Env and returns its report. It never

@@ -94,19 +94,13 @@ func (r *runner) limitsCheck(ctx context.Context, c *client, st Step) (string, c
 	}
 	src := r.o.Env.LimitsSource()
 	meter := c.feed.Meter()
+	var lastRead time.Time
 	look := func() (bool, bool, string) {
-		if src != nil && time.Since(r.serverAt) >= serverRefresh {
+		if src != nil && time.Since(lastRead) >= serverRefresh {
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			rep, err := src.ServerLimits(rctx)
+			_ = meter.Refresh(rctx, src, r.sc.Limits, r.sc.Overrides) // unread: the last limits hold
 			cancel()
-			r.serverAt = time.Now()
-			if err == nil {
-				r.server = &rep
-			}
-		}
-		if r.server != nil {
-			meter.SetLimits(r.sc.Limits.Merge(r.server.Limits()).Merge(r.sc.Overrides))
-			meter.ServerUsage(r.server.Usage)
+			lastRead = time.Now()
 		}
 		g, _ := meter.Gauge(st.Limit)
 		obs := describeGauge(g)
