@@ -8,15 +8,21 @@ import (
 	"time"
 
 	"rtm/realtime/server/pgcdc/doctor"
+	"rtm/realtime/server/pgrealtime/privdoctor"
 	"rtm/tui"
 )
 
 // doctorCmd runs the postgres_changes doctor (package
-// realtime/server/pgcdc/doctor) and exits 1 when a check is red.
+// realtime/server/pgcdc/doctor) on --table, or the private-channel
+// doctor (package realtime/server/pgrealtime/privdoctor) on --private,
+// and exits 1 when a check is red.
 type doctorCmd struct {
 	DB          string        `name:"db" env:"DATABASE_URL" required:"" help:"PostgreSQL URL."`
-	Table       string        `required:"" help:"Table to check: schema.table or table (schema public)."`
-	As          string        `default:"anon" help:"Subscriber: a role (anon, authenticated), role:user-id (e.g. authenticated:8f2c...), or a JWT."`
+	Table       string        `xor:"mode" help:"Table to check (postgres_changes): schema.table or table (schema public). Exactly one of --table and --private."`
+	Private     string        `xor:"mode" placeholder:"TOPIC" help:"Private channel to check (Realtime Authorization): its topic, e.g. room-1. Exactly one of --table and --private."`
+	As          string        `help:"Who subscribes or joins: a role (anon, authenticated, service_role), role:user-id (e.g. authenticated:8f2c...), a JWT, or with --private a user id or email of auth.users. Default anon."`
+	JWT         string        `name:"jwt" help:"With --private: the JWT the channel joins with (claims decoded, not verified; printed masked). Instead of --as."`
+	Presence    bool          `default:"true" negatable:"" help:"With --private: probe presence too, as a join with presence enabled."`
 	Filter      string        `help:"The binding's filter, e.g. id=eq.1."`
 	Event       string        `default:"*" enum:"*,INSERT,UPDATE,DELETE" help:"The binding's event."`
 	Publication string        `default:"supabase_realtime" help:"Publication Realtime streams."`
@@ -26,8 +32,23 @@ type doctorCmd struct {
 
 // Run prints one line per check.
 func (c doctorCmd) Run(env *runEnv) error {
-	r, err := doctor.Run(env.ctx, doctor.Options{URL: c.DB, Table: c.Table, As: c.As, Filter: c.Filter, Event: c.Event,
-		Publication: c.Publication, MaxSlotLag: c.MaxSlotLag, Timeout: c.Timeout})
+	var r doctor.Report
+	var err error
+	switch {
+	case c.Table == "" && c.Private == "":
+		return errors.New("doctor: give --table TABLE (postgres_changes) or --private TOPIC (a private channel)")
+	case c.Private != "":
+		if c.As != "" && c.JWT != "" {
+			return errors.New("doctor: give --as or --jwt, not both")
+		}
+		r, err = privdoctor.Run(env.ctx, privdoctor.Options{URL: c.DB, Topic: c.Private, As: c.As, JWT: c.JWT,
+			NoPresence: !c.Presence, Timeout: c.Timeout})
+	case c.JWT != "":
+		return errors.New("doctor: --jwt goes with --private; with --table give the token to --as")
+	default:
+		r, err = doctor.Run(env.ctx, doctor.Options{URL: c.DB, Table: c.Table, As: c.As, Filter: c.Filter, Event: c.Event,
+			Publication: c.Publication, MaxSlotLag: c.MaxSlotLag, Timeout: c.Timeout})
+	}
 	if err != nil {
 		return err
 	}
@@ -47,17 +68,25 @@ func (c doctorCmd) Run(env *runEnv) error {
 // errDoctorFailed makes rtm exit 1 after a red check (already printed).
 var errDoctorFailed = errors.New("doctor: some checks failed")
 
-// dbDoctor adapts package pgcdc/doctor to tui.Doctor.
+// dbDoctor adapts packages pgcdc/doctor and pgrealtime/privdoctor to
+// tui.Doctor.
 type dbDoctor monitorDB
 
-// Check implements tui.Doctor.
+// Check implements tui.Doctor: the private-channel checks when
+// req.PrivateTopic is set, else the postgres_changes checks.
 func (d dbDoctor) Check(ctx context.Context, req tui.DoctorRequest) ([]tui.DoctorCheck, error) {
 	if d.url == "" {
 		return nil, fmt.Errorf("%w: %s", tui.ErrNoDatabase, d.missing)
 	}
-	ready := req.ReadySeen
-	r, err := doctor.Run(ctx, doctor.Options{URL: d.url, Table: req.Schema + "." + req.Table, As: req.As,
-		Filter: req.Filter, Event: req.Event, Publication: d.publication, ReadySeen: &ready})
+	var r doctor.Report
+	var err error
+	if req.PrivateTopic != "" {
+		r, err = privdoctor.Run(ctx, privdoctor.Options{URL: d.url, Topic: req.PrivateTopic, As: req.As, NoPresence: !req.Presence})
+	} else {
+		ready := req.ReadySeen
+		r, err = doctor.Run(ctx, doctor.Options{URL: d.url, Table: req.Schema + "." + req.Table, As: req.As,
+			Filter: req.Filter, Event: req.Event, Publication: d.publication, ReadySeen: &ready})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -175,6 +175,7 @@ func (c watchCmd) Run(env *runEnv, parser *kong.Kong) error {
 // until interrupted (watch, record).
 type streamFlags struct {
 	Join           []string      `required:"" help:"Channel to join (repeatable), e.g. presence:room:1."`
+	Private        bool          `help:"Join the channels as private channels (with rtm serve --db, the RLS policies on realtime.messages decide; a refusal is a channel_state event with the server's reason)."`
 	Duration       time.Duration `help:"Stop after this long (default: until interrupted)."`
 	Policy         string        `default:"fixed:3s,max=5" help:"Channel retry policy."`
 	ConnectTimeout time.Duration `default:"30s" help:"Fail when no connection opens within this time (the attempt under way ends then, at any step: DNS, TCP, TLS, upgrade)."`
@@ -189,7 +190,7 @@ func (f streamFlags) options() (headless.StreamOptions, error) {
 	if err != nil {
 		return headless.StreamOptions{}, fmt.Errorf("%w: --policy: %w", headless.ErrInvalid, err)
 	}
-	return headless.StreamOptions{Joins: names, Policy: pol, Duration: f.Duration, ConnectTimeout: f.ConnectTimeout}, nil
+	return headless.StreamOptions{Joins: names, Private: f.Private, Policy: pol, Duration: f.Duration, ConnectTimeout: f.ConnectTimeout}, nil
 }
 
 // recordCmd writes a recording.

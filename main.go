@@ -45,7 +45,7 @@ import (
 type cli struct {
 	Monitor monitorCmd `cmd:"" default:"withargs" hidden:"" help:"Open the terminal UI (the default when no command is given)."`
 	Serve   serveCmd   `cmd:"" help:"Run the embedded Supabase-compatible Realtime server."`
-	Doctor  doctorCmd  `cmd:"" help:"Why do my postgres_changes not arrive? Check a table against everything Realtime needs."`
+	Doctor  doctorCmd  `cmd:"" help:"Why do my postgres_changes not arrive (--table)? Why is my private channel Unauthorized (--private)? Check the database against everything Realtime needs."`
 	Watch   watchCmd   `cmd:"" help:"Print every channel-manager event as NDJSON (one JSON object per line)."`
 	Record  recordCmd  `cmd:"" help:"Record every frame in and out (and every event) to a file, keys and tokens masked."`
 	Replay  replayCmd  `cmd:"" help:"Replay a recording in the read-only UI, or into live channels (--live)."`

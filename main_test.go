@@ -1777,7 +1777,8 @@ func TestMonitorProxy(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 
 	ap := monitorCmd{Listen: "127.0.0.1:0"}.startProxy(monitorTarget{}, tg, log)
-	if ap.model == nil || !strings.HasPrefix(ap.url, "http://127.0.0.1:") || ap.status != "" {
+	// A project's anon key is the app's own: the proxy offers none.
+	if ap.model == nil || !strings.HasPrefix(ap.url, "http://127.0.0.1:") || ap.status != "" || ap.anonKey != "" {
 		t.Fatalf("proxy: %+v", ap)
 	}
 	res, err := http.Get(ap.url + "/rest/v1/x")
@@ -1804,6 +1805,19 @@ func TestMonitorProxy(t *testing.T) {
 
 	if off := (monitorCmd{NoProxy: true, Listen: "127.0.0.1:0"}).startProxy(monitorTarget{}, tg, log); off.model != nil || off.status != "" {
 		t.Fatalf("--no-proxy: %+v", off)
+	}
+
+	// In front of the embedded server the proxy offers its anon key
+	// (the UI shows it masked, c and w give it to the app).
+	et, err := startEmbedded(context.Background(), embeddedConfig{logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer et.Close()
+	emb := monitorCmd{Listen: "127.0.0.1:0"}.startProxy(monitorTarget{embedded: et}, &target.Target{Embedded: true}, log)
+	defer emb.close()
+	if emb.model == nil || emb.anonKey == "" || emb.anonKey != et.srv.AnonKey() {
+		t.Fatalf("embedded upstream: anon key %q, want the server's", emb.anonKey)
 	}
 }
 

@@ -118,7 +118,7 @@ func (c monitorCmd) Run(env *runEnv) error {
 		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
 	}
 	if ap.model != nil {
-		opts.Apps, opts.AppsURL = ap.model, ap.url
+		opts.Apps, opts.AppsURL, opts.AppsAnonKey = ap.model, ap.url, ap.anonKey
 	}
 	model := tui.New(opts)
 	return runUI(ctx, cancel, model, sub, mgr)
@@ -359,6 +359,9 @@ type monitorProxy struct {
 	// manager's app faults (":app ...").
 	control registry.AppControl
 	url     string
+	// anonKey is the upstream's anon key when rtm knows it: the
+	// embedded server's ("" for a project: the app keeps its own).
+	anonKey string
 	status  string
 	close   func()
 }
@@ -371,9 +374,9 @@ func (c monitorCmd) startProxy(mt monitorTarget, tg *target.Target, logger *slog
 	if c.NoProxy {
 		return monitorProxy{close: func() {}}
 	}
-	upstream := target.ProjectURL(tg.URL.Value)
+	upstream, anonKey := target.ProjectURL(tg.URL.Value), ""
 	if mt.embedded != nil {
-		upstream = mt.embedded.srv.URL()
+		upstream, anonKey = mt.embedded.srv.URL(), mt.embedded.srv.AnonKey()
 	}
 	model := apps.New(apps.Options{})
 	ps, err := listenProxy(c.Listen, proxy.Config{Upstream: upstream, Logger: logger, Observer: model})
@@ -382,7 +385,7 @@ func (c monitorCmd) startProxy(mt monitorTarget, tg *target.Target, logger *slog
 		return monitorProxy{status: "app proxy off: " + err.Error() + " (--listen ADDR picks another, --no-proxy turns it off)", close: func() {}}
 	}
 	stopTick := tickModel(model)
-	mp := monitorProxy{model: model, control: ps.p, url: ps.url, close: func() { ps.shutdown(logger); stopTick() }}
+	mp := monitorProxy{model: model, control: ps.p, url: ps.url, anonKey: anonKey, close: func() { ps.shutdown(logger); stopTick() }}
 	if w := ps.warning(); w != "" {
 		mp.status = "app proxy: warning: " + w
 	}

@@ -17,6 +17,7 @@ import (
 	"rtm/registry/apps"
 	"rtm/registry/headless"
 	"rtm/registry/target"
+	"rtm/tui"
 )
 
 // proxyCmd runs the app proxy (package realtime/proxy) headless: the
@@ -243,13 +244,15 @@ func proxyBanner(app, upstream, anonKey string, insecure bool) string {
 		b.WriteString(" (TLS not verified)")
 	}
 	b.WriteString("\n\nPoint your app's Supabase URL at the proxy:\n\n")
-	for _, prefix := range []string{"", "NEXT_PUBLIC_", "VITE_", "EXPO_PUBLIC_"} {
-		fmt.Fprintf(&b, "  %sSUPABASE_URL=%s\n", prefix, app)
+	env := tui.AppEnv(app, anonKey)
+	urls := len(tui.AppEnvNames(""))
+	for _, l := range env[:urls] {
+		fmt.Fprintf(&b, "  %s\n", l)
 	}
 	if anonKey != "" {
 		b.WriteString("\nThe upstream is rtm's embedded server (no project configured); its anon key:\n\n")
-		for _, prefix := range []string{"", "NEXT_PUBLIC_", "VITE_", "EXPO_PUBLIC_"} {
-			fmt.Fprintf(&b, "  %sSUPABASE_ANON_KEY=%s\n", prefix, anonKey)
+		for _, l := range env[urls:] {
+			fmt.Fprintf(&b, "  %s\n", l)
 		}
 	}
 	b.WriteString("\nPress Ctrl+C to stop.\n")

@@ -120,6 +120,8 @@ func Hint(code, message string) string {
 		return "private channel refused: check the RLS policies on realtime.messages for this role"
 	case "PrivateOnly":
 		return "this project allows only private channels: join with the private option"
+	case "MissingPartition":
+		return "today's realtime.messages partition is missing: rtm serve --db creates the daily partitions at start and every hour; restart it or create the partition"
 	case "RealtimeRestarting", "InitializingProjectConnection":
 		return "the server is restarting or warming up: retries will recover"
 	case "TIMED_OUT":

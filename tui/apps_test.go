@@ -44,12 +44,27 @@ func sampleApps() apps.Snapshot {
 							{Time: t0.Add(-59 * time.Second), Delay: time.Second, Outcome: "error"},
 							{Time: t0.Add(-57 * time.Second), Delay: 2 * time.Second, Outcome: "ok"}},
 						Presence:        []apps.Member{{Key: "alice"}, {Key: "bob"}},
-						MessagesFromApp: 4, MessagesToApp: 10},
+						MessagesFromApp: 4, MessagesToApp: 10,
+						Messages: []apps.Message{
+							{Time: t0.Add(-50 * time.Second), Dir: "upstream->app", Event: "broadcast", UserEvent: "cursor", Bytes: 80, Payload: `{"x":1,"y":2}`},
+							{Time: t0.Add(-40 * time.Second), Dir: "app->upstream", Event: "broadcast", UserEvent: "cursor", Bytes: 80, Payload: `{"x":3,"y":4}`},
+							{Time: t0.Add(-30 * time.Second), Dir: "app->upstream", Event: "broadcast", UserEvent: "notify", Bytes: 20,
+								Payload: `{"by":"server"}`, Via: apps.ViaREST, HTTPStatus: 202},
+						}},
 					{Topic: "realtime:private:secrets", Private: true, Status: apps.StatusErrored,
 						Reason:   "Unauthorized: You do not have permissions to read from this Channel topic",
 						Attempts: []apps.Attempt{{Time: t0.Add(-30 * time.Second), Outcome: "error"}}},
 				}},
 		},
+		REST: []apps.RESTRequest{
+			{Time: t0.Add(-30 * time.Second), RemoteAddr: "127.0.0.1:50222", ClientInfo: "realtime-js/2.11.15",
+				Path: "/realtime/v1/api/broadcast", Token: apps.TokenInfo{Role: "anon"}, Status: 202, Decoded: true, MessageCount: 1, Socket: 2},
+			{Time: t0.Add(-20 * time.Second), RemoteAddr: "127.0.0.1:50333", Path: "/realtime/v1/api/broadcast",
+				Token: apps.TokenInfo{Role: "service_role"}, Status: 202, Decoded: true, MessageCount: 1,
+				Messages: []apps.Message{{Time: t0.Add(-20 * time.Second), Dir: "app->upstream", Event: "broadcast", UserEvent: "job_done",
+					Payload: `{"id":7}`, Via: apps.ViaREST, HTTPStatus: 202}}},
+		},
+		Stats: apps.Stats{RESTRequests: 2, RESTMessages: 2},
 		Flags: []apps.Flag{
 			{Kind: apps.FlagIdentityChanged, Time: t0.Add(-time.Minute), Socket: 2, Topic: "realtime:room:1",
 				Text: "rejoined as anon, was authenticated alice"},
@@ -58,6 +73,10 @@ func sampleApps() apps.Snapshot {
 		},
 	}
 }
+
+// appsAnonKey is an embedded server's anon key (Options.AppsAnonKey):
+// a JWT of role anon.
+const appsAnonKey = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoiYW5vbiIsImlzcyI6InN1cGFiYXNlIn0.YW5vbi1rZXktc2lnbmF0dXJlLW9mLXRoZS1lbWJlZGRlZA"
 
 // withApps gives the model a fake Apps of snap and the proxy's URL.
 func withApps(m *Model, snap apps.Snapshot) *fakeApps {
@@ -182,4 +201,25 @@ func TestAppsViewMasks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAppsRESTOnlyTopic: a topic the app only sent to by REST on its
+// socket (a channel the model added without a status) is listed as such
+// and not counted among the socket's channels; its messages show via
+// REST, a refused one (HTTP 4xx) too.
+func TestAppsRESTOnlyTopic(t *testing.T) {
+	snap := sampleApps()
+	s := &snap.Sockets[1]
+	s.Channels = append(s.Channels, apps.Channel{Topic: "realtime:alerts", MessagesFromApp: 2, Messages: []apps.Message{
+		{Time: t0.Add(-5 * time.Second), Dir: "app->upstream", Event: "broadcast", UserEvent: "alert", Payload: `{"level":1}`, Via: apps.ViaREST, HTTPStatus: 202},
+		{Time: t0.Add(-4 * time.Second), Dir: "app->upstream", Event: "broadcast", UserEvent: "alert", Payload: `{"level":2}`, Via: apps.ViaREST, HTTPStatus: 429},
+	}})
+	m, _ := newTestModel(t, 160, 50)
+	withApps(m, snap)
+	keys(m, "A")
+	out := screen(m)
+	mustContain(t, out, "CHANNELS of #2  2  (+1 topic(s) sent to by REST only)", "realtime:alerts", restOnly, "APP SOCKETS 2")
+	keys(m, "tab", "G")
+	out = screen(m)
+	mustContain(t, out, "MESSAGES of realtime:alerts  2", "broadcast alert via REST 202  {\"level\":1}", "broadcast alert via REST 429  {\"level\":2}")
 }

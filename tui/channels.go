@@ -355,8 +355,10 @@ func channelColumns(inner int) (cols []chanCol, nameW int, longName bool) {
 // chanStatus returns the word for a channel's status: its Status, except
 // that a connected subscription channel reads "ready" once its postgres
 // changes flow ("Subscribed to PostgreSQL") and "refused" when the server
-// refused them since the join (no database, a bad filter: Info tells why).
-// The word is also the theme's status paint name.
+// refused them since the join (no database, a bad filter: Info tells why),
+// and a channel whose join the server refused for authorization reads
+// "refused" while it retries or after it gave up (Info gives the reason
+// and the fix). The word is also the theme's status paint name.
 func chanStatus(c *registry.ChannelInfo) string {
 	if c.Name.Kind == registry.KindSubscription && c.Status == registry.StatusConnected {
 		switch {
@@ -366,7 +368,24 @@ func chanStatus(c *registry.ChannelInfo) string {
 			return "refused"
 		}
 	}
+	if joinRefused(c) {
+		return "refused"
+	}
 	return c.Status.String()
+}
+
+// joinRefused reports whether the channel is down because the server
+// refused its join for authorization: a private channel the RLS policies
+// do not allow (Unauthorized), a missing messages partition, or a public
+// channel on a private-only project. The current reason must name the
+// code, so an older refusal does not linger over a later drop.
+func joinRefused(c *registry.ChannelInfo) bool {
+	switch c.LastErrorCode {
+	case "Unauthorized", "MissingPartition", "PrivateOnly":
+	default:
+		return false
+	}
+	return c.Status != registry.StatusConnected && strings.Contains(c.Reason, c.LastErrorCode+": ")
 }
 
 // changesRefused reports whether the server refused a subscription

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -26,7 +27,7 @@ type commandSpec struct {
 // commands returns the command set, in help order.
 func commands() []commandSpec {
 	return slices.Concat([]commandSpec{
-		{"join", "presence|broadcast|subscription <entity_type>:<entity_id> [--tenant T] [--as USER]", "join a channel (shared if it exists)", true},
+		{"join", "presence|broadcast|subscription <entity_type>:<entity_id> [--tenant T] [--as USER] [--private]", "join a channel (shared if it exists; --private: a private channel, authorised by the server's RLS policies)", true},
 		{"leave", "<name>", "leave a channel (all references)", true},
 		{"track", "<name> <json>", "track a presence, e.g. {\"user_id\":\"alice\",\"name\":\"Alice\"}", true},
 		{"untrack", "<name>", "stop tracking your presence", true},
@@ -79,7 +80,7 @@ func completions(value string, names []string, replay bool) []string {
 		case 2:
 			cands = exampleEntities(fields[1], names)
 		default:
-			cands = []string{"--tenant ", "--as "}
+			cands = []string{"--tenant ", "--as ", "--private "}
 		}
 	case "leave", "untrack", "retry", "track", "broadcast":
 		if argIdx == 1 {
@@ -221,6 +222,10 @@ func parseCommand(line string) (command, error) {
 		t := toks[i]
 		if strings.HasPrefix(t, "--") && name == "join" {
 			k, v, ok := strings.Cut(t[2:], "=")
+			if k == "private" && !ok { // a switch: it takes no value
+				c.flags[k] = "true"
+				continue
+			}
 			if !ok {
 				if i+1 >= len(toks) {
 					return c, fmt.Errorf("flag --%s needs a value", k)
@@ -228,8 +233,8 @@ func parseCommand(line string) (command, error) {
 				v = toks[i+1]
 				i++
 			}
-			if k != "tenant" && k != "as" {
-				return c, fmt.Errorf("unknown flag --%s for join (want --tenant or --as)", k)
+			if k != "tenant" && k != "as" && k != "private" {
+				return c, fmt.Errorf("unknown flag --%s for join (want --tenant, --as or --private)", k)
 			}
 			c.flags[k] = v
 			continue
@@ -282,6 +287,13 @@ func parseJoin(c command, defaultTenant string) (JoinRequest, error) {
 		return JoinRequest{}, err
 	}
 	req := JoinRequest{Name: n}
+	if v, ok := c.flags["private"]; ok {
+		p, err := strconv.ParseBool(v)
+		if err != nil {
+			return JoinRequest{}, fmt.Errorf("--private=%q: want true or false", v)
+		}
+		req.Private = p
+	}
 	if as, ok := c.flags["as"]; ok {
 		if n.Kind != registry.KindPresence {
 			return JoinRequest{}, fmt.Errorf("--as tracks a presence: it applies to presence channels only")
@@ -501,7 +513,7 @@ func (m *Model) runCommand(line string) tea.Cmd {
 			}
 		}
 		if !ok {
-			return m.fail(c.name, "", errors.New("no channel selected: give a subscription channel, e.g. :doctor subscription:project:456"))
+			return m.fail(c.name, "", errors.New("no channel selected: give a subscription or private channel, e.g. :doctor subscription:project:456"))
 		}
 		return m.runDoctor(sel)
 	case "seek", "speed":

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -21,7 +22,10 @@ import (
 //
 // The selection is a socket and, once tab (or enter) moved it into the
 // socket's channels, one of them; x opens the fault menu of the
-// selected socket or channel (dialog_appfaults.go).
+// selected socket or channel (dialog_appfaults.go). c copies what to
+// set in the app (SUPABASE_URL and, for the embedded server, its anon
+// key in full) to the clipboard and w writes it to Options.AppsEnvFile
+// (appenv.go); on screen the key is always masked.
 //
 // The snapshot it shows is the model's apps (refreshApps, on open and on
 // the clock's tick while the dialog is open), numbered by appsGen; the
@@ -36,7 +40,11 @@ type appsView struct {
 	// socks and chans count the sockets and the selected socket's
 	// channels (clamp), for the keys the view offers.
 	socks, chans int
-	cache        appsCache
+	// proxy is true when the proxy runs (c and w have something to
+	// give); envFile is the file w writes, as the hint names it.
+	proxy   bool
+	envFile string
+	cache   appsCache
 }
 
 // appsKey is what the Apps view renders from.
@@ -98,6 +106,7 @@ func (v *appsView) clamp(m *Model) {
 	}
 	v.ch = max(0, min(v.chans-1, v.ch))
 	v.inChans = v.inChans && v.chans > 0
+	v.proxy, v.envFile = m.opts.AppsURL != "", filepath.Base(m.opts.AppsEnvFile)
 }
 
 // target is what the selection designates for the fault menu.
@@ -153,6 +162,10 @@ func (v *appsView) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
 		m.openDialog(newAppFaultMenu(m, t))
 	case key.Matches(kp, DefaultKeyMap().AppsView.Faults):
 		return m.setStatus(slog.LevelWarn, errReadOnly.Error()), false
+	case key.Matches(kp, k.AppsView.CopyEnv):
+		return m.copyAppEnv(), false
+	case key.Matches(kp, k.AppsView.WriteEnv):
+		return m.writeAppEnv(), false
 	case key.Matches(kp, k.Up):
 		move(func(cur, _ int) int { return max(0, cur-1) })
 	case key.Matches(kp, k.Down):
@@ -166,9 +179,14 @@ func (v *appsView) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
 }
 
 func (v *appsView) help(k KeyMap) []key.Binding {
+	var env []key.Binding
+	if v.proxy {
+		env = []key.Binding{withHelp(k.AppsView.CopyEnv, "c", "copy env"), withHelp(k.AppsView.WriteEnv, "w", "write "+v.envFile)}
+	}
 	if v.inChans {
-		return []key.Binding{withHelp(k.Down, "↑/↓", "select channel"), withHelp(k.AppsView.Channels, "tab", "sockets"),
-			withHelp(k.AppsView.Faults, "x", "channel faults"), withHelp(k.Dialog.Cancel, "esc", "back"), k.Help}
+		out := []key.Binding{withHelp(k.Down, "↑/↓", "select channel"), withHelp(k.AppsView.Channels, "tab", "sockets"),
+			withHelp(k.AppsView.Faults, "x", "channel faults")}
+		return append(append(out, env...), withHelp(k.Dialog.Cancel, "esc", "back"), k.Help)
 	}
 	out := []key.Binding{withHelp(k.Down, "↑/↓", "select socket")}
 	if v.chans > 0 {
@@ -177,7 +195,7 @@ func (v *appsView) help(k KeyMap) []key.Binding {
 	if v.socks > 0 {
 		out = append(out, withHelp(k.AppsView.Faults, "x", "socket faults"))
 	}
-	return append(out, withHelp(k.Dialog.Cancel, "esc", "close"), k.Help)
+	return append(append(out, env...), withHelp(k.Dialog.Cancel, "esc", "close"), k.Help)
 }
 
 // hint is the view's last row: its keys, as the footer has them.
@@ -211,8 +229,8 @@ func (v *appsView) title(m *Model) string {
 	return "Apps — proxy " + sanitize(m.opts.AppsURL)
 }
 
-// body returns the view's rows, inner cells wide, at most room rows
-// (the last says what did not fit).
+// body returns the view's rows, inner cells wide, at most room rows:
+// the keys last, above them what did not fit.
 func (v *appsView) body(m *Model, inner, room int) []string {
 	st := m.st
 	var body []string
@@ -220,27 +238,50 @@ func (v *appsView) body(m *Model, inner, room int) []string {
 	case m.opts.Apps == nil:
 		body = wrapLines(st.Muted, "The app proxy is off: rtm runs it unless --no-proxy is given or its --listen port is taken (the status line said so at start).", inner)
 	case len(m.apps.Sockets) == 0:
-		body = appsHint(st, m.opts.AppsURL, inner)
+		body = append(m.appsHint(inner, room-2), restRows(st, m.apps, inner)...)
 	default:
 		body = v.sockets(m, inner, room)
 	}
+	// The keys stay on the last row: what does not fit is cut above
+	// them.
+	if fit := room - 2; len(body) > fit && fit >= 1 {
+		cut := len(body) - fit + 1
+		body = append(body[:fit-1:fit-1], st.Muted.Render(truncText(fmt.Sprintf("… %d more rows (a taller terminal shows them)", cut), inner)))
+	}
 	body = append(body, "", st.Muted.Render(truncText(v.hint(m.keys), inner)))
 	if len(body) > room {
-		cut := len(body) - room + 1
-		body = append(body[:room-1:room-1], st.Muted.Render(truncText(fmt.Sprintf("… %d more rows (a taller terminal shows them)", cut), inner)))
+		body = body[len(body)-room:]
 	}
 	return body
 }
 
-// appsHint is what to set in the app when none has connected.
-func appsHint(st *theme.Styles, url string, inner int) []string {
-	out := wrapLines(st.Muted, "No app has connected yet. Point your app's Supabase URL at the proxy (keep its anon key):", inner)
-	out = append(out, "")
-	for _, prefix := range []string{"", "NEXT_PUBLIC_", "VITE_", "EXPO_PUBLIC_"} {
-		out = append(out, truncText("  "+prefix+"SUPABASE_URL="+sanitize(url), inner))
+// appsHint is what to set in the app when none has connected, in at
+// most room rows when it can: every name AppEnv lists, or only the
+// plain ones and the prefixes when they do not fit. The wording
+// follows the upstream: the embedded server's key is rtm's to give
+// (Options.AppsAnonKey), a project's the app keeps.
+func (m *Model) appsHint(inner, room int) []string {
+	st := m.st
+	intro := "No app has connected yet. Point your app's Supabase URL at the proxy (keep its anon key: the proxy forwards to your project):"
+	if m.opts.AppsAnonKey != "" {
+		intro = "No app has connected yet. The proxy forwards to rtm's embedded server (no project configured): set its URL and anon key in your app:"
 	}
-	out = append(out, "")
-	return append(out, wrapLines(st.Muted, "Its sockets, channels, join attempts, presence and messages show here as it runs.", inner)...)
+	out := append(wrapLines(st.Muted, intro, inner), "")
+	outro := wrapLines(st.Muted, "Its sockets, channels, join attempts, presence and messages show here as it runs.", inner)
+	env := m.appEnvShown()
+	if len(out)+len(env)+1+len(outro) > room {
+		// The plain names, and the prefixed ones in one row.
+		names := AppEnvNames("")
+		short := []string{env[0]}
+		if len(env) > len(names) {
+			short = append(short, env[len(names)])
+		}
+		env = append(short, "(the same under the "+strings.Join(names[1:], ", ")+" prefixes)")
+	}
+	for _, l := range env {
+		out = append(out, truncText("  "+l, inner))
+	}
+	return append(append(out, ""), outro...)
 }
 
 // wrapLines wraps s to inner cells in paint p.
@@ -258,9 +299,18 @@ func (v *appsView) sockets(m *Model, inner, room int) []string {
 	st, snap := m.st, m.apps
 	var out []string
 	// The sockets take at most half the room, a window around the
-	// selection.
+	// selection; only the selected one while the selection is in its
+	// channels (its messages need the room).
 	show := max(1, min(len(snap.Sockets), room/4))
+	if v.inChans {
+		show = 1
+	}
 	first := max(0, min(v.sel-show/2, len(snap.Sockets)-show))
+	if m.opts.AppsAnonKey != "" {
+		// The embedded server's: what a new app needs, and c and w give.
+		env := m.appEnvShown()
+		out = append(out, st.Muted.Render(truncText(env[0]+" · "+env[len(AppEnvNames(""))], inner)))
+	}
 	out = append(out, st.Table.Header.Render(truncText(fmt.Sprintf("APP SOCKETS %d", len(snap.Sockets)), inner)))
 	for i := first; i < first+show; i++ {
 		s := snap.Sockets[i]
@@ -271,23 +321,28 @@ func (v *appsView) sockets(m *Model, inner, room int) []string {
 		out = append(out, p.Render(truncText(mark+socketLine1(s), inner)),
 			st.Muted.Render(truncText("    "+socketLine2(s, m), inner)))
 	}
-	if hidden := len(snap.Sockets) - show; hidden > 0 {
+	if hidden := len(snap.Sockets) - show; hidden > 0 && !v.inChans {
 		out = append(out, st.Muted.Render(truncText(fmt.Sprintf("  (%d more: ↑/↓)", hidden), inner)))
 	}
 	s := snap.Sockets[v.sel]
-	out = append(out, "", st.Table.Header.Render(truncText(fmt.Sprintf("CHANNELS of #%d  %d", s.ID, len(s.Channels)), inner)))
+	out = append(out, "", st.Table.Header.Render(truncText(channelsHeading(s), inner)))
 	if len(s.Channels) == 0 {
 		out = append(out, st.Muted.Render("  none joined"))
 	} else {
 		// The channels take the room the flags and the footer leave (at
-		// least 3 rows), a window around the selected one.
+		// least 3 rows), a window around the selected one; the selected
+		// channel's messages share it (at least 1 row).
 		flags := 0
 		for _, f := range snap.Flags {
 			if f.Socket == s.ID {
 				flags++
 			}
 		}
-		show := min(len(s.Channels), max(3, room-len(out)-1-(2+max(1, flags))-2))
+		avail := room - len(out) - 1 - (2 + max(1, flags)) - 2
+		show := min(len(s.Channels), max(3, avail))
+		if v.inChans {
+			show = min(len(s.Channels), max(3, (avail-2)/2))
+		}
 		first := 0
 		if v.inChans {
 			first = max(0, min(v.ch-show/2, len(s.Channels)-show))
@@ -299,6 +354,11 @@ func (v *appsView) sockets(m *Model, inner, room int) []string {
 		out = append(out, channelRows(st, s.Channels[first:first+show], sel, inner)...)
 		if hidden := len(s.Channels) - show; hidden > 0 {
 			out = append(out, st.Muted.Render(truncText(fmt.Sprintf("  (%d more: tab, ↑/↓)", hidden), inner)))
+		}
+		if v.inChans {
+			c := s.Channels[v.ch]
+			out = append(out, "", st.Table.Header.Render(truncText(messagesHeading(c), inner)))
+			out = append(out, messageRows(st, c.Messages, max(1, room-len(out)-(2+max(1, flags))-2), inner)...)
 		}
 	}
 	out = append(out, "", st.Table.Header.Render("FLAGS"))
@@ -317,7 +377,7 @@ func (v *appsView) sockets(m *Model, inner, room int) []string {
 	if n == 0 {
 		out = append(out, st.Muted.Render("  none"))
 	}
-	return out
+	return append(out, restRows(st, snap, inner)...)
 }
 
 // socketLine1 is a socket's identity: id, remote, client, vsn, token.
@@ -375,6 +435,9 @@ func channelRows(st *theme.Styles, chans []apps.Channel, sel, inner int) []strin
 	out := []string{st.Table.Header.Render(truncText(row("TOPIC", "STATUS", "ATTEMPTS (delays)", "PRES", "MSGS"), inner))}
 	for i, c := range chans {
 		status := string(c.Status)
+		if c.Status == "" {
+			status = restOnly
+		}
 		if c.Reason != "" {
 			status += ": " + c.Reason
 		}

@@ -90,11 +90,21 @@
 // Apps view (dialog_apps.go): the app sockets, and the selected one's
 // channels (status with the server's reason, join attempts with the
 // app's delays, presence and message counts) and flags; with no app
-// yet, the SUPABASE_URL names to set in the app. It is a dialog, not a
+// yet, the SUPABASE_URL names to set in the app, and, when the upstream
+// is the embedded server (Options.AppsAnonKey, which the header shows
+// too when it fits), its SUPABASE_ANON_KEY names, the key masked. c
+// copies those lines with the key in full to the clipboard (OSC 52,
+// tea.SetClipboard) and w writes them to Options.AppsEnvFile
+// (.env.rtm; mode 0600; a file rtm did not write is never
+// overwritten); the status line says what, the key masked
+// (appenv.go). It is a dialog, not a
 // main-pane tab, because the tabs follow the selected channel of rtm's
 // own client and an app socket is none of them. ↑/↓ select a socket;
 // tab (or enter) moves the selection into its channels (↑/↓ there, tab
-// or esc back); x opens the fault menu of the selected socket (drop,
+// or esc back), and the selected channel's last messages show, those
+// the app sent by the REST broadcast API marked "via REST" with the
+// upstream's HTTP status; the REST broadcasts no socket of the app took
+// have a section of their own (dialog_apps_messages.go); x opens the fault menu of the selected socket (drop,
 // close, freeze, latency, fail-connects, expire-token, heal) or channel
 // (kick, reject-joins, drop-messages, duplicate-messages, then the
 // socket's). A fault with settings opens a form, prefilled (a close

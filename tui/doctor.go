@@ -15,9 +15,11 @@ import (
 )
 
 // Doctor answers "why do my postgres_changes not arrive?" for one binding
-// of a subscription channel, against the database the changes come from
-// (main.go adapts package rtm/realtime/server/pgcdc/doctor). The UI calls
-// it only from a tea.Cmd.
+// of a subscription channel, and "why Unauthorized?" for a private (or
+// refused) channel, against the database (main.go adapts packages
+// rtm/realtime/server/pgcdc/doctor and
+// rtm/realtime/server/pgrealtime/privdoctor). The UI calls it only from
+// a tea.Cmd.
 type Doctor interface {
 	// Check runs every check for req and returns one result per check,
 	// in order. It returns an error only when it could not run at all
@@ -26,7 +28,8 @@ type Doctor interface {
 }
 
 // DoctorRequest is one postgres_changes binding to check, as the channel
-// subscribes with it.
+// subscribes with it, or (PrivateTopic set) a private channel's
+// authorization.
 type DoctorRequest struct {
 	// Channel is the subscription channel.
 	Channel registry.Name
@@ -38,6 +41,13 @@ type DoctorRequest struct {
 	// ReadySeen is whether the channel received "Subscribed to
 	// PostgreSQL" since its last join.
 	ReadySeen bool
+	// PrivateTopic, when set, asks for the private-channel checks of
+	// this sub-topic ("room-1": the policies on realtime.messages and
+	// Supabase's read and write probes as As) instead of a binding's;
+	// Presence says the channel joins with presence enabled (presence is
+	// probed too).
+	PrivateTopic string
+	Presence     bool
 }
 
 // DoctorCheck is the outcome of one check.
@@ -55,11 +65,21 @@ var ErrNoDatabase = errors.New("no database to check")
 // DefaultDoctorTimeout bounds one doctor run (every binding of a channel).
 const DefaultDoctorTimeout = 45 * time.Second
 
-// doctorSection is the report of one binding.
+// doctorSection is the report of one binding, or of the channel's
+// authorization (private set).
 type doctorSection struct {
 	binding string
+	private bool
 	checks  []DoctorCheck
 	err     error
+}
+
+// title heads the section in the dialog.
+func (s doctorSection) title(as string) string {
+	if s.private {
+		return s.binding + " as " + as
+	}
+	return "postgres_changes " + s.binding + " as " + as
 }
 
 // doctorResult is a doctor run on a channel.
@@ -151,26 +171,77 @@ func (m *Model) subscriberAs() string {
 	return tok.Role
 }
 
-// runDoctor checks why changes may not arrive on a subscription channel:
-// it opens the doctor dialog and returns the Cmd that runs the checks.
+// authorizationCode reports whether code is a join error the
+// private-channel doctor explains.
+func authorizationCode(code string) bool {
+	switch code {
+	case "Unauthorized", "MissingPartition", "PrivateOnly":
+		return true
+	}
+	return false
+}
+
+// authorizationHint is the status line's advice for a join refused for
+// its authorization: the private-channel doctor.
+func authorizationHint(code string) string {
+	switch code {
+	case "Unauthorized":
+		return "private channel refused: D checks the RLS policies on realtime.messages for this role"
+	case "MissingPartition":
+		return "today's partition of realtime.messages is missing: D runs the doctor"
+	case "PrivateOnly":
+		return "this project allows only private channels: join with the private option (D runs the doctor)"
+	}
+	return ""
+}
+
+// privateDoctor reports whether the doctor checks c's authorization: a
+// private channel, or one refused for its authorization.
+func privateDoctor(c registry.ChannelInfo) bool {
+	return c.Config.Private || authorizationCode(c.LastErrorCode)
+}
+
+// doctorFor reports whether the doctor has anything to check on c.
+func doctorFor(c registry.ChannelInfo) bool {
+	return c.Name.Kind == registry.KindSubscription || privateDoctor(c)
+}
+
+// runDoctor checks why changes may not arrive on a subscription channel
+// and, on a private or refused channel, why it is refused: it opens the
+// doctor dialog and returns the Cmd that runs the checks.
 func (m *Model) runDoctor(c registry.ChannelInfo) tea.Cmd {
-	if c.Name.Kind != registry.KindSubscription {
-		return m.setStatus(slog.LevelWarn, "the doctor checks postgres_changes: "+c.Name.String()+" is a "+c.Name.Kind.String()+
-			" channel (select a subscription channel, or :doctor <name>)")
+	private := privateDoctor(c)
+	if !doctorFor(c) {
+		return m.setStatus(slog.LevelWarn, "the doctor checks postgres_changes and private channels: "+c.Name.String()+" is a "+c.Name.Kind.String()+
+			" channel, not private (select a subscription or private channel, or :doctor <name>)")
 	}
 	bindings := changeBindings(c)
-	if len(bindings) == 0 {
+	if len(bindings) == 0 && !private {
 		return m.setStatus(slog.LevelWarn, c.Name.String()+" has no postgres_changes binding to check")
+	}
+	topic := strings.TrimPrefix(c.Topic, registry.TopicPrefix)
+	if topic == "" {
+		topic = c.Name.String()
 	}
 	m.doctorGen++
 	res := doctorResult{gen: m.doctorGen, name: c.Name, at: m.now, running: true}
+	var reqs []DoctorRequest
+	if private {
+		res.sections = append(res.sections, doctorSection{binding: "private channel " + topic, private: true})
+		reqs = append(reqs, DoctorRequest{Channel: c.Name, PrivateTopic: topic, Presence: c.Config.Presence})
+	}
 	for _, b := range bindings {
 		res.sections = append(res.sections, doctorSection{binding: bindingText(b)})
+		schema := b.Schema
+		if schema == "" {
+			schema = "public"
+		}
+		reqs = append(reqs, DoctorRequest{Channel: c.Name, Schema: schema, Table: b.Table, Filter: b.Filter, Event: b.Event, ReadySeen: c.Ready})
 	}
 	d := m.data(c.Name)
 	d.doctor = &res
 	m.openDialog(&doctorView{name: c.Name, gen: res.gen})
-	doc, as, ready, parent := m.opts.Doctor, m.subscriberAs(), c.Ready, m.opts.Context
+	doc, as, parent := m.opts.Doctor, m.subscriberAs(), m.opts.Context
 	timeout := m.opts.DoctorTimeout
 	now := m.opts.Now
 	return func() tea.Msg {
@@ -178,19 +249,14 @@ func (m *Model) runDoctor(c registry.ChannelInfo) tea.Cmd {
 		out.sections = make([]doctorSection, len(res.sections))
 		ctx, cancel := context.WithTimeout(parent, timeout)
 		defer cancel()
-		for i, b := range bindings {
-			out.sections[i].binding = res.sections[i].binding
+		for i, req := range reqs {
+			out.sections[i].binding, out.sections[i].private = res.sections[i].binding, res.sections[i].private
 			if doc == nil {
 				out.sections[i].err = fmt.Errorf("%w: rtm runs without a database", ErrNoDatabase)
 				continue
 			}
-			schema := b.Schema
-			if schema == "" {
-				schema = "public"
-			}
-			checks, err := doc.Check(ctx, DoctorRequest{Channel: c.Name, Schema: schema, Table: b.Table, Filter: b.Filter,
-				Event: b.Event, As: as, ReadySeen: ready})
-			out.sections[i].checks, out.sections[i].err = checks, err
+			req.As = as
+			out.sections[i].checks, out.sections[i].err = doc.Check(ctx, req)
 		}
 		out.running = false
 		out.at = now()
@@ -275,7 +341,7 @@ func doctorLines(st *theme.Styles, r *doctorResult, w int, as string) []string {
 		if i > 0 {
 			out = append(out, "")
 		}
-		out = append(out, st.Table.Header.Render(truncText("postgres_changes "+s.binding+" as "+as, w)))
+		out = append(out, st.Table.Header.Render(truncText(s.title(as), w)))
 		if r.running {
 			out = append(out, st.Muted.Render("running the checks…"))
 			continue

@@ -442,3 +442,61 @@ func TestMessageBatchEvent(t *testing.T) {
 	keys(m, "j")
 	mustContain(t, screen(m), `{"n":0}`, `{"n":1}`, `"n": 2`)
 }
+
+// D on a private channel, or one refused for its authorization, runs the
+// private-channel checks as the channel's token; on a private
+// subscription channel it runs them before the postgres_changes ones.
+func TestDoctorPrivateChannel(t *testing.T) {
+	checks := []DoctorCheck{
+		{Name: "policies", Detail: `no policy on realtime.messages is for "authenticated"`,
+			Fix: `create policy "authenticated can read broadcast on document:789" on "realtime"."messages" for select to authenticated using ( true );`},
+		{Name: "read broadcast", Detail: `"authenticated" may read broadcast`, OK: true},
+	}
+	doc := &fakeDoctor{checks: checks}
+	m, _ := newDoctorModel(t, doc)
+	st := readyState()
+	st.Channels[1].Config.Private = true
+	st.Channels[1].Status, st.Channels[1].LastError, st.Channels[1].LastErrorCode = registry.StatusError,
+		"You do not have permissions to read from this Channel topic: document:789", "Unauthorized"
+	m.Update(EventsBatchMsg{State: &st})
+	for i := 0; i < 8 && m.chans.sel != docCh; i++ {
+		keys(m, "k")
+	}
+	if m.chans.sel != docCh {
+		t.Fatalf("selected %v", m.chans.sel)
+	}
+	if !slices.Contains(helpKeys(m.ShortHelp()), "D") {
+		t.Fatalf("a private channel's help must offer D: %v", helpKeys(m.ShortHelp()))
+	}
+	keys(m, "4")
+	mustContain(t, screen(m), "not run — D checks why the private channel may be refused")
+	feed(m, keys(m, "D")[0])
+	want := DoctorRequest{Channel: docCh, PrivateTopic: docCh.String(), As: "authenticated:alice"}
+	if reqs := doc.Requests(); len(reqs) != 1 || reqs[0] != want {
+		t.Fatalf("requests %+v, want %+v", reqs, want)
+	}
+	mustContain(t, screen(m), "private channel "+docCh.String()+" as authenticated:alice", "✗ policies", "fix: create policy",
+		"✓ read broadcast")
+	mustContain(t, m.status.text, "doctor "+docCh.String()+": 1 of 2 checks failed: policies")
+	keys(m, "esc")
+
+	// A private subscription channel: the private checks, then each binding.
+	st.Channels[2].Config.Private, st.Channels[2].Config.Presence = true, true
+	m.Update(EventsBatchMsg{State: &st})
+	for i := 0; i < 8 && m.chans.sel != projCh; i++ {
+		keys(m, "j")
+	}
+	feed(m, keys(m, "D")[0])
+	reqs := doc.Requests()[1:]
+	if len(reqs) != 2 || reqs[0] != (DoctorRequest{Channel: projCh, PrivateTopic: projCh.String(), Presence: true, As: "authenticated:alice"}) ||
+		reqs[1].PrivateTopic != "" || reqs[1].Table != "project" {
+		t.Fatalf("requests %+v", reqs)
+	}
+	mustContain(t, screen(m), "private channel "+projCh.String()+" as authenticated:alice", "postgres_changes * public.project [id=eq.456] as authenticated:alice")
+	keys(m, "esc")
+
+	// A refused join's status line points at D.
+	m.Update(EventsBatchMsg{Events: []registry.Event{registry.ErrorEvent{Time: t0, Channel: docCh, Op: "join",
+		Code: "MissingPartition", Message: "Realtime was unable to find the expected messages partition"}}})
+	mustContain(t, m.status.text, "today's partition of realtime.messages is missing: D runs the doctor")
+}

@@ -107,6 +107,20 @@ func screens() []struct {
 			withApps(m, sampleApps())
 			keys(m, "A", "tab", "down")
 		}},
+		{"apps-messages", func(m *Model) {
+			withApps(m, sampleApps())
+			keys(m, "A", "tab")
+		}},
+		{"apps-empty-anon-key", func(m *Model) {
+			withApps(m, apps.Snapshot{})
+			m.opts.AppsAnonKey = appsAnonKey
+			keys(m, "A")
+		}},
+		{"apps-anon-key", func(m *Model) {
+			withApps(m, sampleApps())
+			m.opts.AppsAnonKey = appsAnonKey
+			keys(m, "A")
+		}},
 		{"apps-socket-faults", func(m *Model) {
 			withApps(m, sampleApps())
 			keys(m, "A", "x")

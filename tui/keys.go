@@ -24,9 +24,11 @@ type KeyMap struct {
 	Apps key.Binding
 	// AppsView holds the Apps view's keys: Channels moves the selection
 	// between the sockets and the selected socket's channels, Faults
-	// opens the fault menu of the selected socket or channel.
+	// opens the fault menu of the selected socket or channel, CopyEnv
+	// and WriteEnv give what to set in the app (appenv.go) to the
+	// clipboard and to a file.
 	AppsView struct {
-		Channels, Faults key.Binding
+		Channels, Faults, CopyEnv, WriteEnv key.Binding
 	}
 
 	// Navigation in the focused pane.
@@ -86,6 +88,8 @@ func DefaultKeyMap() KeyMap {
 	k.Apps = key.NewBinding(key.WithKeys("A"), key.WithHelp("A", "apps"))
 	k.AppsView.Channels = key.NewBinding(key.WithKeys("tab", "shift+tab"), key.WithHelp("tab", "apps: channels"))
 	k.AppsView.Faults = key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "apps: faults"))
+	k.AppsView.CopyEnv = key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "apps: copy env"))
+	k.AppsView.WriteEnv = key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "apps: env file"))
 
 	k.Up = key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up"))
 	k.Down = key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down"))

@@ -59,4 +59,7 @@ type JoinRequest struct {
 	As       string
 	UserName string
 	Payload  json.RawMessage
+	// Private joins a private channel, which the server authorises (rtm
+	// serve --db and Supabase: by the RLS policies on realtime.messages).
+	Private bool
 }

@@ -3,6 +3,8 @@ package tui
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"rtm/realtime/mask/masktest"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
+	"rtm/registry/apps"
 )
 
 // selectChannel selects n in the channel list and opens tab k ("1"
@@ -190,4 +193,53 @@ func TestReplayedFramesMasked(t *testing.T) {
 	if !strings.Contains(strings.Join(screens, ""), "eyJh…") {
 		t.Fatal("the masked key is not shown")
 	}
+}
+
+// TestAppsAnonKeyMasked: the embedded server's anon key
+// (Options.AppsAnonKey) shows masked on every screen that names it —
+// the header, the Apps view with no app and with sockets, the status
+// lines of c and w, the help — at every size, however it is spelled;
+// only the clipboard and the file get it in full.
+func TestAppsAnonKeyMasked(t *testing.T) {
+	srv := servertest.New(t)
+	key := srv.AnonKey()
+	for _, sz := range append(goldenSizes, [2]int{250, 70}) {
+		for _, snap := range []apps.Snapshot{{}, sampleApps()} {
+			path := filepath.Join(t.TempDir(), DefaultAppsEnvFile)
+			m, _ := newTestModel(t, sz[0], sz[1], func(o *Options) { o.AppsAnonKey, o.AppsEnvFile = key, path })
+			withApps(m, snap)
+			screens := []string{screen(m)}
+			keys(m, "A")
+			screens = append(screens, screen(m))
+			keys(m, "c")
+			screens = append(screens, screen(m))
+			feed(m, keys(m, "w")[0])
+			screens = append(screens, screen(m))
+			keys(m, "?")
+			screens = append(screens, screen(m))
+			if !strings.Contains(strings.Join(screens, "\n"), registry.MaskSecret(key)) {
+				t.Fatalf("%dx%d: the masked key is not shown:\n%s", sz[0], sz[1], screens[1])
+			}
+			for i, s := range screens {
+				if masktest.Holds([]byte(s), key) || showsPart(s, key) {
+					t.Fatalf("%dx%d: screen %d shows the anon key:\n%s", sz[0], sz[1], i, s)
+				}
+			}
+			if b, err := os.ReadFile(path); err != nil || !strings.Contains(string(b), "SUPABASE_ANON_KEY="+key+"\n") {
+				t.Fatalf("the env file lacks the key: %v\n%s", err, b)
+			}
+		}
+	}
+}
+
+// showsPart tells whether s shows 16 bytes in a row of the key's
+// claims or signature (a key cut to the width still leaks them).
+func showsPart(s, key string) bool {
+	_, rest, _ := strings.Cut(key, ".")
+	for i := 0; i+16 <= len(rest); i++ {
+		if strings.Contains(s, rest[i:i+16]) {
+			return true
+		}
+	}
+	return false
 }

@@ -769,8 +769,8 @@ func TestManagerErrorEventShowsInStatus(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40)
 	m.Update(EventsBatchMsg{Events: []registry.Event{registry.ErrorEvent{Time: t0, Channel: projCh, Op: "join",
 		Code: "Unauthorized", Message: "You do not have permissions to read from this Channel topic"}}})
-	mustContain(t, m.status.text, "join subscription:project:456: Unauthorized:", "check the RLS policies")
-	mustContain(t, screen(m), "check the RLS policies")
+	mustContain(t, m.status.text, "join subscription:project:456: Unauthorized:", "D checks the RLS policies")
+	mustContain(t, screen(m), "D checks the RLS policies")
 }
 
 func TestNoManager(t *testing.T) {

@@ -91,6 +91,15 @@ type Options struct {
 	// to use it).
 	Apps    Apps
 	AppsURL string
+	// AppsAnonKey is the anon key of the proxy's upstream when rtm knows
+	// it (the embedded server's: the app has no other); "" otherwise
+	// (a project: the app keeps its own key). The Apps view and the
+	// header show it masked; c (clipboard) and w (AppsEnvFile) give it
+	// in full, with AppsURL, under the names AppEnv lists.
+	AppsAnonKey string
+	// AppsEnvFile is the file w writes in the Apps view (default
+	// DefaultAppsEnvFile, ".env.rtm", in the working directory).
+	AppsEnvFile string
 	// Replay, when set, is the recording being replayed (rtm replay):
 	// the header shows its position and the replay keys control it. Use
 	// it with ReadOnly and Now = the replay's clock.
@@ -109,6 +118,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ActionTimeout <= 0 {
 		o.ActionTimeout = DefaultActionTimeout
+	}
+	if o.AppsEnvFile == "" {
+		o.AppsEnvFile = DefaultAppsEnvFile
 	}
 	if o.DoctorTimeout <= 0 {
 		o.DoctorTimeout = DefaultDoctorTimeout

@@ -3,7 +3,7 @@ package tui
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -13,8 +13,11 @@ import (
 
 // readyWait bounds how long a join action waits for the server's answer
 // before it reports the channel as joining (the join goes on in the
-// background, under the retry policy).
-const readyWait = 5 * time.Second
+// background, under the retry policy). It outlasts Supabase's 5 s
+// backoff before the join errors of private channels (which rtm serve
+// --db and the embedded server reproduce), so a join the RLS policies
+// refuse reports its reason.
+const readyWait = 7 * time.Second
 
 // RegistryManager adapts a *registry.Manager to [Manager]. It keeps the
 // handles of the channels the UI joined (one reference per join), so they
@@ -33,12 +36,20 @@ func NewRegistryManager(m *registry.Manager) *RegistryManager {
 
 // Join implements [Manager]: presence channels with As join as that user
 // (tracked), subscription channels bind the entity's table and row
-// (public.<entity_type> where id = <entity_id>), others join plainly. It
-// waits a little for the server's answer so a refused join reports its
-// reason.
+// (public.<entity_type> where id = <entity_id>), others join plainly;
+// Private makes it a private channel. It waits a little for the server's
+// answer so a refused join reports its reason (see awaitAnswer).
 func (r *RegistryManager) Join(ctx context.Context, req JoinRequest) error {
 	n := req.Name
-	tenant := registry.WithTenant(n.Tenant)
+	var before time.Time // the channel's last error before this join
+	if info, err := r.m.Info(n); err == nil {
+		before = info.LastErrorAt
+	}
+	var opts []registry.JoinOption
+	if req.Private {
+		opts = append(opts, registry.Private())
+	}
+	withTenant := append(opts, registry.WithTenant(n.Tenant))
 	var (
 		h   *registry.Handle
 		err error
@@ -46,11 +57,11 @@ func (r *RegistryManager) Join(ctx context.Context, req JoinRequest) error {
 	switch {
 	case n.Kind == registry.KindPresence && req.As != "":
 		u := registry.PresenceUser{UserID: req.As, Name: req.UserName, Payload: req.Payload}
-		h, err = r.m.JoinPresence(ctx, n.EntityType, n.EntityID, u, tenant)
+		h, err = r.m.JoinPresence(ctx, n.EntityType, n.EntityID, u, withTenant...)
 	case n.Kind == registry.KindSubscription:
-		h, err = r.m.SubscribeEntity(ctx, n.EntityType, n.EntityID, registry.ChangeFilter{}, nil, tenant)
+		h, err = r.m.SubscribeEntity(ctx, n.EntityType, n.EntityID, registry.ChangeFilter{}, nil, withTenant...)
 	default:
-		h, err = r.m.Join(ctx, n)
+		h, err = r.m.Join(ctx, n, opts...)
 	}
 	if err != nil {
 		return err
@@ -58,12 +69,50 @@ func (r *RegistryManager) Join(ctx context.Context, req JoinRequest) error {
 	r.mu.Lock()
 	r.handles[n] = append(r.handles[n], h)
 	r.mu.Unlock()
+	return r.awaitAnswer(ctx, n, before)
+}
+
+// awaitAnswer waits up to readyWait for the server's answer to the join
+// of n: nil once the channel is connected (or still joining at the
+// deadline), its failure once it failed for good, and the server's
+// refusal (its code and reason: a private channel the RLS policies
+// refuse, a rate limit) as soon as one comes, although the retry policy
+// goes on trying. before is the channel's last error time before the
+// join: an older error is not this join's answer.
+func (r *RegistryManager) awaitAnswer(ctx context.Context, n registry.Name, before time.Time) error {
 	wctx, cancel := context.WithTimeout(ctx, readyWait)
 	defer cancel()
-	if err := h.Ready(wctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	sub := r.m.Subscribe(wctx, registry.SubscribeOptions{Types: []registry.EventType{registry.TypeChannelState},
+		Channels: []registry.Name{n}, Buffer: 64})
+	defer sub.Close()
+	var buf []registry.Event
+	for {
+		buf = sub.Drain(buf[:0])
+		for _, ev := range buf {
+			cs, ok := ev.(registry.ChannelStateEvent)
+			switch {
+			case !ok:
+			case cs.Removed:
+				return fmt.Errorf("%s: %w", n, registry.ErrReleased)
+			case cs.Status == registry.StatusConnected:
+				return nil
+			case cs.Status == registry.StatusError:
+				return &registry.ChannelError{Channel: n, Code: cs.Info.LastErrorCode, Reason: cs.Reason}
+			case cs.Info.LastError != "" && !cs.Info.LastErrorAt.Equal(before):
+				return &registry.ChannelError{Channel: n, Code: cs.Info.LastErrorCode, Reason: cs.Info.LastError}
+			}
+		}
+		select {
+		case <-sub.Ready():
+		case <-sub.Done():
+			return nil
+		case <-wctx.Done():
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("wait for %s: %w", n, err)
+			}
+			return nil // still joining: the policy goes on
+		}
 	}
-	return nil
 }
 
 // Leave implements [Manager].

@@ -73,6 +73,9 @@ func (m *Model) showError(e registry.ErrorEvent) tea.Cmd {
 	if hint == "" && e.Op == "system" && e.Channel.Kind == registry.KindSubscription {
 		hint = changesHint(e.Message)
 	}
+	if h := authorizationHint(e.Code); h != "" {
+		hint = h
+	}
 	if hint != "" {
 		text += " — " + hint
 	}

@@ -99,7 +99,12 @@ func (tb *infoTab) render(v *mainView, c registry.ChannelInfo, w, h int) []strin
 			}
 			kv("Database", p, sanitize(detail))
 		}
+	}
+	if doctorFor(c) {
 		doc := "not run — D checks why changes may not arrive"
+		if privateDoctor(c) {
+			doc = "not run — D checks why the private channel may be refused"
+		}
 		dp := mu
 		if d, ok := v.chData[c.Name]; ok && d.doctor != nil {
 			doc = d.doctor.summary()
@@ -170,6 +175,9 @@ func (tb *infoTab) render(v *mainView, c registry.ChannelInfo, w, h int) []strin
 			code += ": "
 		}
 		kv("Last err", v.st.Error, sanitize(code+c.LastError), mu, " at "+c.LastErrorAt.Format("15:04:05"))
+		if hint := registry.Hint(c.LastErrorCode, c.LastError); hint != "" && joinRefused(&c) {
+			kv("Fix", v.st.Warn, hint)
+		}
 	}
 	tg := v.state.Target
 	where := tg.Serializer

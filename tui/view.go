@@ -204,6 +204,10 @@ func (m *Model) viewHeader() string {
 	}
 	if m.opts.AppsURL != "" {
 		l1.add(st.Subtle, sep1).add(st.Header.Label, "apps → ").add(st.Header.Value, sanitize(m.opts.AppsURL))
+		// The embedded server's anon key, masked, when it fits whole.
+		if key := registry.MaskSecret(m.opts.AppsAnonKey); key != "" && textWidth(sep1+"anon key "+key) <= l1.room() {
+			l1.add(st.Subtle, sep1).add(st.Header.Label, "anon key ").add(st.Header.Value, key)
+		}
 	}
 
 	sep, gap, spark := "  ·  ", "  ", 10
@@ -411,7 +415,7 @@ func (m *Model) channelActions() []key.Binding {
 		}
 	}
 	out = append(out, k.Broadcast, k.Retry, k.Leave, k.Faults)
-	if c.Name.Kind == registry.KindSubscription {
+	if doctorFor(c) {
 		out = append(out, k.Doctor)
 	}
 	return enabled(out)
@@ -424,7 +428,7 @@ func (m *Model) FullHelp() [][]key.Binding {
 		{k.Help, k.Command, k.Filter, k.NextFocus, k.PrevFocus, k.Open, k.Back, k.Apps, k.Quit},
 		{k.TabKeys, k.NextTab, k.PrevTab, k.Zoom, k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
 		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults, k.Channel.Doctor,
-			k.AppsView.Channels, k.AppsView.Faults}),
+			k.AppsView.Channels, k.AppsView.Faults, k.AppsView.CopyEnv, k.AppsView.WriteEnv}),
 		{k.Log.Follow, k.Log.Wrap, k.Log.Clear, k.Presence.Raw},
 	}
 	if m.opts.Replay != nil {

@@ -82,6 +82,9 @@ type PhoenixOptions struct {
 	// APIKey is params.apikey, which Supabase requires.
 	APIKey string
 	// Vsn is the serializer; "2.0.0" (phoenix.js's default) when empty.
+	// With "1.0.0" the driver gives the socket an encode and decode of
+	// 1.0.0's JSON objects (phoenix.js's own serializer is 2.0.0's,
+	// whatever the vsn), as an app on 1.0.0 does; no binary pushes then.
 	Vsn string
 	// HeartbeatIntervalMs defaults to 30000 in phoenix.js.
 	HeartbeatIntervalMs int

@@ -50,28 +50,53 @@ func checkDelay(t *testing.T, what string, got, want time.Duration) {
 	}
 }
 
-// sbEnv is a supabase-js app through a proxy whose Observer is an apps
-// model, with one channel subscribed.
-type sbEnv struct {
+// modelEnv is a proxy to the embedded server whose Observer is an apps
+// model (and, through a tee, a recorder of every call), and the driver
+// of the app behind it.
+type modelEnv struct {
 	p   *proxy.Proxy
 	m   *apps.Model
+	rec *recorder
 	sub *apps.Subscription
 	evs []apps.Event // the model's events drained so far
 	d   *jsharness.Driver
-	cl  *jsharness.Client
-	ch  *jsharness.Channel
 	url string // the proxy's, the app's SUPABASE_URL
 	key string
 }
 
-func newSBEnv(t *testing.T, srv *servertest.Server, d *jsharness.Driver, opts jsharness.ClientOptions, cfg proxy.Config) *sbEnv {
+// teeObserver is the model as the proxy's Observer (its Fault and REST
+// calls too), with each Open, Frame and Closed also kept by rec.
+type teeObserver struct {
+	*apps.Model
+	rec *recorder
+}
+
+func (o teeObserver) Open(c proxy.ConnInfo) { o.rec.Open(c); o.Model.Open(c) }
+func (o teeObserver) Frame(f proxy.Frame)   { o.rec.Frame(f); o.Model.Frame(f) }
+func (o teeObserver) Closed(c proxy.Closed) { o.rec.Closed(c); o.Model.Closed(c) }
+
+func newModelEnv(t *testing.T, srv *servertest.Server, d *jsharness.Driver, cfg proxy.Config) *modelEnv {
 	t.Helper()
 	m := apps.New(apps.Options{})
 	sub := m.Subscribe(1 << 14)
 	t.Cleanup(sub.Close)
-	cfg.Upstream, cfg.Observer = srv.URL, m
+	rec := newRecorder()
+	cfg.Upstream, cfg.Observer = srv.URL, teeObserver{Model: m, rec: rec}
 	p, hs := startProxy(t, cfg)
-	e := &sbEnv{p: p, m: m, sub: sub, d: d, url: hs.URL, key: srv.AnonKey()}
+	return &modelEnv{p: p, m: m, rec: rec, sub: sub, d: d, url: hs.URL, key: srv.AnonKey()}
+}
+
+// sbEnv is a supabase-js app through a proxy whose Observer is an apps
+// model, with one channel subscribed.
+type sbEnv struct {
+	*modelEnv
+	cl *jsharness.Client
+	ch *jsharness.Channel
+}
+
+func newSBEnv(t *testing.T, srv *servertest.Server, d *jsharness.Driver, opts jsharness.ClientOptions, cfg proxy.Config) *sbEnv {
+	t.Helper()
+	e := &sbEnv{modelEnv: newModelEnv(t, srv, d, cfg)}
 	e.cl = e.client(t, "", opts)
 	e.ch = e.subscribe(t, "room", "room1")
 	e.waitModel(t, "room1 joined on socket 1", func(s apps.Snapshot) bool {
@@ -108,7 +133,7 @@ func (e *sbEnv) subscribe(t *testing.T, name, topic string) *jsharness.Channel {
 }
 
 // waitModel polls the model's snapshot until cond holds.
-func (e *sbEnv) waitModel(t *testing.T, what string, cond func(apps.Snapshot) bool) apps.Snapshot {
+func (e *modelEnv) waitModel(t *testing.T, what string, cond func(apps.Snapshot) bool) apps.Snapshot {
 	t.Helper()
 	deadline := time.Now().Add(slow)
 	for {
@@ -124,7 +149,7 @@ func (e *sbEnv) waitModel(t *testing.T, what string, cond func(apps.Snapshot) bo
 }
 
 // events drains the model's events and returns those of typ so far.
-func (e *sbEnv) events(typ apps.EventType) []apps.Event {
+func (e *modelEnv) events(typ apps.EventType) []apps.Event {
 	for {
 		select {
 		case ev := <-e.sub.Events():
@@ -144,7 +169,7 @@ func (e *sbEnv) events(typ apps.EventType) []apps.Event {
 }
 
 // applied returns the app_fault events of kind that acted (not armed).
-func (e *sbEnv) applied(kind string) []apps.Event {
+func (e *modelEnv) applied(kind string) []apps.Event {
 	var out []apps.Event
 	for _, ev := range e.events(apps.TypeFault) {
 		if ev.Action == kind && ev.Text != "armed" {
@@ -189,7 +214,7 @@ func describe(s apps.Snapshot) string {
 
 // reconnected waits until the app's next socket (after socket prev) has
 // rejoined room1 and returns the two sockets; the model must link them.
-func (e *sbEnv) reconnected(t *testing.T, prev int) (old, cur apps.Socket) {
+func (e *modelEnv) reconnected(t *testing.T, prev int) (old, cur apps.Socket) {
 	t.Helper()
 	s := e.waitModel(t, "a reconnected socket with room1 joined", func(s apps.Snapshot) bool {
 		return len(s.Sockets) > prev && channelStatus(s.Sockets[prev], "room1") == apps.StatusJoined
@@ -211,10 +236,10 @@ func (e *sbEnv) reconnected(t *testing.T, prev int) (old, cur apps.Socket) {
 // reconnectDelay checks the app's delay from its socket's close (after
 // mark) to its next connect, and the model's (close to open), against
 // want.
-func (e *sbEnv) reconnectDelay(t *testing.T, mark int, cur apps.Socket, want time.Duration) {
+func (e *modelEnv) reconnectDelay(t *testing.T, client string, mark int, cur apps.Socket, want time.Duration) {
 	t.Helper()
-	closed := e.d.Await(t, slow, jsharness.Match{Kind: jsharness.KindSocket, Client: e.cl.Name, State: "close", After: mark})
-	next := e.d.Await(t, slow, jsharness.Match{Kind: jsharness.KindSocket, Client: e.cl.Name, State: "connecting", After: closed.Seq})
+	closed := e.d.Await(t, slow, jsharness.Match{Kind: jsharness.KindSocket, Client: client, State: "close", After: mark})
+	next := e.d.Await(t, slow, jsharness.Match{Kind: jsharness.KindSocket, Client: client, State: "connecting", After: closed.Seq})
 	checkDelay(t, "the app's reconnect delay", next.Time.Sub(closed.Time), want)
 	checkDelay(t, "the model's reconnect delay", cur.ReconnectDelay, want)
 }
@@ -242,7 +267,7 @@ func TestSupabaseJSFaults(t *testing.T) {
 			t.Errorf("model: socket 1 closed by %s %d, want proxy 1006", old.ClosedBy, old.CloseCode)
 		}
 		// The first step of the reconnect ladder.
-		e.reconnectDelay(t, mark, cur, sbReconnect[0])
+		e.reconnectDelay(t, e.cl.Name, mark, cur, sbReconnect[0])
 		if f := e.applied(proxy.FaultDrop); len(f) != 1 || f[0].Socket != old.ID {
 			t.Errorf("model: drop faults %+v, want one on socket %d", f, old.ID)
 		}
@@ -265,7 +290,7 @@ func TestSupabaseJSFaults(t *testing.T) {
 		if old.ClosedBy != "proxy" || old.CloseCode != 4001 || old.CloseReason != "fault test" {
 			t.Errorf("model: socket 1 closed by %s %d %q, want proxy 4001 fault test", old.ClosedBy, old.CloseCode, old.CloseReason)
 		}
-		e.reconnectDelay(t, mark, cur, 300*time.Millisecond)
+		e.reconnectDelay(t, e.cl.Name, mark, cur, 300*time.Millisecond)
 		if f := e.applied(proxy.FaultClose); len(f) != 1 || f[0].Reason != "4001 fault test" {
 			t.Errorf("model: close faults %+v", f)
 		}

@@ -145,8 +145,8 @@ func TestBounds(t *testing.T) {
 		t.Fatalf("message %+v", msg)
 	}
 
-	for id := uint64(1); id <= 3; id++ {
-		m.Closed(proxy.Closed{Conn: id, Time: now, Code: 1000})
+	for id := uint64(1); id <= 3; id++ { // the app closes: never_left flags
+		m.Closed(proxy.Closed{Conn: id, Time: now, By: proxy.FromApp, Code: 1000})
 	}
 	m.Closed(proxy.Closed{Conn: 3, Time: now}) // twice
 	snap = m.Snapshot()

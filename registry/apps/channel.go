@@ -18,8 +18,13 @@ type channel struct {
 
 	attempts []Attempt
 	joinRef  string // the ref of the join in flight or held
-	leaveRef string
-	failedAt time.Time // when the last attempt failed, for the next delay
+	joinJR   string // its join_ref ("" when the app sent none)
+	// leaveRef is the ref of the app's last phx_leave, leaveOf the
+	// joinRef of the join it left: an older one than joinRef when the
+	// app joined again since (phoenix.js and realtime-js leave a topic
+	// they hold before a second channel instance of it joins).
+	leaveRef, leaveOf string
+	failedAt          time.Time // when the last attempt failed, for the next delay
 
 	members       map[string][]Meta
 	presenceBytes int
@@ -50,7 +55,7 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 			m.join(s, ch, f.Time, msg, pre)
 			return
 		case protocol.EventLeave:
-			ch.leaveRef = msg.Ref
+			ch.leaveRef, ch.leaveOf = msg.Ref, ch.joinRef
 			if a, ok := ch.lastAttempt(); ok && a.Outcome == "" {
 				// A leave after an unanswered join: the app gave up on
 				// it (realtime-js's join timeout); its rejoin delay
@@ -64,6 +69,12 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 			return
 		}
 	} else {
+		if ch.stale(msg) {
+			// phx_error or phx_close of an earlier join than the app's
+			// current one (the close of the join it left before joining
+			// again): the app ignores it, so does the model.
+			return
+		}
 		switch msg.Event {
 		case protocol.EventReply:
 			if m.reply(s, ch, f.Time, msg) {
@@ -76,7 +87,7 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 		case protocol.EventClose:
 			ch.failedAt = f.Time
 			switch {
-			case ch.leaveRef != "":
+			case ch.leaveRef != "" && ch.leaveOf == ch.joinRef:
 				m.setStatus(s, ch, f.Time, StatusLeft, "")
 			case ch.c.Status == StatusJoined && ch.c.Reason != "":
 				// The system error that came before it (a joined
@@ -102,7 +113,7 @@ func (m *Model) channelFrame(s *socket, f proxy.Frame, msg *protocol.Message, si
 func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Message, pre *TokenInfo) {
 	var jp protocol.JoinPayload
 	_ = json.Unmarshal(msg.Payload, &jp) // a bad payload joins with a zero config
-	if ch.c.Status == StatusJoined {
+	if ch.c.Status == StatusJoined && (ch.leaveRef == "" || ch.leaveOf != ch.joinRef) {
 		m.flag(Flag{Kind: FlagDuplicateTopic, Time: now, Socket: s.s.ID, Topic: ch.c.Topic,
 			Text: fmt.Sprintf("socket %d joined %s again while holding it", s.s.ID, ch.c.Topic)})
 	}
@@ -137,7 +148,7 @@ func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Messag
 			Text: fmt.Sprintf("%s rejoined as role %q subject %q, the join before was role %q subject %q", ch.c.Topic, a.Role, a.Subject, prev.Role, prev.Subject)})
 	}
 	ch.failedAt = time.Time{}
-	ch.joinRef, ch.leaveRef = msg.Ref, ""
+	ch.joinRef, ch.joinJR = msg.Ref, msg.JoinRef
 	if len(ch.attempts) >= m.opt.MaxAttempts {
 		ch.attempts = slices.Delete(ch.attempts, 0, 1)
 		ch.c.AttemptsDropped++
@@ -179,7 +190,9 @@ func (m *Model) join(s *socket, ch *channel, now time.Time, msg *protocol.Messag
 func (m *Model) reply(s *socket, ch *channel, now time.Time, msg *protocol.Message) bool {
 	switch {
 	case msg.Ref != "" && msg.Ref == ch.leaveRef:
-		m.setStatus(s, ch, now, StatusLeft, "")
+		if ch.leaveOf == ch.joinRef {
+			m.setStatus(s, ch, now, StatusLeft, "")
+		}
 		return true
 	case msg.Ref == "" || msg.Ref != ch.joinRef || len(ch.attempts) == 0:
 		return false
@@ -338,16 +351,21 @@ func (m *Model) removeMetas(ch *channel, key string, metas []protocol.PresenceMe
 func (m *Model) message(s *socket, ch *channel, f proxy.Frame, msg *protocol.Message, size int) {
 	mm := Message{Time: f.Time, Dir: f.Dir.String(), Event: clip(msg.Event, 128), Bytes: size}
 	payload := []byte(msg.Payload)
-	if msg.Broadcast != nil {
+	switch {
+	case msg.Binary:
+		// A Phoenix binary frame (phoenix.js's push of an ArrayBuffer,
+		// kind 0, or the server's kind-2 broadcast of it): no user event.
+		payload, mm.Binary = msg.Raw, true
+	case msg.Broadcast != nil:
 		mm.UserEvent = clip(mask.Text(msg.Broadcast.Event), 128)
-		payload = msg.Broadcast.Payload
-	} else if msg.Event == protocol.EventBroadcast {
+		payload, mm.Binary = msg.Broadcast.Payload, msg.Broadcast.Binary
+	case msg.Event == protocol.EventBroadcast:
 		if b, err := msg.UserBroadcast(); err == nil {
 			mm.UserEvent = clip(mask.Text(b.Event), 128)
 			payload = b.Payload
 		}
 	}
-	mm.Payload, mm.Clipped = m.maskClip(payload, m.opt.MaxPayloadBytes)
+	mm.Payload, mm.Clipped = m.payloadText(payload, mm.Binary)
 	if f.Dir == proxy.FromApp {
 		ch.c.MessagesFromApp++
 		ch.c.BytesFromApp += uint64(size)
@@ -357,7 +375,7 @@ func (m *Model) message(s *socket, ch *channel, f proxy.Frame, msg *protocol.Mes
 	}
 	m.push(ch, mm)
 	m.publish(Event{Type: TypeMessage, Time: f.Time, Socket: s.s.ID, Topic: ch.c.Topic, Action: "message",
-		Dir: mm.Dir, Event: mm.Event, UserEvent: mm.UserEvent, Bytes: size, Payload: mm.Payload})
+		Dir: mm.Dir, Event: mm.Event, UserEvent: mm.UserEvent, Bytes: size, Payload: mm.Payload, Binary: mm.Binary})
 }
 
 // maskClip masks data and clips it to n bytes, and says whether it cut
@@ -369,6 +387,28 @@ func (m *Model) maskClip(data []byte, n int) (string, bool) {
 	}
 	s := string(mask.JSON(data))
 	return clip(s, n), len(s) > n
+}
+
+// payloadText is a message payload as kept: JSON masked and clipped to
+// MaxPayloadBytes, a binary payload in hex (hexClip); and whether it cut.
+func (m *Model) payloadText(payload []byte, binary bool) (string, bool) {
+	if binary {
+		return m.hexClip(payload, m.opt.MaxPayloadBytes)
+	}
+	return m.maskClip(payload, m.opt.MaxPayloadBytes)
+}
+
+// hexClip masks raw bytes as text (a token in them is masked as in any
+// payload) and shows them in hex, "00 01 fe", clipped to n characters
+// (whole bytes), and says whether it cut; data over maxMaskedPayload is
+// only described.
+func (m *Model) hexClip(data []byte, n int) (string, bool) {
+	if len(data) > maxMaskedPayload {
+		return fmt.Sprintf("(%d bytes, not kept)", len(data)), true
+	}
+	b := mask.Text(string(data))
+	k := min(len(b), (n+1)/3)
+	return fmt.Sprintf("% x", b[:k]), k < len(b)
 }
 
 // push adds mm to the ring of ch, dropping the oldest beyond the
@@ -393,6 +433,14 @@ func (m *Model) push(ch *channel, mm Message) {
 
 // memberKey is a presence key as kept: masked and clipped.
 func memberKey(key string) string { return clip(mask.Text(key), 256) }
+
+// stale reports whether msg, from the server, is a phx_error or
+// phx_close of another join than the app's current one of ch (by
+// join_ref, when both have one): phoenix.js and realtime-js drop those.
+func (ch *channel) stale(msg *protocol.Message) bool {
+	return (msg.Event == protocol.EventError || msg.Event == protocol.EventClose) &&
+		msg.JoinRef != "" && ch.joinJR != "" && msg.JoinRef != ch.joinJR
+}
 
 // lastAttempt returns the channel's latest join attempt.
 func (ch *channel) lastAttempt() (Attempt, bool) {

@@ -8,7 +8,9 @@
 // A [Model] is a [proxy.Observer]: the relay calls Open, Frame and Closed
 // on its goroutines. Every frame is decoded with realtime/protocol in the
 // serializer of its socket (the vsn query parameter; none is 1.0.0),
-// 1.0.0 and 2.0.0 text and 2.0.0 binary user broadcasts; a frame that
+// 1.0.0 and 2.0.0 text, 2.0.0 binary user broadcasts and Phoenix's own
+// binary frames (phoenix.js's push of an ArrayBuffer, kind 0, and the
+// server's kind-2 broadcast of it); a frame that
 // does not decode is counted (Socket.Undecodable, Stats.Undecodable) and
 // otherwise ignored. The calls take one lock, do bounded work, copy what
 // they keep (masked), and never wait: events go to subscribers' bounded
@@ -25,14 +27,18 @@
 // each way. A socket opened at most Options.ReconnectWindow after another
 // closed, with the same x-client-info and token subject, is the next
 // attempt of one app connection (Socket.Connection, Attempt, Previous,
-// ReconnectDelay).
+// ReconnectDelay); so is a socket opened while the proxy holds such a
+// socket frozen (its Freeze fault: the app gave up on it before the
+// freeze ended), the delay counted from the freeze's start.
 //
 // A channel (one topic of a socket) has its last join's config
 // (private, broadcast self and ack, presence key and enabled, the
 // postgres_changes bindings with the ids of the server's join reply),
 // a status derived from the wire — joining (phx_join sent), joined (an
 // ok reply), errored (an error reply, with its reason, or phx_error),
-// closed (phx_close, or the socket ended), left (the reply to phx_leave)
+// closed (phx_close, or the socket ended), left (the reply to phx_leave,
+// or the phx_close that follows it; a phx_error or phx_close whose
+// join_ref is not the current join's is ignored, as the app ignores it)
 // — its join attempts (time, the delay the app waited since the
 // previous attempt failed, outcome ok, error with the reason, or timeout
 // when the app joined again without an answer, and the role and subject
@@ -71,9 +77,14 @@
 //
 // Each [Flag] is typed ([FlagKind]) with a short text:
 //
-//   - duplicate_topic: a socket joined a topic it held (joined, not
-//     left, errored nor closed).
-//   - never_left: a channel was joined when its socket closed.
+//   - duplicate_topic: a socket joined a topic it held (joined, and
+//     neither left by the app, its phx_leave sent, nor errored nor
+//     closed).
+//   - never_left: a channel was joined when the app closed its socket
+//     (the app ended it without a phx_leave). A socket the upstream or
+//     the proxy ended, or that a fault of the proxy ended (drop, close,
+//     expire_token, and freeze, whose end is usually the app's
+//     heartbeat timeout), raises none: the app had no chance to leave.
 //   - channel_limit: a socket held more than Options.ChannelLimit
 //     channels (once per socket).
 //   - token_expired: a held channel's token expired with no
@@ -112,7 +123,9 @@
 //	app_message  action "message": dir ("app->upstream",
 //	                             "upstream->app"), event, user_event (a
 //	                             broadcast's), bytes (the frame's),
-//	                             payload (masked, clipped); a REST
+//	                             payload (masked, clipped; in hex,
+//	                             "00 01 fe", with binary true for a
+//	                             binary payload); a REST
 //	                             broadcast's also via "rest",
 //	                             http_status (the upstream's), role,
 //	                             subject, private, and socket 0 when no

@@ -53,6 +53,8 @@ type Event struct {
 	UserEvent string `json:"user_event,omitempty"`
 	Bytes     int    `json:"bytes,omitempty"`
 	Payload   string `json:"payload,omitempty"`
+	// Binary marks a binary payload, which Payload shows in hex.
+	Binary bool `json:"binary,omitempty"`
 	// Via is "rest" for a message the app sent by the REST broadcast
 	// API, HTTPStatus the upstream's answer to it.
 	Via        string `json:"via,omitempty"`

@@ -3,6 +3,7 @@ package apps_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -116,8 +117,9 @@ func TestDropReconnect(t *testing.T) {
 	if c := channelOf(snap, 1, "realtime:room"); c.Status != apps.StatusClosed || c.TokenPushes[0].Token.Role != "anon" {
 		t.Fatalf("channel on socket 1 %+v", c)
 	}
-	if !hasFlag(snap, apps.FlagNeverLeft, 1, "realtime:room") {
-		t.Fatalf("no never_left flag: %+v", snap.Flags)
+	// The upstream ended the socket: the app had no chance to leave.
+	if hasFlag(snap, apps.FlagNeverLeft, 1, "realtime:room") {
+		t.Fatalf("never_left on a socket the upstream dropped: %+v", snap.Flags)
 	}
 	if !hasFlag(snap, apps.FlagIdentityChanged, 2, "realtime:room") {
 		t.Fatalf("no identity_changed flag: %+v", snap.Flags)
@@ -198,5 +200,45 @@ func TestFaultEvents(t *testing.T) {
 	}
 	if e := got[1]; e.Type != apps.TypeFault || e.Text != "armed" || strings.Contains(e.Reason, "c2lnbmF0dXJl") {
 		t.Fatalf("reject event (must be masked) %+v", e)
+	}
+}
+
+// A socket the app opens while the proxy holds its previous one frozen
+// (the app gave up on it, its close not relayed yet) is that one's next
+// attempt, from the freeze's start; not so once the freeze is over or
+// thawed.
+func TestFrozenSocketReplaced(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	m := apps.New(apps.Options{})
+	h := http.Header{"X-Client-Info": {"phoenix-app"}}
+	open := func(id uint64, d time.Duration) {
+		m.Open(proxy.ConnInfo{ID: id, RawQuery: "vsn=2.0.0", Header: h, Opened: at(d)})
+	}
+	freeze := func(id uint64, d time.Duration, dur string) {
+		m.Fault(proxy.FaultEvent{Conn: id, Time: at(d), Kind: proxy.FaultFreeze, Detail: dur})
+	}
+	open(1, 0)
+	freeze(1, time.Second, "5s")
+	freeze(1, 2*time.Second, "4s") // extended: frozen from 1 s to 6 s
+	open(2, 3*time.Second)         // the app's reconnect, 2 s after the freeze began
+	m.Closed(proxy.Closed{Conn: 1, Time: at(6 * time.Second), By: proxy.FromApp, Code: 1000, Reason: "heartbeat timeout"})
+	// Frozen and thawed, or frozen and over: a socket opened then is
+	// another app's (or tab's), not a reconnect.
+	open(3, 7*time.Second)
+	freeze(3, 8*time.Second, "5s")
+	freeze(3, 9*time.Second, "0s")
+	open(4, 10*time.Second)
+	freeze(4, 11*time.Second, "1s")
+	open(5, 13*time.Second)
+
+	snap := m.Snapshot()
+	if s := socketOf(snap, 2); s.Connection != 1 || s.Attempt != 2 || s.Previous != 1 || s.ReconnectDelay != 2*time.Second {
+		t.Errorf("socket 2: connection %d attempt %d previous %d delay %v; want 1, 2, 1, 2s", s.Connection, s.Attempt, s.Previous, s.ReconnectDelay)
+	}
+	for _, id := range []uint64{3, 4, 5} {
+		if s := socketOf(snap, id); s.Attempt != 1 || s.Previous != 0 {
+			t.Errorf("socket %d linked: attempt %d previous %d", id, s.Attempt, s.Previous)
+		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 // FuzzFrames feeds arbitrary frames, both ways, to a 1.0.0 and a 2.0.0
 // socket: the model never panics and keeps its bounds. The input is
 // split on newlines into frames; a frame's first byte picks its socket,
-// direction and opcode.
+// direction and opcode, and whether the proxy freezes the socket.
 func FuzzFrames(f *testing.F) {
 	seeds := []protocol.Message{
 		{Topic: "realtime:r", Event: protocol.EventJoin, Ref: "1", JoinRef: "1", Payload: json.RawMessage(`{"config":{"broadcast":{"self":true,"ack":"true"},"presence":{"key":"k","enabled":true},"postgres_changes":[{"event":"*","schema":"public","table":"t"}],"private":true},"access_token":"a.eyJyb2xlIjoiYW5vbiIsImV4cCI6MX0.c"}`)},
@@ -22,6 +22,8 @@ func FuzzFrames(f *testing.F) {
 		{Topic: "realtime:r", Event: protocol.EventPresenceState, JoinRef: "1", Payload: json.RawMessage(`{"k":{"metas":[{"phx_ref":"x","n":1}]}}`)},
 		{Topic: "realtime:r", Event: protocol.EventPresenceDiff, JoinRef: "1", Payload: json.RawMessage(`{"joins":{"j":{"metas":[{"phx_ref":"y"}]}},"leaves":{"k":{"metas":[{"phx_ref":"x"}]}}}`)},
 		{Topic: "realtime:r", Event: protocol.EventBroadcast, JoinRef: "1", Broadcast: &protocol.Broadcast{Event: "e", Payload: []byte(`{"a":1}`)}},
+		{Topic: "realtime:r", Event: protocol.EventBroadcast, Broadcast: &protocol.Broadcast{Event: "b", Payload: []byte{0, 0xff}, Binary: true}},
+		{Topic: "realtime:r", Event: protocol.EventBroadcast, Binary: true, Raw: []byte{0, 1, 0xfe}}, // Phoenix's kind 2
 		{Topic: "realtime:r", Event: protocol.EventAccessToken, Ref: "2", JoinRef: "1", Payload: json.RawMessage(`{"access_token":"t"}`)},
 		{Topic: "phoenix", Event: protocol.EventHeartbeat, Ref: "3", Payload: json.RawMessage(`{}`)},
 		{Topic: "realtime:r", Event: protocol.EventSystem, JoinRef: "1", Payload: json.RawMessage(`{"extension":"system","status":"error","message":"Token has expired"}`)},
@@ -64,6 +66,9 @@ func FuzzFrames(f *testing.F) {
 			}
 			now = now.Add(time.Duration(op) * time.Second)
 			m.Frame(proxy.Frame{Conn: 1 + uint64(op>>1&1), Dir: dir, Time: now, Binary: op&4 != 0, Data: fr[1:]})
+			if op&0xf0 == 0xe0 {
+				m.Fault(proxy.FaultEvent{Conn: 1 + uint64(op>>1&1), Time: now, Kind: proxy.FaultFreeze, Detail: (time.Duration(op&8) * time.Second).String()})
+			}
 			if op&0xf0 == 0xf0 {
 				m.Closed(proxy.Closed{Conn: 1 + uint64(op>>1&1), Time: now})
 				m.Open(proxy.ConnInfo{ID: uint64(10 + i), RawQuery: "vsn=2.0.0", Opened: now})

@@ -53,6 +53,13 @@ type socket struct {
 	prev         *socket              // the socket this one replaced, if kept
 	next         bool                 // a later socket was linked to this one
 	limitFlagged bool
+	// frozenFrom and frozenUntil are the proxy's last Freeze of the
+	// socket (zero: none, or thawed).
+	frozenFrom, frozenUntil time.Time
+	// faulted is true once a fault that ends a socket (drop, close,
+	// freeze, expire_token) acted on it: its end is the fault's, not
+	// the app's (no never_left).
+	faulted bool
 	// expCheck is the earliest token expiry of its channels not yet
 	// flagged (zero: none).
 	expCheck time.Time
@@ -108,7 +115,7 @@ func (m *Model) open(ci proxy.ConnInfo, tok TokenInfo) {
 		p.next = true
 		s.prev = p
 		s.s.Connection, s.s.Attempt, s.s.Previous = p.s.Connection, p.s.Attempt+1, p.s.ID
-		s.s.ReconnectDelay = ci.Opened.Sub(p.s.Closed)
+		s.s.ReconnectDelay = ci.Opened.Sub(p.lost(ci.Opened))
 	}
 	m.sockets[ci.ID] = s
 	m.order = append(m.order, s)
@@ -118,24 +125,43 @@ func (m *Model) open(ci proxy.ConnInfo, tok TokenInfo) {
 		Connection: s.s.Connection, Attempt: s.s.Attempt, DelayMS: ms(s.s.ReconnectDelay)})
 }
 
-// linkable returns the latest closed socket that s continues: same
-// client info and token subject, closed within the window, not already
-// continued.
+// linkable returns the socket that s continues, the one lost latest
+// (see lost) within the window before s opened, with the same client
+// info and token subject, not already continued.
 func (m *Model) linkable(s *socket) *socket {
 	var best *socket
+	var bestLost time.Time
 	for _, p := range m.order {
-		if p.s.Closed.IsZero() || p.next || p.s.ClientInfo != s.s.ClientInfo || p.s.Token.Subject != s.s.Token.Subject {
+		if p.next || p.s.ClientInfo != s.s.ClientInfo || p.s.Token.Subject != s.s.Token.Subject {
 			continue
 		}
-		d := s.s.Opened.Sub(p.s.Closed)
-		if d < 0 || d > m.opt.ReconnectWindow {
+		lost := p.lost(s.s.Opened)
+		if lost.IsZero() {
 			continue
 		}
-		if best == nil || p.s.Closed.After(best.s.Closed) {
-			best = p
+		if d := s.s.Opened.Sub(lost); d < 0 || d > m.opt.ReconnectWindow {
+			continue
+		}
+		if best == nil || lost.After(bestLost) {
+			best, bestLost = p, lost
 		}
 	}
 	return best
+}
+
+// lost is when the app lost socket p, as of now: its close, or, while
+// the proxy holds it frozen, the freeze's start (the app gives up on a
+// frozen socket when its heartbeat goes unanswered and may connect
+// again before the freeze ends and its close is relayed); zero when p
+// is open and not frozen.
+func (p *socket) lost(now time.Time) time.Time {
+	switch {
+	case !p.s.Closed.IsZero():
+		return p.s.Closed
+	case !p.frozenFrom.IsZero() && now.Before(p.frozenUntil):
+		return p.frozenFrom
+	}
+	return time.Time{}
 }
 
 // Closed implements [proxy.Observer]: an app socket ended.
@@ -158,11 +184,16 @@ func (m *Model) Closed(c proxy.Closed) {
 	default:
 		s.s.ClosedBy = "proxy"
 	}
+	// Only the app's own close says it never left: a socket the
+	// upstream or the proxy ended, or that a fault ended (a frozen
+	// socket the app's heartbeat timeout closed included), gave the app
+	// no chance to leave.
+	appEnded := s.s.ClosedBy == "app" && !s.faulted
 	for _, ch := range s.corder {
 		if ch.c.Status != StatusJoined && ch.c.Status != StatusJoining {
 			continue
 		}
-		if ch.c.Status == StatusJoined {
+		if ch.c.Status == StatusJoined && appEnded {
 			m.flag(Flag{Kind: FlagNeverLeft, Time: c.Time, Socket: s.s.ID, Topic: ch.c.Topic,
 				Text: fmt.Sprintf("%s was joined and never left when socket %d closed", ch.c.Topic, s.s.ID)})
 		}

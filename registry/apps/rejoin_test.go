@@ -47,3 +47,49 @@ func TestRejoinAfterTimeoutAndExpiry(t *testing.T) {
 		t.Errorf("after phx_close %q", ch.Reason)
 	}
 }
+
+// A second channel instance of a held topic: phoenix.js (and
+// realtime-js) leave the first join before they send the second, so the
+// topic is not held twice (no duplicate_topic), and the first join's
+// phx_close, modelled before or after the second join (the two
+// directions are relayed apart), leaves the channel joined; a phx_error
+// of the old join is ignored too, as the app ignores it.
+func TestLeaveThenJoinAgain(t *testing.T) {
+	for _, closeFirst := range []bool{false, true} {
+		m := apps.New(apps.Options{})
+		sub := m.Subscribe(0)
+		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		m.Open(proxy.ConnInfo{ID: 1, RawQuery: "vsn=2.0.0", Opened: t0})
+		feed := func(dir proxy.Direction, frame string) {
+			m.Frame(proxy.Frame{Conn: 1, Dir: dir, Time: t0, Data: []byte(frame)})
+		}
+		feed(proxy.FromApp, `["1","1","realtime:r","phx_join",{}]`)
+		feed(proxy.ToApp, `["1","1","realtime:r","phx_reply",{"status":"ok","response":{}}]`)
+		feed(proxy.FromApp, `["1","2","realtime:r","phx_leave",{}]`)
+		join := func() { feed(proxy.FromApp, `["3","3","realtime:r","phx_join",{}]`) }
+		if !closeFirst {
+			join()
+		}
+		feed(proxy.ToApp, `["1","2","realtime:r","phx_reply",{"status":"ok","response":{}}]`)
+		feed(proxy.ToApp, `["1","1","realtime:r","phx_close",{}]`)
+		if closeFirst {
+			if st := m.Snapshot().Sockets[0].Channels[0].Status; st != apps.StatusLeft {
+				t.Errorf("close first: %s after the old join's phx_close, want left", st)
+			}
+			join()
+		}
+		feed(proxy.ToApp, `["3","3","realtime:r","phx_reply",{"status":"ok","response":{}}]`)
+		feed(proxy.ToApp, `["1","1","realtime:r","phx_error",{}]`)
+		snap := m.Snapshot()
+		ch := snap.Sockets[0].Channels[0]
+		if ch.Status != apps.StatusJoined || len(ch.Attempts) != 2 || ch.Attempts[1].Outcome != "ok" || len(snap.Flags) != 0 {
+			t.Errorf("close first %v: %s, attempts %+v, flags %+v", closeFirst, ch.Status, ch.Attempts, snap.Flags)
+		}
+		for _, ev := range drain(sub) {
+			if ev.Status == apps.StatusClosed || ev.Status == apps.StatusErrored {
+				t.Errorf("close first %v: %s %q on the way", closeFirst, ev.Status, ev.Reason)
+			}
+		}
+		sub.Close()
+	}
+}

@@ -95,11 +95,11 @@ func (m *Model) restBroadcast(rb proxy.RESTBroadcast, tok TokenInfo, sizes []int
 		}
 		topic := protocol.Topic(rm.Topic)
 		mm := Message{Time: at, Dir: proxy.FromApp.String(), Event: protocol.EventBroadcast, Via: ViaREST,
-			HTTPStatus: rb.Status, UserEvent: clip(mask.Text(rm.Event), 128), Bytes: size}
-		mm.Payload, mm.Clipped = m.maskClip(rm.Payload, m.opt.MaxPayloadBytes)
+			HTTPStatus: rb.Status, UserEvent: clip(mask.Text(rm.Event), 128), Bytes: size, Binary: rm.Binary}
+		mm.Payload, mm.Clipped = m.payloadText(rm.Payload, rm.Binary)
 		ev := base
-		ev.Action, ev.Topic, ev.Event, ev.UserEvent, ev.Bytes, ev.Payload, ev.Private =
-			"message", clip(mask.Text(topic), 256), mm.Event, mm.UserEvent, mm.Bytes, mm.Payload, rm.Private
+		ev.Action, ev.Topic, ev.Event, ev.UserEvent, ev.Bytes, ev.Payload, ev.Binary, ev.Private =
+			"message", clip(mask.Text(topic), 256), mm.Event, mm.UserEvent, mm.Bytes, mm.Payload, mm.Binary, rm.Private
 		if ch := m.restChannel(s, topic); ch != nil {
 			req.Socket, ev.Socket = s.s.ID, s.s.ID
 			ch.c.MessagesFromApp++

@@ -220,6 +220,10 @@ func TestRESTBroadcastUndecoded(t *testing.T) {
 		t.Fatalf("big: %d", status)
 	}
 	readFor(t, app, `"big"`)
+	// Each request is reported from a goroutine of its own once
+	// answered: the first before the second is sent, so that they keep
+	// their order.
+	eventually(t, r.live, "the big request", func(s apps.Snapshot) bool { return len(s.REST) == 1 })
 	if status := r.post(t, "/realtime/v1/api/broadcast", user, "app/1", `{"messages":[{"topic":`); status != http.StatusUnprocessableEntity {
 		t.Fatalf("malformed: %d, want the server's 422", status)
 	}

@@ -29,7 +29,8 @@ type FlagKind string
 const (
 	// FlagDuplicateTopic: one socket joined a topic it already held.
 	FlagDuplicateTopic FlagKind = "duplicate_topic"
-	// FlagNeverLeft: a channel was still held when its socket closed.
+	// FlagNeverLeft: a channel was still held when the app closed its
+	// socket (not when the upstream, the proxy or a fault ended it).
 	FlagNeverLeft FlagKind = "never_left"
 	// FlagChannelLimit: a socket held more channels than the limit.
 	FlagChannelLimit FlagKind = "channel_limit"
@@ -76,7 +77,10 @@ type Socket struct {
 	// Connection is the ID of the first socket of the app connection
 	// this one belongs to; Attempt numbers it from 1; Previous is the
 	// socket it replaced and ReconnectDelay the time from that one's
-	// close to this one's open (zero for attempt 1).
+	// close to this one's open (zero for attempt 1). A socket opened
+	// while the proxy held another frozen (the app gave up on it, its
+	// close not relayed yet) replaces that one, ReconnectDelay counted
+	// from the freeze's start.
 	Connection     uint64        `json:"connection"`
 	Attempt        int           `json:"attempt"`
 	Previous       uint64        `json:"previous,omitempty"`
@@ -161,8 +165,12 @@ type Message struct {
 	Bytes     int    `json:"bytes"`
 	// Payload is the payload (for a broadcast, the user's payload),
 	// masked and clipped to Options.MaxPayloadBytes (Clipped is then
-	// set).
+	// set). A binary payload (Binary: a binary user broadcast's raw
+	// payload, or a Phoenix binary frame's, phoenix.js's push of an
+	// ArrayBuffer and the server's broadcast of it) is its masked bytes
+	// in hex, "00 01 fe".
 	Payload string `json:"payload"`
+	Binary  bool   `json:"binary,omitempty"`
 	Clipped bool   `json:"clipped,omitempty"`
 	// Via is "rest" for a message the app sent by the REST broadcast
 	// API (its socket did not carry it), with the upstream's HTTPStatus.

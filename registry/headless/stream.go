@@ -18,6 +18,11 @@ type StreamOptions struct {
 	// Joins are the channels to join. Presence channels are joined as
 	// As (its id is the presence key, and it is tracked) when As is set.
 	Joins []registry.Name
+	// Private joins them as private channels, which the server
+	// authorises (rtm serve --db: by the RLS policies on
+	// realtime.messages); a refusal is a channel_state event with the
+	// server's reason, not a fatal error.
+	Private bool
 	// As is the user presence channels are tracked as ("": the target's
 	// --as, if any; presence channels are then joined without tracking).
 	As string
@@ -172,7 +177,11 @@ func stream(ctx context.Context, env *Env, w io.Writer, o StreamOptions, header 
 		if n.Kind == registry.KindPresence {
 			user = as
 		}
-		if _, err := joinAs(ctx, m, n, user); err != nil {
+		var opts []registry.JoinOption
+		if o.Private {
+			opts = append(opts, registry.Private())
+		}
+		if _, err := joinAs(ctx, m, n, user, opts...); err != nil {
 			if ctx.Err() != nil {
 				return finish(nil)
 			}

@@ -113,11 +113,20 @@ const ops = {
   // socket.new {client, url, options}: phoenix Socket options that JSON can
   // carry (params, vsn, heartbeatIntervalMs, timeout), plus
   // reconnectAfterMs / rejoinAfterMs as [ms...] schedules. Not connected yet.
+  // With vsn 1.0.0 the socket encodes and decodes 1.0.0's JSON objects.
   'socket.new'({ client: name, url, options = {} }) {
     if (sockets.has(name)) throw new Error(`socket ${name} exists`)
     const opts = { ...options }
     if (Array.isArray(opts.reconnectAfterMs)) opts.reconnectAfterMs = schedule(opts.reconnectAfterMs)
     if (Array.isArray(opts.rejoinAfterMs)) opts.rejoinAfterMs = schedule(opts.rejoinAfterMs)
+    if (opts.vsn === '1.0.0') {
+      // 1.0.0 is JSON objects {topic, event, payload, ref, join_ref};
+      // phoenix.js 1.8's own serializer writes 2.0.0's arrays whatever
+      // the vsn, so an app on 1.0.0 passes its encode and decode, as here
+      // (no binary pushes then).
+      opts.encode = (msg, callback) => callback(JSON.stringify(msg))
+      opts.decode = (raw, callback) => callback(JSON.parse(raw))
+    }
     opts.transport = loggingWebSocket(name)
     const entry = { socket: null, vsn: opts.vsn ?? '2.0.0' }
     sockets.set(name, entry)

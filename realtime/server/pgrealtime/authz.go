@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -51,8 +52,11 @@ func newID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// setConfig applies the session settings of req (set_conn_config).
-func setConfig(ctx context.Context, tx pgx.Tx, req server.AuthorizationRequest) error {
+// ApplySettings applies the session settings of req in tx, local to it,
+// as Supabase's set_conn_config/2: role, realtime.topic,
+// request.jwt.claims, request.jwt.claim.sub, request.jwt.claim.role and
+// request.headers. What runs after it in tx runs as req.Role.
+func ApplySettings(ctx context.Context, tx pgx.Tx, req server.AuthorizationRequest) error {
 	claims, headers := string(req.Claims), string(req.Headers)
 	if claims == "" {
 		claims = "{}"
@@ -74,8 +78,21 @@ func setConfig(ctx context.Context, tx pgx.Tx, req server.AuthorizationRequest) 
 // visible. A missing partition is a MissingPartition error; a policy
 // that errors is an RlsPolicyError (refused as Unauthorized).
 func (db *DB) AuthorizeRead(ctx context.Context, req server.AuthorizationRequest) (server.Permissions, error) {
+	return ReadCheck(ctx, db.pool, db.cfg.Now(), req)
+}
+
+// Beginner starts a transaction: a *pgx.Conn, a *pgxpool.Pool or a
+// pgx.Tx (whose Begin is a savepoint).
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// ReadCheck is [DB.AuthorizeRead] on any connection, with probe rows
+// stamped now: the doctor (package privdoctor) runs it without Open's
+// bootstrap.
+func ReadCheck(ctx context.Context, conn Beginner, now time.Time, req server.AuthorizationRequest) (server.Permissions, error) {
 	var p server.Permissions
-	now := db.cfg.Now().UTC()
+	now = now.UTC()
 	bcast, pres := newID(), newID()
 	ids := []string{bcast}
 	insert := `INSERT INTO "realtime"."messages" ("id","topic","extension","updated_at","inserted_at") VALUES ($1::uuid,$2,'broadcast',$3,$3)`
@@ -85,7 +102,7 @@ func (db *DB) AuthorizeRead(ctx context.Context, req server.AuthorizationRequest
 		args = append(args, pres)
 		ids = append(ids, pres)
 	}
-	tx, err := db.pool.Begin(ctx)
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return p, fmt.Errorf("pgrealtime: read check: %w", err)
 	}
@@ -96,7 +113,7 @@ func (db *DB) AuthorizeRead(ctx context.Context, req server.AuthorizationRequest
 		}
 		return p, fmt.Errorf("pgrealtime: read check probe: %w", err)
 	}
-	if err := setConfig(ctx, tx, req); err != nil {
+	if err := ApplySettings(ctx, tx, req); err != nil {
 		return p, rlsPolicyError(req.Topic, err)
 	}
 	rows, err := tx.Query(ctx, `SELECT m0."id"::text FROM "realtime"."messages" AS m0 WHERE (m0."id" = ANY($1::uuid[]))`, ids)
@@ -127,14 +144,20 @@ func (db *DB) AuthorizeRead(ctx context.Context, req server.AuthorizationRequest
 // partition is a MissingPartition error, any other error an
 // RlsPolicyError.
 func (db *DB) AuthorizeWrite(ctx context.Context, req server.AuthorizationRequest) (server.Permissions, error) {
+	return WriteCheck(ctx, db.pool, db.cfg.Now(), req)
+}
+
+// WriteCheck is [DB.AuthorizeWrite] on any connection, with rows
+// stamped now.
+func WriteCheck(ctx context.Context, conn Beginner, now time.Time, req server.AuthorizationRequest) (server.Permissions, error) {
 	var p server.Permissions
-	now := db.cfg.Now().UTC()
-	tx, err := db.pool.Begin(ctx)
+	now = now.UTC()
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return p, fmt.Errorf("pgrealtime: write check: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := setConfig(ctx, tx, req); err != nil {
+	if err := ApplySettings(ctx, tx, req); err != nil {
 		return p, rlsPolicyError(req.Topic, err)
 	}
 	probe := func(extension string) (bool, error) {

@@ -49,7 +49,10 @@
 // (refused as Unauthorized, logged with the policy's error). Policies
 // therefore see realtime.topic() (the sub-topic), extension, the JWT
 // (auth.uid(), auth.jwt(), current_setting('request.jwt.claims')) and
-// the request headers.
+// the request headers. [ReadCheck] and [WriteCheck] run the same checks
+// on any connection without Open's bootstrap, and [ApplySettings] the
+// session settings alone: the private-channel doctor (package
+// privdoctor) uses them.
 //
 // The connecting user must be able to create what is missing, bypass RLS
 // on realtime.messages for the probe inserts (a superuser, the table's

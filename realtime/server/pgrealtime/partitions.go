@@ -21,9 +21,18 @@ const (
 	retention = 72 * time.Hour
 )
 
-// partitionName is the name of the daily partition of day (UTC).
-func partitionName(day time.Time) string {
+// PartitionName is the name of the daily partition of realtime.messages
+// that holds the rows of day (UTC): messages_YYYY_MM_DD.
+func PartitionName(day time.Time) string {
 	return "messages_" + day.UTC().Format("2006_01_02")
+}
+
+// PartitionSQL is the statement that creates the daily partition of day
+// (UTC) when it is missing, as Supabase's create_messages_partitions/1.
+func PartitionSQL(day time.Time) string {
+	day = day.UTC().Truncate(24 * time.Hour)
+	return fmt.Sprintf(`create table if not exists realtime.%s partition of realtime.messages for values from ('%s') to ('%s')`,
+		PartitionName(day), day.Format(time.DateOnly), day.AddDate(0, 0, 1).Format(time.DateOnly))
 }
 
 // partitionDay reads a partition name back; ok is false for any other
@@ -91,13 +100,11 @@ func MaintainPartitions(ctx context.Context, conn *pgx.Conn, now time.Time) (Mai
 	today := now.UTC().Truncate(24 * time.Hour)
 	for d := -partitionsBehind; d <= partitionsAhead; d++ {
 		day := today.AddDate(0, 0, d)
-		name := partitionName(day)
+		name := PartitionName(day)
 		if have[name] {
 			continue
 		}
-		sql := fmt.Sprintf(`create table if not exists realtime.%s partition of realtime.messages for values from ('%s') to ('%s')`,
-			name, day.Format(time.DateOnly), day.AddDate(0, 0, 1).Format(time.DateOnly))
-		if _, err := tx.Exec(ctx, sql); err != nil {
+		if _, err := tx.Exec(ctx, PartitionSQL(day)); err != nil {
 			return m, fmt.Errorf("pgrealtime: creating partition %s: %w", name, err)
 		}
 		m.Created = append(m.Created, "realtime."+name)

@@ -18,6 +18,14 @@ type subject struct {
 	claims string // JSON
 }
 
+// ParseAs reads an --as value as Options.As describes it: the role and
+// the claims (a JSON object) the subscriber is checked with. A JWT's
+// claims are decoded, not verified.
+func ParseAs(as string) (role, claims string, err error) {
+	s, err := parseAs(as)
+	return s.role, s.claims, err
+}
+
 // parseAs reads Options.As.
 func parseAs(as string) (subject, error) {
 	as = strings.TrimSpace(as)
