@@ -39,8 +39,9 @@ type watched struct {
 	m     *registry.Manager
 	env   *headless.Env
 	srv   *servertest.Server
-	gauge func(limits.Name) limits.Gauge
-	stop  func() string
+	gauge  func(limits.Name) limits.Gauge
+	report func() (limits.Report, bool)
+	stop   func() string
 }
 
 // limitsWatch runs Watch with limits lines every 100 ms (the plan free
@@ -76,8 +77,9 @@ func limitsWatch(t *testing.T, lim server.Limits, overrides ...string) watched {
 	case err := <-done:
 		t.Fatalf("Watch: %v", err)
 	}
+	report := func() (limits.Report, bool) { return lastLimits(t, out.String()) }
 	gauge := func(n limits.Name) limits.Gauge {
-		r, ok := lastLimits(t, out.String())
+		r, ok := report()
 		if !ok {
 			return limits.Gauge{}
 		}
@@ -91,7 +93,8 @@ func limitsWatch(t *testing.T, lim server.Limits, overrides ...string) watched {
 		}
 		return out.String()
 	}
-	return watched{m, env, srv, gauge, stop}
+	eventually(t, "the first limits line", func() bool { _, ok := report(); return ok })
+	return watched{m, env, srv, gauge, report, stop}
 }
 
 // onlyOn fails t if a gauge other than n has an error attached.
@@ -227,6 +230,13 @@ func TestWatchLimitsMessages(t *testing.T) {
 			}
 		}
 	}
+	// A trend needs two seconds of the meter's life: the burst comes a
+	// second after its first line at least.
+	first, _ := w.report()
+	eventually(t, "the meter a second old", func() bool {
+		r, ok := w.report()
+		return ok && r.Time.Sub(first.Time) > 1100*time.Millisecond
+	})
 	send(17)
 	var g limits.Gauge
 	eventually(t, "a warning", func() bool {
