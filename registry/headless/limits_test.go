@@ -36,9 +36,9 @@ func lastLimits(t *testing.T, out string) (limits.Report, bool) {
 // reader of the last line's gauges, and stop, which ends the watch,
 // checks it ended well and returns its output.
 type watched struct {
-	m     *registry.Manager
-	env   *headless.Env
-	srv   *servertest.Server
+	m      *registry.Manager
+	env    *headless.Env
+	srv    *servertest.Server
 	gauge  func(limits.Name) limits.Gauge
 	report func() (limits.Report, bool)
 	stop   func() string
