@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -573,6 +574,68 @@ func (c *Comparer) Flush(ctx context.Context) []Difference {
 	}
 	c.mu.Unlock()
 	return c.Tick(ctx)
+}
+
+// Between returns, at once, the differences between identities a and b
+// on topic: those already decided (kept, see MaxDifferences) and the
+// unmatched messages one of them received and the other not yet,
+// explained now (RLS included), oldest first. Messages whose event
+// starts with one of except ("presence", "system", "broadcast typing")
+// are left out. It is the scenario expectation same_messages.
+func (c *Comparer) Between(ctx context.Context, topicName, a, b string, except []string) []Difference {
+	skip := func(ev string) bool {
+		for _, p := range except {
+			if strings.HasPrefix(ev, p) {
+				return true
+			}
+		}
+		return false
+	}
+	c.mu.Lock()
+	t := c.topics[topicName]
+	if t == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	var out []Difference
+	for _, d := range t.diffs {
+		if ((d.A == a && d.B == b) || (d.A == b && d.B == a)) && !skip(d.Message.Event) {
+			out = append(out, d)
+		}
+	}
+	for _, e := range t.pending {
+		if e.done || e.got[a] == e.got[b] || skip(e.msg.Event) {
+			continue
+		}
+		from, missing := a, b
+		if e.got[b] {
+			from, missing = b, a
+		}
+		h := t.holders[missing]
+		if h == nil {
+			h = &holder{}
+		}
+		reason, detail := c.explainLocked(t, missing, h, e.at)
+		out = append(out, Difference{Time: e.at, Topic: t.name, A: from, B: missing, MissingFrom: missing,
+			Message: e.msg, Truncated: e.truncated, Reason: reason, Detail: detail})
+	}
+	who := map[string]Identity{}
+	for _, n := range []string{a, b} {
+		if id := c.identities[n]; id != nil {
+			who[n] = id.Identity
+		}
+	}
+	c.mu.Unlock()
+	for i := range out {
+		d := &out[i]
+		if d.Reason == ReasonUnknown && c.o.Rows != nil && d.Message.Kind() == "postgres_changes" {
+			if reason, detail, ok := c.checkRow(ctx, who[d.B], d.Message); ok {
+				d.Reason, d.Detail = reason, detail
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out
 }
 
 // Differences returns the last differences of topic (at most

@@ -83,7 +83,7 @@ func watchIdentities(ctx context.Context, env *Env, w io.Writer, o StreamOptions
 		}
 		sub := m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: o.Buffer, BufferBytes: o.BufferBytes, Frames: true})
 		ids = append(ids, &identity{id: id, m: m, sub: sub})
-		cmp.AddIdentity(compareIdentity(id, tok))
+		cmp.AddIdentity(CompareIdentity(id, tok))
 	}
 	wr, err := NewWriter(w, nil)
 	if err != nil {
@@ -294,9 +294,10 @@ func presenceUser(id Identity) string {
 	return id.Name
 }
 
-// compareIdentity describes id for the comparer: its token's subject,
-// role, tenant and claims (decoded, not verified).
-func compareIdentity(id Identity, tok string) compare.Identity {
+// CompareIdentity describes id, connected with token tok ("" for the
+// API key alone), for package registry/compare: its name, the token's
+// subject, role, tenant and claims (decoded, not verified).
+func CompareIdentity(id Identity, tok string) compare.Identity {
 	ci := compare.Identity{Name: id.Name, User: id.User, Role: id.Role}
 	if tok == "" {
 		ci.Role = "anon"
