@@ -242,13 +242,6 @@ func (c *Comparer) AddIdentity(id Identity) bool {
 	return true
 }
 
-// Identities returns the names of the identities, in the order added.
-func (c *Comparer) Identities() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.order...)
-}
-
 // Channel records a status of identity's channel topic at time at:
 // joinError is the server's reason when the join was refused (the
 // channel's LastError), private whether it is a private channel. The
