@@ -173,7 +173,12 @@ func watchIdentities(ctx context.Context, env *Env, w io.Writer, o StreamOptions
 					return
 				}
 			case <-tick.C:
-				if err := writeDiffs(cmp.Tick(ctx)); err != nil {
+				// Not ctx: the RLS checks of the last ticks run while
+				// the watch ends.
+				tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ds := cmp.Tick(tctx)
+				cancel()
+				if err := writeDiffs(ds); err != nil {
 					loopDone <- err
 					return
 				}
