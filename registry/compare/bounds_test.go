@@ -93,3 +93,17 @@ func TestMasking(t *testing.T) {
 		t.Fatalf("%+v", d)
 	}
 }
+
+// TestUndrained: with nobody calling Tick, the decided differences
+// waiting for it stay bounded (the older half goes, counted).
+func TestUndrained(t *testing.T) {
+	const topic = "broadcast:room:1"
+	c, fc := pair(t, compare.Options{MaxPending: 1, MaxDifferences: 4, MaxTopics: 2}, topic)
+	for i := range 20 {
+		c.Received("alice", msg(topic, "broadcast x", fmt.Sprint(i)), fc.Now())
+	}
+	d := c.Tick(context.Background())
+	if len(d) > 8 || c.Dropped() == 0 || string(d[len(d)-1].Message.Value) != "18" {
+		t.Fatalf("%d waiting, %d dropped, last %+v", len(d), c.Dropped(), d[len(d)-1])
+	}
+}

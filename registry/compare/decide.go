@@ -22,6 +22,12 @@ func (c *Comparer) decideLocked(t *topic, e *entry) {
 		}
 		reason, detail := c.explainLocked(t, name, h, e.at)
 		h.missing++
+		if len(c.out) >= c.o.MaxDifferences*c.o.MaxTopics {
+			// Nobody calls Tick: keep the newer half.
+			half := len(c.out) / 2
+			c.dropped += uint64(half)
+			c.out = append(c.out[:0], c.out[half:]...)
+		}
 		c.out = append(c.out, Difference{Time: e.at, Topic: t.name, A: e.from, B: name, MissingFrom: name,
 			Message: e.msg, Truncated: e.truncated, Reason: reason, Detail: detail})
 	}

@@ -56,7 +56,8 @@
 // MaxValueBytes, 4 KiB, and matched by its hash, so a large payload costs
 // no more), MaxEvents distinct events counted (128; the rest under
 // "other") and MaxMembers presence keys (1,000); per topic, the last
-// MaxDifferences differences (256; Totals counts all). An unmatched
+// MaxDifferences differences (256; Differences counts all), and at most
+// MaxDifferences×MaxTopics decided ones waiting for Tick. An unmatched
 // message over a bound is decided at once (as if its window had passed).
 // Time is Options.Clock's (registry/clock; a fake in tests); aging runs
 // in [Comparer.Tick], which the caller calls (about every Window/4), and

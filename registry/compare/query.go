@@ -58,7 +58,8 @@ func (c *Comparer) Pending(topicName string) int {
 }
 
 // Dropped counts the topics and identities refused by MaxTopics and
-// MaxIdentities.
+// MaxIdentities, and the differences lost because Tick was not called
+// while more than MaxDifferences×MaxTopics waited for it.
 func (c *Comparer) Dropped() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
