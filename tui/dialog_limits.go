@@ -337,6 +337,9 @@ func (m *Model) addLimitsSegment(l *line, sep string) {
 	}
 	st := m.st
 	p, pct, name := levelPaint(st, g.Level), fmtPercent(g), limitShortName(g.Name)
+	if g.Limit <= 0 {
+		pct = "✗" // no limit known, but the server reported it
+	}
 	room := l.room() - textWidth(sep)
 	l.add(st.Subtle, sep)
 	switch {

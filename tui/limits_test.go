@@ -166,6 +166,11 @@ func TestWorstGauge(t *testing.T) {
 	if !ok || g.Name != limits.PayloadSize {
 		t.Fatalf("worst %+v", g)
 	}
+	// A server error on a limit rtm does not know still shows.
+	m, _ := newTestModel(t, 120, 40)
+	withLimits(m, limits.Report{Gauges: []limits.Gauge{{Name: limits.ConcurrentClients, Kind: limits.KindCount, Level: limits.LevelError,
+		Error: &limits.LimitError{Time: t0, Reason: "Too many connected users"}}}})
+	mustContain(t, headerOf(screen(m)), "limits ✗ clients")
 }
 
 // headerOf is a screen's header: its first two lines.
