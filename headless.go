@@ -110,17 +110,41 @@ type watchCmd struct {
 }
 
 // limitFlags choose the limits of the budget meter (package
-// registry/limits).
+// registry/limits) of rtm watch.
 type limitFlags struct {
-	Limits bool     `help:"Print a limits line about once a second: each Supabase limit's usage, peak, trend, level and forecast, against the server's configured limits (embedded server, rtm serve with --service-key), the plan's and the --limit overrides."`
-	Plan   string   `help:"Supabase plan whose documented limits apply (free, pro, pro-no-cap, team, enterprise); implies --limits."`
-	Limit  []string `help:"Override one limit, NAME=N (repeatable; sizes in KB; N=off for none), e.g. channels_per_connection=50; implies --limits."`
+	Limits bool `help:"Print a limits line about once a second: each Supabase limit's usage, peak, trend, level and forecast, against the server's configured limits (embedded server, rtm serve with --service-key), the plan's and the --limit overrides."`
+	planFlags
 }
 
-// options returns the meter's options, nil when no limits line is
-// asked for.
+// planFlags are the limits the budget meter compares usage with where
+// the server does not say them (a hosted project), or over what it says:
+// rtm watch's and the terminal UI's --plan and --limit.
+type planFlags struct {
+	Plan  string   `help:"Supabase plan whose documented limits the budget meter applies (free, pro, pro-no-cap, team, enterprise); rtm watch: implies --limits."`
+	Limit []string `help:"Override one limit of the budget meter, NAME=N (repeatable; sizes in KB; N=off for none), e.g. channels_per_connection=50; rtm watch: implies --limits."`
+}
+
+// on reports whether a plan or an override was given.
+func (f planFlags) on() bool { return f.Plan != "" || len(f.Limit) > 0 }
+
+// limits returns the plan's limits (none without --plan) and the
+// overrides.
+func (f planFlags) limits() (plan, overrides limits.Limits, err error) {
+	if f.Plan != "" {
+		if plan, err = limits.Plan(f.Plan); err != nil {
+			return plan, overrides, fmt.Errorf("%w: --plan: %w", headless.ErrInvalid, err)
+		}
+	}
+	if overrides, err = limits.Override(limits.Limits{}, f.Limit); err != nil {
+		return plan, overrides, fmt.Errorf("%w: --limit: %w", headless.ErrInvalid, err)
+	}
+	return plan, overrides, nil
+}
+
+// meterOptions returns the meter's options, nil when no limits line is
+// asked for, and the event types left once "limits" is taken out.
 func (f limitFlags) meterOptions(types []string) (*headless.LimitsOptions, []string, error) {
-	on := f.Limits || f.Plan != "" || len(f.Limit) > 0
+	on := f.Limits || f.on()
 	var rest []string
 	for _, t := range types {
 		if t == limits.TypeLimits {
@@ -135,20 +159,11 @@ func (f limitFlags) meterOptions(types []string) (*headless.LimitsOptions, []str
 	if !on {
 		return nil, types, nil
 	}
-	var o headless.LimitsOptions
-	if f.Plan != "" {
-		p, err := limits.Plan(f.Plan)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: --plan: %w", headless.ErrInvalid, err)
-		}
-		o.Plan = p
-	}
-	ov, err := limits.Override(limits.Limits{}, f.Limit)
+	plan, ov, err := f.limits()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: --limit: %w", headless.ErrInvalid, err)
+		return nil, nil, err
 	}
-	o.Overrides = ov
-	return &o, rest, nil
+	return &headless.LimitsOptions{Plan: plan, Overrides: ov}, rest, nil
 }
 
 // Run streams events to stdout.

@@ -19,6 +19,7 @@ import (
 	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/apps"
+	"rtm/registry/limits"
 	"rtm/registry/serverctl"
 	"rtm/registry/target"
 	"rtm/theme"
@@ -49,6 +50,10 @@ type monitorCmd struct {
 
 	Listen  string `default:"127.0.0.1:54340" help:"Address of the app proxy (port 0: a free port): point your app's SUPABASE_URL at it to see its traffic on :apps. A taken port turns the proxy off, not the monitor."`
 	NoProxy bool   `name:"no-proxy" help:"Do not run the app proxy."`
+
+	// --plan and --limit: the limits of the Limits view (:limits, L)
+	// where the server does not say them, or over what it says.
+	planFlags
 }
 
 // Run resolves the target, starts the embedded target (server, change
@@ -93,6 +98,12 @@ func (c monitorCmd) Run(env *runEnv) error {
 	mt.db.log(ctx, mgr.LogHandler())
 	sub := mgr.Subscribe(ctx, registry.SubscribeOptions{Frames: true, Buffer: 8192})
 	defer sub.Close()
+	var limitsSrc limits.Source
+	if src, ok := mt.control.(limits.Source); ok {
+		limitsSrc = src
+	}
+	meter := startLimits(ctx, mgr, ap.model, limitsSrc, s.plan, s.overrides, 0)
+	defer meter.stop()
 
 	adapter := tui.NewRegistryManager(mgr)
 	var bg sync.WaitGroup
@@ -115,7 +126,8 @@ func (c monitorCmd) Run(env *runEnv) error {
 		Manager: adapter, Context: ctx, ReadOnly: c.ReadOnly,
 		Logger: fileLog.With("component", "tui"), Status: status,
 		Database: mt.db.info, Doctor: mt.db.doctor(), User: os.Getenv("USER"),
-		Theme: func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
+		Theme:  func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
+		Limits: meter.meter,
 	}
 	if ap.model != nil {
 		opts.Apps, opts.AppsURL, opts.AppsAnonKey = ap.model, ap.url, ap.anonKey
@@ -138,6 +150,8 @@ type monitorSettings struct {
 	level  slog.Level
 	policy registry.Policy
 	joins  []registry.Name
+	// plan and overrides are the budget meter's --plan and --limit.
+	plan, overrides limits.Limits
 }
 
 // settings resolves the target and parses the other flags.
@@ -154,6 +168,9 @@ func (c monitorCmd) settings() (monitorSettings, error) {
 	}
 	if s.policy, err = registry.ParsePolicy(c.Policy); err != nil {
 		return monitorSettings{}, fmt.Errorf("--policy: %w", err)
+	}
+	if s.plan, s.overrides, err = c.limits(); err != nil {
+		return monitorSettings{}, err
 	}
 	for _, j := range c.Join {
 		n, err := registry.ParseName(j)

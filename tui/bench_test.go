@@ -99,6 +99,8 @@ func viewLoop(n int, prepare func(i int), view func()) []time.Duration {
 //   - tick: the clock ticked (ages, countdowns) before each View;
 //   - apps-frame, apps-tick: frame and tick with the Apps view open
 //     (two app sockets, channels, flags) over the panes;
+//   - limits-frame, limits-tick: the same with the Limits view open
+//     (every gauge, an error, the throttle; the header's gauge on);
 //   - baseline-viewport: bubbles viewport.View over the 10k lines.
 func BenchmarkView(b *testing.B) {
 	const iters = 2000
@@ -138,6 +140,11 @@ func BenchmarkView(b *testing.B) {
 	keys(m, "A")
 	run("apps-frame", frame, render)
 	run("apps-tick", tick, render)
+	keys(m, "esc")
+	withLimits(m, sampleLimits())
+	keys(m, "L")
+	run("limits-frame", frame, render)
+	run("limits-tick", tick, render)
 	keys(m, "esc")
 
 	var lines []string

@@ -39,6 +39,7 @@ func commands() []commandSpec {
 		{"speed", "<x>", "replay: set the speed, e.g. 2 or 0.5 (rtm replay)", false},
 		{"doctor", "[name]", "why no postgres changes? check a subscription channel against its database", false},
 		{"apps", "", "the apps connected through rtm's app proxy: sockets, channels, flags", false},
+		{"limits", "", "the budget meter: each Supabase limit's usage, peak, limit, forecast and the server's limit errors", false},
 		{"export", "<file>", "write the log and events as NDJSON", true},
 		{"cleanup", "", "leave every channel", true},
 		{"help", "", "show the keys", false},
@@ -497,6 +498,12 @@ func (m *Model) runCommand(line string) tea.Cmd {
 			return m.fail(c.name, "", err)
 		}
 		m.openApps()
+		return nil
+	case "limits":
+		if err := wantArgs(0); err != nil {
+			return m.fail(c.name, "", err)
+		}
+		m.openLimits()
 		return nil
 	case "doctor":
 		if len(c.args) > 1 {

@@ -30,7 +30,8 @@
 //     registry's fault vocabulary: registry.Fault, ParseFault, Apply),
 //     dialog_appfaults.go (the Apps view's fault menu and forms, on an
 //     app socket or channel), dialog_doctor.go, dialog_apps.go (the Apps
-//     view), dialog_filter.go, and cmdline.go (the command line, which
+//     view), dialog_limits.go (the Limits view and the header's
+//     gauge), dialog_filter.go, and cmdline.go (the command line, which
 //     owns its history; the commands are in commands.go).
 //   - the root: route.go routes keys (top dialog, global keys, the open
 //     tab's keys, replay, channel actions, the focused pane), actions.go
@@ -116,6 +117,21 @@
 // Model.appsGen when it changed; the view is cached on that number, its
 // selection (socket, and channel while in the channels), the size and
 // the clock.
+//
+// Limits view: the monitor runs the budget meter of package
+// registry/limits (fed by its manager and the app proxy's model,
+// refreshed from the target's limits) and hands it to the UI as
+// [Options.Limits] (a [Limits]: Report). The L key and :limits open the
+// Limits view (dialog_limits.go): a row per Supabase limit with its
+// usage, peak, a bar of the share used, the limit and where it came
+// from (server, plan, --limit) and the forecast at the current trend,
+// in the level's colour (warning from 80 %, error at 100 % or after a
+// server error); under a gauge the server's last limit error with its
+// reason; under messages per second what the manager's own brakes hold
+// back. The header shows the worst gauge ("limits 85%
+// channels/sock"). The report is read at start and on the clock's
+// tick (never in View), numbered by Model.limitsGen; the view is cached
+// on that number, the size and the clock.
 //
 // The package uses the manager only through [Manager] and [Source]
 // (declared here) and registry value types; it never touches the

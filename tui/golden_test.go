@@ -94,6 +94,11 @@ func screens() []struct {
 				Attempt: 2, Delay: 2 * time.Second, NextAt: t0.Add(1800 * time.Millisecond), Reason: "heartbeat timeout", Outcome: registry.RetryScheduled}}})
 			keys(m, "3")
 		}},
+		{"limits", func(m *Model) {
+			withLimits(m, sampleLimits())
+			keys(m, "L")
+		}},
+		{"limits-off", func(m *Model) { keys(m, "L") }},
 		{"apps-off", func(m *Model) { keys(m, "A") }},
 		{"apps-empty", func(m *Model) {
 			withApps(m, apps.Snapshot{})

@@ -22,6 +22,8 @@ type KeyMap struct {
 	Zoom key.Binding
 	// Apps opens the Apps view (the app proxy's sockets).
 	Apps key.Binding
+	// Limits opens the Limits view (the budget meter).
+	Limits key.Binding
 	// AppsView holds the Apps view's keys: Channels moves the selection
 	// between the sockets and the selected socket's channels, Faults
 	// opens the fault menu of the selected socket or channel, CopyEnv
@@ -86,6 +88,7 @@ func DefaultKeyMap() KeyMap {
 	k.PrevTab = key.NewBinding(key.WithKeys("["), key.WithHelp("[", "prev tab"))
 	k.Zoom = key.NewBinding(key.WithKeys("z"), key.WithHelp("z", "zoom"))
 	k.Apps = key.NewBinding(key.WithKeys("A"), key.WithHelp("A", "apps"))
+	k.Limits = key.NewBinding(key.WithKeys("L"), key.WithHelp("L", "limits"))
 	k.AppsView.Channels = key.NewBinding(key.WithKeys("tab", "shift+tab"), key.WithHelp("tab", "apps: channels"))
 	k.AppsView.Faults = key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "apps: faults"))
 	k.AppsView.CopyEnv = key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "apps: copy env"))

@@ -9,6 +9,7 @@ import (
 
 	"rtm/registry"
 	"rtm/registry/apps"
+	"rtm/registry/limits"
 	"rtm/theme"
 )
 
@@ -97,6 +98,10 @@ type Model struct {
 	// read), so the snapshot is copied only when it moved.
 	appsVersion uint64
 	appsRead    bool
+	// limits is the last report of Options.Limits (read on the clock's
+	// tick, dialog_limits.go), numbered by limitsGen.
+	limits    limits.Report
+	limitsGen uint64
 
 	fatal    error
 	quitting bool
@@ -129,6 +134,7 @@ func New(opts Options) *Model {
 	m.keys.setReadOnly(opts.ReadOnly)
 	m.keys.setReplay(opts.Replay != nil)
 	m.sampleReplay()
+	m.refreshLimits()
 	m.help.Styles = m.st.Help
 	m.cmd = newCmdLine(m.st, opts.Replay != nil)
 	m.filter = newFilterInput(m.st)
@@ -205,6 +211,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.now = m.opts.Now()
 		m.sampleReplay()
 		m.refreshApps()
+		m.refreshLimits()
 		m.clock++
 		m.cache.header.valid = false
 		return m, m.tickCmd()

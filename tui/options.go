@@ -8,6 +8,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"rtm/registry/apps"
+	"rtm/registry/limits"
 	"rtm/theme"
 )
 
@@ -100,6 +101,11 @@ type Options struct {
 	// AppsEnvFile is the file w writes in the Apps view (default
 	// DefaultAppsEnvFile, ".env.rtm", in the working directory).
 	AppsEnvFile string
+	// Limits, when set, is the budget meter of Supabase's limits
+	// (*limits.Meter of package registry/limits): the Limits view
+	// (:limits, L) and the header's gauge read its report on the clock's
+	// tick.
+	Limits Limits
 	// Replay, when set, is the recording being replayed (rtm replay):
 	// the header shows its position and the replay keys control it. Use
 	// it with ReadOnly and Now = the replay's clock.
@@ -175,4 +181,11 @@ type Apps interface {
 	// Version changes whenever Snapshot would return something else.
 	Version() uint64
 	Snapshot() apps.Snapshot
+}
+
+// Limits is the budget meter of Supabase Realtime's limits
+// (*limits.Meter of package registry/limits): the Limits view and the
+// header's gauge read its report on the clock's tick.
+type Limits interface {
+	Report() limits.Report
 }

@@ -55,6 +55,9 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Apps):
 		m.openApps()
 		return nil
+	case key.Matches(msg, k.Limits):
+		m.openLimits()
+		return nil
 	case key.Matches(msg, k.Back):
 		return m.back()
 	}

@@ -280,6 +280,7 @@ func (m *Model) headerLine2(w int, sep, gap string, spark int) *line {
 	if spark > 0 {
 		l2.plain(" ").add(st.Spark, sparkline(mt.OutHistory, spark))
 	}
+	m.addLimitsSegment(l2, sep)
 	if m.dropped > 0 {
 		l2.add(st.Subtle, sep).add(st.Warn, fmt.Sprintf("UI dropped %d", m.dropped))
 	}
@@ -425,7 +426,7 @@ func (m *Model) channelActions() []key.Binding {
 func (m *Model) FullHelp() [][]key.Binding {
 	k := m.keys
 	groups := [][]key.Binding{
-		{k.Help, k.Command, k.Filter, k.NextFocus, k.PrevFocus, k.Open, k.Back, k.Apps, k.Quit},
+		{k.Help, k.Command, k.Filter, k.NextFocus, k.PrevFocus, k.Open, k.Back, k.Apps, k.Limits, k.Quit},
 		{k.TabKeys, k.NextTab, k.PrevTab, k.Zoom, k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
 		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults, k.Channel.Doctor,
 			k.AppsView.Channels, k.AppsView.Faults, k.AppsView.CopyEnv, k.AppsView.WriteEnv}),
