@@ -20,7 +20,7 @@ type identityFlags struct {
 	Role    []string      `help:"Also watch as this role (anon, authenticated, service_role; repeatable), side by side with the --as identities."`
 	Window  time.Duration `name:"compare-window" default:"5s" help:"With several identities: how long a message one received waits for the others before a compare line says who missed it."`
 	CmpDB   string        `name:"compare-db" help:"With several identities: the database (rtm serve --db's) whose row-level security explains the postgres changes one identity missed (\"filtered by RLS\")."`
-	Private []string      `name:"join-private" help:"Channel to join as a private channel (repeatable; with several identities)."`
+	Private []string      `name:"join-private" help:"Channel to join as a private channel, besides the --join ones (repeatable; --private makes every --join private)."`
 }
 
 // identities returns the target flags to open (without the identity
@@ -32,9 +32,6 @@ func (f identityFlags) identities(tf targetFlags) (targetFlags, []headless.Ident
 		jwts = []string{tf.JWT}
 	}
 	if len(tf.As)+len(f.Role)+len(jwts) < 2 && len(f.Role) == 0 {
-		if len(f.Private) > 0 {
-			return tf, nil, fmt.Errorf("%w: --join-private is for several identities (use --private)", headless.ErrInvalid)
-		}
 		return tf, nil, nil
 	}
 	specs, err := target.ParseIdentities(tf.As, f.Role, jwts)

@@ -54,12 +54,13 @@ func TestWatchPrivateRefusalReason(t *testing.T) {
 	}
 
 	// Two attempts: the first refusal schedules a retry, the second
-	// gives up.
+	// gives up. Alice's room is private by --private, bob's by
+	// --join-private (a public join of it would be accepted).
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var out lockedBuf
 	wait := background(wctx, &out, "watch", "--url", m[1], "--key", m[2], "--jwt-secret", secret, "--as", alice, "--private",
-		"--join", "broadcast:room:"+alice, "--join", "broadcast:room:"+bob, "--policy", "fixed:100ms,max=2",
+		"--join", "broadcast:room:"+alice, "--join-private", "broadcast:room:"+bob, "--policy", "fixed:100ms,max=2",
 		"--types", "channel_state", "--types", "error")
 	type line struct {
 		Type, Channel, Status, Reason string
@@ -90,7 +91,11 @@ func TestWatchPrivateRefusalReason(t *testing.T) {
 		switch {
 		case l.Channel == "broadcast:room:"+alice:
 			if l.Status == "connected" {
+				// private by --private (the policy lets alice read it)
 				sawConnected = true
+				if !l.Info.Config.Private {
+					t.Errorf("--private: alice's channel is public: %+v", l)
+				}
 			}
 			if l.Status == "disconnected" || l.Status == "error" {
 				t.Errorf("the allowed channel: %+v", l)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,7 +67,7 @@ type StreamOptions struct {
 	// are refused with it; Record ignores it.
 	Identities []Identity
 	// PrivateJoins are channels joined as private channels besides Joins
-	// (with Identities only).
+	// (by every identity when there are Identities).
 	PrivateJoins []registry.Name
 	// Compare configures the comparison of Identities (nil: the
 	// defaults; Compare.Rows gives RLS verdicts).
@@ -198,13 +199,13 @@ func stream(ctx context.Context, env *Env, w io.Writer, o StreamOptions, header 
 		}
 		return finish(fmt.Errorf("connect to %s: no connection within %s (%s): %w", st.Target.URL, o.ConnectTimeout, reason, err))
 	}
-	for _, n := range o.Joins {
+	for i, n := range append(slices.Clip(o.Joins), o.PrivateJoins...) {
 		user := ""
 		if n.Kind == registry.KindPresence {
 			user = as
 		}
 		var opts []registry.JoinOption
-		if o.Private {
+		if o.Private || i >= len(o.Joins) {
 			opts = append(opts, registry.Private())
 		}
 		if _, err := joinAs(ctx, m, n, user, opts...); err != nil {
