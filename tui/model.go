@@ -67,6 +67,11 @@ type Model struct {
 	retries   *Ring[registry.RetryEvent]
 	frames    *Ring[registry.FrameEvent]
 	dropped   uint64
+	// ids are the identities the UI holds (identity.go), the default
+	// (Options.Manager) first; active is the one whose data the fields
+	// above hold: the selected channel's.
+	ids    []*identity
+	active int
 
 	// The panes.
 	chans *channelsPane
@@ -114,18 +119,26 @@ type Model struct {
 func New(opts Options) *Model {
 	opts = opts.withDefaults()
 	m := &Model{
-		opts:    opts,
-		keys:    DefaultKeyMap(),
-		st:      opts.Theme(true),
-		help:    help.New(),
-		chData:  map[registry.Name]*chanData{},
-		retries: NewSizedRing(opts.RetryRing, opts.RetryBytes, retryBytes),
-		frames:  NewSizedRing(opts.FrameRing, opts.FrameBytes, frameBytes),
-		log:     newLogPane(opts.LogRing, opts.LogBytes),
-		chans:   &channelsPane{},
-		main:    newMainPane(),
-		now:     opts.Now(),
+		opts:  opts,
+		keys:  DefaultKeyMap(),
+		st:    opts.Theme(true),
+		help:  help.New(),
+		log:   newLogPane(opts.LogRing, opts.LogBytes),
+		chans: &channelsPane{},
+		main:  newMainPane(),
+		now:   opts.Now(),
 	}
+	name := opts.Identity
+	if name == "" {
+		name = DefaultIdentity
+	}
+	m.ids = []*identity{m.newIdentity(Identity{Name: name, Manager: opts.Manager, Detail: opts.IdentityDetail})}
+	for _, id := range opts.Others {
+		if id.Name != "" && m.identityIndex(id.Name) < 0 && len(m.ids) < maxIdentities {
+			m.ids = append(m.ids, m.newIdentity(id))
+		}
+	}
+	m.load(0)
 	m.keys.setReadOnly(opts.ReadOnly)
 	m.keys.setReplay(opts.Replay != nil)
 	m.sampleReplay()
@@ -190,7 +203,20 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case EventsBatchMsg:
 		m.now = m.opts.Now()
 		return m, m.applyBatch(msg)
+	case identityAddedMsg:
+		m.now = m.opts.Now()
+		return m, m.identityAdded(msg)
+	case identityDroppedMsg:
+		m.now = m.opts.Now()
+		return m, m.identityDropped(msg)
 	case BridgeDoneMsg:
+		if msg.Identity != "" && msg.Identity != m.ids[0].Name {
+			// Another identity's feed: the UI goes on with the others.
+			if msg.Err != nil {
+				return m, m.setStatus(slog.LevelError, "identity "+msg.Identity+": "+msg.Err.Error())
+			}
+			return m, nil
+		}
 		if msg.Err != nil {
 			m.fatal = msg.Err
 			m.quitting = true
@@ -281,7 +307,7 @@ func (m *Model) relayout() {
 
 // selected returns the selected channel's info.
 func (m *Model) selected() (registry.ChannelInfo, bool) {
-	if m.chans.sel.IsZero() {
+	if m.chans.sel.IsZero() || m.chans.selID != m.activeName() {
 		return registry.ChannelInfo{}, false
 	}
 	return m.state.Channel(m.chans.sel)
