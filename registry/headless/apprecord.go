@@ -15,6 +15,7 @@ import (
 	"rtm/realtime/proxy"
 	"rtm/registry"
 	"rtm/registry/apps"
+	"rtm/registry/compare"
 )
 
 // KindApp is Header.Kind of an app recording (`rtm proxy --record`):
@@ -214,7 +215,7 @@ func appReceived(r *Recording) []Received {
 		}
 		m, err := v.DecodeServer(in.Content(), in.Binary)
 		if err != nil {
-			groups = append(groups, []Received{{Event: "undecodable", Value: mustJSON(string(in.Content()))}})
+			groups = append(groups, []Received{{Event: "undecodable", Value: compare.JSON(string(in.Content()))}})
 			delete(last, in.Socket)
 			continue
 		}
@@ -222,7 +223,7 @@ func appReceived(r *Recording) []Received {
 			continue
 		}
 		last[in.Socket] = len(groups)
-		groups = append(groups, normalize(protocol.SubTopic(m.Topic), &m))
+		groups = append(groups, compare.Normalize(protocol.SubTopic(m.Topic), &m))
 	}
 	var out []Received
 	for _, g := range groups {

@@ -1,7 +1,6 @@
 package headless
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,24 +11,13 @@ import (
 
 	"rtm/realtime/protocol"
 	"rtm/registry"
+	"rtm/registry/compare"
 )
 
 // Received is one message a recording received, normalized so that two
-// runs of the same traffic compare equal: refs, join refs, presence refs
-// (phx_ref, phx_ref_prev), online_at, commit timestamps and binding ids
-// are left out, and JSON is canonical (members sorted).
-type Received struct {
-	// Channel is the channel name (the topic without "realtime:").
-	Channel string `json:"channel"`
-	// Event is the kind of message: "broadcast <event>",
-	// "postgres_changes <TYPE> <schema>.<table>", "presence_state",
-	// "presence_join", "presence_leave" (one per presence key and meta),
-	// "system", "phx_reply <status>", "phx_error", "phx_close", or the
-	// frame's event.
-	Event string `json:"event"`
-	// Value is the normalized content (canonical JSON).
-	Value json.RawMessage `json:"value"`
-}
+// runs of the same traffic compare equal (see compare.Message: the one
+// normalizer, shared with the live comparison of identities).
+type Received = compare.Message
 
 // ReceivedMessages returns what r received (frames in), in order,
 // normalized; heartbeat replies are left out. Frames that do not decode
@@ -55,7 +43,7 @@ func ReceivedMessages(r *Recording) []Received {
 			ch = protocol.SubTopic(f.Topic)
 		}
 		if err != nil {
-			out = append(out, Received{Channel: ch, Event: "undecodable", Value: mustJSON(f.Text + base64.StdEncoding.EncodeToString(f.Data))})
+			out = append(out, Received{Channel: ch, Event: "undecodable", Value: compare.JSON(f.Text + base64.StdEncoding.EncodeToString(f.Data))})
 			continue
 		}
 		if m.Topic == protocol.PhoenixTopic {
@@ -64,103 +52,9 @@ func ReceivedMessages(r *Recording) []Received {
 		if f.Channel.IsZero() {
 			ch = protocol.SubTopic(m.Topic)
 		}
-		out = append(out, normalize(ch, &m)...)
+		out = append(out, compare.Normalize(ch, &m)...)
 	}
 	return out
-}
-
-func normalize(ch string, m *protocol.Message) []Received {
-	one := func(event string, v json.RawMessage) []Received {
-		return []Received{{Channel: ch, Event: event, Value: v}}
-	}
-	switch m.Event {
-	case protocol.EventBroadcast:
-		b, err := m.UserBroadcast()
-		if err != nil {
-			return one("broadcast", canonical(m.Payload))
-		}
-		if b.Binary {
-			return one("broadcast "+b.Event, mustJSON(map[string]string{"binary": base64.StdEncoding.EncodeToString(b.Payload)}))
-		}
-		return one("broadcast "+b.Event, canonical(b.Payload))
-	case protocol.EventPostgresChanges:
-		var p struct {
-			Data map[string]json.RawMessage `json:"data"`
-		}
-		if json.Unmarshal(m.Payload, &p) != nil || p.Data == nil {
-			return one(m.Event, canonical(m.Payload))
-		}
-		var typ, schema, table string
-		_ = json.Unmarshal(p.Data["type"], &typ)
-		_ = json.Unmarshal(p.Data["schema"], &schema)
-		_ = json.Unmarshal(p.Data["table"], &table)
-		delete(p.Data, "commit_timestamp")
-		b, _ := json.Marshal(p.Data)
-		return one(fmt.Sprintf("postgres_changes %s %s.%s", typ, schema, table), canonical(b))
-	case protocol.EventPresenceState:
-		return presenceItems(ch, "presence_state", m.Payload)
-	case protocol.EventPresenceDiff:
-		joins, leaves, err := protocol.SplitPresenceDiff(m.Payload)
-		if err != nil {
-			return one(m.Event, canonical(m.Payload))
-		}
-		return append(presenceItems(ch, "presence_join", joins), presenceItems(ch, "presence_leave", leaves)...)
-	case protocol.EventReply:
-		r, err := protocol.ParseReply(m.Payload)
-		if err != nil {
-			return one(m.Event, canonical(m.Payload))
-		}
-		return one("phx_reply "+r.Status, canonical(r.Response))
-	default:
-		return one(m.Event, canonical(m.Payload))
-	}
-}
-
-func presenceItems(ch, event string, state []byte) []Received {
-	if len(state) == 0 {
-		return nil
-	}
-	var out []Received
-	err := protocol.ScanPresenceState(state, func(key string, metas []protocol.PresenceMeta) error {
-		for _, meta := range metas {
-			var fields map[string]json.RawMessage
-			_ = json.Unmarshal(meta.UserFields(), &fields)
-			delete(fields, "online_at")
-			out = append(out, Received{Channel: ch, Event: event, Value: canonical(mustJSON(map[string]any{"key": key, "meta": fields}))})
-		}
-		return nil
-	})
-	if err != nil {
-		return []Received{{Channel: ch, Event: event, Value: canonical(state)}}
-	}
-	return out
-}
-
-// canonical re-encodes JSON with object members sorted; invalid JSON is
-// returned as a JSON string.
-func canonical(b []byte) json.RawMessage {
-	if len(b) == 0 {
-		return json.RawMessage("null")
-	}
-	var v any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		return mustJSON(string(b))
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		return mustJSON(string(b))
-	}
-	return out
-}
-
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return json.RawMessage(`null`)
-	}
-	return b
 }
 
 // DiffItem is a normalized message and how many more times one side

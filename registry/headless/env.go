@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"rtm/realtime/token"
@@ -146,11 +145,21 @@ func (e *Env) LimitsSource() limits.Source {
 
 // Identity is who a manager connects as.
 type Identity struct {
+	// Name names the identity in the output of several identities
+	// (the "identity" member of `rtm watch --as A --as B` lines).
+	Name string
 	// User is a user id: a token is minted for it (role authenticated).
 	User string
 	// Role is "anon" (the API key alone), "authenticated" or
 	// "service_role": a token is minted with that role.
 	Role string
+	// JWT is a pasted user token, used as it is.
+	JWT string
+}
+
+// IdentityOf returns the Identity of a parsed spec (target.ParseIdentity).
+func IdentityOf(s target.IdentitySpec) Identity {
+	return Identity{Name: s.Name, User: s.User, Role: s.Role, JWT: s.JWT}
 }
 
 // String describes the identity for reports.
@@ -160,49 +169,31 @@ func (id Identity) String() string {
 		return "user " + id.User
 	case id.Role != "":
 		return "role " + id.Role
+	case id.JWT != "":
+		return "token " + registry.MaskSecret(id.JWT)
 	default:
 		return "the target's identity"
 	}
 }
 
 // Roles returns the roles an Identity may name.
-func Roles() []string {
-	return []string{token.RoleAnon, token.RoleAuthenticated, token.RoleServiceRole}
-}
+func Roles() []string { return target.Roles() }
 
 // Token returns the token of id: minted for a user or a role when the JWT
-// secret is known, "" for anon, and the target's own token (--jwt, --as)
-// for the zero identity.
+// secret is known, "" for anon, the pasted token (checked) for JWT, and
+// the target's own token (--jwt, --as) for the zero identity.
 func (e *Env) Token(id Identity) (string, error) {
-	tg := e.Target
-	switch {
-	case id.User != "":
-		tok, _, err := tg.Mint(id.User, 0)
-		if err != nil {
+	if id.User == "" && id.Role == "" && id.JWT == "" {
+		return e.Target.Token.Value, nil
+	}
+	tok, _, err := e.Target.IdentityToken(target.IdentitySpec{Name: id.Name, User: id.User, Role: id.Role, JWT: id.JWT})
+	if err != nil {
+		if id.User != "" {
 			return "", fmt.Errorf("token for user %s: %w", id.User, err)
 		}
-		return tok, nil
-	case id.Role == "":
-		return tg.Token.Value, nil
-	case id.Role == token.RoleAnon:
-		return "", nil
-	case id.Role == token.RoleAuthenticated || id.Role == token.RoleServiceRole:
-		if len(tg.JWTSecret) == 0 {
-			return "", fmt.Errorf("%w: a token with role %s needs the project's JWT secret (--jwt-secret or SUPABASE_JWT_SECRET)", ErrInvalid, id.Role)
-		}
-		now := time.Now()
-		claims := map[string]any{"role": id.Role, "sub": "rtm-" + id.Role, "iss": token.Issuer,
-			"iat": now.Unix(), "exp": now.Add(target.DefaultTokenTTL).Unix()}
-		if id.Role == token.RoleAuthenticated {
-			claims["aud"] = "authenticated"
-		}
-		if tg.Tenant != "" {
-			claims["tenant_id"] = tg.Tenant
-		}
-		return token.Sign(tg.JWTSecret, claims)
-	default:
-		return "", fmt.Errorf("%w: unknown role %q (want %s)", ErrInvalid, id.Role, strings.Join(Roles(), ", "))
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	return tok, nil
 }
 
 // ManagerOptions adjusts one manager made by [Env.NewManager].

@@ -138,6 +138,8 @@ type Claims struct {
 	Expiry time.Time
 	// IssuedAt is the iat claim (zero when absent).
 	IssuedAt time.Time
+	// Tenant is the tenant_id claim ("" when absent).
+	Tenant string
 }
 
 // Target is the resolved server and identity.
@@ -345,7 +347,7 @@ func (t *Target) Mint(user string, ttl time.Duration) (string, Claims, error) {
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("%w: sign token for %s: %w", ErrConfig, user, err)
 	}
-	return s, Claims{Subject: user, Role: "authenticated", Expiry: exp, IssuedAt: now}, nil
+	return s, Claims{Subject: user, Role: "authenticated", Expiry: exp, IssuedAt: now, Tenant: t.Tenant}, nil
 }
 
 func (t *Target) mint() error {
@@ -467,6 +469,7 @@ func keyClaims(tok string) (Claims, bool) {
 	var c Claims
 	c.Subject, _ = mc["sub"].(string)
 	c.Role, _ = mc["role"].(string)
+	c.Tenant, _ = mc["tenant_id"].(string)
 	if exp, err := mc.GetExpirationTime(); err == nil && exp != nil {
 		c.Expiry = exp.Time
 	}

@@ -15,8 +15,10 @@
 //
 // Source files: doctor.go (Options, Run, Report), server.go (the checks
 // of the server: connection, replication, slots, readiness), table.go
-// (table, publication, replica identity, filter) and role.go (the
-// subscriber: role, SELECT right, policies).
+// (table, publication, replica identity, filter), role.go (the
+// subscriber: role, SELECT right, policies) and row.go ([Rows]: the
+// SELECT right for one given row, which the live comparison of
+// identities asks for each postgres change one identity missed).
 package doctor
 
 import (

@@ -1,0 +1,629 @@
+package compare
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+
+	"rtm/registry"
+	"rtm/registry/clock"
+)
+
+// The defaults of [Options].
+const (
+	DefaultWindow          = 5 * time.Second
+	DefaultFaultWindow     = 2 * time.Second
+	DefaultMaxTopics       = 64
+	DefaultMaxIdentities   = 16
+	DefaultMaxPending      = 1000
+	DefaultMaxPendingBytes = 1 << 20
+	DefaultMaxValueBytes   = 4 << 10
+	DefaultMaxEvents       = 128
+	DefaultMaxMembers      = 1000
+	DefaultMaxDifferences  = 256
+	// maxTransitions is how many status changes of a channel are kept
+	// to tell whether it was joined at a message's time.
+	maxTransitions = 32
+	// maxFaults is how many faults are kept per identity.
+	maxFaults = 32
+)
+
+// OtherEvent counts the events over Options.MaxEvents in a [Column].
+const OtherEvent = "other"
+
+// Reason says why an identity did not receive a message.
+type Reason string
+
+// The reasons, in the order they are tried.
+const (
+	ReasonTenant    Reason = "another tenant"
+	ReasonPrivate   Reason = "refused by a private-channel policy"
+	ReasonFault     Reason = "dropped by a fault"
+	ReasonNotJoined Reason = "not joined yet"
+	ReasonRLS       Reason = "filtered by RLS"
+	ReasonUnknown   Reason = "unknown"
+)
+
+// Identity is one of the identities compared.
+type Identity struct {
+	// Name names it in every result ("alice", "anon", "jwt1").
+	Name string
+	// User is the token's subject ("" for none), Role its role ("anon"
+	// for the API key alone).
+	User, Role string
+	// Tenant is the token's tenant_id claim ("" for none).
+	Tenant string
+	// Claims is the token's claims as JSON, for a [RowChecker] (nil:
+	// {"role":Role,"sub":User}).
+	Claims json.RawMessage
+}
+
+// Verdict is a [RowChecker]'s answer for one row and identity.
+type Verdict struct {
+	// Visible is true when the identity may see the row.
+	Visible bool
+	// Detail says why (the policies that hide it).
+	Detail string
+}
+
+// RowChecker tells whether an identity may see a row of a table under
+// row-level security. Package main adapts the postgres_changes doctor
+// (realtime/server/pgcdc/doctor.RowVerdict) to it.
+type RowChecker interface {
+	RowVerdict(ctx context.Context, who Identity, schema, table string, record json.RawMessage) (Verdict, error)
+}
+
+// Options configures a [Comparer]. Zero values take the defaults.
+type Options struct {
+	// Clock tells the time (nil: the real clock).
+	Clock clock.Clock
+	// Window is how long an unmatched message waits for the other
+	// identities (default 5 s).
+	Window time.Duration
+	// FaultWindow is how long before a message a fault on the missing
+	// identity explains it (default 2 s).
+	FaultWindow time.Duration
+	// Rows checks row-level security for postgres changes (nil: RLS is
+	// never given as a reason).
+	Rows RowChecker
+	// Bounds; see the package doc.
+	MaxTopics, MaxIdentities                   int
+	MaxPending, MaxPendingBytes, MaxValueBytes int
+	MaxEvents, MaxMembers, MaxDifferences      int
+}
+
+// Difference is a message A received and B did not.
+type Difference struct {
+	// Time is when A received it.
+	Time time.Time `json:"time"`
+	// Topic is the channel name.
+	Topic string `json:"topic"`
+	// A received the message; B (MissingFrom) did not.
+	A           string `json:"a"`
+	B           string `json:"b"`
+	MissingFrom string `json:"missing_from"`
+	// Message is the normalized message (masked; its value cut to
+	// Options.MaxValueBytes, then Truncated is set).
+	Message   Message `json:"message"`
+	Truncated bool    `json:"truncated,omitempty"`
+	// Reason says why, Detail adds what rtm knows (the server's reason,
+	// the RLS verdict, the fault).
+	Reason Reason `json:"reason"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Column is what one identity received on one topic.
+type Column struct {
+	Identity string `json:"identity"`
+	// Status is its channel's status ("" when it does not hold the
+	// topic); JoinError its last join error (the server's reason).
+	Status    registry.Status `json:"status,omitempty"`
+	JoinError string          `json:"join_error,omitempty"`
+	// Total counts the messages; Events per event, Kinds per kind.
+	Total  int            `json:"total"`
+	Events map[string]int `json:"events"`
+	Kinds  map[string]int `json:"kinds"`
+	// Members are the presence keys it sees, sorted.
+	Members []string `json:"members"`
+	// Missing counts the differences where it is MissingFrom.
+	Missing int `json:"missing"`
+}
+
+// Comparer compares what identities receive. It is safe for concurrent
+// use.
+type Comparer struct {
+	o Options
+
+	mu         sync.Mutex
+	identities map[string]*ident
+	order      []string
+	topics     map[string]*topic
+	topicOrder []string
+	out        []Difference // decided, not yet returned by Tick
+	dropped    uint64       // topics or identities over their caps
+}
+
+type ident struct {
+	Identity
+	faults []faultAt
+}
+
+type faultAt struct {
+	at      time.Time
+	channel string // "" for the socket
+	what    string
+}
+
+type transition struct {
+	at        time.Time
+	connected bool
+}
+
+type holder struct {
+	status      registry.Status
+	joinError   string
+	private     bool
+	transitions []transition
+	total       int
+	events      map[string]int
+	kinds       map[string]int
+	members     map[string]struct{}
+	missing     int
+	pending     int
+	bytes       int
+}
+
+type entry struct {
+	key       [sha256.Size]byte
+	msg       Message
+	truncated bool
+	at        time.Time
+	from      string
+	got       map[string]bool
+	size      int
+	done      bool
+}
+
+type topic struct {
+	name    string
+	holders map[string]*holder
+	pending []*entry // by arrival
+	index   map[[sha256.Size]byte][]*entry
+	diffs   []Difference // ring of the last MaxDifferences
+	total   int
+}
+
+// New returns a Comparer.
+func New(o Options) *Comparer {
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.FaultWindow <= 0 {
+		o.FaultWindow = DefaultFaultWindow
+	}
+	def(&o.MaxTopics, DefaultMaxTopics)
+	def(&o.MaxIdentities, DefaultMaxIdentities)
+	def(&o.MaxPending, DefaultMaxPending)
+	def(&o.MaxPendingBytes, DefaultMaxPendingBytes)
+	def(&o.MaxValueBytes, DefaultMaxValueBytes)
+	def(&o.MaxEvents, DefaultMaxEvents)
+	def(&o.MaxMembers, DefaultMaxMembers)
+	def(&o.MaxDifferences, DefaultMaxDifferences)
+	return &Comparer{o: o, identities: map[string]*ident{}, topics: map[string]*topic{}}
+}
+
+// AddIdentity adds (or updates) an identity. It reports false when
+// MaxIdentities are already compared.
+func (c *Comparer) AddIdentity(id Identity) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.identities[id.Name]; ok {
+		old.Identity = id
+		return true
+	}
+	if len(c.identities) >= c.o.MaxIdentities {
+		c.dropped++
+		return false
+	}
+	c.identities[id.Name] = &ident{Identity: id}
+	c.order = append(c.order, id.Name)
+	return true
+}
+
+// Identities returns the names of the identities, in the order added.
+func (c *Comparer) Identities() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.order...)
+}
+
+// Channel records a status of identity's channel topic at time at:
+// joinError is the server's reason when the join was refused (the
+// channel's LastError), private whether it is a private channel. The
+// identity holds the topic from then on, until removed is true.
+func (c *Comparer) Channel(identity, topicName string, status registry.Status, joinError string, private, removed bool, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if removed {
+		if t := c.topics[topicName]; t != nil {
+			delete(t.holders, identity)
+			c.settleLocked(t)
+		}
+		return
+	}
+	h := c.holderLocked(identity, topicName)
+	if h == nil {
+		return
+	}
+	h.status = status
+	h.private = private
+	if joinError != "" || status == registry.StatusConnected {
+		h.joinError = joinError
+	}
+	connected := status == registry.StatusConnected
+	if n := len(h.transitions); n == 0 || h.transitions[n-1].connected != connected {
+		if n >= maxTransitions {
+			h.transitions = append(h.transitions[:0], h.transitions[1:]...)
+		}
+		h.transitions = append(h.transitions, transition{at: at, connected: connected})
+	}
+}
+
+// Fault records a fault injected on identity's socket (channel "") or
+// on one of its channels at time at; what describes it.
+func (c *Comparer) Fault(identity, channel, what string, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := c.identities[identity]
+	if id == nil {
+		return
+	}
+	if len(id.faults) >= maxFaults {
+		id.faults = append(id.faults[:0], id.faults[1:]...)
+	}
+	id.faults = append(id.faults, faultAt{at: at, channel: channel, what: what})
+}
+
+// Received records that identity received m at time at. An identity
+// that was not added, or a topic over MaxTopics, is ignored.
+func (c *Comparer) Received(identity string, m Message, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.holderLocked(identity, m.Channel)
+	if h == nil {
+		return
+	}
+	t := c.topics[m.Channel]
+	h.total++
+	ev := m.Event
+	if _, ok := h.events[ev]; !ok && len(h.events) >= c.o.MaxEvents {
+		ev = OtherEvent
+	}
+	h.events[ev]++
+	kind := m.Kind()
+	if _, ok := h.kinds[kind]; !ok && len(h.kinds) >= c.o.MaxEvents {
+		kind = OtherEvent
+	}
+	h.kinds[kind]++
+	c.presenceLocked(h, m)
+
+	key := sha256.Sum256(append([]byte(m.Event+"\x00"), m.Value...))
+	for _, e := range t.index[key] {
+		if !e.done && !e.got[identity] {
+			e.got[identity] = true
+			h.pending++
+			h.bytes += e.size
+			c.settleLocked(t)
+			return
+		}
+	}
+	e := &entry{key: key, at: at, from: identity, got: map[string]bool{identity: true}}
+	e.msg = Message{Channel: m.Channel, Event: m.Event, Value: registry.MaskJSON(m.Value)}
+	if len(e.msg.Value) > c.o.MaxValueBytes {
+		e.msg.Value = JSON(string(e.msg.Value[:c.o.MaxValueBytes]))
+		e.truncated = true
+	}
+	e.size = len(e.msg.Value) + len(e.msg.Event) + 64
+	t.pending = append(t.pending, e)
+	t.index[key] = append(t.index[key], e)
+	h.pending++
+	h.bytes += e.size
+	// Over a bound: decide the oldest of this identity's now.
+	for h.pending > c.o.MaxPending || h.bytes > c.o.MaxPendingBytes {
+		old := c.oldestOfLocked(t, identity)
+		if old == nil {
+			break
+		}
+		c.decideLocked(t, old)
+	}
+	c.settleLocked(t)
+}
+
+// presenceLocked follows the presence keys h sees.
+func (c *Comparer) presenceLocked(h *holder, m Message) {
+	var item struct {
+		Key string `json:"key"`
+	}
+	switch m.Event {
+	case "presence_state", "presence_join":
+		if json.Unmarshal(m.Value, &item) == nil && item.Key != "" {
+			if _, ok := h.members[item.Key]; ok || len(h.members) < c.o.MaxMembers {
+				h.members[item.Key] = struct{}{}
+			}
+		}
+	case "presence_leave":
+		if json.Unmarshal(m.Value, &item) == nil {
+			delete(h.members, item.Key)
+		}
+	}
+}
+
+// ResetPresence forgets the presence keys identity sees on topic (a
+// presence_state replaces them all; [Comparer.Observe] calls it).
+func (c *Comparer) ResetPresence(identity, topicName string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.topics[topicName]; t != nil {
+		if h := t.holders[identity]; h != nil {
+			clear(h.members)
+		}
+	}
+}
+
+func (c *Comparer) holderLocked(identity, topicName string) *holder {
+	if c.identities[identity] == nil {
+		return nil
+	}
+	t := c.topics[topicName]
+	if t == nil {
+		if len(c.topics) >= c.o.MaxTopics {
+			c.dropped++
+			return nil
+		}
+		t = &topic{name: topicName, holders: map[string]*holder{}, index: map[[sha256.Size]byte][]*entry{}}
+		c.topics[topicName] = t
+		c.topicOrder = append(c.topicOrder, topicName)
+	}
+	h := t.holders[identity]
+	if h == nil {
+		h = &holder{events: map[string]int{}, kinds: map[string]int{}, members: map[string]struct{}{}}
+		t.holders[identity] = h
+	}
+	return h
+}
+
+func (c *Comparer) oldestOfLocked(t *topic, identity string) *entry {
+	for _, e := range t.pending {
+		if !e.done && e.got[identity] {
+			return e
+		}
+	}
+	return nil
+}
+
+// settleLocked removes the entries every holder received, and the
+// decided ones, from the front of the queue and the index.
+func (c *Comparer) settleLocked(t *topic) {
+	for _, e := range t.pending {
+		if e.done {
+			continue
+		}
+		all := true
+		for name := range t.holders {
+			if !e.got[name] {
+				all = false
+				break
+			}
+		}
+		if all {
+			c.finishLocked(t, e)
+		}
+	}
+	n := 0
+	for _, e := range t.pending {
+		if !e.done {
+			t.pending[n] = e
+			n++
+		}
+	}
+	clear(t.pending[n:])
+	t.pending = t.pending[:n]
+}
+
+func (c *Comparer) finishLocked(t *topic, e *entry) {
+	e.done = true
+	for name := range e.got {
+		if h := t.holders[name]; h != nil {
+			h.pending--
+			h.bytes -= e.size
+		}
+	}
+	list := t.index[e.key]
+	for i, x := range list {
+		if x == e {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(t.index, e.key)
+	} else {
+		t.index[e.key] = list
+	}
+}
+
+// decideLocked turns e into differences for every holder that did not
+// receive it (explained without the row checker) and finishes it.
+func (c *Comparer) decideLocked(t *topic, e *entry) {
+	for _, name := range c.order {
+		if e.got[name] {
+			continue
+		}
+		h := t.holders[name]
+		if h == nil {
+			continue
+		}
+		reason, detail := c.explainLocked(t, name, h, e.at)
+		h.missing++
+		c.out = append(c.out, Difference{Time: e.at, Topic: t.name, A: e.from, B: name, MissingFrom: name,
+			Message: e.msg, Truncated: e.truncated, Reason: reason, Detail: detail})
+	}
+	c.finishLocked(t, e)
+}
+
+// Tick decides the unmatched messages older than Window and returns the
+// new differences, in the order decided. Postgres changes nothing else
+// explains are checked with Options.Rows (outside the lock; ctx bounds
+// it).
+func (c *Comparer) Tick(ctx context.Context) []Difference {
+	c.mu.Lock()
+	now := c.o.Clock.Now()
+	for _, name := range c.topicOrder {
+		t := c.topics[name]
+		for _, e := range t.pending {
+			if !e.done && now.Sub(e.at) >= c.o.Window {
+				c.decideLocked(t, e)
+			}
+		}
+		c.settleLocked(t)
+	}
+	out := c.out
+	c.out = nil
+	var who map[string]Identity
+	if c.o.Rows != nil {
+		who = map[string]Identity{}
+		for n, id := range c.identities {
+			who[n] = id.Identity
+		}
+	}
+	c.mu.Unlock()
+
+	for i := range out {
+		d := &out[i]
+		if d.Reason != ReasonUnknown || c.o.Rows == nil || d.Message.Kind() != "postgres_changes" {
+			continue
+		}
+		if reason, detail, ok := c.checkRow(ctx, who[d.B], d.Message); ok {
+			d.Reason, d.Detail = reason, detail
+		}
+	}
+	c.mu.Lock()
+	for _, d := range out {
+		if t := c.topics[d.Topic]; t != nil {
+			if len(t.diffs) >= c.o.MaxDifferences {
+				t.diffs = append(t.diffs[:0], t.diffs[1:]...)
+			}
+			t.diffs = append(t.diffs, d)
+			t.total++
+		}
+	}
+	c.mu.Unlock()
+	return out
+}
+
+func (c *Comparer) checkRow(ctx context.Context, who Identity, m Message) (Reason, string, bool) {
+	var p struct {
+		Schema    string          `json:"schema"`
+		Table     string          `json:"table"`
+		Record    json.RawMessage `json:"record"`
+		OldRecord json.RawMessage `json:"old_record"`
+		Type      string          `json:"type"`
+	}
+	if json.Unmarshal(m.Value, &p) != nil || p.Table == "" {
+		return "", "", false
+	}
+	rec := p.Record
+	if p.Type == "DELETE" || len(rec) == 0 || string(rec) == "null" {
+		rec = p.OldRecord
+	}
+	v, err := c.o.Rows.RowVerdict(ctx, who, p.Schema, p.Table, rec)
+	if err != nil {
+		return ReasonUnknown, "the RLS check failed: " + registry.MaskText(err.Error()), true
+	}
+	if v.Visible {
+		return ReasonUnknown, "RLS lets " + who.Name + " see the row: " + v.Detail, true
+	}
+	return ReasonRLS, v.Detail, true
+}
+
+// Differences returns the last differences of topic (at most
+// MaxDifferences, oldest first) and how many there were in all.
+func (c *Comparer) Differences(topicName string) ([]Difference, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.topics[topicName]
+	if t == nil {
+		return nil, 0
+	}
+	return append([]Difference(nil), t.diffs...), t.total
+}
+
+// Topics returns the topics seen, in the order first seen.
+func (c *Comparer) Topics() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.topicOrder...)
+}
+
+// Columns returns what each identity holding topic received, in the
+// order the identities were added.
+func (c *Comparer) Columns(topicName string) []Column {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.topics[topicName]
+	if t == nil {
+		return nil
+	}
+	var out []Column
+	for _, name := range c.order {
+		h := t.holders[name]
+		if h == nil {
+			continue
+		}
+		col := Column{Identity: name, Status: h.status, JoinError: h.joinError, Total: h.total,
+			Events: maps(h.events), Kinds: maps(h.kinds), Members: []string{}, Missing: h.missing}
+		for k := range h.members {
+			col.Members = append(col.Members, k)
+		}
+		sort.Strings(col.Members)
+		out = append(out, col)
+	}
+	return out
+}
+
+// Pending returns how many unmatched messages topic holds.
+func (c *Comparer) Pending(topicName string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.topics[topicName]; t != nil {
+		return len(t.pending)
+	}
+	return 0
+}
+
+// Dropped counts the topics and identities refused by MaxTopics and
+// MaxIdentities.
+func (c *Comparer) Dropped() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropped
+}
+
+func maps(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
