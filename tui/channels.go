@@ -152,8 +152,16 @@ func (p *channelsPane) rebuild(sets []chanSet) (changed bool) {
 	}
 	rows := p.rows[:0]
 	for si, s := range sets {
+		// With several identities, a heading per identity (and tenant):
+		// "as bob · tenant abc"; an identity without channels still has
+		// its heading.
+		who := ""
 		if len(sets) > 1 {
-			rows = append(rows, chanRow{group: "as " + sanitize(s.id)})
+			who = "as " + sanitize(s.id)
+			if !grouped || len(s.chans) == 0 {
+				rows = append(rows, chanRow{group: who})
+			}
+			who += " · "
 		}
 		lastTenant := "\x00"
 		for i, c := range s.chans {
@@ -165,7 +173,7 @@ func (p *channelsPane) rebuild(sets []chanSet) (changed bool) {
 				if c.Name.Tenant == "" {
 					g = "no tenant"
 				}
-				rows = append(rows, chanRow{group: g})
+				rows = append(rows, chanRow{group: who + g})
 				lastTenant = c.Name.Tenant
 			}
 			ent := sanitize(c.Name.Entity())

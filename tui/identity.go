@@ -131,6 +131,13 @@ func (m *Model) withIdentity(i int, f func()) {
 	m.load(prev)
 }
 
+// identitiesChanged shows the Compare tab and its key while the UI
+// holds several identities.
+func (m *Model) identitiesChanged() {
+	m.main.setShown(m.multi())
+	m.keys.setCompare(m.multi())
+}
+
 // holders returns the names of the identities holding a channel on
 // topic n, in the order of the UI's identities.
 func (m *Model) holders(n registry.Name) []string {

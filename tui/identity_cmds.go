@@ -87,6 +87,7 @@ func (m *Model) identityAdded(msg identityAddedMsg) tea.Cmd {
 		return m.fail("as", msg.spec, fmt.Errorf("identity %q exists already", msg.id.Name))
 	}
 	m.ids = append(m.ids, m.newIdentity(msg.id))
+	m.identitiesChanged()
 	m.rebuildRows()
 	m.invalidate()
 	text := "added identity " + msg.id.Name
@@ -134,6 +135,7 @@ func (m *Model) identityDropped(msg identityDroppedMsg) tea.Cmd {
 	active := m.ids[m.active]
 	m.ids = append(m.ids[:i:i], m.ids[i+1:]...)
 	m.active = m.identityIndex(active.Name)
+	m.identitiesChanged()
 	m.rebuildRows()
 	m.clearRowCaches()
 	m.invalidate()

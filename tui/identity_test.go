@@ -23,6 +23,9 @@ type idEnv struct {
 	ctx context.Context
 	srv *servertest.Server
 	m   *Model
+	// observe, when set, is given every event pumped, with its
+	// identity (a comparer's Observe, as the bridges do).
+	observe func(identity string, e registry.Event)
 
 	mu    sync.Mutex
 	order []string
@@ -34,9 +37,15 @@ type idEnv struct {
 // token), and the UI on it; opts completes the UI's options.
 func newIDEnv(t *testing.T, opts ...func(*Options)) *idEnv {
 	t.Helper()
+	return newIDEnvOn(t, servertest.New(t), opts...)
+}
+
+// newIDEnvOn is newIDEnv on the server given.
+func newIDEnvOn(t *testing.T, srv *servertest.Server, opts ...func(*Options)) *idEnv {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	e := &idEnv{t: t, ctx: ctx, srv: servertest.New(t), mgrs: map[string]*registry.Manager{}, subs: map[string]*registry.Subscription{}}
+	e := &idEnv{t: t, ctx: ctx, srv: srv, mgrs: map[string]*registry.Manager{}, subs: map[string]*registry.Subscription{}}
 	first := e.start("alice", e.srv.UserToken(t, "alice", time.Hour, nil))
 	o := Options{Manager: NewRegistryManager(first), Identity: "alice", Identities: e, Context: ctx, Now: time.Now,
 		Theme: func(bool) *theme.Styles { return theme.Default(true) },
@@ -117,8 +126,21 @@ func (e *idEnv) pump() {
 		if i == 0 {
 			id = "" // the default identity's bridge
 		}
-		e.m.Update(EventsBatchMsg{Events: sub.Drain(nil), State: &st, Identity: id})
+		evs := sub.Drain(nil)
+		if e.observe != nil {
+			for _, ev := range evs {
+				e.observe(name, ev)
+			}
+		}
+		e.m.Update(EventsBatchMsg{Events: evs, State: &st, Identity: id})
 	}
+}
+
+// tick delivers a clock tick and runs what it starts (the comparer's
+// reading).
+func (e *idEnv) tick() {
+	_, cmd := e.m.Update(tickMsg{t: time.Now(), gen: e.m.tickGen})
+	feed(e.m, cmd)
 }
 
 // command types and runs a command line, then pumps.

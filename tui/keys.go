@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -85,6 +86,7 @@ func DefaultKeyMap() KeyMap {
 		k.Tabs[i] = key.NewBinding(key.WithKeys(digits[i]), key.WithHelp(digits[i], strings.ToLower(tab(i).String())))
 	}
 	k.TabKeys = key.NewBinding(key.WithKeys(digits...), key.WithHelp("1-"+digits[numTabs-1], "tabs"))
+	k.setCompare(false)
 	k.NextTab = key.NewBinding(key.WithKeys("]"), key.WithHelp("]", "next tab"))
 	k.PrevTab = key.NewBinding(key.WithKeys("["), key.WithHelp("[", "prev tab"))
 	k.Zoom = key.NewBinding(key.WithKeys("z"), key.WithHelp("z", "zoom"))
@@ -143,6 +145,16 @@ func (k *KeyMap) setReadOnly(ro bool) {
 		&k.Channel.Retry, &k.Channel.Leave, &k.Channel.Faults, &k.Channel.JoinOthers, &k.AppsView.Faults} {
 		b.SetEnabled(!ro)
 	}
+}
+
+// setCompare enables the Compare tab's key (several identities).
+func (k *KeyMap) setCompare(on bool) {
+	k.Tabs[tabCompare].SetEnabled(on)
+	last := tabCompare
+	if !on {
+		last--
+	}
+	k.TabKeys.SetHelp("1-"+strconv.Itoa(int(last)+1), "tabs")
 }
 
 // setReplay enables the replay keys.

@@ -72,6 +72,11 @@ type Model struct {
 	// above hold: the selected channel's.
 	ids    []*identity
 	active int
+	// cmp is the Compare tab's last reading of Options.Compare
+	// (compare.go), numbered by cmpGen; cmpBusy while one runs.
+	cmp     compareData
+	cmpGen  uint64
+	cmpBusy bool
 
 	// The panes.
 	chans *channelsPane
@@ -139,6 +144,7 @@ func New(opts Options) *Model {
 		}
 	}
 	m.load(0)
+	m.identitiesChanged()
 	m.keys.setReadOnly(opts.ReadOnly)
 	m.keys.setReplay(opts.Replay != nil)
 	m.sampleReplay()
@@ -203,6 +209,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case EventsBatchMsg:
 		m.now = m.opts.Now()
 		return m, m.applyBatch(msg)
+	case compareMsg:
+		return m, m.compareDone(msg)
 	case identityAddedMsg:
 		m.now = m.opts.Now()
 		return m, m.identityAdded(msg)
@@ -231,9 +239,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.now = m.opts.Now()
 		m.sampleReplay()
 		m.refreshApps()
+		cmp := m.compareCmd(m.compareTopic())
 		m.clock++
 		m.cache.header.valid = false
-		return m, m.tickCmd()
+		return m, tea.Batch(m.tickCmd(), cmp)
 	case statusClearMsg:
 		if msg.id == m.status.id {
 			m.status = status{}
@@ -257,7 +266,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.now = m.opts.Now()
 		cmd := m.handleKey(msg)
 		m.invalidate()
-		return m, cmd
+		return m, tea.Batch(cmd, m.compareIfStale())
 	}
 	// Cursor blinks and other component messages go to the open dialog.
 	return m, m.updateDialog(msg)

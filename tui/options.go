@@ -52,6 +52,10 @@ type Options struct {
 	// Identities adds and drops identities at run time (:as,
 	// :drop-identity); nil refuses them.
 	Identities Identities
+	// Compare is the comparer of the identities (*compare.Comparer, fed
+	// by their bridges' Observe): the Compare tab reads it. nil: the
+	// tab says there is none.
+	Compare Comparer
 	// Context is the parent of every action's context; cancel it on
 	// shutdown. nil: context.Background().
 	Context context.Context

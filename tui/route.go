@@ -43,10 +43,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.setFocus((m.focus + numFocus - 1) % numFocus)
 		return nil
 	case key.Matches(msg, k.NextTab):
-		m.setTab((m.main.tab + 1) % numTabs)
+		m.setTab((m.main.tab + 1) % m.main.shown)
 		return nil
 	case key.Matches(msg, k.PrevTab):
-		m.setTab((m.main.tab + numTabs - 1) % numTabs)
+		m.setTab((m.main.tab + m.main.shown - 1) % m.main.shown)
 		return nil
 	case key.Matches(msg, k.Zoom):
 		m.zoom = !m.zoom
