@@ -31,14 +31,14 @@ import (
 // commands. With none (and nothing in the environment or .env), the
 // embedded server runs in-process.
 type targetFlags struct {
-	URL        string `help:"Project URL or Realtime ws URL. Default: SUPABASE_URL or .env.local/.env; none: the embedded server in-process."`
-	Key        string `help:"Project anon (or publishable) key. Default: SUPABASE_ANON_KEY or .env.local/.env."`
-	JWT        string `name:"jwt" help:"User access token sent with every join (default: the key)."`
-	Tenant     string `help:"Default tenant of channel names."`
-	As         string `help:"Mint a user token for this user id (needs the JWT secret); presence channels track this user."`
-	JWTSecret  string `name:"jwt-secret" help:"Project JWT secret, to mint tokens (--as, scenario users and roles, swarm clients). Default: SUPABASE_JWT_SECRET."`
-	ServiceKey string `name:"service-key" env:"RTM_SERVICE_KEY" help:"service_role key of an 'rtm serve' target: enables server-side faults (kick, reject-joins, drop-all, restart)."`
-	LogFile    string `help:"Write the managers' JSONL log to this file."`
+	URL        string   `help:"Project URL or Realtime ws URL. Default: SUPABASE_URL or .env.local/.env; none: the embedded server in-process."`
+	Key        string   `help:"Project anon (or publishable) key. Default: SUPABASE_ANON_KEY or .env.local/.env."`
+	JWT        string   `name:"jwt" help:"User access token sent with every join (default: the key)."`
+	Tenant     string   `help:"Default tenant of channel names."`
+	As         []string `help:"Mint a user token for this user id (needs the JWT secret); presence channels track this user. rtm watch takes several (--as alice --as bob, role:ROLE, jwt:TOKEN, NAME=SPEC): one connection per identity, side by side."`
+	JWTSecret  string   `name:"jwt-secret" help:"Project JWT secret, to mint tokens (--as, scenario users and roles, swarm clients). Default: SUPABASE_JWT_SECRET."`
+	ServiceKey string   `name:"service-key" env:"RTM_SERVICE_KEY" help:"service_role key of an 'rtm serve' target: enables server-side faults (kick, reject-joins, drop-all, restart)."`
+	LogFile    string   `help:"Write the managers' JSONL log to this file."`
 }
 
 // open resolves the target; with no project configured, the embedded
@@ -66,7 +66,10 @@ func (f targetFlags) open(ctx context.Context, embedded embeddedConfig) (*headle
 		}
 		return et.headless(), nil
 	}
-	env, err := headless.Open(target.Input{URL: f.URL, Key: f.Key, JWT: f.JWT, Tenant: f.Tenant, As: f.As, JWTSecret: f.JWTSecret}, opts)
+	if len(f.As) > 1 {
+		return nil, nil, fmt.Errorf("%w: --as given %d times: only rtm watch takes several identities", headless.ErrInvalid, len(f.As))
+	}
+	env, err := headless.Open(target.Input{URL: f.URL, Key: f.Key, JWT: f.JWT, Tenant: f.Tenant, As: strings.Join(f.As, ""), JWTSecret: f.JWTSecret}, opts)
 	if err != nil {
 		for _, c := range closers {
 			c()
@@ -103,6 +106,7 @@ type watchCmd struct {
 	Frames bool     `help:"Also print every raw frame in and out."`
 	Types  []string `help:"Only these event types (channel_state, socket, presence, message, retry, log, stats, token, error, frame; limits as with --limits)."`
 	limitFlags
+	identityFlags
 }
 
 // limitFlags choose the limits of the budget meter (package
@@ -162,11 +166,21 @@ func (c watchCmd) Run(env *runEnv, parser *kong.Kong) error {
 	for _, t := range types {
 		o.Types = append(o.Types, registry.EventType(t))
 	}
-	e, done, err := c.open(env.ctx, embeddedConfig{})
+	tf, ids, err := c.identities(c.targetFlags)
+	if err != nil {
+		return exit(env, parser, err)
+	}
+	o.Identities = ids
+	e, done, err := tf.open(env.ctx, embeddedConfig{})
 	if err != nil {
 		return exit(env, parser, err)
 	}
 	defer done()
+	closeRows, err := c.compareOptions(env.ctx, &o)
+	if err != nil {
+		return exit(env, parser, err)
+	}
+	defer closeRows()
 	_, err = headless.Watch(env.ctx, e, env.stdout, o)
 	return exit(env, parser, err)
 }

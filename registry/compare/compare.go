@@ -557,6 +557,24 @@ func (c *Comparer) checkRow(ctx context.Context, who Identity, m Message) (Reaso
 	return ReasonRLS, v.Detail, true
 }
 
+// Flush decides every unmatched message now, whatever its age (at the
+// end of a session), and returns the new differences as [Comparer.Tick]
+// does.
+func (c *Comparer) Flush(ctx context.Context) []Difference {
+	c.mu.Lock()
+	for _, name := range c.topicOrder {
+		t := c.topics[name]
+		for _, e := range t.pending {
+			if !e.done {
+				c.decideLocked(t, e)
+			}
+		}
+		c.settleLocked(t)
+	}
+	c.mu.Unlock()
+	return c.Tick(ctx)
+}
+
 // Differences returns the last differences of topic (at most
 // MaxDifferences, oldest first) and how many there were in all.
 func (c *Comparer) Differences(topicName string) ([]Difference, int) {

@@ -85,7 +85,7 @@ func (w *Writer) split(e registry.Event, key string, field func(io.Writer) error
 	}
 	b = registry.MaskJSON(b)
 	w.count(e)
-	if _, err := w.w.Write(b[:len(b)-1]); err != nil { // without its "}"
+	if err := w.object(b[:len(b)-1]); err != nil { // without its "}"
 		return err
 	}
 	if _, err := fmt.Fprintf(w.w, ",%q:", key); err != nil {

@@ -277,6 +277,7 @@ type Writer struct {
 	w      *bufio.Writer
 	header bool
 	end    End
+	tag    []byte // `"identity":"NAME",` while WriteAs writes, or nil
 }
 
 // NewWriter returns a writer to w; with h it first writes h as the
@@ -335,10 +336,38 @@ func (w *Writer) count(e registry.Event) {
 // line writes b and a newline (not into a buffer of the Writer's: a big
 // line would keep it big).
 func (w *Writer) line(b []byte) error {
-	if _, err := w.w.Write(b); err != nil {
+	if err := w.object(b); err != nil {
 		return err
 	}
 	return w.w.WriteByte('\n')
+}
+
+// object writes the JSON object b, with the identity member first while
+// WriteAs writes.
+func (w *Writer) object(b []byte) error {
+	if len(w.tag) > 0 && len(b) > 1 && b[0] == '{' {
+		if _, err := w.w.Write(w.tag[:len(w.tag)-1]); err != nil {
+			return err
+		}
+		if b[1] != '}' {
+			if err := w.w.WriteByte(','); err != nil {
+				return err
+			}
+		}
+		b = b[1:]
+	}
+	_, err := w.w.Write(b)
+	return err
+}
+
+// WriteAs writes one event of identity's manager, as [Writer.Write]
+// does, with "identity":identity as the line's first member (`rtm
+// watch --as A --as B`).
+func (w *Writer) WriteAs(identity string, e registry.Event) error {
+	t, _ := json.Marshal(identity)
+	w.tag = append(append(append(w.tag[:0], `{"identity":`...), t...), '}')
+	defer func() { w.tag = w.tag[:0] }()
+	return w.Write(e)
 }
 
 // Flush writes buffered lines to the underlying writer.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"rtm/registry"
+	"rtm/registry/compare"
 	"rtm/registry/limits"
 )
 
@@ -55,6 +56,21 @@ type StreamOptions struct {
 	// Limits, when set, adds a `limits` line about once a second (Watch;
 	// see [LimitsOptions]).
 	Limits *LimitsOptions
+	// Identities, when not empty, makes Watch connect once per identity
+	// (each its own manager, socket and token: the manager's rules hold
+	// per identity), join every channel of Joins as each, tag every line
+	// with "identity":NAME, and, with two or more, write `compare` lines
+	// ([CompareLine]) from package registry/compare. A subscription
+	// channel gets a postgres_changes binding on its table: every row for
+	// subscription:TABLE:* ([AllRows]), the row id=ID otherwise. Limits
+	// are refused with it; Record ignores it.
+	Identities []Identity
+	// PrivateJoins are channels joined as private channels besides Joins
+	// (with Identities only).
+	PrivateJoins []registry.Name
+	// Compare configures the comparison of Identities (nil: the
+	// defaults; Compare.Rows gives RLS verdicts).
+	Compare *compare.Options
 	// OnReady is called once the socket is open and the joins are made
 	// (they may still be under way); tests use it to start traffic.
 	OnReady func(m *registry.Manager)
@@ -73,6 +89,15 @@ type Summary struct {
 // passes. It returns an error (a fatal one: the target cannot be reached,
 // a join is refused by a cap, w fails) or nil.
 func Watch(ctx context.Context, env *Env, w io.Writer, o StreamOptions) (Summary, error) {
+	if len(o.Identities) > 0 {
+		if o.ConnectTimeout <= 0 {
+			o.ConnectTimeout = 30 * time.Second
+		}
+		if o.Buffer <= 0 {
+			o.Buffer = 1 << 16
+		}
+		return watchIdentities(ctx, env, w, o)
+	}
 	return stream(ctx, env, w, o, false)
 }
 
@@ -83,6 +108,7 @@ func Watch(ctx context.Context, env *Env, w io.Writer, o StreamOptions) (Summary
 func Record(ctx context.Context, env *Env, w io.Writer, o StreamOptions) (Summary, error) {
 	o.Frames = true
 	o.Types = nil
+	o.Identities = nil
 	return stream(ctx, env, w, o, true)
 }
 
