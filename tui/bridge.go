@@ -49,6 +49,11 @@ type BridgeOptions struct {
 	// Identity is the name of the identity whose manager the bridge
 	// reads ("" for the default one): every message it sends carries it.
 	Identity string
+	// Observe, when set, is called in the bridge's goroutine with every
+	// event read, before it is batched: the identities' comparer
+	// (compare.Comparer.Observe with the identity's name, which needs
+	// the subscription's frames), for the Compare tab.
+	Observe func(registry.Event)
 }
 
 func (o BridgeOptions) withDefaults() BridgeOptions {
@@ -175,6 +180,9 @@ func (b *Bridge) Run(ctx context.Context, send func(tea.Msg)) {
 				flush(stateDirty || streamDirty)
 				send(BridgeDoneMsg{Identity: o.Identity})
 				return
+			}
+			if o.Observe != nil {
+				o.Observe(ev)
 			}
 			batch = append(batch, ev)
 			if registry.IsState(ev) {

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,8 +11,10 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"rtm/realtime/mask/masktest"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
+	"rtm/registry/compare"
 	"rtm/theme"
 )
 
@@ -89,6 +92,8 @@ func (e *idEnv) Add(_ context.Context, spec string) (Identity, error) {
 	switch {
 	case name == "--role anon":
 		name, tok = "anon", e.srv.AnonKey()
+	case strings.HasPrefix(name, "--jwt "):
+		name, tok = "jwt", strings.TrimPrefix(name, "--jwt ")
 	case strings.HasPrefix(name, "--"):
 		return Identity{}, errors.New("test identities: a user id or --role anon")
 	default:
@@ -246,7 +251,7 @@ func TestIdentityTokenMasked(t *testing.T) {
 	for _, c := range keys(e.m, "enter") {
 		feed(e.m, c)
 	}
-	mustContain(t, e.m.status.text, "as --jwt "+registry.MaskSecret(tok))
+	mustContain(t, e.m.status.text, "added identity jwt")
 	for _, s := range []string{typing, screen(e.m), e.m.status.text, strings.Join(e.m.cmd.history, "\n")} {
 		if strings.Contains(s, tok) || strings.Contains(s, tok[20:40]) {
 			t.Fatalf("the token shows in clear:\n%s", s)
@@ -257,5 +262,62 @@ func TestIdentityTokenMasked(t *testing.T) {
 	}
 	if got := maskSpec("--jwt=" + tok); strings.Contains(got, tok) {
 		t.Errorf("maskSpec(--jwt=...) = %q", got)
+	}
+}
+
+// TestIdentityTokensMaskedEverywhere: the tokens of identities side by
+// side (pasted with ":as --jwt", minted for a user, the anon key of a
+// role) never show, however spelled or cut, on any screen at any size:
+// the command line while typing, the status line, the channels table,
+// the header, the Info tab of each identity's channel (its token), the
+// fault menu, the Compare tab, the help and the log; nor in the
+// command history.
+func TestIdentityTokensMaskedEverywhere(t *testing.T) {
+	for _, sz := range append(goldenSizes, [2]int{250, 70}) {
+		t.Run(fmt.Sprintf("%dx%d", sz[0], sz[1]), func(t *testing.T) {
+			e := newIDEnv(t, func(o *Options) { o.Compare = compare.New(compare.Options{}) })
+			e.m.Update(teaSize(sz[0], sz[1]))
+			pasted := e.srv.UserToken(t, "eve", time.Hour, map[string]any{"note": "pasted"})
+			secrets := []string{pasted, e.srv.AnonKey(), e.srv.UserToken(t, "bob", time.Hour, nil)}
+			var screens []string
+			keys(e.m, ":")
+			typeText(e.m, "as --jwt "+pasted)
+			screens = append(screens, screen(e.m))
+			for _, c := range keys(e.m, "enter") {
+				feed(e.m, c)
+			}
+			e.command("as bob")
+			e.command("as --role anon")
+			e.command("join broadcast room:1 --for alice,jwt,bob,anon")
+			room := registry.MustName(registry.KindBroadcast, "room", "1", "")
+			e.waitFor("four holders", func() bool { return len(e.m.holders(room)) == 4 })
+			screens = append(screens, screen(e.m), e.m.status.text)
+			for _, id := range []string{"jwt", "bob", "anon"} {
+				e.selectAs(id, room)
+				keys(e.m, "4")
+				screens = append(screens, screen(e.m))
+				keys(e.m, "x")
+				screens = append(screens, screen(e.m))
+				keys(e.m, "esc")
+				for _, c := range keys(e.m, "5") {
+					feed(e.m, c)
+				}
+				screens = append(screens, screen(e.m))
+			}
+			keys(e.m, "?")
+			screens = append(screens, screen(e.m))
+			keys(e.m, "esc", "tab", "tab", "z")
+			screens = append(screens, screen(e.m), strings.Join(e.m.cmd.history, "\n"))
+			if !strings.Contains(strings.Join(screens, "\n"), registry.MaskSecret(pasted)) {
+				t.Fatalf("the masked token is not shown:\n%s", screens[0])
+			}
+			for i, s := range screens {
+				for _, k := range secrets {
+					if masktest.Holds([]byte(s), k) || showsPart(s, k) {
+						t.Fatalf("screen %d shows a token (%s):\n%s", i, registry.MaskSecret(k), s)
+					}
+				}
+			}
+		})
 	}
 }
