@@ -20,14 +20,21 @@ type LimitsOptions struct {
 	Overrides limits.Limits
 	// Interval is the period of the lines (default 1 s).
 	Interval time.Duration
-	// Source reads the server's limits (nil: the target's own, if any).
+	// Source reads the server's limits (nil: the target's own, if any),
+	// once per line.
 	Source limits.Source
 }
 
-// limitsBuffer is the subscription buffer of the meter's feed: what it
-// takes is small (sizes and counts), and what it loses is counted by the
-// subscription like any other.
-const limitsBuffer = 8192
+// The meter's feed is a subscription of its own (message batches) with
+// a buffer of limitsBuffer events and limitsBufferBytes: it reads sizes
+// and counts and keeps nothing, so it drains fast; what it loses when it
+// falls behind is counted by the subscription like any other (the rate
+// gauges then read low), and a message that does not fit is queued
+// truncated, its size intact.
+const (
+	limitsBuffer      = 8192
+	limitsBufferBytes = 1 << 20
+)
 
 // limitsFeed runs a meter on m's events and sends a report every
 // interval to out (which keeps the latest one) until stop closes.
@@ -38,7 +45,7 @@ func limitsFeed(m *registry.Manager, o LimitsOptions, out chan limits.Report, st
 	base := o.Plan.Merge(o.Overrides)
 	meter := limits.New(base, nil)
 	feed := limits.NewFeed(meter)
-	sub := m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: limitsBuffer, BufferBytes: 1 << 20,
+	sub := m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: limitsBuffer, BufferBytes: limitsBufferBytes,
 		Types: limits.ManagerTypes(), MessageBatches: true})
 	defer sub.Close()
 	tick := time.NewTicker(o.Interval)

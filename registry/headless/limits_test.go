@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"rtm/realtime/protocol"
 	"rtm/realtime/server"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
@@ -35,18 +36,24 @@ func lastLimits(t *testing.T, out string) (limits.Report, bool) {
 // reader of the last line's gauges, and stop, which ends the watch,
 // checks it ended well and returns its output.
 type watched struct {
-	m     *registry.Manager
-	env   *headless.Env
-	gauge func(limits.Name) limits.Gauge
-	stop  func() string
+	m      *registry.Manager
+	env    *headless.Env
+	srv    *servertest.Server
+	gauge  func(limits.Name) limits.Gauge
+	report func() (limits.Report, bool)
+	stop   func() string
 }
 
 // limitsWatch runs Watch with limits lines every 100 ms (the plan free
-// under the server's limits) on an embedded server with lim, joined to
-// broadcast:room:0.
-func limitsWatch(t *testing.T, lim server.Limits) watched {
+// under the server's limits, overrides over both) on an embedded server
+// with lim, joined to broadcast:room:0.
+func limitsWatch(t *testing.T, lim server.Limits, overrides ...string) watched {
 	t.Helper()
-	env, _ := testEnv(t, servertest.WithLimits(lim))
+	env, srv := testEnv(t, servertest.WithLimits(lim))
+	ov, err := limits.Override(limits.Limits{}, overrides)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(testCtx(t))
 	t.Cleanup(cancel)
 	plan, err := limits.Plan("free")
@@ -60,7 +67,7 @@ func limitsWatch(t *testing.T, lim server.Limits) watched {
 	go func() {
 		_, err := headless.Watch(ctx, env, out, headless.StreamOptions{Joins: []registry.Name{room},
 			Types:   []registry.EventType{registry.TypeDropped},
-			Limits:  &headless.LimitsOptions{Plan: plan, Interval: 100 * time.Millisecond},
+			Limits:  &headless.LimitsOptions{Plan: plan, Overrides: ov, Interval: 100 * time.Millisecond},
 			OnReady: func(m *registry.Manager) { ready <- m }})
 		done <- err
 	}()
@@ -70,8 +77,9 @@ func limitsWatch(t *testing.T, lim server.Limits) watched {
 	case err := <-done:
 		t.Fatalf("Watch: %v", err)
 	}
+	report := func() (limits.Report, bool) { return lastLimits(t, out.String()) }
 	gauge := func(n limits.Name) limits.Gauge {
-		r, ok := lastLimits(t, out.String())
+		r, ok := report()
 		if !ok {
 			return limits.Gauge{}
 		}
@@ -85,7 +93,8 @@ func limitsWatch(t *testing.T, lim server.Limits) watched {
 		}
 		return out.String()
 	}
-	return watched{m, env, gauge, stop}
+	eventually(t, "the first limits line", func() bool { _, ok := report(); return ok })
+	return watched{m, env, srv, gauge, report, stop}
 }
 
 // onlyOn fails t if a gauge other than n has an error attached.
@@ -221,6 +230,13 @@ func TestWatchLimitsMessages(t *testing.T) {
 			}
 		}
 	}
+	// A trend needs two seconds of the meter's life: the burst comes a
+	// second after its first line at least.
+	first, _ := w.report()
+	eventually(t, "the meter a second old", func() bool {
+		r, ok := w.report()
+		return ok && r.Time.Sub(first.Time) > 1100*time.Millisecond
+	})
 	send(17)
 	var g limits.Gauge
 	eventually(t, "a warning", func() bool {
@@ -403,4 +419,53 @@ func TestWatchLimitsClients(t *testing.T) {
 		t.Fatalf("error: %+v", g.Error)
 	}
 	onlyOn(t, w.stop(), limits.ConcurrentClients)
+}
+
+// TestWatchLimitsChangePayload drives the postgres change payload
+// against a limit of 2 KB (--limit): changes of growing rows read 80 %
+// (a warning), then a change the server could not deliver whole
+// ("errors": ["Error 413: Payload Too Large"], as Supabase and the
+// embedded server's database feed send it) puts that error on the
+// gauge.
+func TestWatchLimitsChangePayload(t *testing.T) {
+	w := limitsWatch(t, server.Limits{}, "postgres_change_payload=2")
+	ctx := testCtx(t)
+	h, err := w.m.SubscribeEntity(ctx, "project", "1", registry.ChangeFilter{}, func(registry.Change) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cols := []protocol.Column{{Name: "id", Type: "int8"}, {Name: "body", Type: "text"}}
+	emit := func(body string, errs ...string) {
+		rec, _ := json.Marshal(map[string]string{"id": "1", "body": body})
+		if n := w.srv.EmitChange("", protocol.ChangeData{Schema: "public", Table: "project", Type: "UPDATE", Columns: cols,
+			CommitTimestamp: "2026-01-01T00:00:00.000Z", Record: rec, Errors: errs}); n != 1 {
+			t.Fatalf("the change reached %d channels", n)
+		}
+	}
+	var g limits.Gauge
+	for n := 1000; g.Level != limits.LevelWarning; n += 50 {
+		if n > 2000 {
+			t.Fatalf("no warning: %+v", g)
+		}
+		emit(strings.Repeat("x", n))
+		eventually(t, "the change measured", func() bool {
+			g = w.gauge(limits.PostgresChangePayload)
+			return g.Usage >= float64(n)
+		})
+	}
+	if g.Percent < 80 || g.Percent >= 90 || g.Limit != 2000 || g.Source != "--limit" || g.Error != nil {
+		t.Fatalf("a warning: %+v", g)
+	}
+	emit("", "Error 413: Payload Too Large")
+	eventually(t, "the server's 413 on the change payload gauge", func() bool {
+		g = w.gauge(limits.PostgresChangePayload)
+		return g.Error != nil && g.Level == limits.LevelError
+	})
+	if g.Error.Reason != "Error 413: Payload Too Large" || g.Error.Channel != h.Name().String() {
+		t.Fatalf("error: %+v", g.Error)
+	}
+	onlyOn(t, w.stop(), limits.PostgresChangePayload)
 }

@@ -27,7 +27,8 @@
 // percentage of the limit and a level: ok, warning from [WarnPercent]
 // (80 %), error at 100 % or when the server reported the limit within
 // the last minute. HitIn forecasts, at the trend, when usage reaches the
-// limit (0 once it has; none when it is not heading there). The clock is
+// limit (0 once it has; none when it is not heading there, or not
+// within [MaxForecast]). The clock is
 // injectable (package registry/clock).
 //
 // The server's own counters ([ServerUsage], from [Source]) count every

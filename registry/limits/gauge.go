@@ -17,6 +17,9 @@ const (
 	HistorySeconds = 60
 	// TrendSeconds is the window of the trend (the forecast's rate).
 	TrendSeconds = 10
+	// MaxForecast is the farthest a forecast looks: a limit further away
+	// at the trend is not heading there.
+	MaxForecast = time.Hour
 	// serverFresh is how long the server's counters count as current.
 	serverFresh = 3 * time.Second
 )
@@ -36,6 +39,7 @@ type gauge struct {
 	hist   [HistorySeconds]slot // rate: events per second; count and size: the highest value of each second
 	level  float64              // count: held now
 	last   int64                // count: the last second hist was filled to
+	start  int64                // the second the meter started: the trend starts there
 	peak   float64
 
 	server   float64 // the server's own counter
@@ -154,6 +158,8 @@ func (g *gauge) trend(now time.Time) float64 {
 		h := g.hist[int(uint64(s)%HistorySeconds)]
 		var y float64
 		switch {
+		case s < g.start:
+			continue // before the meter started: unknown, not 0
 		case s == cur:
 			y = g.own(now)
 		case h.period == s:
@@ -227,8 +233,9 @@ type Gauge struct {
 	Percent float64 `json:"percent"`
 	Level   Level   `json:"level"`
 	// HitIn forecasts when Usage reaches Limit at the current Trend: 0
-	// when it is reached, nil when it is not heading there (no limit, a
-	// trend of 0 or less, a size gauge under its limit).
+	// when it is reached, nil when it is not heading there (no limit, no
+	// usage, a trend of 0 or less, further than MaxForecast, a size gauge
+	// under its limit).
 	HitIn *time.Duration `json:"-"`
 	// Error is the last limit error the server sent about this limit.
 	Error *LimitError `json:"error,omitempty"`
@@ -257,9 +264,10 @@ func (g *gauge) state(i int, now time.Time, lim Limits) Gauge {
 		default:
 			out.Level = LevelOK
 		}
-		if out.HitIn == nil && out.Trend > 0 {
-			d := time.Duration((out.Limit - u) / out.Trend * float64(time.Second))
-			out.HitIn = &d
+		if out.HitIn == nil && out.Trend > 0 && u > 0 {
+			if d := time.Duration((out.Limit - u) / out.Trend * float64(time.Second)); d <= MaxForecast {
+				out.HitIn = &d
+			}
 		}
 	}
 	if out.Error != nil && now.Sub(out.Error.Time) < HistorySeconds*time.Second {

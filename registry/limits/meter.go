@@ -37,7 +37,7 @@ func New(lim Limits, clk clock.Clock) *Meter {
 	}
 	m := &Meter{clk: clk, limits: lim}
 	for i := range m.gauges {
-		m.gauges[i].kind = specs[i].kind
+		m.gauges[i].kind, m.gauges[i].start = specs[i].kind, second(clk.Now())
 	}
 	return m
 }

@@ -323,3 +323,40 @@ func FuzzParsePercent(f *testing.F) {
 		}
 	})
 }
+
+func FuzzMatchReason(f *testing.F) {
+	for _, s := range []string{"ChannelRateLimitReached: Too many channels", "CHANNEL_ERROR: socket closed (Too many joins per second)", `"payload_size_exceeded"`, "Error 413: Payload Too Large", "ÀTOO MANY CHANNELS"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, reason, ok := limits.MatchReason(s)
+		if !ok {
+			return
+		}
+		if limits.KindOf(n) == "" || reason == "" || !strings.Contains(s, reason) {
+			t.Fatalf("%q: %q %q", s, n, reason)
+		}
+	})
+}
+
+// TestNoForecastFromNoise: no forecast from seconds before the meter
+// started, from an idle gauge, or beyond MaxForecast.
+func TestNoForecastFromNoise(t *testing.T) {
+	m, clk := meter(t, "joins_per_second=100", "concurrent_clients=1000000")
+	m.Add(limits.JoinsPerSecond, 5)
+	if g := gauge(t, m, limits.JoinsPerSecond); g.Trend != 0 || g.HitIn != nil {
+		t.Fatalf("first second: %+v", g)
+	}
+	clk.Advance(1500 * time.Millisecond)
+	if g := gauge(t, m, limits.JoinsPerSecond); g.Usage != 0 || g.HitIn != nil {
+		t.Fatalf("idle: %+v (hit in %v)", g, g.HitIn)
+	}
+	// One more client a second: a million is days away.
+	for i := 1; i <= 5; i++ {
+		m.Set(limits.ConcurrentClients, i)
+		clk.Advance(time.Second)
+	}
+	if g := gauge(t, m, limits.ConcurrentClients); g.Trend <= 0 || g.HitIn != nil {
+		t.Fatalf("far away: %+v (hit in %v)", g, g.HitIn)
+	}
+}

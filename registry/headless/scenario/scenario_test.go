@@ -309,6 +309,7 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add([]byte("steps:\n  - connect: {user: a}\n  - broadcast: {channel: broadcast:a:b, event: e, payload: {a: [1, 2.5, true, null, {b: c}], n: 0x10}}\n"))
+	f.Add([]byte("plan: pro\nlimits: {max_channels_per_client: 5, payload_size: off}\nsteps:\n  - connect: {user: a}\n  - expect:\n      limits: {name: joins_per_second, over: 85%, within: 1s}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sc, err := scenario.Parse("f.yaml", data)
 		if err != nil {
