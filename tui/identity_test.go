@@ -12,6 +12,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"rtm/realtime/mask/masktest"
+	"rtm/realtime/server"
+	"rtm/realtime/token"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
 	"rtm/registry/compare"
@@ -40,8 +42,13 @@ type idEnv struct {
 // token), and the UI on it; opts completes the UI's options.
 func newIDEnv(t *testing.T, opts ...func(*Options)) *idEnv {
 	t.Helper()
-	return newIDEnvOn(t, servertest.New(t), opts...)
+	return newIDEnvOn(t, servertest.New(t, servertest.WithConfig(func(c *server.Config) { c.JWTSecret = []byte(idSecret) })), opts...)
 }
+
+// idSecret is the JWT secret of newIDEnv's server: the managers mint
+// with it (the expire-token fault).
+const idSecret = "identities-tui-secret-0123456789abcdef0123"
+
 
 // newIDEnvOn is newIDEnv on the server given.
 func newIDEnvOn(t *testing.T, srv *servertest.Server, opts ...func(*Options)) *idEnv {
@@ -68,7 +75,7 @@ func newIDEnvOn(t *testing.T, srv *servertest.Server, opts ...func(*Options)) *i
 func (e *idEnv) start(name, tok string) *registry.Manager {
 	e.t.Helper()
 	mgr, err := registry.New(registry.Options{URL: e.srv.URL, APIKey: e.srv.AnonKey(), Token: tok,
-		Policy: registry.Fixed{Interval: 100 * time.Millisecond, Max: 50}})
+		Policy: registry.Fixed{Interval: 100 * time.Millisecond, Max: 50}, MintToken: token.Signer([]byte(idSecret))})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -216,6 +223,22 @@ func TestIdentitiesSideBySide(t *testing.T) {
 	e.waitFor("bob's reconnect", func() bool { return e.mgrs["bob"].Snapshot().Metrics.Reconnects >= 1 })
 	if n := e.mgrs["alice"].Snapshot().Metrics.Reconnects; n != 0 {
 		t.Errorf("alice reconnected %d times: the fault went to her socket too", n)
+	}
+
+	// The fault menu on alice's channel: expire only alice's token.
+	e.selectAs("alice", room)
+	keys(e.m, "x")
+	mustContain(t, screen(e.m), "Faults on alice's socket")
+	for _, c := range keys(e.m, "t") {
+		feed(e.m, c)
+	}
+	mustContain(t, e.m.status.text, "expired the token")
+	now := time.Now()
+	if exp := e.mgrs["alice"].Snapshot().Token.Expiry; !exp.Before(now) {
+		t.Errorf("alice's token expires %v, want expired", exp)
+	}
+	if exp := e.mgrs["bob"].Snapshot().Token.Expiry; !exp.After(now) {
+		t.Errorf("bob's token expires %v: the fault went to his socket too", exp)
 	}
 
 	// J on alice's channel with an identity missing joins it as that one.
