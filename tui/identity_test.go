@@ -13,8 +13,8 @@ import (
 
 	"rtm/realtime/mask/masktest"
 	"rtm/realtime/server"
-	"rtm/realtime/token"
 	"rtm/realtime/server/servertest"
+	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/compare"
 	"rtm/theme"
@@ -48,7 +48,6 @@ func newIDEnv(t *testing.T, opts ...func(*Options)) *idEnv {
 // idSecret is the JWT secret of newIDEnv's server: the managers mint
 // with it (the expire-token fault).
 const idSecret = "identities-tui-secret-0123456789abcdef0123"
-
 
 // newIDEnvOn is newIDEnv on the server given.
 func newIDEnvOn(t *testing.T, srv *servertest.Server, opts ...func(*Options)) *idEnv {
