@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -247,7 +248,15 @@ func (x *monitorIdentities) Drop(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("no identity %q", name)
 	}
-	return mi.close(ctx)
+	st := mi.mgr.Snapshot()
+	err := mi.close(ctx)
+	// Its channels are gone: the comparer no longer expects it to
+	// receive their messages (and the Compare tab drops its column).
+	now := time.Now()
+	for _, c := range st.Channels {
+		x.cmp.Channel(name, c.Name.String(), registry.StatusDisconnected, "", c.Config.Private, true, now)
+	}
+	return err
 }
 
 // close stops the bridge and closes the manager.

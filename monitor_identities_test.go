@@ -171,8 +171,22 @@ func TestMonitorIdentities(t *testing.T) {
 	if got := strings.Join(cmp.Identities(), ","); got != "bob,anon,eve" {
 		t.Errorf("comparer identities %s", got)
 	}
+	holds := func(name string) bool {
+		for _, c := range cmp.Columns(room.String()) {
+			if c.Identity == name {
+				return true
+			}
+		}
+		return false
+	}
+	if !holds("bob") {
+		t.Fatalf("the comparer has no column of bob on %s: %+v", room, cmp.Columns(room.String()))
+	}
 	if err := x.Drop(ctx, "bob"); err != nil {
 		t.Fatal(err)
+	}
+	if holds("bob") {
+		t.Errorf("bob's column stayed after his drop: %+v", cmp.Columns(room.String()))
 	}
 	if err := x.Drop(ctx, "bob"); err == nil {
 		t.Error("bob dropped twice")
