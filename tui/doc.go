@@ -8,6 +8,7 @@
 // type owning its state:
 //
 //   - panes: channelsPane (channels.go: rows, selection, scroll,
+//     identities, with channels_cols.go: its columns;
 //     filter), mainPane (mainpane.go) with one mainTab per tab
 //     (tab_messages.go, tab_presence.go, tab_retries.go, tab_info.go,
 //     tab_compare.go:
