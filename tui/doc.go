@@ -7,9 +7,9 @@
 // and routes messages and lays out; every pane and dialog is its own
 // type owning its state:
 //
-//   - panes: channelsPane (channels.go: rows, selection, scroll,
-//     identities, with channels_cols.go: its columns;
-//     filter), mainPane (mainpane.go) with one mainTab per tab
+//   - panes: channelsPane (channels.go: rows grouped by identity and
+//     tenant, selection, scroll, filter; channels_cols.go: its
+//     columns), mainPane (mainpane.go) with one mainTab per tab
 //     (tab_messages.go, tab_presence.go, tab_retries.go, tab_info.go,
 //     tab_compare.go:
 //     each owns its scroll, filter or toggle), logPane (logpane.go: its
