@@ -166,3 +166,26 @@ func TestWatchIdentitiesRLS(t *testing.T) {
 		t.Errorf("serve exited %d: %s", code, errs)
 	}
 }
+
+// Bad identity flags exit 2 with the reason, before anything connects;
+// only watch takes several identities.
+func TestWatchIdentityFlags(t *testing.T) {
+	noProjectEnv(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"watch", "--join", "broadcast:a:1", "--as", "alice", "--as", "alice"}, `identity "alice" given twice`},
+		{[]string{"watch", "--join", "broadcast:a:1", "--as", "alice", "--role", "root"}, `unknown role "root"`},
+		{[]string{"watch", "--join", "broadcast:a:1", "--join-private", "broadcast:a:2"}, "--join-private is for several identities"},
+		{[]string{"watch", "--join", "broadcast:a:1", "--as", "a", "--as", "b", "--limits"}, "the limits line is for one identity"},
+		{[]string{"record", "--join", "broadcast:a:1", "-o", t.TempDir() + "/r.ndjson", "--as", "a", "--as", "b"}, "only rtm watch takes several identities"},
+	} {
+		var out, errb lockedBuf
+		code := run(ctx, c.args, &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, errb.String(), c.want)
+		}
+	}
+}

@@ -59,5 +59,18 @@
 // MaxDifferences differences (256; Totals counts all). An unmatched
 // message over a bound is decided at once (as if its window had passed).
 // Time is Options.Clock's (registry/clock; a fake in tests); aging runs
-// in [Comparer.Tick], which the caller calls (about every Window/4).
+// in [Comparer.Tick], which the caller calls (about every Window/4), and
+// [Comparer.Flush] decides everything at the end of a session.
+// [Comparer.Between] answers at once for two identities, the decided
+// differences and the still unmatched messages (the scenario
+// expectation same_messages).
+//
+// # Who uses it
+//
+// `rtm watch --as A --as B` (registry/headless: the compare lines), the
+// scenario expectation same_messages (registry/headless/scenario) and
+// the UI's Compare tab. Source files: compare.go (types, options,
+// feeding), decide.go (aging, Tick, Flush, Between, the RLS check),
+// explain.go (the reasons, Observe), query.go (Columns, Differences),
+// normalize.go (the normalizer).
 package compare

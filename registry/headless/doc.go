@@ -58,6 +58,43 @@
 // meter's feed is its own subscription to the manager; --types does not
 // filter it.
 //
+// # Several identities
+//
+// With StreamOptions.Identities (`rtm watch --as alice --as bob --role
+// anon --jwt TOKEN`; specs of target.ParseIdentities), Watch connects
+// once per identity — its own manager, socket and token (minted with
+// the JWT secret, or the pasted token), so duplicate prevention, caps
+// and retries hold per identity — and joins every --join channel as
+// each (--join-private ones as private channels; a subscription channel
+// gets a postgres_changes binding on its table: every row for
+// subscription:TABLE:*, the row id=ID otherwise). Every line gets the
+// member "identity" first, the identity's name (the user id, the role,
+// the token's subject, or NAME of NAME=SPEC):
+//
+//	{"identity":"alice","type":"channel_state",...}
+//
+// With two or more identities, Watch also writes `compare` lines
+// ([CompareLine], package registry/compare): a message one identity
+// received on a topic that another holding it did not within the
+// window (StreamOptions.Compare.Window, --compare-window, default 5 s),
+//
+//	{"type":"compare","time":"<when A received it>","topic":"subscription:notes:*",
+//	 "a":"alice","b":"bob","missing_from":"bob",
+//	 "message":{"channel":"subscription:notes:*","event":"postgres_changes INSERT public.notes",
+//	            "value":{...normalized, masked...}},"truncated":true,
+//	 "reason":"filtered by RLS","detail":"row-level security hides row id=1 ..."}
+//
+// a received it, b (= missing_from) did not; message is normalized as
+// `rtm diff` normalizes (compare.Normalize) and masked, its value cut to
+// 4 KiB (then truncated is true); reason is one of "another tenant",
+// "refused by a private-channel policy" (detail: the server's reason),
+// "dropped by a fault" (detail: the fault and when), "not joined yet",
+// "filtered by RLS" (detail: the postgres_changes doctor's verdict for
+// the row and b's claims, with Compare.Rows: --compare-db) or "unknown";
+// detail is absent when empty. What is still unmatched when Watch ends
+// is written then. compare lines carry no "identity". The limits line
+// is for one identity and is refused with several.
+//
 // # App recordings
 //
 // `rtm proxy --record FILE` writes an app recording ([AppRecorder]): the

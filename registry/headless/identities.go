@@ -83,7 +83,7 @@ func watchIdentities(ctx context.Context, env *Env, w io.Writer, o StreamOptions
 		}
 		sub := m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: o.Buffer, BufferBytes: o.BufferBytes, Frames: true})
 		ids = append(ids, &identity{id: id, m: m, sub: sub})
-		cmp.AddIdentity(compareIdentity(id, tok))
+		cmp.AddIdentity(CompareIdentity(id, tok))
 	}
 	wr, err := NewWriter(w, nil)
 	if err != nil {
@@ -173,7 +173,12 @@ func watchIdentities(ctx context.Context, env *Env, w io.Writer, o StreamOptions
 					return
 				}
 			case <-tick.C:
-				if err := writeDiffs(cmp.Tick(ctx)); err != nil {
+				// Not ctx: the RLS checks of the last ticks run while
+				// the watch ends.
+				tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ds := cmp.Tick(tctx)
+				cancel()
+				if err := writeDiffs(ds); err != nil {
 					loopDone <- err
 					return
 				}
@@ -294,9 +299,10 @@ func presenceUser(id Identity) string {
 	return id.Name
 }
 
-// compareIdentity describes id for the comparer: its token's subject,
-// role, tenant and claims (decoded, not verified).
-func compareIdentity(id Identity, tok string) compare.Identity {
+// CompareIdentity describes id, connected with token tok ("" for the
+// API key alone), for package registry/compare: its name, the token's
+// subject, role, tenant and claims (decoded, not verified).
+func CompareIdentity(id Identity, tok string) compare.Identity {
 	ci := compare.Identity{Name: id.Name, User: id.User, Role: id.Role}
 	if tok == "" {
 		ci.Role = "anon"

@@ -2,8 +2,8 @@
 // takes to check, step by step, how clients of a Realtime target behave
 // under faults, rtm's own clients or an app under test behind rtm's
 // proxy (testdata/scenarios/ holds examples; every-step.yaml uses every
-// step, fault and expectation, app-reconnect.yaml runs a supabase-js
-// app).
+// step, fault and expectation but same_messages, which same-messages.yaml
+// shows; app-reconnect.yaml runs a supabase-js app).
 //
 // # A scenario
 //
@@ -80,6 +80,15 @@
 //     pro-no-cap, team, enterprise), the server's configured value over
 //     it, and the setting limits: (NAME: N, N in the limit's unit, KB
 //     for sizes, or off) over both. With no limit known it fails.
+//   - same_messages: two clients (clients: [alice, bob]) received the
+//     same messages on channel since they connected, normalized as `rtm
+//     diff` normalizes them (package registry/compare), but for the
+//     events starting with one of except (a text or a list: presence,
+//     system, "broadcast typing"); it fails with the first difference,
+//     who missed what, and the reason (refused by a private-channel
+//     policy, another tenant, not joined yet, dropped by a fault, ...).
+//     Put it after an expectation that the messages came: with none
+//     received yet, both received the same.
 //   - exit: a background exec (exec: its name) exited with code
 //     (default 0) within its time; a command still running or ended by
 //     a signal fails it.

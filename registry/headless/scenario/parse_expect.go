@@ -51,6 +51,9 @@ func (p *parser) expect(st Step, v *yaml.Node, clients map[string]bool) (Step, e
 	if isApp(st.Expect) || st.Expect == ExpectExit {
 		return p.appExpect(st, k, body)
 	}
+	if st.Expect == ExpectSameMessages {
+		return p.expectSame(st, k, body, clients)
+	}
 	if body.Kind == yaml.ScalarNode && body.Tag == "!!null" && st.Expect == ExpectNoError {
 		body = &yaml.Node{Kind: yaml.MappingNode, Line: body.Line}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"rtm/registry"
+	"rtm/registry/compare"
 	"rtm/registry/headless"
 	"rtm/registry/limits"
 	"slices"
@@ -89,6 +90,10 @@ type client struct {
 	// feed meters the client's usage of the limits (expect limits).
 	feed *limits.Feed
 
+	// cmp, when the scenario compares clients (same_messages), is fed
+	// every event; the frames and logs it alone needs are not kept.
+	cmp *compare.Comparer
+
 	mu      sync.Mutex
 	events  []registry.Event
 	dropped uint64
@@ -97,6 +102,13 @@ type client struct {
 func (c *client) collect() {
 	defer close(c.done)
 	for e := range c.sub.Events() {
+		if c.cmp != nil {
+			c.cmp.Observe(c.name, e)
+			switch e.(type) {
+			case registry.FrameEvent, registry.LogEvent:
+				continue
+			}
+		}
 		c.feed.Manager(e)
 		c.mu.Lock()
 		if d, ok := e.(registry.DroppedEvent); ok {
@@ -135,6 +147,9 @@ type runner struct {
 	app       *appProxy
 	execs     map[string]*process
 	execOrder []*process
+	// cmp compares what the clients receive (nil: no same_messages
+	// expectation in the scenario).
+	cmp *compare.Comparer
 }
 
 // Run runs the scenario against o.Env and returns its report. It never
@@ -150,6 +165,12 @@ func Run(ctx context.Context, sc *Scenario, o Options) Report {
 	}
 	r := &runner{sc: sc, o: o, log: log, clients: map[string]*client{}, execs: map[string]*process{}, start: time.Now()}
 	r.stepStart = r.start
+	for _, st := range sc.Steps {
+		if st.Expect == ExpectSameMessages {
+			r.cmp = compare.New(compare.Options{})
+			break
+		}
+	}
 	rep := Report{Scenario: sc.Name, File: sc.File, Started: r.start, OK: true, Steps: []StepResult{}}
 	if d := o.Env.Target.Describe(); len(d) > 0 {
 		rep.Target = strings.Join(d, "; ")
@@ -351,9 +372,22 @@ func (r *runner) connect(ctx context.Context, st Step) error {
 	}
 	c := &client{name: st.Client, id: id, m: m, done: make(chan struct{}),
 		feed: limits.NewFeed(limits.New(sc.Limits.Merge(sc.Overrides), nil))}
-	c.sub = m.Subscribe(context.Background(), registry.SubscribeOptions{Buffer: 1 << 16,
+	so := registry.SubscribeOptions{Buffer: 1 << 16,
 		Types: []registry.EventType{registry.TypeChannelState, registry.TypeSocket, registry.TypeRetry, registry.TypeError,
-			registry.TypeMessage, registry.TypePresence, registry.TypeToken}})
+			registry.TypeMessage, registry.TypePresence, registry.TypeToken}}
+	if r.cmp != nil {
+		tok, err := r.o.Env.Token(id)
+		if err != nil {
+			_ = m.Close()
+			return err
+		}
+		id.Name = st.Client
+		r.cmp.AddIdentity(headless.CompareIdentity(id, tok))
+		c.cmp = r.cmp
+		so.Frames = true
+		so.Types = append(so.Types, registry.TypeFrame, registry.TypeLog)
+	}
+	c.sub = m.Subscribe(context.Background(), so)
 	go c.collect()
 	r.clients[c.name] = c
 	r.order = append(r.order, c)

@@ -55,6 +55,8 @@ func (r *runner) expect(ctx context.Context, c *client, st Step) (string, string
 	case ExpectNoError:
 		expected, chk = r.noErrorCheck(c, st)
 		wait = st.For
+	case ExpectSameMessages:
+		expected, chk = r.sameCheck(ctx, st)
 	case ExpectLimits:
 		expected, chk = r.limitsCheck(ctx, c, st)
 		if st.Under >= 0 && st.For > 0 {

@@ -89,7 +89,7 @@ func StepKinds() []string {
 
 // ExpectKinds lists the expectations.
 func ExpectKinds() []string {
-	return []string{ExpectStatus, ExpectAttempts, ExpectPresence, ExpectMessages, ExpectError, ExpectNoError, ExpectExit, ExpectLimits,
+	return []string{ExpectStatus, ExpectAttempts, ExpectPresence, ExpectMessages, ExpectError, ExpectNoError, ExpectExit, ExpectLimits, ExpectSameMessages,
 		ExpectAppStatus, ExpectAppAttempts, ExpectAppDelays, ExpectAppPresence, ExpectAppMessages, ExpectAppNoDuplicates}
 }
 
@@ -205,6 +205,9 @@ type Step struct {
 	// unset).
 	Limit       limits.Name
 	Under, Over float64
+	// Clients are the two clients same_messages compares; Except the
+	// event prefixes it leaves out.
+	Clients, Except []string
 }
 
 // Parse parses a scenario. Errors are *headless.LineError values naming

@@ -244,6 +244,8 @@ func TestInvalidScenarios(t *testing.T) {
 		"negative-wait.yaml":           "negative-wait.yaml:3: wait must be more than 0, not -1s",
 		"no-steps.yaml":                "no-steps.yaml:1: the scenario has no steps: add steps: with a list of steps",
 		"presence-two.yaml":            "presence-two.yaml:4: expect presence needs exactly one of contains, lacks or count",
+		"same-one-client.yaml":         "same-one-client.yaml:4: expect same_messages needs clients: the two clients to compare, e.g. [alice, bob]",
+		"same-unknown-client.yaml":     `same-unknown-client.yaml:5: client "zoe" is not connected by an earlier step`,
 		"steps-not-list.yaml":          "steps-not-list.yaml:1: steps must be a list (- connect: ..., - join: ...), not a mapping",
 		"syntax.yaml":                  "syntax.yaml:4: YAML syntax: did not find expected '-' indicator",
 		"unclosed.yaml":                "unclosed.yaml:2: YAML syntax: did not find expected ',' or '}'",
