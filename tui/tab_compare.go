@@ -164,7 +164,7 @@ func (t *compareTab) columns(v *mainView, cols []compare.Column, w int) []string
 		return strconv.Itoa(c.Missing), v.st.Warn
 	})
 	for _, c := range cols {
-		if c.JoinError != "" {
+		if c.JoinError != "" && c.Status != registry.StatusConnected { // why it is down
 			out = append(out, newLine(w).add(v.st.Muted, sanitize(c.Identity)+"'s join: ").add(v.st.Error, sanitize(c.JoinError)).done())
 		}
 	}
