@@ -19,6 +19,7 @@ import (
 	"rtm/realtime/token"
 	"rtm/registry"
 	"rtm/registry/apps"
+	"rtm/registry/compare"
 	"rtm/registry/limits"
 	"rtm/registry/serverctl"
 	"rtm/registry/target"
@@ -32,9 +33,10 @@ import (
 type monitorCmd struct {
 	URL        string   `help:"Project URL (https://<ref>.supabase.co, http://127.0.0.1:54321) or Realtime ws URL. Default: SUPABASE_URL or .env.local/.env (also NEXT_PUBLIC_, VITE_, EXPO_PUBLIC_ names); none: the embedded server."`
 	Key        string   `help:"Project anon (or publishable) key. Default: SUPABASE_ANON_KEY or .env.local/.env."`
-	JWT        string   `name:"jwt" help:"User access token sent with every join (default: the key)."`
+	JWT        []string `name:"jwt" help:"User access token sent with every join (default: the key). Repeatable, and beside --as or --role: each token is one more identity side by side (its own socket; masked everywhere)."`
 	Tenant     string   `help:"Default tenant of channel names (tenant:ID:TYPE:...)."`
-	As         string   `help:"Mint a user token for this user id (needs the JWT secret: embedded server, rtm serve's, or --jwt-secret); presence examples track this user."`
+	As         []string `help:"Mint a user token for this user id (needs the JWT secret: embedded server, rtm serve's, or --jwt-secret); presence examples track this user. Repeatable (--as alice --as bob; also role:ROLE, jwt:TOKEN, NAME=SPEC): one socket per identity, side by side, the first rtm's own (:as adds more, the Compare tab compares them)."`
+	Role       []string `help:"One more identity side by side with this role: anon (the API key alone), authenticated or service_role (minted; needs the JWT secret). Repeatable."`
 	JWTSecret  string   `name:"jwt-secret" help:"Project JWT secret, for --as and the expire-token fault. Default: SUPABASE_JWT_SECRET."`
 	ServiceKey string   `name:"service-key" env:"RTM_SERVICE_KEY" help:"service_role key of an 'rtm serve' target: enables the server-side faults (kick, reject joins) through its admin API."`
 	Join       []string `help:"Channel to open at start (repeatable), e.g. presence:room:1. The embedded server opens the design's examples."`
@@ -82,16 +84,35 @@ func (c monitorCmd) Run(env *runEnv) error {
 	tg := s.target
 	ap := c.startProxy(mt, tg, fileLog)
 	defer ap.close()
-	mgr, err := registry.New(registry.Options{
+	mopts := registry.Options{
 		URL: tg.URL.Value, APIKey: tg.Key.Value, Token: tg.Token.Value, Tenant: tg.Tenant,
 		Policy: s.policy, LogFile: logw, LogLevel: s.level,
 		Server: mt.control, Embedded: tg.Embedded, MintToken: token.Signer(tg.JWTSecret),
 		Apps: ap.control,
-	})
+	}
+	first, claims, err := firstIdentity(tg, s.identities)
+	if err != nil {
+		return err
+	}
+	if len(s.identities) > 0 && s.identities[0].Role != "" {
+		mopts.Token = first.token // a role's token, minted now
+	}
+	mgr, err := registry.New(mopts)
 	if err != nil {
 		return err
 	}
 	defer mgr.Close()
+	rows, closeRows := openRowChecker(ctx, mt.db.url, fileLog)
+	defer closeRows()
+	cmp := compare.New(compare.Options{Rows: rows})
+	cmp.AddIdentity(compareIdentity(first.name, claims))
+	ids := newMonitorIdentities(ctx, tg, mopts, cmp, fileLog)
+	defer ids.close()
+	for _, sp := range s.identities[min(1, len(s.identities)):] {
+		if _, err := ids.add(sp, s.joins); err != nil {
+			return err
+		}
+	}
 	for _, w := range tg.Warnings {
 		mgr.LogHandler().Handle(ctx, slog.NewRecord(time.Now(), slog.LevelWarn, w, 0))
 	}
@@ -123,7 +144,8 @@ func (c monitorCmd) Run(env *runEnv) error {
 	}
 
 	opts := tui.Options{
-		Manager: adapter, Context: ctx, ReadOnly: c.ReadOnly,
+		Manager: adapter, Identity: first.name, IdentityDetail: first.detail, Others: ids.others(), Identities: ids, Compare: cmp,
+		Context: ctx, ReadOnly: c.ReadOnly,
 		Logger: fileLog.With("component", "tui"), Status: status,
 		Database: mt.db.info, Doctor: mt.db.doctor(), User: os.Getenv("USER"),
 		Theme:  func(dark bool) *theme.Styles { return theme.ForEnv(dark, os.LookupEnv) },
@@ -133,7 +155,42 @@ func (c monitorCmd) Run(env *runEnv) error {
 		opts.Apps, opts.AppsURL, opts.AppsAnonKey = ap.model, ap.url, ap.anonKey
 	}
 	model := tui.New(opts)
-	return runUI(ctx, cancel, model, sub, mgr)
+	return runUI(ctx, cancel, model, sub, mgr, uiFeeds{ids: ids, observe: func(e registry.Event) { cmp.Observe(first.name, e) }})
+}
+
+// uiFeeds are the UI's feeds beside the first identity's bridge: the
+// other identities' bridges, and the comparer's observer of the first
+// identity's events.
+type uiFeeds struct {
+	ids     *monitorIdentities
+	observe func(registry.Event)
+}
+
+// firstID is the UI's first identity: its name, how its token was made,
+// and the token of a role (minted now).
+type firstID struct {
+	name, detail, token string
+}
+
+// firstIdentity names the first identity: the first of --as, --role and
+// --jwt when they make several, else the user of --as, the pasted
+// token's subject or role, or "default".
+func firstIdentity(tg *target.Target, specs []target.IdentitySpec) (firstID, target.Claims, error) {
+	if len(specs) > 0 {
+		tok, claims, err := tg.IdentityToken(specs[0])
+		if err != nil {
+			return firstID{}, target.Claims{}, fmt.Errorf("identity %s: %w", specs[0].Name, err)
+		}
+		return firstID{name: specs[0].Name, detail: identityDetail(specs[0], claims), token: tok}, claims, nil
+	}
+	name := tui.DefaultIdentity
+	for _, n := range []string{tg.As, tg.Claims.Subject, tg.Claims.Role} {
+		if n != "" && !strings.ContainsAny(n, " ,:=") {
+			name = n
+			break
+		}
+	}
+	return firstID{name: name}, tg.Claims, nil
 }
 
 // joinStatus joins two parts of the first status line.
@@ -152,17 +209,22 @@ type monitorSettings struct {
 	joins  []registry.Name
 	// plan and overrides are the budget meter's --plan and --limit.
 	plan, overrides limits.Limits
+	// identities are those of --as, --role and --jwt when they make
+	// several (the first rtm's own), nil for the single one of before.
+	identities []target.IdentitySpec
 }
 
 // settings resolves the target and parses the other flags.
 func (c monitorCmd) settings() (monitorSettings, error) {
-	tg, err := target.Resolve(target.Input{
-		URL: c.URL, Key: c.Key, JWT: c.JWT, Tenant: c.Tenant, As: c.As, JWTSecret: c.JWTSecret,
-	})
+	specs, err := c.identitySpecs()
 	if err != nil {
 		return monitorSettings{}, err
 	}
-	s := monitorSettings{target: tg}
+	tg, err := target.Resolve(firstInput(target.Input{URL: c.URL, Key: c.Key, Tenant: c.Tenant, JWTSecret: c.JWTSecret}, specs, c.As, c.JWT))
+	if err != nil {
+		return monitorSettings{}, err
+	}
+	s := monitorSettings{target: tg, identities: specs}
 	if err := s.level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return monitorSettings{}, fmt.Errorf("--log-level: %w", err)
 	}
@@ -273,14 +335,17 @@ func (c monitorCmd) connectAndJoin(ctx context.Context, bg *sync.WaitGroup, mgr 
 
 // runUI runs the terminal UI on model, fed by the bridge from sub, until
 // it quits; then it stops the bridge and cancels the monitor's context.
-func runUI(ctx context.Context, cancel context.CancelFunc, model *tui.Model, sub *registry.Subscription, mgr *registry.Manager) error {
+func runUI(ctx context.Context, cancel context.CancelFunc, model *tui.Model, sub *registry.Subscription, mgr *registry.Manager, feeds uiFeeds) error {
 	p := tea.NewProgram(model, tea.WithContext(ctx))
 	bctx, stopBridge := context.WithCancel(ctx)
 	bridgeDone := make(chan struct{})
 	go func() {
 		defer close(bridgeDone)
-		tui.NewBridge(sub, mgr.Snapshot, tui.BridgeOptions{}).Run(bctx, p.Send)
+		tui.NewBridge(sub, mgr.Snapshot, tui.BridgeOptions{Observe: feeds.observe}).Run(bctx, p.Send)
 	}()
+	if feeds.ids != nil {
+		feeds.ids.run(p.Send)
+	}
 	_, runErr := p.Run()
 	stopBridge()
 	<-bridgeDone

@@ -27,7 +27,7 @@ func (m *Model) action(op, subject, ok string, f func(ctx context.Context, mgr M
 	if m.opts.ReadOnly {
 		return m.fail(op, subject, errReadOnly)
 	}
-	mgr := m.opts.Manager
+	mgr := m.ids[m.active].Manager // the selected channel's identity
 	if mgr == nil {
 		return m.fail(op, subject, errors.New("no channel manager"))
 	}

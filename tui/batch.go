@@ -51,10 +51,32 @@ type logEntry struct {
 	match    bool
 }
 
-// applyBatch applies events and a snapshot from the bridge.
+// applyBatch applies events and a snapshot from the bridge to the
+// identity they are of (a dropped identity's late batch is ignored).
 func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
-	var cmd tea.Cmd
-	chansChanged := false
+	i := 0
+	if b.Identity != "" {
+		if i = m.identityIndex(b.Identity); i < 0 {
+			return nil
+		}
+	}
+	var (
+		cmd          tea.Cmd
+		chansChanged bool
+	)
+	m.withIdentity(i, func() { cmd, chansChanged = m.applyEvents(b) })
+	if chansChanged {
+		m.rebuildRows()
+		m.cache.footer.valid = false // the actions follow the channel (track/untrack, doctor)
+	}
+	m.sampleReplay()
+	m.cache.header.valid = false // the header shows the state of every batch
+	return cmd
+}
+
+// applyEvents applies a batch to the active identity's data; it reports
+// whether the channels changed.
+func (m *Model) applyEvents(b EventsBatchMsg) (cmd tea.Cmd, chansChanged bool) {
 	for _, ev := range b.Events {
 		if m.opts.Replay != nil && m.opts.Replay.IsRewind(ev) {
 			m.clearHistory()
@@ -68,6 +90,10 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 				m.addMessage(me)
 			}
 		case registry.LogEvent:
+			if m.multi() {
+				// Whose socket logged it: the log pane is shared.
+				e.Record.Attrs = append(slices.Clip(e.Record.Attrs), registry.LogAttr{Key: "identity", Value: m.activeName()})
+			}
 			m.log.add(e.Record, false)
 		case registry.RetryEvent:
 			m.retries.Push(e)
@@ -107,13 +133,7 @@ func (m *Model) applyBatch(b EventsBatchMsg) tea.Cmd {
 		m.haveState = true
 		chansChanged = true
 	}
-	if chansChanged {
-		m.rebuildRows()
-		m.cache.footer.valid = false // the actions follow the channel (track/untrack, doctor)
-	}
-	m.sampleReplay()
-	m.cache.header.valid = false // the header shows the state of every batch
-	return cmd
+	return cmd, chansChanged
 }
 
 // addMessage stores a copy of a message, cut to the preview, in its
@@ -220,7 +240,7 @@ func (m *Model) pruneChannelData() {
 	}
 	names := make([]registry.Name, 0, len(m.chData))
 	for n := range m.chData {
-		if n != m.chans.sel {
+		if n != m.chans.sel || m.chans.selID != m.activeName() {
 			names = append(names, n)
 		}
 	}

@@ -101,6 +101,10 @@ func viewLoop(n int, prepare func(i int), view func()) []time.Duration {
 //     (two app sockets, channels, flags) over the panes;
 //   - limits-frame, limits-tick: the same with the Limits view open
 //     (every gauge, an error, the throttle; the header's gauge on);
+//   - identities-frame: frame with a second identity (its channels
+//     grouped in the table), the Messages tab open;
+//   - compare-frame, compare-tick: frame and tick with the Compare tab
+//     open (two identities, four differences);
 //   - baseline-viewport: bubbles viewport.View over the 10k lines.
 func BenchmarkView(b *testing.B) {
 	const iters = 2000
@@ -146,6 +150,25 @@ func BenchmarkView(b *testing.B) {
 	run("limits-frame", frame, render)
 	run("limits-tick", tick, render)
 	keys(m, "esc")
+	// The Compare tab: a second identity holding the shown channel,
+	// the comparer's reading of two columns and four differences; the
+	// frames keep coming to the first identity's channel.
+	bob := m.state
+	bob.Channels = slices.Clone(bob.Channels[:10])
+	m.Update(identityAddedMsg{id: Identity{Name: "bob"}})
+	m.Update(EventsBatchMsg{State: &bob, Identity: "bob"})
+	m.opts.Compare = sampleCompare()
+	m.main.show(tabMessages)
+	run("identities-frame", frame, render)
+	for _, c := range keys(m, "5") {
+		feed(m, c)
+	}
+	if m.main.tab != tabCompare || len(m.cmp.cols) != 2 {
+		b.Fatalf("the Compare tab is not open: tab %v, %d columns", m.main.tab, len(m.cmp.cols))
+	}
+	run("compare-frame", frame, render)
+	run("compare-tick", tick, render)
+	m.cmpBusy = false
 
 	var lines []string
 	for i := 0; i < m.log.logs.Len(); i++ {

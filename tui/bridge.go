@@ -46,6 +46,14 @@ type BridgeOptions struct {
 	SnapshotEvery, SnapshotRefresh time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Identity is the name of the identity whose manager the bridge
+	// reads ("" for the default one): every message it sends carries it.
+	Identity string
+	// Observe, when set, is called in the bridge's goroutine with every
+	// event read, before it is batched: the identities' comparer
+	// (compare.Comparer.Observe with the identity's name, which needs
+	// the subscription's frames), for the Compare tab.
+	Observe func(registry.Event)
 }
 
 func (o BridgeOptions) withDefaults() BridgeOptions {
@@ -80,11 +88,18 @@ type EventsBatchMsg struct {
 	// State is a fresh snapshot, taken after the last event of the batch,
 	// or nil when nothing changed since the last one.
 	State *registry.State
+	// Identity is the identity the events are of ("": the default one,
+	// Options.Manager's).
+	Identity string
 }
 
 // BridgeDoneMsg tells the UI that the bridge stopped: Err is nil when the
 // subscription ended, the error when the bridge failed (a panic).
-type BridgeDoneMsg struct{ Err error }
+type BridgeDoneMsg struct {
+	Err error
+	// Identity is the bridge's identity ("": the default one).
+	Identity string
+}
 
 // Bridge forwards a manager's events to the UI in batches: at most one
 // message per frame (FlushEvery), however fast events come, each with a
@@ -109,7 +124,7 @@ func NewBridge(src Source, snapshot func() registry.State, opts BridgeOptions) *
 func (b *Bridge) Run(ctx context.Context, send func(tea.Msg)) {
 	defer func() {
 		if r := recover(); r != nil {
-			send(BridgeDoneMsg{Err: fmt.Errorf("tui: bridge panic: %v\n%s", r, debug.Stack())})
+			send(BridgeDoneMsg{Err: fmt.Errorf("tui: bridge panic: %v\n%s", r, debug.Stack()), Identity: b.opts.Identity})
 		}
 	}()
 	o := b.opts
@@ -147,7 +162,7 @@ func (b *Bridge) Run(ctx context.Context, send func(tea.Msg)) {
 		if len(batch) == 0 && st == nil && seenDropped == sentDropped {
 			return
 		}
-		send(EventsBatchMsg{Events: batch, Dropped: seenDropped, State: st})
+		send(EventsBatchMsg{Events: batch, Dropped: seenDropped, State: st, Identity: o.Identity})
 		sentDropped = seenDropped
 		batch = nil
 		lastSend = now
@@ -163,8 +178,11 @@ func (b *Bridge) Run(ctx context.Context, send func(tea.Msg)) {
 		case ev, ok := <-reading:
 			if !ok {
 				flush(stateDirty || streamDirty)
-				send(BridgeDoneMsg{})
+				send(BridgeDoneMsg{Identity: o.Identity})
 				return
+			}
+			if o.Observe != nil {
+				o.Observe(ev)
 			}
 			batch = append(batch, ev)
 			if registry.IsState(ev) {

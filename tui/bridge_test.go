@@ -287,3 +287,30 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+// A bridge of an identity tags its batches and its end with the
+// identity's name, and gives every event to Observe first, in order.
+func TestBridgeIdentityAndObserve(t *testing.T) {
+	src := newChanSource(100)
+	for i := 0; i < 50; i++ {
+		src.publish(msgEvent(i))
+	}
+	close(src.ch)
+	rec := &recorder{}
+	var seen []int
+	NewBridge(src, nil, BridgeOptions{Identity: "bob", Observe: func(e registry.Event) {
+		seen = append(seen, e.(registry.MessageEvent).Size)
+	}}).Run(context.Background(), rec.send)
+	if len(seen) != 50 || seen[0] != 0 || seen[49] != 49 {
+		t.Fatalf("observed %v", seen)
+	}
+	_, events, _, done := rec.totals()
+	if events != 50 || done != 1 || rec.done[0].Identity != "bob" {
+		t.Fatalf("events %d, done %+v", events, rec.done)
+	}
+	for _, b := range rec.batches {
+		if b.Identity != "bob" {
+			t.Fatalf("a batch of %q", b.Identity)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package tui
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,15 +9,20 @@ import (
 	"charm.land/bubbles/v2/key"
 
 	"rtm/registry"
-	"rtm/theme"
 )
 
-// chanRow is one row of the channels table: a tenant heading or a
-// channel (idx into state.Channels).
+// chanRow is one row of the channels table: an identity or tenant
+// heading or a channel (idx into the channels of identity set, id its
+// name).
 type chanRow struct {
 	group string
 	name  registry.Name
+	id    string
+	set   int
 	idx   int
+	// shared is the number of identities holding the topic (marked
+	// when more than one).
+	shared int
 	// entity and long are the name as the table shows it without and
 	// with the kind.
 	entity, long string
@@ -29,18 +33,47 @@ func (r chanRow) isGroup() bool { return r.group != "" }
 // rebuildRows rebuilds the channels table after the channels or its
 // filter changed.
 func (m *Model) rebuildRows() {
-	if m.chans.rebuild(m.state.Channels) {
+	if m.chans.rebuild(m.chanSets()) {
 		m.main.current().reset()
 	}
+	m.followSelection()
 	m.chansGen++
 	m.stateGen++
 	m.autoTab()
+}
+
+// chanSets returns every identity's channels, in the order of the
+// identities.
+func (m *Model) chanSets() []chanSet {
+	sets := make([]chanSet, len(m.ids))
+	for i, id := range m.ids {
+		sets[i] = chanSet{id: id.Name, chans: id.state.Channels}
+		if i == m.active {
+			sets[i].chans = m.state.Channels
+		}
+	}
+	return sets
+}
+
+// followSelection makes the selected channel's identity the active one.
+func (m *Model) followSelection() {
+	if i := m.identityIndex(m.chans.selID); i >= 0 && i != m.active {
+		m.activate(i)
+		m.clearRowCaches()
+	}
+}
+
+// chanSet is the channels of one identity.
+type chanSet struct {
+	id    string
+	chans []registry.ChannelInfo
 }
 
 // channelSelected follows a move of the channel selection: the main
 // pane shows the new channel from its top, in the tab that suits it.
 func (m *Model) channelSelected(changed bool) {
 	if changed {
+		m.followSelection()
 		m.main.current().reset()
 		m.autoTab()
 	}
@@ -48,7 +81,7 @@ func (m *Model) channelSelected(changed bool) {
 
 // chansView is what the channels pane renders from now.
 func (m *Model) chansView() *chansView {
-	return &chansView{st: m.st, chans: m.state.Channels, limit: m.state.Stats.Limit, now: m.now, readOnly: m.opts.ReadOnly,
+	return &chansView{st: m.st, sets: m.chanSets(), limit: m.state.Stats.Limit, multi: m.multi(), now: m.now, readOnly: m.opts.ReadOnly,
 		focused: m.focus == focusChannels, epoch: m.epoch, clock: m.clock, gen: m.chansGen}
 }
 
@@ -59,6 +92,7 @@ func (m *Model) chansView() *chansView {
 type channelsPane struct {
 	rows   []chanRow
 	sel    registry.Name
+	selID  string
 	top    int
 	filter filter
 	r      rect
@@ -69,6 +103,7 @@ type channelsPane struct {
 type chansKey struct {
 	epoch, clock, gen uint64
 	sel               registry.Name
+	selID             string
 	top               int
 	filter            string
 	focused           bool
@@ -81,8 +116,9 @@ type chansKey struct {
 // is read-only.
 type chansView struct {
 	st                themeStyles
-	chans             []registry.ChannelInfo
+	sets              []chanSet
 	limit             int
+	multi             bool
 	now               time.Time
 	readOnly, focused bool
 	epoch, clock, gen uint64
@@ -94,42 +130,63 @@ func (p *channelsPane) setSize(r rect) {
 	p.clamp()
 }
 
-// rebuild recomputes the table rows from the channels and the filter,
-// keeping the selection on the same channel; changed reports that the
-// selection moved to another channel.
-func (p *channelsPane) rebuild(chans []registry.ChannelInfo) (changed bool) {
+// rebuild recomputes the table rows from the identities' channels and
+// the filter, keeping the selection on the same channel; changed reports
+// that the selection moved to another channel. With several identities
+// the rows are grouped by identity (then by tenant), and a topic several
+// identities hold is marked with their number.
+func (p *channelsPane) rebuild(sets []chanSet) (changed bool) {
 	grouped := false
-	for _, c := range chans {
-		if c.Name.Tenant != "" {
-			grouped = true
-			break
+	held := map[registry.Name]int{}
+	for _, s := range sets {
+		for _, c := range s.chans {
+			if c.Name.Tenant != "" {
+				grouped = true
+			}
+			if len(sets) > 1 {
+				held[c.Name]++
+			}
 		}
 	}
 	rows := p.rows[:0]
-	lastTenant := "\x00"
-	for i, c := range chans {
-		if !p.filter.match(c.Name.String() + " " + c.Status.String()) {
-			continue
-		}
-		if grouped && c.Name.Tenant != lastTenant {
-			g := "tenant " + c.Name.Tenant
-			if c.Name.Tenant == "" {
-				g = "no tenant"
+	for si, s := range sets {
+		// With several identities, a heading per identity (and tenant):
+		// "as bob · tenant abc"; an identity without channels still has
+		// its heading.
+		who := ""
+		if len(sets) > 1 {
+			who = "as " + sanitize(s.id)
+			if !grouped || len(s.chans) == 0 {
+				rows = append(rows, chanRow{group: who})
 			}
-			rows = append(rows, chanRow{group: g})
-			lastTenant = c.Name.Tenant
+			who += " · "
 		}
-		ent := sanitize(c.Name.Entity())
-		rows = append(rows, chanRow{name: c.Name, idx: i, entity: ent, long: c.Name.Kind.String() + ":" + ent})
+		lastTenant := "\x00"
+		for i, c := range s.chans {
+			if !p.filter.match(c.Name.String() + " " + c.Status.String() + " " + s.id) {
+				continue
+			}
+			if grouped && c.Name.Tenant != lastTenant {
+				g := "tenant " + c.Name.Tenant
+				if c.Name.Tenant == "" {
+					g = "no tenant"
+				}
+				rows = append(rows, chanRow{group: who + g})
+				lastTenant = c.Name.Tenant
+			}
+			ent := sanitize(c.Name.Entity())
+			rows = append(rows, chanRow{name: c.Name, id: s.id, set: si, idx: i, shared: held[c.Name],
+				entity: ent, long: c.Name.Kind.String() + ":" + ent})
+		}
 	}
 	p.rows = rows
-	if p.sel.IsZero() || p.rowIndex(p.sel) < 0 {
+	if p.sel.IsZero() || p.rowIndex(p.sel, p.selID) < 0 {
 		// Select the first presence channel (the viewers are the most
 		// telling view), else the first channel.
-		p.sel = registry.Name{}
+		p.sel, p.selID = registry.Name{}, ""
 		for _, r := range rows {
 			if !r.isGroup() && (p.sel.IsZero() || (r.name.Kind == registry.KindPresence && p.sel.Kind != registry.KindPresence)) {
-				p.sel = r.name
+				p.sel, p.selID = r.name, r.id
 			}
 		}
 		changed = true
@@ -150,10 +207,10 @@ func (p *channelsPane) help(k KeyMap) []key.Binding {
 	return []key.Binding{withHelp(k.Down, "↑/↓", "select"), withHelp(k.Open, "enter", "open")}
 }
 
-// rowIndex returns the row of a channel, or -1.
-func (p *channelsPane) rowIndex(n registry.Name) int {
+// rowIndex returns the row of identity id's channel n, or -1.
+func (p *channelsPane) rowIndex(n registry.Name, id string) int {
 	for i, r := range p.rows {
-		if !r.isGroup() && r.name == n {
+		if !r.isGroup() && r.name == n && r.id == id {
 			return i
 		}
 	}
@@ -181,7 +238,7 @@ func (p *channelsPane) move(delta int) (changed bool) {
 	if len(p.rows) == 0 {
 		return false
 	}
-	i := p.rowIndex(p.sel)
+	i := p.rowIndex(p.sel, p.selID)
 	if i < 0 {
 		i = 0
 	}
@@ -210,8 +267,8 @@ func (p *channelsPane) selectRow(i int) (changed bool) {
 	if i < 0 || i >= len(p.rows) {
 		return false
 	}
-	if p.rows[i].name != p.sel {
-		p.sel = p.rows[i].name
+	if p.rows[i].name != p.sel || p.rows[i].id != p.selID {
+		p.sel, p.selID = p.rows[i].name, p.rows[i].id
 		changed = true
 	}
 	p.clamp()
@@ -224,7 +281,7 @@ func (p *channelsPane) clamp() {
 	if h <= 0 {
 		return
 	}
-	i := p.rowIndex(p.sel)
+	i := p.rowIndex(p.sel, p.selID)
 	if i < 0 {
 		i = 0
 	}
@@ -248,187 +305,6 @@ func (p *channelsPane) clamp() {
 // visible is the number of table rows that fit.
 func (p *channelsPane) visible() int {
 	return p.r.h - 3 // borders and the column header
-}
-
-// chanCol is one column of the channels table.
-type chanCol struct {
-	title string
-	w     int
-	right bool
-	cell  func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint)
-}
-
-// channelColumns picks the columns that fit an inner width; the name
-// column takes what is left.
-func channelColumns(inner int) (cols []chanCol, nameW int, longName bool) {
-	typeLong := chanCol{"TYPE", 12, false, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
-		return c.Name.Kind.String(), v.st.Muted
-	}}
-	typeShort := chanCol{"TYPE", 5, false, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
-		return shortKind(c.Name.Kind), v.st.Muted
-	}}
-	statusWord := chanCol{"STATUS", 12, false, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
-		word := chanStatus(c)
-		return word, v.st.StatusPaint(word)
-	}}
-	statusGlyph := chanCol{"S", 1, false, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
-		word := chanStatus(c)
-		if word == "refused" {
-			return "!", v.st.StatusPaint(word)
-		}
-		return statusGlyph(c.Status), v.st.StatusPaint(word)
-	}}
-	refs := chanCol{"REFS", 4, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
-		p := v.st.Text
-		if c.RefCount > 1 {
-			p = v.st.Warn
-		}
-		return strconv.Itoa(c.RefCount), p
-	}}
-	pres := chanCol{"PRES", 4, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
-		if c.Name.Kind != registry.KindPresence && c.PresenceCount == 0 {
-			return "-", v.st.Subtle
-		}
-		return strconv.Itoa(c.PresenceCount), v.st.Text
-	}}
-	msgs := chanCol{"MSGS", 6, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
-		return fmtCount(c.MessagesIn + c.MessagesOut), v.st.Text
-	}}
-	att := chanCol{"ATT", 5, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
-		p := v.st.Subtle
-		if c.Attempts > 0 {
-			p = v.st.Warn
-		}
-		if c.Status == registry.StatusError {
-			p = v.st.Error
-		}
-		return attempts(c.Attempts, c.MaxAttempts), p
-	}}
-	age := chanCol{"AGE", 4, true, func(v *chansView, c *registry.ChannelInfo) (string, theme.Paint) {
-		return fmtAge(v.now.Sub(c.CreatedAt)), v.st.Muted
-	}}
-	// Degrade step by step until the name keeps at least 14 cells; the
-	// status word stays as long as it can (NO_COLOR users read it), and
-	// the main pane's title names the selected channel's status always.
-	cur := []chanCol{typeLong, statusWord, refs, pres, msgs, att, age}
-	set := func(title string, c chanCol) func() {
-		return func() {
-			for i := range cur {
-				if cur[i].title == title {
-					cur[i] = c
-					return
-				}
-			}
-		}
-	}
-	drop := func(title string) func() {
-		return func() { cur = slices.DeleteFunc(cur, func(c chanCol) bool { return c.title == title }) }
-	}
-	steps := []func(){
-		set("TYPE", typeShort), drop("AGE"), drop("REFS"), drop("MSGS"), drop("PRES"),
-		set("STATUS", statusGlyph), drop("TYPE"), drop("ATT"),
-	}
-	total := func() int {
-		t := 0
-		for _, c := range cur {
-			t += c.w + 1
-		}
-		return t
-	}
-	const nameMin = 14
-	for _, s := range steps {
-		if inner-total() >= nameMin {
-			break
-		}
-		s()
-	}
-	nameW = max(1, inner-total())
-	longName = true
-	for _, c := range cur {
-		if c.title == "TYPE" {
-			longName = false
-		}
-	}
-	return cur, nameW, longName
-}
-
-// chanStatus returns the word for a channel's status: its Status, except
-// that a connected subscription channel reads "ready" once its postgres
-// changes flow ("Subscribed to PostgreSQL") and "refused" when the server
-// refused them since the join (no database, a bad filter: Info tells why),
-// and a channel whose join the server refused for authorization reads
-// "refused" while it retries or after it gave up (Info gives the reason
-// and the fix). The word is also the theme's status paint name.
-func chanStatus(c *registry.ChannelInfo) string {
-	if c.Name.Kind == registry.KindSubscription && c.Status == registry.StatusConnected {
-		switch {
-		case c.Ready:
-			return "ready"
-		case changesRefused(c):
-			return "refused"
-		}
-	}
-	if joinRefused(c) {
-		return "refused"
-	}
-	return c.Status.String()
-}
-
-// joinRefused reports whether the channel is down because the server
-// refused its join for authorization: a private channel the RLS policies
-// do not allow (Unauthorized), a missing messages partition, or a public
-// channel on a private-only project. The current reason must name the
-// code, so an older refusal does not linger over a later drop.
-func joinRefused(c *registry.ChannelInfo) bool {
-	switch c.LastErrorCode {
-	case "Unauthorized", "MissingPartition", "PrivateOnly":
-	default:
-		return false
-	}
-	return c.Status != registry.StatusConnected && strings.Contains(c.Reason, c.LastErrorCode+": ")
-}
-
-// changesRefused reports whether the server refused a subscription
-// channel's postgres changes since its last join (a postgres_changes
-// system error, and no "Subscribed to PostgreSQL").
-func changesRefused(c *registry.ChannelInfo) bool {
-	return !c.Ready && c.LastErrorCode == "system" && c.LastError != "" && !c.LastErrorAt.Before(c.JoinedAt)
-}
-
-func shortKind(k registry.Kind) string {
-	switch k {
-	case registry.KindSubscription:
-		return "sub"
-	case registry.KindPresence:
-		return "pres"
-	case registry.KindBroadcast:
-		return "bcast"
-	}
-	return "?"
-}
-
-func statusGlyph(s registry.Status) string {
-	switch s {
-	case registry.StatusConnected:
-		return "●"
-	case registry.StatusConnecting:
-		return "◌"
-	case registry.StatusDisconnected:
-		return "○"
-	case registry.StatusError:
-		return "✗"
-	}
-	return "?"
-}
-
-func attempts(n, maxN int) string {
-	if maxN <= 0 {
-		if n == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%d/∞", n)
-	}
-	return fmt.Sprintf("%d/%d", n, maxN)
 }
 
 // stepMatching moves from index i of n rows by delta rows that match
@@ -461,7 +337,7 @@ func abs(n int) int {
 // view returns the pane, rendered again only when what it shows
 // changed.
 func (p *channelsPane) view(v *chansView) *framed {
-	k := chansKey{epoch: v.epoch, clock: v.clock, gen: v.gen, sel: p.sel, top: p.top, filter: p.filter.text,
+	k := chansKey{epoch: v.epoch, clock: v.clock, gen: v.gen, sel: p.sel, selID: p.selID, top: p.top, filter: p.filter.text,
 		focused: v.focused, r: p.r, st: v.st}
 	return p.cache.get(k, func() *framed { return p.render(v) })
 }
@@ -503,10 +379,10 @@ func (p *channelsPane) render(v *chansView) *framed {
 			lines = append(lines, newLine(inner).add(v.st.Table.Group, "▸ "+row.group).done())
 			continue
 		}
-		if row.idx >= len(v.chans) {
+		if row.set >= len(v.sets) || row.idx >= len(v.sets[row.set].chans) {
 			continue
 		}
-		c := &v.chans[row.idx]
+		c := &v.sets[row.set].chans[row.idx]
 		name := row.entity
 		if longName {
 			name = row.long
@@ -514,7 +390,10 @@ func (p *channelsPane) render(v *chansView) *framed {
 		if c.Tracked {
 			name += " ★"
 		}
-		selected := c.Name == p.sel
+		if row.shared > 1 {
+			name += " ×" + strconv.Itoa(row.shared)
+		}
+		selected := c.Name == p.sel && row.id == p.selID
 		if selected {
 			// The selected row: one paint over the whole row.
 			var b strings.Builder
@@ -550,7 +429,13 @@ func (p *channelsPane) render(v *chansView) *framed {
 		lines = append(lines, l.done())
 	}
 	title := "Channels"
-	n, limit := len(v.chans), v.limit
+	n, limit := 0, v.limit
+	for _, s := range v.sets {
+		n += len(s.chans)
+	}
+	if v.multi {
+		limit = 0 // each identity has its own cap
+	}
 	if limit > 0 {
 		title += fmt.Sprintf(" %d/%d", n, limit)
 	} else {

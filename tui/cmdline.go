@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
+	"rtm/registry"
 	"rtm/theme"
 )
 
@@ -59,7 +60,8 @@ func (c *cmdLine) update(m *Model, msg tea.Msg) (tea.Cmd, bool) {
 			if strings.TrimSpace(line) == "" {
 				return nil, true
 			}
-			c.remember(line)
+			// A pasted token is never kept: the history has it masked.
+			c.remember(maskLine(line))
 			return m.runCommand(line), true
 		case (msg.String() == "up" || msg.String() == "down") && len(c.input.MatchedSuggestions()) <= 1:
 			// History when there is nothing to choose from.
@@ -114,7 +116,20 @@ func (c *cmdLine) help(k KeyMap) []key.Binding {
 }
 
 func (c *cmdLine) statusLine(m *Model, w int) string {
+	if v := c.input.Value(); maskLine(v) != v {
+		// A token typed or pasted (":as --jwt ..."): echo it masked.
+		return m.padStatus(fitInput(m.st.Prompt.Render(c.input.Prompt)+m.st.Input.Render(maskLine(v))+"▏", w))
+	}
 	return m.padStatus(fitInput(c.input.View(), w))
+}
+
+// maskLine masks the secrets of a command line: the token of ":as
+// --jwt", and any key or token elsewhere.
+func maskLine(line string) string {
+	if name, rest, _ := strings.Cut(strings.TrimSpace(line), " "); strings.TrimPrefix(name, ":") == "as" && strings.Contains(rest, "--jwt") {
+		return name + " " + maskSpec(rest)
+	}
+	return registry.MaskText(line)
 }
 
 // view puts the completions just above the command line, left aligned.

@@ -27,13 +27,13 @@ type commandSpec struct {
 // commands returns the command set, in help order.
 func commands() []commandSpec {
 	return slices.Concat([]commandSpec{
-		{"join", "presence|broadcast|subscription <entity_type>:<entity_id> [--tenant T] [--as USER] [--private]", "join a channel (shared if it exists; --private: a private channel, authorised by the server's RLS policies)", true},
+		{"join", "presence|broadcast|subscription <entity_type>:<entity_id> [--tenant T] [--as USER] [--private] [--for ID,ID]", "join a channel (shared if it exists; --private: a private channel, authorised by the server's RLS policies; --for: as these identities)", true},
 		{"leave", "<name>", "leave a channel (all references)", true},
 		{"track", "<name> <json>", "track a presence, e.g. {\"user_id\":\"alice\",\"name\":\"Alice\"}", true},
 		{"untrack", "<name>", "stop tracking your presence", true},
 		{"broadcast", "<name> <event> <json>", "send a broadcast with a JSON object payload", true},
 		{"retry", "<name>", "retry a channel now (fresh series)", true},
-	}, faultCommands(), []commandSpec{
+	}, identityCommands(), faultCommands(), []commandSpec{
 		{"policy", "fixed:3s|exp|breaker", "set the retry policy", true},
 		{"seek", "<1:30|+10s|-1m>", "replay: go to a position or step (rtm replay)", false},
 		{"speed", "<x>", "replay: set the speed, e.g. 2 or 0.5 (rtm replay)", false},
@@ -81,7 +81,11 @@ func completions(value string, names []string, replay bool) []string {
 		case 2:
 			cands = exampleEntities(fields[1], names)
 		default:
-			cands = []string{"--tenant ", "--as ", "--private "}
+			cands = []string{"--tenant ", "--as ", "--private ", "--for "}
+		}
+	case "as":
+		if argIdx == 1 {
+			cands = []string{"--role anon", "--role authenticated", "--role service_role", "--jwt "}
 		}
 	case "leave", "untrack", "retry", "track", "broadcast":
 		if argIdx == 1 {
@@ -206,6 +210,10 @@ func parseCommand(line string) (command, error) {
 		nFixed = 2
 	}
 	rest = strings.TrimSpace(rest)
+	if name == "as" { // the identity spec, whole (the token stays one piece)
+		c.rest = rest
+		return c, nil
+	}
 	if nFixed > 0 {
 		for i := 0; i < nFixed; i++ {
 			tok, r, _ := strings.Cut(rest, " ")
@@ -234,8 +242,8 @@ func parseCommand(line string) (command, error) {
 				v = toks[i+1]
 				i++
 			}
-			if k != "tenant" && k != "as" && k != "private" {
-				return c, fmt.Errorf("unknown flag --%s for join (want --tenant, --as or --private)", k)
+			if k != "tenant" && k != "as" && k != "private" && k != "for" {
+				return c, fmt.Errorf("unknown flag --%s for join (want --tenant, --as, --private or --for)", k)
 			}
 			c.flags[k] = v
 			continue
@@ -431,6 +439,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 	if cmd, ok := m.faultCommand(c); ok {
 		return cmd
 	}
+	if cmd, ok := m.identityCommand(c); ok {
+		return cmd
+	}
 	switch c.name {
 	case "quit":
 		m.quitting = true
@@ -442,6 +453,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		req, err := parseJoin(c, m.state.Target.Tenant)
 		if err != nil {
 			return m.fail("join", line, err)
+		}
+		if f, ok := c.flags["for"]; ok {
+			return m.joinFor(req, f)
 		}
 		return m.join(req)
 	case "leave", "untrack", "retry":

@@ -7,9 +7,11 @@
 // and routes messages and lays out; every pane and dialog is its own
 // type owning its state:
 //
-//   - panes: channelsPane (channels.go: rows, selection, scroll,
-//     filter), mainPane (mainpane.go) with one mainTab per tab
-//     (tab_messages.go, tab_presence.go, tab_retries.go, tab_info.go:
+//   - panes: channelsPane (channels.go: rows grouped by identity and
+//     tenant, selection, scroll, filter; channels_cols.go: its
+//     columns), mainPane (mainpane.go) with one mainTab per tab
+//     (tab_messages.go, tab_presence.go, tab_retries.go, tab_info.go,
+//     tab_compare.go:
 //     each owns its scroll, filter or toggle), logPane (logpane.go: its
 //     ring, cursor, wrap, filter). Each has setSize, its keys, its
 //     footer help and view, which renders again only when its cache key
@@ -132,6 +134,33 @@
 // channels/sock"). The report is read at start and on the clock's
 // tick (never in View), numbered by Model.limitsGen; the view is cached
 // on that number, the size and the clock.
+//
+// Identities side by side (identity.go, identity_cmds.go): the UI
+// holds several identities, each its own socket ([Identity]: a name
+// and its own [Manager]), Options.Manager's first (Options.Identity,
+// default "default"), those of Options.Others from the start, and those
+// Options.Identities adds and drops at run time (:as USER, :as --role
+// anon|authenticated|service_role, :as --jwt TOKEN, :drop-identity
+// [NAME]). Each identity's [Bridge] tags its batches with its name
+// (BridgeOptions.Identity, EventsBatchMsg.Identity); the model keeps
+// one identity's data in its working fields (state, chData, retries,
+// frames), the active one's, and swaps them (activate, withIdentity),
+// so every pane, action and fault works on one identity as before. The
+// active identity is the selected channel's: the channels table groups
+// its rows by identity ("as bob · tenant abc") and marks a topic that
+// several hold (×2), and the keys, the fault menu ("Faults on bob's
+// socket") and the commands go to the selected channel's socket.
+// ":join ... --for a,b" and J (join the selected topic as the others)
+// join one topic as several. A token typed or pasted on the command
+// line is echoed masked and kept masked in the history (maskLine).
+// The Compare tab (tab_compare.go, compare.go; key 5, shown with
+// several identities) reads Options.Compare (*compare.Comparer of
+// registry/compare, fed by the bridges' BridgeOptions.Observe) in a
+// Cmd on the clock's tick: for the selected topic one column per
+// identity (status, messages by kind and event, presence members,
+// misses), then the live differences, newest first, with the reason
+// the comparer gives (private-channel refusal, RLS verdict, another
+// tenant, not joined yet, a fault).
 //
 // The package uses the manager only through [Manager] and [Source]
 // (declared here) and registry value types; it never touches the

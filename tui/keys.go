@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -39,6 +40,9 @@ type KeyMap struct {
 	// Channel holds the actions on the selected channel.
 	Channel struct {
 		Track, Untrack, Broadcast, Retry, Leave, Faults key.Binding
+		// JoinOthers joins the channel's topic as the identities that
+		// do not hold it (shown with several identities).
+		JoinOthers key.Binding
 		// Doctor runs the postgres_changes doctor (subscription
 		// channels); it reads the database only, so read-only mode
 		// keeps it.
@@ -84,6 +88,7 @@ func DefaultKeyMap() KeyMap {
 		k.Tabs[i] = key.NewBinding(key.WithKeys(digits[i]), key.WithHelp(digits[i], strings.ToLower(tab(i).String())))
 	}
 	k.TabKeys = key.NewBinding(key.WithKeys(digits...), key.WithHelp("1-"+digits[numTabs-1], "tabs"))
+	k.setCompare(false)
 	k.NextTab = key.NewBinding(key.WithKeys("]"), key.WithHelp("]", "next tab"))
 	k.PrevTab = key.NewBinding(key.WithKeys("["), key.WithHelp("[", "prev tab"))
 	k.Zoom = key.NewBinding(key.WithKeys("z"), key.WithHelp("z", "zoom"))
@@ -107,6 +112,7 @@ func DefaultKeyMap() KeyMap {
 	k.Channel.Retry = key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "retry now"))
 	k.Channel.Leave = key.NewBinding(key.WithKeys("ctrl+d"), key.WithHelp("ctrl+d", "leave"))
 	k.Channel.Faults = key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "faults"))
+	k.Channel.JoinOthers = key.NewBinding(key.WithKeys("J"), key.WithHelp("J", "join as the others"))
 	k.Channel.Doctor = key.NewBinding(key.WithKeys("D"), key.WithHelp("D", "doctor"))
 
 	k.Log.Follow = key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "follow"))
@@ -139,9 +145,19 @@ func DefaultKeyMap() KeyMap {
 // setReadOnly disables every binding that acts on the manager.
 func (k *KeyMap) setReadOnly(ro bool) {
 	for _, b := range []*key.Binding{&k.Channel.Track, &k.Channel.Untrack, &k.Channel.Broadcast,
-		&k.Channel.Retry, &k.Channel.Leave, &k.Channel.Faults, &k.AppsView.Faults} {
+		&k.Channel.Retry, &k.Channel.Leave, &k.Channel.Faults, &k.Channel.JoinOthers, &k.AppsView.Faults} {
 		b.SetEnabled(!ro)
 	}
+}
+
+// setCompare enables the Compare tab's key (several identities).
+func (k *KeyMap) setCompare(on bool) {
+	k.Tabs[tabCompare].SetEnabled(on)
+	last := tabCompare
+	if !on {
+		last--
+	}
+	k.TabKeys.SetHelp("1-"+strconv.Itoa(int(last)+1), "tabs")
 }
 
 // setReplay enables the replay keys.

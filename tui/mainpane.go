@@ -19,6 +19,8 @@ const (
 	tabPresence
 	tabRetries
 	tabInfo
+	// tabCompare shows only while the UI holds several identities.
+	tabCompare
 	numTabs
 )
 
@@ -33,6 +35,8 @@ func (t tab) String() string {
 		return "Retries"
 	case tabInfo:
 		return "Info"
+	case tabCompare:
+		return "Compare"
 	}
 	return "?"
 }
@@ -97,15 +101,30 @@ type mainPane struct {
 	tab  tab
 	// auto makes the tab follow the selected channel's kind until the
 	// user picks a tab.
-	auto  bool
+	auto bool
+	// shown is the number of tabs shown: the Compare tab only with
+	// several identities (setShown).
+	shown tab
 	r     rect
 	cache paneCache[mainKey]
 }
 
+// setShown shows the Compare tab or hides it (then leaving it).
+func (p *mainPane) setShown(compare bool) {
+	p.shown = numTabs - 1
+	if compare {
+		p.shown = numTabs
+	}
+	if p.tab >= p.shown {
+		p.show(tabMessages)
+	}
+}
+
 func newMainPane() *mainPane {
 	return &mainPane{
-		tabs: [numTabs]mainTab{&messagesTab{}, &presenceTab{}, &retriesTab{}, &infoTab{}},
-		auto: true,
+		tabs:  [numTabs]mainTab{&messagesTab{}, &presenceTab{}, &retriesTab{}, &infoTab{}, &compareTab{}},
+		auto:  true,
+		shown: numTabs - 1,
 	}
 }
 
@@ -124,6 +143,11 @@ type mainView struct {
 	r               rect
 	epoch, clock    uint64
 	stateGen        uint64
+	// compare is true when the UI has a comparer; cmp is its last
+	// reading (numbered by cmpGen).
+	compare bool
+	cmp     *compareData
+	cmpGen  uint64
 }
 
 // current returns the open tab.
@@ -209,28 +233,28 @@ func (p *mainPane) tabsLine(v *mainView, w int) string {
 	// Full labels with separators, then without, then short names, so
 	// all of them fit a narrow pane.
 	var names, short [numTabs]string
-	for i, t := range p.tabs {
+	for i, t := range p.tabs[:p.shown] {
 		names[i], short[i] = t.names()
 	}
 	sep := "│"
 	full := 0
-	for _, n := range names {
+	for _, n := range names[:p.shown] {
 		full += len(n) + 4
 	}
-	if full+int(numTabs)-1 > w {
+	if full+int(p.shown)-1 > w {
 		sep = ""
 		if full > w {
 			names = short
 		}
 	}
-	for t := tab(0); t < numTabs; t++ {
+	for t := tab(0); t < p.shown; t++ {
 		label := fmt.Sprintf(" %d %s ", t+1, names[t])
 		if t == p.tab {
 			l.add(v.st.Pane.TabActive, label)
 		} else {
 			l.add(v.st.Pane.Tab, label)
 		}
-		if t < numTabs-1 && sep != "" {
+		if t < p.shown-1 && sep != "" {
 			l.add(v.st.Subtle, sep)
 		}
 	}
@@ -244,5 +268,5 @@ func (p *mainPane) tabsLine(v *mainView, w int) string {
 func (m *Model) mainView() *mainView {
 	return &mainView{st: m.st, state: &m.state, chData: m.chData, retries: m.retries, frames: m.frames, now: m.now,
 		db: m.opts.Database, sel: m.chans.sel, narrow: m.lay.narrow, focused: m.focus == focusMain, r: m.main.r,
-		epoch: m.epoch, clock: m.clock, stateGen: m.stateGen}
+		epoch: m.epoch, clock: m.clock, stateGen: m.stateGen, compare: m.opts.Compare != nil, cmp: &m.cmp, cmpGen: m.cmpGen}
 }

@@ -68,6 +68,16 @@ type Model struct {
 	retries   *Ring[registry.RetryEvent]
 	frames    *Ring[registry.FrameEvent]
 	dropped   uint64
+	// ids are the identities the UI holds (identity.go), the default
+	// (Options.Manager) first; active is the one whose data the fields
+	// above hold: the selected channel's.
+	ids    []*identity
+	active int
+	// cmp is the Compare tab's last reading of Options.Compare
+	// (compare.go), numbered by cmpGen; cmpBusy while one runs.
+	cmp     compareData
+	cmpGen  uint64
+	cmpBusy bool
 
 	// The panes.
 	chans *channelsPane
@@ -119,18 +129,27 @@ type Model struct {
 func New(opts Options) *Model {
 	opts = opts.withDefaults()
 	m := &Model{
-		opts:    opts,
-		keys:    DefaultKeyMap(),
-		st:      opts.Theme(true),
-		help:    help.New(),
-		chData:  map[registry.Name]*chanData{},
-		retries: NewSizedRing(opts.RetryRing, opts.RetryBytes, retryBytes),
-		frames:  NewSizedRing(opts.FrameRing, opts.FrameBytes, frameBytes),
-		log:     newLogPane(opts.LogRing, opts.LogBytes),
-		chans:   &channelsPane{},
-		main:    newMainPane(),
-		now:     opts.Now(),
+		opts:  opts,
+		keys:  DefaultKeyMap(),
+		st:    opts.Theme(true),
+		help:  help.New(),
+		log:   newLogPane(opts.LogRing, opts.LogBytes),
+		chans: &channelsPane{},
+		main:  newMainPane(),
+		now:   opts.Now(),
 	}
+	name := opts.Identity
+	if name == "" {
+		name = DefaultIdentity
+	}
+	m.ids = []*identity{m.newIdentity(Identity{Name: name, Manager: opts.Manager, Detail: opts.IdentityDetail})}
+	for _, id := range opts.Others {
+		if id.Name != "" && m.identityIndex(id.Name) < 0 && len(m.ids) < maxIdentities {
+			m.ids = append(m.ids, m.newIdentity(id))
+		}
+	}
+	m.load(0)
+	m.identitiesChanged()
 	m.keys.setReadOnly(opts.ReadOnly)
 	m.keys.setReplay(opts.Replay != nil)
 	m.sampleReplay()
@@ -196,7 +215,22 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case EventsBatchMsg:
 		m.now = m.opts.Now()
 		return m, m.applyBatch(msg)
+	case compareMsg:
+		return m, m.compareDone(msg)
+	case identityAddedMsg:
+		m.now = m.opts.Now()
+		return m, m.identityAdded(msg)
+	case identityDroppedMsg:
+		m.now = m.opts.Now()
+		return m, m.identityDropped(msg)
 	case BridgeDoneMsg:
+		if msg.Identity != "" && msg.Identity != m.ids[0].Name {
+			// Another identity's feed: the UI goes on with the others.
+			if msg.Err != nil {
+				return m, m.setStatus(slog.LevelError, "identity "+msg.Identity+": "+msg.Err.Error())
+			}
+			return m, nil
+		}
 		if msg.Err != nil {
 			m.fatal = msg.Err
 			m.quitting = true
@@ -212,9 +246,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.sampleReplay()
 		m.refreshApps()
 		m.refreshLimits()
+		cmp := m.compareCmd(m.compareTopic())
 		m.clock++
 		m.cache.header.valid = false
-		return m, m.tickCmd()
+		return m, tea.Batch(m.tickCmd(), cmp)
 	case statusClearMsg:
 		if msg.id == m.status.id {
 			m.status = status{}
@@ -238,7 +273,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.now = m.opts.Now()
 		cmd := m.handleKey(msg)
 		m.invalidate()
-		return m, cmd
+		return m, tea.Batch(cmd, m.compareIfStale())
 	}
 	// Cursor blinks and other component messages go to the open dialog.
 	return m, m.updateDialog(msg)
@@ -288,7 +323,7 @@ func (m *Model) relayout() {
 
 // selected returns the selected channel's info.
 func (m *Model) selected() (registry.ChannelInfo, bool) {
-	if m.chans.sel.IsZero() {
+	if m.chans.sel.IsZero() || m.chans.selID != m.activeName() {
 		return registry.ChannelInfo{}, false
 	}
 	return m.state.Channel(m.chans.sel)

@@ -42,6 +42,21 @@ const (
 type Options struct {
 	// Manager runs the actions; nil makes every action report an error.
 	Manager Manager
+	// Identity names the identity of Manager (default DefaultIdentity):
+	// the user of --as, a role; IdentityDetail says how its token was
+	// made (masked).
+	Identity, IdentityDetail string
+	// Others are the other identities held from the start (--as alice
+	// --as bob), each its own socket; their bridges send batches with
+	// Identity set to their name.
+	Others []Identity
+	// Identities adds and drops identities at run time (:as,
+	// :drop-identity); nil refuses them.
+	Identities Identities
+	// Compare is the comparer of the identities (*compare.Comparer, fed
+	// by their bridges' Observe): the Compare tab reads it. nil: the
+	// tab says there is none.
+	Compare Comparer
 	// Context is the parent of every action's context; cancel it on
 	// shutdown. nil: context.Background().
 	Context context.Context

@@ -43,10 +43,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.setFocus((m.focus + numFocus - 1) % numFocus)
 		return nil
 	case key.Matches(msg, k.NextTab):
-		m.setTab((m.main.tab + 1) % numTabs)
+		m.setTab((m.main.tab + 1) % m.main.shown)
 		return nil
 	case key.Matches(msg, k.PrevTab):
-		m.setTab((m.main.tab + numTabs - 1) % numTabs)
+		m.setTab((m.main.tab + m.main.shown - 1) % m.main.shown)
 		return nil
 	case key.Matches(msg, k.Zoom):
 		m.zoom = !m.zoom
@@ -145,14 +145,18 @@ func (m *Model) channelKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 		}
 		return m.runDoctor(c), true
 	}
-	if !key.Matches(msg, k.Track, k.Untrack, k.Broadcast, k.Retry, k.Leave, k.Faults) {
+	if !key.Matches(msg, k.Track, k.Untrack, k.Broadcast, k.Retry, k.Leave, k.Faults, k.JoinOthers) {
 		if m.opts.ReadOnly && isActionKey(msg, DefaultKeyMap()) {
 			return m.setStatus(slog.LevelWarn, errReadOnly.Error()), true
 		}
 		return nil, false
 	}
 	if key.Matches(msg, k.Faults) {
-		m.openDialog(newFaultMenu(m.state, m.chans.sel))
+		menu := newFaultMenu(m.state, m.chans.sel)
+		if m.multi() {
+			menu.title = "Faults on " + sanitize(m.activeName()) + "'s socket"
+		}
+		m.openDialog(menu)
 		return nil, true
 	}
 	c, ok := m.selected()
@@ -160,6 +164,8 @@ func (m *Model) channelKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 		return m.setStatus(slog.LevelWarn, "no channel selected: join one with :join presence contact:123"), true
 	}
 	switch {
+	case key.Matches(msg, k.JoinOthers):
+		return m.joinOthers(), true
 	case key.Matches(msg, k.Track):
 		return m.openTrackForm(c), true
 	case key.Matches(msg, k.Untrack):
@@ -197,7 +203,7 @@ func (m *Model) channelKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 // the default map (used to explain read-only mode).
 func isActionKey(msg tea.KeyPressMsg, k KeyMap) bool {
 	c := k.Channel
-	return key.Matches(msg, c.Track, c.Untrack, c.Broadcast, c.Retry, c.Leave, c.Faults)
+	return key.Matches(msg, c.Track, c.Untrack, c.Broadcast, c.Retry, c.Leave, c.Faults, c.JoinOthers)
 }
 
 func (m *Model) channelsKey(msg tea.KeyPressMsg) tea.Cmd {

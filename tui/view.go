@@ -239,7 +239,11 @@ func (m *Model) headerLine2(w int, sep, gap string, spark int) *line {
 	l2 := newLine(w)
 	so := s.Socket
 	name := socketStatusName(so.Status)
-	l2.add(st.Header.Label, "socket ").add(st.StatusPaint(name), statusDot(so.Status)+" "+name)
+	label := "socket "
+	if m.multi() {
+		label = sanitize(m.activeName()) + "'s socket "
+	}
+	l2.add(st.Header.Label, label).add(st.StatusPaint(name), statusDot(so.Status)+" "+name)
 	if so.Status != registry.SocketConnected && so.Attempt > 0 {
 		l2.add(st.Muted, fmt.Sprintf(" attempt %d", so.Attempt))
 		if !so.NextAttemptAt.IsZero() && so.NextAttemptAt.After(m.now) {
@@ -416,6 +420,9 @@ func (m *Model) channelActions() []key.Binding {
 		}
 	}
 	out = append(out, k.Broadcast, k.Retry, k.Leave, k.Faults)
+	if m.multi() {
+		out = append(out, k.JoinOthers)
+	}
 	if doctorFor(c) {
 		out = append(out, k.Doctor)
 	}
@@ -431,6 +438,9 @@ func (m *Model) FullHelp() [][]key.Binding {
 		enabled([]key.Binding{k.Channel.Track, k.Channel.Untrack, k.Channel.Broadcast, k.Channel.Retry, k.Channel.Leave, k.Channel.Faults, k.Channel.Doctor,
 			k.AppsView.Channels, k.AppsView.Faults, k.AppsView.CopyEnv, k.AppsView.WriteEnv}),
 		{k.Log.Follow, k.Log.Wrap, k.Log.Clear, k.Presence.Raw},
+	}
+	if m.multi() {
+		groups[2] = append(groups[2], enabled([]key.Binding{k.Channel.JoinOthers})...)
 	}
 	if m.opts.Replay != nil {
 		groups = append(groups, []key.Binding{k.Replay.Pause, k.Replay.Back, k.Replay.Forward, k.Replay.BackLong,
