@@ -37,7 +37,7 @@ func (c *Comparer) Columns(topicName string) []Column {
 			continue
 		}
 		col := Column{Identity: name, Status: h.status, JoinError: h.joinError, Total: h.total,
-			Events: maps(h.events), Kinds: maps(h.kinds), Members: []string{}, Missing: h.missing}
+			Events: maps(h.events), Kinds: maps(h.kinds), Members: []string{}, Sent: h.sent, Missing: h.missing}
 		for k := range h.members {
 			col.Members = append(col.Members, k)
 		}
