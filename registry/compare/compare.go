@@ -170,6 +170,7 @@ type holder struct {
 	joinError   string
 	private     bool
 	transitions []transition
+	since       time.Time // its first channel state
 	total       int
 	events      map[string]int
 	kinds       map[string]int
@@ -264,6 +265,9 @@ func (c *Comparer) Channel(identity, topicName string, status registry.Status, j
 	if h == nil {
 		return
 	}
+	if h.since.IsZero() {
+		h.since = at
+	}
 	h.status = status
 	h.private = private
 	if joinError != "" || status == registry.StatusConnected {
@@ -318,7 +322,7 @@ func (c *Comparer) Received(identity string, m Message, at time.Time) {
 	h.kinds[kind]++
 	c.presenceLocked(h, m)
 	if Compared(m) {
-		c.matchLocked(identity, h, m, at)
+		c.matchLocked(identity, h, m, at, false)
 	}
 }
 
@@ -339,7 +343,7 @@ func (c *Comparer) Sent(identity string, m Message, at time.Time) {
 	}
 	h.sent++
 	if !h.self && Compared(m) {
-		c.matchLocked(identity, h, m, at)
+		c.matchLocked(identity, h, m, at, true)
 	}
 }
 
@@ -359,13 +363,19 @@ func Compared(m Message) bool {
 }
 
 // matchLocked matches m against the messages others received (or
-// sent), or queues it for them.
-func (c *Comparer) matchLocked(identity string, h *holder, m Message, at time.Time) {
+// sent), or queues it for them. The sender of a message is its
+// differences' A, whoever was fed first.
+func (c *Comparer) matchLocked(identity string, h *holder, m Message, at time.Time, sent bool) {
 	t := c.topics[m.Channel]
 	key := sha256.Sum256(append([]byte(m.Event+"\x00"), m.Value...))
 	for _, e := range t.index[key] {
-		if !e.done && !e.got[identity] {
+		// Not one from before identity held the topic: the server sent
+		// that one before its join.
+		if !e.done && !e.got[identity] && !e.at.Before(h.since) {
 			e.got[identity] = true
+			if sent {
+				e.from = identity
+			}
 			h.pending++
 			h.bytes += e.size
 			c.settleLocked(t)
@@ -456,21 +466,14 @@ func (c *Comparer) oldestOfLocked(t *topic, identity string) *entry {
 	return nil
 }
 
-// settleLocked removes the entries every holder received, and the
-// decided ones, from the front of the queue and the index.
+// settleLocked removes the entries every holder received once their
+// window passed (an identity that starts holding the topic within it is
+// expected too: "not joined yet"), and the decided ones, from the queue
+// and the index.
 func (c *Comparer) settleLocked(t *topic) {
+	now := c.o.Clock.Now()
 	for _, e := range t.pending {
-		if e.done {
-			continue
-		}
-		all := true
-		for name := range t.holders {
-			if !e.got[name] {
-				all = false
-				break
-			}
-		}
-		if all {
+		if !e.done && now.Sub(e.at) >= c.o.Window && completeLocked(t, e) {
 			c.finishLocked(t, e)
 		}
 	}
@@ -483,6 +486,16 @@ func (c *Comparer) settleLocked(t *topic) {
 	}
 	clear(t.pending[n:])
 	t.pending = t.pending[:n]
+}
+
+// completeLocked reports whether every holder of t has e.
+func completeLocked(t *topic, e *entry) bool {
+	for name := range t.holders {
+		if !e.got[name] {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Comparer) finishLocked(t *topic, e *entry) {

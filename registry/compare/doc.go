@@ -58,7 +58,11 @@
 //   - [ReasonUnknown] otherwise.
 //
 // Only identities holding the topic (a channel state seen for it) are
-// expected to receive its messages. Values are masked (registry.MaskJSON)
+// expected to receive its messages: those holding it when the message
+// came, and those that start holding it within its window (they get
+// "not joined yet"); a message is kept for its whole window even when
+// every holder has it, and an identity's copy never matches a message
+// from before it held the topic. Values are masked (registry.MaskJSON)
 // before they are kept.
 //
 // # Bounds
