@@ -157,8 +157,8 @@
 // several identities) reads Options.Compare (*compare.Comparer of
 // registry/compare, fed by the bridges' BridgeOptions.Observe) in a
 // Cmd on the clock's tick: for the selected topic one column per
-// identity (status, messages by kind and event, presence members,
-// misses), then the live differences, newest first, with the reason
+// identity (status, messages by kind and event, broadcasts sent when
+// one did, presence members, misses), then the live differences, newest first, with the reason
 // the comparer gives (private-channel refusal, RLS verdict, another
 // tenant, not joined yet, a fault).
 //
