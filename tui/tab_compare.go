@@ -114,15 +114,13 @@ func (t *compareTab) columns(v *mainView, cols []compare.Column, w int) []string
 		return word, v.st.StatusPaint(word)
 	})
 	row("messages", v.st.Muted, func(_ int, c *compare.Column) (string, theme.Paint) {
+		// The broadcasts it sent (self off: not received back, not
+		// missed), when it did.
+		if c.Sent > 0 {
+			return fmtCount(uint64(c.Total)) + ", sent " + fmtCount(uint64(c.Sent)), v.st.Text
+		}
 		return fmtCount(uint64(c.Total)), v.st.Text
 	})
-	// The broadcasts each sent (self off: not received back, not
-	// missed), when one did.
-	if slices.ContainsFunc(cols, func(c compare.Column) bool { return c.Sent > 0 }) {
-		row("sent", v.st.Muted, func(_ int, c *compare.Column) (string, theme.Paint) {
-			return count(v, c.Sent)
-		})
-	}
 	// Kinds, each followed by its events, the union over the columns.
 	var kinds []string
 	for _, c := range cols {
