@@ -201,3 +201,33 @@ func TestOwnBroadcast(t *testing.T) {
 		}
 	})
 }
+
+// TestLateJoiner: bob starts holding the topic within the window of a
+// message alice already had: he is expected to have it (not joined
+// yet), and his copy of the same value sent after his join matches that
+// later message, not the one from before his join.
+func TestLateJoiner(t *testing.T) {
+	const topic = "broadcast:room:1"
+	c, fc := pair(t, compare.Options{}, "")
+	c.Channel("alice", topic, registry.StatusConnected, "", false, false, fc.Now())
+	c.Received("alice", msg(topic, "broadcast ping", `{}`), fc.Now())
+	fc.Advance(time.Second)
+	c.Channel("bob", topic, registry.StatusConnecting, "", false, false, fc.Now())
+	fc.Advance(100 * time.Millisecond)
+	c.Channel("bob", topic, registry.StatusConnected, "", false, false, fc.Now())
+	fc.Advance(time.Second)
+	c.Received("alice", msg(topic, "broadcast ping", `{}`), fc.Now())
+	c.Received("bob", msg(topic, "broadcast ping", `{}`), fc.Now())
+	if p := c.Pending(topic); p != 1 {
+		t.Errorf("pending %d, want 1 (the first ping, which bob lacks)", p)
+	}
+	fc.Advance(compare.DefaultWindow)
+	d := c.Tick(context.Background())
+	if len(d) != 1 || d[0].MissingFrom != "bob" || !d[0].Time.Equal(t0) || d[0].Reason != compare.ReasonNotJoined ||
+		d[0].Detail != "bob joined 1.1s after the message" {
+		t.Fatalf("differences %+v", d)
+	}
+	if p := c.Pending(topic); p != 0 {
+		t.Errorf("pending after the window %d", p)
+	}
+}
