@@ -49,7 +49,7 @@ func sampleCompare() *fixedComparer {
 			{Identity: "bob", Status: registry.StatusConnected, Total: 40,
 				Events:  map[string]int{"broadcast cursor": 28, "presence_state": 3, "presence_join": 6, "presence_leave": 3},
 				Kinds:   map[string]int{"broadcast": 28, "presence_state": 3, "presence_join": 6, "presence_leave": 3},
-				Members: []string{"alice", "bob"}, Missing: 6},
+				Members: []string{"alice", "bob"}, Sent: 2, Missing: 6},
 		},
 		diffs: []compare.Difference{
 			diff(-40, "broadcast cursor", `{"x":1,"y":2}`, compare.ReasonNotJoined, "bob joined 1.2s after the message"),

@@ -157,10 +157,11 @@
 // several identities) reads Options.Compare (*compare.Comparer of
 // registry/compare, fed by the bridges' BridgeOptions.Observe) in a
 // Cmd on the clock's tick: for the selected topic one column per
-// identity (status, messages by kind and event, presence members,
-// misses), then the live differences, newest first, with the reason
-// the comparer gives (private-channel refusal, RLS verdict, another
-// tenant, not joined yet, a fault).
+// identity (status, messages by kind and event, broadcasts sent
+// beside the messages, presence members, misses), then the live
+// differences, newest first, with the reason the comparer gives
+// (private-channel refusal, RLS verdict, another tenant, not joined
+// yet, a fault).
 //
 // The package uses the manager only through [Manager] and [Source]
 // (declared here) and registry value types; it never touches the

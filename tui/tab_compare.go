@@ -17,7 +17,8 @@ import (
 // compareTab is the Compare tab, shown while the UI holds several
 // identities: for the selected topic, one column per identity holding
 // it with what it received (its channel's status, the messages by kind
-// and event, the presence members it sees, what it missed), and below,
+// and event, the broadcasts it sent, the presence members it sees, what
+// it missed), and below,
 // newest first, the messages one identity received that another did
 // not, each with its reason (registry/compare's reading, compare.go).
 type compareTab struct {
@@ -113,6 +114,11 @@ func (t *compareTab) columns(v *mainView, cols []compare.Column, w int) []string
 		return word, v.st.StatusPaint(word)
 	})
 	row("messages", v.st.Muted, func(_ int, c *compare.Column) (string, theme.Paint) {
+		// The broadcasts it sent (self off: not received back, not
+		// missed), when it did.
+		if c.Sent > 0 {
+			return fmtCount(uint64(c.Total)) + ", sent " + fmtCount(uint64(c.Sent)), v.st.Text
+		}
 		return fmtCount(uint64(c.Total)), v.st.Text
 	})
 	// Kinds, each followed by its events, the union over the columns.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"rtm/realtime/protocol"
 	"rtm/registry"
 	"rtm/registry/clock"
 )
@@ -94,13 +95,14 @@ type Options struct {
 	MaxEvents, MaxMembers, MaxDifferences      int
 }
 
-// Difference is a message A received and B did not.
+// Difference is a message A received (or sent, see [Comparer.Sent])
+// and B did not.
 type Difference struct {
 	// Time is when A received it.
 	Time time.Time `json:"time"`
 	// Topic is the channel name.
 	Topic string `json:"topic"`
-	// A received the message; B (MissingFrom) did not.
+	// A received (or sent) the message; B (MissingFrom) did not.
 	A           string `json:"a"`
 	B           string `json:"b"`
 	MissingFrom string `json:"missing_from"`
@@ -127,6 +129,8 @@ type Column struct {
 	Kinds  map[string]int `json:"kinds"`
 	// Members are the presence keys it sees, sorted.
 	Members []string `json:"members"`
+	// Sent counts the broadcasts it sent ([Comparer.Sent]).
+	Sent int `json:"sent,omitempty"`
 	// Missing counts the differences where it is MissingFrom.
 	Missing int `json:"missing"`
 }
@@ -166,10 +170,13 @@ type holder struct {
 	joinError   string
 	private     bool
 	transitions []transition
+	since       time.Time // its first channel state
 	total       int
 	events      map[string]int
 	kinds       map[string]int
 	members     map[string]struct{}
+	sent        int
+	self        bool
 	missing     int
 	pending     int
 	bytes       int
@@ -258,6 +265,9 @@ func (c *Comparer) Channel(identity, topicName string, status registry.Status, j
 	if h == nil {
 		return
 	}
+	if h.since.IsZero() {
+		h.since = at
+	}
 	h.status = status
 	h.private = private
 	if joinError != "" || status == registry.StatusConnected {
@@ -288,7 +298,10 @@ func (c *Comparer) Fault(identity, channel, what string, at time.Time) {
 }
 
 // Received records that identity received m at time at. An identity
-// that was not added, or a topic over MaxTopics, is ignored.
+// that was not added, or a topic over MaxTopics, is ignored. Messages
+// that are not compared ([Compared] false: presence, system messages,
+// replies) are counted in the identity's [Column] (and presence follows
+// its members) but never make a difference.
 func (c *Comparer) Received(identity string, m Message, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -296,7 +309,6 @@ func (c *Comparer) Received(identity string, m Message, at time.Time) {
 	if h == nil {
 		return
 	}
-	t := c.topics[m.Channel]
 	h.total++
 	ev := m.Event
 	if _, ok := h.events[ev]; !ok && len(h.events) >= c.o.MaxEvents {
@@ -309,11 +321,61 @@ func (c *Comparer) Received(identity string, m Message, at time.Time) {
 	}
 	h.kinds[kind]++
 	c.presenceLocked(h, m)
+	if Compared(m) {
+		c.matchLocked(identity, h, m, at, false)
+	}
+}
 
+// Sent records that identity sent the broadcast m at time at (its
+// manager's outbound message). Unless identity's channel echoes its
+// own broadcasts (the channel's config self, from [Comparer.Observe]'s
+// channel states), the server never sends it back: the sender counts
+// as having it, so that it is not reported missing from the sender,
+// and the others holding the topic are expected to receive it. With
+// self the echo is a message like any other (a missing echo is a
+// difference) and Sent only counts it.
+func (c *Comparer) Sent(identity string, m Message, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.holderLocked(identity, m.Channel)
+	if h == nil {
+		return
+	}
+	h.sent++
+	if !h.self && Compared(m) {
+		c.matchLocked(identity, h, m, at, true)
+	}
+}
+
+// Compared reports whether m is compared between identities: not
+// presence (presence_state, presence_join, presence_leave: a snapshot
+// one identity gets where another, joined earlier, got the joins; the
+// members are compared in the columns instead), system messages (each
+// identity's own join's extensions), replies, errors, closes and
+// heartbeats (each socket's own).
+func Compared(m Message) bool {
+	switch m.Kind() {
+	case "presence_state", "presence_join", "presence_leave", protocol.EventPresenceDiff, protocol.EventSystem,
+		protocol.EventReply, protocol.EventError, protocol.EventClose, protocol.EventHeartbeat:
+		return false
+	}
+	return true
+}
+
+// matchLocked matches m against the messages others received (or
+// sent), or queues it for them. The sender of a message is its
+// differences' A, whoever was fed first.
+func (c *Comparer) matchLocked(identity string, h *holder, m Message, at time.Time, sent bool) {
+	t := c.topics[m.Channel]
 	key := sha256.Sum256(append([]byte(m.Event+"\x00"), m.Value...))
 	for _, e := range t.index[key] {
-		if !e.done && !e.got[identity] {
+		// Not one from before identity held the topic: the server sent
+		// that one before its join.
+		if !e.done && !e.got[identity] && !e.at.Before(h.since) {
 			e.got[identity] = true
+			if sent {
+				e.from = identity
+			}
 			h.pending++
 			h.bytes += e.size
 			c.settleLocked(t)
@@ -404,21 +466,14 @@ func (c *Comparer) oldestOfLocked(t *topic, identity string) *entry {
 	return nil
 }
 
-// settleLocked removes the entries every holder received, and the
-// decided ones, from the front of the queue and the index.
+// settleLocked removes the entries every holder received once their
+// window passed (an identity that starts holding the topic within it is
+// expected too: "not joined yet"), and the decided ones, from the queue
+// and the index.
 func (c *Comparer) settleLocked(t *topic) {
+	now := c.o.Clock.Now()
 	for _, e := range t.pending {
-		if e.done {
-			continue
-		}
-		all := true
-		for name := range t.holders {
-			if !e.got[name] {
-				all = false
-				break
-			}
-		}
-		if all {
+		if !e.done && now.Sub(e.at) >= c.o.Window && completeLocked(t, e) {
 			c.finishLocked(t, e)
 		}
 	}
@@ -431,6 +486,16 @@ func (c *Comparer) settleLocked(t *topic) {
 	}
 	clear(t.pending[n:])
 	t.pending = t.pending[:n]
+}
+
+// completeLocked reports whether every holder of t has e.
+func completeLocked(t *topic, e *entry) bool {
+	for name := range t.holders {
+		if !e.got[name] {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Comparer) finishLocked(t *topic, e *entry) {

@@ -15,14 +15,28 @@
 // many messages of each event ("broadcast shout", "postgres_changes
 // INSERT public.notes") and kind ("broadcast", "postgres_changes",
 // "presence_join", ...) it received, the presence keys it sees (joined
-// minus left, reset by each presence_state), its channel's status and
-// its last join error.
+// minus left, reset by each presence_state), its channel's status, its
+// last join error and how many broadcasts it sent. Total counts every
+// message received, the ones not compared too.
 //
 // # Differences
 //
 // Messages are normalized as `rtm diff` normalizes them ([Normalize], the
 // one normalizer: registry/headless uses it too) and matched by channel,
-// event and value, with multiplicity. A message one identity received
+// event and value, with multiplicity. Only broadcasts, postgres changes
+// and other user messages are compared ([Compared]): presence is not a
+// message stream (an identity joined earlier gets presence_join diffs
+// where a later one gets the same members in its presence_state; the
+// member sets are side by side in the columns, and a member one sees
+// and another does not is no Difference), nor are system messages
+// (each join's own extensions), replies and heartbeats.
+//
+// A broadcast an identity sent (its manager's outbound message event,
+// [Comparer.Sent]) counts as the sender's own when its channel does not
+// echo (config self false, the default: the server never sends it
+// back), so it is not missed by the sender, and every other identity
+// holding the topic is expected to receive it. With self true the echo
+// is expected like any message: a missing echo is a difference. A message one identity received
 // waits [Options.Window] (default 5 s) for the others holding the topic;
 // those that did not receive it by then get a [Difference] (A received
 // it, B = MissingFrom did not), explained in this order:
@@ -44,7 +58,11 @@
 //   - [ReasonUnknown] otherwise.
 //
 // Only identities holding the topic (a channel state seen for it) are
-// expected to receive its messages. Values are masked (registry.MaskJSON)
+// expected to receive its messages: those holding it when the message
+// came, and those that start holding it within its window (they get
+// "not joined yet"); a message is kept for its whole window even when
+// every holder has it, and an identity's copy never matches a message
+// from before it held the topic. Values are masked (registry.MaskJSON)
 // before they are kept.
 //
 // # Bounds

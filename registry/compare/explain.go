@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -91,9 +92,12 @@ func (h *holder) joinedAfter(at time.Time) (time.Time, bool) {
 
 // Observe feeds one event of identity's manager: frames in (the
 // subscription must ask for frames) become [Comparer.Received] messages
-// (phoenix replies, errors and closes are left out: the channel states
-// carry them), channel states [Comparer.Channel], "Fault: ..." log
-// records [Comparer.Fault].
+// (phoenix replies, errors, closes and heartbeats are left out: the
+// channel states carry them), outbound broadcasts (the manager's
+// message events, direction out, sent rather than queued)
+// [Comparer.Sent], channel states [Comparer.Channel] (and whether the
+// channel echoes its own broadcasts, its config's self), "Fault: ..."
+// log records [Comparer.Fault].
 func (c *Comparer) Observe(identity string, e registry.Event) {
 	switch e := e.(type) {
 	case registry.FrameEvent:
@@ -118,12 +122,45 @@ func (c *Comparer) Observe(identity string, e registry.Event) {
 		for _, msg := range Normalize(ch, &m) {
 			c.Received(identity, msg, e.Time)
 		}
+	case registry.MessageEvent:
+		c.observeSent(identity, &e)
+	case registry.MessageBatchEvent:
+		for i := range e.Messages {
+			c.observeSent(identity, &e.Messages[i])
+		}
 	case registry.ChannelStateEvent:
 		c.Channel(identity, e.Channel.String(), e.Status, e.Info.LastError, e.Info.Config.Private, e.Removed, e.Time)
+		if !e.Removed {
+			c.echoes(identity, e.Channel.String(), e.Info.Config.Self)
+		}
 	case registry.LogEvent:
 		if what, ok := strings.CutPrefix(e.Record.Message, "Fault: "); ok {
 			c.Fault(identity, e.Record.Channel, "fault: "+what, e.Record.Time)
 		}
+	}
+}
+
+// observeSent feeds a broadcast identity sent: not one only queued
+// (another event follows when it is sent), nor one whose payload was
+// cut (it could not be matched).
+func (c *Comparer) observeSent(identity string, e *registry.MessageEvent) {
+	if e.Direction != registry.Out || e.Kind != registry.MessageBroadcast || e.Queued || e.Truncated {
+		return
+	}
+	m := Message{Channel: e.Channel.String(), Event: "broadcast " + e.Event, Value: Canonical(e.Payload)}
+	if e.Binary != nil {
+		m.Value = JSON(map[string]string{"binary": base64.StdEncoding.EncodeToString(e.Binary)})
+	}
+	c.Sent(identity, m, e.Time)
+}
+
+// echoes records whether identity's channel topicName echoes its own
+// broadcasts (its config's self).
+func (c *Comparer) echoes(identity, topicName string, self bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h := c.holderLocked(identity, topicName); h != nil {
+		h.self = self
 	}
 }
 

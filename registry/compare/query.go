@@ -37,7 +37,7 @@ func (c *Comparer) Columns(topicName string) []Column {
 			continue
 		}
 		col := Column{Identity: name, Status: h.status, JoinError: h.joinError, Total: h.total,
-			Events: maps(h.events), Kinds: maps(h.kinds), Members: []string{}, Missing: h.missing}
+			Events: maps(h.events), Kinds: maps(h.kinds), Members: []string{}, Sent: h.sent, Missing: h.missing}
 		for k := range h.members {
 			col.Members = append(col.Members, k)
 		}
@@ -47,14 +47,20 @@ func (c *Comparer) Columns(topicName string) []Column {
 	return out
 }
 
-// Pending returns how many unmatched messages topic holds.
+// Pending returns how many unmatched messages topic holds (not yet
+// received by every identity holding it).
 func (c *Comparer) Pending(topicName string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n := 0
 	if t := c.topics[topicName]; t != nil {
-		return len(t.pending)
+		for _, e := range t.pending {
+			if !e.done && !completeLocked(t, e) {
+				n++
+			}
+		}
 	}
-	return 0
+	return n
 }
 
 // Dropped counts the topics and identities refused by MaxTopics and

@@ -82,9 +82,11 @@
 //     for sizes, or off) over both. With no limit known it fails.
 //   - same_messages: two clients (clients: [alice, bob]) received the
 //     same messages on channel since they connected, normalized as `rtm
-//     diff` normalizes them (package registry/compare), but for the
-//     events starting with one of except (a text or a list: presence,
-//     system, "broadcast typing"); it fails with the first difference,
+//     diff` normalizes them (package registry/compare; presence, system
+//     messages and replies are never compared, and a client's own
+//     broadcast, with self off, counts as received by it), but for the
+//     events starting with one of except (a text or a list: "broadcast
+//     typing", postgres_changes); it fails with the first difference,
 //     who missed what, and the reason (refused by a private-channel
 //     policy, another tenant, not joined yet, dropped by a fault, ...).
 //     Put it after an expectation that the messages came: with none
