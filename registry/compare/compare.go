@@ -174,7 +174,7 @@ type holder struct {
 	total       int
 	events      map[string]int
 	kinds       map[string]int
-	members     map[string]struct{}
+	members     map[string]int // presence key: metas seen joined and not left
 	sent        int
 	self        bool
 	missing     int
@@ -404,7 +404,10 @@ func (c *Comparer) matchLocked(identity string, h *holder, m Message, at time.Ti
 	c.settleLocked(t)
 }
 
-// presenceLocked follows the presence keys h sees.
+// presenceLocked follows the presence keys h sees: a key is present
+// while it has metas joined and not left (one Message per meta), so
+// that a diff leaving a key's old meta and joining its new one (a peer
+// that tracked again, or reconnected) keeps it, as Phoenix does.
 func (c *Comparer) presenceLocked(h *holder, m Message) {
 	var item struct {
 		Key string `json:"key"`
@@ -413,12 +416,14 @@ func (c *Comparer) presenceLocked(h *holder, m Message) {
 	case "presence_state", "presence_join":
 		if json.Unmarshal(m.Value, &item) == nil && item.Key != "" {
 			if _, ok := h.members[item.Key]; ok || len(h.members) < c.o.MaxMembers {
-				h.members[item.Key] = struct{}{}
+				h.members[item.Key]++
 			}
 		}
 	case "presence_leave":
 		if json.Unmarshal(m.Value, &item) == nil {
-			delete(h.members, item.Key)
+			if h.members[item.Key]--; h.members[item.Key] <= 0 {
+				delete(h.members, item.Key)
+			}
 		}
 	}
 }
@@ -451,7 +456,7 @@ func (c *Comparer) holderLocked(identity, topicName string) *holder {
 	}
 	h := t.holders[identity]
 	if h == nil {
-		h = &holder{events: map[string]int{}, kinds: map[string]int{}, members: map[string]struct{}{}}
+		h = &holder{events: map[string]int{}, kinds: map[string]int{}, members: map[string]int{}}
 		t.holders[identity] = h
 	}
 	return h

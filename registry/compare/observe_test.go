@@ -231,3 +231,34 @@ func TestLateJoiner(t *testing.T) {
 		t.Errorf("pending after the window %d", p)
 	}
 }
+
+// TestPresenceRetrack: a diff that leaves a key's old meta and joins its
+// new one (a peer that tracked again or reconnected) keeps the key, as
+// Phoenix's presence does; the key goes when its last meta leaves.
+func TestPresenceRetrack(t *testing.T) {
+	c, fc := pair(t, compare.Options{}, "")
+	const name = "presence:room:1"
+	topic := "realtime:" + name
+	n := registry.MustName(registry.KindPresence, "room", "1", "")
+	c.Observe("alice", registry.ChannelStateEvent{Time: fc.Now(), Channel: n, Status: registry.StatusConnected, Info: registry.ChannelInfo{Status: registry.StatusConnected}})
+	state, _ := presenceFrames(topic, []string{"alice", "ana"}, "")
+	c.Observe("alice", frame(t, protocol.V2, fc.Now(), state))
+	diff := func(payload string) protocol.Message {
+		return protocol.Message{Topic: topic, Event: protocol.EventPresenceDiff, Payload: json.RawMessage(payload)}
+	}
+	members := func() string {
+		cols := c.Columns(name)
+		if len(cols) != 1 {
+			t.Fatalf("columns %+v", cols)
+		}
+		return strings.Join(cols[0].Members, ",")
+	}
+	c.Observe("alice", frame(t, protocol.V2, fc.Now(), diff(`{"joins":{"ana":{"metas":[{"phx_ref":"new","name":"Ana"}]}},"leaves":{"ana":{"metas":[{"phx_ref":"old","name":"Ana"}]}}}`)))
+	if got := members(); got != "alice,ana" {
+		t.Fatalf("after ana's re-track: members %q, want alice,ana", got)
+	}
+	c.Observe("alice", frame(t, protocol.V2, fc.Now(), diff(`{"joins":{},"leaves":{"ana":{"metas":[{"phx_ref":"new","name":"Ana"}]}}}`)))
+	if got := members(); got != "alice" {
+		t.Fatalf("after ana left: members %q, want alice", got)
+	}
+}
