@@ -272,18 +272,7 @@ func watchIdentities(ctx context.Context, env *Env, w io.Writer, o StreamOptions
 			o.OnReady(x.m)
 		}
 	}
-	var timeout <-chan time.Time
-	if o.Duration > 0 {
-		t := time.NewTimer(o.Duration)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case <-ctx.Done():
-	case <-timeout:
-	case err := <-loopDone:
-		loopDone <- err
-	}
+	waitEnd(ctx, o.Duration, loopDone)
 	return finish(nil)
 }
 

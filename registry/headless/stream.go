@@ -218,20 +218,26 @@ func stream(ctx context.Context, env *Env, w io.Writer, o StreamOptions, header 
 	if o.OnReady != nil {
 		o.OnReady(m)
 	}
+	waitEnd(ctx, o.Duration, pumpDone)
+	return finish(nil)
+}
+
+// waitEnd waits until ctx ends, d passes (0: no limit) or the writer
+// fails (an error on done, a closed pipe: fatal), which it puts back on
+// done for the caller's finish to read.
+func waitEnd(ctx context.Context, d time.Duration, done chan error) {
 	var timeout <-chan time.Time
-	if o.Duration > 0 {
-		t := time.NewTimer(o.Duration)
+	if d > 0 {
+		t := time.NewTimer(d)
 		defer t.Stop()
 		timeout = t.C
 	}
 	select {
 	case <-ctx.Done():
 	case <-timeout:
-	case err := <-pumpDone:
-		// The writer failed (a closed pipe): fatal.
-		pumpDone <- err
+	case err := <-done:
+		done <- err
 	}
-	return finish(nil)
 }
 
 // pump writes events as they come, and the limits reports (reports nil:
