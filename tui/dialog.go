@@ -91,15 +91,63 @@ func (m *Model) updateDialog(msg tea.Msg) tea.Cmd {
 	return cmd
 }
 
-// drawDialog draws the top dialog's rows over the body lines.
-func drawDialog(body, rows []string, x, y, w int) []string {
+// drawDialog draws the top dialog's rows over the body lines, through
+// the model's splice cache.
+func (m *Model) drawDialog(body, rows []string, x, y, w int) []string {
 	out := append([]string(nil), body...)
+	c := &m.cache.splice
+	c.next()
 	for i, d := range rows {
 		if y+i >= 0 && y+i < len(out) {
-			out[y+i] = splice(out[y+i], d, x, w)
+			out[y+i] = c.splice(out[y+i], d, x, w)
 		}
 	}
 	return out
+}
+
+// spliceCache keeps, for the last two frames, what splice made of a
+// body line under a dialog row, and the widths of the dialog rows.
+// Measuring and cutting painted text is what a dialog costs (grapheme
+// by grapheme), while frame to frame most lines only move (the log and
+// the messages scroll by a row) and the dialog rows stay: with the
+// cache a line is cut once for as long as it is on screen. Bounded: an
+// entry not used in the last frame is dropped, so it holds at most two
+// screens of lines.
+type spliceCache struct {
+	cur, prev       map[spliceKey]string
+	widths, widthsP map[string]int
+}
+
+// spliceKey is a body line under a dialog row (itself, its column and
+// the screen's width).
+type spliceKey struct {
+	line, over string
+	x, w       int
+}
+
+// next starts a frame: what the last one did not use is forgotten.
+func (c *spliceCache) next() {
+	c.prev, c.cur = c.cur, make(map[spliceKey]string, len(c.cur))
+	c.widthsP, c.widths = c.widths, make(map[string]int, len(c.widths))
+}
+
+// splice is splice(line, over, x, w), remembered.
+func (c *spliceCache) splice(line, over string, x, w int) string {
+	k := spliceKey{line, over, x, w}
+	if s, ok := c.cur[k]; ok {
+		return s
+	}
+	s, ok := c.prev[k]
+	if !ok {
+		ow, ok := c.widthsP[over]
+		if !ok {
+			ow = ansi.StringWidth(over)
+		}
+		c.widths[over] = ow
+		s = spliceW(line, over, ow, x, w)
+	}
+	c.cur[k] = s
+	return s
 }
 
 // centred places a dialog box of rows in the middle of a w x h body.
@@ -112,7 +160,11 @@ func centred(rows []string, w, h int) ([]string, int, int) {
 
 // splice puts painted text over line at column x.
 func splice(line, over string, x, w int) string {
-	ow := ansi.StringWidth(over)
+	return spliceW(line, over, ansi.StringWidth(over), x, w)
+}
+
+// spliceW is splice with the width of over known.
+func spliceW(line, over string, ow, x, w int) string {
 	left := ansi.Truncate(line, x, "")
 	if lw := ansi.StringWidth(left); lw < x {
 		left += blank(x - lw)

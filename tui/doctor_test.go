@@ -500,3 +500,27 @@ func TestDoctorPrivateChannel(t *testing.T) {
 		Code: "MissingPartition", Message: "Realtime was unable to find the expected messages partition"}}})
 	mustContain(t, m.status.text, "today's partition of realtime.messages is missing: D runs the doctor")
 }
+
+// The splice cache gives what splice gives, frame after frame, as lines
+// scroll under a dialog, and holds no more than the last two frames.
+func TestSpliceCache(t *testing.T) {
+	var c spliceCache
+	lines := make([]string, 60)
+	for i := range lines {
+		lines[i] = "\x1b[1m" + fmt.Sprintf("%-38d", i) + "\x1b[m界"
+	}
+	over := []string{"\x1b[7m" + strings.Repeat("─", 10) + "\x1b[m", "\x1b[7m│ 界 dialog │\x1b[m"}
+	for frame := 0; frame < 40; frame++ {
+		c.next()
+		body := lines[frame : frame+20] // scrolled by a row each frame
+		for i, l := range body {
+			o := over[i%2]
+			if got, want := c.splice(l, o, 3, 40), splice(l, o, 3, 40); got != want {
+				t.Fatalf("frame %d row %d: %q, want %q", frame, i, got, want)
+			}
+		}
+		if len(c.cur)+len(c.prev) > 40 || len(c.widths)+len(c.widthsP) > 4 {
+			t.Fatalf("frame %d: %d+%d lines, %d+%d widths kept", frame, len(c.cur), len(c.prev), len(c.widths), len(c.widthsP))
+		}
+	}
+}

@@ -22,6 +22,7 @@ type cached struct {
 // what changed. The panes cache themselves (paneCache).
 type viewCache struct {
 	header, status, footer cached
+	splice                 spliceCache
 }
 
 // View renders the screen from the cached areas, re-rendering only the
@@ -108,7 +109,7 @@ func (m *Model) Render() string {
 		for i := 0; i < bottomRows; i++ {
 			body = append(body, bottom.row(i))
 		}
-		for _, l := range drawDialog(body, dlg, dx, dy, m.width) {
+		for _, l := range m.drawDialog(body, dlg, dx, dy, m.width) {
 			b.WriteString(l)
 			b.WriteByte('\n')
 		}
