@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"rtm/realtime/server/pgcdc/pgcluster"
 	"rtm/realtime/server/pgrealtime"
 	"rtm/tui"
 )
@@ -19,14 +18,9 @@ import (
 // --jwt: exit 0 when every check passes, 1 on a red one (the fix
 // printed), the token masked; exactly one of --table and --private.
 func TestDoctorPrivateCommand(t *testing.T) {
-	require(t, pgcluster.Available())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cl.Stop() }()
+	cl := startPG(ctx, t)
 	url := cl.URL("postgres")
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {

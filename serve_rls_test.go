@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"rtm/realtime/protocol"
-	"rtm/realtime/server/pgcdc/pgcluster"
 )
 
 // TestServeDBAuthorizesPrivateChannels: with --db, rtm serve creates the
@@ -18,14 +17,9 @@ import (
 // (the role rule would refuse anon everywhere), refusals waiting
 // --authorization-error-delay.
 func TestServeDBAuthorizesPrivateChannels(t *testing.T) {
-	require(t, pgcluster.Available())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cl.Stop() }()
+	cl := startPG(ctx, t)
 	const delay = 200 * time.Millisecond
 	ws, stop, wait := serveAndDial(t, "--db", cl.URL("postgres"), "--authorization-error-delay", delay.String())
 	join := func(ref, topic string) (string, time.Duration) {

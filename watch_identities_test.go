@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"rtm/realtime/server/pgcdc/pgcluster"
 )
 
 // TestWatchIdentitiesRLS: `rtm watch --as alice=… --as bob=…` against
@@ -24,15 +21,10 @@ import (
 // and that bob missed alice's room's broadcast, "refused by a
 // private-channel policy" with the server's reason.
 func TestWatchIdentitiesRLS(t *testing.T) {
-	require(t, pgcluster.Available())
 	noProjectEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cl.Stop() }()
+	cl := startPG(ctx, t)
 	const (
 		secret = "watch-identities-secret-0123456789abcdef012"
 		alice  = "00000000-0000-4000-8000-00000000000a"
@@ -44,14 +36,7 @@ func TestWatchIdentitiesRLS(t *testing.T) {
 		create publication supabase_realtime for table notes;`); err != nil {
 		t.Fatal(err)
 	}
-	sctx, stopServe := context.WithCancel(ctx)
-	defer stopServe()
-	var serveOut lockedBuf
-	serveWait := background(sctx, &serveOut, "serve", "--addr", "127.0.0.1:0", "--log-level", "error", "--db", db,
-		"--jwt-secret", secret, "--authorization-error-delay", "100ms")
-	banner := regexp.MustCompile(`API URL: (http://\S+)\n(?s:.*)anon key: (\S+)\n`)
-	waitFor(t, "the banner", func() bool { return banner.MatchString(serveOut.String()) })
-	m := banner.FindStringSubmatch(serveOut.String())
+	apiURL, anon, stopServe := serveDB(ctx, t, db, "--jwt-secret", secret, "--authorization-error-delay", "100ms")
 	conn, err := pgx.Connect(ctx, db)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +54,7 @@ func TestWatchIdentitiesRLS(t *testing.T) {
 	defer stopWatch()
 	var out lockedBuf
 	room := "broadcast:room:" + alice
-	wait := background(wctx, &out, "watch", "--url", m[1], "--key", m[2], "--jwt-secret", secret,
+	wait := background(wctx, &out, "watch", "--url", apiURL, "--key", anon, "--jwt-secret", secret,
 		"--as", "alice="+alice, "--as", "bob="+bob, "--join", "subscription:notes:*", "--join-private", room,
 		"--compare-window", "1s", "--compare-db", db, "--policy", "fixed:200ms,max=100")
 	type line struct {
@@ -162,9 +147,6 @@ func TestWatchIdentitiesRLS(t *testing.T) {
 		t.Errorf("watch exited %d: %s", code, errs)
 	}
 	stopServe()
-	if code, errs := serveWait(); code != 0 {
-		t.Errorf("serve exited %d: %s", code, errs)
-	}
 }
 
 // Bad identity flags exit 2 with the reason, before anything connects;

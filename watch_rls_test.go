@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"rtm/realtime/server/pgcdc/pgcluster"
 )
 
 // TestWatchPrivateRefusalReason: `rtm watch --private` against `rtm serve
@@ -21,28 +18,16 @@ import (
 // up its error event carries them with the hint, nothing of it masked
 // away; watch keeps running (a refusal is not fatal).
 func TestWatchPrivateRefusalReason(t *testing.T) {
-	require(t, pgcluster.Available())
 	noProjectEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cl.Stop() }()
+	cl := startPG(ctx, t)
 	const (
 		secret = "watch-rls-secret-0123456789abcdef0123456789"
 		alice  = "00000000-0000-4000-8000-00000000000a"
 		bob    = "00000000-0000-4000-8000-00000000000b"
 	)
-	sctx, stopServe := context.WithCancel(ctx)
-	defer stopServe()
-	var serveOut lockedBuf
-	serveWait := background(sctx, &serveOut, "serve", "--addr", "127.0.0.1:0", "--log-level", "error", "--db", cl.URL("postgres"),
-		"--jwt-secret", secret, "--authorization-error-delay", "200ms")
-	banner := regexp.MustCompile(`API URL: (http://\S+)\n(?s:.*)anon key: (\S+)\n`)
-	waitFor(t, "the banner", func() bool { return banner.MatchString(serveOut.String()) })
-	m := banner.FindStringSubmatch(serveOut.String())
+	apiURL, anon, stopServe := serveDB(ctx, t, cl.URL("postgres"), "--jwt-secret", secret, "--authorization-error-delay", "200ms")
 	conn, err := pgx.Connect(ctx, cl.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +44,7 @@ func TestWatchPrivateRefusalReason(t *testing.T) {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var out lockedBuf
-	wait := background(wctx, &out, "watch", "--url", m[1], "--key", m[2], "--jwt-secret", secret, "--as", alice, "--private",
+	wait := background(wctx, &out, "watch", "--url", apiURL, "--key", anon, "--jwt-secret", secret, "--as", alice, "--private",
 		"--join", "broadcast:room:"+alice, "--join-private", "broadcast:room:"+bob, "--policy", "fixed:100ms,max=2",
 		"--types", "channel_state", "--types", "error")
 	type line struct {
@@ -126,7 +111,4 @@ func TestWatchPrivateRefusalReason(t *testing.T) {
 		t.Errorf("watch exited %d: %s", code, errs)
 	}
 	stopServe()
-	if code, errs := serveWait(); code != 0 {
-		t.Errorf("serve exited %d: %s", code, errs)
-	}
 }
