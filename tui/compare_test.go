@@ -15,7 +15,6 @@ import (
 	"rtm/realtime/server"
 	"rtm/realtime/server/pgcdc"
 	"rtm/realtime/server/pgcdc/doctor"
-	"rtm/realtime/server/pgcdc/pgcluster"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
 	"rtm/registry/compare"
@@ -139,19 +138,9 @@ func (r rowChecker) RowVerdict(ctx context.Context, who compare.Identity, schema
 // against 1) and the update bob did not receive, "filtered by RLS" with
 // the doctor's verdict for bob and that row.
 func TestCompareRLS(t *testing.T) {
-	if err := pgcluster.Available(); err != nil {
-		if testing.Short() {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cl.Stop() }()
+	cl := startPG(ctx, t)
 	url := cl.URL("postgres")
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {

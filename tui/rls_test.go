@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"rtm/realtime/server"
-	"rtm/realtime/server/pgcdc/pgcluster"
 	"rtm/realtime/server/pgrealtime"
 	"rtm/realtime/server/servertest"
 	"rtm/registry"
@@ -24,19 +23,9 @@ import (
 // and reason with the hint in the status line, reads "refused" in the
 // channels table, and its Info tab gives the reason and the fix.
 func TestPrivateRefusalShown(t *testing.T) {
-	if err := pgcluster.Available(); err != nil {
-		if testing.Short() {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cl.Stop() }()
+	cl := startPG(ctx, t)
 	db, err := pgrealtime.Open(ctx, pgrealtime.Config{URL: cl.URL("postgres")})
 	if err != nil {
 		t.Fatal(err)
