@@ -9,11 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"rtm/realtime/server/servertest"
 	"rtm/registry"
 	"rtm/registry/compare"
 	"rtm/registry/headless"
-	"rtm/registry/target"
 )
 
 // TestCompareLivePresence: alice, bob and anon join one presence
@@ -24,14 +22,7 @@ import (
 // broadcasts again: exactly that difference, bob missed it, "dropped by
 // a fault".
 func TestCompareLivePresence(t *testing.T) {
-	srv := servertest.New(t)
-	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()),
-		NoDotenv: true, LookupEnv: func(string) (string, bool) { return "", false }},
-		headless.EnvOptions{ReconnectAfter: func(int) time.Duration { return 10 * time.Second }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, _ := testEnvWith(t, 10*time.Second)
 	ctx := testCtx(t)
 	cmp := compare.New(compare.Options{Window: 300 * time.Millisecond})
 	const topic = "presence:room:1"

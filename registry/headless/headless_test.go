@@ -52,11 +52,18 @@ func startEmbedded(t *testing.T, so ...servertest.Option) func() (*headless.Embe
 // a project (URL, key, secret), with the server's faults.
 func testEnv(t *testing.T, so ...servertest.Option) (*headless.Env, *servertest.Server) {
 	t.Helper()
+	return testEnvWith(t, 50*time.Millisecond, so...)
+}
+
+// testEnvWith is testEnv with the socket reconnecting reconnect after a
+// drop.
+func testEnvWith(t *testing.T, reconnect time.Duration, so ...servertest.Option) (*headless.Env, *servertest.Server) {
+	t.Helper()
 	srv := servertest.New(t, so...)
 	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()),
 		NoDotenv: true, LookupEnv: func(string) (string, bool) { return "", false }},
 		headless.EnvOptions{Server: serverControl(t, srv),
-			ReconnectAfter: func(int) time.Duration { return 50 * time.Millisecond }})
+			ReconnectAfter: func(int) time.Duration { return reconnect }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"rtm/realtime/server/servertest"
 	"rtm/registry"
 	"rtm/registry/compare"
 	"rtm/registry/headless"
-	"rtm/registry/target"
 )
 
 // WriteAs puts "identity" first on every line, the big-field lines
@@ -82,14 +80,7 @@ func TestWriterIdentityAndCompare(t *testing.T) {
 // line says anon missed the broadcast, "dropped by a fault"; what both
 // received makes no compare line.
 func TestWatchIdentitiesFault(t *testing.T) {
-	srv := servertest.New(t)
-	env, err := headless.Open(target.Input{URL: srv.URL, Key: srv.AnonKey(), JWTSecret: string(srv.Secret()),
-		NoDotenv: true, LookupEnv: func(string) (string, bool) { return "", false }},
-		headless.EnvOptions{ReconnectAfter: func(int) time.Duration { return 3 * time.Second }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, _ := testEnvWith(t, 3*time.Second)
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	room := registry.MustName(registry.KindBroadcast, "room", "1", "")
