@@ -67,6 +67,23 @@ func newBFDEnv(t *testing.T, policies string, wrap func(server.DatabaseBroadcast
 const readAll = `create policy "authenticated can receive broadcasts" on "realtime"."messages"
 	for select to authenticated using ( true )`
 
+// itemsTrigger is the documented Broadcast from Database trigger on a
+// table public.items, broadcasting the operations ops ("insert or
+// update") to the private topic "items" with broadcast_changes.
+func itemsTrigger(ops string) string {
+	return fmt.Sprintf(`
+		create table public.items (id int primary key, details text);
+		create or replace function public.items_changes() returns trigger
+		security definer set search_path = '' as $$
+		begin
+			perform realtime.broadcast_changes('items', TG_OP, TG_OP, TG_TABLE_NAME, TG_TABLE_SCHEMA, NEW, OLD);
+			return null;
+		end;
+		$$ language plpgsql;
+		create trigger items_broadcast after %s on public.items
+		for each row execute function public.items_changes()`, ops)
+}
+
 // isBroadcast matches a broadcast of event on topic.
 func isBroadcast(topic, event string) func(protocol.Message) bool {
 	return func(m protocol.Message) bool {
@@ -145,17 +162,7 @@ func (e *bfdEnv) user(t *testing.T, sub string) *wsClient {
 // UPDATE and DELETE to the private channel with Supabase's payload.
 func TestBroadcastChangesTrigger(t *testing.T) {
 	t.Parallel()
-	e := newBFDEnv(t, readAll+`;
-		create table public.items (id int primary key, details text);
-		create or replace function public.items_changes() returns trigger
-		security definer set search_path = '' as $$
-		begin
-			perform realtime.broadcast_changes('items', TG_OP, TG_OP, TG_TABLE_NAME, TG_TABLE_SCHEMA, NEW, OLD);
-			return null;
-		end;
-		$$ language plpgsql;
-		create trigger items_broadcast after insert or update or delete on public.items
-		for each row execute function public.items_changes()`, nil)
+	e := newBFDEnv(t, readAll+";"+itemsTrigger("insert or update or delete"), nil)
 	const topic = "realtime:items"
 	c := e.user(t, alice)
 	if _, r := c.join(topic, `{"private":true}`); !strings.Contains(r, `"ok"`) {

@@ -225,17 +225,7 @@ func TestPhoenixTokenRefresh(t *testing.T) {
 // decoding it and the app never sees the row.
 func TestPhoenixBroadcastFromDatabase(t *testing.T) {
 	t.Parallel()
-	e := newBFDEnv(t, readAll+`;
-		create table public.items (id int primary key, details text);
-		create or replace function public.items_changes() returns trigger
-		security definer set search_path = '' as $$
-		begin
-			perform realtime.broadcast_changes('items', TG_OP, TG_OP, TG_TABLE_NAME, TG_TABLE_SCHEMA, NEW, OLD);
-			return null;
-		end;
-		$$ language plpgsql;
-		create trigger items_broadcast after insert or update on public.items
-		for each row execute function public.items_changes()`, nil)
+	e := newBFDEnv(t, readAll+";"+itemsTrigger("insert or update"), nil)
 	p := phoenixJS(t, 2)
 	const topic = "realtime:items"
 	tok := e.srv.UserToken(t, alice, time.Hour, nil)
