@@ -67,8 +67,12 @@ func TestWatchPrivateRefusalReason(t *testing.T) {
 		}
 		return ls
 	}
-	waitFor(t, "the refused join's error event", func() bool {
-		return slices.ContainsFunc(lines(), func(l line) bool { return l.Type == "error" })
+	// The error event and the given-up channel_state come in either
+	// order: wait for both.
+	waitFor(t, "the refused join's error event and its given-up state", func() bool {
+		ls := lines()
+		return slices.ContainsFunc(ls, func(l line) bool { return l.Type == "error" }) &&
+			slices.ContainsFunc(ls, func(l line) bool { return l.Type == "channel_state" && l.Status == "error" })
 	})
 	const reason = "You do not have permissions to read from this Channel topic: broadcast:room:" + bob
 	var sawRetry, sawConnected, sawGaveUp bool
